@@ -1,0 +1,96 @@
+"""Directions in parameter space and their normalization (Li et al. 2018, Sec. 4).
+
+A direction is a flat tensor in a :class:`~lsx.landscape.flat.FlatParams` layout. Random
+directions are drawn from a seeded generator so that (kind, seed, normalization, ignore)
+is enough provenance to redraw them; jobs still store the vectors themselves.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .flat import FlatParams
+
+NORMALIZATIONS = ("filter", "layer", "model", "none")
+IGNORES = ("none", "biasbn")
+
+
+def _check_choice(value: str, valid: Sequence[str], what: str) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+
+
+def apply_ignore(direction: torch.Tensor, flat: FlatParams, ignore: str = "biasbn") -> torch.Tensor:
+    """Zero the direction on biases and norm-layer parameters (and BN buffers) when ``ignore='biasbn'``."""
+    _check_choice(ignore, IGNORES, "ignore policy")
+    if ignore == "none":
+        return direction
+    out = direction.clone()
+    out[flat.mask(["bias", "bn", "buffer"])] = 0
+    return out
+
+
+def normalize_direction(
+    direction: torch.Tensor, theta: torch.Tensor, flat: FlatParams, norm: str = "filter", eps: float = 1e-10
+) -> torch.Tensor:
+    """Scale ``direction`` to the scale of ``theta``.
+
+    - ``filter``: each filter (slice along dim 0 of every weight tensor) gets the norm of θ's
+      filter; 1-D tensors (biases, BN) are scaled as one block, as in Li et al.
+    - ``layer``: each tensor gets the norm of θ's tensor.
+    - ``model``: the whole vector gets ‖θ‖.
+    - ``none``: unchanged.
+    """
+    _check_choice(norm, NORMALIZATIONS, "direction normalization")
+    if direction.shape != theta.shape or direction.numel() != flat.numel:
+        raise ValueError(
+            f"direction of size {direction.numel()} does not match the model's flat size {flat.numel}"
+        )
+    if norm == "none":
+        return direction.clone()
+    if norm == "model":
+        return direction * (theta.norm() / (direction.norm() + eps))
+    out = direction.clone()
+    for e in flat.entries:
+        d = out[e.start : e.stop]
+        t = theta[e.start : e.stop]
+        if norm == "filter" and len(e.shape) > 1:
+            d2 = d.view(e.shape[0], -1)
+            t2 = t.view(e.shape[0], -1)
+            d2.mul_(t2.norm(dim=1, keepdim=True) / (d2.norm(dim=1, keepdim=True) + eps))
+        else:
+            d.mul_(t.norm() / (d.norm() + eps))
+    return out
+
+
+def random_direction(
+    flat: FlatParams,
+    theta: torch.Tensor,
+    seed: int,
+    norm: str = "filter",
+    ignore: str = "biasbn",
+) -> torch.Tensor:
+    """A Gaussian direction drawn from ``seed`` (on CPU, so it is the same on any device), normalized."""
+    g = torch.Generator().manual_seed(int(seed))
+    d = torch.randn(flat.numel, generator=g, dtype=torch.float64).to(theta.dtype).to(theta.device)
+    d = apply_ignore(d, flat, ignore)
+    d = normalize_direction(d, theta, flat, norm)
+    return apply_ignore(d, flat, ignore)
+
+
+def random_unit_direction(numel: int, seed: int, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """A uniformly random unit vector (Gaussian / its norm), reproducible from ``seed``."""
+    g = torch.Generator().manual_seed(int(seed))
+    d = torch.randn(numel, generator=g, dtype=torch.float64)
+    return (d / d.norm()).to(dtype=dtype, device=device)
+
+
+def direction_between(theta_from: torch.Tensor, theta_to: torch.Tensor) -> torch.Tensor:
+    """The vector from one point to another (α=1 reaches ``theta_to``)."""
+    if theta_from.shape != theta_to.shape:
+        raise ValueError(
+            f"the two checkpoints have different flat sizes ({theta_from.numel()} vs {theta_to.numel()}); "
+            "they are not the same architecture"
+        )
+    return theta_to - theta_from
