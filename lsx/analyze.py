@@ -1,0 +1,81 @@
+"""``python -m lsx.analyze analysis=<job> [experiment=...] [scale=cpu]``: run one analysis job.
+
+The job trains what it needs through the training cache, writes its results into a directory
+keyed by its config hash (re-running a finished job is a no-op; a killed one resumes), copies
+results.json into the Hydra run directory for sweep aggregation, and logs to W&B if enabled.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from lsx.app import clean_errors, prepare
+from lsx.config import CONF_DIR
+
+log = logging.getLogger("lsx.analyze")
+
+
+def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    from lsx.jobs import registry  # noqa: F401  (declares the jobs)
+    from lsx.jobs.base import JobContext, get_job, job_key
+    from lsx.tracking.results import is_done, read_results, write_config, write_results
+    from lsx.utils.io import atomic_write_json
+
+    if not c.get("analysis"):
+        from lsx.jobs.base import JOBS
+
+        raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
+    name = c["analysis"]["job"]
+    fn = get_job(name)
+    job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
+    if is_done(job_dir):
+        log.info("job already finished: %s (no-op)", job_dir)
+        results = read_results(job_dir)
+    else:
+        t0 = time.time()
+        out = fn(JobContext(c, job_dir, progress=progress))
+        extra = dict(out.extra)
+        extra["elapsed_s"] = round(time.time() - t0, 3)
+        results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
+        _log_wandb(c, name, job_dir, results)
+    results = dict(results, job_dir=str(job_dir.resolve()))
+    atomic_write_json(run_dir / "results.json", results)
+    (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
+    return results
+
+
+def _log_wandb(c: dict[str, Any], name: str, job_dir: Path, results: dict[str, Any]) -> None:
+    lc = c.get("logger") or {}
+    if lc.get("name") != "wandb":
+        return
+    import wandb
+
+    from lsx.tracking.wandb_setup import finish, init_kwargs
+
+    run = wandb.init(**{k: v for k, v in init_kwargs(lc, f"{name}-{job_dir.name}", name, str(job_dir), c).items() if v is not None})
+    scalars = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
+    images = {k: wandb.Image(str(job_dir / p)) for k, p in results["artifacts"].items() if str(p).endswith(".png")}
+    run.log({**scalars, **images})
+    run.summary.update(scalars)
+    finish()
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@clean_errors
+def main(cfg: DictConfig) -> None:
+    c, run_dir = prepare(cfg)
+    res = run_analysis(c, run_dir)
+    print(f"{res['job']} finished: {res['job_dir']}")
+    print(json.dumps({k: v for k, v in res["metrics"].items() if not isinstance(v, (list, dict))}, indent=1, default=str)[:2000])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Composing configs: Hydra plus the experiment ``scale`` presets, and the training-cache key.
+
+Why the scale re-compose: an experiment file is a paper-scale runbook; its ``scales.<name>``
+list holds the Hydra overrides that shrink it (e.g. ``data=digits``). Group overrides are not
+allowed inside interpolated defaults, so the scale overrides are applied by composing again
+with them placed *before* the user's own overrides (the user still wins).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONFIG_NAME = "config"
+
+# keys of the composed config that determine a training run (the cache key)
+TRAINING_KEYS = ("model", "data", "optimizer", "scheduler", "training", "seed")
+# data options that do not change training (evaluation conveniences)
+_DATA_KEYS_NOT_HASHED = ("eval_batch_size", "num_workers", "landscape_train", "landscape_test", "landscape_seed", "root", "download")
+
+
+def scale_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides the experiment declares for ``cfg.scale`` (empty when none)."""
+    scales = cfg.get("scales") or {}
+    scale = cfg.get("scale", "paper")
+    if scales and scale not in scales and scale != "paper":
+        raise ValueError(f"experiment has no scale {scale!r}; valid scales: paper, {', '.join(scales)}")
+    return [str(o) for o in (scales.get(scale) or [])]
+
+
+def _compose(overrides: Sequence[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(CONFIG_NAME, overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(CONFIG_NAME, overrides=list(overrides))
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose like the command line would, scale presets included (used by tests and tools)."""
+    cfg = _compose(overrides)
+    extra = scale_overrides(cfg)
+    return _compose(extra + list(overrides)) if extra else cfg
+
+
+def apply_scale(cfg: DictConfig) -> DictConfig:
+    """Inside a Hydra app: re-compose with the experiment's scale overrides, keeping hydra's node."""
+    extra = scale_overrides(cfg)
+    if not extra:
+        return cfg
+    from hydra.core.hydra_config import HydraConfig
+
+    user = list(HydraConfig.get().overrides.task)
+    return _compose(extra + user)
+
+
+def to_container(cfg: DictConfig | dict) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
+    """The part of the config that determines a trained model (what the cache is keyed by)."""
+    c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
+    out = {k: c[k] for k in TRAINING_KEYS}
+    out["data"] = {k: v for k, v in out["data"].items() if k not in _DATA_KEYS_NOT_HASHED}
+    trainer = c.get("trainer", {}) or {}
+    if str(trainer.get("strategy", "auto")).startswith("ddp"):
+        out["distributed"] = {"strategy": "ddp", "devices": trainer.get("devices"), "num_nodes": trainer.get("num_nodes", 1)}
+    return out
+
+
+def config_hash(obj: Any) -> str:
+    """Stable SHA-256 of a JSON-able config (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,116 @@
+"""The job framework: a context that gives a job its optima, data and run directory.
+
+A job is a function ``run(ctx) -> JobOutput`` registered under a name. Its directory is keyed
+by a hash of the resolved job config (Dora-style): relaunching a finished job is a no-op, and
+a killed job resumes inside the same directory (its data store skips finished points).
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lsx.config import config_hash
+from lsx.data import LandscapeSubset, TensorDataModule
+
+log = logging.getLogger("lsx.jobs")
+
+JOBS: dict[str, str] = {}  # name -> module path (imported lazily so one job's deps never slow another)
+_FUNCS: dict[str, Callable[["JobContext"], "JobOutput"]] = {}
+
+
+def register_job(name: str) -> Callable[[Callable], Callable]:
+    def deco(fn: Callable[["JobContext"], "JobOutput"]) -> Callable:
+        _FUNCS[name] = fn
+        return fn
+
+    return deco
+
+
+def declare(name: str, module: str) -> None:
+    JOBS[name] = module
+
+
+def get_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
+    if name not in JOBS:
+        raise ValueError(f"unknown analysis job {name!r}; valid jobs: {', '.join(sorted(JOBS))}")
+    importlib.import_module(JOBS[name])
+    return _FUNCS[name]
+
+
+@dataclass
+class JobOutput:
+    """What a job returns: scalar metrics and artifact paths relative to the job directory."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# keys that do not change a job's result (where/how it is logged and run)
+_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales")
+
+
+def job_key(cfg: dict[str, Any]) -> str:
+    return config_hash({k: v for k, v in cfg.items() if k not in _NOT_HASHED})[:12]
+
+
+class JobContext:
+    """Everything a job needs, built lazily from the resolved config."""
+
+    def __init__(self, cfg: dict[str, Any], job_dir: Path, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.job_dir = Path(job_dir)
+        self.job_dir.mkdir(parents=True, exist_ok=True)
+        self.progress = progress
+        self._dm: TensorDataModule | None = None
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        return self.cfg["analysis"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg["seed"])
+
+    # ----------------------------------------------------------------- data
+    def datamodule(self) -> TensorDataModule:
+        if self._dm is None:
+            from lsx.training.runner import build_data
+
+            self._dm = build_data(self.cfg).prepare()
+        return self._dm
+
+    def landscape_subset(self) -> LandscapeSubset:
+        return self.datamodule().landscape_subset()
+
+    # ----------------------------------------------------------------- optima
+    def training_config(self, **overrides: Any) -> dict[str, Any]:
+        """The config of a training run; ``overrides`` replace top-level keys (e.g. seed=3)."""
+        c = dict(self.cfg)
+        c.update(overrides)
+        return c
+
+    def train(self, **overrides: Any):
+        """Train (or fetch from the cache) one run; returns a TrainedRun."""
+        from lsx.training.runner import train
+
+        return train(self.training_config(**overrides), progress=self.progress)
+
+    def optima(self, seeds: list[int] | None = None) -> list:
+        """Independently trained runs, one per seed (default ``optima.seeds``), from the cache."""
+        seeds = list(self.cfg["optima"]["seeds"] if seeds is None else seeds)
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"optima.seeds has duplicates: {seeds}")
+        return [self.train(seed=int(s)) for s in seeds]
+
+    def path(self, name: str) -> Path:
+        return self.job_dir / name
+
+    @staticmethod
+    def torch_threads() -> int:
+        return torch.get_num_threads()

@@ -1,0 +1,46 @@
+"""``python -m lsx.train [overrides]``: train one model (cached by config hash, resumable).
+
+Writes the run directory contract (config.yaml, results.json, learning-curve plot, DONE) and
+points to the cached checkpoints. Sweep ``seed=0,1,2 -m`` to get independent optima.
+"""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from lsx.app import clean_errors, prepare
+from lsx.config import CONF_DIR
+
+
+def run_training_job(cfg: DictConfig) -> dict:
+    from lsx.plots.training import plot_learning_curve
+    from lsx.tracking.results import write_results
+    from lsx.training.runner import train
+
+    c, run_dir = prepare(cfg)
+    run = train(c)
+    if run is None:  # a non-zero DDP rank
+        return {}
+    curve = run.learning_curve()
+    artifacts = {}
+    if curve:
+        plot_learning_curve(curve, run_dir / "learning_curve.png", title=run.run_dir.name)
+        artifacts["learning_curve"] = "learning_curve.png"
+    return write_results(
+        run_dir, "train", c, run.summary, artifacts,
+        extra={"training_run": str(run.run_dir), "config_hash": run.config_hash,
+               "checkpoints": {str(k): str(v) for k, v in run.checkpoints.items()}},
+    )
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@clean_errors
+def main(cfg: DictConfig) -> None:
+    res = run_training_job(cfg)
+    if res:
+        m = res["metrics"]
+        print(f"trained {res['training_run']}: test acc {m.get('test_acc', float('nan')):.4f}, test loss {m.get('test_loss', float('nan')):.4f}")
+
+
+if __name__ == "__main__":
+    main()

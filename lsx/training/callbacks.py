@@ -1,0 +1,93 @@
+"""Callbacks that make training runs self-describing and resumable.
+
+- :class:`EpochCheckpoints` writes lightweight lsx checkpoints at the configured epochs
+  (epoch 0 is the initialization) and a full Lightning ``resume.ckpt`` each epoch, atomically.
+- :class:`LearningCurve` keeps per-epoch metrics in ``metrics.csv`` whatever the logger.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from lsx.utils.io import atomic_path, atomic_write_text
+
+from .checkpoints import save_checkpoint
+
+
+def checkpoint_name(epoch: int) -> str:
+    return f"epoch_{epoch:04d}.pt"
+
+
+class EpochCheckpoints(L.Callback):
+    def __init__(
+        self, run_dir: Path, epochs: set[int], config: dict[str, Any], config_hash: str, data_shape: dict, code_version: str
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.epochs = epochs
+        self.config = config
+        self.config_hash = config_hash
+        self.data_shape = data_shape
+        self.code_version = code_version
+
+    def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        save_checkpoint(
+            self.run_dir / checkpoint_name(epoch), pl_module.model, self.config, self.config_hash, epoch,
+            self.data_shape, metrics, self.code_version,
+        )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if 0 in self.epochs and trainer.current_epoch == 0 and not (self.run_dir / checkpoint_name(0)).exists():
+            self._save(trainer, pl_module, 0)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning 2 runs validation before this hook, so the checkpoint records val metrics too
+        epoch = trainer.current_epoch + 1
+        if epoch in self.epochs:
+            self._save(trainer, pl_module, epoch)
+
+
+class ResumePoint(L.Callback):
+    """Full Lightning state (optimizer, schedule, loops) after every epoch, for resuming."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # save_checkpoint must run on every rank (it may synchronize); only rank 0 writes
+        with atomic_path(self.path) as tmp:
+            trainer.save_checkpoint(tmp)
+
+
+class LearningCurve(L.Callback):
+    FIELDS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr")
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, float]] = []
+        if self.path.exists():
+            with open(self.path) as fh:
+                self.rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        row = {"epoch": float(trainer.current_epoch + 1)}
+        for k in self.FIELDS[1:-1]:
+            if k in m:
+                row[k] = float(m[k])
+        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.FIELDS)
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: ("" if k not in r else (int(r[k]) if k == "epoch" else r[k])) for k in self.FIELDS})
+        atomic_write_text(self.path, buf.getvalue())

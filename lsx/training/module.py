@@ -1,0 +1,59 @@
+"""The LightningModule: a registry model, cross-entropy, the configured optimizer and schedule."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .optim import build_optimizer, build_scheduler
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+class ClassifierModule(L.LightningModule):
+    def __init__(self, model: nn.Module, optimizer_cfg: dict[str, Any], scheduler_cfg: dict[str, Any], epochs: int) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_cfg = optimizer_cfg
+        self.scheduler_cfg = scheduler_cfg
+        self.epochs = int(epochs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        sync = stage != "train"
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=sync, batch_size=len(y))
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=stage != "train", sync_dist=sync, batch_size=len(y))
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self._step(batch, "train")
+        if not math.isfinite(float(loss.detach())):
+            raise NonFiniteLossError(
+                f"training loss became {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step}; "
+                "stopping. The last good checkpoint is kept. Lower optimizer.lr or add training.gradient_clip_val."
+            )
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        opt = build_optimizer(self.optimizer_cfg, self.model.parameters())
+        steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)))
+        sched = build_scheduler(self.scheduler_cfg, opt, steps_per_epoch, self.epochs)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
