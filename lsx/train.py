@@ -43,4 +43,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from lsx.cli_check import exit_on_unknown_keys
+
+    exit_on_unknown_keys()
     main()

@@ -1,0 +1,71 @@
+"""Every experiment (at every scale it declares) and every sweep template composes."""
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from conftest import ROOT, run_module
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+TEMPLATES = sorted(p.stem for p in (ROOT / "multirun_templates").glob("*.yaml"))
+
+
+def _scales(name: str) -> list[str]:
+    text = (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text()
+    scales = (yaml.safe_load(text) or {}).get("scales") or {}
+    return ["paper", *scales]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes_at_every_scale(compose, name):
+    for scale in _scales(name):
+        c = compose(f"experiment={name}", f"scale={scale}")
+        assert c["experiment_name"] != "default", f"{name} must set experiment_name"
+        assert c["model"]["name"] and c["data"]["name"]
+        if c.get("analysis"):
+            from lsx.jobs import registry  # noqa: F401
+            from lsx.jobs.base import JOBS
+
+            assert c["analysis"]["job"] in JOBS
+
+
+def test_experiment_files_are_runbooks():
+    for name in EXPERIMENTS:
+        first = (ROOT / "conf" / "experiment" / f"{name}.yaml").read_text().splitlines()[1]
+        assert first.startswith("#") and len(first) > 10, f"{name}.yaml must start with a docstring comment"
+
+
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_templates_name_only_existing_keys(compose, name):
+    tpl = yaml.safe_load((ROOT / "multirun_templates" / f"{name}.yaml").read_text())
+    base = compose()
+    for key, values in tpl["params"].items():
+        node = OmegaConf.create(base)
+        assert OmegaConf.select(node, key, default="__missing__") != "__missing__", f"{name}: unknown key {key}"
+        for v in str(values).split(","):
+            compose(f"{key}={v}")  # each value composes
+    text = (ROOT / "multirun_templates" / f"{name}.yaml").read_text()
+    assert "usage:" in text
+
+
+def test_template_runs_as_a_multirun(lsx_dirs):
+    out = run_module("lsx.train", "-m", "+sweep=seeds", "seed=0,1", "debug=fast")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("trained ") == 2
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model=alexnet", ["simple_cnn", "resnet20"]),
+        ("data=imagenet", ["digits", "cifar10"]),
+        ("optimizer=rmsprop", ["adam", "sgd"]),
+        ("training.epochz=3", ["epochs"]),
+    ],
+)
+def test_bad_choices_list_valid_ones(lsx_dirs, override, words):
+    out = run_module("lsx.train", override, "debug=fast")
+    assert out.returncode != 0
+    for w in words:
+        assert w in out.stderr, out.stderr[-1500:]
