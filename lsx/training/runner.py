@@ -163,7 +163,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     data_shape = {"in_channels": shape.in_channels, "height": shape.height, "width": shape.width, "num_classes": shape.num_classes}
     model = model_from_config(c["model"], data_shape)
     check_model_fits(model, dm, c["model"]["name"])
-    module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]))
+    module = ClassifierModule(
+        model, c["optimizer"], c["scheduler"], int(training["epochs"]), bool(training.get("channels_last", True))
+    )
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(tcfg, sort_keys=False))
 
     from lsx.tracking.loggers import build_loggers
