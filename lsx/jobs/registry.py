@@ -2,3 +2,9 @@
 from .base import declare
 
 declare("train", "lsx.jobs.train_only")
+declare("surface2d", "lsx.jobs.surface")
+declare("curves1d", "lsx.jobs.curves")
+declare("interpolation", "lsx.jobs.interpolation")
+declare("plane", "lsx.jobs.plane")
+declare("pca_trajectory", "lsx.jobs.pca_trajectory")
+declare("weight_histograms", "lsx.jobs.weight_histograms")

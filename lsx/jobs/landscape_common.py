@@ -1,0 +1,91 @@
+"""Glue between jobs and the landscape engine: checkpoints → model + flat view → evaluated grid.
+
+Kept in one place so every landscape job (surfaces, curves, planes, PCA, connectors, ...)
+evaluates points the same way: the fixed landscape subset, the configured BN policy, the
+resumable HDF5 store and a progress bar.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from lsx.landscape.flat import FlatParams
+from lsx.training.checkpoints import Checkpoint, check_same_architecture
+
+from .base import JobContext
+
+
+@dataclass
+class Point:
+    """A trained model as the landscape sees it."""
+
+    checkpoint: Checkpoint
+    model: torch.nn.Module
+    flat: FlatParams
+    theta: torch.Tensor
+    label: str
+
+
+def load_point(ckpt: Checkpoint, bn: str = "keep", label: str = "") -> Point:
+    model = ckpt.build_model()
+    flat = FlatParams(model, include_buffers=(bn == "states"))
+    return Point(ckpt, model, flat, flat.get(), label or f"{ckpt.model_name} seed {ckpt.config.get('seed')} epoch {ckpt.epoch}")
+
+
+def merged_config(ctx: JobContext, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """The job's config deep-merged with ``overrides`` (e.g. {data: {batch_size: 512}})."""
+    base = {k: v for k, v in ctx.cfg.items() if k not in ("analysis", "hydra")}
+    if not overrides:
+        return dict(base, analysis=ctx.cfg.get("analysis"))
+    merged = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(dict(overrides))), resolve=True)
+    merged["analysis"] = ctx.cfg.get("analysis")
+    return merged
+
+
+def endpoint_checkpoint(ctx: JobContext, spec: dict[str, Any]) -> Checkpoint:
+    """An endpoint spec: {checkpoint: path} or {overrides: {...}, epoch: null} trained via the cache."""
+    from lsx.training.checkpoints import load_checkpoint
+    from lsx.training.runner import train
+
+    if spec.get("checkpoint"):
+        return load_checkpoint(spec["checkpoint"])
+    run = train(merged_config(ctx, spec.get("overrides")), progress=ctx.progress)
+    return run.load(spec.get("epoch"))
+
+
+def same_architecture(ckpts: Sequence[Checkpoint]) -> None:
+    check_same_architecture(list(ckpts))
+
+
+def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int):
+    """The engine's evaluator on this job's fixed landscape subset."""
+    from lsx.landscape.evaluator import Evaluator
+
+    subset = ctx.landscape_subset()
+    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk))
+
+
+def evaluate_points(
+    ctx: JobContext, point: Point, directions: torch.Tensor, coords: np.ndarray, store: str,
+    provenance: dict[str, Any], bn: str = "keep", chunk: int = 256, flush_every: int = 25,
+) -> dict[str, np.ndarray]:
+    """Evaluate θ + coords @ directions at every row of ``coords`` (resumable store under the job dir)."""
+    from lsx.landscape.surface import compute_surface
+
+    evaluator = build_evaluator(ctx, point.model, bn, chunk)
+    return compute_surface(
+        evaluator, point.theta, directions, np.asarray(coords, dtype=np.float64), ctx.path(store),
+        provenance=provenance, config=ctx.analysis, flush_every=int(flush_every), progress=ctx.progress,
+    )
+
+
+def axis(spec: dict[str, Any], name: str) -> np.ndarray:
+    """Coordinates of one axis from {min, max, num}, validated by the engine's grid helpers."""
+    from lsx.landscape.grids import linspace_axis
+
+    return linspace_axis(float(spec["min"]), float(spec["max"]), int(spec["num"]), name=name)
