@@ -20,6 +20,12 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     """Apply scale presets and return (resolved config dict, this job's run directory)."""
     from hydra.core.hydra_config import HydraConfig
 
+    # Lightning's INFO chatter (device tips, weights_only notes) is printed twice under Hydra
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
     cfg = apply_scale(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     c = to_container(cfg)
