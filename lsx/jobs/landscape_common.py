@@ -62,17 +62,17 @@ def same_architecture(ckpts: Sequence[Checkpoint]) -> None:
     check_same_architecture(list(ckpts))
 
 
-def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int):
+def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int | None):
     """The engine's evaluator on this job's fixed landscape subset."""
     from lsx.landscape.evaluator import Evaluator
 
     subset = ctx.landscape_subset()
-    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk))
+    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None)
 
 
 def evaluate_points(
     ctx: JobContext, point: Point, directions: torch.Tensor, coords: np.ndarray, store: str,
-    provenance: dict[str, Any], bn: str = "keep", chunk: int = 256, flush_every: int = 25,
+    provenance: dict[str, Any], bn: str = "keep", chunk: int | None = None, flush_every: int = 25,
 ) -> dict[str, np.ndarray]:
     """Evaluate θ + coords @ directions at every row of ``coords`` (resumable store under the job dir)."""
     from lsx.landscape.surface import compute_surface

@@ -21,6 +21,10 @@ def run(ctx: JobContext) -> JobOutput:
     if a["plot_metric"] not in METRICS:
         raise ValueError(f"analysis.plot_metric {a['plot_metric']!r}; valid: {', '.join(METRICS)}")
     x, y = axis(a["x"], "analysis.x"), axis(a["y"], "analysis.y")
+    extra_metrics = {}
+    if a.get("pretrain_optima"):  # quickstart: train every optimum of optima.seeds (cached) and report them
+        for r in ctx.optima():
+            extra_metrics[f"optimum_seed{r.seed}_test_acc"] = r.summary.get("test_acc")
     ckpt = ctx.train(seed=int(a["target_seed"])).load()
     p = load_point(ckpt, bn=a["bn"])
     dirs = torch.stack([random_direction(p.flat, p.theta, int(s), a["norm"], a["ignore"]) for s in a["direction_seeds"]])
@@ -38,7 +42,7 @@ def run(ctx: JobContext) -> JobOutput:
     metrics = {
         "center_train_loss": float(tl[i0]), "center_test_acc": float(grids["test_acc"][i0]),
         "max_train_loss": float(np.nanmax(tl)), "min_train_loss": float(np.nanmin(tl)),
-        "nan_points": int(np.isnan(tl).sum()), "grid": [len(x), len(y)],
+        "nan_points": int(np.isnan(tl).sum()), "grid": [len(x), len(y)], **extra_metrics,
     }
     arts = {f"plot_{k}": v.name for k, v in views.items()}
     arts.update(data="surface.h5", grid="surface_grid.npz")

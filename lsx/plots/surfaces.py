@@ -62,6 +62,7 @@ def plot_curves(xs, curves: Sequence[np.ndarray], labels: Sequence[str], path: P
 def plot_surface_views(
     x: np.ndarray, y: np.ndarray, values: np.ndarray, out_dir: Path, stem: str, label: str = "train loss",
     log: bool = False, points: dict[str, tuple[float, float]] | None = None, levels: int = 30,
+    xlabel: str = "α (direction 1)", ylabel: str = "β (direction 2)",
 ) -> dict[str, Path]:
     """Contour, filled contour, heatmap and 3D surface of ``values[i_y, i_x]``; returns name → path."""
     values = np.asarray(values, dtype=float)
@@ -75,6 +76,8 @@ def plot_surface_views(
     lv = np.linspace(np.nanmin(v), np.nanmax(v), levels) if finite.any() and np.nanmax(v) > np.nanmin(v) else levels
 
     def mark(ax):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         for name, (px, py) in (points or {}).items():
             ax.plot(px, py, "k*", ms=9)
             ax.annotate(name, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
