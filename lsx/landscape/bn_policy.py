@@ -28,7 +28,8 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 @torch.no_grad()
 def reestimate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
-    """Exact (cumulative-average) BN statistics of the current weights over ``batches``; ends in eval mode."""
+    """BN statistics of the current weights: the cumulative average over ``batches`` (exact for one batch
+    or equal-sized ones, as the evaluator's chunks are); ends in eval mode."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
