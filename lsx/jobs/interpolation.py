@@ -16,6 +16,7 @@ def run(ctx: JobContext) -> JobOutput:
     if len(a["endpoints"]) != 2:
         raise ValueError(f"analysis.endpoints needs exactly 2 entries, got {len(a['endpoints'])}")
     alphas = axis(a["alpha"], "analysis.alpha")
+    alphas = np.union1d(alphas, [0.0, 1.0]) if alphas[0] <= 0 and alphas[-1] >= 1 else alphas  # the endpoints themselves
     ca, cb = (endpoint_checkpoint(ctx, e) for e in a["endpoints"])
     same_architecture([ca, cb])
     pa, pb = load_point(ca, a["bn"]), load_point(cb, a["bn"])

@@ -77,8 +77,18 @@ class Evaluator:
         return out
 
     def evaluate_at(self, theta: torch.Tensor) -> dict[str, float]:
-        """Metrics at one flat point; the model keeps θ afterwards (callers restore it)."""
+        """Metrics at one flat point; the model keeps θ afterwards (callers restore it).
+
+        With the ``states`` policy, running variances extrapolated below zero (beyond the end
+        points of a path) are clamped to 0: a negative variance has no meaning and would make
+        every such point NaN.
+        """
         self.flat.set_(theta)
+        if self.bn_policy == "states":
+            with torch.no_grad():
+                for m in self.model.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_var is not None:
+                        m.running_var.clamp_(min=0)
         return self._metrics_here()
 
     @torch.inference_mode()
