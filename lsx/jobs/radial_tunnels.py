@@ -1,0 +1,51 @@
+"""``analysis=radial_tunnels``: the training loss on the plane of three optima at several epochs (Fort Fig. 2)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from lsx.plots.common import save_figure
+
+from .base import JobContext, JobOutput, register_job
+from .landscape_common import evaluate_points, load_point, same_architecture
+from .plane import plane_basis
+
+
+@register_job("radial_tunnels")
+def run(ctx: JobContext) -> JobOutput:
+    a = ctx.analysis
+    seeds = [int(s) for s in a["seeds"]]
+    if len(seeds) != 3 or len(set(seeds)) != 3:
+        raise ValueError(f"analysis.seeds must be 3 different training seeds, got {seeds}")
+    runs = ctx.optima(seeds)
+    epochs = [int(e) for e in a["epochs"]]
+    missing = sorted({e for e in epochs for r in runs if e not in r.checkpoints})
+    if missing:
+        raise ValueError(f"epochs {missing} are not saved by the training runs (saved: {sorted(runs[0].checkpoints)}); "
+                         "add them to training.checkpoint_epochs")
+    n = int(a["num"])
+    fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False)
+    metrics = {}
+    for ax, e in zip(axes[0], epochs):
+        ckpts = [r.load(e) for r in runs]
+        same_architecture(ckpts)
+        pts = [load_point(c, a["bn"]) for c in ckpts]
+        basis, pos = plane_basis(*(p.theta for p in pts))
+        lo, hi = pos.min(0), pos.max(0)
+        pad = float(a["margin"]) * (hi - lo).max()
+        x, y = np.linspace(lo[0] - pad, hi[0] + pad, n), np.linspace(lo[1] - pad, hi[1] + pad, n)
+        X, Y = np.meshgrid(x, y)
+        prov = {"kind": "plane_of_three", "epoch": e, "checkpoints": [str(c.path) for c in ckpts], "bn": a["bn"]}
+        res = evaluate_points(ctx, pts[0], basis, np.stack([X.ravel(), Y.ravel()], 1), f"plane_epoch{e}.h5", prov,
+                              a["bn"], a.get("chunk"), a["flush_every"])
+        loss = np.asarray(res["train_loss"]).reshape(n, n)
+        cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=25, cmap="viridis")
+        fig.colorbar(cf, ax=ax, label="log10 train loss")
+        ax.plot(pos[:, 0], pos[:, 1], "r*", ms=10)
+        radius = float(np.linalg.norm(pts[0].theta.double().numpy()))
+        ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
+        metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
+        metrics[f"epoch{e}_radius"] = radius
+        metrics[f"epoch{e}_max_loss"] = float(np.nanmax(loss))
+    save_figure(fig, ctx.path("radial_tunnels.png"))
+    return JobOutput(metrics, {"plot": "radial_tunnels.png"})

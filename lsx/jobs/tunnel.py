@@ -1,0 +1,64 @@
+"""``analysis=tunnel_width``: angular width of the low-loss tunnel around an optimum (Fort Sec. 4.4).
+
+Sweep it over learning rate, L2, dropout or batch size with the multirun templates, then
+``python -m lsx.aggregate <sweep_dir>`` draws width vs hyperparameter (Fort Fig. 5).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lsx.landscape.evaluator import Evaluator
+from lsx.landscape.tunnel import tunnel_width
+
+from .base import JobContext, JobOutput, register_job
+from .landscape_common import load_point
+
+
+@register_job("tunnel_width")
+def run(ctx: JobContext) -> JobOutput:
+    a = ctx.analysis
+    if a["ignore"] not in ("none", "biasbn"):
+        raise ValueError(f"analysis.ignore {a['ignore']!r}; valid: none, biasbn")
+    run_ = ctx.train(seed=int(a["target_seed"]))
+    p = load_point(run_.load())
+    subset = ctx.landscape_subset()
+    ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"))
+    theta = ev.flat.get()
+    mask = ev.flat.mask(["weight"]) if a["ignore"] == "biasbn" else None
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=int(a["num_directions"]), desc="tunnel directions", disable=not ctx.progress, leave=False)
+    calls = {"n": 0}
+
+    def loss(th):
+        calls["n"] += 1
+        return ev.evaluate_at(th)["train_loss"]
+
+    res = tunnel_width(
+        loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
+        a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask,
+    )
+    bar.close()
+    ev.flat.set_(theta)
+    np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
+    _plot(res, ctx)
+    metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
+                   train_test_acc=run_.summary.get("test_acc"))
+    return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"})
+
+
+def _plot(res, ctx: JobContext) -> None:
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ok = np.isfinite(res.angular)
+    ax.hist(res.angular[ok], bins=max(5, ok.sum() // 2))
+    ax.axvline(res.summary["width_mean"], color="k", ls="--", label=f"mean {res.summary['width_mean']:.3g}")
+    ax.set_xlabel("angular width  r / ‖θ‖")
+    ax.set_ylabel("directions")
+    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}), {ok.sum()}/{len(ok)} reached", fontsize=9)
+    ax.legend(fontsize=8)
+    save_figure(fig, ctx.path("tunnel_widths.png"))
