@@ -43,18 +43,35 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
     return {"summary": summary, "plots": plots, "rows": rows, "swept": xs}
 
 
+def log_to_wandb(sweep_dir: Path, out: dict) -> None:
+    """One W&B run of job_type 'aggregate' holding the summary table and the figures."""
+    import wandb
+
+    from lsx.tracking.wandb_setup import finish, wandb_mode
+
+    run = wandb.init(project="lsx", name=f"aggregate-{sweep_dir.name}", job_type="aggregate", dir=str(sweep_dir),
+                     mode=wandb_mode(), reinit="finish_previous")
+    cols = sorted({k for r in out["rows"] for k in r})
+    run.log({"summary": wandb.Table(columns=cols, data=[[str(r.get(c, "")) for c in cols] for r in out["rows"]]),
+             **{p.stem: wandb.Image(str(p)) for p in out["plots"]}})
+    finish()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep_dir", type=Path)
     ap.add_argument("--x", action="append", help="swept key(s) for the x axis (default: every key that varies)")
     ap.add_argument("--y", action="append", help="metric(s) to plot (default: all scalar metrics)")
     ap.add_argument("--linear-x", action="store_true")
+    ap.add_argument("--wandb", action="store_true", help="also log summary table and figures to W&B (offline without a key)")
     args = ap.parse_args(argv)
     try:
         out = aggregate(args.sweep_dir, args.x, args.y, not args.linear_x)
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
+    if args.wandb:
+        log_to_wandb(args.sweep_dir, out)
     print(f"{len(out['rows'])} jobs → {out['summary']}")
     for p in out["plots"]:
         print(f"  {p}")

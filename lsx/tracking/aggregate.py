@@ -52,6 +52,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         rows.append(row)
     if not rows:
         raise ValueError(f"no finished jobs (results.json + DONE) under {sweep_dir}")
+    if len(rows) < 2:
+        raise ValueError(
+            f"the sweep under {sweep_dir} has a single finished job; aggregation needs at least two points "
+            "(sweep a hyperparameter with -m, e.g. +sweep=lr)"
+        )
     return rows
 
 
