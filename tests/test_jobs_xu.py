@@ -1,0 +1,58 @@
+"""Xu et al.: curve classification on analytic curves; Hessian and taxonomy jobs end to end."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_module
+from lsx.landscape.curves import classify_curve
+from lsx.landscape.stationary import count_stationary_points
+
+LAM = np.linspace(-1, 1, 41)
+
+
+@pytest.mark.parametrize(
+    "y, kind",
+    [
+        (LAM**2, "v-basin"),
+        (LAM + 2, "v-side"),
+        ((LAM**2 - 0.25) ** 2, "w-peak"),                      # the point sits on the peak between two basins
+        ((LAM - 0.1) ** 2 * (LAM + 0.7) ** 2, "w-basin"),  # two basins, the point inside one
+        (np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
+        (-(LAM**2), "other"),
+    ],
+)
+def test_classifier_on_analytic_curves(y, kind):
+    assert classify_curve(LAM, y) == kind
+
+
+def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
+    y = LAM**4 + 1e-5 * (-1.0) ** np.arange(len(LAM))
+    assert classify_curve(LAM, y) == "v-basin"
+    assert count_stationary_points(y) > 1
+    with pytest.raises(ValueError, match="same length"):
+        classify_curve(LAM, y[:-1])
+
+
+def _result(out, job):
+    d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
+    return json.loads((d / "results.json").read_text()), d
+
+
+def test_hessian_and_taxonomy_jobs(lsx_dirs):
+    cache, out = lsx_dirs
+    tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16")
+    r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=3", "analysis.trace_samples=5",
+                   "analysis.slq_probes=2", "analysis.slq_steps=10", "analysis.num_examples=64")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "hessian")
+    m = res["metrics"]
+    assert m["lambda_max"] >= max(m["top_eigenvalues"]) - 1e-9 and len(m["top_eigenvalues"]) == 3
+    assert m["lambda_min"] <= m["lambda_max"] and (d / "hessian_spectrum.png").exists()
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", *tiny, "training.epochs=2", "training.checkpoint_epochs=[0,1]",
+                   "analysis.epoch=1", "analysis.num=9", "analysis.hessian_examples=64")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "curve_taxonomy")
+    assert set(res["metrics"]["type_gaussian"].split()) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
+    r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
+    assert r.returncode == 2 and "parameter count" in r.stderr
