@@ -20,7 +20,7 @@ from scipy.signal import find_peaks
 CURVE_TYPES = ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
 
 
-def extrema(y: np.ndarray, rel_prominence: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+def extrema(y: np.ndarray, rel_prominence: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
     """Indices of interior minima and maxima whose prominence is ≥ rel_prominence · (max − min)."""
     y = np.asarray(y, dtype=float)
     finite = y[np.isfinite(y)]
@@ -36,7 +36,7 @@ def extrema(y: np.ndarray, rel_prominence: float = 0.02) -> tuple[np.ndarray, np
     return minima, maxima
 
 
-def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float = 0.02) -> str:
+def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float = 0.005) -> str:
     """One of :data:`CURVE_TYPES` for the curve L(θ + λd) sampled at ``lams``."""
     lams = np.asarray(lams, dtype=float)
     losses = np.asarray(losses, dtype=float)
