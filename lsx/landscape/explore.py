@@ -311,11 +311,16 @@ class LandscapeExploration:
 
 
 def connect_with_autoneb(minima: Sequence[torch.Tensor], loss_fn, schedule, **autoneb_kwargs) -> ConnectFn:
-    """A ``connect(i, j)`` that runs AutoNEB between minima i and j and returns (saddle energy, MEP)."""
+    """A ``connect(i, j)`` that runs AutoNEB between minima i and j and returns (path energy, MEP).
+
+    The energy is the max over the pivots *and* the points between them (``MEP.dense_max_energy``):
+    the highest loss actually met along the stored piecewise linear path, so the tree's bounds hold for
+    paths one can walk; the pivots' max alone underestimates it when pivots straddle the saddle.
+    """
     from .autoneb import auto_neb
 
     def connect(i: int, j: int):
         mep = auto_neb(loss_fn, minima[i], minima[j], schedule, **autoneb_kwargs)
-        return mep.saddle_energy, mep
+        return mep.dense_max_energy, mep
 
     return connect
