@@ -1,0 +1,46 @@
+"""Fort & Jastrzebski connectors and the toy wedges, as jobs (the core is tested in test_landscape_*)."""
+import json
+
+from conftest import run_module
+
+TINY = ("debug=fast", "trainer.progress_bar=false", "data.landscape_train=64", "data.landscape_test=64",
+        "analysis.hessian_examples=64", "analysis.short_directions.k_max=3", "analysis.batch_size=32")
+
+
+def _result(out, job):
+    d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
+    return json.loads((d / "results.json").read_text()), d
+
+
+def test_toy_wedges_job_shows_the_threshold(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=toy_wedges", "analysis.pairs=[[20,5]]", "analysis.trials=4",
+                   "analysis.dim_offsets=[-6,6]", "analysis.steps=400", "analysis.connector_steps=100", "analysis.radial_directions=4")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "toy_wedges")
+    m = res["metrics"]
+    assert m["D20_n5_success_below"] == 0.0 and m["D20_n5_success_above"] == 1.0
+    assert m["tunnel_max_loss_connector"] < 0.1 * m["tunnel_max_loss_linear"]
+    assert (d / "hyperplane_success.png").exists()
+
+
+def test_connector_and_mconnector_jobs(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=connector", *TINY, "analysis.num_segments=3", "analysis.steps=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "connector")
+    m = res["metrics"]
+    assert m["max_constraint_residual"] < 1e-3 and len(m["short_directions_along_path"]) == 4
+    assert (d / "connector.png").exists()
+    r = run_module("lsx.analyze", "analysis=mconnector", *TINY, "optima.seeds=[0,1,2]", "analysis.m=2", "analysis.steps=5",
+                   "analysis.num_samples=1")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "mconnector")
+    assert res["metrics"]["m"] == 2 and len(res["metrics"]["short_directions_vs_m"]) == 2
+
+
+def test_connector_bad_inputs(lsx_dirs):
+    r = run_module("lsx.analyze", "analysis=mconnector", *TINY, "optima.seeds=[0,1]", "analysis.m=3")
+    assert r.returncode == 2 and "needs m+1=4 optima" in r.stderr
+    r = run_module("lsx.analyze", "analysis=connector", *TINY, "analysis.seeds=[0,0]")
+    assert r.returncode == 2 and "two different" in r.stderr
