@@ -18,7 +18,12 @@ LossFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def hvp_function(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """v ↦ (H + l2·I) v at θ; the gradient graph is built once and reused for every product."""
+    """v ↦ (H + l2·I) v at θ; the gradient graph is built once and reused for every product.
+
+    Denormal floats are flushed to zero (process-wide): near a converged optimum the double
+    backward is full of ~1e-40 values, and x86 denormal arithmetic made each product ~100x slower.
+    """
+    torch.set_flush_denormal(True)
     th = theta.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss_fn(th), th, create_graph=True)
 
@@ -86,7 +91,7 @@ def count_short_directions(loss_fn: LossFn, theta: torch.Tensor, threshold: floa
     """
     k = min(8, k_max)
     while True:
-        res = top_eigenpairs(loss_fn, theta, k, "LA", tol=1e-6, seed=seed)
+        res = top_eigenpairs(loss_fn, theta, k, "LA", tol=1e-3, seed=seed)  # counting above a threshold needs no more
         count = int((res.values > threshold).sum())
         if count < k or k >= k_max:
             return count
