@@ -22,24 +22,34 @@ def plane_basis(t0: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> tuple[t
     return torch.stack([u, v]), pos
 
 
+def three_seeds(seeds) -> list[int]:
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != 3 or len(set(seeds)) != 3:
+        raise ValueError(f"analysis.seeds must be 3 different training seeds, got {seeds}")
+    return seeds
+
+
+def plane_grid(pos: np.ndarray, margin: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Axes around the three projected points (``margin`` × their extent beyond them) and the point list."""
+    if n < 2:
+        raise ValueError(f"analysis.num must be >= 2, got {n}")
+    lo, hi = pos.min(0), pos.max(0)
+    pad = float(margin) * (hi - lo).max()
+    x, y = np.linspace(lo[0] - pad, hi[0] + pad, n), np.linspace(lo[1] - pad, hi[1] + pad, n)
+    X, Y = np.meshgrid(x, y)
+    return x, y, np.stack([X.ravel(), Y.ravel()], 1)
+
+
 @register_job("plane")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    seeds = [int(s) for s in a["seeds"]]
-    if len(seeds) != 3 or len(set(seeds)) != 3:
-        raise ValueError(f"analysis.seeds must be 3 different training seeds, got {seeds}")
+    seeds = three_seeds(a["seeds"])
     ckpts = [r.load() for r in ctx.optima(seeds)]
     same_architecture(ckpts)
     pts = [load_point(c, a["bn"]) for c in ckpts]
     basis, pos = plane_basis(*(p.theta for p in pts))
-    lo, hi = pos.min(0), pos.max(0)
-    pad = float(a["margin"]) * (hi - lo).max()
     n = int(a["num"])
-    if n < 2:
-        raise ValueError(f"analysis.num must be >= 2, got {n}")
-    x, y = np.linspace(lo[0] - pad, hi[0] + pad, n), np.linspace(lo[1] - pad, hi[1] + pad, n)
-    X, Y = np.meshgrid(x, y)
-    coords = np.stack([X.ravel(), Y.ravel()], 1)
+    x, y, coords = plane_grid(pos, a["margin"], n)
     prov = {"kind": "plane_of_three", "checkpoints": [str(c.path) for c in ckpts], "positions": pos.tolist(), "bn": a["bn"]}
     res = evaluate_points(ctx, pts[0], basis, coords, "plane.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(n, n) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}

@@ -8,15 +8,13 @@ from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, same_architecture
-from .plane import plane_basis
+from .plane import plane_basis, plane_grid, three_seeds
 
 
 @register_job("radial_tunnels")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    seeds = [int(s) for s in a["seeds"]]
-    if len(seeds) != 3 or len(set(seeds)) != 3:
-        raise ValueError(f"analysis.seeds must be 3 different training seeds, got {seeds}")
+    seeds = three_seeds(a["seeds"])
     runs = ctx.optima(seeds)
     epochs = [int(e) for e in a["epochs"]]
     missing = sorted({e for e in epochs for r in runs if e not in r.checkpoints})
@@ -31,12 +29,10 @@ def run(ctx: JobContext) -> JobOutput:
         same_architecture(ckpts)
         pts = [load_point(c, a["bn"]) for c in ckpts]
         basis, pos = plane_basis(*(p.theta for p in pts))
-        lo, hi = pos.min(0), pos.max(0)
-        pad = float(a["margin"]) * (hi - lo).max()
-        x, y = np.linspace(lo[0] - pad, hi[0] + pad, n), np.linspace(lo[1] - pad, hi[1] + pad, n)
+        x, y, coords = plane_grid(pos, a["margin"], n)
         X, Y = np.meshgrid(x, y)
         prov = {"kind": "plane_of_three", "epoch": e, "checkpoints": [str(c.path) for c in ckpts], "bn": a["bn"]}
-        res = evaluate_points(ctx, pts[0], basis, np.stack([X.ravel(), Y.ravel()], 1), f"plane_epoch{e}.h5", prov,
+        res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov,
                               a["bn"], a.get("chunk"), a["flush_every"])
         loss = np.asarray(res["train_loss"]).reshape(n, n)
         cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=25, cmap="viridis")
