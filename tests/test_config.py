@@ -69,3 +69,10 @@ def test_bad_choices_list_valid_ones(lsx_dirs, override, words):
     assert out.returncode != 0
     for w in words:
         assert w in out.stderr, out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("launcher, target", [("slurm", "SlurmLauncher"), ("joblib_local", "JoblibLauncher")])
+def test_launcher_configs_compose(lsx_dirs, launcher, target):
+    out = run_module("lsx.train", "debug=fast", f"hydra/launcher={launcher}", "--cfg", "hydra")
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert target in out.stdout
