@@ -56,3 +56,16 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     assert set(res["metrics"]["type_gaussian"].split()) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
     assert r.returncode == 2 and "parameter count" in r.stderr
+
+
+def test_surface_from_two_direction_kinds(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=surface_kinds", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "analysis.x.num=4", "analysis.y.num=3", "analysis.hessian_examples=64")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "surface_kinds")
+    import numpy as np
+
+    assert np.load(d / "surface_grid.npz")["train_loss"].shape == (3, 4)
+    r = run_module("lsx.analyze", "analysis=surface_kinds", "debug=fast", "analysis.x_kind=sideways")
+    assert r.returncode == 2 and "valid: gaussian" in r.stderr

@@ -1,0 +1,44 @@
+"""``analysis=surface_kinds``: a 2D surface spanned by any two of Xu et al.'s direction kinds
+(e.g. P.E. × N.E. shows a saddle; Gaussian × independent checkpoint the "bottom of a wine bottle")."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lsx.landscape.grids import grid_points
+from lsx.plots.surfaces import plot_surface_views
+
+from .base import JobContext, JobOutput, register_job
+from .curve_taxonomy import KINDS, _direction
+from .landscape_common import axis, evaluate_points, load_point
+
+
+@register_job("surface_kinds")
+def run(ctx: JobContext) -> JobOutput:
+    a = ctx.analysis
+    kinds = [a["x_kind"], a["y_kind"]]
+    bad = [k for k in kinds if k not in KINDS]
+    if bad:
+        raise ValueError(f"unknown direction kinds {bad}; valid: {', '.join(KINDS)}")
+    x, y = axis(a["x"], "analysis.x"), axis(a["y"], "analysis.y")
+    run_ = ctx.train(seed=int(a["target_seed"]))
+    epochs = sorted(run_.checkpoints)
+    epoch = int(a["epoch"]) if a.get("epoch") is not None else epochs[-1]
+    p = load_point(run_.load(epoch), a["bn"])
+    later = None
+    if "later_checkpoint" in kinds:
+        after = [e for e in epochs if e > epoch]
+        if not after:
+            raise ValueError(f"'later_checkpoint' needs a checkpoint after epoch {epoch}; saved: {epochs}")
+        later = load_point(run_.load(after[-1]), a["bn"])
+    pairs = [_direction(k, ctx, a, p, run_, later) for k in kinds]
+    dirs = torch.stack([d for d, _ in pairs])
+    prov = {"directions": [{"kind": k, **m} for k, (_, m) in zip(kinds, pairs)], "epoch": epoch, "bn": a["bn"]}
+    res = evaluate_points(ctx, p, dirs, grid_points(x, y), "surface.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
+    loss = np.asarray(res["train_loss"]).reshape(len(y), len(x))
+    views = plot_surface_views(x, y, loss, ctx.job_dir, "surface", "train loss", log=bool(a["log_scale"]),
+                               points={"θ": (0.0, 0.0)}, xlabel=f"λ ({kinds[0]})", ylabel=f"μ ({kinds[1]})")
+    np.savez(ctx.path("surface_grid.npz"), x=x, y=y, train_loss=loss, test_loss=np.asarray(res["test_loss"]).reshape(len(y), len(x)))
+    arts = {f"plot_{k}": v.name for k, v in views.items()} | {"data": "surface.h5", "grid": "surface_grid.npz"}
+    return JobOutput({"min_train_loss": float(np.nanmin(loss)), "max_train_loss": float(np.nanmax(loss)),
+                      "center_train_loss": float(loss[np.abs(y).argmin(), np.abs(x).argmin()])}, arts)
