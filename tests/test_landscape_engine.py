@@ -1,5 +1,5 @@
-"""The landscape engine against naive references: exact metrics, restore, BN, resume, sharding."""
-import os
+"""The landscape evaluator against naive per-point references: exact metrics, restore, BN policies, NaN, sharding."""
+import copy
 import socket
 
 import numpy as np
@@ -12,188 +12,297 @@ from lsx.landscape.bn_policy import reestimate_bn
 from lsx.landscape.directions import random_direction
 from lsx.landscape.evaluator import Evaluator
 from lsx.landscape.flat import FlatParams
-from lsx.landscape.grids import grid_points, linspace_axis
-from lsx.landscape.pca import trajectory_pca
-from lsx.landscape.storage import StoreMismatch, load_store
+from lsx.landscape.grids import grid2d, line
+from lsx.landscape.storage import load_store
 from lsx.landscape.surface import compute_surface
 
 
-def tiny_bn_net(seed=0):
+def tiny_bn_net(seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Flatten(), nn.Linear(4 * 6 * 6, 3),
+    )
+    with torch.no_grad():  # non-trivial running statistics, as a trained θ* has
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return net.to(dtype).eval()
 
 
-def data(n=40, seed=1):
+def tiny_mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.Tanh(), nn.Linear(8, 3)).double().eval()
+
+
+def data(n=40, seed=1, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 1, 6, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+    return torch.randn(n, 1, 6, 6, generator=g, dtype=dtype), torch.randint(0, 3, (n,), generator=g)
 
 
-def naive(model, theta, x, y):
-    """Reference: copy the point into a fresh model via state_dict and evaluate in one batch."""
-    m = tiny_bn_net()
-    m.load_state_dict(model.state_dict())
-    FlatParams(m).set_(theta)
+def set_by_state_dict(model, theta, with_buffers=False):
+    """Naive placement of a flat point: a fresh deep copy whose state dict is rebuilt name by name."""
+    m = copy.deepcopy(model)
+    layout = FlatParams(m, include_buffers=with_buffers).entries
+    sd = m.state_dict()
+    for e in layout:
+        sd[e.name] = theta[e.start : e.stop].reshape(e.shape).clone()
+    m.load_state_dict(sd)
+    return m.eval()
+
+
+def naive_metrics(model, theta, x, y, with_buffers=False, upbn_batches=None):
+    m = set_by_state_dict(model, theta, with_buffers)
+    if upbn_batches is not None:  # torch's own cumulative average (momentum=None) over equal-size batches
+        for b in m.modules():
+            if isinstance(b, nn.BatchNorm2d):
+                b.reset_running_stats()
+                b.momentum = None
+        m.train()
+        with torch.no_grad():
+            for xb in upbn_batches:
+                m(xb)
+        m.eval()
     with torch.no_grad():
-        out = m.eval()(x)
-    return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+        out = m(x)
+    return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).double().mean()), out.argmax(1)
 
 
-def test_evaluator_matches_naive_reference_on_non_square_grid():
-    model, (x, y), (tx, ty) = tiny_bn_net(), data(), data(30, 2)
+def setup(k=2, model=None, seed0=1):
+    model = model if model is not None else tiny_bn_net()
     flat = FlatParams(model)
     theta0 = flat.get()
-    dirs = torch.stack([random_direction(flat, theta0, s) for s in (1, 2)])
-    xs, ys = linspace_axis(-1, 1, 5), linspace_axis(-0.5, 0.5, 3)
-    coords = grid_points(xs, ys)
-    ev = Evaluator(model, train=(x, y), test=(tx, ty), chunk_size=7)
-    res = ev.evaluate(theta0, dirs, coords)
-    for i, c in enumerate(coords):
-        point = theta0 + float(c[0]) * dirs[0] + float(c[1]) * dirs[1]
-        loss, acc = naive(model, point, x, y)
-        assert res["train_loss"][i] == pytest.approx(loss, rel=1e-5, abs=1e-6)
+    dirs = torch.stack([random_direction(flat, theta0, seed0 + s) for s in range(k)])
+    return model, flat, theta0, dirs
+
+
+def test_evaluator_matches_naive_reference_on_non_square_2d_grid():
+    model, flat, theta0, dirs = setup(2)
+    (x, y), (tx, ty) = data(), data(30, 2)
+    reference = copy.deepcopy(model)
+    grid = grid2d((-1, 1, 5), (-0.5, 0.5, 3))
+    ev = Evaluator(model, train=(x, y), test=(tx, ty), chunk_size=7)  # 40 = 5·7 + 5: a ragged last chunk
+    res = ev.evaluate(theta0, dirs, grid)
+    assert set(res) == {"train_loss", "train_acc", "test_loss", "test_acc"}
+    for i, c in enumerate(grid.points):
+        point = theta0 + c[0] * dirs[0] + c[1] * dirs[1]
+        loss, acc, _ = naive_metrics(reference, point, x, y)
+        assert res["train_loss"][i] == pytest.approx(loss, rel=1e-10)
         assert res["train_acc"][i] == pytest.approx(acc)
-        assert res["test_loss"][i] == pytest.approx(naive(model, point, tx, ty)[0], rel=1e-5, abs=1e-6)
-    grid = res["train_loss"].reshape(len(ys), len(xs))
-    # row i_y=0 holds y=-0.5: its middle column (x=0) is the point θ0 − 0.5·d2
-    loss_mid = naive(model, theta0 - 0.5 * dirs[1], x, y)[0]
-    assert grid[0, 2] == pytest.approx(loss_mid, rel=1e-5)
+        tloss, tacc, _ = naive_metrics(reference, point, tx, ty)
+        assert res["test_loss"][i] == pytest.approx(tloss, rel=1e-10)
+        assert res["test_acc"][i] == pytest.approx(tacc)
+    # layout values[i_y, i_x]: 3 rows (y) x 5 columns (x); row 0 is y=-0.5, column 4 is x=+1
+    values = grid.reshape(res["train_loss"])
+    assert values.shape == (3, 5)
+    corner = naive_metrics(reference, theta0 + 1.0 * dirs[0] - 0.5 * dirs[1], x, y)[0]
+    assert values[0, 4] == pytest.approx(corner, rel=1e-10)
+    assert values[1, 2] == pytest.approx(naive_metrics(reference, theta0, x, y)[0], rel=1e-10)  # the centre
     assert torch.equal(flat.get(), theta0)  # θ0 restored
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b)  # BN buffers untouched too
 
 
-def test_ignore_biasbn_and_filter_normalization():
-    model = tiny_bn_net()
+def test_evaluator_matches_naive_reference_on_1d_line_with_zero_endpoint():
+    model, flat, theta0, dirs = setup(1)
+    x, y = data()
+    reference = copy.deepcopy(model)
+    alphas = line(0.0, 1.0, 6, "alpha")  # an interpolation-style range starting at 0
+    res = Evaluator(model, train=(x, y), chunk_size=16).evaluate(theta0, dirs, alphas)
+    assert res["train_loss"].shape == (6,)
+    for i, a in enumerate(alphas.x):
+        assert res["train_loss"][i] == pytest.approx(naive_metrics(reference, theta0 + a * dirs[0], x, y)[0], rel=1e-10)
+    assert res["train_loss"][0] == pytest.approx(naive_metrics(reference, theta0, x, y)[0], rel=1e-10)
+
+
+def test_float32_engine_agrees_with_float64_reference():
+    model = tiny_bn_net(dtype=torch.float32)
     flat = FlatParams(model)
-    theta = flat.get()
-    d = random_direction(flat, theta, 3, norm="filter", ignore="biasbn")
-    assert torch.all(d[flat.mask(["bias", "bn"])] == 0)
+    theta0 = flat.get()
+    d = random_direction(flat, theta0, 7)
+    x, y = data(dtype=torch.float32)
+    res = Evaluator(copy.deepcopy(model), (x, y)).evaluate(theta0, [d], [[-0.7], [0.3]])
+    for i, a in enumerate([-0.7, 0.3]):
+        ref = naive_metrics(tiny_bn_net(), (theta0.double() + a * d.double()), x.double(), y)[0]
+        assert res["train_loss"][i] == pytest.approx(ref, rel=1e-5)
+
+
+def test_indices_subset_leaves_other_points_nan_and_calls_back():
+    model, flat, theta0, dirs = setup(2)
+    x, y = data()
+    seen, ticks = [], []
+    res = Evaluator(model, (x, y)).evaluate(
+        theta0, dirs, grid2d((-1, 1, 3), (-1, 1, 3)), indices=[0, 4, 8],
+        on_point=lambda i, m: seen.append(i), progress=lambda done, total: ticks.append((done, total)),
+    )
+    assert seen == [0, 4, 8] and ticks == [(1, 3), (2, 3), (3, 3)]
+    assert np.isfinite(res["train_loss"][[0, 4, 8]]).all() and np.isnan(np.delete(res["train_loss"], [0, 4, 8])).all()
+
+
+def test_ignore_biasbn_directions_are_zero_on_biases_and_bn():
+    model, flat, theta0, dirs = setup(2)
+    skipped = flat.mask(["bias", "bn"])
+    assert skipped.sum() == 4 + 4 + 4 + 4 + 3 + 8  # conv biases, BN weight+bias ×2 layers, linear bias
+    for d in dirs:
+        assert torch.all(d[skipped] == 0) and torch.all(d[~skipped] != 0)
     e = flat.entries[0]
-    rows = d[e.start : e.stop].view(e.shape[0], -1).norm(dim=1)
-    assert torch.allclose(rows, theta[e.start : e.stop].view(e.shape[0], -1).norm(dim=1), rtol=1e-5)
-    with pytest.raises(ValueError, match="valid: filter, layer, model, none"):
-        random_direction(flat, theta, 0, norm="weird")
+    rows = dirs[0][e.start : e.stop].view(e.shape[0], -1).norm(dim=1)
+    assert torch.allclose(rows, theta0[e.start : e.stop].view(e.shape[0], -1).norm(dim=1), rtol=1e-10)
+    states = FlatParams(model, include_buffers=True)
+    d = random_direction(states, states.get(), 3, ignore="biasbn")
+    assert torch.all(d[states.mask(["buffer"])] == 0)
 
 
-def test_upbn_statistics_are_exact_batch_statistics():
+def test_upbn_statistics_are_the_exact_batch_statistics():
     model = tiny_bn_net()
     x, _ = data(64)
-    reestimate_bn(model, [x])
     with torch.no_grad():
-        act = model[0](x)
+        act = model[0](x)  # input of the first BN layer: independent of any BN statistics
     bn = model[1]
-    assert torch.allclose(bn.running_mean, act.mean((0, 2, 3)), atol=1e-6)
-    assert torch.allclose(bn.running_var, act.var((0, 2, 3), unbiased=True), rtol=1e-4)
-    assert not model.training
-    reestimate_bn(model, [x[:32], x[32:]])  # equal chunks: the mean is still exact (cumulative average of batches)
-    assert torch.allclose(bn.running_mean, act.mean((0, 2, 3)), atol=1e-6)
+    reestimate_bn(model, [x])
+    assert torch.allclose(bn.running_mean, act.mean((0, 2, 3)), rtol=0, atol=1e-12)
+    assert torch.allclose(bn.running_var, act.var((0, 2, 3), unbiased=True), rtol=1e-12)
+    assert not model.training and bn.momentum == 0.1
+    # unequal batches: the mean is still the exact mean over all examples; the variance is the
+    # size-weighted mean of the per-batch unbiased variances
+    reestimate_bn(model, [x[:40], x[40:]])
+    assert torch.allclose(bn.running_mean, act.mean((0, 2, 3)), rtol=0, atol=1e-12)
+    v = (40 * act[:40].var((0, 2, 3)) + 24 * act[40:].var((0, 2, 3))) / 64
+    assert torch.allclose(bn.running_var, v, rtol=1e-12)
 
 
-def test_bn_policies_differ_and_states_moves_buffers():
-    model, (x, y) = tiny_bn_net(), data()
-    flat = FlatParams(model)
-    d = random_direction(flat, flat.get(), 5)
-    keep = Evaluator(model, (x, y), bn_policy="keep").evaluate(flat.get(), d, [[0.5]])["train_loss"][0]
-    up = Evaluator(model, (x, y), bn_policy="upbn").evaluate(flat.get(), d, [[0.5]])["train_loss"][0]
-    assert keep != pytest.approx(up)
-    ev = Evaluator(tiny_bn_net(), (x, y), bn_policy="states")
-    assert ev.flat.numel == flat.numel + 8  # running mean and var of 4 channels
+def test_upbn_matches_naive_reestimation_per_point_and_restores_buffers():
+    model, flat, theta0, dirs = setup(1)
+    x, y = data(40)
+    reference = copy.deepcopy(model)
+    ev = Evaluator(model, (x, y), bn_policy="upbn", chunk_size=8)  # 5 equal UpBN batches
+    coords = [[-0.5], [0.0], [0.8]]
+    res = ev.evaluate(theta0, dirs, coords)
+    batches = [x[i : i + 8] for i in range(0, 40, 8)]
+    for i, (a,) in enumerate(coords):
+        ref = naive_metrics(reference, theta0 + a * dirs[0], x, y, upbn_batches=batches)[0]
+        assert res["train_loss"][i] == pytest.approx(ref, rel=1e-9)
+    keep = Evaluator(copy.deepcopy(reference), (x, y), bn_policy="keep").evaluate(theta0, dirs, coords)
+    assert not np.allclose(keep["train_loss"], res["train_loss"])
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+        assert torch.equal(a, b)  # θ*'s running statistics are back after UpBN overwrote them
+
+
+def test_states_policy_moves_running_statistics_with_the_direction():
+    model = tiny_bn_net()
+    x, y = data()
+    reference = copy.deepcopy(model)
+    ev = Evaluator(model, (x, y), bn_policy="states")
+    assert ev.flat.numel == FlatParams(model).numel + 16  # running mean and var of 2 layers x 4 channels
+    theta0 = ev.flat.get()
+    d = torch.zeros_like(theta0)
+    d[ev.flat.mask(["buffer"])] = torch.linspace(0.1, 0.5, 16, dtype=torch.float64)  # move only the statistics
+    res = ev.evaluate(theta0, d, [[0.0], [1.0]])
+    assert res["train_loss"][0] == pytest.approx(naive_metrics(reference, theta0, x, y, with_buffers=True)[0], rel=1e-10)
+    assert res["train_loss"][1] == pytest.approx(naive_metrics(reference, theta0 + d, x, y, with_buffers=True)[0], rel=1e-10)
+    assert res["train_loss"][0] != pytest.approx(res["train_loss"][1])
     with pytest.raises(ValueError, match="do not match the model"):
-        ev.evaluate(flat.get(), d, [[0.5]])
+        ev.evaluate(FlatParams(model).get(), FlatParams(model).get(), [[0.5]])  # parameters-only layout
 
 
-def test_nan_far_points_are_kept_not_raised():
-    model, (x, y) = tiny_bn_net(), data()
-    flat = FlatParams(model)
-    d = torch.full((flat.numel,), 1e38)
-    res = Evaluator(model, (x, y)).evaluate(flat.get(), d, [[0.0], [1e10]])
-    assert np.isfinite(res["train_loss"][0]) and not np.isfinite(res["train_loss"][1])
+@pytest.mark.parametrize("policy", ["keep", "upbn", "states"])
+def test_model_without_batchnorm_gives_the_same_result_under_every_policy(policy):
+    model, flat, theta0, dirs = setup(2, model=tiny_mlp())
+    x, y = data()
+    ref = Evaluator(copy.deepcopy(model), (x, y)).evaluate(theta0, dirs, grid2d((-1, 1, 3), (-1, 1, 2)))
+    res = Evaluator(model, (x, y), bn_policy=policy).evaluate(theta0, dirs, grid2d((-1, 1, 3), (-1, 1, 2)))
+    np.testing.assert_array_equal(res["train_loss"], ref["train_loss"])
 
 
-def test_store_resumes_without_recomputing_and_refuses_mismatch(tmp_path):
-    model, (x, y) = tiny_bn_net(), data()
-    flat = FlatParams(model)
-    theta0 = flat.get()
-    d = random_direction(flat, theta0, 1)[None]
-    coords = linspace_axis(-1, 1, 9)[:, None]
-    path = tmp_path / "s.h5"
-    full = Evaluator(model, (x, y)).evaluate(theta0, d, coords)
-
-    ev = Evaluator(model, (x, y), chunk_size=100)
-    calls = {"n": 0}
-    original = ev.evaluate_at
-
-    def dying(theta):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise RuntimeError("killed")
-        return original(theta)
-
-    ev.evaluate_at = dying
-    with pytest.raises(RuntimeError):
-        compute_surface(ev, theta0, d, coords, path, {"kind": "t"}, {"a": 1}, flush_every=2)
+def test_far_points_give_nan_or_inf_not_an_exception():
+    model, flat, theta0, _ = setup(1)
+    x, y = data()
+    d = torch.full((flat.numel,), 1e300, dtype=torch.float64)
+    res = Evaluator(model, (x, y), test=data(10, 3)).evaluate(theta0, d, [[0.0], [1e10], [1.0]])
+    assert np.isfinite(res["train_loss"][0])
+    assert not np.isfinite(res["train_loss"][1]) and not np.isfinite(res["test_loss"][1])
+    assert 0.0 <= res["train_acc"][1] <= 1.0
     assert torch.equal(flat.get(), theta0)
-    partial = load_store(path)
-    assert 0 < partial["done"].sum() < 9
-    ev2 = Evaluator(model, (x, y))
-    res = compute_surface(ev2, theta0, d, coords, path, {"kind": "t"}, {"a": 1})
-    assert ev2.forward_passes == 9 - int(partial["done"].sum())  # one chunk per remaining point
-    np.testing.assert_allclose(res["train_loss"], full["train_loss"], rtol=1e-6)
-    assert not list(tmp_path.glob("*.tmp"))
-    ev3 = Evaluator(model, (x, y))
-    compute_surface(ev3, theta0, d, coords, path, {"kind": "t"}, {"a": 1})
-    assert ev3.forward_passes == 0  # finished store: no-op
-    with pytest.raises(StoreMismatch, match="refusing to mix"):
-        compute_surface(ev3, theta0, d, coords[:5], path, {"kind": "t"}, {"a": 1})
-    stored = load_store(path)
-    assert stored["provenance"] == {"kind": "t"} and stored["directions"].shape == (1, flat.numel)
 
 
-def test_grid_validation():
-    with pytest.raises(ValueError, match="num must be >= 1"):
-        linspace_axis(-1, 1, 0, "analysis.x")
-    with pytest.raises(ValueError, match="empty range"):
-        linspace_axis(1, 1, 5)
-    assert linspace_axis(0, 1, 3).tolist() == [0, 0.5, 1]
+def test_predict_and_evaluate_at():
+    model, flat, theta0, dirs = setup(1)
+    (x, y), (tx, ty) = data(), data(30, 2)
+    reference = copy.deepcopy(model)
+    ev = Evaluator(model, (x, y), test=(tx, ty), chunk_size=9)
+    point = theta0 + 0.4 * dirs[0]
+    labels = ev.predict(point)
+    assert labels.shape == (30,) and torch.equal(labels, naive_metrics(reference, point, tx, ty)[2])
+    assert torch.equal(flat.get(), theta0)  # predict restores by default
+    assert torch.equal(ev.predict(split="train"), naive_metrics(reference, theta0, x, y)[2])
+    m = ev.evaluate_at(point, splits=("train",), restore=True)
+    assert set(m) == {"train_loss", "train_acc"} and torch.equal(flat.get(), theta0)
+    m2 = ev.evaluate_at(point)
+    assert m2["train_loss"] == m["train_loss"] and torch.equal(flat.get(), point)  # kept θ, as documented
+    with pytest.raises(ValueError, match="unknown split"):
+        ev.evaluate_at(point, splits=("val",))
 
 
-def test_pca_recovers_plane_and_off_plane_distance():
-    model = nn.Linear(50, 1, bias=False)
-    flat = FlatParams(model)
-    g = torch.Generator().manual_seed(0)
-    u, v, w = torch.linalg.qr(torch.randn(50, 3, generator=g, dtype=torch.float64))[0].T
-    t = torch.linspace(0, 1, 8, dtype=torch.float64)
-    traj = (3 * t[:, None] * u + torch.sin(3 * t)[:, None] * v).float()
-    pca = trajectory_pca(traj, flat)
-    assert pca.explained_variance_ratio[:2].sum() == pytest.approx(1.0, abs=1e-5)
-    assert np.max(pca.off_plane_distance) < 1e-5
-    traj2 = traj + 0.5 * (t[:, None] * (1 - t[:, None]) * w).float()
-    assert np.max(trajectory_pca(traj2, flat).off_plane_distance) > 1e-3
+def test_bad_inputs_are_refused_with_clear_errors():
+    model, flat, theta0, dirs = setup(2)
+    x, y = data()
+    ev = Evaluator(model, (x, y))
+    with pytest.raises(ValueError, match="one column per direction"):
+        ev.evaluate(theta0, dirs, [[0.1, 0.2, 0.3]])
+    with pytest.raises(ValueError, match="out of range"):
+        ev.evaluate(theta0, dirs, [[0.1, 0.2]], indices=[3])
+    with pytest.raises(ValueError, match="unknown BN policy"):
+        Evaluator(model, (x, y), bn_policy="recompute")
+    with pytest.raises(ValueError, match="same non-zero number"):
+        Evaluator(model, (x, y[:5]))
 
 
+# ---------------------------------------------------------------------- sharding over 2 processes
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _worker(rank, world, port, out):
+def _shard_worker(rank, world, port, out_dir):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    torch.set_num_threads(1)
-    model, (x, y) = tiny_bn_net(), data()
-    flat = FlatParams(model)
-    d = random_direction(flat, flat.get(), 1)[None]
-    res = Evaluator(model, (x, y)).evaluate(flat.get(), d, linspace_axis(-1, 1, 7)[:, None])
-    if rank == 0:
-        np.save(out, res["train_loss"])
-    dist.destroy_process_group()
+    try:
+        torch.set_num_threads(1)
+        model, flat, theta0, dirs = setup(2)
+        ev = Evaluator(model, data(), test=data(30, 2), bn_policy="upbn", chunk_size=10)
+        grid = grid2d((-1, 1, 4), (-0.5, 0.5, 3))
+        res = ev.evaluate(theta0, dirs, grid)
+        part = ev.evaluate(theta0, dirs, grid, indices=[1, 2, 5, 7, 11])
+        passes = ev.forward_passes
+        surf = compute_surface(ev, theta0, dirs, grid, f"{out_dir}/surface.h5", {"kind": "test"}, {"x": 1}, flush_every=2)
+        np.savez(f"{out_dir}/rank{rank}.npz", passes=passes, restored=torch.equal(flat.get(), theta0),
+                 **{f"full_{k}": v for k, v in res.items()}, **{f"part_{k}": v for k, v in part.items()},
+                 **{f"surf_{k}": v for k, v in surf.items()})
+    finally:
+        dist.destroy_process_group()
 
 
 def test_sharded_evaluation_on_two_processes_equals_single_process(tmp_path):
-    out = str(tmp_path / "r.npy")
-    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), out), nprocs=2, join=True)
-    model, (x, y) = tiny_bn_net(), data()
-    flat = FlatParams(model)
-    d = random_direction(flat, flat.get(), 1)[None]
-    single = Evaluator(model, (x, y)).evaluate(flat.get(), d, linspace_axis(-1, 1, 7)[:, None])["train_loss"]
-    np.testing.assert_allclose(np.load(out), single, rtol=1e-6)
+    torch.multiprocessing.spawn(_shard_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    model, flat, theta0, dirs = setup(2)
+    ev = Evaluator(model, data(), test=data(30, 2), bn_policy="upbn", chunk_size=10)
+    grid = grid2d((-1, 1, 4), (-0.5, 0.5, 3))
+    single = ev.evaluate(theta0, dirs, grid)
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in range(2)]
+    for r in ranks:
+        assert bool(r["restored"])
+        for k, v in single.items():
+            np.testing.assert_allclose(r[f"full_{k}"], v, rtol=1e-12)  # every rank holds every point
+            np.testing.assert_allclose(r[f"surf_{k}"], grid.reshape(v), rtol=1e-12)
+            expect = np.full(12, np.nan)
+            expect[[1, 2, 5, 7, 11]] = v[[1, 2, 5, 7, 11]]
+            np.testing.assert_allclose(r[f"part_{k}"], expect, rtol=1e-12)
+    # each rank evaluated only its share: 6 + 3 (or 2) points x (4 train + 3 test) chunks
+    assert sorted(int(r["passes"]) for r in ranks) == [(6 + 2) * 7, (6 + 3) * 7]
+    stored = load_store(tmp_path / "surface.h5")
+    assert stored.complete and not list(tmp_path.glob("*.tmp"))
+    np.testing.assert_allclose(stored.shaped("test_loss"), grid.reshape(single["test_loss"]), rtol=1e-12)

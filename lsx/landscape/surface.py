@@ -1,14 +1,20 @@
-"""Resumable evaluation of a list of points into a job's store (what landscape jobs call)."""
+"""Resumable evaluation of a list of points into a job's store (what landscape jobs call).
+
+A relaunched job opens its store, evaluates only the points not done (none when the store is
+complete), and flushes every ``flush_every`` points or ``flush_seconds``. Under torch.distributed
+every rank evaluates a strided share of each block of missing points; the block's results are
+merged on all ranks and rank 0 writes the store, so a killed multi-process job also resumes.
+"""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .evaluator import Evaluator, _dist_rank_world
+from .evaluator import Evaluator, Progress, _progress_fn, dist_rank_world
+from .grids import Grid, as_grid
 from .storage import PointStore
 
 
@@ -16,39 +22,75 @@ def compute_surface(
     evaluator: Evaluator,
     theta0: torch.Tensor,
     directions: torch.Tensor,
-    coords: np.ndarray,
+    coords: np.ndarray | Grid,
     store_path: str | Path,
     provenance: dict[str, Any],
     config: dict[str, Any],
     flush_every: int = 25,
     flush_seconds: float = 30.0,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> dict[str, np.ndarray]:
-    """Metrics at θ0 + coords @ directions; points already in the store are not re-evaluated.
+    """Metrics at θ0 + coords @ directions, resumed from and saved to ``store_path``.
 
-    Flushes the store every ``flush_every`` points or ``flush_seconds`` (single process), so a
-    killed job loses at most that much work. With torch.distributed each rank evaluates a share
-    and rank 0 writes the merged store.
+    ``coords`` is a :class:`~lsx.landscape.grids.Grid` (results come back shaped like it: (len(x),) for
+    a line, values[i_y, i_x] for a 2D grid) or a (P, K) array (results of shape (P,)). ``provenance``
+    (direction kind, seeds, normalization, ignore, source checkpoints...) is stored as attributes of the
+    directions, ``config`` as JSON; a store made with other coordinates, directions, θ0 or config is
+    refused (:class:`~lsx.landscape.storage.StoreMismatch`). Points already done are not re-evaluated.
     """
-    dirs = directions if directions.dim() == 2 else directions[None]
-    store = PointStore(store_path, coords, dirs.detach().cpu().numpy(), evaluator.metric_names, provenance, config)
-    if store.complete:
-        return dict(store.metrics)
-    rank, world = _dist_rank_world()
-    state = {"n": 0, "t": time.time()}
+    grid = as_grid(coords)
+    dirs = evaluator.check_directions(theta0, directions)
+    rank, world = dist_rank_world()
+    store = PointStore(
+        store_path, grid, dirs.detach().cpu().numpy(), evaluator.metric_names, provenance, config,
+        theta0=theta0.detach().cpu().numpy(), layout=evaluator.flat.layout(),
+        flush_every=flush_every, flush_seconds=flush_seconds,
+    )
+    if world > 1:
+        _agree_on_done(store)
+    if not store.complete:
+        if world == 1:
+            _run_single(evaluator, theta0, dirs, grid, store, progress)
+        else:
+            _run_sharded(evaluator, theta0, dirs, grid, store, progress, rank, world)
+    if world > 1:
+        torch.distributed.barrier()  # the store is on disk before any rank moves on
+    return {k: grid.reshape(v.copy()) for k, v in store.metrics.items()}
 
+
+def _run_single(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress) -> None:
     def on_point(i: int, m: dict[str, float]) -> None:
         store.record(i, m)
-        state["n"] += 1
-        if world == 1 and (state["n"] % max(1, flush_every) == 0 or time.time() - state["t"] > flush_seconds):
-            store.flush()
-            state["t"] = time.time()
+        store.maybe_flush()
 
+    try:
+        evaluator.evaluate(theta0, dirs, grid, indices=store.missing, on_point=on_point, progress=progress)
+    finally:
+        if store.unflushed:  # keep what was computed before an error or interrupt
+            store.flush()
+
+
+def _run_sharded(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress, rank: int, world: int) -> None:
     missing = store.missing
-    res = evaluator.evaluate(theta0, dirs, store.coords, indices=missing, on_point=on_point, progress=progress)
-    if world > 1:
-        for i in missing:
+    block = store.flush_every * world
+    tick = _progress_fn(progress, len(missing), rank)
+    for start in range(0, len(missing), block):
+        idx = missing[start : start + block]
+        res = evaluator.evaluate(theta0, dirs, grid, indices=idx)
+        for i in idx:
             store.record(i, {k: float(v[i]) for k, v in res.items()})
+        if rank == 0:
+            store.maybe_flush()
+        tick(min(start + block, len(missing)))
+    tick(None)
     if rank == 0:
         store.flush()
-    return dict(store.metrics)
+
+
+def _agree_on_done(store: PointStore) -> None:
+    """All ranks take rank 0's view of what is done (they read the same file; this makes it certain)."""
+    done = torch.as_tensor(store.done.astype(np.uint8))
+    if torch.distributed.get_backend() == "nccl":
+        done = done.cuda()
+    torch.distributed.broadcast(done, src=0)
+    store.done = done.cpu().numpy().astype(bool)
