@@ -69,3 +69,14 @@ def test_surface_from_two_direction_kinds(lsx_dirs):
     assert np.load(d / "surface_grid.npz")["train_loss"].shape == (3, 4)
     r = run_module("lsx.analyze", "analysis=surface_kinds", "debug=fast", "analysis.x_kind=sideways")
     assert r.returncode == 2 and "valid: gaussian" in r.stderr
+
+
+def test_xu_theory_job(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=xu_theory", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "analysis.num_examples=64", "analysis.num_directions=20", "analysis.samples=5",
+                   "analysis.trace_samples=5", "analysis.num=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "xu_theory")
+    m = res["metrics"]
+    assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
