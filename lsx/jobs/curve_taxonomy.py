@@ -41,13 +41,16 @@ def _direction(kind, ctx, a, p, run_, later):
     return normalize_direction(full, p.theta, p.flat, norm), {"normalization": norm}
 
 
-@register_job("curve_taxonomy")
-def run(ctx: JobContext) -> JobOutput:
-    a = ctx.analysis
-    kinds = list(a["directions"])
+def check_kinds(kinds: list[str]) -> list[str]:
     bad = [k for k in kinds if k not in KINDS]
     if bad or not kinds:
         raise ValueError(f"unknown direction kinds {bad}; valid: {', '.join(KINDS)}")
+    return kinds
+
+
+def study_point(ctx: JobContext, kinds: list[str]):
+    """(run, epoch, point at analysis.epoch, the run's last later checkpoint when a kind needs it)."""
+    a = ctx.analysis
     run_ = ctx.train(seed=int(a["target_seed"]))
     epochs = sorted(run_.checkpoints)
     epoch = int(a["epoch"]) if a.get("epoch") is not None else epochs[-1]
@@ -59,6 +62,14 @@ def run(ctx: JobContext) -> JobOutput:
             raise ValueError(f"'later_checkpoint' needs a checkpoint after epoch {epoch}; saved: {epochs} "
                              "(set analysis.epoch to an earlier saved epoch)")
         later = load_point(run_.load(after[-1]), a["bn"])
+    return run_, epoch, p, later
+
+
+@register_job("curve_taxonomy")
+def run(ctx: JobContext) -> JobOutput:
+    a = ctx.analysis
+    kinds = check_kinds(list(a["directions"]))
+    run_, epoch, p, later = study_point(ctx, kinds)
     dirs, prov = [], []
     for k in kinds:
         d, meta = _direction(k, ctx, a, p, run_, later)

@@ -9,28 +9,16 @@ from lsx.landscape.grids import grid_points
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .curve_taxonomy import KINDS, _direction
-from .landscape_common import axis, evaluate_points, load_point
+from .curve_taxonomy import _direction, check_kinds, study_point
+from .landscape_common import axis, evaluate_points
 
 
 @register_job("surface_kinds")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    kinds = [a["x_kind"], a["y_kind"]]
-    bad = [k for k in kinds if k not in KINDS]
-    if bad:
-        raise ValueError(f"unknown direction kinds {bad}; valid: {', '.join(KINDS)}")
+    kinds = check_kinds([a["x_kind"], a["y_kind"]])
     x, y = axis(a["x"], "analysis.x"), axis(a["y"], "analysis.y")
-    run_ = ctx.train(seed=int(a["target_seed"]))
-    epochs = sorted(run_.checkpoints)
-    epoch = int(a["epoch"]) if a.get("epoch") is not None else epochs[-1]
-    p = load_point(run_.load(epoch), a["bn"])
-    later = None
-    if "later_checkpoint" in kinds:
-        after = [e for e in epochs if e > epoch]
-        if not after:
-            raise ValueError(f"'later_checkpoint' needs a checkpoint after epoch {epoch}; saved: {epochs}")
-        later = load_point(run_.load(after[-1]), a["bn"])
+    run_, epoch, p, later = study_point(ctx, kinds)
     pairs = [_direction(k, ctx, a, p, run_, later) for k in kinds]
     dirs = torch.stack([d for d, _ in pairs])
     prov = {"directions": [{"kind": k, **m} for k, (_, m) in zip(kinds, pairs)], "epoch": epoch, "bn": a["bn"]}
