@@ -19,7 +19,8 @@ LAM = np.linspace(-1, 1, 41)
         ((LAM**2 - 0.25) ** 2, "w-peak"),                      # the point sits on the peak between two basins
         ((LAM - 0.1) ** 2 * (LAM + 0.7) ** 2, "w-basin"),  # two basins, the point inside one
         (np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (-(LAM**2), "other"),
+        (-(LAM**2), "w-peak"),                                 # basins beyond the window's ends
+        (-((LAM - 0.8) ** 2), "other"),                        # a peak, but not at the point
     ],
 )
 def test_classifier_on_analytic_curves(y, kind):
@@ -80,3 +81,13 @@ def test_xu_theory_job(lsx_dirs):
     res, d = _result(out, "xu_theory")
     m = res["metrics"]
     assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
+
+
+def test_mining_job(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=mining", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "analysis.num_examples=64", "analysis.steps=5", "analysis.num=11")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "mining")
+    assert res["metrics"]["w_peak_type_after"] in ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
+    assert (d / "mining.png").exists()

@@ -7,8 +7,10 @@ float noise on a flat bottom does not create spurious basins (scipy.signal.find_
 - two minima with a maximum between them: **w-peak** when that maximum is the extremum closest
   to λ=0 (the point sits on the peak between two basins), else **w-basin** (two basins, e.g.
   the path to an independently trained checkpoint);
+- a single maximum closest to λ=0 and no interior minimum: **w-peak** as well (the two basins lie at
+  or beyond the ends of the window);
 - three or more minima: **vvv-basin**;
-- anything else (e.g. a single maximum): **other**.
+- anything else (e.g. a single maximum away from λ=0): **other**.
 Strict counting without tolerance (as in Xu et al.'s stationary points) is
 :func:`lsx.landscape.stationary.count_stationary_points`.
 """
@@ -49,10 +51,13 @@ def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float =
         return "v-basin"
     if len(mins) >= 3:
         return "vvv-basin"
+    centre = int(np.argmin(np.abs(lams)))
+    if len(mins) == 0 and len(maxs) == 1:
+        lo, hi = centre - max(1, len(lams) // 10), centre + max(1, len(lams) // 10)
+        return "w-peak" if lo <= maxs[0] <= hi else "other"
     if len(mins) == 2 and len(maxs) >= 1:
         between = [m for m in maxs if mins[0] < m < mins[1]]
         if between:
-            centre = int(np.argmin(np.abs(lams)))
             closest = min(list(mins) + list(maxs), key=lambda i: abs(i - centre))
             return "w-peak" if closest in between else "w-basin"
     return "other"

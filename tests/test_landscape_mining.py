@@ -1,0 +1,34 @@
+"""Mining algorithms on toy landscapes where the intended curve shape exists."""
+import math
+
+import pytest
+import torch
+
+from lsx.landscape.mining import mine_vvv_basin, mine_w_peak
+
+
+def test_w_peak_mining_turns_towards_the_double_well_axis():
+    # L(x, y, z...) = (y² − 1)² + Σ x_i²: θ = 0 is a peak between the basins y = ±1 along y only
+    def f(t):
+        return (t[1] ** 2 - 1) ** 2 + (t[0] ** 2 + (t[2:] ** 2).sum())
+
+    theta = torch.zeros(6, dtype=torch.float64)
+    init = torch.tensor([1.0, 0.3, 0.5, -0.4, 0.2, 0.1], dtype=torch.float64)
+    init = init / init.norm() * 1.2
+    res = mine_w_peak(f, theta, init, scale=1.2, steps=300, lr=0.2, seed=0)
+    assert res.type_before != "w-peak" and res.type_after == "w-peak"
+    assert abs(float(res.direction[1])) / float(res.direction.norm()) > 0.9
+
+
+def test_vvv_basin_mining_finds_periodic_basins():
+    def f(t):
+        return torch.sin(math.pi * t[1]) ** 2 + 3.0 * (t[0] ** 2 + (t[2:] ** 2).sum())  # basins only along y
+
+    theta = torch.zeros(5, dtype=torch.float64)
+    # partly aligned start: the steep other directions hide the basins (the curve is one v-basin)
+    init = torch.tensor([0.5, 0.7, -0.3, 0.3, 0.2], dtype=torch.float64)
+    init = init / init.norm()
+    res = mine_vvv_basin(f, theta, init, gamma=1.0, k=2, steps=300, lr=0.2, seed=0, num=61)
+    assert res.type_before == "v-basin" and res.type_after == "vvv-basin"
+    with pytest.raises(ValueError, match="gamma"):
+        mine_vvv_basin(f, theta, init, gamma=0.0)
