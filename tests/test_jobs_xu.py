@@ -83,11 +83,12 @@ def test_xu_theory_job(lsx_dirs):
     assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
 
 
-def test_mining_job(lsx_dirs):
+def test_mining_preset_finds_both_shapes_on_the_cpu_mlp(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=mining", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "analysis.num_examples=64", "analysis.steps=5", "analysis.num=11")
+    r = run_module("lsx.analyze", "experiment=xu_taxonomy", "scale=cpu", "analysis=mining", "trainer.progress_bar=false")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mining")
-    assert res["metrics"]["w_peak_type_after"] in ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
-    assert (d / "mining.png").exists()
+    m = res["metrics"]
+    assert m["w_peak_type_before"] == "v-basin" and m["w_peak_success"]
+    assert m["vvv_basin_success"]
+    assert (d / "mining.png").exists() and (d / "mining.npz").exists()

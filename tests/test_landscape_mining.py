@@ -32,3 +32,21 @@ def test_vvv_basin_mining_finds_periodic_basins():
     assert res.type_before == "v-basin" and res.type_after == "vvv-basin"
     with pytest.raises(ValueError, match="gamma"):
         mine_vvv_basin(f, theta, init, gamma=0.0)
+
+
+def test_vvv_basin_mining_needs_the_barrier_term_when_a_flat_valley_competes():
+    # x is a perfectly flat valley, y has periodic basins: lowering the lattice points alone is
+    # happy with the flat valley (no barriers, not vvv); the barrier term turns the direction to y
+    def f(t):
+        return torch.sin(math.pi * t[1]) ** 2 + 3.0 * (t[2:] ** 2).sum()
+
+    theta = torch.zeros(4, dtype=torch.float64)
+    init = torch.tensor([0.9, 0.2, 0.1, -0.1], dtype=torch.float64)
+    init = init / init.norm()
+    plain = mine_vvv_basin(f, theta, init, gamma=1.0, k=2, beta=0.0, seed=0, num=61)
+    walls = mine_vvv_basin(f, theta, init, gamma=1.0, k=2, barrier=0.5, beta=10.0, seed=0, num=61)
+    assert plain.type_after != "vvv-basin" and abs(float(plain.direction[0])) > 0.99
+    assert walls.type_after == "vvv-basin"
+    assert abs(float(walls.direction[1])) > 0.4  # turned from 0.2 towards the periodic axis
+    with pytest.raises(ValueError, match="barrier"):
+        mine_vvv_basin(f, theta, init, barrier=-1.0)

@@ -23,7 +23,8 @@ def run(ctx: JobContext) -> JobOutput:
     results = {
         "w-peak": mine_w_peak(f, theta, init, scale=float(a["scale"]), steps=int(a["steps"]), lr=float(a["lr"]),
                               seed=int(a["seed"]), num=int(a["num"])),
-        "vvv-basin": mine_vvv_basin(f, theta, init, gamma=float(a["gamma"]), k=int(a["k"]), steps=int(a["steps"]),
+        "vvv-basin": mine_vvv_basin(f, theta, init, gamma=float(a["gamma"]), k=int(a["k"]), barrier=float(a["barrier"]),
+                                    beta=float(a["beta"]), steps=int(a["steps"]),
                                     lr=float(a["lr"]), seed=int(a["seed"]), num=int(a["num"])),
     }
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))

@@ -10,8 +10,14 @@ direction with spacing γ and the same α schedule):
 - **w-peak** (Algorithm 1): offsets λ ~ U(±[s/4, s]), away from θ: lowering the loss on both
   sides of θ while θ itself is fixed makes θ the peak between two basins;
 - **vvv-basin** (Algorithm 2): offsets on the lattice λ ∈ {±γ, ±2γ, …, ±Kγ} at full scale (α = 1:
-  a continuation from θ would pick the locally flattest direction, which has no such basins):
-  lowering the loss at evenly spaced points carves a basin at each of them.
+  a continuation from θ would pick the locally flattest direction, which has no such basins).
+  Lowering the loss at evenly spaced points alone finds a flat valley through them (tested: on
+  networks the curve stays one basin), so the objective also *raises* the loss half-way between
+  lattice points up to a barrier L(θ) + Δ with a hinge, β·mean relu(L(θ)+Δ − L(θ ± (j−½)γ ε̂)):
+  bounded (cross-entropy has no maximum to run to) and inactive once the barriers stand.
+  Observed on the CPU MLP (3 direction seeds, k=2 and 3, γ=0.3 and 0.5): the curve gets three
+  basins, at θ and near ±Kγ, with the inner lattice points absorbed into the barriers; a log-sum-
+  exp (minimax) lattice term or a hinge keeping lattice points below L(θ) did worse (single basin).
 Generic over a differentiable ``loss_fn(theta) -> scalar``; the result says whether the mined
 curve has the intended type (via :func:`lsx.landscape.curves.classify_curve`).
 """
@@ -44,12 +50,22 @@ def _curve(loss_fn: LossFn, theta: torch.Tensor, d: torch.Tensor, lams: np.ndarr
         return np.array([float(loss_fn(theta + float(l) * d)) for l in lams])
 
 
+Objective = Callable[[Callable[[float], torch.Tensor], float, torch.Generator], torch.Tensor]
+
+
+def lattice_mean(offsets: Callable[[torch.Generator], torch.Tensor]) -> Objective:
+    """The plain mining objective mean_λ L(θ + α λ ε̂), λ drawn by ``offsets(gen)``."""
+    def objective(loss_at: Callable[[float], torch.Tensor], alpha: float, gen: torch.Generator) -> torch.Tensor:
+        return torch.stack([loss_at(alpha * float(l)) for l in offsets(gen)]).mean()
+    return objective
+
+
 def mine_direction(
-    loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, offsets: Callable[[torch.Generator], torch.Tensor],
+    loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, objective: Objective,
     steps: int = 200, lr: float = 0.05, seed: int = 0, scale: float = 1.0, num: int = 41, anneal: bool = True,
 ) -> tuple[torch.Tensor, list[float], np.ndarray, np.ndarray, np.ndarray]:
-    """Minimize mean_λ L(θ + α_t λ ε̂) over ε (‖ε̂‖ fixed), α_t = t/T (or 1 without ``anneal``);
-    ``offsets(gen)`` draws the λs."""
+    """Minimize ``objective(loss_at, α_t, gen)`` over ε with ‖ε̂‖ fixed, where loss_at(λ) = L(θ + λ ε̂)
+    and α_t = t/T (or 1 without ``anneal``)."""
     if init.shape != theta.shape:
         raise ValueError(f"initial direction has {init.numel()} entries, θ has {theta.numel()}")
     if steps < 1:
@@ -61,9 +77,8 @@ def mine_direction(
     log = []
     for t in range(1, steps + 1):
         alpha = t / steps if anneal else 1.0
-        lam = offsets(gen).to(theta.dtype)
         d = eps * (norm / eps.norm())
-        obj = torch.stack([loss_fn(theta + alpha * l * d) for l in lam]).mean()
+        obj = objective(lambda lam, d=d: loss_fn(theta + lam * d), alpha, gen)
         opt.zero_grad()
         obj.backward()
         opt.step()
@@ -81,18 +96,34 @@ def mine_w_peak(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, scale:
         sign = torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0).to(torch.float64)
         return mag * sign
 
-    d, log, lams, before, after = mine_direction(loss_fn, theta, init, offsets, steps, lr, seed, scale, num)
+    d, log, lams, before, after = mine_direction(loss_fn, theta, init, lattice_mean(offsets), steps, lr, seed,
+                                                 scale, num)
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
 
 
 def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gamma: float = 0.5, k: int = 2,
-                   steps: int = 200, lr: float = 0.05, seed: int = 0, num: int = 41) -> MinedDirection:
-    """Algorithm 2: a direction with basins at θ ± γ, ±2γ, … (K on each side)."""
+                   barrier: float = 0.5, beta: float = 2.0, steps: int = 300, lr: float = 0.2, seed: int = 0,
+                   num: int = 41) -> MinedDirection:
+    """Algorithm 2: a direction with basins at θ, θ ± γ, ±2γ, … (K on each side), separated by
+    barriers of height ≥ ``barrier`` above L(θ) at the half-way points (weight ``beta``; 0 disables)."""
     if gamma <= 0 or k < 1:
         raise ValueError(f"gamma must be > 0 and k >= 1, got gamma={gamma}, k={k}")
-    lattice = torch.tensor([s * j * gamma for j in range(1, k + 1) for s in (1, -1)], dtype=torch.float64)
+    if barrier < 0 or beta < 0:
+        raise ValueError(f"barrier and beta must be >= 0, got barrier={barrier}, beta={beta}")
+    lattice = [s * j * gamma for j in range(1, k + 1) for s in (1, -1)]
+    halfway = [s * (j - 0.5) * gamma for j in range(1, k + 1) for s in (1, -1)]
+    with torch.no_grad():
+        target = float(loss_fn(theta)) + barrier
+
+    def objective(loss_at: Callable[[float], torch.Tensor], alpha: float, gen: torch.Generator) -> torch.Tensor:
+        low = torch.stack([loss_at(l) for l in lattice]).mean()
+        if beta == 0:
+            return low
+        walls = torch.stack([torch.relu(target - loss_at(h)) for h in halfway]).mean()
+        return low + beta * walls
+
     # no α continuation here: near θ the lattice objective prefers the locally flattest direction,
     # which has no basins at ±γ; the basins must be carved at their final offsets
-    d, log, lams, before, after = mine_direction(loss_fn, theta, init, lambda gen: lattice, steps, lr, seed,
+    d, log, lams, before, after = mine_direction(loss_fn, theta, init, objective, steps, lr, seed,
                                                  scale=gamma * (k + 0.5), num=num, anneal=False)
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
