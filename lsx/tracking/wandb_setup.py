@@ -1,29 +1,56 @@
 """W&B that never hangs: offline unless an API key is configured and the mode allows online.
 
 Why: with a key but no network, ``wandb.init`` waits up to 90 s. We pick the mode before
-init: an explicit WANDB_MODE wins; otherwise online only with an API key (env or netrc).
+init: an explicit WANDB_MODE wins; otherwise online only with an API key (env or netrc) and a
+W&B server that answers a TCP connect within a few seconds.
 """
 from __future__ import annotations
 
 import netrc
 import os
+import socket
+import threading
+from urllib.parse import urlparse
 from typing import Any
 
 
+def server_reachable(url: str | None = None, timeout: float = 3.0) -> bool:
+    """Whether the W&B server accepts a TCP connection within ``timeout`` seconds (DNS included:
+    the probe runs in a daemon thread, since name resolution ignores socket timeouts)."""
+    parsed = urlparse(url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host, port = parsed.hostname or "api.wandb.ai", parsed.port or (80 if parsed.scheme == "http" else 443)
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            pass
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok)
+
+
+def _has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators("api.wandb.ai")
+        return bool(auth and auth[2])
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
 def wandb_mode(requested: str | None = None) -> str:
+    """``requested`` or WANDB_MODE if set; else online only with an API key and a reachable server."""
     if requested:
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        auth = netrc.netrc().authenticators("api.wandb.ai")
-        if auth and auth[2]:
-            return "online"
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        pass
-    return "offline"
+    return "online" if _has_api_key() and server_reachable() else "offline"
 
 
 def init_kwargs(cfg: dict[str, Any], name: str, job_type: str, run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
