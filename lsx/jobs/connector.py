@@ -56,7 +56,7 @@ def run_connector(ctx: JobContext) -> JobOutput:
     res = low_loss_connector(
         step_loss, optima[0], optima[1], num_segments=int(a["num_segments"]), steps=int(a["steps"]), lr=float(a["lr"]),
         optimizer=a["optimizer"], points_per_segment=int(a["points_per_segment"]), eval_loss_fn=eval_loss,
-        metrics_fn=ev.evaluate_at, predict_fn=ev.predict,
+        metrics_fn=ev.evaluate_at, predict_fn=ev.predict, progress=ctx.progress,
     )
     for w in res.warnings:
         print(f"connector warning: {w}")
@@ -114,7 +114,7 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         raise ValueError(f"an m-connector with m={m} needs m+1={m + 1} optima; optima.seeds has {len(seeds)}: {seeds}")
     optima, step_loss, eval_loss, hess_loss, ev, _ = _network(ctx, seeds[: m + 1])
     res = m_connector(step_loss, optima, m=m, num_samples=int(a["num_samples"]), seed=int(a["seed"]), steps=int(a["steps"]),
-                      lr=float(a["lr"]), optimizer=a["optimizer"], eval_loss_fn=eval_loss)
+                      lr=float(a["lr"]), optimizer=a["optimizer"], eval_loss_fn=eval_loss, progress=ctx.progress)
     for w in res.warnings:
         print(f"m-connector warning: {w}")
     metrics = dict(res.summary)

@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 LossFn = Union[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, int], torch.Tensor]]
 OptimizerSpec = Union[str, Callable[[list[torch.Tensor], float], torch.optim.Optimizer]]
@@ -360,6 +361,7 @@ def low_loss_connector(
     eval_loss_fn: Callable[[torch.Tensor], Any] | None = None,
     metrics_fn: Callable[[torch.Tensor], dict] | None = None,
     predict_fn: Callable[[torch.Tensor], Any] | None = None,
+    progress: bool = False,
 ) -> ConnectorResult:
     """Fort & Jastrzebski's 1-connector between two optima (Sec. 4.2).
 
@@ -367,7 +369,8 @@ def low_loss_connector(
     hyperplane through it normal to θ_b − θ_a. Both paths are then evaluated at the nodes and at
     ``points_per_segment`` extra points per segment: the loss (``eval_loss_fn``, default the
     training loss at step 0), optional ``metrics_fn(θ) -> dict`` and, with ``predict_fn(θ) ->
-    labels``, the fraction of labels equal to those of each endpoint (Fig. 3 right).
+    labels``, the fraction of labels equal to those of each endpoint (Fig. 3 right). ``progress``
+    shows a bar over the hyperplane optimisations.
 
     The paper reports the loss at the nodes. The in-between points show whether the straight
     segments joining the nodes stay low too. They need not: on the wedge toy, where consecutive
@@ -392,7 +395,7 @@ def low_loss_connector(
     line = torch.stack([a.detach() + float(t) * direction for t in ts])
 
     runs: list[ConstrainedRun] = []
-    for k in range(1, num_segments):
+    for k in tqdm(range(1, num_segments), desc="connector nodes", disable=not progress, leave=False):
         runs.append(optimize_in_affine_subspace(
             loss_fn, line[k], u, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
             schedule=schedule, divergence_factor=divergence_factor,
@@ -479,6 +482,7 @@ def m_connector(
     schedule: str = "constant",
     divergence_factor: float = 100.0,
     eval_loss_fn: Callable[[torch.Tensor], Any] | None = None,
+    progress: bool = False,
 ) -> MConnectorResult:
     """Optimise points of the convex hull of the first m+1 ``optima`` (Sec. 4.3).
 
@@ -506,7 +510,7 @@ def m_connector(
             loss_fn, p, basis, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
             schedule=schedule, divergence_factor=divergence_factor,
         )
-        for p in before
+        for p in tqdm(before, desc=f"{m}-connector hull points", disable=not progress, leave=False)
     ]
     msgs = _warn_diverged(runs, [f"{m}-connector hull point {i}" for i in range(len(runs))])
     after = torch.stack([r.theta for r in runs])

@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .curves import classify_curve
 
@@ -63,6 +64,7 @@ def lattice_mean(offsets: Callable[[torch.Generator], torch.Tensor]) -> Objectiv
 def mine_direction(
     loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, objective: Objective,
     steps: int = 200, lr: float = 0.05, seed: int = 0, scale: float = 1.0, num: int = 41, anneal: bool = True,
+    progress: bool = False,
 ) -> tuple[torch.Tensor, list[float], np.ndarray, np.ndarray, np.ndarray]:
     """Minimize ``objective(loss_at, α_t, gen)`` over ε with ‖ε̂‖ fixed, where loss_at(λ) = L(θ + λ ε̂)
     and α_t = t/T (or 1 without ``anneal``)."""
@@ -75,7 +77,7 @@ def mine_direction(
     opt = torch.optim.Adam([eps], lr=lr * float(norm) / np.sqrt(theta.numel()))
     gen = torch.Generator().manual_seed(seed)
     log = []
-    for t in range(1, steps + 1):
+    for t in tqdm(range(1, steps + 1), desc="mining", disable=not progress, leave=False):
         alpha = t / steps if anneal else 1.0
         d = eps * (norm / eps.norm())
         obj = objective(lambda lam, d=d: loss_fn(theta + lam * d), alpha, gen)
@@ -89,7 +91,7 @@ def mine_direction(
 
 
 def mine_w_peak(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, scale: float = 1.0, batch: int = 4,
-                steps: int = 200, lr: float = 0.05, seed: int = 0, num: int = 41) -> MinedDirection:
+                steps: int = 200, lr: float = 0.05, seed: int = 0, num: int = 41, progress: bool = False) -> MinedDirection:
     """Algorithm 1: a direction along which θ sits on a peak between two basins."""
     def offsets(gen: torch.Generator) -> torch.Tensor:
         mag = scale * (0.25 + 0.75 * torch.rand(batch, generator=gen, dtype=torch.float64))
@@ -97,13 +99,13 @@ def mine_w_peak(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, scale:
         return mag * sign
 
     d, log, lams, before, after = mine_direction(loss_fn, theta, init, lattice_mean(offsets), steps, lr, seed,
-                                                 scale, num)
+                                                 scale, num, progress=progress)
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
 
 
 def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gamma: float = 0.5, k: int = 2,
                    barrier: float = 0.5, beta: float = 2.0, steps: int = 300, lr: float = 0.2, seed: int = 0,
-                   num: int = 41) -> MinedDirection:
+                   num: int = 41, progress: bool = False) -> MinedDirection:
     """Algorithm 2: a direction with basins at θ, θ ± γ, ±2γ, … (K on each side), separated by
     barriers of height ≥ ``barrier`` above L(θ) at the half-way points (weight ``beta``; 0 disables)."""
     if gamma <= 0 or k < 1:
@@ -125,5 +127,6 @@ def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gam
     # no α continuation here: near θ the lattice objective prefers the locally flattest direction,
     # which has no basins at ±γ; the basins must be carved at their final offsets
     d, log, lams, before, after = mine_direction(loss_fn, theta, init, objective, steps, lr, seed,
-                                                 scale=gamma * (k + 0.5), num=num, anneal=False)
+                                                 scale=gamma * (k + 0.5), num=num, anneal=False,
+                                                 progress=progress)
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
