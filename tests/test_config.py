@@ -76,3 +76,37 @@ def test_launcher_configs_compose(lsx_dirs, launcher, target):
     out = run_module("lsx.train", "debug=fast", f"hydra/launcher={launcher}", "--cfg", "hydra")
     assert out.returncode == 0, out.stderr[-1500:]
     assert target in out.stdout
+
+
+DATA_SHAPES = {  # (channels, size, classes) of the torchvision datasets the paper-scale presets name
+    "cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10),
+    "digits": (1, 8, 10), "synthetic": (3, 32, 10),
+}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_paper_scale_preset_builds_and_takes_a_training_step(compose, name):
+    """No CIFAR here, so check what a GPU run would build first: the model at the dataset's shape,
+    one forward/backward, the optimizer and the whole LR schedule."""
+    import torch
+
+    from lsx.training.checkpoints import model_from_config
+    from lsx.training.optim import build_optimizer, build_scheduler
+
+    c = compose(f"experiment={name}")
+    ch, size, classes = DATA_SHAPES[c["data"]["name"]]
+    torch.manual_seed(0)
+    model = model_from_config(c["model"], {"in_channels": ch, "height": size, "width": size, "num_classes": classes})
+    x, y = torch.randn(2, ch, size, size), torch.tensor([0, classes - 1])
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    opt = build_optimizer(c["optimizer"], model.parameters())
+    epochs = int(c["training"]["epochs"])
+    sched = build_scheduler(c["scheduler"], opt, steps_per_epoch=1, total_epochs=epochs)
+    opt.step()
+    lrs = []
+    for _ in range(epochs):
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert all(lr > 0 for lr in lrs[:-1]) and max(lrs) <= float(c["optimizer"]["lr"]) * (1 + 1e-9)
