@@ -24,12 +24,34 @@ _DATA_KEYS_NOT_HASHED = ("eval_batch_size", "num_workers", "landscape_train", "l
 
 
 def scale_overrides(cfg: DictConfig) -> list[str]:
-    """The overrides the experiment declares for ``cfg.scale`` (empty when none)."""
+    """The overrides the experiment declares for ``cfg.scale`` (empty when none).
+
+    A preset is written for its own analysis, yet its runbook invites others (``analysis=hessian``
+    on the taxonomy preset): a scale override of an ``analysis.<key>`` that the selected analysis
+    does not have is skipped (see :func:`skipped_scale_overrides`), every other key must exist.
+    """
+    return [o for o in _declared_scale_overrides(cfg) if not _foreign_analysis_key(cfg, o)]
+
+
+def skipped_scale_overrides(cfg: DictConfig) -> list[str]:
+    """The scale overrides left out because the selected analysis has no such key."""
+    return [o for o in _declared_scale_overrides(cfg) if _foreign_analysis_key(cfg, o)]
+
+
+def _declared_scale_overrides(cfg: DictConfig) -> list[str]:
     scales = cfg.get("scales") or {}
     scale = cfg.get("scale", "paper")
     if scales and scale not in scales and scale != "paper":
         raise ValueError(f"experiment has no scale {scale!r}; valid scales: paper, {', '.join(scales)}")
     return [str(o) for o in (scales.get(scale) or [])]
+
+
+def _foreign_analysis_key(cfg: DictConfig, override: str) -> bool:
+    key = override.split("=", 1)[0]
+    if not key.startswith("analysis."):
+        return False
+    analysis = cfg.get("analysis")
+    return analysis is None or key.split(".")[1] not in analysis
 
 
 def _compose(overrides: Sequence[str]) -> DictConfig:

@@ -110,3 +110,18 @@ def test_paper_scale_preset_builds_and_takes_a_training_step(compose, name):
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
     assert all(lr > 0 for lr in lrs[:-1]) and max(lrs) <= float(c["optimizer"]["lr"]) * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_scale_overrides_all_apply_to_the_presets_own_analysis(name):
+    from lsx.config import _compose, skipped_scale_overrides
+
+    for scale in _scales(name):
+        assert skipped_scale_overrides(_compose([f"experiment={name}", f"scale={scale}"])) == [], name
+
+
+def test_other_analyses_on_a_cpu_preset_skip_the_keys_they_lack(compose):
+    # the taxonomy preset's cpu scale sets analysis.num, which the Hessian job does not have
+    c = compose("experiment=xu_taxonomy", "scale=cpu", "analysis=hessian")
+    assert c["analysis"]["job"] == "hessian" and c["analysis"]["epoch"] == 10 and "num" not in c["analysis"]
+    assert c["data"]["name"] == "digits"
