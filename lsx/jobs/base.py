@@ -2,7 +2,8 @@
 
 A job is a function ``run(ctx) -> JobOutput`` registered under a name. Its directory is keyed
 by a hash of the resolved job config (Dora-style): relaunching a finished job is a no-op, and
-a killed job resumes inside the same directory (its data store skips finished points).
+a killed job resumes inside the same directory: its data store skips finished points, and
+long loops store each finished item with :meth:`JobContext.stage`.
 """
 from __future__ import annotations
 
@@ -110,6 +111,27 @@ class JobContext:
 
     def path(self, name: str) -> Path:
         return self.job_dir / name
+
+    def stage(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per job directory: the result is saved atomically under ``stages/``
+        and loaded on a rerun, so a killed job resumes after its last finished stage. A
+        :data:`lsx.landscape.memo.Memo` for the core's resumable loops."""
+        from lsx.utils.io import atomic_path
+
+        path = self.job_dir / "stages" / f"{key}.pt"
+        if path.exists():
+            try:
+                return torch.load(path, weights_only=False)
+            except Exception as e:  # a foreign or damaged file: recompute rather than fail
+                log.warning("stage %s unreadable (%s); recomputing", path, e)
+        value = compute()
+        with atomic_path(path) as tmp:
+            torch.save(value, tmp)
+        return value
+
+    def memo(self, prefix: str) -> Callable[[str, Callable[[], Any]], Any]:
+        """A memo for one resumable loop of the core: its items are stages named ``<prefix><key>``."""
+        return lambda key, compute: self.stage(f"{prefix}{key}", compute)
 
     @staticmethod
     def torch_threads() -> int:

@@ -56,7 +56,7 @@ def run_connector(ctx: JobContext) -> JobOutput:
     res = low_loss_connector(
         step_loss, optima[0], optima[1], num_segments=int(a["num_segments"]), steps=int(a["steps"]), lr=float(a["lr"]),
         optimizer=a["optimizer"], points_per_segment=int(a["points_per_segment"]), eval_loss_fn=eval_loss,
-        metrics_fn=ev.evaluate_at, predict_fn=ev.predict, progress=ctx.progress,
+        metrics_fn=ev.evaluate_at, predict_fn=ev.predict, progress=ctx.progress, memo=ctx.memo("connector_"),
     )
     for w in res.warnings:
         print(f"connector warning: {w}")
@@ -87,8 +87,8 @@ def run_connector(ctx: JobContext) -> JobOutput:
     save.update({f"linear_{k.replace('/', '_')}": v for k, v in res.linear.items()})
     save.update({f"connector_{k.replace('/', '_')}": v for k, v in res.connector.items()})
     if a["short_directions"]["enabled"]:
-        sd = short_directions_along_path(hess_loss, res.points, float(a["short_directions"]["threshold"]),
-                                         int(a["short_directions"]["k_max"]))
+        sd = ctx.stage("short_directions", lambda: short_directions_along_path(
+            hess_loss, res.points, float(a["short_directions"]["threshold"]), int(a["short_directions"]["k_max"])))
         save.update({"short_t": sd["t"], "short_count": np.asarray(sd["count"])})
         fig, ax = plt.subplots(figsize=(5, 3.5))
         ax.plot(sd["t"], sd["count"], "o-")
@@ -114,7 +114,8 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         raise ValueError(f"an m-connector with m={m} needs m+1={m + 1} optima; optima.seeds has {len(seeds)}: {seeds}")
     optima, step_loss, eval_loss, hess_loss, ev, _ = _network(ctx, seeds[: m + 1])
     res = m_connector(step_loss, optima, m=m, num_samples=int(a["num_samples"]), seed=int(a["seed"]), steps=int(a["steps"]),
-                      lr=float(a["lr"]), optimizer=a["optimizer"], eval_loss_fn=eval_loss, progress=ctx.progress)
+                      lr=float(a["lr"]), optimizer=a["optimizer"], eval_loss_fn=eval_loss, progress=ctx.progress,
+                      memo=ctx.memo("mconnector_"))
     for w in res.warnings:
         print(f"m-connector warning: {w}")
     metrics = dict(res.summary)
@@ -129,8 +130,9 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
     axes[0].set_ylabel("train loss")
     axes[0].legend(fontsize=7)
     if a["short_directions"]["enabled"]:
-        sd = short_directions_vs_m(hess_loss, optima, float(a["short_directions"]["threshold"]), int(a["short_directions"]["k_max"]),
-                                   max_m=m, seed=int(a["seed"]), steps=int(a["steps"]), lr=float(a["lr"]), optimizer=a["optimizer"])
+        sd = ctx.stage("short_directions_vs_m", lambda: short_directions_vs_m(
+            hess_loss, optima, float(a["short_directions"]["threshold"]), int(a["short_directions"]["k_max"]),
+            max_m=m, seed=int(a["seed"]), steps=int(a["steps"]), lr=float(a["lr"]), optimizer=a["optimizer"]))
         axes[1].plot(sd["m"], sd["count"], "o-", label="middle of the m-connector")
         axes[1].axhline(float(sd["count_at_optimum"]), color="k", ls="--", lw=0.8, label="at an optimum")
         axes[1].set_xlabel("m")

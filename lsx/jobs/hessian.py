@@ -32,10 +32,11 @@ def run(ctx: JobContext) -> JobOutput:
     k = int(a["k"])
     if k >= flat.num_params:
         raise ValueError(f"analysis.k={k} is not smaller than the parameter count {flat.num_params}")
-    top = top_eigenpairs(f, theta, k, "LA", tol=float(a["tol"]), maxiter=a.get("maxiter"), seed=int(a["seed"]))
-    bottom = top_eigenpairs(f, theta, k, "SA", tol=float(a["tol"]), maxiter=a.get("maxiter"), seed=int(a["seed"]))
-    tr, tr_se = hutchinson_trace(f, theta, int(a["trace_samples"]), seed=int(a["seed"]))
-    dens = slq_density(f, theta, int(a["slq_probes"]), int(a["slq_steps"]), seed=int(a["seed"]))
+    # each stage is saved when done: a killed job resumes after the last finished one
+    top, bottom = (ctx.stage(f"eigsh_{which}", lambda which=which: top_eigenpairs(
+        f, theta, k, which, tol=float(a["tol"]), maxiter=a.get("maxiter"), seed=int(a["seed"]))) for which in ("LA", "SA"))
+    tr, tr_se = ctx.stage("trace", lambda: hutchinson_trace(f, theta, int(a["trace_samples"]), seed=int(a["seed"])))
+    dens = ctx.stage("slq", lambda: slq_density(f, theta, int(a["slq_probes"]), int(a["slq_steps"]), seed=int(a["seed"])))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     a1.semilogy(dens["grid"], np.clip(dens["density"], 1e-8, None))
     a1.set_xlabel("eigenvalue")

@@ -20,12 +20,13 @@ def run(ctx: JobContext) -> JobOutput:
     f, flat = network_loss(ctx, ckpt.build_model(), a["num_examples"])
     theta = flat.get()
     init = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
-    results = {
-        "w-peak": mine_w_peak(f, theta, init, scale=float(a["scale"]), steps=int(a["steps"]), lr=float(a["lr"]),
-                              seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress),
-        "vvv-basin": mine_vvv_basin(f, theta, init, gamma=float(a["gamma"]), k=int(a["k"]), barrier=float(a["barrier"]),
-                                    beta=float(a["beta"]), steps=int(a["steps"]),
-                                    lr=float(a["lr"]), seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress),
+    results = {  # each mined direction is saved when done (a killed job resumes after it)
+        "w-peak": ctx.stage("w_peak", lambda: mine_w_peak(
+            f, theta, init, scale=float(a["scale"]), steps=int(a["steps"]), lr=float(a["lr"]), seed=int(a["seed"]),
+            num=int(a["num"]), progress=ctx.progress)),
+        "vvv-basin": ctx.stage("vvv_basin", lambda: mine_vvv_basin(
+            f, theta, init, gamma=float(a["gamma"]), k=int(a["k"]), barrier=float(a["barrier"]), beta=float(a["beta"]),
+            steps=int(a["steps"]), lr=float(a["lr"]), seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress)),
     }
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     metrics = {}

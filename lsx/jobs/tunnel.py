@@ -26,20 +26,14 @@ def run(ctx: JobContext) -> JobOutput:
     theta = ev.flat.get()
     mask = ev.flat.mask(["weight"]) if a["ignore"] == "biasbn" else None
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(a["num_directions"]), desc="tunnel directions", disable=not ctx.progress, leave=False)
-    calls = {"n": 0}
-
     def loss(th):
-        calls["n"] += 1
         return ev.evaluate_at(th)["train_loss"]
 
     res = tunnel_width(
         loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
-        a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask,
+        a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=ctx.memo("tunnel_"),
+        progress=ctx.progress,
     )
-    bar.close()
     ev.flat.set_(theta)
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)

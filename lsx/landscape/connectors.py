@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .memo import Memo, compute_now
+
 LossFn = Union[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, int], torch.Tensor]]
 OptimizerSpec = Union[str, Callable[[list[torch.Tensor], float], torch.optim.Optimizer]]
 
@@ -362,6 +364,7 @@ def low_loss_connector(
     metrics_fn: Callable[[torch.Tensor], dict] | None = None,
     predict_fn: Callable[[torch.Tensor], Any] | None = None,
     progress: bool = False,
+    memo: Memo = compute_now,
 ) -> ConnectorResult:
     """Fort & Jastrzebski's 1-connector between two optima (Sec. 4.2).
 
@@ -370,7 +373,8 @@ def low_loss_connector(
     ``points_per_segment`` extra points per segment: the loss (``eval_loss_fn``, default the
     training loss at step 0), optional ``metrics_fn(θ) -> dict`` and, with ``predict_fn(θ) ->
     labels``, the fraction of labels equal to those of each endpoint (Fig. 3 right). ``progress``
-    shows a bar over the hyperplane optimisations.
+    shows a bar over the hyperplane optimisations; each goes through ``memo`` (key ``node_<k>``),
+    so a job resumes between nodes.
 
     The paper reports the loss at the nodes. The in-between points show whether the straight
     segments joining the nodes stay low too. They need not: on the wedge toy, where consecutive
@@ -396,10 +400,10 @@ def low_loss_connector(
 
     runs: list[ConstrainedRun] = []
     for k in tqdm(range(1, num_segments), desc="connector nodes", disable=not progress, leave=False):
-        runs.append(optimize_in_affine_subspace(
+        runs.append(memo(f"node_{k}", lambda k=k: optimize_in_affine_subspace(
             loss_fn, line[k], u, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
             schedule=schedule, divergence_factor=divergence_factor,
-        ))
+        )))
     msgs = _warn_diverged(runs, [f"connector node {k}" for k in range(1, num_segments)])
     nodes = torch.stack([a.detach()] + [r.theta for r in runs] + [b.detach()])
 
@@ -483,12 +487,14 @@ def m_connector(
     divergence_factor: float = 100.0,
     eval_loss_fn: Callable[[torch.Tensor], Any] | None = None,
     progress: bool = False,
+    memo: Memo = compute_now,
 ) -> MConnectorResult:
     """Optimise points of the convex hull of the first m+1 ``optima`` (Sec. 4.3).
 
     Each hull point moves only in the (D−m)-dimensional affine subspace through it orthogonal to
     span{θ_i − θ_0} (basis by QR), so it cannot slide towards an optimum along the simplex.
-    ``m`` defaults to ``len(optima) − 1``.
+    ``m`` defaults to ``len(optima) − 1``. Each hull point's optimisation goes through ``memo``
+    (key ``point_<i>``).
     """
     pts = _check_points(list(optima), "optimum")
     m = len(pts) - 1 if m is None else int(m)
@@ -506,11 +512,11 @@ def m_connector(
     before = torch.as_tensor(w, dtype=stack.dtype, device=stack.device) @ stack
 
     runs = [
-        optimize_in_affine_subspace(
+        memo(f"point_{i}", lambda p=p: optimize_in_affine_subspace(
             loss_fn, p, basis, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
             schedule=schedule, divergence_factor=divergence_factor,
-        )
-        for p in tqdm(before, desc=f"{m}-connector hull points", disable=not progress, leave=False)
+        ))
+        for i, p in enumerate(tqdm(before, desc=f"{m}-connector hull points", disable=not progress, leave=False))
     ]
     msgs = _warn_diverged(runs, [f"{m}-connector hull point {i}" for i in range(len(runs))])
     after = torch.stack([r.theta for r in runs])

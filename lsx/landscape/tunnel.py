@@ -12,8 +12,10 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .directions import random_unit_direction
+from .memo import Memo, compute_now
 
 THRESHOLD_MODES = ("absolute", "relative_factor", "relative_delta")
 
@@ -90,11 +92,14 @@ def tunnel_width(
     max_distance: float | None = None,
     rtol: float = 1e-3,
     mask: torch.Tensor | None = None,
+    memo: Memo = compute_now,
+    progress: bool = False,
 ) -> TunnelWidth:
     """Width of the low-loss tunnel around θ along ``num_directions`` random unit directions.
 
     ``mask`` (bool, same size as θ) restricts directions to some entries (e.g. weights only);
-    defaults: initial step 1% of ‖θ‖, maximal distance 10·‖θ‖.
+    defaults: initial step 1% of ‖θ‖, maximal distance 10·‖θ‖. Each direction's search goes
+    through ``memo`` (key ``direction_<k>``), so a job can resume between directions.
     """
     if num_directions < 1:
         raise ValueError(f"num_directions must be >= 1, got {num_directions}")
@@ -104,12 +109,12 @@ def tunnel_width(
     step = initial_step or 0.01 * norm
     far = max_distance or 10.0 * norm
     dists, reached, evals = [], [], 0
-    for k in range(num_directions):
+    for k in tqdm(range(num_directions), desc="tunnel directions", disable=not progress, leave=False):
         u = random_unit_direction(theta.numel(), seed * 100_003 + k, dtype=theta.dtype, device=theta.device)
         if mask is not None:
             u = u * mask
             u = u / u.norm()
-        r = radial_distance(lambda t: float(loss_fn(theta + t * u)), thr, step, far, rtol)
+        r = memo(f"direction_{k}", lambda u=u: radial_distance(lambda t: float(loss_fn(theta + t * u)), thr, step, far, rtol))
         dists.append(r.distance)
         reached.append(r.reached)
         evals += r.evaluations
