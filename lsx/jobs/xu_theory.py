@@ -25,12 +25,14 @@ def run(ctx: JobContext) -> JobOutput:
     f, flat = network_loss(ctx, ckpt.build_model(), a["num_examples"])
     theta = flat.get()
     theta0 = FlatParams(run_.load(0).build_model()).get()
-    cos = descent_cosines(f, theta, int(a["num_directions"]), seed=int(a["seed"]))
-    pert = perturbation_loss_change(f, theta, list(a["sigmas"]), int(a["samples"]), seed=int(a["seed"]),
-                                    trace_samples=int(a["trace_samples"]))
+    # each part is saved when done: a killed job resumes after the last finished one
+    cos = ctx.stage("cosines", lambda: descent_cosines(f, theta, int(a["num_directions"]), seed=int(a["seed"])))
+    pert = ctx.stage("perturbation", lambda: perturbation_loss_change(
+        f, theta, list(a["sigmas"]), int(a["samples"]), seed=int(a["seed"]), trace_samples=int(a["trace_samples"])))
     lams = np.linspace(-float(a["scale"]), float(a["scale"]), int(a["num"]))
-    gmi = quadratic_model_along(f, theta, random_direction(flat, theta, int(a["seed"]), "filter", "biasbn"), lams)
-    mli = quadratic_model_along(f, theta, theta0 - theta, np.linspace(0, 1, int(a["num"])))
+    gmi = ctx.stage("gmi", lambda: quadratic_model_along(
+        f, theta, random_direction(flat, theta, int(a["seed"]), "filter", "biasbn"), lams))
+    mli = ctx.stage("mli", lambda: quadratic_model_along(f, theta, theta0 - theta, np.linspace(0, 1, int(a["num"]))))
 
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.6))
     ax[0].hist(cos, bins=20)
