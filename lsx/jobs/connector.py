@@ -141,6 +141,8 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         axes[1].set_title("short directions vs m (Fig. 4 middle)", fontsize=9)
         metrics["short_directions_vs_m"] = [int(c) for c in np.ravel(sd["count"])]
         metrics["short_directions_at_optimum"] = int(sd["count_at_optimum"])
+        # the count depends on how far each middle point converged: report its loss beside it
+        metrics["short_directions_mid_loss"] = [float(v) for v in np.ravel(sd["loss_after"])]
     save_figure(fig, ctx.path("mconnector.png"))
     arts["plot"] = "mconnector.png"
     np.savez(ctx.path("mconnector.npz"), weights=res.weights, loss_before=res.loss_before, loss_after=res.loss_after,
