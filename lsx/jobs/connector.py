@@ -60,7 +60,7 @@ def run_connector(ctx: JobContext) -> JobOutput:
     )
     for w in res.warnings:
         print(f"connector warning: {w}")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
     for key, style, lab in (("linear", "--", "linear"), ("connector", "-", "connector")):
         d = getattr(res, key)
         axes[0].plot(res.t, d["metric/train_loss"], style, color="tab:blue", label=f"train, {lab}")
