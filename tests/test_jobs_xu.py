@@ -92,3 +92,12 @@ def test_mining_preset_finds_both_shapes_on_the_cpu_mlp(lsx_dirs):
     assert m["w_peak_type_before"] == "v-basin" and m["w_peak_success"]
     assert m["vvv_basin_success"]
     assert (d / "mining.png").exists() and (d / "mining.npz").exists()
+
+
+def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "analysis.directions=[gaussian,later_checkpoint]", "analysis.num=11")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "curve_taxonomy")
+    assert res["metrics"]["epoch"] == 0 and "type_later_checkpoint" in res["metrics"]

@@ -49,11 +49,17 @@ def check_kinds(kinds: list[str]) -> list[str]:
 
 
 def study_point(ctx: JobContext, kinds: list[str]):
-    """(run, epoch, point at analysis.epoch, the run's last later checkpoint when a kind needs it)."""
+    """(run, epoch, point at analysis.epoch, the run's last later checkpoint when a kind needs it).
+
+    ``epoch: null`` studies the final checkpoint, or, when ``later_checkpoint`` is asked for and
+    an earlier one exists, the last checkpoint before the final (so the default config runs)."""
     a = ctx.analysis
     run_ = ctx.train(seed=int(a["target_seed"]))
     epochs = sorted(run_.checkpoints)
-    epoch = int(a["epoch"]) if a.get("epoch") is not None else epochs[-1]
+    if a.get("epoch") is not None:
+        epoch = int(a["epoch"])
+    else:
+        epoch = epochs[-2] if "later_checkpoint" in kinds and len(epochs) > 1 else epochs[-1]
     p = load_point(run_.load(epoch), a["bn"])
     later = None
     if "later_checkpoint" in kinds:
@@ -101,4 +107,5 @@ def run(ctx: JobContext) -> JobOutput:
     np.savez(ctx.path("curve_taxonomy.npz"), loss=loss, kinds=np.array(kinds), types=np.array(types),
              **{f"lam_{k}": v for k, v in ranges.items()})
     metrics = {f"type_{k}": t for k, t in zip(kinds, types)} | {f"stationary_{k}": c for k, c in zip(kinds, counts)}
+    metrics["epoch"] = epoch  # the studied checkpoint (epoch: null picks it)
     return JobOutput(metrics, {"plot": "curve_taxonomy.png", "data": "curves.h5", "curves": "curve_taxonomy.npz"})
