@@ -17,6 +17,7 @@ import torch
 
 from lsx.config import config_hash
 from lsx.data import LandscapeSubset, TensorDataModule
+from lsx.landscape.memo import Memo
 
 log = logging.getLogger("lsx.jobs")
 
@@ -129,7 +130,7 @@ class JobContext:
             torch.save(value, tmp)
         return value
 
-    def memo(self, prefix: str) -> Callable[[str, Callable[[], Any]], Any]:
+    def memo(self, prefix: str) -> Memo:
         """A memo for one resumable loop of the core: its items are stages named ``<prefix><key>``."""
         return lambda key, compute: self.stage(f"{prefix}{key}", compute)
 
