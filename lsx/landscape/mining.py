@@ -15,9 +15,10 @@ direction with spacing γ and the same α schedule):
   networks the curve stays one basin), so the objective also *raises* the loss half-way between
   lattice points up to a barrier L(θ) + Δ with a hinge, β·mean relu(L(θ)+Δ − L(θ ± (j−½)γ ε̂)):
   bounded (cross-entropy has no maximum to run to) and inactive once the barriers stand.
-  Observed on the CPU MLP (3 direction seeds, k=2 and 3, γ=0.3 and 0.5): the curve gets three
-  basins, at θ and near ±Kγ, with the inner lattice points absorbed into the barriers; a log-sum-
-  exp (minimax) lattice term or a hinge keeping lattice points below L(θ) did worse (single basin).
+  Observed on the CPU MLP (3 direction seeds × {k=2 γ=0.5, k=3 γ=0.5, k=2 γ=0.3}): 8 of 9 curves
+  get three basins, at θ and near ±Kγ, with the inner lattice points absorbed into the barriers
+  (one k=3 run gave a w-basin); a log-sum-exp (minimax) lattice term or a hinge keeping lattice
+  points below L(θ) did worse (mostly a single basin).
 Generic over a differentiable ``loss_fn(theta) -> scalar``; the result says whether the mined
 curve has the intended type (via :func:`lsx.landscape.curves.classify_curve`).
 """

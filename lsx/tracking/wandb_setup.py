@@ -6,6 +6,7 @@ W&B server that answers a TCP connect within a few seconds.
 """
 from __future__ import annotations
 
+import functools
 import netrc
 import os
 import socket
@@ -14,9 +15,11 @@ from urllib.parse import urlparse
 from typing import Any
 
 
+@functools.lru_cache(maxsize=None)
 def server_reachable(url: str | None = None, timeout: float = 3.0) -> bool:
     """Whether the W&B server accepts a TCP connection within ``timeout`` seconds (DNS included:
-    the probe runs in a daemon thread, since name resolution ignores socket timeouts)."""
+    the probe runs in a daemon thread, since name resolution ignores socket timeouts). Probed
+    once per process: a multirun's jobs would otherwise each wait for it."""
     parsed = urlparse(url or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
     host, port = parsed.hostname or "api.wandb.ai", parsed.port or (80 if parsed.scheme == "http" else 443)
     ok: list[bool] = []
