@@ -5,13 +5,13 @@ contender, interleaved round by round in one process with the order rotated (see
 - original:        Li et al.'s set_weights + eval_loss per point, DataLoader at batch 128 (``baselines.py``);
 - loss-landscapes: the PyPI package's planar_interpolation + Loss metric, under no_grad, on the same number
                    of points (its own off-by-one grid; checked against the engine at the points it visits);
-- engine:          ``Evaluator.evaluate`` (in-place flat update, inference mode, channels_last, chunks,
-                   fused inference graph);
-- engine+plane:    the same with ``plane=True``: the first layer's output at every point combined from
+- engine:          ``Evaluator(plane=False).evaluate`` (in-place flat update, inference mode, channels_last,
+                   chunks, fused inference graph);
+- engine+plane:    the same with ``plane=True`` (the default): the first layer's output at every point combined from
                    precomputed outputs at θ0 and along each direction (exact for a linear first layer);
 - floor:           the engine's forward passes with no parameter changes (same chunks, same fused graph);
 - plain fwd:       the same passes through the unfused channels_last model.
-Cases: simple_cnn on sklearn's 8x8 digits, resnet20 on synthetic 32x32x3 images.
+Cases: simple_cnn and mlp on sklearn's 8x8 digits, resnet20 on synthetic 32x32x3 images.
 Note: the engine tunes the process allocator (``lsx.landscape.alloc``) when it is built, and all
 contenders then run in that process, so the baselines get that benefit too.
 
@@ -77,7 +77,7 @@ def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: 
     grid = grid2d((-1, 1, side), (-1, 1, side))
     dirs_pp = [per_parameter(flat, d) for d in dirs]
     original_model = copy.deepcopy(model)
-    ev = Evaluator(copy.deepcopy(model), train=(x, y), test=None)
+    ev = Evaluator(copy.deepcopy(model), train=(x, y), test=None, plane=False)
     contenders = {
         "original (Li et al.)": lambda: original_surface(original_model, dirs_pp, grid.points, x, y),
         "engine": lambda: ev.evaluate(theta0, dirs, grid),
@@ -88,10 +88,8 @@ def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: 
     if has_loss_landscapes():
         ll_points = loss_landscapes_points(side, 2.0 / (side - 1))
         contenders["loss-landscapes pkg"] = lambda: loss_landscapes_plane(model, flat, theta0, dirs, side, x, y)
-    ev_plane = None
-    if "plane" in Evaluator.__init__.__code__.co_varnames:
-        ev_plane = Evaluator(copy.deepcopy(model), train=(x, y), test=None, plane=True)
-        contenders["engine+plane"] = lambda: ev_plane.evaluate(theta0, dirs, grid)
+    ev_plane = Evaluator(copy.deepcopy(model), train=(x, y), test=None, plane=True)
+    contenders["engine+plane"] = lambda: ev_plane.evaluate(theta0, dirs, grid)
     t = interleave(contenders, repeats, warmup)
 
     res = t.results["engine"]
@@ -100,7 +98,7 @@ def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: 
         f"{name}: engine vs original max |Δloss| {np.max(np.abs(res['train_loss'] - base_loss)):.1e}, "
         f"accuracies equal: {bool(np.allclose(res['train_acc'], base_acc))}"
     ]
-    if ev_plane is not None:
+    if True:
         rp = t.results["engine+plane"]
         checks.append(f"{name}: engine+plane vs engine max |Δloss| {np.max(np.abs(rp['train_loss'] - res['train_loss'])):.1e} "
                       f"(first layer {'combined' if ev_plane.plane_active else 'NOT combined: ' + str(ev_plane.plane_reason)})")
@@ -127,13 +125,18 @@ def main() -> None:
     ap.add_argument("--digits-images", type=int, default=1000)
     ap.add_argument("--resnet-images", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine)")
-    ap.add_argument("--only", choices=("digits", "resnet"), default=None, help="run one case")
+    ap.add_argument("--only", choices=("digits", "mlp", "resnet"), default=None, help="run one case")
     args = ap.parse_args()
     set_threads(args.threads)
     title = header("bench_surface", args.repeats, args.warmup)
     rows, checks = [], []
     if args.only in (None, "digits"):
         r, c = run_case("simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid,
+                        args.repeats, args.warmup)
+        rows += r
+        checks += c
+    if args.only in (None, "mlp"):
+        r, c = run_case("mlp / digits 8x8", "mlp", digits_data(args.digits_images), args.digits_grid,
                         args.repeats, args.warmup)
         rows += r
         checks += c
