@@ -40,10 +40,14 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
         log.info("job already finished: %s (no-op)", job_dir)
         results = read_results(job_dir)
     else:
+        from lsx.training.runner import recording_runs
+
         t0 = time.time()
-        out = fn(JobContext(c, job_dir, progress=progress))
+        with recording_runs() as runs:  # the optima the job used, for results.json "training"
+            out = fn(JobContext(c, job_dir, progress=progress))
         extra = dict(out.extra)
         extra["elapsed_s"] = round(time.time() - t0, 3)
+        extra["training"] = [r.record() for r in runs]
         results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
         _log_wandb(c, name, job_dir, results)
     results = dict(results, job_dir=str(job_dir.resolve()))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from lsx.config import config_hash
+from lsx.config import config_hash, hashed_training
 from lsx.data import LandscapeSubset, TensorDataModule
 from lsx.landscape.memo import Memo
 
@@ -54,11 +54,14 @@ class JobOutput:
 
 
 # keys that do not change a job's result (where/how it is logged and run)
-_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales")
+_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales", "reproduce", "claims")
 
 
 def job_key(cfg: dict[str, Any]) -> str:
-    return config_hash({k: v for k, v in cfg.items() if k not in _NOT_HASHED})[:12]
+    c = {k: v for k, v in cfg.items() if k not in _NOT_HASHED}
+    if isinstance(c.get("training"), dict):
+        c["training"] = hashed_training(c["training"])
+    return config_hash(c)[:12]
 
 
 class JobContext:

@@ -14,7 +14,7 @@ import fcntl
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,7 +28,7 @@ from lsx.data import TensorDataModule, build_datamodule
 from lsx.utils.io import atomic_write_json, atomic_write_text
 from lsx.utils.version import code_version
 
-from .callbacks import EpochCheckpoints, LearningCurve, ResumePoint, checkpoint_name
+from .callbacks import EpochCheckpoints, LearningCurve, ResumePoint, StopRule, checkpoint_name
 from .checkpoints import Checkpoint, load_checkpoint, model_from_config
 from .module import ClassifierModule
 
@@ -44,6 +44,7 @@ class TrainedRun:
     config: dict[str, Any]
     checkpoints: dict[int, Path]
     summary: dict[str, float]
+    stop: dict[str, Any] = field(default_factory=dict)  # epochs_run, steps, stopped_by (target | max_steps | epochs)
 
     @property
     def seed(self) -> int:
@@ -60,7 +61,9 @@ class TrainedRun:
     def load(self, epoch: int | None = None) -> Checkpoint:
         epoch = self.final_epoch if epoch is None else epoch
         if epoch not in self.checkpoints:
-            raise ValueError(f"run {self.run_dir.name} has no checkpoint at epoch {epoch}; saved: {sorted(self.checkpoints)}")
+            stopped = (f" (training stopped at epoch {self.stop['epochs_run']} by {self.stop['stopped_by']})"
+                       if self.stop.get("stopped_by") in ("target", "max_steps") else "")
+            raise ValueError(f"run {self.run_dir.name} has no checkpoint at epoch {epoch}{stopped}; saved: {sorted(self.checkpoints)}")
         return load_checkpoint(self.checkpoints[epoch])
 
     def learning_curve(self) -> list[dict[str, float]]:
@@ -75,7 +78,16 @@ class TrainedRun:
         run_dir = Path(run_dir)
         meta = json.loads((run_dir / "summary.json").read_text())
         ckpts = {int(p.stem.split("_")[1]): p for p in sorted(run_dir.glob("epoch_*.pt"))}
-        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"])
+        stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
+        if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
+            stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
+        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop)
+
+    def record(self) -> dict[str, Any]:
+        """What a job's results.json says about an optimum it used (``training`` entries)."""
+        m = self.summary
+        return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
+                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}}
 
 
 def checkpoint_epochs(training: dict[str, Any]) -> set[int]:
@@ -141,6 +153,20 @@ def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
     return {"loss": loss / n, "acc": correct / n}
 
 
+_RECORDERS: list[list[TrainedRun]] = []
+
+
+@contextlib.contextmanager
+def recording_runs() -> Iterator[list[TrainedRun]]:
+    """Collect every run that :func:`train` returns inside the block (the optima a job used)."""
+    runs: list[TrainedRun] = []
+    _RECORDERS.append(runs)
+    try:
+        yield runs
+    finally:
+        _RECORDERS.remove(runs)
+
+
 def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun:
     """Train (or fetch from the cache, or resume) the run that ``cfg`` describes."""
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
@@ -148,8 +174,13 @@ def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun
     with _locked(run_dir):
         if (run_dir / "DONE").exists():
             log.info("training cache hit: %s", run_dir)
-            return TrainedRun.from_dir(run_dir)
-        return _train_locked(c, run_dir, h, progress)
+            run = TrainedRun.from_dir(run_dir)
+        else:
+            run = _train_locked(c, run_dir, h, progress)
+    for runs in _RECORDERS:
+        if run is not None and all(r.run_dir != run.run_dir for r in runs):
+            runs.append(run)
+    return run
 
 
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
@@ -173,6 +204,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     trainer_cfg = dict(c.get("trainer") or {})
     loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg)
     resume = run_dir / "resume.ckpt"
+    stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=trainer_cfg.get("accelerator", "cpu"),
@@ -190,7 +222,8 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 10)),
         default_root_dir=str(run_dir),
         callbacks=[
-            EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version()),
+            stop,  # before EpochCheckpoints: it decides whether this epoch is the final one
+            EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version(), stop),
             LearningCurve(run_dir / "metrics.csv"),
             ResumePoint(resume),
         ],
@@ -203,13 +236,15 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         finish()
     if not trainer.is_global_zero:
         return None  # type: ignore[return-value]
-    final = load_checkpoint(run_dir / checkpoint_name(int(training["epochs"]))).build_model()
+    if not stop.outcome["epochs_run"]:  # resumed from a resume.ckpt written before the stop rule existed
+        stop.outcome.update(epochs_run=int(trainer.current_epoch), steps=int(trainer.global_step), stopped_by="epochs")
+    final = load_checkpoint(run_dir / checkpoint_name(stop.outcome["epochs_run"])).build_model()
     metrics = {}
     for split in ("train", "val", "test"):
         x, y = dm.split(split)
         if len(x):
             metrics.update({f"{split}_{k}": v for k, v in evaluate_model(final, x, y).items()})
-    atomic_write_json(run_dir / "summary.json", {"config_hash": h, "config": tcfg, "metrics": metrics})
+    atomic_write_json(run_dir / "summary.json", {"config_hash": h, "config": tcfg, "metrics": metrics, **stop.outcome})
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)
