@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-all bench bench-train clean
+.PHONY: install demo test test-all bench bench-train reproduce clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,12 @@ bench: $(STAMP)
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py
+
+## run the presets' paper claims over seeds (PRESETS="fort_toy quickstart"; default: every preset that declares claims),
+## write outputs/reproduce/report.html + report.json, then regenerate the README's results block
+reproduce: $(STAMP)
+	$(BIN)/python -m lsx.reproduce $(PRESETS)
+	$(BIN)/python -m lsx.claims.readme
 
 clean:
 	rm -rf outputs multirun .lsx_cache
