@@ -117,7 +117,7 @@ class JobContext:
         """``compute()`` once per job directory: the result is saved atomically under ``stages/``
         and loaded on a rerun, so a killed job resumes after its last finished stage. A
         :data:`lsx.landscape.memo.Memo` for the core's resumable loops."""
-        from lsx.utils.io import atomic_path
+        from lsx.utils.io import atomic_torch_save
 
         path = self.job_dir / "stages" / f"{key}.pt"
         if path.exists():
@@ -126,8 +126,7 @@ class JobContext:
             except Exception as e:  # a foreign or damaged file: recompute rather than fail
                 log.warning("stage %s unreadable (%s); recomputing", path, e)
         value = compute()
-        with atomic_path(path) as tmp:
-            torch.save(value, tmp)
+        atomic_torch_save(value, path)
         return value
 
     def memo(self, prefix: str) -> Memo:

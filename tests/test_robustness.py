@@ -1,0 +1,117 @@
+"""Faults a researcher meets in practice: corrupt and truncated files, bad input, full or
+read-only disks, concurrent identical jobs, thread counts. Each gives one clear line or a
+clean recovery, never a traceback or a silently wrong result."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+import torch
+
+from conftest import run_module
+from lsx.training.checkpoints import CheckpointError, load_checkpoint
+from lsx.training.runner import run_dir_for, train
+
+FAST = ("debug=fast", "trainer.progress_bar=false")
+
+
+# ----------------------------------------------------------------- determinism (item 7)
+def test_same_seed_checkpoints_are_byte_identical(compose, tmp_path):
+    c = compose(*FAST, "training.epochs=2", "training.checkpoint_epochs=[0,1]")
+    a = train(c, progress=False)
+    b = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "other"))), progress=False)
+    assert sorted(a.checkpoints) == [0, 1, 2]
+    for epoch, path in a.checkpoints.items():
+        assert path.read_bytes() == b.checkpoints[epoch].read_bytes(), f"epoch {epoch} differs"
+
+
+def test_thread_count_is_recorded_in_every_output(compose):
+    run = train(compose(*FAST), progress=False)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["torch_threads"] == torch.get_num_threads()
+    assert load_checkpoint(run.final).torch_threads == torch.get_num_threads()
+
+
+def test_resnet_trains_at_one_thread_without_channels_last(lsx_dirs):
+    """torch 2.13 CPU can abort channels_last ResNet steps at 1 thread; lsx trains NCHW there."""
+    out = run_module("lsx.train", "model=resnet20", "data=synthetic", "data.num_train=64", "data.num_test=32",
+                     "data.batch_size=16", "training.epochs=1", "logger=none", "trainer.progress_bar=false",
+                     env={"OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "channels_last disabled" in out.stdout + out.stderr
+    run_dir = next((lsx_dirs[0] / "train").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["torch_threads"] == 1 and summary["channels_last"] is False
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    from lsx.utils.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        os.umask(0o002)
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o664
+
+
+# ----------------------------------------------------------------- corruption (item 5)
+def test_truncated_resume_point_is_moved_aside_and_the_run_restarts(compose, tmp_path, caplog):
+    c = compose(*FAST, "training.epochs=2", "training.keep_resume=true")
+    reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
+    run_dir, _ = run_dir_for(c)
+    run_dir.mkdir(parents=True)
+    good = (reference.run_dir / "resume.ckpt").read_bytes()
+    (run_dir / "resume.ckpt").write_bytes(good[: len(good) // 2])  # killed mid-write by a full disk
+    with caplog.at_level("WARNING"):
+        run = train(c, progress=False)
+    assert (run_dir / "resume.ckpt.corrupt").exists()
+    assert sum("unreadable" in r.getMessage() for r in caplog.records) == 1
+    assert run.final.read_bytes() == reference.final.read_bytes()
+
+
+def test_corrupt_final_checkpoint_of_a_finished_run_is_refused(compose):
+    c = compose(*FAST)
+    run = train(c, progress=False)
+    run.final.write_bytes(run.final.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=f"{run.run_dir}.*Delete"):
+        train(c, progress=False)
+
+
+def test_corrupt_final_checkpoint_fails_the_cli(lsx_dirs):
+    assert run_module("lsx.train", *FAST).returncode == 0
+    final = next((lsx_dirs[0] / "train").glob("*/epoch_0001.pt"))
+    final.write_bytes(b"garbage")
+    out = run_module("lsx.train", *FAST)
+    assert out.returncode != 0 and "trained" not in out.stdout
+    assert str(final.parent.name) in out.stderr and "Traceback" not in out.stderr
+
+
+def test_corrupt_summary_names_the_file(compose):
+    c = compose(*FAST)
+    run = train(c, progress=False)
+    (run.run_dir / "summary.json").write_text('{"config_hash": ')
+    with pytest.raises(ValueError, match="summary.json is corrupt"):
+        train(c, progress=False)
+
+
+def test_corrupt_results_json_names_the_file(tmp_path):
+    from lsx.tracking.results import read_results
+
+    (tmp_path / "results.json").write_text("{")
+    with pytest.raises(ValueError, match="results.json is corrupt"):
+        read_results(tmp_path)
+
+
+def test_failed_bad_value_leaves_no_empty_cache_dir(compose):
+    c = compose(*FAST, "optimizer.name=rmsprop")
+    with pytest.raises(ValueError, match="valid optimizers"):
+        train(c, progress=False)
+    run_dir, _ = run_dir_for(c)
+    assert not run_dir.exists()
