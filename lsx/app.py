@@ -1,9 +1,11 @@
 """Shared start-up of the Hydra entry points: scale presets, env, run dir, one clear error line."""
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -26,12 +28,29 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
-    cfg = apply_scale(cfg)
+    scaled = apply_scale(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if scaled is not cfg:
+        _save_scaled_hydra_config(scaled, run_dir, HydraConfig.get().output_subdir)
+    cfg = scaled
     c = to_container(cfg)
+    from lsx.validate import validate_config
+
+    validate_config(c)  # before any cache directory is created or anything trains
     c["_overrides"] = list(HydraConfig.get().overrides.task)
     c["_run_dir"] = str(run_dir)
     return c, run_dir
+
+
+def _save_scaled_hydra_config(cfg: DictConfig, run_dir: Path, subdir: str | None) -> None:
+    """Hydra saved ``.hydra/config.yaml`` before the scale preset was applied: replace it with the
+    config this job really runs, so the provenance Hydra users read is true."""
+    if not subdir:
+        return
+    from lsx.utils.io import atomic_write_text
+
+    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    atomic_write_text(run_dir / subdir / "config.yaml", OmegaConf.to_yaml(job_cfg))
 
 
 def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -47,9 +66,32 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
 
         try:
             return fn(cfg)
-        except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError) as err:
-            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError, OSError) as err:
+            msg = os_error_message(err) if isinstance(err, OSError) else None
+            if isinstance(err, OSError) and msg is None:
+                raise  # not a disk problem: keep the traceback
+            msg = msg or (err.args[0] if isinstance(err, KeyError) and err.args else str(err))
             print(f"lsx: error: {msg}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
+
+
+_DISK_ERRORS = {
+    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied", errno.EPERM: "not permitted", errno.EROFS: "the file system is read-only",
+}
+
+
+def os_error_message(err: OSError) -> str | None:
+    """One line for a full, read-only or forbidden disk (also h5py's, whose errno is in the text);
+    None for any other OSError. Writes are atomic, so nothing half-written is left behind."""
+    code = err.errno
+    if code not in _DISK_ERRORS:
+        found = re.search(r"errno = (\d+)", str(err))
+        code = int(found.group(1)) if found else None
+    if code not in _DISK_ERRORS:
+        return None
+    where = f" {err.filename}" if getattr(err, "filename", None) else ""
+    return (f"cannot write{where}: {_DISK_ERRORS[code]} ({os.strerror(code)}); free space or point "
+            "paths.output_root / paths.cache_dir (LSX_OUTPUT_DIR / LSX_CACHE_DIR) at a writable place")

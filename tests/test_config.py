@@ -125,3 +125,15 @@ def test_other_analyses_on_a_cpu_preset_skip_the_keys_they_lack(compose):
     c = compose("experiment=xu_taxonomy", "scale=cpu", "analysis=hessian")
     assert c["analysis"]["job"] == "hessian" and c["analysis"]["epoch"] == 10 and "num" not in c["analysis"]
     assert c["data"]["name"] == "digits"
+
+
+def test_provenance_shows_the_scaled_config(lsx_dirs):
+    """``--cfg job`` and Hydra's ``.hydra/config.yaml`` show what a ``scale=`` run really trains."""
+    out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "--cfg", "job")
+    assert out.returncode == 0, out.stderr[-1500:]
+    shown = yaml.safe_load(out.stdout)
+    assert shown["data"]["name"] == "digits" and shown["training"]["epochs"] == 30
+    out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "debug=fast", "training.epochs=1")
+    assert out.returncode == 0, out.stderr[-1500:]
+    saved = next(lsx_dirs[1].glob("runs/*/*/.hydra/config.yaml"))
+    assert yaml.safe_load(saved.read_text())["data"]["name"] == "digits"

@@ -115,3 +115,63 @@ def test_failed_bad_value_leaves_no_empty_cache_dir(compose):
         train(c, progress=False)
     run_dir, _ = run_dir_for(c)
     assert not run_dir.exists()
+
+
+# ----------------------------------------------------------------- bad input (item 6)
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("seeed=1",), ["unknown key 'seeed'", "valid top-level keys", "seed"]),
+        (("seed=abc",), ["seed must be an integer", "'abc'"]),
+        (("training.epochs=0",), ["training.epochs must be >= 1"]),
+        (("analysis=surface2d", "analysis.x.num=1", "analysis.y.num=1"), ["analysis.x.num must be >= 2"]),
+        (("trainer=gpu",), ["no CUDA GPU"]),
+        (("trainer=ddp",), ["no CUDA GPU"]),
+        (("+trainer.fast_dev_run=true",), ["trainer.fast_dev_run is not an lsx trainer option", "debug=fast"]),
+        (("-m", "hydra/launcher=slurm", "seed=0,1"), ["sbatch"]),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_is_created(lsx_dirs, args, words):
+    if "trainer=" in args[0] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if "hydra/launcher=slurm" in args and __import__("shutil").which("sbatch"):
+        pytest.skip("this machine has SLURM")
+    out = run_module("lsx.analyze" if "analysis=surface2d" in args else "lsx.train", *FAST, *args)
+    assert out.returncode == 2, out.stderr[-1500:]
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lsx: error:"), out.stderr[-1500:]
+    for w in words:
+        assert w in err[0]
+    assert not lsx_dirs[0].exists(), "no cache directory may be created for bad input"
+    assert not (lsx_dirs[1] / "jobs").exists()
+
+
+def test_unwritable_output_dir_is_one_line(lsx_dirs, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a path under a regular file cannot be created, even by root
+    out = run_module("lsx.train", *FAST, f"paths.output_root={blocker}/out")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not writable" in out.stderr, out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("code, words", [(28, "disk is full"), (13, "permission denied"), (30, "read-only")])
+def test_disk_errors_become_one_line(code, words, capsys):
+    from lsx.app import clean_errors
+
+    @clean_errors
+    def job(cfg):
+        raise OSError(code, os.strerror(code), "/data/out/surface.h5")
+
+    with pytest.raises(SystemExit) as exc:
+        job(None)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "/data/out/surface.h5" in err
+
+
+def test_h5py_full_disk_error_is_recognised():
+    from lsx.app import os_error_message
+
+    err = OSError("Unable to synchronously create file (unable to open file: name = 'x.h5', errno = 28, "
+                  "error message = 'No space left on device')")
+    assert "disk is full" in os_error_message(err)
+    assert os_error_message(OSError(2, "No such file")) is None

@@ -6,7 +6,6 @@ finished job: re-running it is a no-op, and sweep aggregation reads only these f
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
