@@ -66,13 +66,13 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
 
         try:
             return fn(cfg)
-        except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError, OSError) as err:
-            msg = os_error_message(err) if isinstance(err, OSError) else None
-            if isinstance(err, OSError) and msg is None:
-                raise  # not a disk problem: keep the traceback
-            msg = msg or (err.args[0] if isinstance(err, KeyError) and err.args else str(err))
+        except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             print(f"lsx: error: {msg}", file=sys.stderr)
             sys.exit(2)
+        except (OSError, RuntimeError) as err:
+            exit_on_disk_error(err)
+            raise  # not a disk problem: keep the traceback
 
     return wrapper
 
@@ -83,15 +83,36 @@ _DISK_ERRORS = {
 }
 
 
-def os_error_message(err: OSError) -> str | None:
-    """One line for a full, read-only or forbidden disk (also h5py's, whose errno is in the text);
-    None for any other OSError. Writes are atomic, so nothing half-written is left behind."""
-    code = err.errno
+def exit_on_disk_error(err: BaseException) -> None:
+    """A full, read-only or forbidden disk: one line and exit 2; returns for any other error.
+
+    On a full disk the process leaves through ``os._exit``: h5py's finalizers crash the
+    interpreter at shutdown after a failed write (a segfault after the message otherwise).
+    """
+    msg = os_error_message(err)
+    if msg is None:
+        return
+    print(f"lsx: error: {msg}", file=sys.stderr)
+    if "disk" in msg and ("full" in msg or "quota" in msg):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
+    sys.exit(2)
+
+
+def os_error_message(err: BaseException) -> str | None:
+    """One line for a full, read-only or forbidden disk (also h5py's errors, whose errno is only in
+    the text); None for any other error. Writes are atomic, so nothing half-written is left behind."""
+    code = getattr(err, "errno", None)
     if code not in _DISK_ERRORS:
         found = re.search(r"errno = (\d+)", str(err))
         code = int(found.group(1)) if found else None
     if code not in _DISK_ERRORS:
         return None
-    where = f" {err.filename}" if getattr(err, "filename", None) else ""
+    target = getattr(err, "filename2", None) or getattr(err, "filename", None)  # a copy's destination
+    if not target:  # h5py: "... filename = '/x/.surface.h5.tmp', ..."
+        found = re.search(r"name = '([^']+)'", str(err))
+        target = found.group(1) if found else None
+    where = f" {target}" if target else ""
     return (f"cannot write{where}: {_DISK_ERRORS[code]} ({os.strerror(code)}); free space or point "
             "paths.output_root / paths.cache_dir (LSX_OUTPUT_DIR / LSX_CACHE_DIR) at a writable place")

@@ -99,10 +99,12 @@ def output_dir_message(argv: list[str]) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
+        with tempfile.TemporaryFile(dir=probe) as fh:
+            fh.write(b"\0" * 65536)  # Hydra's own files need a few blocks: a full disk fails here
+            fh.flush()
+            os.fsync(fh.fileno())
     except OSError as err:
-        return (f"output directory {root} is not writable ({err.strerror}); choose another with "
+        return (f"output directory {root} is not writable ({err.strerror}); free space or choose another with "
                 "paths.output_root=... or LSX_OUTPUT_DIR")
     return None
 
