@@ -181,3 +181,41 @@ def test_h5py_full_disk_error_is_recognised():
                        "error message = 'No space left on device')")
     assert "disk is full" in os_error_message(err) and "/out/jobs/s/.surface.h5.tmp" in os_error_message(err)
     assert os_error_message(OSError(2, "No such file")) is None
+
+
+# ----------------------------------------------------------------- concurrency (item 8)
+def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
+    """The second of two concurrent identical jobs waits for the first, then is a no-op."""
+    import threading
+    import time
+
+    from lsx.analyze import run_analysis
+    from lsx.jobs.base import JOBS, JobOutput, register_job
+
+    calls = []
+
+    @register_job("_slow_probe")
+    def slow(ctx):
+        calls.append(ctx.job_dir)
+        time.sleep(1.0)
+        return JobOutput({"value": 1.0}, {})
+
+    JOBS["_slow_probe"] = "lsx.jobs.base"
+    try:
+        c = compose(*FAST)
+        c["analysis"] = {"job": "_slow_probe"}
+        results = [None, None]
+
+        def go(i):
+            results[i] = run_analysis(c, tmp_path / f"run{i}", progress=False)
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        JOBS.pop("_slow_probe", None)
+    assert len(calls) == 1
+    assert results[0]["metrics"] == results[1]["metrics"] == {"value": 1.0}
+    assert results[0]["job_dir"] == results[1]["job_dir"]

@@ -61,6 +61,14 @@ def job_key(cfg: dict[str, Any]) -> str:
     return config_hash({k: v for k, v in cfg.items() if k not in _NOT_HASHED})[:12]
 
 
+def job_lock(job_dir: Path):
+    """Exclusive lock on a job directory: two identical cold jobs (a relaunched sweep, two shells)
+    do not both evaluate; the second waits, then finds the job finished (a no-op)."""
+    from lsx.utils.io import file_lock
+
+    return file_lock(job_dir)
+
+
 class JobContext:
     """Everything a job needs, built lazily from the resolved config."""
 
