@@ -219,3 +219,35 @@ def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
     assert len(calls) == 1
     assert results[0]["metrics"] == results[1]["metrics"] == {"value": 1.0}
     assert results[0]["job_dir"] == results[1]["job_dir"]
+
+
+# ----------------------------------------------------------------- Makefile (item 9)
+def _make(*args, env=None):
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=dict(os.environ, **(env or {})),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def test_make_help_lists_the_targets():
+    out = _make("help")
+    assert out.returncode == 0, out.stderr
+    for target in ("demo", "test", "clean-outputs", "clean-cache", "bench"):
+        assert f"  {target} " in out.stdout
+
+
+def test_make_clean_cache_honours_lsx_cache_dir_and_asks(tmp_path):
+    cache, outputs = tmp_path / "cache", tmp_path / "out"
+    (cache / "train" / "run").mkdir(parents=True)
+    outputs.mkdir()
+    env = {"LSX_CACHE_DIR": str(cache), "LSX_OUTPUT_DIR": str(outputs)}
+    assert _make("clean", env=env).returncode == 0
+    assert not outputs.exists() and cache.exists()  # clean keeps trained models
+    refused = _make("clean-cache", env=env)  # not a terminal and no FORCE=1
+    assert refused.returncode != 0 and "FORCE=1" in refused.stdout + refused.stderr and cache.exists()
+    assert _make("clean-cache", "FORCE=1", env=env).returncode == 0 and not cache.exists()
