@@ -46,12 +46,12 @@ help:
 OUTPUT_DIR = $${LSX_OUTPUT_DIR:-outputs}
 CACHE_DIR = $${LSX_CACHE_DIR:-.lsx_cache}
 
-## remove run outputs (LSX_OUTPUT_DIR or outputs/, and multirun/); trained models in the cache are kept
+## remove run outputs (LSX_OUTPUT_DIR or outputs/); trained models in the cache are kept
 clean: clean-outputs
 
 ## remove run outputs only (what `make clean` does)
 clean-outputs:
-	rm -rf "$(OUTPUT_DIR)" multirun
+	rm -rf "$(OUTPUT_DIR)"
 
 ## delete every cached trained model (LSX_CACHE_DIR or .lsx_cache/): asks first; FORCE=1 skips the question
 clean-cache:

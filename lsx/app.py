@@ -28,6 +28,7 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
+    _threads_per_parallel_job(HydraConfig.get())
     scaled = apply_scale(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if scaled is not cfg:
@@ -40,6 +41,24 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     c["_overrides"] = list(HydraConfig.get().overrides.task)
     c["_run_dir"] = str(run_dir)
     return c, run_dir
+
+
+def _threads_per_parallel_job(hc: Any) -> None:
+    """Under the joblib launcher, give each of the n_jobs parallel jobs cores // n_jobs torch threads
+    (n_jobs x all cores oversubscribes the CPU). The count is recorded in every results file."""
+    from hydra.types import RunMode
+
+    launcher = hc.get("launcher") or {}
+    if hc.mode != RunMode.MULTIRUN or "joblib" not in str(launcher.get("_target_", "")).lower():
+        return
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    n_jobs = max(1, cores + 1 + n_jobs if n_jobs < 0 else n_jobs)  # joblib: -1 = all cores
+    threads = max(1, cores // n_jobs)
+    torch.set_num_threads(threads)
+    log.info("joblib launcher: %d parallel job(s) on %d core(s), %d torch thread(s) per job", n_jobs, cores, threads)
 
 
 def _save_scaled_hydra_config(cfg: DictConfig, run_dir: Path, subdir: str | None) -> None:

@@ -251,3 +251,22 @@ def test_make_clean_cache_honours_lsx_cache_dir_and_asks(tmp_path):
     refused = _make("clean-cache", env=env)  # not a terminal and no FORCE=1
     assert refused.returncode != 0 and "FORCE=1" in refused.stdout + refused.stderr and cache.exists()
     assert _make("clean-cache", "FORCE=1", env=env).returncode == 0 and not cache.exists()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1])
+def test_joblib_jobs_share_the_cores(n_jobs):
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lsx.app import _threads_per_parallel_job
+
+    cores = len(os.sched_getaffinity(0))
+    hc = OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": {
+        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": n_jobs}})
+    before = torch.get_num_threads()
+    try:
+        _threads_per_parallel_job(hc)
+        expected = max(1, cores // (cores if n_jobs == -1 else n_jobs))
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
