@@ -36,7 +36,8 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
-    if is_done(job_dir):
+    cached = is_done(job_dir)
+    if cached:
         log.info("job already finished: %s (no-op)", job_dir)
         results = read_results(job_dir)
     else:
@@ -46,7 +47,10 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
         extra["elapsed_s"] = round(time.time() - t0, 3)
         results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
         _log_wandb(c, name, job_dir, results)
-    results = dict(results, job_dir=str(job_dir.resolve()))
+    # the run directory describes *this* run: a cache hit's stored results carry the overrides
+    # of the sweep that computed them, which would misplace this point in aggregation
+    results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
+                   experiment=c.get("experiment_name", "default"), cached=cached)
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
     return results
