@@ -44,7 +44,8 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
     with job_lock(job_dir):  # an identical job running elsewhere: wait for it, then read its results
-        if is_done(job_dir):
+        cached = is_done(job_dir)
+        if cached:
             log.info("job already finished: %s (no-op)", job_dir)
             results = read_results(job_dir)
         else:
@@ -58,7 +59,10 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra["training"] = [r.record() for r in runs]
             results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
             _log_wandb(c, name, job_dir, results)
-    results = dict(results, job_dir=str(job_dir.resolve()))
+    # the run directory describes *this* run: a cache hit's stored results carry the overrides
+    # of the sweep that computed them, which would misplace this point in aggregation
+    results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
+                   experiment=c.get("experiment_name", "default"), cached=cached)
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
     return results

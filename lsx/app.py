@@ -73,25 +73,57 @@ def _save_scaled_hydra_config(cfg: DictConfig, run_dir: Path, subdir: str | None
 
 
 def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Bad input → one clear line on stderr and exit 2 (set LSX_DEBUG=1 for the traceback)."""
+    """Bad input → one clear line on stderr and exit 2 (set LSX_DEBUG=1 for the traceback).
+
+    Every job records how it ended in its run directory's status.json. In a multirun a failed
+    job does not exit: the remaining jobs run, and :class:`lsx.sweep_status.SweepStatusCallback`
+    reports the failures and exits non-zero at the end.
+    """
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig) -> Any:
-        if os.environ.get("LSX_DEBUG"):
-            return fn(cfg)
+        import traceback
+
         from lsx.data import DatasetUnavailable
+        from lsx.sweep_status import FAILED, OK, current_run_dir, in_multirun, write_status
         from lsx.training.checkpoints import CheckpointError
         from lsx.training.module import NonFiniteLossError
 
+        run_dir, multirun = current_run_dir(), in_multirun()
         try:
-            return fn(cfg)
+            out = fn(cfg)
         except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            print(f"lsx: error: {msg}", file=sys.stderr)
+            if run_dir is not None:
+                write_status(run_dir, FAILED, msg, type(err).__name__)
+            if os.environ.get("LSX_DEBUG") and not multirun:
+                raise
+            if os.environ.get("LSX_DEBUG"):
+                traceback.print_exc()
+            print(f"lsx: error: {msg}" + (f" (job {run_dir})" if multirun else ""), file=sys.stderr, flush=True)
+            if multirun:
+                return None
             sys.exit(2)
-        except (OSError, RuntimeError) as err:
-            exit_on_disk_error(err)
-            raise  # not a disk problem: keep the traceback
+        except Exception as err:  # a full/read-only disk is one line; anything else is a bug: the traceback is kept
+            disk = os_error_message(err) if isinstance(err, (OSError, RuntimeError)) else None
+            if run_dir is not None:
+                try:
+                    write_status(run_dir, FAILED, disk or f"{type(err).__name__}: {err}".splitlines()[0], type(err).__name__,
+                                 None if disk else traceback.format_exc())
+                except OSError:
+                    pass  # the disk that failed the job may refuse the status file too
+            if not multirun:
+                if disk:
+                    exit_on_disk_error(err)
+                raise
+            if disk:
+                print(f"lsx: error: {disk} (job {run_dir})", file=sys.stderr, flush=True)
+            else:
+                log.exception("job %s failed", run_dir)
+            return None
+        if run_dir is not None:
+            write_status(run_dir, OK)
+        return out
 
     return wrapper
 
