@@ -270,3 +270,25 @@ def test_joblib_jobs_share_the_cores(n_jobs):
         assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_readme_step_schedule_example_drops_the_lr(compose):
+    """The README's step-schedule command must lower the LR within its epochs."""
+    import shlex
+
+    from conftest import ROOT
+    from lsx.training.optim import lr_multiplier
+
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "scheduler=step" in l and "lsx.train" in l)
+    args = [a for a in shlex.split(line.split("#")[0])[3:]]
+    c = compose(*args)
+    mult = lr_multiplier(c["scheduler"], steps_per_epoch=1, total_epochs=c["training"]["epochs"])
+    assert mult(c["training"]["epochs"] - 1) < 1.0, f"{line!r} never drops the LR"
+
+
+def test_step_milestones_past_the_end_warn(compose, caplog):
+    from lsx.validate import validate_config
+
+    with caplog.at_level("WARNING"):
+        validate_config(compose("scheduler=step", "training.epochs=30"))
+    assert "never drops" in caplog.text
