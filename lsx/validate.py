@@ -109,6 +109,9 @@ def _check_grids(a: dict[str, Any]) -> None:
     for key, spec in a.items():
         if isinstance(spec, dict) and {"min", "max", "num"} & set(spec):
             axis_from_spec(spec, name=f"analysis.{key}")
+    center = a.get("center_ckpt")
+    if center and not Path(str(center)).is_file():
+        raise ValueError(f"analysis.center_ckpt: no checkpoint file at {center} (give an lsx epoch_*.pt path)")
     sides = [k for k in ("x", "y") if isinstance(a.get(k), dict)]
     if len(sides) == 2:
         for k in sides:
