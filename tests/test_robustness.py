@@ -331,3 +331,13 @@ def test_external_checkpoint_is_validated(compose, tmp_path):
     mlp = train(compose(*FAST, "model=mlp"), progress=False)
     with pytest.raises(CheckpointError, match="expected 'simple_cnn'"):
         run_analysis(compose(*FAST, "analysis=tunnel_width", f"analysis.center_ckpt={mlp.final}"), tmp_path / "r2", progress=False)
+
+
+# ----------------------------------------------------------------- logs off a terminal (item 9)
+def test_logs_off_a_terminal_have_plain_epoch_lines_and_no_bars(lsx_dirs):
+    out = run_module("lsx.train", "debug=fast", "training.epochs=2", "trainer.progress_bar=true")
+    assert out.returncode == 0, out.stderr[-1500:]
+    text = out.stdout + out.stderr
+    assert "\r" not in text and "it/s" not in text  # no progress bar
+    assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text and "val acc" in text
+    assert "training simple_cnn on digits, seed 0" in text
