@@ -341,3 +341,30 @@ def test_logs_off_a_terminal_have_plain_epoch_lines_and_no_bars(lsx_dirs):
     assert "\r" not in text and "it/s" not in text  # no progress bar
     assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text and "val acc" in text
     assert "training simple_cnn on digits, seed 0" in text
+
+
+def test_point_store_refuses_a_full_disk_before_hdf5_writes(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    from lsx.landscape.grids import linspace_axis
+    from lsx.landscape.storage import PointStore
+
+    store = PointStore(tmp_path / "s.h5", linspace_axis(0, 1, 5)[:, None], np.ones((1, 3)), ["train_loss"], {}, {})
+    store.flush()
+    assert stat.S_IMODE((tmp_path / "s.h5").stat().st_mode) == 0o666 & ~_umask()  # shared caches stay readable
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    with pytest.raises(OSError) as exc:
+        store.flush()
+    assert exc.value.errno == errno.ENOSPC and str(tmp_path / "s.h5") == exc.value.filename
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # no temp file left
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
