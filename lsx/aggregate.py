@@ -38,7 +38,7 @@ def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_di
     from lsx.plots.common import n_label, new_figure, save_figure
 
     lines = {label: pts for label, pts in series(rows, x, y, swept).items() if pts}
-    if sum(len(p) for p in lines.values()) < 2:
+    if sum(1 for pts in lines.values() for p in pts if p[3] > 0) < 2:  # fewer than two finite points
         return None
     numeric = all(isinstance(p[0], float) for pts in lines.values() for p in pts)
     fig, ax = new_figure(figsize=(5.5, 4))

@@ -70,6 +70,7 @@ class JobContext:
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress
         self._dm: TensorDataModule | None = None
+        self.trained: list = []  # the training runs this job used (their curves are logged with it)
 
     @property
     def analysis(self) -> dict[str, Any]:
@@ -99,9 +100,16 @@ class JobContext:
 
     def train(self, **overrides: Any):
         """Train (or fetch from the cache) one run; returns a TrainedRun."""
+        return self.train_config(self.training_config(**overrides))
+
+    def train_config(self, cfg: dict[str, Any]):
+        """Train (or fetch) the run of a full config, and remember it among the job's optima."""
         from lsx.training.runner import train
 
-        return train(self.training_config(**overrides), progress=self.progress)
+        run = train(cfg, progress=self.progress)
+        if run is not None and all(r.run_dir != run.run_dir for r in self.trained):
+            self.trained.append(run)
+        return run
 
     def optima(self, seeds: list[int] | None = None) -> list:
         """Independently trained runs, one per seed (default ``optima.seeds``), from the cache."""

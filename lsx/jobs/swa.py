@@ -14,7 +14,6 @@ from .landscape_common import merged_config
 @register_job("swa_ensemble")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    from lsx.training.runner import train
 
     if ctx.cfg["scheduler"]["name"] != "cyclic":
         raise ValueError(f"swa_ensemble needs scheduler=cyclic (snapshots at the low-LR end of each cycle), got {ctx.cfg['scheduler']['name']!r}")
@@ -28,7 +27,7 @@ def run(ctx: JobContext) -> JobOutput:
     rows = []
     for lr in lrs:
         cfg = merged_config(ctx, {"optimizer": {"lr": lr}, "training": {"checkpoint_epochs": sorted(set(snaps) | {0})}})
-        run_ = train(cfg, progress=ctx.progress)
+        run_ = ctx.train_config(cfg)
         models = [run_.load(e).build_model() for e in snaps]
         res = compare_swa_and_ensemble(models, subset.test, bn_batches)
         rows.append({"max_lr": lr, **res})
