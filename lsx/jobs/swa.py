@@ -58,6 +58,7 @@ def _plot(rows, snaps, ctx: JobContext) -> None:
     a2.axhline(0, color="k", lw=0.5)
     a2.set_xscale("log")
     a2.set_xlabel("maximum learning rate")
+    a2.set_ylabel("ensemble advantage")
     a2.set_title("advantage of prediction averaging", fontsize=9)
     a2.legend(fontsize=7)
     for ax in (a1, a2):
