@@ -156,7 +156,7 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     (optimum / "metrics.csv").write_text("epoch,train/loss,val/acc\n0,2.3,0.1\n1,1.9,\n")
     (optimum / "summary.json").write_text(json.dumps({"metrics": {"test_acc": 0.5}}))
     results = {"job": "interpolation", "metrics": {"gap": 0.25, "widths": [1.0, 2.0]}, "artifacts": {"curves": "curve.npz"},
-               "training_runs": [str(optimum)]}
+               "training": [{"seed": 0, "run_dir": str(optimum)}]}
     (run_dir / "results.json").write_text(json.dumps(results))
     (run_dir / "config.yaml").write_text("seed: 1\n")
     fake = _FakeWandb()

@@ -50,10 +50,11 @@ def merged_config(ctx: JobContext, overrides: dict[str, Any] | None) -> dict[str
 def endpoint_checkpoint(ctx: JobContext, spec: dict[str, Any]) -> Checkpoint:
     """An endpoint spec: {checkpoint: path} or {overrides: {...}, epoch: null} trained via the cache."""
     from lsx.training.checkpoints import load_checkpoint
+    from lsx.training.runner import train
 
     if spec.get("checkpoint"):
         return load_checkpoint(spec["checkpoint"])
-    run = ctx.train_config(merged_config(ctx, spec.get("overrides")))
+    run = train(merged_config(ctx, spec.get("overrides")), progress=ctx.progress)
     return run.load(spec.get("epoch"))
 
 

@@ -14,6 +14,7 @@ from .landscape_common import merged_config
 @register_job("swa_ensemble")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
+    from lsx.training.runner import train
 
     if ctx.cfg["scheduler"]["name"] != "cyclic":
         raise ValueError(f"swa_ensemble needs scheduler=cyclic (snapshots at the low-LR end of each cycle), got {ctx.cfg['scheduler']['name']!r}")
@@ -27,7 +28,7 @@ def run(ctx: JobContext) -> JobOutput:
     rows = []
     for lr in lrs:
         cfg = merged_config(ctx, {"optimizer": {"lr": lr}, "training": {"checkpoint_epochs": sorted(set(snaps) | {0})}})
-        run_ = ctx.train_config(cfg)
+        run_ = train(cfg, progress=ctx.progress)
         models = [run_.load(e).build_model() for e in snaps]
         res = compare_swa_and_ensemble(models, subset.test, bn_batches)
         rows.append({"max_lr": lr, **res})
@@ -58,7 +59,6 @@ def _plot(rows, snaps, ctx: JobContext) -> None:
     a2.axhline(0, color="k", lw=0.5)
     a2.set_xscale("log")
     a2.set_xlabel("maximum learning rate")
-    a2.set_ylabel("ensemble advantage")
     a2.set_title("advantage of prediction averaging", fontsize=9)
     a2.legend(fontsize=7)
     for ax in (a1, a2):

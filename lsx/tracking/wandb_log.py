@@ -174,7 +174,7 @@ def log_job(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, 
         for f in data_files:
             if f.exists():
                 tables.update({f"data/{k}": v for k, v in data_tables(f).items()})
-        optima = [Path(p) for p in results.get("training_runs") or []]
+        optima = [Path(t["run_dir"]) for t in results.get("training") or [] if t.get("run_dir")]
         for tr in optima:
             if (tr / "metrics.csv").exists():
                 tables[f"optima/{tr.name}/learning_curve"] = learning_curve_rows(tr / "metrics.csv")
