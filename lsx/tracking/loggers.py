@@ -30,5 +30,9 @@ def build_loggers(logger_cfg: dict[str, Any], run_dir: Path, name: str, config: 
 
             kw.update(run_identity(run_config, "train"))
             kw["config"] = dict(config, training_run=name, overrides=list(run_config.get("_overrides") or []))
-        return [WandbLogger(**{k: v for k, v in kw.items() if v is not None}, save_dir=str(run_dir))]
+        lg = WandbLogger(**{k: v for k, v in kw.items() if v is not None}, save_dir=str(run_dir))
+        # Lightning always passes anonymous=None, on which wandb>=0.2x prints a deprecation line
+        # through WANDB_SILENT; dropping the key keeps a run's console output to lsx's own lines
+        getattr(lg, "_wandb_init", {}).pop("anonymous", None)
+        return [lg]
     raise ValueError(f"unknown logger {kind!r}; valid loggers: {', '.join(LOGGERS)}")
