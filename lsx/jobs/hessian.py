@@ -7,7 +7,7 @@ import numpy as np
 
 from lsx.landscape.flat import FlatParams, functional_loss
 from lsx.landscape.hessian import hutchinson_trace, slq_density, top_eigenpairs
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint
@@ -47,6 +47,7 @@ def run(ctx: JobContext) -> JobOutput:
     a2.plot(range(1, len(bottom.values) + 1), np.sort(bottom.values), "s-", label="smallest (SA)")
     a2.axhline(0, color="k", lw=0.5)
     a2.set_xlabel("index")
+    integer_ticks(a2, "x")
     a2.set_ylabel("eigenvalue")
     a2.legend(fontsize=8)
     save_figure(fig, ctx.path("hessian_spectrum.png"))

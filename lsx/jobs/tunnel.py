@@ -44,7 +44,7 @@ def run(ctx: JobContext) -> JobOutput:
 def _plot(res, ctx: JobContext) -> None:
     import matplotlib.pyplot as plt
 
-    from lsx.plots.common import save_figure
+    from lsx.plots.common import integer_ticks, save_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ok = np.isfinite(res.angular)
@@ -52,6 +52,7 @@ def _plot(res, ctx: JobContext) -> None:
     ax.axvline(res.summary["width_mean"], color="k", ls="--", label=f"mean {res.summary['width_mean']:.3g}")
     ax.set_xlabel("angular width  r / ‖θ‖")
     ax.set_ylabel("directions")
+    integer_ticks(ax, "y")
     ax.set_title(f"tunnel width (loss > {res.threshold:.3g}), {ok.sum()}/{len(ok)} reached", fontsize=9)
     ax.legend(fontsize=8)
     save_figure(fig, ctx.path("tunnel_widths.png"))

@@ -252,7 +252,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     from lsx.tracking.loggers import build_loggers
 
     trainer_cfg = dict(c.get("trainer") or {})
-    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg)
+    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c)
     resume = run_dir / "resume.ckpt"
     stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
     resume_epoch = _usable_resume_point(resume)
