@@ -1,8 +1,12 @@
-"""Training throughput (images/s) on CPU: simple_cnn and resnet20, NCHW vs channels_last, interleaved.
+"""Training on CPU: lsx's cached runner vs a plain PyTorch loop on the same work; NCHW vs channels_last.
 
-Full optimizer steps (forward + backward + Adam) on synthetic 32x32x3 batches; the two memory formats
-of a model run in alternating rounds with the order rotated (``timing.py``), so ratios are per round.
-Usage: ``python benchmarks/bench_train.py [--steps N] [--batch B] [--repeats R] [--threads T]``.
+1. ``lsx.training.runner.train`` on the default config (simple_cnn, digits, 10 epochs) and on
+   ``model=resnet20`` (fewer epochs), into a fresh cache each round, vs a plain loop doing the same
+   work: same data, init (seed), Adam, batch order (the runner's per-epoch permutation), memory format
+   (the runner's choice at this thread count), an lsx checkpoint at epoch 0 and at the end, and the final
+   train/val/test evaluation. Interleaved rounds, order rotated (``timing.py``).
+2. Throughput of full Adam steps on synthetic 32x32x3 batches, NCHW vs channels_last.
+Usage: ``python benchmarks/bench_train.py [--repeats R] [--threads T] [--resnet-epochs E]``.
 """
 from __future__ import annotations
 
@@ -35,6 +39,66 @@ def stepper(name: str, batch: int, steps: int, channels_last: bool, size: int = 
     return run
 
 
+def plain_loop(overrides: list[str]):
+    """The runner's work written as a plain loop (a closure; each call trains from scratch)."""
+    import tempfile
+
+    import lightning as L
+
+    from lsx.config import compose_config, to_container
+    from lsx.training.optim import build_optimizer
+    from lsx.training.runner import build_data, channels_last_safe, evaluate_model
+    from lsx.training.checkpoints import model_from_config
+
+    c = to_container(compose_config(overrides))
+
+    def run() -> dict:
+        seed = int(c["seed"])
+        L.seed_everything(seed, verbose=False)
+        dm = build_data(c).prepare()
+        s = dm.shape
+        shape = {"in_channels": s.in_channels, "height": s.height, "width": s.width, "num_classes": s.num_classes}
+        model = model_from_config(c["model"], shape)
+        cl = bool(c["training"].get("channels_last", True)) and channels_last_safe()
+        if cl:
+            model = model.to(memory_format=torch.channels_last)
+        opt = build_optimizer(c["optimizer"], model.parameters())
+        x, y = dm.split("train")
+        bs = dm.batch_size
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(model.state_dict(), f"{tmp}/epoch_0.pt")
+            for epoch in range(int(c["training"]["epochs"])):
+                model.train()
+                g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+                perm = torch.randperm(len(x), generator=g)
+                for i in range(0, len(x), bs):
+                    idx = perm[i : i + bs]
+                    xb = x[idx].contiguous(memory_format=torch.channels_last) if cl else x[idx]
+                    opt.zero_grad()
+                    F.cross_entropy(model(xb), y[idx]).backward()
+                    opt.step()
+            torch.save(model.state_dict(), f"{tmp}/final.pt")
+        return {split: evaluate_model(model, *dm.split(split)) for split in ("train", "val", "test") if len(dm.split(split)[0])}
+
+    return run
+
+
+def lsx_runner(overrides: list[str]):
+    import tempfile
+
+    from lsx.config import compose_config, to_container
+    from lsx.training.runner import train
+
+    base = to_container(compose_config(overrides))
+
+    def run():
+        with tempfile.TemporaryDirectory() as tmp:
+            c = {**base, "paths": {**base["paths"], "cache_dir": tmp}}
+            return train(c, progress=False).summary
+
+    return run
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
@@ -42,9 +106,22 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resnet-epochs", type=int, default=2)
     args = ap.parse_args()
     set_threads(args.threads)
     title = header("bench_train", args.repeats, args.warmup)
+    import logging
+
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    fit_rows = []
+    for name, ov in (("simple_cnn / digits, default config (10 epochs)", []),
+                     (f"resnet20 / digits, {args.resnet_epochs} epochs", ["model=resnet20", f"training.epochs={args.resnet_epochs}"])):
+        ov = ov + ["logger=csv"]
+        t = interleave({"lsx runner": lsx_runner(ov), "plain loop": plain_loop(ov)}, args.repeats, args.warmup)
+        acc_lsx, acc_plain = t.results["lsx runner"].get("test_acc"), t.results["plain loop"]["test"]["acc"]
+        fit_rows.append(f"| {name} | {fmt_time(t, 'lsx runner')} | {fmt_time(t, 'plain loop')} | "
+                        f"{fmt_ratio(t, 'lsx runner', 'plain loop')} | {acc_lsx:.4f} / {acc_plain:.4f} |")
     rows = []
     for name in ("simple_cnn", "resnet20"):
         steps = args.steps if name == "simple_cnn" else max(3, args.steps // 3)
@@ -53,7 +130,9 @@ def main() -> None:
         imgs = args.batch * steps
         rows.append(f"| {name} | {imgs / t.median('NCHW'):.0f} | {imgs / t.median('channels_last'):.0f} | "
                     f"{fmt_ratio(t, 'NCHW', 'channels_last')} | {fmt_time(t, 'channels_last')} |")
-    lines = [title + f"; after: {load_average()}", f"Adam steps on 32x32x3 batches of {args.batch}.", "",
+    lines = [title + f"; after: {load_average()}", "",
+             "| training | lsx runner s | plain loop s | lsx ÷ plain | test acc lsx / plain |", "|---|---|---|---|---|",
+             *fit_rows, "", f"Adam steps on 32x32x3 batches of {args.batch}:", "",
              "| model | NCHW img/s | channels_last img/s | NCHW time ÷ channels_last | channels_last s per round |",
              "|---|---|---|---|---|", *rows]
     print(block("train", lines))

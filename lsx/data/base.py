@@ -152,9 +152,14 @@ class TensorDataModule(L.LightningDataModule):
         x, y = self.split(name)
         if len(x) == 0:
             return DataLoader(TensorDataset(x, y), batch_size=batch_size)
-        ds = AugmentedTensorDataset(x, y, self.augment and name == "train", self._loader_seed)
-        sampler = EpochShuffleSampler(len(ds), self._loader_seed) if shuffle else None
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers)
+        sampler = EpochShuffleSampler(len(x), self._loader_seed) if shuffle else None
+        if self.augment and name == "train":
+            ds = AugmentedTensorDataset(x, y, True, self._loader_seed)
+            return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers)
+        # no augmentation: a batch is one slice x[indices] (same sampler, same batches, no per-example
+        # indexing and re-stacking — ~8% of a small model's training step)
+        return DataLoader(SlicedTensorDataset(x, y), batch_size=batch_size, sampler=sampler,
+                          num_workers=self.num_workers, collate_fn=_already_batched)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size)
@@ -185,6 +190,19 @@ class EpochShuffleSampler(torch.utils.data.Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+class SlicedTensorDataset(TensorDataset):
+    """A tensor dataset that serves a whole batch of indices as one slice (``DataLoader`` calls
+    ``__getitems__`` with the sampler's batch); pair it with ``collate_fn=_already_batched``."""
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return tuple(t[idx] for t in self.tensors)
+
+
+def _already_batched(batch):
+    return list(batch)
 
 
 class AugmentedTensorDataset(TensorDataset):
