@@ -176,7 +176,7 @@ def build_data(cfg: dict[str, Any]) -> TensorDataModule:
     return build_datamodule(d.pop("name"), **d)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> dict[str, float]:
     model.eval()
     loss, correct = 0.0, 0
