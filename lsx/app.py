@@ -72,6 +72,15 @@ def _save_scaled_hydra_config(cfg: DictConfig, run_dir: Path, subdir: str | None
     atomic_write_text(run_dir / subdir / "config.yaml", OmegaConf.to_yaml(job_cfg))
 
 
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean bad input or a known failure (one line, no traceback)."""
+    from lsx.data import DatasetUnavailable
+    from lsx.training.checkpoints import CheckpointError
+    from lsx.training.module import NonFiniteLossError
+
+    return (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError)
+
+
 def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Bad input → one clear line on stderr and exit 2 (set LSX_DEBUG=1 for the traceback).
 
@@ -84,15 +93,12 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
     def wrapper(cfg: DictConfig) -> Any:
         import traceback
 
-        from lsx.data import DatasetUnavailable
         from lsx.sweep_status import FAILED, OK, current_run_dir, in_multirun, write_status
-        from lsx.training.checkpoints import CheckpointError
-        from lsx.training.module import NonFiniteLossError
 
         run_dir, multirun = current_run_dir(), in_multirun()
         try:
             out = fn(cfg)
-        except (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError) as err:
+        except _input_errors() as err:  # evaluated only when something is raised: a cache hit never loads Lightning
             msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
             if run_dir is not None:
                 write_status(run_dir, FAILED, msg, type(err).__name__)

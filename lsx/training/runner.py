@@ -16,21 +16,20 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import lightning as L
 import torch
 import yaml
 from omegaconf import DictConfig
 
 from lsx.config import config_hash, to_container, training_config
-from lsx.data import TensorDataModule, build_datamodule
 from lsx.utils.io import atomic_write_json, atomic_write_text, file_lock, read_json
 from lsx.utils.version import code_version
 
-from .callbacks import EpochCheckpoints, EpochLog, LearningCurve, ResumePoint, StopRule, checkpoint_name
 from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, model_from_config
-from .module import ClassifierModule
+
+if TYPE_CHECKING:  # Lightning and the data modules load only when a run trains (a cache hit needs neither)
+    from lsx.data import TensorDataModule
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +171,8 @@ def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: s
 
 
 def build_data(cfg: dict[str, Any]) -> TensorDataModule:
+    from lsx.data import build_datamodule
+
     d = dict(cfg["data"])
     return build_datamodule(d.pop("name"), **d)
 
@@ -232,6 +233,11 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
+    import lightning as L
+
+    from .callbacks import EpochCheckpoints, EpochLog, LearningCurve, ResumePoint, StopRule, checkpoint_name
+    from .module import ClassifierModule
+
     tcfg = training_config(c)
     training = c["training"]
     seed = int(c["seed"])
