@@ -130,22 +130,22 @@ def main() -> None:
     ap.add_argument("--digits-images", type=int, default=1000)
     ap.add_argument("--resnet-images", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine)")
-    ap.add_argument("--only", choices=("digits", "mlp", "resnet"), default=None, help="run one case")
+    ap.add_argument("--only", choices=("digits", "mlp", "resnet"), nargs="+", default=None, help="run only these cases")
     args = ap.parse_args()
     set_threads(args.threads)
     title = header("bench_surface", args.repeats, args.warmup)
     rows, checks = [], []
-    if args.only in (None, "digits"):
+    if args.only is None or "digits" in args.only:
         r, c = run_case("simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid,
                         args.repeats, args.warmup)
         rows += r
         checks += c
-    if args.only in (None, "mlp"):
+    if args.only is None or "mlp" in args.only:
         r, c = run_case("mlp / digits 8x8", "mlp", digits_data(args.digits_images), args.digits_grid,
                         args.repeats, args.warmup)
         rows += r
         checks += c
-    if args.only in (None, "resnet"):
+    if args.only is None or "resnet" in args.only:
         r, c = run_case("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(args.resnet_images), args.resnet_grid,
                         args.repeats, args.warmup)
         rows += r

@@ -80,15 +80,11 @@ def test_plane_respects_its_memory_budget():
     assert not ev.plane_active and "plane_budget_bytes" in ev.plane_reason
 
 
-def test_plane_by_default_only_where_the_first_layer_is_expensive():
-    model, data, theta, dirs = _setup("simple_cnn", (1, 8, 8), "keep")
-    ev = Evaluator(model, data)  # 1 input channel x 3x3: fan-in 9
-    ev.evaluate(theta, dirs, grid2d((-1, 1, 2), (-1, 1, 2)))
-    assert not ev.plane_active and "fan-in 9" in ev.plane_reason
-    model, data, theta, dirs = _setup("mlp", (1, 8, 8), "keep")  # flatten → linear(64, ...): fan-in 64
+def test_plane_is_opt_in():
+    model, data, theta, dirs = _setup("mlp", (1, 8, 8), "keep")
     ev = Evaluator(model, data)
     ev.evaluate(theta, dirs, grid2d((-1, 1, 2), (-1, 1, 2)))
-    assert ev.plane_active, ev.plane_reason
+    assert not ev.plane_active and "plane=False" in ev.plane_reason
 
 
 def test_local_workers_give_the_same_surface():

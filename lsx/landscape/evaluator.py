@@ -29,7 +29,6 @@ from .flat import FlatParams
 from .grids import Grid
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
-PLANE_MIN_FAN_IN = 64  # first-layer fan-in from which the precomputed plane beats recomputing the layer (CPU)
 
 Progress = Union[bool, Callable[[int, int], None], None]
 
@@ -45,10 +44,9 @@ class Evaluator:
     used when the graph cannot be rewritten). ``plane`` lets :meth:`evaluate` compute the first layer at
     every point from outputs precomputed at θ0 and along each direction (:mod:`lsx.landscape.first_layer`;
     exact up to float rounding, used when the first layer can be isolated and its outputs fit
-    ``plane_budget_bytes``; :attr:`plane_active` / :attr:`plane_reason` say whether it was). ``None``
-    (the default) uses it only where it pays on CPU: a first layer with fan-in >= :data:`PLANE_MIN_FAN_IN`
-    (streaming K+1 precomputed outputs costs about as much as recomputing a 3x3 conv on 1–3 channels;
-    measured: SimpleCNN on 8x8 digits 1.5x slower, ResNet-20 on 32x32 unchanged, an MLP 8% faster).
+    ``plane_budget_bytes``; :attr:`plane_active` / :attr:`plane_reason` say whether it was). Off by
+    default: on CPU, streaming K+1 precomputed outputs costs as much as recomputing the layer or more
+    (``make bench``: SimpleCNN on 8x8 digits 1.6x slower, an MLP on digits and ResNet-20 unchanged).
     ``points_per_pass`` > 1 evaluates that many points per vmapped forward pass (:mod:`lsx.landscape.batched`);
     None means 16 on CUDA for models under 5M parameters with a non-UpBN policy, else 1 (the CPU path).
     ``self.flat`` is the layout that θ and the directions must use (parameters, plus BN buffers under ``states``).
@@ -65,7 +63,7 @@ class Evaluator:
         upbn_batches: int | None = None,
         upbn_inputs: torch.Tensor | None = None,
         fuse: bool = True,
-        plane: bool | None = None,
+        plane: bool = False,
         plane_budget_bytes: int = 512 << 20,
         points_per_pass: int | None = None,
     ) -> None:
@@ -100,8 +98,7 @@ class Evaluator:
         self.graph = InferenceGraph.build(self.model, self.sets["train"][0][:4]) if fuse else None
         self.forward_model: nn.Module = self.graph.module if self.graph is not None else self.model
         self.forward_passes = 0  # chunk forwards on the evaluation splits (tests and benchmarks count them)
-        self.plane = plane is not False
-        self._plane_auto = plane is None
+        self.plane = bool(plane)
         self.plane_budget_bytes = int(plane_budget_bytes)
         self._plane: FirstLayerPlane | None = None
         self.plane_reason = "not tried yet (evaluate() builds it)" if self.plane else "disabled (plane=False)"
@@ -310,12 +307,6 @@ class Evaluator:
             )
             if isinstance(built, str):
                 self.plane, self.plane_reason = False, built
-                return None
-            fan_in = built.raw_layer.weight[0].numel()
-            if self._plane_auto and fan_in < PLANE_MIN_FAN_IN:
-                self.plane = False
-                self.plane_reason = (f"first layer fan-in {fan_in} < {PLANE_MIN_FAN_IN}: recomputing it is cheaper than "
-                                     "streaming the precomputed outputs (plane=True forces it)")
                 return None
             self._plane = built
         if self.graph is not None:
