@@ -4,7 +4,8 @@ Why: README numbers are only ever what a benchmark printed, never typed by hand.
 markdown between such markers; this script replaces the README's block of the same name with it.
 
 Usage: ``python benchmarks/bench_surface.py | tee bench_surface.md; python benchmarks/update_readme.py bench_surface.md``
-(several files, or ``-`` for stdin; ``--readme PATH`` for another file).
+(several files, or ``-`` for stdin; ``--readme PATH`` for another file). Blocks of the same name from
+several files (e.g. one run per ``--only`` case) are concatenated in the order given.
 """
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def replace_blocks(readme: str, new: dict[str, str]) -> str:
     return BLOCK.sub(lambda m: new.get(m.group(1), m.group(0)), readme)
 
 
+def concatenate(first: str, second: str) -> str:
+    """One block holding both blocks' contents (first, a blank line, then second)."""
+    head, *body1 = first.splitlines()
+    body1 = body1[:-1]
+    body2 = second.splitlines()[1:-1]
+    return "\n".join([head, *body1, "", *body2, first.splitlines()[-1]])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outputs", nargs="+", help="benchmark output files ('-' for stdin)")
@@ -41,7 +50,8 @@ def main() -> None:
         found = blocks(text)
         if not found:
             sys.exit(f"error: no <!-- bench:NAME --> block in {name}")
-        new.update(found)
+        for key, block in found.items():
+            new[key] = concatenate(new[key], block) if key in new else block
     path = Path(args.readme)
     try:
         text = replace_blocks(path.read_text(), new)

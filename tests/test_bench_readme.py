@@ -25,3 +25,11 @@ def test_missing_marker_is_an_error():
 def test_readme_has_markers_for_every_benchmark():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert {"surface", "train", "hessian", "gpu"} <= set(update_readme.blocks(text))
+
+
+def test_blocks_of_one_name_from_several_runs_are_concatenated():
+    a = update_readme.blocks("<!-- bench:x -->\nrun 1\n<!-- /bench:x -->")["x"]
+    b = update_readme.blocks("<!-- bench:x -->\nrun 2\n<!-- /bench:x -->")["x"]
+    both = update_readme.concatenate(a, b)
+    assert both == "<!-- bench:x -->\nrun 1\n\nrun 2\n<!-- /bench:x -->"
+    assert update_readme.blocks(both)["x"] == both
