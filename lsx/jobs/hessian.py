@@ -10,6 +10,7 @@ from lsx.landscape.hessian import hutchinson_trace, slq_density, top_eigenpairs
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
+from .landscape_common import center_checkpoint
 
 
 def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
@@ -25,7 +26,7 @@ def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
 @register_job("hessian")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch"))
+    ckpt = center_checkpoint(ctx, a.get("epoch"))
     model = ckpt.build_model()
     f, flat = network_loss(ctx, model, a["num_examples"], float(a["l2"]))
     theta = flat.get()
@@ -62,4 +63,4 @@ def run(ctx: JobContext) -> JobOutput:
         "near_zero_eigenvalues": int(np.sum(np.abs(bottom.values) < float(a["zero_tol"]) * scale)),
         "num_params": flat.num_params, "epoch": ckpt.epoch,
     }
-    return JobOutput(metrics, {"plot": "hessian_spectrum.png", "data": "hessian.npz"})
+    return JobOutput(metrics, {"plot": "hessian_spectrum.png", "data": "hessian.npz"}, {"center": str(ckpt.path)})

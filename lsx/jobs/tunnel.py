@@ -11,7 +11,7 @@ from lsx.landscape.evaluator import Evaluator
 from lsx.landscape.tunnel import tunnel_width
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import load_point
+from .landscape_common import center_checkpoint, load_point
 
 
 @register_job("tunnel_width")
@@ -19,8 +19,7 @@ def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
     if a["ignore"] not in ("none", "biasbn"):
         raise ValueError(f"analysis.ignore {a['ignore']!r}; valid: none, biasbn")
-    run_ = ctx.train(seed=int(a["target_seed"]))
-    p = load_point(run_.load())
+    p = load_point(center_checkpoint(ctx))
     subset = ctx.landscape_subset()
     ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"))
     theta = ev.flat.get()
@@ -38,8 +37,8 @@ def run(ctx: JobContext) -> JobOutput:
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)
     metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
-                   train_test_acc=run_.summary.get("test_acc"))
-    return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"})
+                   train_test_acc=None if a.get("center_ckpt") else ctx.train(seed=int(a["target_seed"])).summary.get("test_acc"))
+    return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"}, {"center": str(p.checkpoint.path)})
 
 
 def _plot(res, ctx: JobContext) -> None:
