@@ -12,15 +12,18 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from lsx.config import config_hash, hashed_training
-from lsx.data import LandscapeSubset, TensorDataModule
 from lsx.landscape.memo import Memo
 
 log = logging.getLogger("lsx.jobs")
+
+if TYPE_CHECKING:  # lsx.data imports Lightning: a finished job (cache hit) must not pay for it
+    from lsx.data import LandscapeSubset, TensorDataModule
+
 
 JOBS: dict[str, str] = {}  # name -> module path (imported lazily so one job's deps never slow another)
 _FUNCS: dict[str, Callable[["JobContext"], "JobOutput"]] = {}
