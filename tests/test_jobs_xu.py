@@ -1,39 +1,10 @@
-"""Xu et al.: curve classification on analytic curves; Hessian and taxonomy jobs end to end."""
+"""Xu et al.: Hessian, taxonomy, surface, theory and mining jobs end to end (the classifier: test_landscape_curves)."""
 import json
 
 import numpy as np
 import pytest
 
 from conftest import run_module
-from lsx.landscape.curves import classify_curve
-from lsx.landscape.stationary import count_stationary_points
-
-LAM = np.linspace(-1, 1, 41)
-
-
-@pytest.mark.parametrize(
-    "y, kind",
-    [
-        (LAM**2, "v-basin"),
-        (LAM + 2, "v-side"),
-        ((LAM**2 - 0.25) ** 2, "w-peak"),                      # the point sits on the peak between two basins
-        ((LAM - 0.1) ** 2 * (LAM + 0.7) ** 2, "w-basin"),  # two basins, the point inside one
-        (np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (-(LAM**2), "w-peak"),                                 # basins beyond the window's ends
-        (-((LAM - 0.8) ** 2), "other"),                        # a peak, but not at the point
-    ],
-)
-def test_classifier_on_analytic_curves(y, kind):
-    assert classify_curve(LAM, y) == kind
-
-
-def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
-    y = LAM**4 + 1e-5 * (-1.0) ** np.arange(len(LAM))
-    assert classify_curve(LAM, y) == "v-basin"
-    assert count_stationary_points(y) > 1
-    with pytest.raises(ValueError, match="same length"):
-        classify_curve(LAM, y[:-1])
-
 
 def _result(out, job):
     d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
@@ -54,7 +25,10 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
                    "analysis.epoch=1", "analysis.num=9", "analysis.hessian_examples=64")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
-    assert set(res["metrics"]["type_gaussian"].split()) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
+    m = res["metrics"]
+    assert len(m["types_gaussian"]) == 3 and m["type_gaussian"] == m["types_gaussian"][0]
+    assert set(sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])) \
+        <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
     assert r.returncode == 2 and "parameter count" in r.stderr
 
@@ -101,3 +75,25 @@ def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     assert res["metrics"]["epoch"] == 0 and "type_later_checkpoint" in res["metrics"]
+
+
+def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
+    """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41", "analysis.scale=0.2",
+                   "analysis.eigen_curves=2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "curve_taxonomy")
+    m = res["metrics"]
+    lam_pe, lam_ne = m["eigenvalues_pe"], m["eigenvalues_ne"]
+    assert lam_pe[0] >= lam_pe[1] > 0 and lam_ne[0] <= lam_ne[1] < lam_pe[1]
+    assert m["curvature_pe"][0] == pytest.approx(lam_pe[0], rel=0.05)
+    assert m["curvature_pe"][1] == pytest.approx(lam_pe[1], rel=0.05)
+    import h5py
+
+    with h5py.File(d / "curves.h5", "r") as h:
+        norms = np.linalg.norm(h["directions"][()], axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)  # unit norm in parameter space, not filter-normalized
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "analysis.hessian_examples=7")
+    assert r.returncode == 2 and "differs from the" in r.stderr
