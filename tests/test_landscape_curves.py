@@ -23,7 +23,9 @@ WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1,
         (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),             # θ and an independent optimum at λ = 1
         (LAM, np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
         (LAM, -((LAM - 0.8) ** 2), "other"),                       # a peak, but not at the point
-        (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "other"),       # two basins, the point on a slope between
+        (LAM, LAM**3 - 0.75 * LAM, "other"),                       # one basin and one peak, both off the point
+        (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "w-basin"),     # two basins, the point on one's side
+        (WIDE, (WIDE + 0.3) ** 2 * (WIDE - 1.3) ** 2, "w-basin"),  # both minima beyond the two checkpoints
     ],
 )
 def test_classifier_on_synthetic_curves(lams, y, kind):

@@ -2,8 +2,11 @@
 (v-basin, v-side, w-basin, w-peak, vvv-basin) from its stationary points and their positions.
 
 Direction kinds and how they are scaled:
-- ``gaussian`` (``gaussian_curves`` seeds from ``direction_seed``) and ``neg_gradient``: normalized
-  with ``norm`` (filter-wise by default, as in Li et al.), λ ∈ [−s, s];
+- ``gaussian`` (``gaussian_curves`` seeds from ``direction_seed``): normalized with ``norm`` (filter-wise
+  by default, as in Li et al.), λ ∈ [−s, s];
+- ``neg_gradient``: −∇L(θ) as it is by default (``gradient_norm: none``: θ − λ∇L is a gradient-descent
+  step of size λ, so the curve's minimum sits at λ* ≈ 1/(ĝᵀHĝ)); ``gradient_norm: filter`` scales it to
+  ‖θ‖ per filter, which puts the minimum within a grid step of λ = 0 (measured on the CPU MLP);
 - ``pe`` / ``ne`` (the ``eigen_curves`` Hessian eigenvectors with the largest / smallest eigenvalues):
   used as eigsh returns them, unit norm in parameter space times ``eigen_scale`` (``eigen_norm: unit``;
   filter normalization reweights each filter and the result is no longer an eigenvector), λ ∈ [−s, s].
@@ -68,8 +71,10 @@ def kind_directions(kind: str, ctx: JobContext, a, p, later, count: int = 1) -> 
     if kind == "neg_gradient":
         t = th.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(f(t), t)
-        return [(normalize_direction(_embed(-g, p), p.theta, p.flat, norm), {"normalization": norm,
-                                                                            "gradient_norm": float(g.norm())})]
+        gnorm = a["gradient_norm"]
+        d = _embed(-g, p)  # none: θ − λ∇L, a gradient-descent step of size λ
+        d = d if gnorm == "none" else normalize_direction(d, p.theta, p.flat, gnorm)
+        return [(d, {"normalization": gnorm, "gradient_norm": float(g.norm())})]
     vecs, vals, ok = hessian_eigen_directions(f, th, count, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
     eig_norm, scale = a["eigen_norm"], float(a["eigen_scale"])
     if eig_norm not in EIGEN_NORMS:

@@ -12,8 +12,9 @@ default, i.e. 2 grid steps of the paper's 41 points on [−s, s]):
 - one minimum and no maximum: **v-basin** when the minimum is at the point, else **v-side** (the
   basin's bottom is inside the window but the point sits on its side);
 - two minima with a maximum between them: **w-peak** when that maximum is at the point (the point
-  sits on the peak between two basins), **w-basin** when one of the minima is at the point (two basins,
-  the point in one of them, e.g. the path to an independently trained checkpoint), else **other**;
+  sits on the peak between two basins), else **w-basin** (two basins, the point in one of them — at its
+  bottom or on its side, as the paper has no "w-side" — e.g. the path to an independently trained
+  checkpoint, whose minima lie beyond both end points when the two models are not fully trained);
 - a single maximum at the point and no interior minimum: **w-peak** as well (the two basins lie at or
   beyond the ends of the window);
 - three or more minima: **vvv-basin**;
@@ -83,10 +84,7 @@ def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float =
     if len(mins) == 2:
         # the separating maximum (a two-sample plateau is not a strict stationary point, but separates)
         between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0]:mins[1] + 1]))]
-        if any(at_point(m) for m in between):
-            return "w-peak"
-        if between and any(at_point(m) for m in mins):
-            return "w-basin"
+        return "w-peak" if any(at_point(m) for m in between) else "w-basin"
     return "other"
 
 
