@@ -6,8 +6,10 @@ import pytest
 
 from conftest import run_module
 
+
+
 def _result(out, job):
-    d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
+    d = max((out / "jobs").glob(f"{job}_*"), key=lambda p: (p / "results.json").stat().st_mtime)  # the newest
     return json.loads((d / "results.json").read_text()), d
 
 
@@ -57,15 +59,24 @@ def test_xu_theory_job(lsx_dirs):
     assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
 
 
-def test_mining_preset_finds_both_shapes_on_the_cpu_mlp(lsx_dirs):
+def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "experiment=xu_taxonomy", "scale=cpu", "analysis=mining", "trainer.progress_bar=false")
+    tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16", "analysis=mining",
+            "analysis.steps=20", "analysis.num=11")
+    r = run_module("lsx.analyze", *tiny)
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mining")
     m = res["metrics"]
-    assert m["w_peak_type_before"] == "v-basin" and m["w_peak_success"]
-    assert m["vvv_basin_success"]
-    assert (d / "mining.png").exists() and (d / "mining.npz").exists()
+    assert (m["w_peak_method"], m["vvv_method"]) == ("paper", "paper")
+    assert m["w_peak_type_before"] in ("v-basin", "v-side") and m["w_peak_direction_norm"] > 0  # grew from ε₀ = 0
+    assert m["w_peak_success"] == (m["w_peak_type_after"] == "w-peak")
+    assert np.load(d / "mining.npz")["w_peak_after"].shape == (11,) and (d / "mining.png").exists()
+    r = run_module("lsx.analyze", *tiny, "analysis.w_peak_method=fixed_norm", "analysis.vvv_method=lattice_barrier")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = _result(out, "mining")[0]["metrics"]
+    assert (m["w_peak_method"], m["vvv_method"]) == ("fixed_norm", "lattice_barrier")
+    r = run_module("lsx.analyze", *tiny, "analysis.vvv_method=algorithm2")
+    assert r.returncode == 2 and "valid: paper, lattice_barrier" in r.stderr
 
 
 def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
