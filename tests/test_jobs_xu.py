@@ -7,7 +7,6 @@ import pytest
 from conftest import run_module
 
 
-
 def _result(out, job):
     d = max((out / "jobs").glob(f"{job}_*"), key=lambda p: (p / "results.json").stat().st_mtime)  # the newest
     return json.loads((d / "results.json").read_text()), d
