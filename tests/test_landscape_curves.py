@@ -19,6 +19,8 @@ WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1,
         (LAM, (LAM + 0.3) ** 2, "v-side"),
         (LAM, (LAM**2 - 0.25) ** 2, "w-peak"),                     # the point on the peak between two basins
         (LAM, -(LAM**2), "w-peak"),                                # basins beyond the window's ends
+        (LAM, -(LAM**2) * (1 + 1.5 * LAM), "w-peak"),            # one basin inside (left), one beyond the right end
+        (LAM, LAM**2 * (1 - 1.5 * LAM), "w-basin"),              # the point in a basin, the other beyond the right end
         (LAM, (LAM - 0.05) ** 2 * (LAM + 0.7) ** 2, "w-basin"),    # two basins, the point in one
         (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),             # θ and an independent optimum at λ = 1
         (LAM, np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),

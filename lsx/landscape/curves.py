@@ -15,8 +15,9 @@ default, i.e. 2 grid steps of the paper's 41 points on [−s, s]):
   sits on the peak between two basins), else **w-basin** (two basins, the point in one of them — at its
   bottom or on its side, as the paper has no "w-side" — e.g. the path to an independently trained
   checkpoint, whose minima lie beyond both end points when the two models are not fully trained);
-- a single maximum at the point and no interior minimum: **w-peak** as well (the two basins lie at or
-  beyond the ends of the window);
+- a single maximum at the point with no interior minimum, or with one minimum on one side: **w-peak** as
+  well (a basin lies at or beyond an end of the window);
+- one minimum at the point and one maximum off it: **w-basin** (the second basin lies beyond that end);
 - three or more minima: **vvv-basin**;
 - anything else (e.g. a single maximum away from the point): **other**.
 """
@@ -79,8 +80,12 @@ def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float =
             return "v-side"
         if len(mins) == 1:
             return "v-basin" if at_point(mins[0]) else "v-side"
-    if len(mins) == 0 and len(maxs) == 1:
-        return "w-peak" if at_point(maxs[0]) else "other"
+    if len(mins) <= 1 and len(maxs) == 1:
+        if at_point(maxs[0]):
+            return "w-peak"
+        if len(mins) == 1 and at_point(mins[0]):
+            return "w-basin"
+        return "other"
     if len(mins) == 2:
         # the separating maximum (a two-sample plateau is not a strict stationary point, but separates)
         between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0]:mins[1] + 1]))]
