@@ -64,3 +64,26 @@ def test_gmi_ratio_geometric_mean_and_failures():
         stat([theory(0, 1.0), theory(1, -0.5)])
     with pytest.raises(ValueError, match="sigma_index"):
         stat([theory(0, 1.0), theory(1, 1.0)], sigma_index=5)
+
+
+def test_report_plots_draw_from_the_records(tmp_path):
+    import numpy as np
+
+    from lsx.claims.figures import get_figure
+    from lsx.claims.statistics import get_statistic_plot
+
+    jobs = []
+    for s in range(2):
+        j = job(s, types_gaussian=["v-basin", "v-side"])
+        j.job_dir = tmp_path / f"ct{s}"
+        j.job_dir.mkdir()
+        lam = np.linspace(-1, 1, 5)
+        np.savez(j.job_dir / "curve_taxonomy.npz", loss=np.stack([lam**2, lam + 1]), kinds=np.array(["gaussian"] * 2),
+                 types=np.array(["v-basin", "v-side"]), lams=np.stack([lam, lam]))
+        jobs.append(j)
+    est = get_statistic("xu_curve_kind")(jobs, y="metrics.types_gaussian", expect="v-basin", unit="curve")
+    out = get_statistic_plot("xu_curve_kind")(jobs, est, tmp_path / "kind.png", expect="v-basin")
+    assert out.stat().st_size > 0
+    assert get_figure("xu_taxonomy_curves")(jobs, tmp_path / "curves.png").stat().st_size > 0
+    with pytest.raises(InsufficientData):
+        get_figure("xu_taxonomy_curves")([job(0)], tmp_path / "none.png")

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from .figures import register_figure
 from .records import JobRecord, MissingKey
-from .statistics import Estimate, InsufficientData, register_statistic, t_interval
+from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, t_interval
+
+TYPE_ORDER = ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
 
 
 def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -105,3 +109,72 @@ def xu_gmi_ratio(jobs: Sequence[JobRecord], sigma_index: int = 0, job: str = "xu
         raise InsufficientData(f"{len(per_seed)} training seed(s): an interval needs at least 2")
     return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(per_seed),
                     "geometric mean over seeds of E[δL] / ½σ²tr(H), t-interval on logs", table=rows)
+
+
+@register_statistic_plot("xu_curve_kind")
+def _plot_curve_kind(jobs: Sequence[JobRecord], est: Estimate, path: Path, expect: str | list[str], **_: Any) -> Path:
+    """Counts of every curve type behind the fraction, the paper's type(s) highlighted."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    counts = est.details.get("type_counts", {})
+    expected = set(_as_types(expect))
+    names = [t for t in TYPE_ORDER if t in counts] + sorted(set(counts) - set(TYPE_ORDER))
+    fig, ax = plt.subplots(figsize=(4.2, 3.2), layout="constrained")
+    ax.bar(names, [counts[t] for t in names], color=["tab:green" if t in expected else "tab:gray" for t in names])
+    ax.set_ylabel("curves")
+    ax.set_xlabel("classified type (green: the paper's)")
+    ax.set_title(f"{est.details.get('curves', 0)} curves, {est.details.get('seeds', 0)} seeds; "
+                 f"fraction {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]", fontsize=8)
+    return save_figure(fig, path)
+
+
+@register_statistic_plot("xu_gmi_ratio")
+def _plot_gmi(jobs: Sequence[JobRecord], est: Estimate, path: Path, job: str = "xu_theory", **_: Any) -> Path:
+    """Measured E[δL] / ½σ²tr(H) against σ, one line per training seed."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.2), layout="constrained")
+    for j in _of_job(jobs, job):
+        ax.plot(j.get("metrics.sigmas"), j.get("metrics.gmi_ratios"), "o-", alpha=0.6, label=f"seed {j.seed}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("σ (per parameter)")
+    ax.set_ylabel("E[δL] / ½σ²tr(H)")
+    ax.set_title(f"n = {est.n} seeds; geometric mean {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]", fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    return save_figure(fig, path)
+
+
+@register_figure("xu_taxonomy_curves")
+def xu_taxonomy_curves(jobs: Sequence[JobRecord], path: Path, job: str = "curve_taxonomy") -> Path:
+    """Every curve of every ``curve_taxonomy`` job, one panel per direction kind, coloured by its type."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray, str]]] = {}
+    for j in _of_job(jobs, job):
+        f = j.job_dir / "curve_taxonomy.npz"
+        if not f.is_file():
+            continue
+        d = np.load(f)
+        if "lams" not in d.files:
+            continue
+        for kind, t, lam, y in zip(d["kinds"], d["types"], d["lams"], d["loss"]):
+            curves.setdefault(str(kind), []).append((lam, y, str(t)))
+    if not curves:
+        raise InsufficientData(f"no {job!r} job with curve_taxonomy.npz")
+    colours = dict(zip(TYPE_ORDER, ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:gray")))
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.0 * len(curves), 2.8), squeeze=False, layout="constrained")
+    for ax, (kind, cs) in zip(axes[0], curves.items()):
+        for lam, y, t in cs:
+            ax.plot(lam, y, color=colours.get(t, "k"), alpha=0.6, lw=1)
+        counts = Counter(t for _, _, t in cs)
+        ax.set_title(f"{kind} (n={len(cs)})\n" + ", ".join(f"{t} {c}" for t, c in counts.most_common()), fontsize=7)
+        ax.set_xlabel("λ")
+    axes[0][0].set_ylabel("train loss")
+    return save_figure(fig, path)
