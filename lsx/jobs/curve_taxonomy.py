@@ -136,8 +136,8 @@ def _plot(path, curves, bn: str) -> None:
             ax.plot(c["lams"], c["loss"], label=c["type"])
         ax.set_title(f"{k} (n={len(mine)}): " + ", ".join(sorted({c['type'] for c in mine})), fontsize=8)
         ax.set_xlabel("λ")
+        ax.set_ylabel(f"train loss ({bn} BN)")
         ax.legend(fontsize=6)
-    axes[0][0].set_ylabel(f"train loss ({bn} BN)")
     save_figure(fig, path)
 
 
