@@ -60,3 +60,25 @@ def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
     assert len(extrema(y, 0.0)[0]) > 1  # rel_prominence=0: the paper's strict count
     with pytest.raises(ValueError, match="same length"):
         classify_curve(LAM, y[:-1])
+
+
+def test_eigen_directions_are_unit_eigenvectors_ordered_from_the_extreme():
+    import torch
+
+    from lsx.landscape.directions import hessian_eigen_directions, unit_direction
+
+    A = torch.diag(torch.tensor([5.0, 2.0, 0.5, -0.3, -1.0], dtype=torch.float64))
+
+    def f(t):
+        return 0.5 * t @ A @ t
+
+    theta = torch.zeros(5, dtype=torch.float64)
+    pe, vals_pe, ok = hessian_eigen_directions(f, theta, 2, "LA")
+    ne, vals_ne, _ = hessian_eigen_directions(f, theta, 2, "SA")
+    assert ok and np.allclose(vals_pe, [5.0, 2.0]) and np.allclose(vals_ne, [-1.0, -0.3])
+    assert torch.allclose(pe.norm(dim=1), torch.ones(2, dtype=torch.float64))
+    assert abs(float(pe[0][0])) == pytest.approx(1.0) and abs(float(ne[0][4])) == pytest.approx(1.0)
+    d = unit_direction(ne[0], 0.5)
+    assert float(d.norm()) == pytest.approx(0.5) and float(d @ A @ d) / 0.25 == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="zero direction"):
+        unit_direction(torch.zeros(3))
