@@ -14,7 +14,9 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_PACKAGE = Path(__file__).resolve().parent
+# an installed wheel ships the configs as lsx/conf (setup.py); a source checkout has them at the top
+CONF_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf" / "config.yaml").is_file() else _PACKAGE.parent / "conf"
 CONFIG_NAME = "config"
 
 # keys of the composed config that determine a training run (the cache key)

@@ -5,11 +5,13 @@
 - :class:`LearningCurve` keeps per-epoch metrics in ``metrics.csv`` whatever the logger.
 - :class:`StopRule` ends training at a target train loss or after a number of optimizer steps
   (matched training for comparisons across hyper-parameters).
+- :class:`EpochLog` prints one plain line per epoch where a progress bar would flood a log file.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ import lightning as L
 from lsx.utils.io import atomic_path, atomic_write_text
 
 from .checkpoints import save_checkpoint
+
+log = logging.getLogger("lsx.training")
 
 
 def checkpoint_name(epoch: int) -> str:
@@ -147,3 +151,18 @@ class LearningCurve(L.Callback):
         for r in self.rows:
             w.writerow({k: ("" if k not in r else (int(r[k]) if k == "epoch" else r[k])) for k in self.FIELDS})
         atomic_write_text(self.path, buf.getvalue())
+
+
+class EpochLog(L.Callback):
+    """One plain log line per epoch (used instead of the progress bar off a terminal)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        parts = [f"{name} {m[key]:.4f}" for key, name in
+                 (("train/loss", "train loss"), ("train/acc", "train acc"), ("val/loss", "val loss"), ("val/acc", "val acc")) if key in m]
+        log.info("epoch %d/%d: %s", trainer.current_epoch + 1, self.epochs, ", ".join(parts))
