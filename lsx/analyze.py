@@ -21,13 +21,6 @@ from lsx.config import CONF_DIR
 log = logging.getLogger("lsx.analyze")
 
 
-def job_dir_for(c: dict[str, Any]) -> Path:
-    """Where the job that ``c`` describes lives (keyed by its config hash; as in run_analysis, tested)."""
-    from lsx.jobs.base import job_key
-
-    return Path(c["paths"]["output_root"]) / "jobs" / f"{c['analysis']['job']}_{c.get('experiment_name', 'default')}_{job_key(c)}"
-
-
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
     from lsx.jobs.base import JobContext, get_job, job_key, job_lock
