@@ -249,3 +249,13 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
     assert f'data-images-ok="{n_claims}"' in dom
     for s in report["presets"]:
         assert f'id="preset-{s["preset"]}"' in dom
+
+
+def test_report_logged_as_one_offline_wandb_run(fake_two_presets, monkeypatch):
+    from lsx.claims.report import log_wandb
+
+    out, report = fake_two_presets
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    log_wandb(report, out, {"name": "wandb", "project": "lsx", "mode": "offline"})
+    runs = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
