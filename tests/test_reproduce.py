@@ -83,8 +83,9 @@ def fake_two_presets(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake")
     out = root / "reproduce"
     runs = _fake_jobs(root)
-    sections = [build_preset_report(PresetRun(make_plan(p, seeds=2 if p == "quickstart" else None), runs[p], 2.0), out)
-                for p in ("quickstart", "fort_toy")]
+    plans = {p: make_plan(p, seeds=2 if p == "quickstart" else None) for p in ("quickstart", "fort_toy")}
+    plans["quickstart"].figures = [{"figure": "metric_vs_key", "args": {"x": "analysis.direction_seeds.0", "y": "training.train_loss"}}]
+    sections = [build_preset_report(PresetRun(plans[p], runs[p], 2.0), out) for p in ("quickstart", "fort_toy")]
     return out, write_report(sections, out, ["quickstart", "fort_toy"])
 
 
@@ -117,7 +118,7 @@ def test_report_has_every_section(report_run):
     assert [s["preset"] for s in report["presets"]] == ["fort_toy", "quickstart"]  # paper sections first
     assert sum(report["summary"].values()) == 4
     for s in report["presets"]:
-        assert s["n_failed"] == 0 and s["run_time_s"] > 0 and s["jobs"]
+        assert s["n_failed"] == 0 and s["run_time_s"] > 0 and s["jobs"] and all(f["path"] and not f.get("error") for f in s["figures"])
         for c in s["claims"]:
             assert c["verdict"] in VERDICTS and c["estimate"]["n"] >= 2 and c["plot"]
             assert (out / c["plot"]).stat().st_size > 1000
@@ -145,6 +146,7 @@ def test_html_is_self_contained_and_complete(report_run):
         for c in s["claims"]:
             assert f"claim-{s['preset']}-{c['id']}" in p.ids
     n_plots = sum(1 for s in report["presets"] for c in s["claims"] if c["plot"])
+    n_plots += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert len(p.imgs) == n_plots and not p.external
     for src in p.imgs:
         assert src.startswith("data:image/png;base64,")
@@ -245,8 +247,9 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
                           probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     n_claims = sum(len(s["claims"]) for s in report["presets"])
+    n_images = n_claims + sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert f'data-sections="{n_claims}"' in dom
-    assert f'data-images-ok="{n_claims}"' in dom
+    assert f'data-images-ok="{n_images}"' in dom
     for s in report["presets"]:
         assert f'id="preset-{s["preset"]}"' in dom
 
