@@ -88,9 +88,10 @@ def _run_sharded(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointSto
 
 
 def _agree_on_done(store: PointStore) -> None:
-    """All ranks take rank 0's view of what is done (they read the same file; this makes it certain)."""
-    done = torch.as_tensor(store.done.astype(np.uint8))
-    if torch.distributed.get_backend() == "nccl":
-        done = done.cuda()
-    torch.distributed.broadcast(done, src=0)
-    store.done = done.cpu().numpy().astype(bool)
+    """All ranks take rank 0's done mask and finished metrics: only rank 0's store is the job's (the
+    others may run in a scratch directory or on another node), and every rank returns full results."""
+    state = [(store.done, store.metrics)]
+    torch.distributed.broadcast_object_list(state, src=0)
+    done, metrics = state[0]
+    store.done = np.asarray(done, dtype=bool).copy()
+    store.metrics = {k: np.asarray(v, dtype=np.float64).copy() for k, v in metrics.items()}
