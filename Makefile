@@ -41,7 +41,7 @@ bench: $(STAMP)
 ## sharded landscape evaluation: ResNet-20 surface points/s on 1 vs 2 CPU processes (1 thread each); ARGS="--device cuda" for 1 vs all GPUs
 bench-scaling: $(STAMP)
 	mkdir -p outputs/bench
-	$(BIN)/python benchmarks/bench_scaling.py $(ARGS) | tee outputs/bench/scaling.md
+	$(BIN)/python benchmarks/bench_scaling.py $(ARGS) | tee outputs/bench/scaling$(if $(findstring cuda,$(ARGS)),-gpu).md
 
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)

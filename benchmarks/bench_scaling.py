@@ -121,12 +121,12 @@ def main() -> None:
         load = f"{os.getloadavg()[0]:.1f}"
     except OSError:
         load = "n/a"
-    print(f"ResNet-20, {n} points ({args.side}x{args.side} grid), {args.train} train images per point, "
-          f"best of {args.repeats}; load average {load}, {os.cpu_count()} cores\n")
-    print(f"| ranks ({unit} each) | seconds | points/s | speed-up |")
-    print("|---|---|---|---|")
-    for w in worlds:
-        print(f"| {w} | {best[w]:.2f} | {n / best[w]:.2f} | {best[1] / best[w]:.2f}x |")
+    name = "scaling" if args.device == "cpu" else "scaling-gpu"  # README block (benchmarks/update_readme.py)
+    lines = [f"ResNet-20, {n} points ({args.side}x{args.side} grid), {args.train} train images per point, "
+             f"best of {args.repeats}; load average {load}, {os.cpu_count()} cores", "",
+             f"| ranks ({unit} each) | seconds | points/s | speed-up |", "|---|---|---|---|"]
+    lines += [f"| {w} | {best[w]:.2f} | {n / best[w]:.2f} | {best[1] / best[w]:.2f}x |" for w in worlds]
+    print("\n".join([f"<!-- bench:{name} -->", *lines, f"<!-- /bench:{name} -->"]))
 
 
 if __name__ == "__main__":

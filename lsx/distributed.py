@@ -98,10 +98,14 @@ def init_from_env(timeout_min: float | None = None) -> tuple[int, int]:
         raise ValueError(f"LSX_DIST_BACKEND={backend!r}; valid: nccl (one GPU per rank), gloo (CPU)")
     cuda = backend == "nccl"
     if cuda:
-        if spec["local_rank"] >= torch.cuda.device_count():
-            raise ValueError(f"local rank {spec['local_rank']} but {torch.cuda.device_count()} visible GPU(s); "
-                             "launch at most one process per GPU (--nproc_per_node / tasks_per_node)")
-        torch.cuda.set_device(spec["local_rank"])
+        n_gpus = torch.cuda.device_count()
+        if n_gpus == 1:  # SLURM's per-task GPU binding shows each task only its own GPU
+            torch.cuda.set_device(0)
+        elif spec["local_rank"] < n_gpus:
+            torch.cuda.set_device(spec["local_rank"])
+        else:
+            raise ValueError(f"local rank {spec['local_rank']} but {n_gpus} visible GPU(s); launch at most one "
+                             "process per GPU (--nproc_per_node / tasks_per_node), or LSX_DIST_BACKEND=gloo for CPU ranks")
     os.environ.setdefault("MASTER_ADDR", spec["addr"])  # torchrun sets both; SLURM does not
     os.environ.setdefault("MASTER_PORT", str(spec["port"]))
     torch.distributed.init_process_group(
@@ -226,3 +230,33 @@ def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
     scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
+def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any]) -> T:
+    """A job's resumable loop of independent items (``loop(memo)`` hands item ``j`` to ``memo(key, compute)``)
+    spread over the ranks: pass 1 computes item ``j`` on rank ``j % world`` (items rank 0 has stored are
+    skipped; the others get ``placeholder()``), the items are gathered and stored by rank 0, and pass 2
+    runs the loop on every rank from the stored items. With 1 rank: ``loop(ctx.memo(prefix))``.
+    """
+    rank, world = rank_world()
+    memo = ctx.memo(prefix)
+    if world == 1:
+        return loop(memo)
+    stored = from_rank0({p.stem[len(prefix):] for p in (ctx.job_dir / "stages").glob(f"{prefix}*.pt")} if rank == 0 else None)
+    mine: dict[str, Any] = {}
+    position = [0]
+
+    def shard(key: str, compute: Callable[[], Any]) -> Any:
+        j, position[0] = position[0], position[0] + 1
+        if key in stored or j % world != rank:
+            return placeholder()
+        mine[key] = compute()
+        return mine[key]
+
+    loop(shard)
+    gathered: list[dict[str, Any]] = [{} for _ in range(world)]
+    torch.distributed.all_gather_object(gathered, mine)
+    for part in gathered:
+        for key, value in part.items():
+            memo(key, lambda v=value: v)  # rank 0 saves it (a stage), every rank agrees on it
+    return loop(memo)

@@ -212,3 +212,40 @@ def test_single_process_job_resumes_on_two_ranks(compose, lsx_dirs, tmp_path, mo
     _, m_ref = _store(Path(ref["job_dir"]))
     for k in m_ref:
         np.testing.assert_array_equal(after[k], m_ref[k], err_msg=k)
+
+
+def _memo_rank(rank: int, world: int, port: int, root: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    from lsx import distributed
+    from lsx.jobs.base import JobContext
+
+    distributed.init_from_env()
+    try:
+        ctx = JobContext({}, Path(root) / ("job" if rank == 0 else f"scratch{rank}"), progress=False)
+        computed: list[str] = []
+
+        def loop(memo):
+            return [memo(f"item_{j}", lambda j=j: computed.append(f"item_{j}") or j * j) for j in range(7)]
+
+        out = distributed.run_memo_loop_sharded(ctx, "sq_", loop, lambda: -1)
+        np.save(Path(root) / f"memo{rank}.npy", np.array(out))
+        (Path(root) / f"computed{rank}.txt").write_text("\n".join(computed))
+    finally:
+        distributed.shutdown()
+
+
+@pytest.mark.slow
+def test_memo_loop_items_are_computed_once_across_ranks_and_stored_by_rank0(tmp_path):
+    """tunnel_width's directions: each item on one rank, every rank gets all; a rerun computes nothing."""
+    stages = tmp_path / "job" / "stages"
+    stages.mkdir(parents=True)
+    torch.save(4, stages / "sq_item_2.pt")  # stored by an earlier (killed) run
+    mp.spawn(_memo_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for r in (0, 1):
+        assert np.load(tmp_path / f"memo{r}.npy").tolist() == [j * j for j in range(7)]
+    computed = [(tmp_path / f"computed{r}.txt").read_text().split() for r in (0, 1)]
+    assert sorted(computed[0] + computed[1]) == sorted(f"item_{j}" for j in range(7) if j != 2)  # once each
+    assert computed[0] and computed[1]  # both ranks worked
+    assert sorted(p.name for p in stages.iterdir()) == sorted(f"sq_item_{j}.pt" for j in range(7))
+    assert not any(p.is_file() for p in (tmp_path / "scratch1").rglob("*")), "rank 1 stored stages"
