@@ -54,9 +54,11 @@ def launch_env() -> dict[str, Any] | None:
             "rank": int(env["RANK"]), "world": world, "local_rank": int(env.get("LOCAL_RANK", 0)),
             "addr": env.get("MASTER_ADDR", "127.0.0.1"), "port": int(env.get("MASTER_PORT", 29500)),
         }
-    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:  # srun / submitit with tasks_per_node
+    # srun / submitit with tasks_per_node: the step's tasks (a batch script of an --ntasks=4 allocation run
+    # without srun has SLURM_NTASKS=4 but no step of 4 tasks: it is one process)
+    if "SLURM_PROCID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
         return {
-            "rank": int(env["SLURM_PROCID"]), "world": int(env["SLURM_NTASKS"]), "local_rank": int(env.get("SLURM_LOCALID", 0)),
+            "rank": int(env["SLURM_PROCID"]), "world": int(env["SLURM_STEP_NUM_TASKS"]), "local_rank": int(env.get("SLURM_LOCALID", 0)),
             "addr": env.get("MASTER_ADDR") or _first_slurm_host(),
             "port": int(env.get("MASTER_PORT") or 20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000),
         }

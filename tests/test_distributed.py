@@ -249,3 +249,30 @@ def test_memo_loop_items_are_computed_once_across_ranks_and_stored_by_rank0(tmp_
     assert computed[0] and computed[1]  # both ranks worked
     assert sorted(p.name for p in stages.iterdir()) == sorted(f"sq_item_{j}.pt" for j in range(7))
     assert not any(p.is_file() for p in (tmp_path / "scratch1").rglob("*")), "rank 1 stored stages"
+
+
+def test_launch_env_reads_torchrun_and_srun_steps_and_ignores_single_processes(monkeypatch):
+    from lsx.distributed import launch_env, single_process_env
+
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
+              "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_JOB_NODELIST"):
+        monkeypatch.delenv(k, raising=False)
+    assert launch_env() is None
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # a batch script of a 4-task allocation: one process, not 4 ranks
+    assert launch_env() is None
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    monkeypatch.setenv("SLURM_LOCALID", "0")
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.setenv("MASTER_ADDR", "node7")
+    assert launch_env() == {"rank": 0, "world": 4, "local_rank": 0, "addr": "node7", "port": 20777}
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("MASTER_PORT", "29511")
+    assert launch_env() == {"rank": 1, "world": 2, "local_rank": 1, "addr": "node7", "port": 29511}
+    with single_process_env():  # what Lightning sees while rank 0 trains
+        assert launch_env() is None
+    assert launch_env()["world"] == 2
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert launch_env() is None  # torchrun --nproc_per_node=1: the single-process path
