@@ -200,7 +200,7 @@ def shared_stage(path: Any, compute: Callable[[], T], load: Callable[[], T], sav
     found, value = from_rank0((found, value))
     if found:
         return value
-    value = compute()
+    value = from_rank0(compute())  # rank 0's, in case compute() is not deterministic across processes
     if rank == 0:
         save(value)
     return value
