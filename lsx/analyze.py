@@ -111,13 +111,10 @@ def _log_wandb(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[st
 def main(cfg: DictConfig) -> None:
     from lsx import distributed
 
-    rank, _ = distributed.init_from_env()  # torchrun / srun / submitit tasks: shard the job's points
-    try:
-        c, run_dir = prepare(cfg)
-        distributed.check_single_device_trainer(c.get("trainer") or {})
-        res = run_analysis(c, run_dir)
-    finally:
-        distributed.shutdown()
+    rank, _ = distributed.init_from_env()  # torchrun / srun / submitit tasks: shard the job's points (once per process)
+    c, run_dir = prepare(cfg)
+    distributed.check_single_device_trainer(c.get("trainer") or {})
+    res = run_analysis(c, run_dir)
     if rank > 0:
         return
     print(f"{res['job']} finished: {res['job_dir']}")

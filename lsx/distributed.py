@@ -114,6 +114,9 @@ def init_from_env(timeout_min: float | None = None) -> tuple[int, int]:
         backend=backend, init_method="env://",
         rank=spec["rank"], world_size=spec["world"], timeout=datetime.timedelta(minutes=timeout),
     )
+    import atexit
+
+    atexit.register(shutdown)  # kept for the process's life: a sweep's jobs reuse it (no re-rendezvous per job)
     log.info("rank %d of %d on %s", spec["rank"], spec["world"], device())
     return spec["rank"], spec["world"]
 
@@ -223,7 +226,7 @@ def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
     """Hydra overrides for a rank > 0 of a launched job: its run directory is a scratch one (deleted at
     exit), so only rank 0 leaves a run directory. Nothing for rank 0 or a single process."""
     spec = launch_env()
-    if spec is None or spec["rank"] == 0 or any(a in ("-m", "--multirun") for a in argv):
+    if spec is None or spec["rank"] == 0:
         return []
     import atexit
     import shutil
@@ -231,6 +234,8 @@ def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
 
     scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if any(a in ("-m", "--multirun") for a in argv):  # a sweep under torchrun: its jobs run one after another, sharded
+        return [f"hydra.sweep.dir={scratch}"]
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
 
 
