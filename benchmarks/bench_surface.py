@@ -10,7 +10,9 @@ contender, interleaved round by round in one process with the order rotated (see
 - engine+plane:    the same with ``plane=True`` (the default): the first layer's output at every point combined from
                    precomputed outputs at θ0 and along each direction (exact for a linear first layer);
 - floor:           the engine's forward passes with no parameter changes (same chunks, same fused graph);
-- plain fwd:       the same passes through the unfused channels_last model.
+- plain fwd:       the same passes through the unfused channels_last model;
+- N local workers: the engine with its points split over N forked 1-thread processes (``workers=N``);
+                   its ratio to the engine is the process-level scaling (ideal 1/N on N idle cores).
 Cases: simple_cnn and mlp on sklearn's 8x8 digits, resnet20 on synthetic 32x32x3 images.
 Note: the engine tunes the process allocator (``lsx.landscape.alloc``) when it is built, and all
 contenders then run in that process, so the baselines get that benefit too.
@@ -67,7 +69,8 @@ def has_loss_landscapes() -> bool:
     return True
 
 
-def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: int) -> tuple[list[str], list[str]]:
+def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: int,
+             args_workers: int = 2) -> tuple[list[str], list[str]]:
     x, y = data
     torch.manual_seed(0)
     model = build_model(model_name, x.shape[1], tuple(x.shape[2:]), int(y.max()) + 1).eval()
@@ -84,6 +87,8 @@ def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: 
         "floor (fused fwd)": lambda: floor(ev, grid.num_points),
         "plain fwd": lambda: floor(ev, grid.num_points, ev.model),
     }
+    if args_workers > 1:
+        contenders[f"engine, {args_workers} local workers"] = lambda: ev.evaluate(theta0, dirs, grid, workers=args_workers)
     ll_points = None
     if has_loss_landscapes():
         ll_points = loss_landscapes_points(side, 2.0 / (side - 1))

@@ -24,4 +24,4 @@ def test_missing_marker_is_an_error():
 
 def test_readme_has_markers_for_every_benchmark():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert {"surface", "train"} <= set(update_readme.blocks(text))
+    assert {"surface", "train", "hessian", "gpu"} <= set(update_readme.blocks(text))

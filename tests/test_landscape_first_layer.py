@@ -89,3 +89,16 @@ def test_plane_by_default_only_where_the_first_layer_is_expensive():
     ev = Evaluator(model, data)
     ev.evaluate(theta, dirs, grid2d((-1, 1, 2), (-1, 1, 2)))
     assert ev.plane_active, ev.plane_reason
+
+
+def test_local_workers_give_the_same_surface():
+    model, data, theta, dirs = _setup("simple_cnn", (1, 8, 8), "keep")
+    ev = Evaluator(model, data, data)
+    grid = grid2d((-1, 1, 3), (-1, 1, 3))
+    one = ev.evaluate(theta, dirs, grid)
+    seen = []
+    two = ev.evaluate(theta, dirs, grid, workers=2, on_point=lambda i, m: seen.append(i), indices=range(1, 9))
+    assert sorted(seen) == list(range(1, 9)) and np.isnan(two["train_loss"][0])
+    for k in one:
+        np.testing.assert_allclose(two[k][1:], one[k][1:], rtol=1e-6)
+    np.testing.assert_array_equal(ev.flat.get(), theta)
