@@ -3,6 +3,8 @@
 The job trains what it needs through the training cache, writes its results into a directory
 keyed by its config hash (re-running a finished job is a no-op; a killed one resumes), copies
 results.json into the Hydra run directory for sweep aggregation, and logs to W&B if enabled.
+Launched on several processes (torchrun, srun, submitit tasks) it shards the job's points over them;
+rank 0 owns every output (:mod:`lsx.distributed`, README "Scaling out").
 """
 from __future__ import annotations
 
@@ -30,10 +32,10 @@ def job_dir_for(c: dict[str, Any]) -> Path:
 
 
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    from lsx.distributed import from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
     from lsx.jobs.base import JobContext, get_job, job_key, job_lock
     from lsx.tracking.results import is_done, read_results, write_config, write_results
-    from lsx.distributed import from_rank0, rank_world
     from lsx.utils.io import atomic_write_json
 
     if not c.get("analysis"):
