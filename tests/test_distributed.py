@@ -276,3 +276,14 @@ def test_launch_env_reads_torchrun_and_srun_steps_and_ignores_single_processes(m
     assert launch_env()["world"] == 2
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert launch_env() is None  # torchrun --nproc_per_node=1: the single-process path
+
+
+def test_a_sharded_job_refuses_a_multi_process_trainer(monkeypatch):
+    from lsx import distributed
+
+    distributed.check_single_device_trainer({"strategy": "ddp", "devices": -1})  # one process: anything goes
+    monkeypatch.setattr(distributed, "rank_world", lambda: (0, 2))
+    distributed.check_single_device_trainer({"strategy": "auto", "devices": 1})
+    for bad in ({"strategy": "ddp", "devices": 1}, {"strategy": "auto", "devices": 2}, {"strategy": "ddp_spawn", "devices": 2}):
+        with pytest.raises(ValueError, match="trainer=cpu or trainer=gpu"):
+            distributed.check_single_device_trainer(bad)
