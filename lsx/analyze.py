@@ -105,7 +105,10 @@ def _log_wandb(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[st
         return
     from lsx.tracking.wandb_log import log_job
 
-    log_job(c, run_dir, job_dir, results)
+    try:
+        log_job(c, run_dir, job_dir, results)
+    except Exception as err:  # the job's results are written; a W&B problem must not fail it
+        log.warning("W&B logging failed (results are in %s): %s: %s", run_dir, type(err).__name__, err)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
