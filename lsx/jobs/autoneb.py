@@ -76,14 +76,14 @@ def run(ctx: JobContext) -> JobOutput:
             if ctx.progress:
                 print(f"AutoNEB {seeds[i]}-{seeds[j]} cycle {c + 1}/{len(schedule)}: {entry['steps']} steps at lr "
                       f"{entry['lr']:g}, {len(pivots)} pivots (+{entry['inserted']}), max train loss "
-                      f"{entry['dense_max_energy']:.4g}", flush=True)
+                      f"{entry['saddle_energy']:.4g}", flush=True)
 
         mep = auto_neb(loss_fn, minima[i], minima[j], schedule, num_pivots=int(a["num_pivots"]), energy_fn=energy_fn,
                        insert_fraction=float(a["insert_fraction"]), num_between=int(a["num_between"]),
                        max_pivots=a.get("max_pivots"), weight_decay=float(a["weight_decay"]), on_cycle=report)
         if mep.nan_count:
             print(f"AutoNEB {i}-{j}: {mep.nan_count} NaN/inf losses during the cycles (path kept)")
-        return mep.dense_max_energy, mep
+        return mep.saddle_energy, mep
 
     min_energies = [energy_fn(m) for m in minima]
     exploration = LandscapeExploration(minima, connect, ctx.path("pairs"), max_connections=a.get("max_connections"),
