@@ -21,7 +21,7 @@ def test_tunnel_width_grows_with_lr_in_the_lower_part_of_the_cpu_sweep(lsx_dirs)
     sweep = next((out / "multirun").glob("*/*"))
     agg = run_module("lsx.aggregate", str(sweep), "--y", "metrics.width_mean")
     assert agg.returncode == 0, agg.stderr
-    rows = {float(r["override.optimizer.lr"]): float(r["metrics.width_mean"]) for r in csv.DictReader(open(sweep / "summary.csv"))}
+    rows = {float(r["optimizer.lr"]): float(r["metrics.width_mean"]) for r in csv.DictReader(open(sweep / "summary.csv"))}
     assert rows[0.0003] > rows[0.0001]
     assert (sweep / "width_mean_vs_optimizer_lr.png").exists()
 

@@ -57,3 +57,17 @@ def test_variance_floor_helpers():
         variance_floors(bn_state(a), bn_state(b), 0.0)
     with pytest.raises(ValueError, match="valid: upbn, floor"):
         check_extrapolated_bn("zero")
+
+
+def test_the_batched_path_applies_the_same_floor():
+    from lsx.landscape.batched import evaluate_batched  # noqa: F401  (the vmapped several-points path)
+
+    a, b = _net(0, 1.0), _net(1, 0.05)
+    ta, tb = FlatParams(a, include_buffers=True).get(), FlatParams(b, include_buffers=True).get()
+    data = _data()
+    ev = Evaluator(_net(0, 1.0), data, data, bn_policy="states", fuse=False, channels_last=False)
+    ev.var_floor = variance_floors(bn_state(a), bn_state(b), 0.1)
+    one = ev.evaluate(ta, (tb - ta)[None], np.array([[1.5], [0.5]]))
+    ev.points_per_pass = 2
+    two = ev.evaluate(ta, (tb - ta)[None], np.array([[1.5], [0.5]]))
+    np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=1e-4)

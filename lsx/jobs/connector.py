@@ -9,7 +9,7 @@ import torch
 from lsx.landscape.connectors import low_loss_connector, m_connector, short_directions_along_path, short_directions_vs_m
 from lsx.landscape.evaluator import Evaluator
 from lsx.landscape.flat import FlatParams, functional_loss
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import same_architecture
@@ -71,7 +71,10 @@ def run_connector(ctx: JobContext) -> JobOutput:
     axes[0].set_ylabel("loss")
     axes[0].legend(fontsize=7)
     im = axes[1].imshow(res.cosines, vmin=-1, vmax=1, cmap="RdBu_r")
-    fig.colorbar(im, ax=axes[1])
+    fig.colorbar(im, ax=axes[1], label="cosine")
+    axes[1].set_xlabel("connector node")
+    axes[1].set_ylabel("connector node")
+    integer_ticks(axes[1], "xy")
     axes[1].set_title("cosines between deviations from the line (Fig. 3 middle)", fontsize=8)
     axes[2].set_ylabel("label agreement")
     axes[2].legend(fontsize=7)
@@ -95,6 +98,7 @@ def run_connector(ctx: JobContext) -> JobOutput:
         ax.set_xlabel("position along the 1-connector")
         ax.set_ylabel(f"# eigenvalues > {a['short_directions']['threshold']}")
         ax.set_title("short directions along the connector (Fig. 4 left)", fontsize=9)
+        integer_ticks(ax, "y")
         save_figure(fig, ctx.path("short_directions_path.png"))
         arts["short_directions"] = "short_directions_path.png"
         metrics["short_directions_along_path"] = [int(c) for c in sd["count"]]
@@ -136,6 +140,7 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         axes[1].plot(sd["m"], sd["count"], "o-", label="middle of the m-connector")
         axes[1].axhline(float(sd["count_at_optimum"]), color="k", ls="--", lw=0.8, label="at an optimum")
         axes[1].set_xlabel("m")
+        integer_ticks(axes[1], "xy")
         axes[1].set_ylabel(f"# eigenvalues > {a['short_directions']['threshold']}")
         axes[1].legend(fontsize=7)
         axes[1].set_title("short directions vs m (Fig. 4 middle)", fontsize=9)

@@ -146,3 +146,10 @@ def clamp_running_var(layers: Iterable[nn.Module], floors: float | list[torch.Te
             torch.maximum(m.running_var, f.to(m.running_var), out=m.running_var)
         else:
             m.running_var.clamp_(min=float(f))
+
+
+def floors_by_buffer_name(model: nn.Module, floors: float | list[torch.Tensor | None]) -> dict[str, torch.Tensor | float]:
+    """``{"<module>.running_var": floor}`` for every BN layer (for code that moves buffers functionally)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, _BN)]
+    per_layer = floors if isinstance(floors, (list, tuple)) else [floors] * len(names)
+    return {f"{n}.running_var" if n else "running_var": (0.0 if f is None else f) for n, f in zip(names, per_layer)}
