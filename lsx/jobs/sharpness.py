@@ -7,6 +7,11 @@ Two numbers, both comparable across minimizers of different weight scale:
 Also the 1D filter-normalized curves along every direction (Li Fig. 4) and the weight norm.
 Compare minimizers at matched training (a preset sets training.target_train_loss or max_steps), or a
 barely trained large-batch model looks "sharp" for the wrong reason.
+
+``bn: upbn`` re-estimates BatchNorm statistics from train data at every evaluated point (and once at θ
+for the Hessian): a large-batch run stopped after a few dozen steps carries running statistics that lag
+its weights (its eval-mode loss can be 100x its train-mode loss), which would be measured instead of the
+minimizer itself.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -
     if not seeds:
         raise ValueError("analysis.direction_seeds is empty; give at least one seed (several for an interval)")
     radius = float(spec["radius"])
-    ev = evaluator or build_evaluator(ctx, point.model, "keep", None)
+    ev = evaluator or build_evaluator(ctx, point.model, spec.get("bn", "keep"), None)
     dirs = [random_direction(point.flat, point.theta, s, spec.get("norm", "filter"), spec.get("ignore", "biasbn")) for s in seeds]
     base = ev.evaluate_at(point.theta, restore=True)
 
@@ -62,9 +67,16 @@ def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -
     return res
 
 
-def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any]) -> dict[str, Any]:
-    """λ_max of the train loss on the first ``num_examples`` of the landscape subset (BN in eval mode)."""
+def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any], bn: str = "keep") -> dict[str, Any]:
+    """λ_max of the train loss on the first ``num_examples`` of the landscape subset (BN in eval mode;
+    with ``bn='upbn'`` its statistics re-estimated from the landscape train subset first)."""
+    from lsx.landscape.bn_policy import has_batchnorm, reestimate_bn
+
     from .hessian import network_loss
+
+    if bn == "upbn" and has_batchnorm(model):
+        tx = ctx.landscape_subset().train_x
+        reestimate_bn(model, [tx[i : i + 256] for i in range(0, len(tx), 256)])
 
     f, flat = network_loss(ctx, model, int(spec["num_examples"]))
     r = top_eigenpairs(f, flat.get(), 1, "LA", tol=float(spec["tol"]), maxiter=spec.get("maxiter"), seed=int(spec.get("seed", 0)))
@@ -75,13 +87,15 @@ def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any]) -> dict
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
     ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch"))
+    if a.get("bn", "keep") not in ("keep", "upbn"):
+        raise ValueError(f"analysis.bn={a.get('bn')!r}; valid for sharpness: keep, upbn")
     p = load_point(ckpt, "keep")
     s = sharpness_at(ctx, p, a)
     metrics: dict[str, Any] = {k: v for k, v in s.items() if k != "curves"}
-    metrics.update(weight_norm=weight_norm(p), radius=float(a["radius"]), norm=a["norm"],
+    metrics.update(weight_norm=weight_norm(p), radius=float(a["radius"]), norm=a["norm"], bn=a.get("bn", "keep"),
                    direction_seeds=[int(x) for x in a["direction_seeds"]], epoch=ckpt.epoch)
     if (a.get("hessian") or {}).get("enabled", True):
-        metrics.update(ctx.stage("lambda_max", lambda: top_hessian_eigenvalue(ctx, ckpt.build_model(), a["hessian"])))
+        metrics.update(ctx.stage("lambda_max", lambda: top_hessian_eigenvalue(ctx, ckpt.build_model(), a["hessian"], a.get("bn", "keep"))))
     arts = {}
     if "curves" in s:
         c = s["curves"]
