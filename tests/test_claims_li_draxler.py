@@ -67,3 +67,19 @@ def test_draxler_mst_pairs_pools_pairs_over_jobs():
         stat([_job(0, {}, {"mst_pairs": []})])
     with pytest.raises(InsufficientData, match="no field"):
         stat(jobs, y="nope")
+
+
+def test_convexity_panels_figure_draws_one_map_per_architecture(tmp_path):
+    from lsx.claims.figures import get_figure
+
+    jobs = []
+    for k, (name, short) in enumerate([("resnet20", True), ("resnet20", False), ("resnet32", False)]):
+        d = tmp_path / f"job{k}"
+        d.mkdir()
+        ratio = np.full((3, 3), np.nan)
+        ratio[::2, ::2] = 0.1 * k
+        np.savez(d / "convexity.npz", x=np.linspace(-1, 1, 3), y=np.linspace(-1, 1, 3), ratio=ratio)
+        jobs.append(JobRecord(config={"model": {"name": name, "shortcut": short}}, metrics={}, seed=0, job_dir=d,
+                              training=[{"train_loss": 0.03}]))
+    out = get_figure("li_convexity_panels")(jobs, tmp_path / "panels.png")
+    assert out.exists() and out.stat().st_size > 1000
