@@ -124,7 +124,7 @@ def test_scale_overrides_all_apply_to_the_presets_own_analysis(name):
 def test_other_analyses_on_a_cpu_preset_skip_the_keys_they_lack(compose):
     # the taxonomy preset's cpu scale sets analysis.num, which the Hessian job does not have
     c = compose("experiment=xu_taxonomy", "scale=cpu", "analysis=hessian")
-    assert c["analysis"]["job"] == "hessian" and c["analysis"]["epoch"] == 10 and "num" not in c["analysis"]
+    assert c["analysis"]["job"] == "hessian" and c["analysis"]["epoch"] == 50 and "num" not in c["analysis"]
     assert c["data"]["name"] == "digits"
 
 

@@ -1,42 +1,14 @@
-"""Xu et al.: curve classification on analytic curves; Hessian and taxonomy jobs end to end."""
+"""Xu et al.: Hessian, taxonomy, surface, theory and mining jobs end to end (the classifier: test_landscape_curves)."""
 import json
 
 import numpy as np
 import pytest
 
 from conftest import run_module
-from lsx.landscape.curves import classify_curve
-from lsx.landscape.stationary import count_stationary_points
-
-LAM = np.linspace(-1, 1, 41)
-
-
-@pytest.mark.parametrize(
-    "y, kind",
-    [
-        (LAM**2, "v-basin"),
-        (LAM + 2, "v-side"),
-        ((LAM**2 - 0.25) ** 2, "w-peak"),                      # the point sits on the peak between two basins
-        ((LAM - 0.1) ** 2 * (LAM + 0.7) ** 2, "w-basin"),  # two basins, the point inside one
-        (np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (-(LAM**2), "w-peak"),                                 # basins beyond the window's ends
-        (-((LAM - 0.8) ** 2), "other"),                        # a peak, but not at the point
-    ],
-)
-def test_classifier_on_analytic_curves(y, kind):
-    assert classify_curve(LAM, y) == kind
-
-
-def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
-    y = LAM**4 + 1e-5 * (-1.0) ** np.arange(len(LAM))
-    assert classify_curve(LAM, y) == "v-basin"
-    assert count_stationary_points(y) > 1
-    with pytest.raises(ValueError, match="same length"):
-        classify_curve(LAM, y[:-1])
 
 
 def _result(out, job):
-    d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
+    d = max((out / "jobs").glob(f"{job}_*"), key=lambda p: (p / "results.json").stat().st_mtime)  # the newest
     return json.loads((d / "results.json").read_text()), d
 
 
@@ -54,7 +26,10 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
                    "analysis.epoch=1", "analysis.num=9", "analysis.hessian_examples=64")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
-    assert set(res["metrics"]["type_gaussian"].split()) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
+    m = res["metrics"]
+    assert len(m["types_gaussian"]) == 3 and m["type_gaussian"] == m["types_gaussian"][0]
+    assert set(sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])) \
+        <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
     assert r.returncode == 2 and "parameter count" in r.stderr
 
@@ -83,15 +58,24 @@ def test_xu_theory_job(lsx_dirs):
     assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
 
 
-def test_mining_preset_finds_both_shapes_on_the_cpu_mlp(lsx_dirs):
+def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "experiment=xu_taxonomy", "scale=cpu", "analysis=mining", "trainer.progress_bar=false")
+    tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16", "analysis=mining",
+            "analysis.steps=20", "analysis.num=11")
+    r = run_module("lsx.analyze", *tiny)
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mining")
     m = res["metrics"]
-    assert m["w_peak_type_before"] == "v-basin" and m["w_peak_success"]
-    assert m["vvv_basin_success"]
-    assert (d / "mining.png").exists() and (d / "mining.npz").exists()
+    assert (m["w_peak_method"], m["vvv_method"]) == ("paper", "paper")
+    assert m["w_peak_type_before"] in ("v-basin", "v-side") and m["w_peak_direction_norm"] > 0  # grew from ε₀ = 0
+    assert m["w_peak_success"] == (m["w_peak_type_after"] == "w-peak")
+    assert np.load(d / "mining.npz")["w_peak_after"].shape == (11,) and (d / "mining.png").exists()
+    r = run_module("lsx.analyze", *tiny, "analysis.w_peak_method=fixed_norm", "analysis.vvv_method=lattice_barrier")
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = _result(out, "mining")[0]["metrics"]
+    assert (m["w_peak_method"], m["vvv_method"]) == ("fixed_norm", "lattice_barrier")
+    r = run_module("lsx.analyze", *tiny, "analysis.vvv_method=algorithm2")
+    assert r.returncode == 2 and "valid: paper, lattice_barrier" in r.stderr
 
 
 def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
@@ -101,3 +85,25 @@ def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     assert res["metrics"]["epoch"] == 0 and "type_later_checkpoint" in res["metrics"]
+
+
+def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
+    """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
+                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41", "analysis.scale=0.2",
+                   "analysis.eigen_curves=2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "curve_taxonomy")
+    m = res["metrics"]
+    lam_pe, lam_ne = m["eigenvalues_pe"], m["eigenvalues_ne"]
+    assert lam_pe[0] >= lam_pe[1] > 0 and lam_ne[0] <= lam_ne[1] < lam_pe[1]
+    assert m["curvature_pe"][0] == pytest.approx(lam_pe[0], rel=0.05)
+    assert m["curvature_pe"][1] == pytest.approx(lam_pe[1], rel=0.05)
+    import h5py
+
+    with h5py.File(d / "curves.h5", "r") as h:
+        norms = np.linalg.norm(h["directions"][()], axis=1)
+    assert np.allclose(norms, 1.0, atol=1e-4)  # unit norm in parameter space, not filter-normalized
+    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "analysis.hessian_examples=7")
+    assert r.returncode == 2 and "differs from the" in r.stderr

@@ -50,3 +50,40 @@ def test_vvv_basin_mining_needs_the_barrier_term_when_a_flat_valley_competes():
     assert abs(float(walls.direction[1])) > 0.4  # turned from 0.2 towards the periodic axis
     with pytest.raises(ValueError, match="barrier"):
         mine_vvv_basin(f, theta, init, barrier=-1.0)
+
+
+def test_algorithm1_as_written_starts_at_zero_and_finds_the_double_well_axis():
+    # θ slightly off the peak of (y² − 1)² (a trained net's gradient is never exactly 0): from ε₀ = 0 the
+    # free-norm ε grows along y, where the curvature is negative, and the x directions shrink
+    from lsx.landscape.mining import mine_w_peak_paper
+
+    def f(t):
+        return (t[1] ** 2 - 1) ** 2 + (t[0] ** 2 + (t[2:] ** 2).sum())
+
+    theta = torch.tensor([0.02, 0.05, 0.01, -0.01, 0.0, 0.03], dtype=torch.float64)
+    res = mine_w_peak_paper(f, theta, alpha=1.0, steps=300, lr=0.05, seed=0)
+    assert res.type_after == "w-peak" and res.norms[0] < 0.2 < res.norms[-1]  # Adam: one lr per coordinate
+    d = res.direction
+    assert abs(float(d[1])) / float(d.norm()) > 0.99
+    # E_λ~U[−1,1] ((λε)² − 1)² is smallest at ε² = E[λ²]/E[λ⁴] = 5/3: the norm is free and finds it
+    assert abs(float(d[1])) == pytest.approx(math.sqrt(5 / 3), rel=0.1)
+    with pytest.raises(ValueError, match="optimizer"):
+        mine_w_peak_paper(f, theta, optimizer="lbfgs")
+
+
+def test_algorithm2_as_written_samples_the_lattice_inside_the_growing_window():
+    from lsx.landscape.mining import lattice_offsets, mine_vvv_basin_paper
+
+    draw = lattice_offsets(200, 0.5)
+    gen = torch.Generator().manual_seed(0)
+    assert draw(0.4, gen).numel() == 0  # no lattice point inside [−0.4, 0.4]
+    assert set(draw(1.2, gen).tolist()) == {-1.0, -0.5, 0.5, 1.0}
+
+    def f(t):  # periodic basins along y; θ near a crest so that ε leaves 0
+        return torch.cos(math.pi * t[1]) ** 2 + 3.0 * (t[0] ** 2 + (t[2:] ** 2).sum())
+
+    theta = torch.tensor([0.0, 0.01, 0.0, 0.0, 0.0], dtype=torch.float64)
+    res = mine_vvv_basin_paper(f, theta, alpha=1.0, gamma=0.5, steps=300, lr=0.5, optimizer="sgd", seed=0)
+    assert res.type_after == "vvv-basin" and abs(float(res.direction[1])) > 1.0
+    with pytest.raises(ValueError, match="gamma"):
+        mine_vvv_basin_paper(f, theta, alpha=0.4, gamma=0.5)

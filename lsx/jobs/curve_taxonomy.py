@@ -1,44 +1,96 @@
 """``analysis=curve_taxonomy``: 1D curves along Xu et al.'s direction kinds, each classified
-(v-basin, v-side, w-basin, w-peak, vvv-basin) from its extrema."""
+(v-basin, v-side, w-basin, w-peak, vvv-basin) from its stationary points and their positions.
+
+Direction kinds and how they are scaled:
+- ``gaussian`` (``gaussian_curves`` seeds from ``direction_seed``): normalized with ``norm`` (filter-wise
+  by default, as in Li et al.), λ ∈ [−s, s];
+- ``neg_gradient``: −∇L(θ) as it is by default (``gradient_norm: none``: θ − λ∇L is a gradient-descent
+  step of size λ, so the curve's minimum sits at λ* ≈ 1/(ĝᵀHĝ)); ``gradient_norm: filter`` scales it to
+  ‖θ‖ per filter, which puts the minimum within a grid step of λ = 0 (measured on the CPU MLP);
+- ``pe`` / ``ne`` (the ``eigen_curves`` Hessian eigenvectors with the largest / smallest eigenvalues):
+  used as eigsh returns them, unit norm in parameter space times ``eigen_scale`` (``eigen_norm: unit``;
+  filter normalization reweights each filter and the result is no longer an eigenvector), λ ∈ [−s, s].
+  The Hessian is taken on the same examples as the curves (the whole landscape train subset unless
+  ``hessian_examples`` limits both), so the curve's second difference at λ = 0 estimates the eigenvalue
+  (``curvature_pe``/``curvature_ne`` beside ``eigenvalues_pe``/``eigenvalues_ne``);
+- ``later_checkpoint`` (the run's last checkpoint) and ``independent`` (another seed's checkpoint at
+  the same epoch, λ ∈ [−1, 2]): the difference vector as it is (λ = 1 reaches the other point).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from lsx.landscape.curves import classify_curve
-from lsx.landscape.directions import normalize_direction, random_direction
-from lsx.landscape.hessian import top_eigenpairs
+from lsx.landscape.curves import classify_curve, minimum_position
+from lsx.landscape.directions import hessian_eigen_directions, normalize_direction, random_direction, unit_direction
 from lsx.landscape.stationary import count_stationary_points
-from lsx.plots.surfaces import plot_curves
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
 from .landscape_common import evaluate_points, load_point
 
 KINDS = ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")
+EIGEN_NORMS = ("unit", "filter", "layer", "model")
 
 
-def _direction(kind, ctx, a, p, run_, later):
+def independent_seed(a, target_seed: int) -> int:
+    """``independent_seed`` (null: the target seed + 1); never the target itself."""
+    s = a.get("independent_seed")
+    s = int(target_seed) + 1 if s is None else int(s)
+    if s == int(target_seed):
+        raise ValueError(f"independent_seed={s} is the studied run's own seed; pick another (null: target + 1)")
+    return s
+
+
+def _network(ctx: JobContext, a, p):
+    n = a.get("hessian_examples")
+    f, flat = network_loss(ctx, p.checkpoint.build_model(), len(ctx.landscape_subset().train_x) if n is None else int(n))
+    return f, flat
+
+
+def _embed(d: torch.Tensor, p) -> torch.Tensor:
+    full = torch.zeros_like(p.theta)
+    full[: d.numel()] = d  # BN buffers (states policy) do not move
+    return full
+
+
+def kind_directions(kind: str, ctx: JobContext, a, p, later, count: int = 1) -> list[tuple[torch.Tensor, dict]]:
+    """``count`` directions of one kind (only Gaussian and eigenvector kinds have more than one)."""
     norm = a["norm"]
     if kind == "gaussian":
-        return random_direction(p.flat, p.theta, int(a["direction_seed"]), norm, "biasbn"), {"seed": int(a["direction_seed"])}
+        seeds = [int(a["direction_seed"]) + i for i in range(count)]
+        return [(random_direction(p.flat, p.theta, s, norm, "biasbn"), {"seed": s, "normalization": norm}) for s in seeds]
     if kind == "later_checkpoint":
-        return later.theta - p.theta, {"to_epoch": later.checkpoint.epoch}
+        return [(later.theta - p.theta, {"to_epoch": later.checkpoint.epoch})]
     if kind == "independent":
-        other = load_point(ctx.train(seed=int(a["independent_seed"])).load(p.checkpoint.epoch), a["bn"])
-        return other.theta - p.theta, {"to_seed": int(a["independent_seed"])}
-    f, flat = network_loss(ctx, p.checkpoint.build_model(), a["hessian_examples"])
+        s = independent_seed(a, int(a["target_seed"]))
+        other = load_point(ctx.train(seed=s).load(p.checkpoint.epoch), a["bn"])
+        return [(other.theta - p.theta, {"to_seed": s})]
+    f, flat = _network(ctx, a, p)
     th = flat.get()
     if kind == "neg_gradient":
         t = th.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(f(t), t)
-        d = -g
-    else:
-        res = top_eigenpairs(f, th, 1, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
-        d = torch.as_tensor(res.vectors[:, 0], dtype=th.dtype)
-    full = torch.zeros_like(p.theta)
-    full[: flat.num_params] = d  # BN buffers (states policy) do not move
-    return normalize_direction(full, p.theta, p.flat, norm), {"normalization": norm}
+        gnorm = a["gradient_norm"]
+        d = _embed(-g, p)  # none: θ − λ∇L, a gradient-descent step of size λ
+        d = d if gnorm == "none" else normalize_direction(d, p.theta, p.flat, gnorm)
+        return [(d, {"normalization": gnorm, "gradient_norm": float(g.norm())})]
+    vecs, vals, ok = hessian_eigen_directions(f, th, count, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
+    eig_norm, scale = a["eigen_norm"], float(a["eigen_scale"])
+    if eig_norm not in EIGEN_NORMS:
+        raise ValueError(f"unknown eigen_norm {eig_norm!r}; valid: {', '.join(EIGEN_NORMS)}")
+    out = []
+    for i, (v, lam) in enumerate(zip(vecs, vals)):
+        d = _embed(v, p)
+        d = unit_direction(d, scale) if eig_norm == "unit" else normalize_direction(d, p.theta, p.flat, eig_norm)
+        out.append((d, {"index": i, "eigenvalue": float(lam), "normalization": eig_norm, "converged": bool(ok),
+                        "norm": float(d.norm())}))
+    return out
+
+
+def _direction(kind, ctx, a, p, run_, later):
+    """The first direction of a kind (the 2D surface job uses one per axis)."""
+    return kind_directions(kind, ctx, a, p, later)[0]
 
 
 def check_kinds(kinds: list[str]) -> list[str]:
@@ -71,41 +123,72 @@ def study_point(ctx: JobContext, kinds: list[str]):
     return run_, epoch, p, later
 
 
-@register_job("curve_taxonomy")
-def run(ctx: JobContext) -> JobOutput:
-    a = ctx.analysis
-    kinds = check_kinds(list(a["directions"]))
-    run_, epoch, p, later = study_point(ctx, kinds)
-    dirs, prov = [], []
-    for k in kinds:
-        d, meta = _direction(k, ctx, a, p, run_, later)
-        if d.numel() != p.flat.numel:
-            raise ValueError(f"direction {k!r} has {d.numel()} entries, the model has {p.flat.numel}")
-        dirs.append(d)
-        prov.append({"kind": k, **meta})
-    s, n = float(a["scale"]), int(a["num"])
-    ranges = {k: (np.linspace(-1.0, 2.0, n) if k == "independent" else np.linspace(-s, s, n)) for k in kinds}
-    coords = np.zeros((len(kinds) * n, len(kinds)))
-    for i, k in enumerate(kinds):
-        coords[i * n : (i + 1) * n, i] = ranges[k]
-    res = evaluate_points(ctx, p, torch.stack(dirs), coords, "curves.h5", {"directions": prov, "epoch": epoch, "bn": a["bn"]},
-                          a["bn"], a.get("chunk"), a["flush_every"])
-    loss = np.asarray(res["train_loss"]).reshape(len(kinds), n)
-    types = [classify_curve(ranges[k], loss[i], float(a["rel_prominence"])) for i, k in enumerate(kinds)]
-    counts = [count_stationary_points(loss[i]) for i in range(len(kinds))]
+def _plot(path, curves, bn: str) -> None:
     import matplotlib.pyplot as plt
 
     from lsx.plots.common import save_figure
 
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3), squeeze=False)
-    for ax, k, y, t in zip(axes[0], kinds, loss, types):
-        ax.plot(ranges[k], y)
-        ax.set_title(f"{k}: {t}", fontsize=9)
+    kinds = list(dict.fromkeys(c["kind"] for c in curves))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3), squeeze=False, layout="constrained")
+    for ax, k in zip(axes[0], kinds):
+        mine = [c for c in curves if c["kind"] == k]
+        for c in mine:
+            ax.plot(c["lams"], c["loss"], label=c["type"])
+        ax.set_title(f"{k} (n={len(mine)}): " + ", ".join(sorted({c['type'] for c in mine})), fontsize=8)
         ax.set_xlabel("λ")
-        ax.set_ylabel(f"train loss ({a['bn']} BN)")
-    save_figure(fig, ctx.path("curve_taxonomy.png"))
-    np.savez(ctx.path("curve_taxonomy.npz"), loss=loss, kinds=np.array(kinds), types=np.array(types),
-             **{f"lam_{k}": v for k, v in ranges.items()})
-    metrics = {f"type_{k}": t for k, t in zip(kinds, types)} | {f"stationary_{k}": c for k, c in zip(kinds, counts)}
-    metrics["epoch"] = epoch  # the studied checkpoint (epoch: null picks it)
+        ax.set_ylabel(f"train loss ({bn} BN)")
+        ax.legend(fontsize=6)
+    save_figure(fig, path)
+
+
+@register_job("curve_taxonomy")
+def run(ctx: JobContext) -> JobOutput:
+    a = ctx.analysis
+    kinds = check_kinds(list(a["directions"]))
+    counts = {"gaussian": int(a["gaussian_curves"]), "pe": int(a["eigen_curves"]), "ne": int(a["eigen_curves"])}
+    if min(counts.values()) < 1:
+        raise ValueError(f"gaussian_curves and eigen_curves must be >= 1, got {counts['gaussian']} and {counts['pe']}")
+    n_hess = a.get("hessian_examples")
+    n_land = len(ctx.landscape_subset().train_x)
+    if n_hess is not None and int(n_hess) != n_land:
+        raise ValueError(f"analysis.hessian_examples={n_hess} differs from the {n_land} landscape train examples the "
+                         "curves use; set it to null (or data.landscape_train to the same number)")
+    run_, epoch, p, later = study_point(ctx, kinds)
+    s, n = float(a["scale"]), int(a["num"])
+    curves, dirs = [], []
+    for k in kinds:
+        for d, meta in kind_directions(k, ctx, a, p, later, counts.get(k, 1)):
+            if d.numel() != p.flat.numel:
+                raise ValueError(f"direction {k!r} has {d.numel()} entries, the model has {p.flat.numel}")
+            lams = np.linspace(-1.0, 2.0, n) if k == "independent" else np.linspace(-s, s, n)
+            curves.append({"kind": k, "lams": lams, **meta})
+            dirs.append(d)
+    coords = np.zeros((len(curves) * n, len(curves)))
+    for i, c in enumerate(curves):
+        coords[i * n : (i + 1) * n, i] = c["lams"]
+    prov = {"directions": [{k: v for k, v in c.items() if k != "lams"} for c in curves], "epoch": epoch, "bn": a["bn"]}
+    res = evaluate_points(ctx, p, torch.stack(dirs), coords, "curves.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
+    loss = np.asarray(res["train_loss"]).reshape(len(curves), n)
+    for c, y, d in zip(curves, loss, dirs):
+        c["loss"] = y
+        c["type"] = classify_curve(c["lams"], y, float(a["rel_prominence"]), float(a["center_tol"]))
+        c["stationary"] = count_stationary_points(y)
+        c["min_position"] = minimum_position(c["lams"], y)
+        if c["kind"] in ("pe", "ne"):  # the quadratic model's check: second difference at λ = 0 vs the eigenvalue
+            i0, h = int(np.argmin(np.abs(c["lams"]))), float(c["lams"][1] - c["lams"][0]) * float(d.norm())
+            c["curvature"] = float((y[i0 + 1] - 2 * y[i0] + y[i0 - 1]) / h**2) if 0 < i0 < n - 1 else float("nan")
+    _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
+    np.savez(ctx.path("curve_taxonomy.npz"), loss=loss, kinds=np.array([c["kind"] for c in curves]),
+             types=np.array([c["type"] for c in curves]), lams=np.stack([c["lams"] for c in curves]))
+    metrics: dict = {"epoch": epoch, "curve_points": n, "examples": n_land}
+    for k in kinds:
+        mine = [c for c in curves if c["kind"] == k]
+        metrics[f"types_{k}"] = [c["type"] for c in mine]
+        metrics[f"type_{k}"] = mine[0]["type"]
+        metrics[f"stationary_{k}"] = mine[0]["stationary"]
+        metrics[f"stationary_counts_{k}"] = [c["stationary"] for c in mine]
+        metrics[f"min_positions_{k}"] = [c["min_position"] for c in mine]
+        if k in ("pe", "ne"):
+            metrics[f"eigenvalues_{k}"] = [c["eigenvalue"] for c in mine]
+            metrics[f"curvature_{k}"] = [c["curvature"] for c in mine]
     return JobOutput(metrics, {"plot": "curve_taxonomy.png", "data": "curves.h5", "curves": "curve_taxonomy.npz"})

@@ -1,46 +1,64 @@
 """``analysis=mining``: mine w-peak and vvv-basin directions at a trained optimum (Xu et al. Alg. 1–2)
-and classify the curves before and after."""
+and classify the curves; a filter-normalized Gaussian direction's curve is drawn beside for reference."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from lsx.landscape.directions import random_direction
-from lsx.landscape.mining import mine_vvv_basin, mine_w_peak
+from lsx.landscape.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
 
+W_PEAK_METHODS = ("paper", "fixed_norm")
+VVV_METHODS = ("paper", "lattice_barrier")
+
+
+def _check(value: str, valid: tuple[str, ...], what: str) -> str:
+    if value not in valid:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+    return value
+
 
 @register_job("mining")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
+    wm = _check(a["w_peak_method"], W_PEAK_METHODS, "analysis.w_peak_method")
+    vm = _check(a["vvv_method"], VVV_METHODS, "analysis.vvv_method")
     ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch"))
-    f, flat = network_loss(ctx, ckpt.build_model(), a["num_examples"])
+    n = a.get("num_examples")
+    f, flat = network_loss(ctx, ckpt.build_model(), len(ctx.landscape_subset().train_x) if n is None else int(n))
     theta = flat.get()
-    init = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
+    ref = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
+    common = dict(steps=int(a["steps"]), seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress)
+    paper = dict(common, alpha=float(a["alpha"]), samples=int(a["samples"]), lr=float(a["lr"]), optimizer=a["optimizer"],
+                 reference=ref, center_tol=float(a["center_tol"]))
+    legacy = dict(common, lr=float(a["legacy_lr"]))
     results = {  # each mined direction is saved when done (a killed job resumes after it)
-        "w-peak": ctx.stage("w_peak", lambda: mine_w_peak(
-            f, theta, init, scale=float(a["scale"]), steps=int(a["steps"]), lr=float(a["lr"]), seed=int(a["seed"]),
-            num=int(a["num"]), progress=ctx.progress)),
-        "vvv-basin": ctx.stage("vvv_basin", lambda: mine_vvv_basin(
-            f, theta, init, gamma=float(a["gamma"]), k=int(a["k"]), barrier=float(a["barrier"]), beta=float(a["beta"]),
-            steps=int(a["steps"]), lr=float(a["lr"]), seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress)),
+        "w-peak": ctx.stage(f"w_peak_{wm}", lambda: mine_w_peak_paper(f, theta, **paper) if wm == "paper" else
+                            mine_w_peak(f, theta, ref, scale=float(a["scale"]), **legacy)),
+        "vvv-basin": ctx.stage(f"vvv_basin_{vm}", lambda: mine_vvv_basin_paper(f, theta, gamma=float(a["gamma"]), **paper)
+                               if vm == "paper" else mine_vvv_basin(f, theta, ref, gamma=float(a["gamma"]), k=int(a["k"]),
+                                                                    barrier=float(a["barrier"]), beta=float(a["beta"]), **legacy)),
     }
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    metrics = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
+    metrics = {"w_peak_method": wm, "vvv_method": vm}
     save = {}
     for ax, (target, r) in zip(axes, results.items()):
-        ax.plot(r.lams, r.curve_before, "--", label=f"Gaussian start: {r.type_before}")
+        if np.isfinite(r.curve_before).any():
+            ax.plot(r.lams, r.curve_before, "--", label=f"Gaussian (filter-norm.): {r.type_before}")
         ax.plot(r.lams, r.curve_after, "-", label=f"mined: {r.type_after}")
-        ax.set_title(f"mining a {target} curve", fontsize=9)
+        ax.set_title(f"mining a {target} curve ({wm if target == 'w-peak' else vm})", fontsize=9)
         ax.set_xlabel("λ")
         ax.set_ylabel("train loss")
         ax.legend(fontsize=7)
         key = target.replace("-", "_")
         metrics.update({f"{key}_type_before": r.type_before, f"{key}_type_after": r.type_after,
-                        f"{key}_success": r.type_after == target, f"{key}_final_objective": r.objective[-1]})
+                        f"{key}_success": r.type_after == target, f"{key}_final_objective": r.objective[-1],
+                        f"{key}_direction_norm": float(r.direction.norm()), f"{key}_loss_at_point": float(r.curve_after[len(r.lams) // 2]),
+                        f"{key}_loss_min": float(np.nanmin(r.curve_after))})
         save.update({f"{key}_lams": r.lams, f"{key}_before": r.curve_before, f"{key}_after": r.curve_after,
                      f"{key}_direction": r.direction.numpy().astype(np.float32)})
     save_figure(fig, ctx.path("mining.png"))

@@ -62,7 +62,12 @@ def run(ctx: JobContext) -> JobOutput:
     small = int(np.argmin(pert["sigmas"]))
     metrics = {
         "cosine_mean": float(cos.mean()), "cosine_std": float(cos.std()), "expected_cosine_std": float(1 / np.sqrt(theta.numel())),
-        "trace": float(pert["trace"]), "delta_mean_smallest_sigma": float(pert["mean"][small]),
+        "trace": float(pert["trace"]), "trace_stderr": float(pert["trace_stderr"]),
+        # Sec. 3: E[δL] = ½σ² tr(H) to second order; the ratio measured / predicted per σ
+        "sigmas": [float(x) for x in pert["sigmas"]], "delta_means": [float(x) for x in pert["mean"]],
+        "delta_predicted": [float(x) for x in pert["predicted_mean"]],
+        "gmi_ratios": [float(m / p) if p else float("nan") for m, p in zip(pert["mean"], pert["predicted_mean"])],
+        "delta_mean_smallest_sigma": float(pert["mean"][small]),
         "delta_predicted_smallest_sigma": float(pert["predicted_mean"][small]),
         "gmi_max_rel_error": float(np.max(np.abs(gmi["true"] - gmi["quadratic"]) / (np.abs(gmi["true"]) + 1e-12))),
         "mli_max_rel_error": float(np.max(np.abs(mli["true"] - mli["quadratic"]) / (np.abs(mli["true"]) + 1e-12))),

@@ -1,29 +1,49 @@
 """The Xu et al. taxonomy of 1D loss curves: v-basin, v-side, w-basin, w-peak, vvv-basin.
 
-Classification uses the curve's interior extrema, counted with a prominence tolerance so that
-float noise on a flat bottom does not create spurious basins (scipy.signal.find_peaks):
+Extrema are the paper's stationary points (:func:`lsx.landscape.stationary.stationary_points`:
+(y_t − y_{t+1})(y_t − y_{t−1}) > 0, endpoints excluded), of which those whose prominence is below
+``rel_prominence`` · (max − min) are dropped so that float noise on a flat bottom does not create
+spurious basins (``rel_prominence=0`` keeps every stationary point: the paper's strict count).
+
+The type then depends on *where* the extrema lie relative to the studied point λ = 0. "At the point"
+means within ``center_tol`` · h of it, h being the window's half-length ((λ_last − λ_first)/2; 0.1 by
+default, i.e. 2 grid steps of the paper's 41 points on [−s, s]):
 - no extremum: **v-side** (monotone on the window: the point sits on a slope);
-- one minimum, no maximum: **v-basin** (one basin around the point);
-- two minima with a maximum between them: **w-peak** when that maximum is the extremum closest
-  to λ=0 (the point sits on the peak between two basins), else **w-basin** (two basins, e.g.
-  the path to an independently trained checkpoint);
-- a single maximum closest to λ=0 and no interior minimum: **w-peak** as well (the two basins lie at
-  or beyond the ends of the window);
+- one minimum and no maximum: **v-basin** when the minimum is at the point, else **v-side** (the
+  basin's bottom is inside the window but the point sits on its side);
+- two minima with a maximum between them: **w-peak** when that maximum is at the point (the point
+  sits on the peak between two basins), else **w-basin** (two basins, the point in one of them — at its
+  bottom or on its side, as the paper has no "w-side" — e.g. the path to an independently trained
+  checkpoint, whose minima lie beyond both end points when the two models are not fully trained);
+- a single maximum at the point with no interior minimum, or with one minimum on one side: **w-peak** as
+  well (a basin lies at or beyond an end of the window);
+- one minimum at the point and one maximum off it: **w-basin** (the second basin lies beyond that end);
 - three or more minima: **vvv-basin**;
-- anything else (e.g. a single maximum away from λ=0): **other**.
-Strict counting without tolerance (as in Xu et al.'s stationary points) is
-:func:`lsx.landscape.stationary.count_stationary_points`.
+- anything else (e.g. a single maximum away from the point): **other**.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import find_peaks
+from scipy.signal import peak_prominences
+
+from .stationary import local_maxima, local_minima
 
 CURVE_TYPES = ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
 
 
+def _prominent(y: np.ndarray, idx: np.ndarray, prom: float) -> np.ndarray:
+    if idx.size == 0 or prom <= 0:
+        return idx
+    p, _, _ = peak_prominences(y, idx)
+    return idx[p >= prom]
+
+
 def extrema(y: np.ndarray, rel_prominence: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of interior minima and maxima whose prominence is ≥ rel_prominence · (max − min)."""
+    """Indices of the stationary minima and maxima whose prominence is ≥ rel_prominence · (max − min).
+
+    Non-finite samples (diverged far points) are treated as the curve's maximum."""
+    if rel_prominence < 0:
+        raise ValueError(f"rel_prominence must be >= 0, got {rel_prominence}")
     y = np.asarray(y, dtype=float)
     finite = y[np.isfinite(y)]
     if finite.size < 3:
@@ -33,31 +53,49 @@ def extrema(y: np.ndarray, rel_prominence: float = 0.005) -> tuple[np.ndarray, n
         return np.zeros(0, int), np.zeros(0, int)
     yy = np.where(np.isfinite(y), y, finite.max())
     prom = rel_prominence * span
-    maxima, _ = find_peaks(yy, prominence=prom)
-    minima, _ = find_peaks(-yy, prominence=prom)
-    return minima, maxima
+    return _prominent(-yy, local_minima(yy), prom), _prominent(yy, local_maxima(yy), prom)
 
 
-def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float = 0.005) -> str:
-    """One of :data:`CURVE_TYPES` for the curve L(θ + λd) sampled at ``lams``."""
+def classify_curve(lams: np.ndarray, losses: np.ndarray, rel_prominence: float = 0.005,
+                   center_tol: float = 0.1) -> str:
+    """One of :data:`CURVE_TYPES` for the curve L(θ + λd) sampled at ``lams`` (θ is λ = 0)."""
     lams = np.asarray(lams, dtype=float)
     losses = np.asarray(losses, dtype=float)
     if lams.shape != losses.shape or lams.ndim != 1:
         raise ValueError(f"lams and losses must be 1-D arrays of the same length, got {lams.shape} and {losses.shape}")
+    if not 0 < center_tol < 1:
+        raise ValueError(f"center_tol must be in (0, 1) (a fraction of the window's half-length), got {center_tol}")
+    if lams.size and not lams[0] <= 0 <= lams[-1]:
+        raise ValueError(f"the window [{lams[0]}, {lams[-1]}] must contain the studied point λ = 0")
     mins, maxs = extrema(losses, rel_prominence)
-    if len(mins) == 0 and len(maxs) == 0:
-        return "v-side"
-    if len(mins) == 1 and len(maxs) == 0:
-        return "v-basin"
+    tol = center_tol * (lams[-1] - lams[0]) / 2 if lams.size else 0.0
+
+    def at_point(i: int) -> bool:
+        return abs(lams[i]) <= tol
+
     if len(mins) >= 3:
         return "vvv-basin"
-    centre = int(np.argmin(np.abs(lams)))
-    if len(mins) == 0 and len(maxs) == 1:
-        lo, hi = centre - max(1, len(lams) // 10), centre + max(1, len(lams) // 10)
-        return "w-peak" if lo <= maxs[0] <= hi else "other"
-    if len(mins) == 2 and len(maxs) >= 1:
-        between = [m for m in maxs if mins[0] < m < mins[1]]
-        if between:
-            closest = min(list(mins) + list(maxs), key=lambda i: abs(i - centre))
-            return "w-peak" if closest in between else "w-basin"
+    if len(maxs) == 0:
+        if len(mins) == 0:
+            return "v-side"
+        if len(mins) == 1:
+            return "v-basin" if at_point(mins[0]) else "v-side"
+    if len(mins) <= 1 and len(maxs) == 1:
+        if at_point(maxs[0]):
+            return "w-peak"
+        if len(mins) == 1 and at_point(mins[0]):
+            return "w-basin"
+        return "other"
+    if len(mins) == 2:
+        # the separating maximum (a two-sample plateau is not a strict stationary point, but separates)
+        between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0]:mins[1] + 1]))]
+        return "w-peak" if any(at_point(m) for m in between) else "w-basin"
     return "other"
+
+
+def minimum_position(lams: np.ndarray, losses: np.ndarray) -> float:
+    """λ of the lowest finite sample: where the curve's minimum lies relative to the point (λ = 0)."""
+    losses = np.asarray(losses, dtype=float)
+    if not np.isfinite(losses).any():
+        return float("nan")
+    return float(np.asarray(lams, dtype=float)[np.nanargmin(np.where(np.isfinite(losses), losses, np.nan))])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .flat import FlatParams
@@ -94,3 +95,25 @@ def direction_between(theta_from: torch.Tensor, theta_to: torch.Tensor) -> torch
             "they are not the same architecture"
         )
     return theta_to - theta_from
+
+
+def unit_direction(direction: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``direction`` rescaled to norm ``scale`` in parameter space (no per-filter reweighting, which
+    would turn a Hessian eigenvector into a different, non-eigen direction)."""
+    n = float(direction.norm())
+    if n == 0:
+        raise ValueError("cannot normalize a zero direction")
+    return direction * (float(scale) / n)
+
+
+def hessian_eigen_directions(loss_fn, theta: torch.Tensor, k: int, which: str = "LA", tol: float = 1e-4,
+                             seed: int = 0) -> tuple[torch.Tensor, np.ndarray, bool]:
+    """The ``k`` Hessian eigenvectors with the largest (``LA``, Xu's P.E.) or smallest (``SA``, N.E.)
+    eigenvalues, as unit rows, with their eigenvalues (ordered from the extreme inwards) and ARPACK's
+    convergence flag."""
+    from .hessian import top_eigenpairs
+
+    res = top_eigenpairs(loss_fn, theta, k, which, tol=tol, seed=seed)
+    order = np.arange(len(res.values)) if which != "SA" else np.arange(len(res.values))[::-1]
+    vecs = torch.as_tensor(np.ascontiguousarray(res.vectors[:, order].T), dtype=theta.dtype)
+    return vecs / vecs.norm(dim=1, keepdim=True), np.asarray(res.values)[order], res.converged
