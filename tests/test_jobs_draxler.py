@@ -18,7 +18,11 @@ def test_autoneb_job_writes_table_and_path_plots(lsx_dirs):
     assert m["known_pairs"] == 1 and m["complete"]
     assert m["train_loss_saddle"] >= m["train_loss_minima"] - 1e-9
     table = json.loads((d / "table1.json").read_text())
-    assert table["pairs"][0]["pair"] == [0, 1]
+    assert table["pairs"][0]["pair"] == [0, 1] and table["pairs"][0]["in_mst"]
+    # Table 1 over the MST's pairs, on the whole test split (digits: 20% of 1797 = 359 test examples, not the 64 of the subset)
+    assert m["table_pairs"] == 1 and m["table_data"] == "full" and m["test_examples"] == 359
+    assert m["test_error_per_example"] == 1 / 359
+    assert m["mst_pairs"][0]["pair"] == [0, 1] and m["mst_pairs"][0]["saddle_minimum_factor"] > 0
     for name in ("pair_0_1.png", "pair_0_1_plane_path.png", "pairs/pair_0000_0001.npz"):
         assert (d / name).exists(), name
     # a second launch of the same job is a no-op; deleting DONE resumes from the saved pair files

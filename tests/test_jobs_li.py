@@ -61,3 +61,49 @@ def test_bad_grid_is_one_clear_error(lsx_dirs):
     res = run_module("lsx.analyze", "analysis=surface2d", *TINY, "analysis.x.num=0")
     assert res.returncode == 2
     assert "analysis.x" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_sharpness_job_reports_filter_normalized_sharpness_and_lambda_max(lsx_dirs):
+    cache, out = lsx_dirs
+    res = run_module("lsx.analyze", "analysis=sharpness", *TINY, "analysis.direction_seeds=[1,2,3]", "analysis.curve.num=5",
+                     "analysis.hessian.num_examples=32")
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = _results(res.stdout, out, "sharpness")
+    m = r["metrics"]
+    assert len(m["sharpness_rises"]) == 3 and m["sharpness"] == pytest.approx(np.mean(m["sharpness_rises"]))
+    assert m["lambda_max"] > 0 and m["weight_norm"] > 0
+    curves = np.load(r["_dir"] / "sharpness_curves.npz")
+    assert curves["train_loss"].shape == (3, 5) and np.isfinite(curves["train_loss"]).all()
+
+
+def test_surface_convexity_map_on_a_strided_grid(lsx_dirs):
+    cache, out = lsx_dirs
+    res = run_module("lsx.analyze", "analysis=surface2d", *TINY, "analysis.x.num=5", "analysis.y.num=3",
+                     "analysis.convexity.enabled=true", "analysis.convexity.hessian_every=2",
+                     "analysis.convexity.num_examples=32")
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = _results(res.stdout, out, "surface2d")
+    m = r["metrics"]
+    d = np.load(r["_dir"] / "convexity.npz")
+    mapped = np.isfinite(d["ratio"])
+    assert mapped.sum() == m["convexity_points"] == 3 * 1  # columns 0, 2, 4 of the centre row (rows 0 and 2 are 1 away)
+    assert (d["lambda_max"][mapped] >= d["lambda_min"][mapped]).all()
+    assert 0 <= m["convexity_nonconvex_fraction"] <= 1 and (r["_dir"] / "convexity_map.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("depth", ["resnet20", "resnet32"])
+def test_li_fig6_cpu_noshort_nets_reach_their_target_train_loss(lsx_dirs, depth):
+    """Li Fig. 6 compares trained nets only: the cpu preset's no-shortcut nets must actually fit."""
+    from conftest import ROOT
+
+    if "target_train_loss" not in (ROOT / "conf" / "config.yaml").read_text():
+        pytest.skip("training.target_train_loss (the claims framework's stop rule) is not in conf/config.yaml yet")
+    cache, out = lsx_dirs
+    res = run_module("lsx.train", "experiment=li_fig6", "scale=cpu", f"model={depth}", "model.shortcut=false",
+                     "training.target_train_loss=0.05", "logger=none", "trainer.progress_bar=false")
+    assert res.returncode == 0, res.stderr[-3000:]
+    summaries = list((cache / "train").glob(f"{depth}_digits_*/summary.json"))
+    assert len(summaries) == 1
+    s = json.loads(summaries[0].read_text())
+    assert s["stopped_by"] == "target" and s["metrics"]["train_loss"] <= 0.1, s

@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 from lsx.landscape.autoneb import (
-    MEP, auto_neb, check_schedule, dense_path, evaluate_path, find_insertions, insert_pivots, paper_schedule,
+    MEP, auto_neb, between_points, check_schedule, dense_path, evaluate_path, find_insertions, insert_pivots, paper_schedule,
 )
 from lsx.landscape.neb import arc_lengths, improved_tangents, linear_path, neb, project_out_tangent, redistribute
 from lsx.landscape.potentials import (
+    CURVED_VALLEY,
     DOUBLE_WELL, MULLER_BROWN, double_well, gradient_and_hessian, morse_index, muller_brown, refine_stationary_point,
 )
 
@@ -24,7 +25,7 @@ def _refined(potential, points):
 
 # ---------------------------------------------------------------------------------------------- potentials
 def test_potentials_stationary_points_match_their_listing():
-    for pot in (MULLER_BROWN, DOUBLE_WELL):
+    for pot in (MULLER_BROWN, DOUBLE_WELL, CURVED_VALLEY):
         for guess, energy in zip(pot.minima, pot.minima_energies):
             x, e = refine_stationary_point(pot.fn, guess)
             assert np.linalg.norm(x - guess) < 2e-3 and abs(e - energy) < 2e-2
@@ -222,6 +223,10 @@ def test_insertion_rule_on_a_hand_made_path():
     assert find_insertions(e_piv, [lin0 + np.array([2.2, 0, 0]), lin0[::-1]], 0.2) == [(0, 0)]
     # a flat path never inserts; non-finite points are ignored
     assert find_insertions([1.0, 1.0], [[1.0, 1.0, 1.0]], 0.2) == []
+    # the range is the pivots' (authors' rule): a bump of 2.2 over pivots spanning 10 qualifies even though
+    # a second segment peaks at 13 (all-points range 13 would need 2.6)
+    assert find_insertions(e_piv, [lin0 + np.array([0, 2.2, 0]), lin0[::-1] + np.array([0, 8.0, 0])], 0.2) == [(0, 1), (1, 1)]
+    assert find_insertions(e_piv, [lin0 + np.array([0, 2.2, 0]), lin0[::-1] + np.array([0, 1.0, 0])], 0.2) == [(0, 1)]
     assert find_insertions(e_piv, [[np.nan, 5.0, 7.5], lin0[::-1]], 0.2) == []
 
 
@@ -264,9 +269,12 @@ def test_autoneb_recovers_the_muller_brown_saddle(mb_points):
     assert isinstance(mep, MEP) and len(mep.cycles) == 5
     assert mep.saddle_energy == pytest.approx(saddle_e, abs=0.1)            # barrier ≈ 106, so 0.1%
     assert np.linalg.norm(mep.saddle_point.numpy() - saddle_x) < 0.02
-    assert 0 < mep.saddle_index < len(mep.pivots) - 1
-    assert mep.energies[mep.saddle_index] == mep.saddle_energy == mep.energies.max()
+    assert 0 < mep.pivot_saddle_index < len(mep.pivots) - 1
+    # the saddle is the dense path's maximum (an upper bound); the pivots' maximum is kept under its own name
+    assert mep.saddle_energy == mep.dense_energies.max() >= mep.pivot_saddle_energy == mep.energies.max()
+    assert mep.energies[mep.pivot_saddle_index] == mep.pivot_saddle_energy
     assert mep.barrier == pytest.approx(saddle_e - minima[2][1], abs=0.1)
+    assert mep.barrier >= mep.pivot_barrier
     # the straight line is far worse: the relaxed path found the low pass
     line = [float(muller_brown(p)) for p in dense_path(torch.stack([torch.tensor(a), torch.tensor(b)]), 50)[0]]
     assert max(line) > saddle_e + 20
@@ -284,3 +292,30 @@ def test_autoneb_inserts_pivots_where_the_path_has_a_bump(mb_points):
     assert mep.saddle_energy < saddles[0][1] + 5                             # close to the higher saddle
     capped = auto_neb(MULLER_BROWN, a, c, [(100, 5e-4)] * 3, num_pivots=2, insert_fraction=0.05, max_pivots=5)
     assert len(capped.pivots) <= 5
+
+
+def test_dense_saddle_is_an_upper_bound_when_pivots_straddle_the_saddle():
+    # double well with pivots at x = ±0.5 only: pivots miss the saddle (0, 0) at energy 1
+    pivots = torch.tensor([[-1.0, 0.0], [-0.5, 0.0], [0.5, 0.0], [1.0, 0.0]], dtype=F64)
+    e_piv = np.array([float(DOUBLE_WELL(p)) for p in pivots])
+    e_bet = np.array([[float(DOUBLE_WELL(q)) for q in seg] for seg in between_points(pivots, 9)])
+    mep = MEP(pivots=pivots, energies=e_piv, pivot_saddle_index=int(np.argmax(e_piv)), between_energies=e_bet)
+    assert mep.pivot_saddle_energy == pytest.approx(0.5625) and mep.saddle_energy == pytest.approx(1.0)
+    np.testing.assert_allclose(mep.saddle_point.numpy(), [0.0, 0.0], atol=1e-12)
+    assert mep.barrier == pytest.approx(1.0) and mep.pivot_barrier == pytest.approx(0.5625)
+    assert len(mep.dense_energies) == 3 * 10 + 1
+
+
+@pytest.mark.parametrize("num_pivots", [1, 3])
+def test_autoneb_defaults_insert_a_pivot_on_a_curved_valley_and_find_its_saddle(num_pivots):
+    # the straight line between the minima runs at y = 0 through energy 11; the valley bends up to the
+    # saddle (0, 1) at energy 1. Paper rule defaults: 9 between points, 20% of the pivots' energy range.
+    a, b = (torch.tensor(m, dtype=F64) for m in CURVED_VALLEY.minima)
+    x, e = refine_stationary_point(CURVED_VALLEY.fn, CURVED_VALLEY.saddles[0])
+    assert morse_index(CURVED_VALLEY.fn, x) == 1 and e == pytest.approx(1.0)
+    line_max = max(float(CURVED_VALLEY(p)) for p in dense_path(torch.stack([a, b]), 50)[0])
+    assert line_max > 10
+    mep = auto_neb(CURVED_VALLEY, a, b, paper_schedule(step_scale=0.05, lr_scale=0.1), num_pivots=num_pivots)
+    assert sum(c["inserted"] for c in mep.cycles) >= 1 and len(mep.pivots) > num_pivots + 2
+    assert mep.saddle_energy == pytest.approx(e, abs=0.02)
+    assert np.linalg.norm(mep.saddle_point.numpy() - x) < 0.05

@@ -4,7 +4,10 @@ AutoNEB (Algorithm 2) connects pairs of optima with minibatch NEB cycles; the ex
 (Algorithm 3, minimum spanning tree over saddle energies) chooses which pairs to connect and
 resumes from the pair files already saved. Outputs: per computed pair, loss and error along the
 straight segment vs the path (Fig. 1 right) and the plane of the two minima and the path's mean
-pivot with the path drawn on it (Fig. 1 left); per experiment, Table 1.
+pivot with the path drawn on it (Fig. 1 left); per experiment, Table 1 over the pairs of the
+minimum spanning tree (the paths Algorithm 3 keeps: every other pair's best route runs through them),
+evaluated on the whole train and test splits (``table_data: full``), so the test-error rise is counted
+in examples of the full test split and the report can say what one example is worth.
 """
 from __future__ import annotations
 
@@ -66,6 +69,14 @@ def run(ctx: JobContext) -> JobOutput:
 
     subset = ctx.landscape_subset()
     ev = Evaluator(ckpts[0].build_model(), subset.train, subset.test, bn_policy="upbn" if bn else "keep")
+    table_data = str(a.get("table_data", "full"))
+    if table_data not in ("full", "landscape"):
+        raise ValueError(f"analysis.table_data={table_data!r}; valid: full (whole train/test splits), landscape (the subset)")
+    if table_data == "full":
+        table_ev = Evaluator(ckpts[0].build_model(), dm.split("train"), dm.split("test"), bn_policy="upbn" if bn else "keep")
+    else:
+        table_ev = ev
+    n_test = len(table_ev.sets["test"][1])
 
     def energy_fn(theta: torch.Tensor) -> float:
         return ev.evaluate_at(theta)["train_loss"]
@@ -76,14 +87,14 @@ def run(ctx: JobContext) -> JobOutput:
             if ctx.progress:
                 print(f"AutoNEB {seeds[i]}-{seeds[j]} cycle {c + 1}/{len(schedule)}: {entry['steps']} steps at lr "
                       f"{entry['lr']:g}, {len(pivots)} pivots (+{entry['inserted']}), max train loss "
-                      f"{entry['dense_max_energy']:.4g}", flush=True)
+                      f"{entry['saddle_energy']:.4g}", flush=True)
 
         mep = auto_neb(loss_fn, minima[i], minima[j], schedule, num_pivots=int(a["num_pivots"]), energy_fn=energy_fn,
                        insert_fraction=float(a["insert_fraction"]), num_between=int(a["num_between"]),
                        max_pivots=a.get("max_pivots"), weight_decay=float(a["weight_decay"]), on_cycle=report)
         if mep.nan_count:
             print(f"AutoNEB {i}-{j}: {mep.nan_count} NaN/inf losses during the cycles (path kept)")
-        return mep.dense_max_energy, mep
+        return mep.saddle_energy, mep
 
     min_energies = [energy_fn(m) for m in minima]
     exploration = LandscapeExploration(minima, connect, ctx.path("pairs"), max_connections=a.get("max_connections"),
@@ -91,10 +102,11 @@ def run(ctx: JobContext) -> JobOutput:
     exploration.run()
 
     def full_metrics(theta: torch.Tensor) -> dict[str, float]:
-        m = ev.evaluate_at(theta)
+        m = table_ev.evaluate_at(theta)
         return {**m, "train_error": 1 - m["train_acc"], "test_error": 1 - m["test_acc"]}
 
     rows, arts = [], {}
+    mst_pairs = {(u, v) for u, v, _ in exploration.mst()}
     for (i, j) in sorted(exploration.edges):
         d = load_pair(pair_path(ctx.path("pairs"), (i, j)))
         pivots = torch.as_tensor(d["pivots"], dtype=minima[0].dtype)
@@ -108,19 +120,25 @@ def run(ctx: JobContext) -> JobOutput:
         k = int(np.nanargmax(path["train_loss"]))
         ends = [0, -1]
         rows.append({
-            "pair": [seeds[i], seeds[j]],
+            "pair": [seeds[i], seeds[j]], "in_mst": (i, j) in mst_pairs,
             "train_loss_minima": float(np.mean(path["train_loss"][ends])), "train_loss_saddle": float(path["train_loss"][k]),
             "test_loss_minima": float(np.mean(path["test_loss"][ends])), "test_loss_saddle": float(path["test_loss"][k]),
             "test_error_minima": float(np.mean(path["test_error"][ends])), "test_error_saddle": float(np.nanmax(path["test_error"])),
             "linear_max_train_loss": float(np.nanmax(line["train_loss"])), "num_pivots": len(pivots),
+            "saddle_minimum_factor": float(path["train_loss"][k]) / max(float(np.mean(path["train_loss"][ends])), 1e-12),
+            "test_error_rise": float(np.nanmax(path["test_error"]) - np.mean(path["test_error"][ends])),
             "first_epoch_below_saddle": _first_epoch_below(runs[i], float(path["train_loss"][k])),
         })
         np.savez(ctx.path(f"{name}.npz"), **{f"path_{k2}": v for k2, v in path.items()}, **{f"line_{k2}": v for k2, v in line.items()})
-    table = _table(rows)
+    mst_rows = [r for r in rows if r["in_mst"]]
+    table = dict(_table(mst_rows), table_pairs=len(mst_rows), table_data=table_data, test_examples=n_test,
+                 test_error_per_example=1.0 / n_test)
     atomic_write_json(ctx.path("table1.json"), {"pairs": rows, "summary": table, "exploration": exploration.summary()})
     arts["table"] = "table1.json"
+    per_pair = [{k: r[k] for k in ("pair", "train_loss_minima", "train_loss_saddle", "saddle_minimum_factor",
+                                   "test_error_minima", "test_error_saddle", "test_error_rise")} for r in mst_rows]
     metrics = dict(table, known_pairs=len(exploration.edges), complete=exploration.complete,
-                   mst=[[seeds[u], seeds[v], e] for u, v, e in exploration.mst()])
+                   mst=[[seeds[u], seeds[v], e] for u, v, e in exploration.mst()], mst_pairs=per_pair)
     return JobOutput(metrics, arts)
 
 
@@ -132,7 +150,7 @@ def _first_epoch_below(run_, saddle_loss: float):
 
 
 def _table(rows: list[dict]) -> dict:
-    """Draxler Table 1 over all computed pairs: means at minima and saddles, factor, error rise."""
+    """Draxler Table 1 over the given (MST) pairs: means at minima and saddles, factor, error rise."""
     m = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     return {
         "train_loss_minima": m("train_loss_minima"), "train_loss_saddle": m("train_loss_saddle"),

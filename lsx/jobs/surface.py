@@ -1,9 +1,16 @@
-"""``analysis=surface2d``: filter-normalized 2D surface around one optimum (Li et al. Fig. 1, 5–7)."""
+"""``analysis=surface2d``: filter-normalized 2D surface around one optimum (Li et al. Fig. 1, 5–7).
+
+With ``convexity.enabled`` also Li et al.'s Sec. 6 convexity map: at every ``hessian_every``-th grid
+point (rows and columns, anchored at the centre) the extreme Hessian eigenvalues of the train loss
+(all parameters, BN in eval mode with the centre's statistics), the map of |λ_min/λ_max|, and a chaos
+summary (fraction of the mapped points with significant negative curvature, mean negative ratio).
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from lsx.landscape.curvature import chaos_summary, principal_curvatures, strided_indices
 from lsx.landscape.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
 
@@ -46,4 +53,58 @@ def run(ctx: JobContext) -> JobOutput:
     }
     arts = {f"plot_{k}": v.name for k, v in views.items()}
     arts.update(data="surface.h5", grid="surface_grid.npz")
+    conv = a.get("convexity") or {}
+    if conv.get("enabled", False):
+        m, art = convexity_map(ctx, ckpt, p, dirs, x, y, grids["train_loss"], conv)
+        metrics.update(m)
+        arts.update(art)
     return JobOutput(metrics, arts)
+
+
+def convexity_map(ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y: np.ndarray, loss: np.ndarray,
+                  conv: dict) -> tuple[dict, dict]:
+    """λ_min, λ_max at strided grid points (one resumable stage per point), the ratio map and its summary."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    from .hessian import network_loss
+
+    every = int(conv.get("hessian_every", 1))
+    idx = strided_indices((len(y), len(x)), every)
+    f, flat = network_loss(ctx, ckpt.build_model(), int(conv["num_examples"]))
+    if flat.num_params != p.flat.num_params:
+        raise ValueError("convexity: the surface's flat layout does not match the model's parameters (use bn: keep or upbn)")
+    lo = np.full(len(x) * len(y), np.nan)
+    hi = np.full(len(x) * len(y), np.nan)
+    tol, seed = float(conv.get("tol", 1e-2)), int(conv.get("seed", 0))
+    for n, i in enumerate(idx):
+        iy, ix = divmod(int(i), len(x))
+        theta = p.theta[: flat.num_params] + float(x[ix]) * dirs[0][: flat.num_params] + float(y[iy]) * dirs[1][: flat.num_params]
+        c = ctx.stage(f"curvature_{iy}_{ix}", lambda theta=theta: principal_curvatures(f, theta, tol=tol, seed=seed))
+        lo[i], hi[i] = c.lambda_min, c.lambda_max
+        if ctx.progress:
+            print(f"convexity: point {n + 1}/{len(idx)} (x={x[ix]:.3g}, y={y[iy]:.3g}): λ_min {c.lambda_min:.3g}, "
+                  f"λ_max {c.lambda_max:.3g}", flush=True)
+    lo, hi = lo.reshape(len(y), len(x)), hi.reshape(len(y), len(x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(lo / hi)
+    summary = chaos_summary(lo[np.isfinite(lo)], hi[np.isfinite(lo)], float(conv.get("threshold", 0.1)))
+    np.savez(ctx.path("convexity.npz"), x=x, y=y, lambda_min=lo, lambda_max=hi, ratio=ratio, hessian_every=every)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
+    X, Y = np.meshgrid(x, y)
+    ax.contour(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=15, colors="0.6", linewidths=0.6)
+    mask = np.isfinite(ratio)
+    sc = ax.scatter(X[mask], Y[mask], c=ratio[mask], cmap="viridis", vmin=0, vmax=max(0.5, float(np.nanmax(ratio)) if mask.any() else 0.5),
+                    s=max(20, 1600 / max(1, int(np.sqrt(mask.sum()))) ** 2), marker="s")
+    fig.colorbar(sc, ax=ax, label="|λ_min / λ_max|")
+    ax.set_xlabel("α (direction 1)")
+    ax.set_ylabel("β (direction 2)")
+    ax.set_title(f"convexity map (n={int(mask.sum())} points, every {every}): non-convex fraction "
+                 f"{summary['nonconvex_fraction']:.2f}", fontsize=9)
+    save_figure(fig, ctx.path("convexity_map.png"))
+    ic = (int(np.abs(y).argmin()), int(np.abs(x).argmin()))
+    metrics = {f"convexity_{k}": v for k, v in summary.items()}
+    metrics.update(convexity_center_ratio=float(ratio[ic]), convexity_center_lambda_max=float(hi[ic]),
+                   convexity_center_lambda_min=float(lo[ic]), convexity_threshold=float(conv.get("threshold", 0.1)))
+    return metrics, {"convexity_map": "convexity_map.png", "convexity": "convexity.npz"}

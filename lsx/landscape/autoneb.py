@@ -4,9 +4,16 @@ Why: a few pivots relax cheaply but cut corners over bumps between them; many pi
 start waste compute where the path is already flat. After each NEB cycle, ``num_between`` (9)
 points between every pair of neighbouring pivots are evaluated; where a point's loss exceeds
 the straight line between the two pivots' losses by at least ``insert_fraction`` (20%) of the
-path's energy range (max − min over all evaluated points), a pivot is inserted at the point of
-that segment that exceeds the line the most (as the authors' code does: a point that is high only
-because the segment climbs is no bump). The final path's maximum is the saddle (barrier) estimate.
+path's energy range, a pivot is inserted at the point of that segment that exceeds the line the
+most (as the authors' code does: a point that is high only because the segment climbs is no bump).
+The energy range is max − min over the *pivots* (the authors' torch-autoneb ``highest`` rule): a
+bump between two pivots is what the pivots miss, so it must not inflate the range it is judged by
+(with the range over all points, a path whose only high point lies between pivots could never
+qualify — a curved valley cut by the straight line was left with no new pivot).
+
+The saddle estimate is the maximum of the densely interpolated path (pivots and the points between
+them), an upper bound on the best walkable path's barrier; the pivots' maximum alone lies below the
+true saddle when two pivots straddle it and is kept under the name ``pivot_saddle_energy``.
 """
 from __future__ import annotations
 
@@ -103,9 +110,9 @@ def find_insertions(
     """Where to add pivots: (segment index, index of the between point) pairs, in path order.
 
     Segment k (pivots k, k+1) gets a pivot when some between point's energy exceeds the linear
-    interpolation of the two pivot energies by at least ``insert_fraction`` × (max − min of all finite
-    energies on the path, pivots and between points); the pivot goes to the point of largest excess.
-    Non-finite points are ignored.
+    interpolation of the two pivot energies by at least ``insert_fraction`` × (max − min of the finite
+    pivot energies; the authors' rule); the pivot goes to the point of largest excess. Non-finite
+    points are ignored. A path whose pivots all have the same energy uses the range over all points.
     """
     e_piv = np.asarray(pivot_energies, dtype=np.float64)
     e_bet = np.atleast_2d(np.asarray(between_energies, dtype=np.float64))
@@ -116,11 +123,9 @@ def find_insertions(
     m = e_bet.shape[1]
     if m == 0:
         return []
-    everything = np.concatenate([e_piv, e_bet.ravel()])
-    finite = everything[np.isfinite(everything)]
-    if finite.size == 0:
-        return []
-    energy_range = float(finite.max() - finite.min())
+    energy_range = _finite_range(e_piv)
+    if energy_range <= 0:  # flat pivots (e.g. two equal minima and a pivot at the same level)
+        energy_range = _finite_range(np.concatenate([e_piv, e_bet.ravel()]))
     if energy_range <= 0:
         return []
     excess = segment_excess(e_piv, e_bet)
@@ -129,6 +134,11 @@ def find_insertions(
         if excess[k].max() > 0 and excess[k].max() >= insert_fraction * energy_range:
             out.append((k, int(np.argmax(excess[k]))))
     return out
+
+
+def _finite_range(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max() - finite.min()) if finite.size else 0.0
 
 
 def segment_excess(pivot_energies, between_energies) -> np.ndarray:
@@ -167,27 +177,57 @@ class MEP:
 
     pivots: torch.Tensor              # (n, d), end points included
     energies: np.ndarray              # ``energy_fn`` at the pivots
-    saddle_energy: float              # max over pivots (the barrier top estimate)
-    saddle_index: int
+    pivot_saddle_index: int           # the highest pivot
     between_energies: np.ndarray      # (n−1, num_between) at the final check (max may exceed the pivots')
     cycles: list[dict] = field(default_factory=list)
     nan_count: int = 0
 
     @property
-    def saddle_point(self) -> torch.Tensor:
-        return self.pivots[self.saddle_index]
+    def num_between(self) -> int:
+        return int(self.between_energies.shape[1]) if self.between_energies.ndim == 2 else 0
 
     @property
-    def dense_max_energy(self) -> float:
-        """Max over pivots and between points (finite values)."""
-        e = np.concatenate([self.energies, self.between_energies.ravel()])
-        e = e[np.isfinite(e)]
-        return float(e.max()) if e.size else float("nan")
+    def dense_energies(self) -> np.ndarray:
+        """Energies along the dense path in path order (pivots and between points, as :func:`dense_path`)."""
+        n, m = len(self.energies), self.num_between
+        out = np.empty((n - 1) * (m + 1) + 1)
+        for k in range(n - 1):
+            out[k * (m + 1)] = self.energies[k]
+            out[k * (m + 1) + 1 : (k + 1) * (m + 1)] = self.between_energies[k]
+        out[-1] = self.energies[-1]
+        return out
+
+    @property
+    def saddle_energy(self) -> float:
+        """Max over the dense path (pivots and between points): an upper bound on this path's barrier top."""
+        return _finite_max(self.energies, self.between_energies)
+
+    dense_max_energy = saddle_energy  # older name
+
+    @property
+    def saddle_point(self) -> torch.Tensor:
+        """The point of the dense path where :attr:`saddle_energy` is attained."""
+        e = np.where(np.isfinite(self.dense_energies), self.dense_energies, -np.inf)
+        return dense_path(self.pivots, self.num_between)[0][int(np.argmax(e))]
 
     @property
     def barrier(self) -> float:
-        """Saddle energy above the higher end point (the paper's barrier height)."""
+        """Dense saddle energy above the higher end point (the paper's barrier height)."""
         return float(self.saddle_energy - max(self.energies[0], self.energies[-1]))
+
+    @property
+    def pivot_saddle_energy(self) -> float:
+        """Max over the pivots only (a lower estimate: pivots may straddle the saddle)."""
+        return float(self.energies[self.pivot_saddle_index])
+
+    @property
+    def pivot_barrier(self) -> float:
+        """Pivot-only saddle energy above the higher end point."""
+        return float(self.pivot_saddle_energy - max(self.energies[0], self.energies[-1]))
+
+    @property
+    def pivot_saddle_point(self) -> torch.Tensor:
+        return self.pivots[self.pivot_saddle_index]
 
 
 def auto_neb(
@@ -249,8 +289,9 @@ def auto_neb(
             inserted = _largest_excess(inserted, e_piv, e_bet, max(0, max_pivots - len(pivots)))
         entry = {
             "cycle": c, "steps": steps, "lr": lr, "end_step": step, "num_pivots": len(pivots),
-            "saddle_energy": float(np.nanmax(e_piv)) if np.isfinite(e_piv).any() else float("nan"),
-            "dense_max_energy": _finite_max(e_piv, e_bet), "inserted": len(inserted),
+            "pivot_saddle_energy": float(np.nanmax(e_piv)) if np.isfinite(e_piv).any() else float("nan"),
+            "saddle_energy": _finite_max(e_piv, e_bet), "dense_max_energy": _finite_max(e_piv, e_bet),
+            "inserted": len(inserted),
             "nan_count": res.nan_count, "nan_steps": res.nan_steps[:20], "neb_log": res.log,
         }
         log.append(entry)
@@ -260,8 +301,8 @@ def auto_neb(
             on_cycle(c, pivots, entry)
     finite = np.where(np.isfinite(e_piv), e_piv, -np.inf)
     idx = int(np.argmax(finite))
-    return MEP(pivots=pivots, energies=e_piv, saddle_energy=float(e_piv[idx]), saddle_index=idx,
-               between_energies=e_bet, cycles=log, nan_count=nan_total)
+    return MEP(pivots=pivots, energies=e_piv, pivot_saddle_index=idx, between_energies=e_bet, cycles=log,
+               nan_count=nan_total)
 
 
 def _finite_max(*arrays: np.ndarray) -> float:

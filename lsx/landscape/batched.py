@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, vmap
 
+from .bn_policy import floors_by_buffer_name
+
 
 @torch.inference_mode()
 def evaluate_batched(
@@ -47,10 +49,13 @@ def evaluate_batched(
         idx = list(todo[start : start + points_per_pass])
         thetas = (theta64 + c_all[idx] @ dirs64).to(dtype)  # (P, numel), formed in float64
         params = {e.name: thetas[:, e.start : e.stop].reshape(len(idx), *e.shape) for e in flat.entries}
-        if ev.bn_policy == "states":
+        if ev.bn_policy == "states":  # extrapolated variances: the evaluator's floor (bn_policy.EXTRAPOLATED_BN)
+            floors = floors_by_buffer_name(ev.model, ev.var_floor)
             for e in flat.entries:
                 if e.kind == "buffer" and e.name.endswith("running_var"):
-                    params[e.name] = params[e.name].clamp(min=0)
+                    f = floors.get(e.name, 0.0)
+                    params[e.name] = (torch.maximum(params[e.name], f.to(params[e.name])) if isinstance(f, torch.Tensor)
+                                      else params[e.name].clamp(min=float(f)))
         for split in ev.sets:
             n = len(ev.sets[split][1])
             loss_sum = torch.zeros(len(idx), dtype=torch.float64, device=ev.device)

@@ -7,6 +7,18 @@
   so they move with the direction (e.g. interpolate between two checkpoints' statistics).
 
 A model without BatchNorm behaves identically under all three.
+
+Extrapolated points (``states`` beyond a path's end points, e.g. Li et al.'s α ∈ [−0.5, 1.5]): the
+running variance moves linearly too and can become ≤ 0 there, which has no meaning; dividing by
+√(0 + ε) blows every activation up (the loss reached 1e20 with a clamp at 0). Two treatments
+(``EXTRAPOLATED_BN``), chosen by the caller:
+
+- ``floor`` (the interpolation job's default): keep the moved statistics but clamp each channel's
+  variance to ``fraction`` × the smaller of the two end points' variances for that channel
+  (:func:`variance_floors`, default fraction 0.1), a small positive floor on the scale of the layer's
+  own statistics; it never binds inside [0, 1], so the curve stays continuous at the end points.
+- ``upbn``: re-estimate the statistics at the point from train data (as ``upbn`` above) — the
+  network one would deploy at that point.
 """
 from __future__ import annotations
 
@@ -17,6 +29,8 @@ import torch
 from torch import nn
 
 BN_POLICIES = ("keep", "upbn", "states")
+EXTRAPOLATED_BN = ("upbn", "floor")
+DEFAULT_VAR_FLOOR_FRACTION = 0.1
 _BN = nn.modules.batchnorm._BatchNorm
 
 
@@ -96,3 +110,46 @@ def preserved_bn_state(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         load_bn_state(model, state)
+
+
+def check_extrapolated_bn(policy: str) -> str:
+    if policy not in EXTRAPOLATED_BN:
+        raise ValueError(f"unknown treatment of BN at extrapolated points {policy!r}; valid: {', '.join(EXTRAPOLATED_BN)}")
+    return policy
+
+
+def variance_floors(state_a: list[dict[str, torch.Tensor]], state_b: list[dict[str, torch.Tensor]],
+                    fraction: float = DEFAULT_VAR_FLOOR_FRACTION) -> list[torch.Tensor | None]:
+    """Per layer and channel: ``fraction`` × min(var_a, var_b) of two end points' BN states (:func:`bn_state`)."""
+    if not fraction > 0:
+        raise ValueError(f"the variance floor fraction must be > 0, got {fraction}")
+    if len(state_a) != len(state_b):
+        raise ValueError(f"the end points have {len(state_a)} and {len(state_b)} BN layers; not the same architecture")
+    out: list[torch.Tensor | None] = []
+    for a, b in zip(state_a, state_b):
+        va, vb = a.get("running_var"), b.get("running_var")
+        out.append(None if va is None or vb is None else fraction * torch.minimum(va, vb).clamp_min(0))
+    return out
+
+
+@torch.no_grad()
+def clamp_running_var(layers: Iterable[nn.Module], floors: float | list[torch.Tensor | None] = 0.0) -> None:
+    """Clamp each BN layer's running variance from below: one number for all, or a per-layer, per-channel floor."""
+    layers = list(layers)
+    per_layer = floors if isinstance(floors, (list, tuple)) else [floors] * len(layers)
+    if len(per_layer) != len(layers):
+        raise ValueError(f"{len(per_layer)} variance floors for {len(layers)} BN layers")
+    for m, f in zip(layers, per_layer):
+        if m.running_var is None or f is None:
+            continue
+        if isinstance(f, torch.Tensor):
+            torch.maximum(m.running_var, f.to(m.running_var), out=m.running_var)
+        else:
+            m.running_var.clamp_(min=float(f))
+
+
+def floors_by_buffer_name(model: nn.Module, floors: float | list[torch.Tensor | None]) -> dict[str, torch.Tensor | float]:
+    """``{"<module>.running_var": floor}`` for every BN layer (for code that moves buffers functionally)."""
+    names = [n for n, m in model.named_modules() if isinstance(m, _BN)]
+    per_layer = floors if isinstance(floors, (list, tuple)) else [floors] * len(names)
+    return {f"{n}.running_var" if n else "running_var": (0.0 if f is None else f) for n, f in zip(names, per_layer)}

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .alloc import keep_large_allocations_on_heap
-from .bn_policy import batchnorm_layers, check_policy, preserved_bn_state, reestimate_bn, uses_buffers
+from .bn_policy import batchnorm_layers, check_policy, clamp_running_var, preserved_bn_state, reestimate_bn, uses_buffers
 from .first_layer import FirstLayerPlane
 from .flat import FlatParams
 from .grids import Grid
@@ -98,6 +98,9 @@ class Evaluator:
         self.graph = InferenceGraph.build(self.model, self.sets["train"][0][:4]) if fuse else None
         self.forward_model: nn.Module = self.graph.module if self.graph is not None else self.model
         self.forward_passes = 0  # chunk forwards on the evaluation splits (tests and benchmarks count them)
+        # ``states``: lower bound of the moved running variances (a number, or per-layer tensors from
+        # bn_policy.variance_floors); 0 keeps the old behaviour
+        self.var_floor: float | list = 0.0
         self.plane = bool(plane)
         self.plane_budget_bytes = int(plane_budget_bytes)
         self._plane: FirstLayerPlane | None = None
@@ -169,11 +172,8 @@ class Evaluator:
         self.flat.set_(theta)
         if self.bn_policy == "states":
             # a running variance extrapolated below 0 (beyond a path's end points) has no meaning and
-            # would make every such point NaN: clamp it to 0
-            with torch.no_grad():
-                for m in self._bn_layers:
-                    if m.running_var is not None:
-                        m.running_var.clamp_(min=0)
+            # would make every such point NaN: clamp it to ``var_floor`` (see bn_policy.EXTRAPOLATED_BN)
+            clamp_running_var(self._bn_layers, self.var_floor)
 
     def evaluate_at(self, theta: torch.Tensor, splits: Sequence[str] | None = None, restore: bool = False) -> dict[str, float]:
         """Metrics (``{split}_loss``, ``{split}_acc``) at one flat point θ in :attr:`flat`'s layout.

@@ -313,7 +313,7 @@ class LandscapeExploration:
 def connect_with_autoneb(minima: Sequence[torch.Tensor], loss_fn, schedule, **autoneb_kwargs) -> ConnectFn:
     """A ``connect(i, j)`` that runs AutoNEB between minima i and j and returns (path energy, MEP).
 
-    The energy is the max over the pivots *and* the points between them (``MEP.dense_max_energy``):
+    The energy is the max over the pivots *and* the points between them (``MEP.saddle_energy``):
     the highest loss actually met along the stored piecewise linear path, so the tree's bounds hold for
     paths one can walk; the pivots' max alone underestimates it when pivots straddle the saddle.
     """
@@ -321,6 +321,6 @@ def connect_with_autoneb(minima: Sequence[torch.Tensor], loss_fn, schedule, **au
 
     def connect(i: int, j: int):
         mep = auto_neb(loss_fn, minima[i], minima[j], schedule, **autoneb_kwargs)
-        return mep.dense_max_energy, mep
+        return mep.saddle_energy, mep
 
     return connect

@@ -44,6 +44,18 @@ def double_well(theta: torch.Tensor, step: int | None = None, stiffness: float =
     return (x * x - 1.0) ** 2 + stiffness * y * y
 
 
+def curved_valley(theta: torch.Tensor, step: int | None = None, stiffness: float = 10.0, height: float = 1.0) -> torch.Tensor:
+    """V(x, y) = (x² − 1)² + k·(y − h(1 − x²))²: a double well whose valley floor bends up to y = h.
+
+    Exact by construction: minima (±1, 0) at 0, saddle (0, h) at 1 (Hessian diag(−4, 2k)). The straight
+    line between the minima runs along y = 0, through (0, 0) at 1 + k·h² — far above the saddle —
+    so a path method must leave the line and bend with the valley (what AutoNEB's pivot insertion is for).
+    """
+    _check_2d(theta)
+    x, y = theta[0], theta[1]
+    return (x * x - 1.0) ** 2 + stiffness * (y - height * (1.0 - x * x)) ** 2
+
+
 def _check_2d(theta: torch.Tensor) -> None:
     if theta.shape != (2,):
         raise ValueError(f"a 2D potential takes a point of shape (2,), got {tuple(theta.shape)}")
@@ -88,7 +100,16 @@ DOUBLE_WELL = Potential2D(
     saddle_energies=(1.0,),
 )
 
-POTENTIALS = {p.name: p for p in (MULLER_BROWN, DOUBLE_WELL)}
+CURVED_VALLEY = Potential2D(
+    name="curved_valley",
+    fn=curved_valley,
+    minima=((-1.0, 0.0), (1.0, 0.0)),
+    saddles=((0.0, 1.0),),
+    minima_energies=(0.0, 0.0),
+    saddle_energies=(1.0,),
+)
+
+POTENTIALS = {p.name: p for p in (MULLER_BROWN, DOUBLE_WELL, CURVED_VALLEY)}
 
 
 def gradient_and_hessian(fn: Callable[[torch.Tensor], torch.Tensor], point) -> tuple[np.ndarray, np.ndarray]:
