@@ -32,13 +32,15 @@ def run(ctx: JobContext) -> JobOutput:
     res = tunnel_width(
         loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
         a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=ctx.memo("tunnel_"),
-        progress=ctx.progress,
+        progress=ctx.progress, angle=a.get("angle", "arctan"), orthogonal=bool(a.get("orthogonal", True)),
     )
     ev.flat.set_(theta)
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)
+    # the angle can move through r or through ‖θ‖: both are reported beside it, with the model's training state
     metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
-                   train_test_acc=run_.summary.get("test_acc"))
+                   angle=res.angle, threshold_mode=a["threshold"]["mode"],
+                   train_loss=run_.summary.get("train_loss"), train_test_acc=run_.summary.get("test_acc"))
     return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"})
 
 
@@ -47,12 +49,13 @@ def _plot(res, ctx: JobContext) -> None:
 
     from lsx.plots.common import save_figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
     ok = np.isfinite(res.angular)
     ax.hist(res.angular[ok], bins=max(5, ok.sum() // 2))
     ax.axvline(res.summary["width_mean"], color="k", ls="--", label=f"mean {res.summary['width_mean']:.3g}")
-    ax.set_xlabel("angular width  r / ‖θ‖")
+    ax.set_xlabel("angular width  " + ("arctan(r / ‖θ‖)" if res.angle == "arctan" else "r / ‖θ‖") + "  (rad)")
     ax.set_ylabel("directions")
-    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}), {ok.sum()}/{len(ok)} reached", fontsize=9)
+    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}, L(θ)={res.base_loss:.3g}, ‖θ‖={res.theta_norm:.3g}), "
+                 f"n={ok.sum()}/{len(ok)} reached", fontsize=8)
     ax.legend(fontsize=8)
     save_figure(fig, ctx.path("tunnel_widths.png"))
