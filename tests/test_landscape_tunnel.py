@@ -87,6 +87,16 @@ def test_snapshot_epochs_and_errors():
         snapshot_epochs(20, 5, 0)
 
 
+def test_snapshots_skip_the_burn_in_and_keep_the_last_k():
+    assert snapshot_epochs(30, 3, burn_in_epochs=12) == [15, 18, 21, 24, 27, 30]  # a cycle ending at 12 is still burn-in
+    assert snapshot_epochs(30, 3, 4, burn_in_epochs=12) == [21, 24, 27, 30]
+    assert snapshot_epochs(30, 3, 6, burn_in_epochs=13) == [15, 18, 21, 24, 27, 30]
+    with pytest.raises(ValueError, match="after the burn-in of 24 epochs"):
+        snapshot_epochs(30, 3, 3, burn_in_epochs=24)
+    with pytest.raises(ValueError, match="burn_in_epochs must be in 0..29"):
+        snapshot_epochs(30, 3, burn_in_epochs=30)
+
+
 def _linear(w, b):
     m = nn.Linear(2, 2)
     with torch.no_grad():
