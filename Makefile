@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-all bench bench-train clean
+.PHONY: help install demo test test-all bench bench-train reproduce clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test,launchers]"
 	touch $(STAMP)
 
+## create .venv and install lsx (CPU torch 2.13, tests, launchers)
 install: $(STAMP)
 
 ## the quickstart: trains 3 SimpleCNN optima on the embedded digits, then a 2D filter-normalized surface
@@ -26,6 +27,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## every test, slow ones included
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -37,5 +39,31 @@ bench: $(STAMP)
 bench-train: $(STAMP)
 	$(BIN)/python benchmarks/bench_train.py
 
-clean:
-	rm -rf outputs multirun .lsx_cache
+## run the presets' paper claims over seeds (PRESETS="fort_toy quickstart"; default: every preset that declares claims),
+## write outputs/reproduce/report.html + report.json, then regenerate the README's results block
+reproduce: $(STAMP)
+	$(BIN)/python -m lsx.reproduce $(PRESETS)
+	$(BIN)/python -m lsx.claims.readme
+
+
+## list the targets with their descriptions
+help:
+	@awk '/^## /{d=substr($$0,4); next} /^[a-zA-Z_-]+:/{if(d!=""){split($$1,t,":"); printf "  %-14s %s\n", t[1], d}} {d=""}' $(MAKEFILE_LIST)
+
+OUTPUT_DIR = $${LSX_OUTPUT_DIR:-outputs}
+CACHE_DIR = $${LSX_CACHE_DIR:-.lsx_cache}
+
+## remove run outputs (LSX_OUTPUT_DIR or outputs/); trained models in the cache are kept
+clean: clean-outputs
+
+## remove run outputs only (what `make clean` does)
+clean-outputs:
+	rm -rf "$(OUTPUT_DIR)"
+
+## delete every cached trained model (LSX_CACHE_DIR or .lsx_cache/): asks first; FORCE=1 skips the question
+clean-cache:
+	@dir="$(CACHE_DIR)"; \
+	if [ "$(FORCE)" = 1 ]; then rm -rf "$$dir"; echo "removed $$dir"; \
+	elif [ -t 0 ]; then printf "delete every trained model in %s? [y/N] " "$$dir"; read ans; \
+	  if [ "$$ans" = y ] || [ "$$ans" = yes ]; then rm -rf "$$dir"; echo "removed $$dir"; else echo "kept $$dir"; fi; \
+	else echo "clean-cache: not a terminal, refusing to delete $$dir without FORCE=1 (make clean-cache FORCE=1)"; exit 1; fi

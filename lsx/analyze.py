@@ -21,9 +21,16 @@ from lsx.config import CONF_DIR
 log = logging.getLogger("lsx.analyze")
 
 
+def job_dir_for(c: dict[str, Any]) -> Path:
+    """Where the job that ``c`` describes lives (keyed by its config hash; as in run_analysis, tested)."""
+    from lsx.jobs.base import job_key
+
+    return Path(c["paths"]["output_root"]) / "jobs" / f"{c['analysis']['job']}_{c.get('experiment_name', 'default')}_{job_key(c)}"
+
+
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JobContext, get_job, job_key
+    from lsx.jobs.base import JobContext, get_job, job_key, job_lock
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
@@ -36,17 +43,26 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
-    if is_done(job_dir):
-        log.info("job already finished: %s (no-op)", job_dir)
-        results = read_results(job_dir)
-    else:
-        t0 = time.time()
-        out = fn(JobContext(c, job_dir, progress=progress))
-        extra = dict(out.extra)
-        extra["elapsed_s"] = round(time.time() - t0, 3)
-        results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
-        _log_wandb(c, name, job_dir, results)
-    results = dict(results, job_dir=str(job_dir.resolve()))
+    with job_lock(job_dir):  # an identical job running elsewhere: wait for it, then read its results
+        cached = is_done(job_dir)
+        if cached:
+            log.info("job already finished: %s (no-op)", job_dir)
+            results = read_results(job_dir)
+        else:
+            from lsx.training.runner import recording_runs
+
+            t0 = time.time()
+            with recording_runs() as runs:  # the optima the job used, for results.json "training"
+                out = fn(JobContext(c, job_dir, progress=progress))
+            extra = dict(out.extra)
+            extra["elapsed_s"] = round(time.time() - t0, 3)
+            extra["training"] = [r.record() for r in runs]
+            results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
+            _log_wandb(c, name, job_dir, results)
+    # the run directory describes *this* run: a cache hit's stored results carry the overrides
+    # of the sweep that computed them, which would misplace this point in aggregation
+    results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
+                   experiment=c.get("experiment_name", "default"), cached=cached)
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
     return results

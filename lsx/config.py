@@ -14,12 +14,16 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_PACKAGE = Path(__file__).resolve().parent
+# an installed wheel ships the configs as lsx/conf (setup.py); a source checkout has them at the top
+CONF_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf" / "config.yaml").is_file() else _PACKAGE.parent / "conf"
 CONFIG_NAME = "config"
 
 # keys of the composed config that determine a training run (the cache key)
 TRAINING_KEYS = ("model", "data", "optimizer", "scheduler", "training", "seed")
 # data options that do not change training (evaluation conveniences)
+# training keys added after caches existed: left out of the hash while unset (null), so old runs stay valid
+_TRAINING_KEYS_HASHED_WHEN_SET = ("target_train_loss", "max_steps")
 _DATA_KEYS_NOT_HASHED = ("eval_batch_size", "num_workers", "landscape_train", "landscape_test", "landscape_seed", "root", "download")
 
 
@@ -93,10 +97,16 @@ def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     out = {k: c[k] for k in TRAINING_KEYS}
     out["data"] = {k: v for k, v in out["data"].items() if k not in _DATA_KEYS_NOT_HASHED}
+    out["training"] = hashed_training(out["training"])
     trainer = c.get("trainer", {}) or {}
     if str(trainer.get("strategy", "auto")).startswith("ddp"):
         out["distributed"] = {"strategy": "ddp", "devices": trainer.get("devices"), "num_nodes": trainer.get("num_nodes", 1)}
     return out
+
+
+def hashed_training(training: dict[str, Any]) -> dict[str, Any]:
+    """``training`` without the stop-rule keys that are unset (a null stop rule changes no model)."""
+    return {k: v for k, v in training.items() if not (k in _TRAINING_KEYS_HASHED_WHEN_SET and v is None)}
 
 
 def config_hash(obj: Any) -> str:

@@ -1,4 +1,5 @@
 """Every experiment (at every scale it declares) and every sweep template composes."""
+import os
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,45 @@ def test_other_analyses_on_a_cpu_preset_skip_the_keys_they_lack(compose):
     c = compose("experiment=xu_taxonomy", "scale=cpu", "analysis=hessian")
     assert c["analysis"]["job"] == "hessian" and c["analysis"]["epoch"] == 10 and "num" not in c["analysis"]
     assert c["data"]["name"] == "digits"
+
+
+def test_provenance_shows_the_scaled_config(lsx_dirs):
+    """``--cfg job`` and Hydra's ``.hydra/config.yaml`` show what a ``scale=`` run really trains."""
+    out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "--cfg", "job")
+    assert out.returncode == 0, out.stderr[-1500:]
+    shown = yaml.safe_load(out.stdout)
+    assert shown["data"]["name"] == "digits" and shown["training"]["epochs"] == 30
+    out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "debug=fast", "training.epochs=1")
+    assert out.returncode == 0, out.stderr[-1500:]
+    saved = next(lsx_dirs[1].glob("runs/*/*/.hydra/config.yaml"))
+    assert yaml.safe_load(saved.read_text())["data"]["name"] == "digits"
+
+
+@pytest.mark.slow
+def test_a_built_wheel_ships_its_configs(tmp_path):
+    """A non-editable install (pip install .) finds conf/ (shipped as lsx/conf)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for name in ("lsx", "conf"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    out = subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wh")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-1500:]
+    wheel = next((tmp_path / "wh").glob("lsx-*.whl"))
+    assert "lsx/conf/config.yaml" in zipfile.ZipFile(wheel).namelist()
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(target)
+    probe = ("import lsx.config as c; assert str(c.CONF_DIR).startswith(%r), c.CONF_DIR; "
+             "print(c.compose_config(['experiment=quickstart']).experiment_name)" % str(target))
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "quickstart" in out.stdout, out.stderr[-1500:]

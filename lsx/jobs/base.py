@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from lsx.config import config_hash
+from lsx.config import config_hash, hashed_training
 from lsx.data import LandscapeSubset, TensorDataModule
 from lsx.landscape.memo import Memo
 
@@ -54,11 +54,22 @@ class JobOutput:
 
 
 # keys that do not change a job's result (where/how it is logged and run)
-_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales")
+_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales", "reproduce", "claims")
 
 
 def job_key(cfg: dict[str, Any]) -> str:
-    return config_hash({k: v for k, v in cfg.items() if k not in _NOT_HASHED})[:12]
+    c = {k: v for k, v in cfg.items() if k not in _NOT_HASHED}
+    if isinstance(c.get("training"), dict):
+        c["training"] = hashed_training(c["training"])
+    return config_hash(c)[:12]
+
+
+def job_lock(job_dir: Path):
+    """Exclusive lock on a job directory: two identical cold jobs (a relaunched sweep, two shells)
+    do not both evaluate; the second waits, then finds the job finished (a no-op)."""
+    from lsx.utils.io import file_lock
+
+    return file_lock(job_dir)
 
 
 class JobContext:
@@ -117,7 +128,7 @@ class JobContext:
         """``compute()`` once per job directory: the result is saved atomically under ``stages/``
         and loaded on a rerun, so a killed job resumes after its last finished stage. A
         :data:`lsx.landscape.memo.Memo` for the core's resumable loops."""
-        from lsx.utils.io import atomic_path
+        from lsx.utils.io import atomic_torch_save
 
         path = self.job_dir / "stages" / f"{key}.pt"
         if path.exists():
@@ -126,8 +137,7 @@ class JobContext:
             except Exception as e:  # a foreign or damaged file: recompute rather than fail
                 log.warning("stage %s unreadable (%s); recomputing", path, e)
         value = compute()
-        with atomic_path(path) as tmp:
-            torch.save(value, tmp)
+        atomic_torch_save(value, path)
         return value
 
     def memo(self, prefix: str) -> Memo:

@@ -2,6 +2,11 @@
 
 Only the output-contract files are read (never W&B), so any sweep — local, joblib or SLURM —
 aggregates the same way, and re-aggregating is cheap and deterministic.
+
+Why the axes come from each job's resolved config, not from its overrides: a job whose swept
+key kept its default value has no override for it, yet is a point of the sweep. Overrides only
+say *which* keys are axes; the values are read from config.yaml. Failed jobs are rows with
+``status=failed`` and their reason; they are never averaged.
 """
 from __future__ import annotations
 
@@ -14,7 +19,12 @@ from typing import Any
 
 import yaml
 
-from lsx.utils.io import atomic_write_text
+from lsx.sweep_status import OK, job_dirs, read_status
+from lsx.utils.io import atomic_write_json, atomic_write_text
+
+META = ("run_dir", "job", "seed", "status", "reason")
+# override keys that select *what* runs or *where*, not a hyper-parameter axis
+_NOT_AXES = {"analysis", "experiment", "scale", "debug", "logger", "trainer", "seed", "sweep", "hydra", "paths"}
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -28,68 +38,201 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per finished job under ``sweep_dir``: its overrides, config and scalar metrics."""
-    sweep_dir = Path(sweep_dir)
-    rows = []
-    for res_path in sorted(sweep_dir.rglob("results.json")):
-        job_dir = res_path.parent
-        if not (job_dir / "DONE").exists() or "jobs" in job_dir.parts[len(sweep_dir.parts):]:
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def _override_pairs(job_dir: Path, res: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """This job's own overrides: results.json's, else Hydra's record (a failed job has no results)."""
+    overrides = (res or {}).get("overrides")
+    if overrides is None:
+        overrides = _load_yaml(job_dir / ".hydra" / "overrides.yaml") or []
+    pairs = []
+    for o in overrides:
+        if "=" not in o:
             continue
-        res = json.loads(res_path.read_text())
-        cfg_path = job_dir / "config.yaml"
-        cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.exists() else {}
-        row: dict[str, Any] = {"run_dir": str(job_dir.relative_to(sweep_dir)), "job": res.get("job"), "seed": res.get("seed")}
-        for o in res.get("overrides", []):
-            if "=" in o and not o.startswith(("hydra", "paths", "+sweep")):
-                k, v = o.split("=", 1)
-                row[f"override.{k.lstrip('+~')}"] = v
-        flat_cfg = _flatten({k: v for k, v in cfg.items() if not k.startswith("_")}, "config.")
-        row.update({k: v for k, v in flat_cfg.items() if not isinstance(v, list)})
-        for k, v in res.get("metrics", {}).items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                row[f"metrics.{k}"] = v
-        rows.append(row)
-    if not rows:
+        k, v = o.split("=", 1)
+        k = k.lstrip("+~")
+        if k.split(".")[0].split("/")[0] not in _NOT_AXES:
+            pairs.append((k, v))
+    return pairs
+
+
+def _axis_value(key: str, flat_cfg: dict[str, Any], overrides: dict[str, str]) -> Any:
+    """The value of swept ``key`` for one job: its resolved config value (defaults included); a
+    config group (``optimizer=sgd``) reads as its ``name``; the override text as a last resort."""
+    if key in flat_cfg:
+        return flat_cfg[key]
+    if f"{key}.name" in flat_cfg:
+        return flat_cfg[f"{key}.name"]
+    if key in overrides:
+        v = yaml.safe_load(overrides[key])
+        return v if isinstance(v, (int, float, str, bool)) or v is None else overrides[key]
+    return None
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job under ``sweep_dir`` (failed ones included, with status and reason): its
+    swept keys' values, its config (``config.*``) and its scalar metrics (``metrics.*``)."""
+    sweep_dir = Path(sweep_dir)
+    jobs = []
+    for job_dir in job_dirs(sweep_dir):
+        status = read_status(job_dir)
+        res_path = job_dir / "results.json"
+        done = (job_dir / "DONE").exists() and res_path.exists()
+        if status["status"] == OK and not done:
+            status = {"status": "incomplete", "reason": "status ok but no results.json + DONE"}
+        res = json.loads(res_path.read_text()) if done else None
+        cfg = _load_yaml(job_dir / "config.yaml") or _load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+        flat_cfg = {k: v for k, v in _flatten({k: v for k, v in cfg.items() if not str(k).startswith("_")}).items()
+                    if not isinstance(v, list)}
+        jobs.append((job_dir, status, res, flat_cfg, dict(_override_pairs(job_dir, res))))
+    if not jobs:
         raise ValueError(f"no finished jobs (results.json + DONE) under {sweep_dir}")
-    if len(rows) < 2:
+    if len(jobs) < 2:
         raise ValueError(
             f"the sweep under {sweep_dir} has a single finished job; aggregation needs at least two points "
             "(sweep a hyperparameter with -m, e.g. +sweep=lr)"
         )
+    axes = sorted({k for *_, ov in jobs for k in ov})
+    rows = []
+    for job_dir, status, res, flat_cfg, ov in jobs:
+        row: dict[str, Any] = {
+            "run_dir": str(job_dir.relative_to(sweep_dir)),
+            "job": (res or {}).get("job") or flat_cfg.get("analysis.job") or "train",
+            "seed": (res or {}).get("seed", flat_cfg.get("seed")),
+            "status": status["status"],
+            "reason": status.get("reason", ""),
+        }
+        row.update({k: _axis_value(k, flat_cfg, ov) for k in axes})
+        row.update({f"config.{k}": v for k, v in flat_cfg.items()})
+        for k, v in ((res or {}).get("metrics") or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[f"metrics.{k}"] = v
+        rows.append(row)
     return rows
 
 
+def axis_keys(rows: list[dict[str, Any]]) -> list[str]:
+    """Every column that names a swept key (varying or not)."""
+    return sorted({k for r in rows for k in r if k not in META and not k.startswith(("config.", "metrics."))})
+
+
 def swept_keys(rows: list[dict[str, Any]]) -> list[str]:
-    """Override keys whose value differs between jobs (the sweep's axes); seeds are replicates, not axes."""
-    keys = sorted({k for r in rows for k in r if k.startswith("override.") and k != "override.seed"})
-    return [k for k in keys if len({str(r.get(k)) for r in rows}) > 1]
+    """Axis keys whose value differs between jobs (the sweep's axes); seeds are replicates, not axes."""
+    return [k for k in axis_keys(rows) if len({_text(r.get(k)) for r in rows}) > 1]
+
+
+def metric_keys(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({k for r in rows for k in r if k.startswith("metrics.")})
+
+
+def resolve_key(key: str, rows: list[dict[str, Any]], kind: str) -> str:
+    """Map a ``--x``/``--y`` name to a column (``override.optimizer.lr`` and ``config.optimizer.lr``
+    both mean the axis ``optimizer.lr``; ``width_mean`` means ``metrics.width_mean``); an
+    unknown name is one error listing the valid ones."""
+    cols = {k for r in rows for k in r}
+    if kind == "y":
+        valid = metric_keys(rows)
+        candidates = [key, f"metrics.{key}"]
+    else:
+        valid = axis_keys(rows) + sorted(k for k in cols if k.startswith("config."))
+        bare = key.removeprefix("override.").removeprefix("config.")
+        candidates = [bare, f"config.{bare}", key]
+    for c in candidates:
+        if c in valid:
+            return c
+    shown = valid if kind == "y" else swept_keys(rows) or axis_keys(rows)
+    more = "" if kind == "y" else " (or any config.<key> of the jobs' config.yaml)"
+    raise ValueError(f"unknown --{kind} {key!r}; valid: {', '.join(shown) or '(none)'}{more}")
+
+
+def _text(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def constant_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Columns with one value across all jobs (META excepted; failed jobs have no metrics, so
+    they do not count for ``metrics.*``): written once, not per row."""
+    cols = {k for r in rows for k in r} - set(META)
+    out = {}
+    for k in sorted(cols):
+        these = [r for r in rows if r.get("status") == OK or not k.startswith("metrics.")]
+        values = {_text(r.get(k)) for r in these}
+        if these and len(values) == 1:
+            out[k] = these[0].get(k)
+    return out
 
 
 def write_summary(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    cols = ["run_dir", "job", "seed"] + sorted({k for r in rows for k in r} - {"run_dir", "job", "seed"})
+    """summary.csv: run_dir, job, seed, status, reason and the columns that vary; the constant
+    ones go to ``summary_constants.json`` beside it (a 69-column CSV hid the few that matter)."""
+    path = Path(path)
+    const = constant_columns(rows)
+    axes = set(axis_keys(rows))
+    varying = sorted({k for r in rows for k in r} - set(META) - set(const))
+    # an axis's config.<key> twin repeats the axis column
+    varying = [k for k in varying if not (k.startswith("config.") and k.removeprefix("config.") in axes)]
+    order = [k for k in varying if k in axes] + [k for k in varying if k.startswith("metrics.")]
+    order += [k for k in varying if k not in order]
+    cols = list(META) + order
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: r.get(k, "") for k in cols})
+        w.writerow({k: _text(r.get(k)) for k in cols})
     atomic_write_text(path, buf.getvalue())
-    return Path(path)
+    atomic_write_json(path.with_name("summary_constants.json"), const)
+    return path
 
 
-def group_mean(rows: list[dict[str, Any]], x: str, y: str) -> list[tuple[float, float, float, int]]:
-    """(x, mean y, std y, n) over jobs sharing x (e.g. several seeds per learning rate), sorted by x."""
-    groups: dict[float, list[float]] = {}
-    for r in rows:
-        if x in r and y in r and r[y] is not None:
-            groups.setdefault(float(r[x]), []).append(float(r[y]))
+def ok_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status") == OK]
+
+
+def failed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status") != OK]
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def group_mean(rows: list[dict[str, Any]], x: str, y: str) -> list[tuple[Any, float, float, int]]:
+    """(x, mean y, std y, n) over the *successful* jobs sharing x (e.g. several seeds per
+    learning rate), sorted by x (numerically when every x is a number). Failed jobs are never
+    averaged; a non-finite y counts as missing."""
+    groups: dict[str, tuple[Any, list[float]]] = {}
+    for r in ok_rows(rows):
+        if r.get(x) is None or r.get(y) is None:
+            continue
+        xv = r[x]
+        groups.setdefault(_text(xv), (xv, []))[1].append(float(r[y]))
+    numeric = all(_as_float(xv) is not None and not isinstance(xv, bool) for xv, _ in groups.values())
+    keys = sorted(groups, key=(lambda k: _as_float(groups[k][0])) if numeric else str)
     out = []
-    for xv in sorted(groups):
-        ys = [v for v in groups[xv] if math.isfinite(v)]
+    for k in keys:
+        xv, vals = groups[k]
+        xv = _as_float(xv) if numeric else xv
+        ys = [v for v in vals if math.isfinite(v)]
         if not ys:
             out.append((xv, float("nan"), float("nan"), 0))
             continue
         m = sum(ys) / len(ys)
-        sd = (sum((v - m) ** 2 for v in ys) / max(1, len(ys) - 1)) ** 0.5 if len(ys) > 1 else 0.0
+        sd = (sum((v - m) ** 2 for v in ys) / (len(ys) - 1)) ** 0.5 if len(ys) > 1 else 0.0
         out.append((xv, m, sd, len(ys)))
     return out
+
+
+def series(rows: list[dict[str, Any]], x: str, y: str, swept: list[str]) -> dict[str, list[tuple[Any, float, float, int]]]:
+    """One curve of :func:`group_mean` per combination of the *other* swept keys (a 2-axis grid
+    gives one line per value of the second axis; one axis gives one unlabeled line)."""
+    others = [k for k in swept if k != x]
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        label = ", ".join(f"{k}={_text(r.get(k))}" for k in others)
+        by.setdefault(label, []).append(r)
+    return {label: group_mean(rs, x, y) for label, rs in sorted(by.items())}

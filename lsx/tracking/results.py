@@ -6,7 +6,6 @@ finished job: re-running it is a no-op, and sweep aggregation reads only these f
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ def write_results(
         "metrics": metrics,
         "artifacts": {k: str(v) for k, v in artifacts.items()},
         "overrides": config.get("_overrides", []),
+        "torch_threads": _torch_threads(),  # CPU results differ slightly across thread counts
     }
     if extra:
         results.update(extra)
@@ -55,9 +55,18 @@ def write_results(
     return results
 
 
+def _torch_threads() -> int | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else None
+
+
 def is_done(run_dir: Path) -> bool:
     return (Path(run_dir) / DONE).exists() and (Path(run_dir) / RESULTS).exists()
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / RESULTS).read_text())
+    from lsx.utils.io import read_json  # a damaged file's error names it
+
+    return read_json(Path(run_dir) / RESULTS)

@@ -3,11 +3,15 @@
 - :class:`EpochCheckpoints` writes lightweight lsx checkpoints at the configured epochs
   (epoch 0 is the initialization) and a full Lightning ``resume.ckpt`` each epoch, atomically.
 - :class:`LearningCurve` keeps per-epoch metrics in ``metrics.csv`` whatever the logger.
+- :class:`StopRule` ends training at a target train loss or after a number of optimizer steps
+  (matched training for comparisons across hyper-parameters).
+- :class:`EpochLog` prints one plain line per epoch where a progress bar would flood a log file.
 """
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +21,69 @@ from lsx.utils.io import atomic_path, atomic_write_text
 
 from .checkpoints import save_checkpoint
 
+log = logging.getLogger("lsx.training")
+
 
 def checkpoint_name(epoch: int) -> str:
     return f"epoch_{epoch:04d}.pt"
 
 
+class StopRule(L.Callback):
+    """Stop at the end of the first epoch whose train loss (the epoch's running mean) is at or below
+    ``target_train_loss``, or right after ``max_steps`` optimizer steps; ``epochs`` stays the cap.
+    The outcome (``epochs_run``, ``steps``, ``stopped_by``: target | max_steps | epochs) survives a
+    resume through the Lightning checkpoint. Must precede :class:`EpochCheckpoints` (which saves the
+    stop epoch)."""
+
+    def __init__(self, target_train_loss: float | None, max_steps: int | None, epochs: int) -> None:
+        if target_train_loss is not None and not float(target_train_loss) > 0:
+            raise ValueError(f"training.target_train_loss must be > 0 or null, got {target_train_loss}")
+        if max_steps is not None and int(max_steps) < 1:
+            raise ValueError(f"training.max_steps must be >= 1 or null, got {max_steps}")
+        self.target = None if target_train_loss is None else float(target_train_loss)
+        self.max_steps = None if max_steps is None else int(max_steps)
+        self.epochs = int(epochs)
+        self.outcome: dict[str, Any] = {"epochs_run": 0, "steps": 0, "stopped_by": None}
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.outcome["stopped_by"]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.stopped_by:  # resumed after the stop epoch was saved: nothing left to train
+            trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if self.max_steps is not None and trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+            self.outcome["stopped_by"] = "max_steps"
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if self.stopped_by is None and self.target is not None:
+            loss = trainer.callback_metrics.get("train/loss")
+            reached = loss is not None and float(loss) <= self.target
+            if trainer.strategy.reduce_boolean_decision(reached, all=False):  # every rank stops together
+                self.outcome["stopped_by"] = "target"
+                trainer.should_stop = True
+        if self.stopped_by is None and epoch >= self.epochs:
+            self.outcome["stopped_by"] = "epochs"
+        self.outcome.update(epochs_run=epoch, steps=int(trainer.global_step))
+
+    def stops_at(self, epoch: int) -> bool:
+        return self.stopped_by is not None and self.outcome["epochs_run"] == epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.outcome)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.outcome.update(state_dict)
+
+
 class EpochCheckpoints(L.Callback):
     def __init__(
-        self, run_dir: Path, epochs: set[int], config: dict[str, Any], config_hash: str, data_shape: dict, code_version: str
+        self, run_dir: Path, epochs: set[int], config: dict[str, Any], config_hash: str, data_shape: dict, code_version: str,
+        stop: StopRule | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.epochs = epochs
@@ -32,6 +91,7 @@ class EpochCheckpoints(L.Callback):
         self.config_hash = config_hash
         self.data_shape = data_shape
         self.code_version = code_version
+        self.stop = stop
 
     def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         if not trainer.is_global_zero:
@@ -49,7 +109,7 @@ class EpochCheckpoints(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning 2 runs validation before this hook, so the checkpoint records val metrics too
         epoch = trainer.current_epoch + 1
-        if epoch in self.epochs:
+        if epoch in self.epochs or (self.stop is not None and self.stop.stops_at(epoch)):
             self._save(trainer, pl_module, epoch)
 
 
@@ -91,3 +151,18 @@ class LearningCurve(L.Callback):
         for r in self.rows:
             w.writerow({k: ("" if k not in r else (int(r[k]) if k == "epoch" else r[k])) for k in self.FIELDS})
         atomic_write_text(self.path, buf.getvalue())
+
+
+class EpochLog(L.Callback):
+    """One plain log line per epoch (used instead of the progress bar off a terminal)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        parts = [f"{name} {m[key]:.4f}" for key, name in
+                 (("train/loss", "train loss"), ("train/acc", "train acc"), ("val/loss", "val loss"), ("val/acc", "val acc")) if key in m]
+        log.info("epoch %d/%d: %s", trainer.current_epoch + 1, self.epochs, ", ".join(parts))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from lsx.models import build_model
-from lsx.utils.io import atomic_path
+from lsx.utils.io import atomic_torch_save
 
 FORMAT = "lsx-checkpoint-v1"
 
@@ -32,6 +32,7 @@ class Checkpoint:
     data_shape: dict[str, int]
     metrics: dict[str, float] = field(default_factory=dict)
     code_version: str = ""
+    torch_threads: int | None = None
 
     @property
     def model_name(self) -> str:
@@ -82,9 +83,9 @@ def save_checkpoint(
         "data_shape": dict(data_shape),
         "metrics": dict(metrics or {}),
         "code_version": code_version,
+        "torch_threads": torch.get_num_threads(),  # CPU results differ slightly across thread counts
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    atomic_torch_save(payload, path)  # byte-identical for equal content (no temp name inside)
     return path
 
 
@@ -108,6 +109,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
         data_shape=payload["data_shape"],
         metrics=payload.get("metrics", {}),
         code_version=payload.get("code_version", ""),
+        torch_threads=payload.get("torch_threads"),
     )
     if expect_model is not None and ckpt.model_name != expect_model:
         raise CheckpointError(f"{path} holds a {ckpt.model_name!r} model, expected {expect_model!r}")

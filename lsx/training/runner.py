@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
-import json
 import logging
 import os
-from dataclasses import dataclass
+import shutil
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,11 +25,11 @@ from omegaconf import DictConfig
 
 from lsx.config import config_hash, to_container, training_config
 from lsx.data import TensorDataModule, build_datamodule
-from lsx.utils.io import atomic_write_json, atomic_write_text
+from lsx.utils.io import atomic_write_json, atomic_write_text, file_lock, read_json
 from lsx.utils.version import code_version
 
-from .callbacks import EpochCheckpoints, LearningCurve, ResumePoint, checkpoint_name
-from .checkpoints import Checkpoint, load_checkpoint, model_from_config
+from .callbacks import EpochCheckpoints, EpochLog, LearningCurve, ResumePoint, StopRule, checkpoint_name
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, model_from_config
 from .module import ClassifierModule
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class TrainedRun:
     config: dict[str, Any]
     checkpoints: dict[int, Path]
     summary: dict[str, float]
+    stop: dict[str, Any] = field(default_factory=dict)  # epochs_run, steps, stopped_by (target | max_steps | epochs)
 
     @property
     def seed(self) -> int:
@@ -60,7 +61,9 @@ class TrainedRun:
     def load(self, epoch: int | None = None) -> Checkpoint:
         epoch = self.final_epoch if epoch is None else epoch
         if epoch not in self.checkpoints:
-            raise ValueError(f"run {self.run_dir.name} has no checkpoint at epoch {epoch}; saved: {sorted(self.checkpoints)}")
+            stopped = (f" (training stopped at epoch {self.stop['epochs_run']} by {self.stop['stopped_by']})"
+                       if self.stop.get("stopped_by") in ("target", "max_steps") else "")
+            raise ValueError(f"run {self.run_dir.name} has no checkpoint at epoch {epoch}{stopped}; saved: {sorted(self.checkpoints)}")
         return load_checkpoint(self.checkpoints[epoch])
 
     def learning_curve(self) -> list[dict[str, float]]:
@@ -73,9 +76,18 @@ class TrainedRun:
     @classmethod
     def from_dir(cls, run_dir: Path) -> "TrainedRun":
         run_dir = Path(run_dir)
-        meta = json.loads((run_dir / "summary.json").read_text())
+        meta = read_json(run_dir / "summary.json")
         ckpts = {int(p.stem.split("_")[1]): p for p in sorted(run_dir.glob("epoch_*.pt"))}
-        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"])
+        stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
+        if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
+            stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
+        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop)
+
+    def record(self) -> dict[str, Any]:
+        """What a job's results.json says about an optimum it used (``training`` entries)."""
+        m = self.summary
+        return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
+                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}}
 
 
 def checkpoint_epochs(training: dict[str, Any]) -> set[int]:
@@ -99,13 +111,48 @@ def run_dir_for(cfg: dict[str, Any]) -> tuple[Path, str]:
 
 @contextlib.contextmanager
 def _locked(run_dir: Path) -> Iterator[None]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(run_dir):
+        yield
+
+
+def channels_last_safe() -> bool:
+    """Whether channels_last training is safe in this process.
+
+    torch 2.13's CPU kernels can abort a channels_last ResNet step at one thread
+    (``munmap_chunk(): invalid pointer``, reproduced by a plain torch loop), so a
+    single-threaded process (OMP_NUM_THREADS=1, a joblib job) trains in NCHW instead.
+    """
+    return torch.get_num_threads() > 1
+
+
+def _verified_cached_run(run_dir: Path) -> TrainedRun:
+    """A finished run whose final checkpoint still loads (cheap: one file), or a clear refusal."""
+    run = TrainedRun.from_dir(run_dir)
+    try:
+        if not run.checkpoints:
+            raise CheckpointError(f"no epoch_*.pt checkpoint in {run_dir}")
+        load_checkpoint(run.final)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"finished training run {run_dir} is damaged: {err}. Delete {run_dir} and rerun to retrain it"
+        ) from None
+    return run
+
+
+def _usable_resume_point(resume: Path) -> int | None:
+    """The epoch stored in ``resume.ckpt``; a damaged one is moved aside (``.corrupt``) with one
+    warning and the run restarts cleanly (same seed, same result) instead of failing on every rerun."""
+    if not resume.exists():
+        return None
+    try:
+        state = torch.load(resume, map_location="cpu", weights_only=False)
+        return int(state["epoch"])
+    except Exception as err:  # truncated by a kill or a full disk, or not a Lightning checkpoint
+        aside = resume.with_name(resume.name + ".corrupt")
+        os.replace(resume, aside)
+        log.warning("%s is unreadable (%s: %s); moved to %s, restarting this run from scratch",
+                    resume, type(err).__name__, str(err)[:120], aside.name)
+        return None
 
 
 def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: str) -> None:
@@ -141,6 +188,20 @@ def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
     return {"loss": loss / n, "acc": correct / n}
 
 
+_RECORDERS: list[list[TrainedRun]] = []
+
+
+@contextlib.contextmanager
+def recording_runs() -> Iterator[list[TrainedRun]]:
+    """Collect every run that :func:`train` returns inside the block (the optima a job used)."""
+    runs: list[TrainedRun] = []
+    _RECORDERS.append(runs)
+    try:
+        yield runs
+    finally:
+        _RECORDERS.remove(runs)
+
+
 def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun:
     """Train (or fetch from the cache, or resume) the run that ``cfg`` describes."""
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
@@ -148,8 +209,26 @@ def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun
     with _locked(run_dir):
         if (run_dir / "DONE").exists():
             log.info("training cache hit: %s", run_dir)
-            return TrainedRun.from_dir(run_dir)
-        return _train_locked(c, run_dir, h, progress)
+            run = _verified_cached_run(run_dir)
+        else:
+            log.info("training %s on %s, seed %s (config hash %s) into %s",
+                     c["model"]["name"], c["data"]["name"], c["seed"], h[:12], run_dir)
+            try:
+                run = _train_locked(c, run_dir, h, progress)
+            except BaseException:
+                _remove_if_empty(run_dir)
+                raise
+    for runs in _RECORDERS:
+        if run is not None and all(r.run_dir != run.run_dir for r in runs):
+            runs.append(run)
+    return run
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """A run that failed before its first checkpoint leaves nothing worth keeping (only the lock
+    and a config): remove it, so the cache holds no empty directories from bad input."""
+    if not any(run_dir.glob("epoch_*.pt")) and not (run_dir / "resume.ckpt").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
@@ -163,9 +242,11 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     data_shape = {"in_channels": shape.in_channels, "height": shape.height, "width": shape.width, "num_classes": shape.num_classes}
     model = model_from_config(c["model"], data_shape)
     check_model_fits(model, dm, c["model"]["name"])
-    module = ClassifierModule(
-        model, c["optimizer"], c["scheduler"], int(training["epochs"]), bool(training.get("channels_last", True))
-    )
+    channels_last = bool(training.get("channels_last", True))
+    if channels_last and not channels_last_safe():
+        log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
+        channels_last = False
+    module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(tcfg, sort_keys=False))
 
     from lsx.tracking.loggers import build_loggers
@@ -173,6 +254,12 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     trainer_cfg = dict(c.get("trainer") or {})
     loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg)
     resume = run_dir / "resume.ckpt"
+    stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
+    resume_epoch = _usable_resume_point(resume)
+    if resume_epoch is not None:
+        log.info("resuming %s from epoch %d (%s)", run_dir.name, resume_epoch, resume)
+    # a progress bar only on a terminal: in log files it floods (plain per-epoch lines instead)
+    progress_bar = progress and bool(trainer_cfg.get("progress_bar", True)) and sys.stderr.isatty()
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=trainer_cfg.get("accelerator", "cpu"),
@@ -184,15 +271,17 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         gradient_clip_val=training.get("gradient_clip_val"),
         logger=loggers or False,
         enable_checkpointing=False,
-        enable_progress_bar=progress and bool(trainer_cfg.get("progress_bar", True)),
+        enable_progress_bar=progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 10)),
         default_root_dir=str(run_dir),
         callbacks=[
-            EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version()),
+            stop,  # before EpochCheckpoints: it decides whether this epoch is the final one
+            EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version(), stop),
             LearningCurve(run_dir / "metrics.csv"),
             ResumePoint(resume),
+            *([] if progress_bar else [EpochLog(int(training["epochs"]))]),
         ],
     )
     try:
@@ -203,13 +292,19 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         finish()
     if not trainer.is_global_zero:
         return None  # type: ignore[return-value]
-    final = load_checkpoint(run_dir / checkpoint_name(int(training["epochs"]))).build_model()
+    if not stop.outcome["epochs_run"]:  # resumed from a resume.ckpt written before the stop rule existed
+        stop.outcome.update(epochs_run=int(trainer.current_epoch), steps=int(trainer.global_step), stopped_by="epochs")
+    final = load_checkpoint(run_dir / checkpoint_name(stop.outcome["epochs_run"])).build_model()
     metrics = {}
     for split in ("train", "val", "test"):
         x, y = dm.split(split)
         if len(x):
             metrics.update({f"{split}_{k}": v for k, v in evaluate_model(final, x, y).items()})
-    atomic_write_json(run_dir / "summary.json", {"config_hash": h, "config": tcfg, "metrics": metrics})
+    atomic_write_json(run_dir / "summary.json", {
+        "config_hash": h, "config": tcfg, "metrics": metrics, **stop.outcome,
+        # CPU results differ slightly across thread counts: record what produced these weights
+        "torch_threads": torch.get_num_threads(), "channels_last": channels_last,
+    })
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)

@@ -1,12 +1,30 @@
-"""Atomic file writes: readers never see a half-written file, a crash leaves the old one."""
+"""Atomic file writes: readers never see a half-written file, a crash leaves the old one.
+
+Files come out with the permissions a plain ``open()`` would give (0o666 & ~umask), not
+mkstemp's private 0600, so a lab's shared cache stays readable to the group.
+"""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # portable fallback: read by setting, then restore
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -18,11 +36,47 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def file_lock(directory: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on ``directory/name`` (created with the directory).
+
+    Concurrent processes (sweep jobs, two shells) asking for the same cached result wait here
+    instead of computing it twice; the second then finds it finished.
+    """
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / name, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """``json.loads`` of a file whose error names the file and the fix (a damaged results file)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is corrupt ({err}); delete {path.parent} so it is recomputed") from None
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -32,6 +86,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` atomically and byte-reproducibly.
+
+    torch names the zip archive inside the file after the file it writes to; saving straight
+    to a random temp name would put that name into the bytes. Serializing to memory first
+    gives the fixed name ``archive``, so equal content gives equal files.
+    """
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _json_default(o: Any) -> Any:

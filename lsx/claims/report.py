@@ -1,0 +1,301 @@
+"""The reproduction report: ``report.json`` (what the README block is generated from) and a
+self-contained ``report.html`` (images embedded as base64, no external resource: readable offline).
+
+One section per paper, one per preset inside it, one card per claim: the paper's statement and
+value, lsx's statistic with its 95% interval and n, the computed verdict, the statistic's table,
+each compared model's final train loss and test accuracy (flagged when unmatched), the figures,
+run time, failed jobs and links to every job directory.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from lsx.utils.io import atomic_write_json, atomic_write_text
+
+from .figures import draw_figure
+from .records import JobRecord
+from .statistics import get_statistic_plot
+from .verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, VERDICTS, FailedJob, evaluate_claim
+
+# preset name prefix → the paper it targets (DESIGN.md); the report groups its sections by paper
+PAPERS = {
+    "li": "Li, Xu, Taylor, Studer, Goldstein 2018 — Visualizing the loss landscape of neural nets",
+    "fort": "Fort & Jastrzebski 2019 — Large scale structure of neural network loss landscapes",
+    "draxler": "Draxler, Veschgini, Salmhofer, Hamprecht 2018 — Essentially no barriers in neural network energy landscape",
+    "xu": "Xu, Li, Li, Zhan — Visualizing, rethinking and mining the loss landscape",
+}
+SANITY = "lsx sanity checks (no paper)"
+COLOURS = {REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", INCONCLUSIVE: "#9a6700"}
+
+
+def paper_of(preset: str) -> str:
+    return PAPERS.get(preset.split("_", 1)[0], SANITY)
+
+
+# ----------------------------------------------------------------------------- building
+def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
+    """Evaluate a :class:`lsx.reproduce.PresetRun`'s claims and draw its figures (paths relative to out_dir)."""
+    plan = run.plan
+    out_dir = Path(out_dir)
+    records, failed = [], []
+    for j in run.jobs:
+        if j["status"] == "failed":
+            failed.append(FailedJob(list(j["overrides"]), j["reason"], j.get("seed")))
+        else:
+            records.append(JobRecord.from_dir(j["job_dir"]))
+    fig_dir = out_dir / "figures" / plan.preset
+    claims = []
+    for claim in plan.claims:
+        res = evaluate_claim(claim, records, failed, plan.train_loss_ratio)
+        d = res.to_dict()
+        d["plot"] = None
+        plot = get_statistic_plot(str(claim["statistic"]))
+        if plot is not None and res.estimate is not None and records:
+            try:
+                d["plot"] = _rel(plot(records, res.estimate, fig_dir / f"claim_{claim['id']}.png", **claim["args"]), out_dir)
+            except Exception as err:  # a figure must not cost the verdict
+                d["plot_error"] = f"{type(err).__name__}: {err}"
+        claims.append(d)
+    figures = []
+    for k, spec in enumerate(plan.figures):
+        fig = {"figure": spec["figure"], "args": spec["args"], "path": None}
+        try:
+            fig["path"] = _rel(draw_figure(spec, records, fig_dir / f"figure_{k}_{spec['figure']}.png"), out_dir)
+        except Exception as err:
+            fig["error"] = f"{type(err).__name__}: {err}"
+        figures.append(fig)
+    elapsed = [j.get("elapsed_s") for j in run.jobs if j.get("elapsed_s") is not None]
+    return {
+        "preset": plan.preset, "paper": paper_of(plan.preset), "header": plan.header, "scale": plan.scale,
+        "seeds": plan.seeds, "budget_min": plan.budget_min, "train_loss_ratio": plan.train_loss_ratio,
+        "run_time_s": run.run_time_s, "compute_s": round(sum(elapsed), 2), "n_jobs": len(run.jobs),
+        "n_failed": len(failed), "jobs": run.jobs, "figures": figures, "claims": claims,
+    }
+
+
+def _rel(path: Path, root: Path) -> str:
+    return str(Path(path).resolve().relative_to(root.resolve()))
+
+
+def summarize(sections: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts = {v: 0 for v in VERDICTS}
+    for s in sections:
+        for c in s["claims"]:
+            counts[c["verdict"]] += 1
+    return counts
+
+
+def write_report(sections: Sequence[dict[str, Any]], out_dir: Path, command: Sequence[str] = ()) -> dict[str, Any]:
+    """Write report.json and report.html into ``out_dir``; presets from an earlier report that this
+    run did not include are kept, so ``make reproduce PRESETS=x`` updates only x's section."""
+    from lsx.utils.version import code_version
+
+    out_dir = Path(out_dir)
+    merged = {s["preset"]: s for s in _previous_sections(out_dir)}
+    merged.update({s["preset"]: s for s in sections})
+    ordered = sorted(merged.values(), key=lambda s: (s["paper"] == SANITY, s["paper"], s["preset"]))
+    report = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code_version": code_version(),
+        "command": "python -m lsx.reproduce " + " ".join(command), "summary": summarize(ordered), "presets": ordered,
+    }
+    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_text(out_dir / "report.html", render_html(report, out_dir))
+    return report
+
+
+def _previous_sections(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / "report.json"
+    if not path.is_file():
+        return []
+    try:
+        return list(json.loads(path.read_text()).get("presets") or [])
+    except (ValueError, AttributeError):
+        return []
+
+
+# ----------------------------------------------------------------------------- HTML
+def fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _e(v: Any) -> str:
+    return html.escape(fmt(v))
+
+
+def _img(out_dir: Path, rel: str | None, alt: str) -> str:
+    if not rel or not (out_dir / rel).is_file():
+        return ""
+    data = base64.b64encode((out_dir / rel).read_bytes()).decode()
+    return f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None) -> str:
+    if not rows:
+        return ""
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols and k != flag_key]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        flagged = flag_key and r.get(flag_key)
+        body.append(f'<tr{" class=flagged" if flagged else ""}>' + "".join(f"<td>{_e(r.get(c))}</td>" for c in cols) + "</tr>")
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _verdict(v: str) -> str:
+    return f'<span class="verdict" data-verdict="{html.escape(v)}" style="background:{COLOURS.get(v, "#555")}">{html.escape(v)}</span>'
+
+
+def _claim_html(preset: str, c: dict[str, Any], out_dir: Path) -> str:
+    est = c.get("estimate") or {}
+    interval = f"[{_e(est.get('lo'))}, {_e(est.get('hi'))}]" if est else ""
+    value = f"{_e(est.get('value'))} {interval}, n = {_e(est.get('n'))}" if est else "—"
+    compared = [{k: r.get(k) for k in ("group_key", "group", "seed", "train_loss", "test_acc", "epochs_run", "steps", "stopped_by", "flag")}
+                for r in c.get("compared") or []]
+    key = next((r["group_key"] for r in compared if r.get("group_key")), None)
+    for r in compared:
+        r.pop("group_key")
+        if key:
+            r[key] = r.pop("group")
+        else:
+            r.pop("group")
+    spread = c.get("train_loss_spread")
+    flag = (f'<p class="flag">Final train losses of the compared models differ by {spread:.1f}x '
+            f"(more than the preset's factor): the comparison is not at matched training.</p>") if c.get("train_loss_flag") else ""
+    failed = ""
+    if c.get("failed"):
+        items = "".join(f"<li><code>{html.escape(' '.join(f['overrides']))}</code>: {html.escape(f['reason'])}</li>" for f in c["failed"])
+        failed = f'<div class="failed"><b>Failed jobs (excluded):</b><ul>{items}</ul></div>'
+    plot_err = f'<p class="flag">plot failed: {html.escape(c["plot_error"])}</p>' if c.get("plot_error") else ""
+    return f"""
+<section class="claim" id="claim-{html.escape(preset)}-{html.escape(c['id'])}">
+  <h4>{html.escape(c['id'])} {_verdict(c['verdict'])}</h4>
+  <dl>
+    <dt>paper</dt><dd>{_e(c.get('source'))}</dd>
+    <dt>statement</dt><dd>{_e(c.get('statement'))}</dd>
+    <dt>paper value</dt><dd>{_e(c.get('paper_value'))}</dd>
+    <dt>lsx statistic</dt><dd><b>{html.escape(str(c.get('statistic')))}</b> {html.escape(json.dumps(c.get('args') or {}))}
+        = <span class="value">{value}</span><br><small>{_e(est.get('method'))}</small></dd>
+    <dt>decision</dt><dd>{html.escape(json.dumps(c.get('decision')))}</dd>
+    <dt>verdict</dt><dd>{_verdict(c['verdict'])} — {_e(c.get('reason'))}</dd>
+    {f"<dt>note</dt><dd>{_e(c.get('note'))}</dd>" if c.get('note') else ""}
+  </dl>
+  {failed}
+  <h5>Statistic table (per group: mean ± sd over seeds, n)</h5>
+  {_table(est.get('table') or [], 'stat-table') or '<p>—</p>'}
+  <h5>Compared models: final train loss and test accuracy</h5>
+  {flag}
+  {_table(compared, 'compared', 'flag') or '<p>no trained models recorded (the job trains none)</p>'}
+  {_img(out_dir, c.get('plot'), f"{preset}: {c['id']}")}{plot_err}
+</section>"""
+
+
+def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
+    figs = "".join(
+        _img(out_dir, f.get("path"), f"{s['preset']}: {f['figure']}") or f'<p class="flag">figure {html.escape(f["figure"])} failed: {_e(f.get("error"))}</p>'
+        for f in s.get("figures") or [])
+    jobs = "".join(
+        f"<li>{html.escape(j['status'])} in {_e(j.get('wall_s'))} s: <code>{html.escape(' '.join(o for o in j['overrides'] if not o.startswith('experiment=')))}</code>"
+        + (f' → <a href="{html.escape(Path(j["job_dir"]).as_uri())}">{html.escape(Path(j["job_dir"]).name)}</a>' if j.get("job_dir") else "")
+        + (f" — {html.escape(j['reason'])}" if j.get("reason") else "") + "</li>"
+        for j in s.get("jobs") or [])
+    budget = f", budget ~{_e(s.get('budget_min'))} min" if s.get("budget_min") else ""
+    return f"""
+<section class="preset" id="preset-{html.escape(s['preset'])}">
+  <h3><code>{html.escape(s['preset'])}</code></h3>
+  <p class="header">{html.escape(s.get('header') or '')}</p>
+  <p class="meta">scale <b>{_e(s['scale'])}</b>, seeds {_e(s['seeds'])}, {s['n_jobs']} job(s), {s['n_failed']} failed;
+     run time {_e(s['run_time_s'])} s (jobs' own compute {_e(s.get('compute_s'))} s){budget};
+     train-loss factor {_e(s.get('train_loss_ratio'))}</p>
+  {''.join(_claim_html(s['preset'], c, out_dir) for c in s['claims'])}
+  {f'<h4>Figures</h4>{figs}' if figs else ''}
+  <details><summary>Jobs ({s['n_jobs']})</summary><ul class="jobs">{jobs}</ul></details>
+</section>"""
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:2px solid #d0d7de;padding-bottom:.2em;margin-top:2em}h3{margin-top:1.5em}
+.verdict{color:#fff;border-radius:4px;padding:1px 7px;font-size:.85em;font-weight:600;white-space:nowrap}
+.claim{border:1px solid #d0d7de;border-radius:6px;padding:.6em 1em;margin:1em 0;background:#f6f8fa}
+dl{display:grid;grid-template-columns:9em 1fr;gap:.2em .8em;margin:.4em 0}dt{font-weight:600;color:#57606a}dd{margin:0}
+table{border-collapse:collapse;margin:.4em 0;font-size:.88em;background:#fff}th,td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
+th{background:#eaeef2}tr.flagged td{background:#ffebe9}.flag{color:#cf222e}.failed{color:#cf222e}
+img.fig{max-width:100%;border:1px solid #d0d7de;background:#fff}figure{margin:.6em 0}figcaption{font-size:.8em;color:#57606a}
+.summary td,.summary th{text-align:left}code{font-size:.9em}
+"""
+
+
+def render_html(report: dict[str, Any], out_dir: Path) -> str:
+    out_dir = Path(out_dir)
+    papers: dict[str, list[dict[str, Any]]] = {}
+    for s in report["presets"]:
+        papers.setdefault(s["paper"], []).append(s)
+    rows = "".join(
+        f'<tr><td>{html.escape(s["paper"].split(" — ")[0])}</td><td><a href="#preset-{html.escape(s["preset"])}">{html.escape(s["preset"])}</a></td>'
+        f'<td><a href="#claim-{html.escape(s["preset"])}-{html.escape(c["id"])}">{html.escape(c["id"])}</a></td>'
+        f'<td>{_e(c.get("paper_value"))}</td><td>{_e((c.get("estimate") or {}).get("value"))} '
+        f'[{_e((c.get("estimate") or {}).get("lo"))}, {_e((c.get("estimate") or {}).get("hi"))}]</td>'
+        f'<td>{_e((c.get("estimate") or {}).get("n"))}</td><td>{_verdict(c["verdict"])}</td></tr>'
+        for s in report["presets"] for c in s["claims"])
+    counts = ", ".join(f"{v} {k}" for k, v in report["summary"].items())
+    body = "".join(
+        f'<section class="paper"><h2>{html.escape(p)}</h2>{"".join(_preset_html(s, out_dir) for s in ss)}</section>'
+        for p, ss in papers.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>lsx reproduction report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
+<body>
+<h1>lsx reproduction report</h1>
+<p>Generated {html.escape(report['generated_at'])} by <code>{html.escape(report['command'])}</code> at code version
+<code>{html.escape(str(report['code_version']))}</code>. Verdicts are computed from each statistic's 95% interval and
+the claim's decision rule: <b>reproduced</b> when the interval lies on the claimed side, <b>not reproduced</b> when it
+lies on the other, <b>inconclusive</b> when it crosses the boundary, when n &lt; 2, when a metric is missing or when a job failed.</p>
+<p id="summary-counts"><b>{html.escape(counts)}</b></p>
+<table class="summary"><thead><tr><th>paper</th><th>preset</th><th>claim</th><th>paper value</th><th>lsx [95% interval]</th><th>n</th><th>verdict</th></tr></thead>
+<tbody>{rows}</tbody></table>
+{body}
+</body></html>
+"""
+
+
+# ----------------------------------------------------------------------------- W&B
+def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any]) -> None:
+    """The report's claim table and figures as one W&B run of job type ``reproduce``."""
+    import wandb
+
+    from lsx.tracking.wandb_setup import finish, init_kwargs
+
+    kw = init_kwargs(dict(logger_cfg, group="reproduce"), "reproduce", "reproduce", str(out_dir),
+                     {"command": report["command"], "presets": [s["preset"] for s in report["presets"]]})
+    run = wandb.init(**{k: v for k, v in kw.items() if v is not None})
+    cols = ["paper", "preset", "claim", "statement", "paper_value", "statistic", "value", "lo", "hi", "n", "verdict", "reason"]
+    table = wandb.Table(columns=cols)
+    images = {}
+    for s in report["presets"]:
+        for c in s["claims"]:
+            est = c.get("estimate") or {}
+            table.add_data(s["paper"], s["preset"], c["id"], c.get("statement"), fmt(c.get("paper_value")), c.get("statistic"),
+                           est.get("value"), est.get("lo"), est.get("hi"), est.get("n"), c["verdict"], c["reason"])
+            if c.get("plot"):
+                images[f"{s['preset']}/{c['id']}"] = wandb.Image(str(Path(out_dir) / c["plot"]))
+        for f in s.get("figures") or []:
+            if f.get("path"):
+                images[f"{s['preset']}/{f['figure']}"] = wandb.Image(str(Path(out_dir) / f["path"]))
+    run.log({"claims": table, **images})
+    run.summary.update({f"n_{k.replace(' ', '_')}": v for k, v in report["summary"].items()})
+    finish()

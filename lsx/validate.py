@@ -1,0 +1,105 @@
+"""Check a resolved config before anything is created or trained.
+
+Why here and not where each value is used: a bad value found after training (or after a
+surface was evaluated) costs the researcher the run and leaves half-made cache directories.
+Each check raises ``ValueError`` with one line naming the key, the value and what is valid.
+"""
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsx.config import CONF_DIR
+
+# analyses whose scalar ``num`` is the side of a 2D contour grid (a contour needs >= 2 per side)
+_GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
+
+
+def validate_config(c: dict[str, Any]) -> None:
+    """Refuse a config whose values cannot give a valid run; no-op for a good one."""
+    _check_int("seed", c.get("seed"))
+    for s in (c.get("optima") or {}).get("seeds") or []:
+        _check_int("optima.seeds", s)
+    _check_training(c.get("training") or {})
+    _check_names(c)
+    _check_trainer(c.get("trainer") or {})
+    if c.get("analysis"):
+        _check_grids(c["analysis"])
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _check_int(key: str, value: Any, minimum: int | None = None) -> None:
+    if not _is_int(value):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{key} must be >= {minimum}, got {value}")
+
+
+def _check_training(t: dict[str, Any]) -> None:
+    if "epochs" in t:
+        _check_int("training.epochs", t["epochs"], minimum=1)
+    if t.get("checkpoint_every") is not None:
+        _check_int("training.checkpoint_every", t["checkpoint_every"], minimum=1)
+
+
+def _check_names(c: dict[str, Any]) -> None:
+    from lsx.training.optim import OPTIMIZERS, SCHEDULERS
+
+    for key, valid in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+        name = (c.get(key) or {}).get("name")
+        if name is not None and name not in valid:
+            raise ValueError(f"unknown {key}.name {name!r}; valid {key}s: {', '.join(valid)}")
+
+
+def trainer_keys() -> list[str]:
+    """Every key some ``conf/trainer/*.yaml`` defines: the options lsx passes to Lightning."""
+    keys: set[str] = set()
+    for p in Path(CONF_DIR, "trainer").glob("*.yaml"):
+        keys |= set((yaml.safe_load(p.read_text()) or {}).keys())
+    return sorted(keys)
+
+
+def _check_trainer(tr: dict[str, Any]) -> None:
+    valid = trainer_keys()
+    unknown = sorted(set(tr) - set(valid))
+    if unknown:
+        hint = " (for a quick check use debug=fast: 1 epoch on 128 examples)" if "fast_dev_run" in unknown else ""
+        raise ValueError(
+            f"trainer.{unknown[0]} is not an lsx trainer option (lsx builds the Lightning Trainer itself and would "
+            f"ignore it){hint}; valid trainer keys: {', '.join(valid)}"
+        )
+    accel = str(tr.get("accelerator", "cpu"))
+    if accel in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"trainer.accelerator={accel} but no CUDA GPU is visible on this machine; "
+                "use trainer=cpu (or trainer=ddp_cpu for the DDP code path on CPU)"
+            )
+        devices = tr.get("devices", 1)
+        if _is_int(devices) and devices > torch.cuda.device_count():
+            raise ValueError(f"trainer.devices={devices} but only {torch.cuda.device_count()} GPU(s) are visible")
+
+
+def _check_grids(a: dict[str, Any]) -> None:
+    """Axis specs ({min, max, num}) are valid; 2D grids have at least 2 points per side."""
+    from lsx.landscape.grids import axis_from_spec
+
+    for key, spec in a.items():
+        if isinstance(spec, dict) and {"min", "max", "num"} & set(spec):
+            axis_from_spec(spec, name=f"analysis.{key}")
+    sides = [k for k in ("x", "y") if isinstance(a.get(k), dict)]
+    if len(sides) == 2:
+        for k in sides:
+            if int(a[k]["num"]) < 2:
+                raise ValueError(f"analysis.{k}.num must be >= 2 for a 2D surface, got {a[k]['num']}; e.g. analysis.{k}.num=21")
+    key = _GRID_NUM_KEYS.get(str(a.get("job")))
+    if key and key in a:
+        _check_int(f"analysis.{key}", a[key], minimum=2)

@@ -1,0 +1,89 @@
+"""Matched training: the stop rule (target train loss, max_steps, epochs cap), its record in
+summary.json and in each analysis job's results.json, its determinism and its hash behaviour."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lsx.config import config_hash, training_config
+from lsx.jobs.base import job_key
+from lsx.training.checkpoints import load_checkpoint
+from lsx.training.runner import train
+
+FAST = ("debug=fast", "trainer.progress_bar=false", "data.batch_size=32")  # 128 examples: 4 steps per epoch
+
+
+def _losses(run):
+    return [r["train/loss"] for r in run.learning_curve()]
+
+
+def test_stops_at_the_first_epoch_at_or_below_the_target(compose):
+    full = train(compose(*FAST, "training.epochs=6", "training.checkpoint_every=1"), progress=False)
+    losses = _losses(full)
+    target = losses[3] + 1e-9  # the 4th epoch's train loss: reached at epoch 4 (losses fall here)
+    first = next(i for i, v in enumerate(losses) if v <= target) + 1
+    run = train(compose(*FAST, "training.epochs=6", f"training.target_train_loss={target}",
+                        "training.checkpoint_epochs=[0,2,6]"), progress=False)
+    assert run.stop == {"epochs_run": first, "steps": 4 * first, "stopped_by": "target"}
+    assert first <= 4 and sorted(run.checkpoints) == sorted({0, 2, first}) and run.final_epoch == first  # no epoch 6
+    assert len(run.learning_curve()) == first
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["stopped_by"] == "target" and summary["epochs_run"] == first
+    # the stop epoch's weights equal the uncapped run's weights at that epoch (same trajectory)
+    a, b = load_checkpoint(run.final).state_dict, load_checkpoint(full.checkpoints[first]).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match=r"no checkpoint at epoch 6 \(training stopped at epoch \d by target\)"):
+        run.load(6)
+    assert full.stop["stopped_by"] == "epochs" and full.stop["epochs_run"] == 6
+
+
+def test_unreached_target_caps_at_epochs(compose):
+    run = train(compose(*FAST, "training.epochs=2", "training.target_train_loss=1e-6"), progress=False)
+    assert run.stop == {"epochs_run": 2, "steps": 8, "stopped_by": "epochs"} and run.final_epoch == 2
+
+
+def test_max_steps_stops_mid_epoch_and_saves_that_epoch(compose):
+    run = train(compose(*FAST, "training.epochs=5", "training.max_steps=6"), progress=False)
+    assert run.stop == {"epochs_run": 2, "steps": 6, "stopped_by": "max_steps"}
+    assert sorted(run.checkpoints) == [0, 2]
+    assert load_checkpoint(run.final).epoch == 2 and run.summary["train_loss"] > 0
+
+
+def test_stop_rule_is_bitwise_deterministic(compose, tmp_path):
+    c = compose(*FAST, "training.epochs=6", "training.target_train_loss=1.5", "training.max_steps=20")
+    a = train(c, progress=False)
+    b = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "other"))), progress=False)
+    assert a.run_dir != b.run_dir and a.stop == b.stop
+    wa, wb = load_checkpoint(a.final).state_dict, load_checkpoint(b.final).state_dict
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_stop_keys_hash_only_when_set(compose):
+    plain = compose(*FAST)
+    assert "target_train_loss" not in training_config(plain)["training"]  # old caches keep their keys
+    target = compose(*FAST, "training.target_train_loss=0.1")
+    steps = compose(*FAST, "training.max_steps=10")
+    hashes = {config_hash(training_config(c)) for c in (plain, target, steps)}
+    assert len(hashes) == 3 and len({job_key(dict(c, analysis={"job": "x"})) for c in (plain, target, steps)}) == 3
+    assert job_key(dict(plain, reproduce={"seeds": [0]}, claims=[{"id": "x"}])) == job_key(plain)
+
+
+@pytest.mark.parametrize("bad, msg", [("training.target_train_loss=0", "target_train_loss must be > 0"),
+                                      ("training.max_steps=0", "max_steps must be >= 1")])
+def test_bad_stop_rule_values(compose, bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        train(compose(*FAST, bad), progress=False)
+
+
+def test_analysis_results_record_the_optima_used(compose, lsx_dirs, tmp_path):
+    from lsx.analyze import run_analysis
+
+    c = compose(*FAST, "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3", "training.max_steps=3")
+    res = run_analysis(c, tmp_path / "run", progress=False)
+    (entry,) = res["training"]
+    assert entry["seed"] == 0 and entry["stopped_by"] == "max_steps" and entry["steps"] == 3 and entry["epochs_run"] == 1
+    assert {"train_loss", "train_acc", "test_loss", "test_acc", "run_dir"} <= set(entry) and entry["test_acc"] is not None
+    again = run_analysis(c, tmp_path / "run2", progress=False)  # cached job: the record comes from its results.json
+    assert again["training"] == res["training"]

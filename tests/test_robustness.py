@@ -1,0 +1,272 @@
+"""Faults a researcher meets in practice: corrupt and truncated files, bad input, full or
+read-only disks, concurrent identical jobs, thread counts. Each gives one clear line or a
+clean recovery, never a traceback or a silently wrong result."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+
+import pytest
+import torch
+
+from conftest import run_module
+from lsx.training.checkpoints import CheckpointError, load_checkpoint
+from lsx.training.runner import run_dir_for, train
+
+FAST = ("debug=fast", "trainer.progress_bar=false")
+
+
+# ----------------------------------------------------------------- determinism (item 7)
+def test_same_seed_checkpoints_are_byte_identical(compose, tmp_path):
+    c = compose(*FAST, "training.epochs=2", "training.checkpoint_epochs=[0,1]")
+    a = train(c, progress=False)
+    b = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "other"))), progress=False)
+    assert sorted(a.checkpoints) == [0, 1, 2]
+    for epoch, path in a.checkpoints.items():
+        assert path.read_bytes() == b.checkpoints[epoch].read_bytes(), f"epoch {epoch} differs"
+
+
+def test_thread_count_is_recorded_in_every_output(compose):
+    run = train(compose(*FAST), progress=False)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary["torch_threads"] == torch.get_num_threads()
+    assert load_checkpoint(run.final).torch_threads == torch.get_num_threads()
+
+
+def test_resnet_trains_at_one_thread_without_channels_last(lsx_dirs):
+    """torch 2.13 CPU can abort channels_last ResNet steps at 1 thread; lsx trains NCHW there."""
+    out = run_module("lsx.train", "model=resnet20", "data=synthetic", "data.num_train=64", "data.num_test=32",
+                     "data.batch_size=16", "training.epochs=1", "logger=none", "trainer.progress_bar=false",
+                     env={"OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "channels_last disabled" in out.stdout + out.stderr
+    run_dir = next((lsx_dirs[0] / "train").iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["torch_threads"] == 1 and summary["channels_last"] is False
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    from lsx.utils.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        os.umask(0o002)
+        atomic_write_text(tmp_path / "b.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o664
+
+
+# ----------------------------------------------------------------- corruption (item 5)
+def test_truncated_resume_point_is_moved_aside_and_the_run_restarts(compose, tmp_path, caplog):
+    c = compose(*FAST, "training.epochs=2", "training.keep_resume=true")
+    reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
+    run_dir, _ = run_dir_for(c)
+    run_dir.mkdir(parents=True)
+    good = (reference.run_dir / "resume.ckpt").read_bytes()
+    (run_dir / "resume.ckpt").write_bytes(good[: len(good) // 2])  # killed mid-write by a full disk
+    with caplog.at_level("WARNING"):
+        run = train(c, progress=False)
+    assert (run_dir / "resume.ckpt.corrupt").exists()
+    assert sum("unreadable" in r.getMessage() for r in caplog.records) == 1
+    assert run.final.read_bytes() == reference.final.read_bytes()
+
+
+def test_corrupt_final_checkpoint_of_a_finished_run_is_refused(compose):
+    c = compose(*FAST)
+    run = train(c, progress=False)
+    run.final.write_bytes(run.final.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=f"{run.run_dir}.*Delete"):
+        train(c, progress=False)
+
+
+def test_corrupt_final_checkpoint_fails_the_cli(lsx_dirs):
+    assert run_module("lsx.train", *FAST).returncode == 0
+    final = next((lsx_dirs[0] / "train").glob("*/epoch_0001.pt"))
+    final.write_bytes(b"garbage")
+    out = run_module("lsx.train", *FAST)
+    assert out.returncode != 0 and "trained" not in out.stdout
+    assert str(final.parent.name) in out.stderr and "Traceback" not in out.stderr
+
+
+def test_corrupt_summary_names_the_file(compose):
+    c = compose(*FAST)
+    run = train(c, progress=False)
+    (run.run_dir / "summary.json").write_text('{"config_hash": ')
+    with pytest.raises(ValueError, match="summary.json is corrupt"):
+        train(c, progress=False)
+
+
+def test_corrupt_results_json_names_the_file(tmp_path):
+    from lsx.tracking.results import read_results
+
+    (tmp_path / "results.json").write_text("{")
+    with pytest.raises(ValueError, match="results.json is corrupt"):
+        read_results(tmp_path)
+
+
+def test_failed_bad_value_leaves_no_empty_cache_dir(compose):
+    c = compose(*FAST, "optimizer.name=rmsprop")
+    with pytest.raises(ValueError, match="valid optimizers"):
+        train(c, progress=False)
+    run_dir, _ = run_dir_for(c)
+    assert not run_dir.exists()
+
+
+# ----------------------------------------------------------------- bad input (item 6)
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("seeed=1",), ["unknown key 'seeed'", "valid top-level keys", "seed"]),
+        (("seed=abc",), ["seed must be an integer", "'abc'"]),
+        (("training.epochs=0",), ["training.epochs must be >= 1"]),
+        (("analysis=surface2d", "analysis.x.num=1", "analysis.y.num=1"), ["analysis.x.num must be >= 2"]),
+        (("trainer=gpu",), ["no CUDA GPU"]),
+        (("trainer=ddp",), ["no CUDA GPU"]),
+        (("+trainer.fast_dev_run=true",), ["trainer.fast_dev_run is not an lsx trainer option", "debug=fast"]),
+        (("-m", "hydra/launcher=slurm", "seed=0,1"), ["sbatch"]),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_is_created(lsx_dirs, args, words):
+    if "trainer=" in args[0] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if "hydra/launcher=slurm" in args and __import__("shutil").which("sbatch"):
+        pytest.skip("this machine has SLURM")
+    out = run_module("lsx.analyze" if "analysis=surface2d" in args else "lsx.train", *FAST, *args)
+    assert out.returncode == 2, out.stderr[-1500:]
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lsx: error:"), out.stderr[-1500:]
+    for w in words:
+        assert w in err[0]
+    assert not lsx_dirs[0].exists(), "no cache directory may be created for bad input"
+    assert not (lsx_dirs[1] / "jobs").exists()
+
+
+def test_unwritable_output_dir_is_one_line(lsx_dirs, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a path under a regular file cannot be created, even by root
+    out = run_module("lsx.train", *FAST, f"paths.output_root={blocker}/out")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "not writable" in out.stderr, out.stderr[-1500:]
+
+
+@pytest.mark.parametrize("code, words", [(28, "disk is full"), (13, "permission denied"), (30, "read-only")])
+def test_disk_errors_become_one_line(code, words, capsys, monkeypatch):
+    from lsx.app import clean_errors
+
+    def fake_exit(status):  # a full disk leaves through os._exit (h5py finalizers crash otherwise)
+        raise SystemExit(status)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+
+    @clean_errors
+    def job(cfg):
+        raise OSError(code, os.strerror(code), "/data/out/surface.h5")
+
+    with pytest.raises(SystemExit) as exc:
+        job(None)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "/data/out/surface.h5" in err
+
+
+def test_h5py_full_disk_error_is_recognised():
+    from lsx.app import os_error_message
+
+    err = RuntimeError("Can't decrement id ref count (file write failed: time = Wed Nov 25 17:06:52 2026\n, "
+                       "filename = '/out/jobs/s/.surface.h5.tmp', file descriptor = 4, errno = 28, "
+                       "error message = 'No space left on device')")
+    assert "disk is full" in os_error_message(err) and "/out/jobs/s/.surface.h5.tmp" in os_error_message(err)
+    assert os_error_message(OSError(2, "No such file")) is None
+
+
+# ----------------------------------------------------------------- concurrency (item 8)
+def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
+    """The second of two concurrent identical jobs waits for the first, then is a no-op."""
+    import threading
+    import time
+
+    from lsx.analyze import run_analysis
+    from lsx.jobs.base import JOBS, JobOutput, register_job
+
+    calls = []
+
+    @register_job("_slow_probe")
+    def slow(ctx):
+        calls.append(ctx.job_dir)
+        time.sleep(1.0)
+        return JobOutput({"value": 1.0}, {})
+
+    JOBS["_slow_probe"] = "lsx.jobs.base"
+    try:
+        c = compose(*FAST)
+        c["analysis"] = {"job": "_slow_probe"}
+        results = [None, None]
+
+        def go(i):
+            results[i] = run_analysis(c, tmp_path / f"run{i}", progress=False)
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        JOBS.pop("_slow_probe", None)
+    assert len(calls) == 1
+    assert results[0]["metrics"] == results[1]["metrics"] == {"value": 1.0}
+    assert results[0]["job_dir"] == results[1]["job_dir"]
+
+
+# ----------------------------------------------------------------- Makefile (item 9)
+def _make(*args, env=None):
+    import shutil
+    import subprocess
+
+    from conftest import ROOT
+
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=dict(os.environ, **(env or {})),
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def test_make_help_lists_the_targets():
+    out = _make("help")
+    assert out.returncode == 0, out.stderr
+    for target in ("demo", "test", "clean-outputs", "clean-cache", "bench"):
+        assert f"  {target} " in out.stdout
+
+
+def test_make_clean_cache_honours_lsx_cache_dir_and_asks(tmp_path):
+    cache, outputs = tmp_path / "cache", tmp_path / "out"
+    (cache / "train" / "run").mkdir(parents=True)
+    outputs.mkdir()
+    env = {"LSX_CACHE_DIR": str(cache), "LSX_OUTPUT_DIR": str(outputs)}
+    assert _make("clean", env=env).returncode == 0
+    assert not outputs.exists() and cache.exists()  # clean keeps trained models
+    refused = _make("clean-cache", env=env)  # not a terminal and no FORCE=1
+    assert refused.returncode != 0 and "FORCE=1" in refused.stdout + refused.stderr and cache.exists()
+    assert _make("clean-cache", "FORCE=1", env=env).returncode == 0 and not cache.exists()
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2, -1])
+def test_joblib_jobs_share_the_cores(n_jobs):
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lsx.app import _threads_per_parallel_job
+
+    cores = len(os.sched_getaffinity(0))
+    hc = OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": {
+        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": n_jobs}})
+    before = torch.get_num_threads()
+    try:
+        _threads_per_parallel_job(hc)
+        expected = max(1, cores // (cores if n_jobs == -1 else n_jobs))
+        assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
