@@ -1,52 +1,17 @@
 """Fort statistics and the Fig. 5 panel figure on hand-made job records (no training)."""
-import importlib
 import json
-import sys
-import types
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-def _framework():
-    """The claims framework if it is on this branch, else a stand-in with the contract's API."""
-    try:
-        importlib.import_module("lsx.claims.statistics")
-        importlib.import_module("lsx.claims.figures")
-    except ImportError:
-        @dataclass
-        class Estimate:
-            value: float
-            lo: float
-            hi: float
-            n: int
-            method: str = ""
-            details: dict = field(default_factory=dict)
-            table: list = field(default_factory=list)
-
-        stats = types.ModuleType("lsx.claims.statistics")
-        stats.Estimate = Estimate
-        stats.register_statistic = lambda name: (lambda fn: fn)
-        figs = types.ModuleType("lsx.claims.figures")
-        figs.register_figure = lambda name: (lambda fn: fn)
-        sys.modules["lsx.claims.statistics"], sys.modules["lsx.claims.figures"] = stats, figs
-    return importlib.import_module("lsx.claims.stats_fort")
+from lsx.claims import stats_fort as sf
+from lsx.claims.records import JobRecord
+from lsx.claims.statistics import InsufficientData
 
 
-sf = _framework()
-
-
-class Job:
-    def __init__(self, seed, config, metrics, job_dir=Path(".")):
-        self.seed, self.config, self.metrics, self.job_dir = seed, config, metrics, Path(job_dir)
-
-    def get(self, key):
-        node = {"metrics": self.metrics} if key.startswith("metrics.") else self.config
-        for p in key.split("."):
-            node = node[p]
-        return node
+def Job(seed, config, metrics, job_dir=Path("job")):  # noqa: N802  (reads like the record it builds)
+    return JobRecord(config=config, metrics=metrics, seed=seed, job_dir=Path(job_dir))
 
 
 def _width_jobs(widths_by_x, key="optimizer.lr", noise=0.0, seeds=(0, 1, 2)):
@@ -60,25 +25,29 @@ def _width_jobs(widths_by_x, key="optimizer.lr", noise=0.0, seeds=(0, 1, 2)):
 
 
 def test_fort_trend_reaches_each_verdict_side():
-    up = sf.fort_trend(_width_jobs({1e-4: 0.1, 1e-3: 0.2, 1e-2: 0.3}, noise=0.01), x="optimizer.lr", y="metrics.width_mean")
+    up = sf.fort_trend(_width_jobs({1e-4: 0.1, 1e-3: 0.2, 1e-2: 0.3}, noise=0.01), x="optimizer.lr", y="metrics.width_mean", n_boot=400)
     assert up.value > 0.9 and up.lo > 0 and up.n == 3
-    down = sf.fort_trend(_width_jobs({1e-4: 0.3, 1e-3: 0.2, 1e-2: 0.1}, noise=0.01), x="optimizer.lr", y="metrics.width_mean")
+    down = sf.fort_trend(_width_jobs({1e-4: 0.3, 1e-3: 0.2, 1e-2: 0.1}, noise=0.01), x="optimizer.lr", y="metrics.width_mean", n_boot=400)
     assert down.hi < 0
-    flat = sf.fort_trend(_width_jobs({1e-4: 0.2, 1e-3: 0.2, 1e-2: 0.2}, noise=0.05), x="optimizer.lr", y="metrics.width_mean")
+    flat = sf.fort_trend(_width_jobs({1e-4: 0.2, 1e-3: 0.2, 1e-2: 0.2}, noise=0.05), x="optimizer.lr", y="metrics.width_mean", n_boot=400)
     assert flat.lo < 0 < flat.hi  # noise only: the interval crosses 0
     assert [r["n"] for r in up.table] == [3, 3, 3] and up.table[0]["base_train_loss"] == pytest.approx(0.05)
 
 
 def test_fort_trend_range_selects_the_rise_before_too_strong():
     jobs = _width_jobs({0.0: 0.1, 1e-4: 0.2, 1e-3: 0.3, 1e-2: 0.05}, key="optimizer.weight_decay", noise=0.005)
-    whole = sf.fort_trend(jobs, x="optimizer.weight_decay", y="metrics.width_mean")
-    rise = sf.fort_trend(jobs, x="optimizer.weight_decay", y="metrics.width_mean", x_max=1e-3)
+    whole = sf.fort_trend(jobs, x="optimizer.weight_decay", y="metrics.width_mean", n_boot=400)
+    rise = sf.fort_trend(jobs, x="optimizer.weight_decay", y="metrics.width_mean", x_max=1e-3, n_boot=400)
     assert rise.lo > 0.5 and whole.value < rise.value and rise.details["jobs"] == 9
 
 
-def test_fort_trend_one_seed_has_no_interval():
-    e = sf.fort_trend(_width_jobs({1: 0.1, 2: 0.2, 3: 0.3}, seeds=(0,)), x="optimizer.lr", y="metrics.width_mean")
+def test_fort_trend_one_seed_has_no_interval_and_bad_input_is_named():
+    e = sf.fort_trend(_width_jobs({1: 0.1, 2: 0.2, 3: 0.3}, seeds=(0,)), x="optimizer.lr", y="metrics.width_mean", n_boot=400)
     assert e.n == 1 and np.isnan(e.lo) and np.isnan(e.hi)
+    with pytest.raises(InsufficientData, match="1 value"):
+        sf.fort_trend(_width_jobs({1: 0.1, 2: 0.2}), x="optimizer.lr", y="metrics.width_mean", x_max=1)
+    with pytest.raises(KeyError):
+        sf.fort_trend(_width_jobs({1: 0.1, 2: 0.2}), x="optimizer.lr", y="metrics.no_such_metric")
 
 
 def test_fort_list_trend_pools_per_job_curves():

@@ -13,7 +13,7 @@ Spearman is rank based, so a log scale of x changes nothing; ``log_x`` only sets
 """
 from __future__ import annotations
 
-import json
+
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from lsx.claims.figures import register_figure
-from lsx.claims.statistics import Estimate, register_statistic
+from lsx.claims.records import JobRecord
+from lsx.claims.statistics import Estimate, InsufficientData, register_statistic
 
 BOOTSTRAP = 2000
 
@@ -35,6 +36,7 @@ def _num(v: Any) -> float:
 
 
 def _safe_get(job: Any, key: str) -> Any:
+    """An optional column (a train loss beside the statistic): None when the job lacks it."""
     try:
         return job.get(key)
     except (KeyError, AttributeError, TypeError, IndexError):
@@ -88,7 +90,7 @@ def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: fl
     """Spearman of ``y`` with ``x`` over the jobs with x in [x_min, x_max]; bootstrap over training seeds."""
     xs, ys, seeds, cols = [], [], [], {k: [] for k in extra}
     for j in jobs:
-        xv, yv = _num(_safe_get(j, x)), _num(_safe_get(j, y))
+        xv, yv = _num(j.get(x)), _num(j.get(y))  # a missing key raises MissingKey: the claim is inconclusive
         if not math.isfinite(xv) or not math.isfinite(yv):
             continue
         if (x_min is not None and xv < x_min) or (x_max is not None and xv > x_max):
@@ -98,10 +100,12 @@ def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: fl
         seeds.append(int(j.seed))
         for k in extra:
             cols[k].append(_num(_safe_get(j, k)))
+    if len(set(xs)) < 2:
+        raise InsufficientData(f"{x} takes {len(set(xs))} value(s) in [{x_min}, {x_max}] among {len(jobs)} jobs: no trend to measure")
     xs_a, ys_a, seeds_a = np.asarray(xs), np.asarray(ys), np.asarray(seeds)
     names = {k: (k.replace(".", "_") if k.startswith("training.") else k.split(".")[-1]) for k in extra}
     table = _per_x_table(xs_a, ys_a, {names[k]: np.asarray(v) for k, v in cols.items()}) if xs else []
-    units = sorted(set(seeds))
+    units = sorted(set(seeds))  # the unit is the training seed: jobs of one seed are resampled together
     groups = [(xs_a[seeds_a == s], ys_a[seeds_a == s]) for s in units]
     rho = spearman(xs_a, ys_a)
     lo, hi = _bootstrap(groups, seed, n_boot) if len(units) >= 2 else (float("nan"), float("nan"))
@@ -116,9 +120,7 @@ def fort_list_trend(jobs: list, x: str, y: str, seed: int = 0, n_boot: int = BOO
     bootstrap over jobs (each job is one training seed or one set of optima)."""
     groups, xs, ys = [], [], []
     for j in jobs:
-        xv, yv = _safe_get(j, x), _safe_get(j, y)
-        if xv is None or yv is None:
-            continue
+        xv, yv = j.get(x), j.get(y)
         xa, ya = np.asarray(xv, float).ravel(), np.asarray(yv, float).ravel()
         if xa.shape != ya.shape:
             raise ValueError(f"{x} has {xa.size} values but {y} has {ya.size} in {getattr(j, 'job_dir', '?')}")
@@ -127,7 +129,7 @@ def fort_list_trend(jobs: list, x: str, y: str, seed: int = 0, n_boot: int = BOO
         xs.append(xa[ok])
         ys.append(ya[ok])
     if not groups:
-        return Estimate(float("nan"), float("nan"), float("nan"), 0, f"no job has {x} and {y}", {}, [])
+        raise InsufficientData("no finished jobs")
     xa, ya = np.concatenate(xs), np.concatenate(ys)
     rho = spearman(xa, ya)
     lo, hi = _bootstrap(groups, seed, n_boot) if len(groups) >= 2 else (float("nan"), float("nan"))
@@ -136,25 +138,6 @@ def fort_list_trend(jobs: list, x: str, y: str, seed: int = 0, n_boot: int = BOO
 
 
 # ------------------------------------------------------------------------------------------ figure
-
-
-class _DirJob:
-    """A finished job read from its directory (config.yaml, results.json): enough for the figure."""
-
-    def __init__(self, job_dir: Path) -> None:
-        import yaml
-
-        self.job_dir = job_dir
-        self.config = yaml.safe_load((job_dir / "config.yaml").read_text()) or {}
-        res = json.loads((job_dir / "results.json").read_text())
-        self.metrics = res.get("metrics", {})
-        self.seed = int(res.get("seed", self.config.get("seed", 0)) or 0)
-
-    def get(self, key: str) -> Any:
-        node: Any = {"metrics": self.metrics} if key.startswith("metrics.") else self.config
-        for part in key.split("."):
-            node = node[part]
-        return node
 
 
 def _same_setting(a: Any, b: Any) -> bool:
@@ -176,7 +159,7 @@ def sibling_jobs(jobs: list, preset: str, job: str = "tunnel_width") -> list:
     for d in sorted(root.glob(f"{job}_{preset}_*")):
         if (d / "results.json").exists() and (d / "config.yaml").exists() and (d / "DONE").exists():
             try:
-                r = _DirJob(d)
+                r = JobRecord.from_dir(d)
             except (OSError, ValueError, KeyError):
                 continue
             if r.config.get("experiment_name") == preset and _same_setting(r, jobs[0]):
