@@ -13,6 +13,10 @@ from matplotlib.ticker import MaxNLocator
 
 from lsx.utils.io import atomic_path
 
+# constrained layout for every figure from its creation: switching engines at save time breaks
+# figures that already hold a colorbar (matplotlib's layout grid divides by zero)
+plt.rcParams["figure.constrained_layout.use"] = True
+
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6, 4), **kw: Any):
     """``plt.subplots`` with constrained layout (the one place that choice is made)."""
@@ -49,7 +53,7 @@ def missing_labels(fig: plt.Figure) -> list[str]:
 
 def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> Path:
     path = Path(path)
-    if fig.get_layout_engine() is None:
+    if fig.get_layout_engine() is None and not any(getattr(a, "_colorbar", None) for a in fig.axes):
         fig.set_layout_engine("constrained")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
