@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-train reproduce clean clean-outputs clean-cache
+.PHONY: help install demo test test-all bench bench-train bench-readme reproduce clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,13 +31,21 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## surface-evaluation benchmark: engine vs per-point baseline vs forward-pass floor
+## benchmarks (interleaved, 1 thread): surface evaluation and Hessian vs the original codes; tables in outputs/bench/
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_surface.py
+	$(BIN)/python -c "import loss_landscapes" 2>/dev/null || $(BIN)/python -m pip install -q "loss-landscapes==3.0.6"
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_surface.py | tee outputs/bench/surface.md
+	$(BIN)/python benchmarks/bench_hessian.py | tee outputs/bench/hessian.md
 
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)
-	$(BIN)/python benchmarks/bench_train.py
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_train.py | tee outputs/bench/train.md
+
+## copy the tables of the last `make bench` / `make bench-train` into README.md (between <!-- bench:NAME --> markers)
+bench-readme:
+	$(BIN)/python benchmarks/update_readme.py $(wildcard outputs/bench/*.md)
 
 ## run the presets' paper claims over seeds (PRESETS="fort_toy quickstart"; default: every preset that declares claims),
 ## write outputs/reproduce/report.html + report.json, then regenerate the README's results block

@@ -1,31 +1,36 @@
-"""Surface-evaluation benchmark: lsx engine vs a per-point baseline vs the forward-pass floor.
+"""Surface-evaluation benchmark: the lsx engine vs the original code, the loss-landscapes package, and the floor.
 
-Side by side in one run — same model weights, same data subset, same 2D grid of points:
-- baseline: the original loss-landscape code's pattern per point — copy θ0 + Σ c·d into a new state
-  dict, ``load_state_dict`` it, and run a ``DataLoader`` pass (batch 128, NCHW) computing loss and accuracy;
-- engine:   ``lsx.landscape.Evaluator.evaluate`` (in-place flat update, inference_mode, channels_last,
-            chunked tensors, float64 point arithmetic, θ0 restore);
-- floor:    the same number of forward passes through the engine's own forward module (the fused
-            ``InferenceGraph`` when the model has one), over the same chunks, with no parameter changes —
-            engine/floor is the engine's whole per-point overhead;
-- plain:    the same floor through the unfused channels_last model, to show what the graph rewrite buys.
-Cases: simple_cnn on sklearn's 8x8 digits and resnet20 on synthetic 32x32x3 images.
+Same model weights, data subset and 2D grid (filter-normalized directions, biases/BN ignored) for every
+contender, interleaved round by round in one process with the order rotated (see ``timing.py``):
+- original:        Li et al.'s set_weights + eval_loss per point, DataLoader at batch 128 (``baselines.py``);
+- loss-landscapes: the PyPI package's planar_interpolation + Loss metric, under no_grad, on the same number
+                   of points (its own off-by-one grid; checked against the engine at the points it visits);
+- engine:          ``Evaluator(plane=False).evaluate`` (in-place flat update, inference mode, channels_last,
+                   chunks, fused inference graph);
+- engine+plane:    the same with ``plane=True`` (the default): the first layer's output at every point combined from
+                   precomputed outputs at θ0 and along each direction (exact for a linear first layer);
+- floor:           the engine's forward passes with no parameter changes (same chunks, same fused graph);
+- plain fwd:       the same passes through the unfused channels_last model;
+- N local workers: the engine with its points split over N forked 1-thread processes (``workers=N``);
+                   its ratio to the engine is the process-level scaling (ideal 1/N on N idle cores).
+Cases: simple_cnn and mlp on sklearn's 8x8 digits, resnet20 on synthetic 32x32x3 images.
+Note: the engine tunes the process allocator (``lsx.landscape.alloc``) when it is built, and all
+contenders then run in that process, so the baselines get that benefit too.
 
-The baselines run first, before the engine tunes the process allocator (``lsx.landscape.alloc``), as the
-original code would run; engine and floor then alternate ``--repeats`` times; the fastest run of each
-method counts (other processes share this CPU; ``--threads 1`` is steadier on a busy machine). Usage: ``python benchmarks/bench_surface.py [--repeats 3]``.
-Targets: baseline/engine >= 3x, engine/floor <= 1.25x.
+Usage: ``python benchmarks/bench_surface.py [--repeats 5] [--threads 1]``; the markdown between the
+``<!-- bench:surface -->`` markers goes into the README with ``python benchmarks/update_readme.py FILE``.
+Targets: engine ≤ 1.05x floor; original ≥ 4x engine on simple_cnn/digits; ≥ 1.3x on resnet20 (plane).
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+
+from baselines import loss_landscapes_plane, loss_landscapes_points, original_surface, per_parameter
+from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
 from lsx.landscape.directions import random_direction
 from lsx.landscape.evaluator import Evaluator
@@ -47,40 +52,25 @@ def synthetic_data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def baseline(model, sd0, dirs_sd, points, x, y, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Per point: a new state dict θ0 + Σ c·d, load_state_dict, a DataLoader pass (the original code's pattern)."""
-    loader = DataLoader(TensorDataset(x, y), batch_size=batch, shuffle=False)
-    losses, accs = [], []
-    for c in points:
-        sd = {k: v.clone() for k, v in sd0.items()}
-        for j, d in enumerate(dirs_sd):
-            for k, dk in d.items():
-                sd[k] = sd[k] + float(c[j]) * dk
-        model.load_state_dict(sd)
-        model.eval()
-        total, correct, n = 0.0, 0, 0
-        with torch.no_grad():
-            for xb, yb in loader:
-                out = model(xb)
-                total += float(F.cross_entropy(out, yb, reduction="sum"))
-                correct += int((out.argmax(1) == yb).sum())
-                n += len(yb)
-        losses.append(total / n)
-        accs.append(correct / n)
-    return np.array(losses), np.array(accs)
-
-
 def floor(ev: Evaluator, n_points: int, module: torch.nn.Module | None = None) -> None:
     """The engine's forward passes (same chunks, same memory format) with no parameter changes."""
-    chunks = ev._chunked["train"]
     module = module if module is not None else ev.forward_model
     with torch.inference_mode():
         for _ in range(n_points):
-            for xb, _ in chunks:
+            for xb, _ in ev._chunked["train"]:
                 module(xb)
 
 
-def setup(name: str, model_name: str, data, side: int) -> dict:
+def has_loss_landscapes() -> bool:
+    try:
+        import loss_landscapes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: int,
+             args_workers: int = 2) -> tuple[list[str], list[str]]:
     x, y = data
     torch.manual_seed(0)
     model = build_model(model_name, x.shape[1], tuple(x.shape[2:]), int(y.max()) + 1).eval()
@@ -88,74 +78,90 @@ def setup(name: str, model_name: str, data, side: int) -> dict:
     theta0 = flat.get()
     dirs = torch.stack([random_direction(flat, theta0, seed, "filter", "biasbn") for seed in (1, 2)])
     grid = grid2d((-1, 1, side), (-1, 1, side))
-    sd0 = {k: v.clone() for k, v in model.state_dict().items()}
-    # the same direction vectors, as state-dict deltas for the baseline
-    dirs_sd = [{e.name: d[e.start : e.stop].view(e.shape).clone() for e in flat.entries} for d in dirs]
-    return dict(name=name, model=model, theta0=theta0, dirs=dirs, dirs_sd=dirs_sd, sd0=sd0, grid=grid, x=x, y=y)
+    dirs_pp = [per_parameter(flat, d) for d in dirs]
+    original_model = copy.deepcopy(model)
+    ev = Evaluator(copy.deepcopy(model), train=(x, y), test=None, plane=False)
+    contenders = {
+        "original (Li et al.)": lambda: original_surface(original_model, dirs_pp, grid.points, x, y),
+        "engine": lambda: ev.evaluate(theta0, dirs, grid),
+        "floor (fused fwd)": lambda: floor(ev, grid.num_points),
+        "plain fwd": lambda: floor(ev, grid.num_points, ev.model),
+    }
+    if args_workers > 1:
+        contenders[f"engine, {args_workers} local workers"] = lambda: ev.evaluate(theta0, dirs, grid, workers=args_workers)
+    ll_points = None
+    if has_loss_landscapes():
+        ll_points = loss_landscapes_points(side, 2.0 / (side - 1))
+        contenders["loss-landscapes pkg"] = lambda: loss_landscapes_plane(model, flat, theta0, dirs, side, x, y)
+    ev_plane = Evaluator(copy.deepcopy(model), train=(x, y), test=None, plane=True)
+    contenders["engine+plane"] = lambda: ev_plane.evaluate(theta0, dirs, grid)
+    t = interleave(contenders, repeats, warmup)
 
-
-def run_baseline(c: dict, repeats: int) -> None:
-    model = copy.deepcopy(c["model"])
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        c["base_loss"], c["base_acc"] = baseline(model, c["sd0"], c["dirs_sd"], c["grid"].points, c["x"], c["y"])
-        times.append(time.perf_counter() - t)
-    c["t_base"] = min(times)
-
-
-def run_engine_and_floor(c: dict, repeats: int) -> dict:
-    ev = Evaluator(copy.deepcopy(c["model"]), train=(c["x"], c["y"]), test=None)
-    t_eng, t_floor, t_plain = [], [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        res = ev.evaluate(c["theta0"], c["dirs"], c["grid"])
-        t_eng.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        floor(ev, c["grid"].num_points)
-        t_floor.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        floor(ev, c["grid"].num_points, ev.model)
-        t_plain.append(time.perf_counter() - t)
-    return dict(
-        case=c["name"], points=c["grid"].num_points, images=len(c["x"]), chunk=ev.chunk,
-        graph="none" if ev.graph is None else f"{len(ev.graph.pairs)} BN folded",
-        baseline=c["t_base"], engine=min(t_eng), floor=min(t_floor), plain=min(t_plain),
-        max_abs_diff=float(np.nanmax(np.abs(res["train_loss"] - c["base_loss"]))),
-        acc_equal=bool(np.array_equal(res["train_acc"], c["base_acc"])),
-    )
+    res = t.results["engine"]
+    base_loss, base_acc = t.results["original (Li et al.)"]
+    checks = [
+        f"{name}: engine vs original max |Δloss| {np.max(np.abs(res['train_loss'] - base_loss)):.1e}, "
+        f"accuracies equal: {bool(np.allclose(res['train_acc'], base_acc))}"
+    ]
+    if True:
+        rp = t.results["engine+plane"]
+        checks.append(f"{name}: engine+plane vs engine max |Δloss| {np.max(np.abs(rp['train_loss'] - res['train_loss'])):.1e} "
+                      f"(first layer {'combined' if ev_plane.plane_active else 'NOT combined: ' + str(ev_plane.plane_reason)})")
+    if ll_points is not None:
+        at_ll = ev.evaluate(theta0, dirs, ll_points)["train_loss"]
+        checks.append(f"{name}: loss-landscapes vs engine at the package's own points max |Δloss| "
+                      f"{np.max(np.abs(t.results['loss-landscapes pkg'] - at_ll)):.1e}; its y offsets per column: "
+                      f"{'/'.join(f'{v:+.2f}' for v in ll_points[:: side][:2, 1])} (off by one step between columns)")
+    rows = []
+    for c in contenders:
+        rows.append(
+            f"| {name} | {c} | {grid.num_points} x {len(x)} | {fmt_time(t, c)} | {fmt_ratio(t, c, 'engine')} | "
+            f"{fmt_ratio(t, c, 'floor (fused fwd)')} |"
+        )
+    return rows, checks
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="engine/floor repetitions (fastest counts)")
-    ap.add_argument("--baseline-repeats", type=int, default=2, help="baseline repetitions (fastest counts)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed interleaved rounds")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     ap.add_argument("--digits-grid", type=int, default=7, help="grid side for simple_cnn/digits (points = side²)")
     ap.add_argument("--resnet-grid", type=int, default=4, help="grid side for resnet20/synthetic")
     ap.add_argument("--digits-images", type=int, default=1000)
     ap.add_argument("--resnet-images", type=int, default=512)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is steadiest on a shared machine)")
+    ap.add_argument("--only", choices=("digits", "mlp", "resnet"), default=None, help="run one case")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cases = [
-        setup("simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid),
-        setup("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(args.resnet_images), args.resnet_grid),
+    set_threads(args.threads)
+    title = header("bench_surface", args.repeats, args.warmup)
+    rows, checks = [], []
+    if args.only in (None, "digits"):
+        r, c = run_case("simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid,
+                        args.repeats, args.warmup)
+        rows += r
+        checks += c
+    if args.only in (None, "mlp"):
+        r, c = run_case("mlp / digits 8x8", "mlp", digits_data(args.digits_images), args.digits_grid,
+                        args.repeats, args.warmup)
+        rows += r
+        checks += c
+    if args.only in (None, "resnet"):
+        r, c = run_case("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(args.resnet_images), args.resnet_grid,
+                        args.repeats, args.warmup)
+        rows += r
+        checks += c
+    if not has_loss_landscapes():
+        checks.append("loss-landscapes not installed (pip install loss-landscapes==3.0.6): its row is missing")
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        "| case | contender | points x images | median s (min–max) | time ÷ engine | time ÷ floor |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *[f"- {c}" for c in checks],
     ]
-    for c in cases:  # before the engine exists: the default allocator, as the original code runs
-        run_baseline(c, max(1, args.baseline_repeats))
-    rows = [run_engine_and_floor(c, max(1, args.repeats)) for c in cases]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fastest of {args.baseline_repeats} (baseline) "
-          f"and {args.repeats} (engine, floor) runs")
-    print("| case | points x images | chunk | baseline s | engine s | floor s | plain fwd s | baseline/engine "
-          "| engine/floor | max abs Δloss | acc equal |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['case']} | {r['points']} x {r['images']} | {r['chunk']} | {r['baseline']:.2f} | {r['engine']:.2f} | "
-            f"{r['floor']:.2f} | {r['plain']:.2f} | {r['baseline'] / r['engine']:.1f}x | {r['engine'] / r['floor']:.2f}x | "
-            f"{r['max_abs_diff']:.1e} | {r['acc_equal']} |"
-        )
+    print(block("surface", lines))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,22 @@
-"""Training throughput (images/s) on CPU: simple_cnn and resnet20, NCHW vs channels_last.
+"""Training throughput (images/s) on CPU: simple_cnn and resnet20, NCHW vs channels_last, interleaved.
 
-Measures full optimizer steps (forward + backward + Adam) on synthetic 32x32x3 batches,
-side by side in one run so the ratios are meaningful on a noisy machine.
-Usage: python benchmarks/bench_train.py [--steps N] [--batch B]
+Full optimizer steps (forward + backward + Adam) on synthetic 32x32x3 batches; the two memory formats
+of a model run in alternating rounds with the order rotated (``timing.py``), so ratios are per round.
+Usage: ``python benchmarks/bench_train.py [--steps N] [--batch B] [--repeats R] [--threads T]``.
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
 from lsx.models import build_model
 
 
-def throughput(name: str, batch: int, steps: int, channels_last: bool, size: int = 32) -> float:
+def stepper(name: str, batch: int, steps: int, channels_last: bool, size: int = 32):
+    """A function running ``steps`` Adam steps of a fixed model/batch (state persists across calls)."""
     torch.manual_seed(0)
     model = build_model(name, 3, size, 10)
     x = torch.randn(batch, 3, size, size)
@@ -25,31 +26,37 @@ def throughput(name: str, batch: int, steps: int, channels_last: bool, size: int
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-3)
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
+    def run() -> None:
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
 
-    for _ in range(2):
-        step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - t0)
+    return run
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 32x32x3")
-    print(f"{'model':<12}{'NCHW img/s':>12}{'channels_last img/s':>22}{'ratio':>8}")
+    set_threads(args.threads)
+    title = header("bench_train", args.repeats, args.warmup)
+    rows = []
     for name in ("simple_cnn", "resnet20"):
         steps = args.steps if name == "simple_cnn" else max(3, args.steps // 3)
-        a = throughput(name, args.batch, steps, False)
-        b = throughput(name, args.batch, steps, True)
-        print(f"{name:<12}{a:>12.0f}{b:>22.0f}{b / a:>8.2f}")
+        t = interleave({"NCHW": stepper(name, args.batch, steps, False),
+                        "channels_last": stepper(name, args.batch, steps, True)}, args.repeats, args.warmup)
+        imgs = args.batch * steps
+        rows.append(f"| {name} | {imgs / t.median('NCHW'):.0f} | {imgs / t.median('channels_last'):.0f} | "
+                    f"{fmt_ratio(t, 'NCHW', 'channels_last')} | {fmt_time(t, 'channels_last')} |")
+    lines = [title + f"; after: {load_average()}", f"Adam steps on 32x32x3 batches of {args.batch}.", "",
+             "| model | NCHW img/s | channels_last img/s | NCHW time ÷ channels_last | channels_last s per round |",
+             "|---|---|---|---|---|", *rows]
+    print(block("train", lines))
 
 
 if __name__ == "__main__":

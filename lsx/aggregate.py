@@ -38,7 +38,7 @@ def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_di
     from lsx.plots.common import n_label, new_figure, save_figure
 
     lines = {label: pts for label, pts in series(rows, x, y, swept).items() if pts}
-    if sum(len(p) for p in lines.values()) < 2:
+    if sum(1 for pts in lines.values() for p in pts if p[3] > 0) < 2:  # fewer than two finite points
         return None
     numeric = all(isinstance(p[0], float) for pts in lines.values() for p in pts)
     fig, ax = new_figure(figsize=(5.5, 4))
@@ -48,8 +48,13 @@ def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_di
         ax.errorbar(xv, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3, label=label or None)
     if not numeric:
         ax.set_xticks(range(len(cats)), cats)
-    elif log_x and all(p[0] > 0 for pts in lines.values() for p in pts):
-        ax.set_xscale("log")
+    elif log_x:
+        xs = [p[0] for pts in lines.values() for p in pts]
+        pos = [v for v in xs if v > 0]
+        if len(pos) == len(xs):
+            ax.set_xscale("log")
+        elif pos and min(xs) == 0 and max(pos) / min(pos) >= 10:  # an L2 sweep from 0: log above the smallest step
+            ax.set_xscale("symlog", linthresh=min(pos))
     xname, yname = x.removeprefix("config."), y.removeprefix("metrics.")
     ax.set_xlabel(xname)
     ax.set_ylabel(f"{yname} (mean ± std)")

@@ -53,35 +53,39 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
 
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
-                out = fn(JobContext(c, job_dir, progress=progress))
+                out = fn(JobContext(_without_wandb(c), job_dir, progress=progress))
             extra = dict(out.extra)
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = [r.record() for r in runs]
             results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
-            _log_wandb(c, name, job_dir, results)
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
     # of the sweep that computed them, which would misplace this point in aggregation
     results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
                    experiment=c.get("experiment_name", "default"), cached=cached)
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
+    _log_wandb(c, run_dir, job_dir, results)
     return results
 
 
-def _log_wandb(c: dict[str, Any], name: str, job_dir: Path, results: dict[str, Any]) -> None:
+def _without_wandb(c: dict[str, Any]) -> dict[str, Any]:
+    """The job's optima train without a W&B logger: their curves go into the job's one W&B run."""
+    if (c.get("logger") or {}).get("name") != "wandb":
+        return c
+    return dict(c, logger={"name": "none"})
+
+
+def _log_wandb(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, Any]) -> None:
+    """One W&B run per job; a cached job logs its stored results only when ``logger.relog`` is set."""
     lc = c.get("logger") or {}
     if lc.get("name") != "wandb":
         return
-    import wandb
+    if results.get("cached") and not lc.get("relog", False):
+        print("W&B: cached job, nothing new to log (logger.relog=true logs its stored results)")
+        return
+    from lsx.tracking.wandb_log import log_job
 
-    from lsx.tracking.wandb_setup import finish, init_kwargs
-
-    run = wandb.init(**{k: v for k, v in init_kwargs(lc, f"{name}-{job_dir.name}", name, str(job_dir), c).items() if v is not None})
-    scalars = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
-    images = {k: wandb.Image(str(job_dir / p)) for k, p in results["artifacts"].items() if str(p).endswith(".png")}
-    run.log({**scalars, **images})
-    run.summary.update(scalars)
-    finish()
+    log_job(c, run_dir, job_dir, results)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -92,8 +92,9 @@ def hydra_value(v: Any) -> str:
     return str(v)
 
 
-def make_plan(preset: str, scale: str | None = None, seeds: int | None = None) -> Plan:
-    """Read a preset's ``reproduce``/``claims`` blocks and expand its grid (bad input → ValueError)."""
+def make_plan(preset: str, scale: str | None = None, seeds: int | None = None, extra: Sequence[str] = ()) -> Plan:
+    """Read a preset's ``reproduce``/``claims`` blocks (after the command line's ``extra`` overrides,
+    e.g. ``reproduce.seeds=[0,1]``) and expand its grid (bad input → ValueError)."""
     from omegaconf import OmegaConf
 
     from lsx.claims.figures import check_figures
@@ -102,7 +103,12 @@ def make_plan(preset: str, scale: str | None = None, seeds: int | None = None) -
 
     if preset not in preset_names():
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(preset_names())}")
-    cfg = compose_config([f"experiment={preset}"])
+    try:
+        cfg = compose_config([f"experiment={preset}", *extra])
+    except ValueError:
+        raise
+    except Exception as err:  # Hydra's own errors: one line
+        raise ValueError(f"preset {preset!r}: cannot compose it with {list(extra)}: {str(err).splitlines()[0]}") from None
     rep = OmegaConf.to_container(cfg.get("reproduce") or OmegaConf.create({}), resolve=False) or {}
     unknown = sorted(set(rep) - set(REPRODUCE_KEYS))
     if unknown:
@@ -211,7 +217,7 @@ def reproduce(argv: Sequence[str], echo=print) -> dict[str, Any]:
         presets = presets_with_claims()
         if not presets:
             raise ValueError("no preset declares claims (see README 'Reproductions')")
-    plans = [make_plan(p, scale, seeds) for p in presets]  # every preset validated before any job runs
+    plans = [make_plan(p, scale, seeds, extra) for p in presets]  # every preset validated before any job runs
     base: dict[str, Any] = {}
     for plan in plans:
         try:
@@ -237,6 +243,8 @@ def reproduce(argv: Sequence[str], echo=print) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import os
+
+    import lightning  # noqa: F401  (its import sets its loggers to INFO: quiet them after it)
 
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -15,9 +15,10 @@ from lsx.config import CONF_DIR
 def run_training_job(cfg: DictConfig) -> dict:
     from lsx.plots.training import plot_learning_curve
     from lsx.tracking.results import write_results
-    from lsx.training.runner import train
+    from lsx.training.runner import run_dir_for, train
 
     c, run_dir = prepare(cfg)
+    cached = (run_dir_for(c)[0] / "DONE").exists()
     run = train(c)
     if run is None:  # a non-zero DDP rank
         return {}
@@ -26,11 +27,16 @@ def run_training_job(cfg: DictConfig) -> dict:
     if curve:
         plot_learning_curve(curve, run_dir / "learning_curve.png", title=run.run_dir.name)
         artifacts["learning_curve"] = "learning_curve.png"
-    return write_results(
+    results = write_results(
         run_dir, "train", c, run.summary, artifacts,
-        extra={"training_run": str(run.run_dir), "config_hash": run.config_hash,
+        extra={"training_run": str(run.run_dir), "config_hash": run.config_hash, "cached": cached,
                "checkpoints": {str(k): str(v) for k, v in run.checkpoints.items()}},
     )
+    if cached:
+        from lsx.tracking.wandb_log import relog_training
+
+        relog_training(c, run_dir, run.run_dir, results)
+    return results
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")

@@ -6,6 +6,7 @@ Each check raises ``ValueError`` with one line naming the key, the value and wha
 """
 from __future__ import annotations
 
+import logging
 import numbers
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import yaml
 
 from lsx.config import CONF_DIR
+
+log = logging.getLogger("lsx")
 
 # analyses whose scalar ``num`` is the side of a 2D contour grid (a contour needs >= 2 per side)
 _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
@@ -25,6 +28,7 @@ def validate_config(c: dict[str, Any]) -> None:
         _check_int("optima.seeds", s)
     _check_training(c.get("training") or {})
     _check_names(c)
+    _warn_schedule(c)
     _check_trainer(c.get("trainer") or {})
     if c.get("analysis"):
         _check_grids(c["analysis"])
@@ -55,6 +59,16 @@ def _check_names(c: dict[str, Any]) -> None:
         name = (c.get(key) or {}).get("name")
         if name is not None and name not in valid:
             raise ValueError(f"unknown {key}.name {name!r}; valid {key}s: {', '.join(valid)}")
+
+
+def _warn_schedule(c: dict[str, Any]) -> None:
+    """A step schedule whose milestones all lie past the last epoch never lowers the LR (a warning:
+    a shortened preset may mean it)."""
+    sched, epochs = c.get("scheduler") or {}, (c.get("training") or {}).get("epochs")
+    if sched.get("name") == "step" and _is_int(epochs) and sched.get("milestones"):
+        if min(int(m) for m in sched["milestones"]) >= epochs:
+            log.warning("scheduler.milestones %s are all >= training.epochs=%d: the learning rate never drops "
+                        "(e.g. scheduler.milestones=[%d,%d])", list(sched["milestones"]), epochs, epochs // 2, 3 * epochs // 4)
 
 
 def trainer_keys() -> list[str]:
@@ -95,6 +109,9 @@ def _check_grids(a: dict[str, Any]) -> None:
     for key, spec in a.items():
         if isinstance(spec, dict) and {"min", "max", "num"} & set(spec):
             axis_from_spec(spec, name=f"analysis.{key}")
+    center = a.get("center_ckpt")
+    if center and not Path(str(center)).is_file():
+        raise ValueError(f"analysis.center_ckpt: no checkpoint file at {center} (give an lsx epoch_*.pt path)")
     sides = [k for k in ("x", "y") if isinstance(a.get(k), dict)]
     if len(sides) == 2:
         for k in sides:

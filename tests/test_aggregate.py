@@ -13,7 +13,7 @@ def test_aggregate_real_multirun(lsx_dirs):
     assert agg.returncode == 0, agg.stderr
     rows = list(csv.DictReader(open(sweep / "summary.csv")))
     assert len(rows) == 4
-    assert {r["override.optimizer.lr"] for r in rows} == {"0.001", "0.01"}
+    assert {r["optimizer.lr"] for r in rows} == {"0.001", "0.01"}
     assert all(0.0 <= float(r["metrics.test_acc"]) <= 1.0 for r in rows)
     assert (sweep / "test_acc_vs_optimizer_lr.png").exists()
     assert not (sweep / "test_acc_vs_seed.png").exists()

@@ -270,3 +270,101 @@ def test_joblib_jobs_share_the_cores(n_jobs):
         assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(before)
+
+
+def test_readme_step_schedule_example_drops_the_lr(compose):
+    """The README's step-schedule command must lower the LR within its epochs."""
+    import shlex
+
+    from conftest import ROOT
+    from lsx.training.optim import lr_multiplier
+
+    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "scheduler=step" in l and "lsx.train" in l)
+    args = [a for a in shlex.split(line.split("#")[0])[3:]]
+    c = compose(*args)
+    mult = lr_multiplier(c["scheduler"], steps_per_epoch=1, total_epochs=c["training"]["epochs"])
+    assert mult(c["training"]["epochs"] - 1) < 1.0, f"{line!r} never drops the LR"
+
+
+def test_step_milestones_past_the_end_warn(compose, caplog):
+    from lsx.validate import validate_config
+
+    with caplog.at_level("WARNING"):
+        validate_config(compose("scheduler=step", "training.epochs=30"))
+    assert "never drops" in caplog.text
+
+
+# ----------------------------------------------------------------- external centre (item 9)
+def test_surface_centred_on_an_external_checkpoint(compose, tmp_path):
+    import shutil
+
+    import h5py
+
+    from lsx.analyze import run_analysis
+    from lsx.validate import validate_config
+
+    grid = ("analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3")
+    run = train(compose(*FAST, "seed=3"), progress=False)
+    external = tmp_path / "elsewhere" / "model.pt"
+    external.parent.mkdir()
+    shutil.copy(run.final, external)
+    c = compose(*FAST, *grid, f"analysis.center_ckpt={external}")
+    validate_config(c)
+    res = run_analysis(c, tmp_path / "run", progress=False)
+    with h5py.File(os.path.join(res["job_dir"], "surface.h5")) as f:
+        assert f["directions"].attrs["center"] == str(external)  # provenance names the external centre
+    # the same point as the cached run of that seed
+    ref = run_analysis(compose(*FAST, *grid, "seed=3"), tmp_path / "ref", progress=False)
+    assert res["metrics"]["center_train_loss"] == pytest.approx(ref["metrics"]["center_train_loss"], rel=1e-6)
+
+
+def test_external_checkpoint_is_validated(compose, tmp_path):
+    from lsx.analyze import run_analysis
+    from lsx.validate import validate_config
+
+    with pytest.raises(ValueError, match="no checkpoint file"):
+        validate_config(compose(*FAST, "analysis=hessian", f"analysis.center_ckpt={tmp_path}/missing.pt"))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        run_analysis(compose(*FAST, "analysis=hessian", f"analysis.center_ckpt={bad}"), tmp_path / "r1", progress=False)
+    mlp = train(compose(*FAST, "model=mlp"), progress=False)
+    with pytest.raises(CheckpointError, match="expected 'simple_cnn'"):
+        run_analysis(compose(*FAST, "analysis=tunnel_width", f"analysis.center_ckpt={mlp.final}"), tmp_path / "r2", progress=False)
+
+
+# ----------------------------------------------------------------- logs off a terminal (item 9)
+def test_logs_off_a_terminal_have_plain_epoch_lines_and_no_bars(lsx_dirs):
+    out = run_module("lsx.train", "debug=fast", "training.epochs=2", "trainer.progress_bar=true")
+    assert out.returncode == 0, out.stderr[-1500:]
+    text = out.stdout + out.stderr
+    assert "\r" not in text and "it/s" not in text  # no progress bar
+    assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text and "val acc" in text
+    assert "training simple_cnn on digits, seed 0" in text
+
+
+def test_point_store_refuses_a_full_disk_before_hdf5_writes(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    import numpy as np
+
+    from lsx.landscape.grids import linspace_axis
+    from lsx.landscape.storage import PointStore
+
+    store = PointStore(tmp_path / "s.h5", linspace_axis(0, 1, 5)[:, None], np.ones((1, 3)), ["train_loss"], {}, {})
+    store.flush()
+    assert stat.S_IMODE((tmp_path / "s.h5").stat().st_mode) == 0o666 & ~_umask()  # shared caches stay readable
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9, 1000))
+    with pytest.raises(OSError) as exc:
+        store.flush()
+    assert exc.value.errno == errno.ENOSPC and str(tmp_path / "s.h5") == exc.value.filename
+    assert [p.name for p in tmp_path.iterdir()] == ["s.h5"]  # no temp file left
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -46,7 +46,7 @@ def test_finished_run_is_a_cache_hit(compose, monkeypatch):
     assert again.run_dir == first.run_dir and again.summary == first.summary
 
 
-def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypatch, caplog):
     c = compose(*FAST, "training.epochs=3")
     reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
 
@@ -63,7 +63,9 @@ def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="simulated kill"):
         train(c, progress=False)
     monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", original)
-    resumed = train(c, progress=False)
+    with caplog.at_level("INFO", logger="lsx.training.runner"):
+        resumed = train(c, progress=False)
+    assert "resuming" in caplog.text and "after epoch 2 of 3" in caplog.text
     assert (resumed.run_dir / "DONE").exists()
     wr, wf = _weights(reference), _weights(resumed)
     assert all(torch.equal(wr[k], wf[k]) for k in wr)

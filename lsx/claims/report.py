@@ -53,6 +53,8 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
     for claim in plan.claims:
         res = evaluate_claim(claim, records, failed, plan.train_loss_ratio)
         d = res.to_dict()
+        if d["estimate"]:  # report.json sorts keys: keep the statistic's column order for the table
+            d["estimate"]["columns"] = list(dict.fromkeys(k for row in res.estimate.table for k in row))
         d["plot"] = None
         plot = get_statistic_plot(str(claim["statistic"]))
         if plot is not None and res.estimate is not None and records:
@@ -142,10 +144,10 @@ def _img(out_dir: Path, rel: str | None, alt: str) -> str:
     return f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
 
-def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None) -> str:
+def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None, columns: Sequence[str] | None = None) -> str:
     if not rows:
         return ""
-    cols: list[str] = []
+    cols: list[str] = list(columns or [])
     for r in rows:
         cols += [k for k in r if k not in cols and k != flag_key]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
@@ -195,8 +197,8 @@ def _claim_html(preset: str, c: dict[str, Any], out_dir: Path) -> str:
     {f"<dt>note</dt><dd>{_e(c.get('note'))}</dd>" if c.get('note') else ""}
   </dl>
   {failed}
-  <h5>Statistic table (per group: mean ± sd over seeds, n)</h5>
-  {_table(est.get('table') or [], 'stat-table') or '<p>—</p>'}
+  <h5>Statistic table</h5>
+  {_table(est.get('table') or [], 'stat-table', columns=est.get('columns')) or '<p>—</p>'}
   <h5>Compared models: final train loss and test accuracy</h5>
   {flag}
   {_table(compared, 'compared', 'flag') or '<p>no trained models recorded (the job trains none)</p>'}

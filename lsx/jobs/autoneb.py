@@ -182,16 +182,14 @@ def _plane(ctx, a, ckpt, ti, tj, pivots, name) -> dict:
     loss = np.asarray(res["train_loss"]).reshape(n, n)
     views = plot_surface_views(x, y, loss, ctx.job_dir, f"{name}_plane", "train loss", log=True,
                                points={"A": (0.0, 0.0), "B": (float(u.norm()), 0.0)})
-    fig = plt.figure()
-    plt.close(fig)
     # draw the path on the filled contour
-    import matplotlib.image as mpimg  # noqa: F401  (kept simple: replot with the path)
-
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=30, cmap="viridis")
     fig.colorbar(cf, ax=ax, label="log10 train loss")
     ax.plot(proj[:, 0], proj[:, 1], "w.-", lw=1.5, label="AutoNEB path")
     ax.plot([0, float(u.norm())], [0, 0], "r--", lw=1, label="straight line")
+    ax.set_xlabel("α (along A → B)")
+    ax.set_ylabel("β (towards the path)")
     ax.legend(fontsize=7)
     save_figure(fig, ctx.path(f"{name}_plane_path.png"))
     return {f"{name}_plane": f"{name}_plane_path.png", f"{name}_plane_data": f"{name}_plane.h5"}

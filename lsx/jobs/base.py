@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -79,7 +80,7 @@ class JobContext:
         self.cfg = cfg
         self.job_dir = Path(job_dir)
         self.job_dir.mkdir(parents=True, exist_ok=True)
-        self.progress = progress
+        self.progress = progress and sys.stderr.isatty()  # bars flood log files: only on a terminal
         self._dm: TensorDataModule | None = None
 
     @property

@@ -15,7 +15,7 @@ from lsx.landscape.connectors import (
 )
 from lsx.landscape.evaluator import Evaluator
 from lsx.landscape.flat import FlatParams, functional_loss
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import same_architecture
@@ -117,7 +117,10 @@ def run_connector(ctx: JobContext) -> JobOutput:
     axes[0].set_title(f"connector nodes optimized on the training split (n={facts['optimization_examples']})", fontsize=8)
     axes[0].legend(fontsize=7)
     im = axes[1].imshow(res.cosines, vmin=-1, vmax=1, cmap="RdBu_r")
-    fig.colorbar(im, ax=axes[1])
+    fig.colorbar(im, ax=axes[1], label="cosine")
+    axes[1].set_xlabel("connector node")
+    axes[1].set_ylabel("connector node")
+    integer_ticks(axes[1], "xy")
     axes[1].set_title("cosines between deviations from the line (Fig. 3 middle)", fontsize=8)
     axes[2].set_ylabel(f"label agreement (test n={len(ev.predict(split='test'))})")
     axes[2].legend(fontsize=7)
@@ -175,6 +178,7 @@ def _plot_short_path(sd: dict, thr: float, lam: float, ctx: JobContext) -> None:
     ax.plot(sd["t"], sd["count"], "o-", color="tab:blue")
     ax.set_xlabel("position along the 1-connector")
     ax.set_ylabel(f"# eigenvalues > {thr:.3g}")
+    integer_ticks(ax, "y")
     ax2 = ax.twinx()
     ax2.plot(sd["t"], sd["loss"], "s:", color="tab:red", ms=3)
     ax2.set_ylabel("held-out loss at the node", color="tab:red")
@@ -221,6 +225,7 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         for mm, c, l in zip(sd["m"], sd["count"], sd["loss_mid"]):
             axes[1].annotate(f"L={l:.2f}", (mm, c), fontsize=6, textcoords="offset points", xytext=(0, 4))
         axes[1].set_xlabel("m")
+        integer_ticks(axes[1], "xy")
         rel = f" = {thr / lam:.3g}·λmax(θ₀)" if np.isfinite(lam) else ""
         axes[1].set_ylabel(f"# eigenvalues > {thr:.3g}{rel}")
         axes[1].legend(fontsize=7)

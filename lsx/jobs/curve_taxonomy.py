@@ -102,7 +102,7 @@ def run(ctx: JobContext) -> JobOutput:
         ax.plot(ranges[k], y)
         ax.set_title(f"{k}: {t}", fontsize=9)
         ax.set_xlabel("λ")
-    axes[0][0].set_ylabel(f"train loss ({a['bn']} BN)")
+        ax.set_ylabel(f"train loss ({a['bn']} BN)")
     save_figure(fig, ctx.path("curve_taxonomy.png"))
     np.savez(ctx.path("curve_taxonomy.npz"), loss=loss, kinds=np.array(kinds), types=np.array(types),
              **{f"lam_{k}": v for k, v in ranges.items()})

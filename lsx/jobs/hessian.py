@@ -7,9 +7,10 @@ import numpy as np
 
 from lsx.landscape.flat import FlatParams, functional_loss
 from lsx.landscape.hessian import hutchinson_trace, slq_density, top_eigenpairs
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
+from .landscape_common import center_checkpoint
 
 
 def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
@@ -25,7 +26,7 @@ def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
 @register_job("hessian")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch"))
+    ckpt = center_checkpoint(ctx, a.get("epoch"))
     model = ckpt.build_model()
     f, flat = network_loss(ctx, model, a["num_examples"], float(a["l2"]))
     theta = flat.get()
@@ -46,6 +47,7 @@ def run(ctx: JobContext) -> JobOutput:
     a2.plot(range(1, len(bottom.values) + 1), np.sort(bottom.values), "s-", label="smallest (SA)")
     a2.axhline(0, color="k", lw=0.5)
     a2.set_xlabel("index")
+    integer_ticks(a2, "x")
     a2.set_ylabel("eigenvalue")
     a2.legend(fontsize=8)
     save_figure(fig, ctx.path("hessian_spectrum.png"))
@@ -61,4 +63,4 @@ def run(ctx: JobContext) -> JobOutput:
         "near_zero_eigenvalues": int(np.sum(np.abs(bottom.values) < float(a["zero_tol"]) * scale)),
         "num_params": flat.num_params, "epoch": ckpt.epoch,
     }
-    return JobOutput(metrics, {"plot": "hessian_spectrum.png", "data": "hessian.npz"})
+    return JobOutput(metrics, {"plot": "hessian_spectrum.png", "data": "hessian.npz"}, {"center": str(ckpt.path)})

@@ -58,6 +58,31 @@ def endpoint_checkpoint(ctx: JobContext, spec: dict[str, Any]) -> Checkpoint:
     return run.load(spec.get("epoch"))
 
 
+def center_checkpoint(ctx: JobContext, epoch: int | None = None) -> Checkpoint:
+    """The checkpoint a single-point job is centred on: ``analysis.center_ckpt`` (an lsx checkpoint
+    from anywhere, e.g. another cache) or else the cached run of ``analysis.target_seed``.
+
+    An external checkpoint is validated like a cached one: it must load, hold the configured
+    model (``model=<name>``) and fit the configured data, or the job stops before evaluating.
+    """
+    from lsx.training.checkpoints import CheckpointError, load_checkpoint
+
+    a = ctx.analysis
+    path = a.get("center_ckpt")
+    if not path:
+        return ctx.train(seed=int(a["target_seed"])).load(epoch)
+    if epoch is not None:
+        raise ValueError("analysis.epoch selects a checkpoint of the cached run; with analysis.center_ckpt set it to null")
+    ckpt = load_checkpoint(path, expect_model=ctx.cfg["model"]["name"])
+    s = ctx.datamodule().shape
+    shape = {"in_channels": s.in_channels, "height": s.height, "width": s.width, "num_classes": s.num_classes}
+    if dict(ckpt.data_shape) != shape:
+        raise CheckpointError(f"analysis.center_ckpt {path} was trained on data of shape {ckpt.data_shape}, "
+                              f"data {ctx.cfg['data']['name']!r} has {shape}")
+    ckpt.build_model()  # weights match the architecture (raises CheckpointError otherwise)
+    return ckpt
+
+
 def same_architecture(ckpts: Sequence[Checkpoint]) -> None:
     check_same_architecture(list(ckpts))
 

@@ -38,6 +38,8 @@ def run(ctx: JobContext) -> JobOutput:
         cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=25, cmap="viridis")
         fig.colorbar(cf, ax=ax, label="log10 train loss")
         ax.plot(pos[:, 0], pos[:, 1], "r*", ms=10)
+        ax.set_xlabel("α (plane direction 1)")
+        ax.set_ylabel("β (plane direction 2)")
         radius = float(np.linalg.norm(pts[0].theta.double().numpy()))
         ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
         metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))

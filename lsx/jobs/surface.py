@@ -8,7 +8,7 @@ from lsx.landscape.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, evaluate_points, load_point
+from .landscape_common import axis, center_checkpoint, evaluate_points, load_point
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -25,7 +25,7 @@ def run(ctx: JobContext) -> JobOutput:
     if a.get("pretrain_optima"):  # quickstart: train every optimum of optima.seeds (cached) and report them
         for r in ctx.optima():
             extra_metrics[f"optimum_seed{r.seed}_test_acc"] = r.summary.get("test_acc")
-    ckpt = ctx.train(seed=int(a["target_seed"])).load()
+    ckpt = center_checkpoint(ctx)
     p = load_point(ckpt, bn=a["bn"])
     dirs = torch.stack([random_direction(p.flat, p.theta, int(s), a["norm"], a["ignore"]) for s in a["direction_seeds"]])
     X, Y = np.meshgrid(x, y)  # rows follow y, columns follow x: values[i_y, i_x]

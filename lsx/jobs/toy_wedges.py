@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from lsx.landscape.wedges import hyperplane_success, radial_profile, two_optima_tunnel
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 
@@ -60,7 +60,10 @@ def _run(ctx: JobContext, a) -> JobOutput:
     a1.set_ylabel("toy loss")
     a1.legend(fontsize=8)
     im = a2.imshow(t["cosines"], vmin=-1, vmax=1, cmap="RdBu_r")
-    fig.colorbar(im, ax=a2)
+    fig.colorbar(im, ax=a2, label="cosine")
+    a2.set_xlabel("connector node")
+    a2.set_ylabel("connector node")
+    integer_ticks(a2, "xy")
     a2.set_title("cosines between deviations from the line", fontsize=9)
     save_figure(fig, ctx.path("toy_tunnel.png"))
     arts["toy_tunnel"] = "toy_tunnel.png"

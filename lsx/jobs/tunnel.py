@@ -11,7 +11,7 @@ from lsx.landscape.evaluator import Evaluator
 from lsx.landscape.tunnel import tunnel_width
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import load_point
+from .landscape_common import center_checkpoint, load_point
 
 
 @register_job("tunnel_width")
@@ -19,8 +19,8 @@ def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
     if a["ignore"] not in ("none", "biasbn"):
         raise ValueError(f"analysis.ignore {a['ignore']!r}; valid: none, biasbn")
-    run_ = ctx.train(seed=int(a["target_seed"]))
-    p = load_point(run_.load())
+    p = load_point(center_checkpoint(ctx))
+    trained = None if a.get("center_ckpt") else ctx.train(seed=int(a["target_seed"]))
     subset = ctx.landscape_subset()
     ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"))
     theta = ev.flat.get()
@@ -40,14 +40,15 @@ def run(ctx: JobContext) -> JobOutput:
     # the angle can move through r or through ‖θ‖: both are reported beside it, with the model's training state
     metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
                    angle=res.angle, threshold_mode=a["threshold"]["mode"],
-                   train_loss=run_.summary.get("train_loss"), train_test_acc=run_.summary.get("test_acc"))
-    return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"})
+                   train_loss=trained.summary.get("train_loss") if trained else None,
+                   train_test_acc=trained.summary.get("test_acc") if trained else None)
+    return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"}, {"center": str(p.checkpoint.path)})
 
 
 def _plot(res, ctx: JobContext) -> None:
     import matplotlib.pyplot as plt
 
-    from lsx.plots.common import save_figure
+    from lsx.plots.common import integer_ticks, save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
     ok = np.isfinite(res.angular)
@@ -55,6 +56,7 @@ def _plot(res, ctx: JobContext) -> None:
     ax.axvline(res.summary["width_mean"], color="k", ls="--", label=f"mean {res.summary['width_mean']:.3g}")
     ax.set_xlabel("angular width  " + ("arctan(r / ‖θ‖)" if res.angle == "arctan" else "r / ‖θ‖") + "  (rad)")
     ax.set_ylabel("directions")
+    integer_ticks(ax, "y")
     ax.set_title(f"tunnel width (loss > {res.threshold:.3g}, L(θ)={res.base_loss:.3g}, ‖θ‖={res.theta_norm:.3g}), "
                  f"n={ok.sum()}/{len(ok)} reached", fontsize=8)
     ax.legend(fontsize=8)

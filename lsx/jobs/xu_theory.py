@@ -9,7 +9,7 @@ import numpy as np
 from lsx.landscape.directions import random_direction
 from lsx.landscape.flat import FlatParams
 from lsx.landscape.perturbation import descent_cosines, perturbation_loss_change, quadratic_model_along
-from lsx.plots.common import save_figure
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
@@ -36,12 +36,16 @@ def run(ctx: JobContext) -> JobOutput:
 
     fig, ax = plt.subplots(1, 4, figsize=(17, 3.6))
     ax[0].hist(cos, bins=20)
+    ax[0].set_xlabel("cosine")
+    ax[0].set_ylabel("directions")
+    integer_ticks(ax[0], "y")
     ax[0].set_title(f"cos(Gaussian, −∇L): mean {cos.mean():.3f}, std {cos.std():.3f}", fontsize=9)
     ax[1].errorbar(pert["sigmas"], pert["mean"], yerr=pert["std"], fmt="o", label="E[δL] measured")
     ax[1].plot(pert["sigmas"], pert["predicted_mean"], "r-", label="½σ² tr(H)")
     ax[1].set_xscale("log")
     ax[1].set_yscale("symlog", linthresh=1e-6)
     ax[1].set_xlabel("σ")
+    ax[1].set_ylabel("δL")
     ax[1].legend(fontsize=7)
     ax[1].set_title("loss change under Gaussian perturbation", fontsize=9)
     for axx, res, name, xl in ((ax[2], gmi, "GMI (Gaussian)", "λ"), (ax[3], mli, "MLI (optimum → init)", "t")):
@@ -49,6 +53,7 @@ def run(ctx: JobContext) -> JobOutput:
         axx.plot(res["lams"], res["quadratic"], "--", label="2nd-order model")
         axx.set_title(name, fontsize=9)
         axx.set_xlabel(xl)
+        axx.set_ylabel("train loss")
         axx.legend(fontsize=7)
     save_figure(fig, ctx.path("xu_theory.png"))
     np.savez(ctx.path("xu_theory.npz"), cosines=cos, sigmas=pert["sigmas"], delta=pert["delta"],

@@ -8,7 +8,7 @@ never formed except by :func:`exact_hessian`, kept for small models and tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -59,29 +59,113 @@ class EigenResult:
     matvecs: int
 
 
+def krylov_size(k: int, n: int, which: str) -> int | None:
+    """ARPACK's Lanczos basis size for k pairs: small for the top of the spectrum, scipy's default otherwise.
+
+    Why: a network Hessian's largest eigenvalues are a few well-separated outliers, so a basis of 2k+2
+    vectors converges them in a handful of Hessian-vector products (k=1: 5–7 HVPs where scipy's default
+    of 20 spends 21). The smallest eigenvalues sit in a dense cluster near 0, where a small basis
+    restarts hundreds of times (measured: 747 HVPs for k=1 with 4 vectors vs 51 with the default), so
+    ``SA`` keeps scipy's default (None).
+    """
+    if which == "SA":
+        return None
+    return min(n, max(2 * k + 2, 4))
+
+
 def top_eigenpairs(
-    loss_fn: LossFn, theta: torch.Tensor, k: int, which: str = "LA", tol: float = 0.0,
-    maxiter: int | None = None, seed: int = 0, l2: float = 0.0,
+    loss_fn: LossFn, theta: torch.Tensor, k: int, which: str = "LA", tol: float | None = None,
+    maxiter: int | None = None, seed: int = 0, l2: float = 0.0, ncv: int | None = None,
 ) -> EigenResult:
     """k extreme eigenpairs of the Hessian by Lanczos (LA largest, SA smallest, LM largest |λ|).
 
-    Non-convergence is reported (converged=False, with the pairs ARPACK did find), not raised.
+    ``tol`` None (the default) for LA/LM and k ≤ 8 runs :func:`lanczos_extreme`, which stops as soon as
+    every wanted eigenvalue's estimated error is below 1e-5 relative — at a network Hessian's well-separated
+    top that takes 4–6 Hessian-vector products for k=1 (PyHessian's power iteration: 5–14, at ~1e-3
+    error). Otherwise (SA, larger k, or an explicit ``tol``) ARPACK's ``eigsh`` runs with ``tol`` as its
+    relative residual ‖Hv − λv‖ ≤ tol·|λ| (None → 1e-3; 0 = machine precision; pass a small tol when the
+    eigenvectors themselves matter) and the basis size ``ncv`` (None: :func:`krylov_size`).
+    ``maxiter`` is ARPACK's restart limit, or the Lanczos step limit.
+    Non-convergence is reported (converged=False, with the pairs found so far), not raised.
     """
     n = theta.numel()
     if which not in ("LA", "SA", "LM"):
         raise ValueError(f"which={which!r}; valid: LA (largest), SA (smallest), LM (largest magnitude)")
     if not 1 <= k < n:
         raise ValueError(f"k={k} eigenpairs requested, but it must be in 1..{n - 1} for {n} parameters")
+    if ncv is not None and not k < int(ncv) <= n:
+        raise ValueError(f"ncv={ncv}: the Lanczos basis must hold more than k={k} and at most {n} vectors")
+    if tol is not None and float(tol) < 0:
+        raise ValueError(f"tol={tol}: a relative residual tolerance is >= 0 (0 = machine precision)")
+    if tol is None and ncv is None and which in ("LA", "LM") and k <= 8:
+        hvp = hvp_function(loss_fn, theta, l2)
+        v0 = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
+        return lanczos_extreme(hvp, n, k, which, v0, value_tol=1e-5, max_steps=maxiter)
+    if ncv is None:
+        ncv = krylov_size(k, n, which)
+    tol = 1e-3 if tol is None else float(tol)
     op = hvp_operator(loss_fn, theta, l2)
     v0 = np.random.default_rng(seed).standard_normal(n)
     try:
-        vals, vecs = eigsh(op, k=k, which=which, tol=tol, maxiter=maxiter, v0=v0)
+        vals, vecs = eigsh(op, k=k, which=which, tol=tol, maxiter=maxiter, v0=v0, ncv=ncv)
         ok, msg = True, "converged"
     except ArpackNoConvergence as err:
         vals, vecs = err.eigenvalues, err.eigenvectors
         ok, msg = False, f"ARPACK did not converge: {len(vals)} of {k} eigenpairs found ({err})"
     order = np.argsort(vals)[::-1]
     return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])  # type: ignore[attr-defined]
+
+
+def lanczos_extreme(
+    hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, which: str, v0: torch.Tensor,
+    value_tol: float = 1e-4, max_steps: int | None = None,
+) -> EigenResult:
+    """The k largest (LA) or largest-magnitude (LM) eigenpairs by Lanczos with full reorthogonalization.
+
+    Why not power iteration (PyHessian): Lanczos extracts the best approximation from the whole Krylov
+    space, so the top eigenvalue converges in a few products even when λ₂/λ₁ is close to 1. Stopping
+    rule: a Ritz pair (θ, y) of step j has residual r = β_j·|last entry of y|, and θ's error is at most
+    r and about r²/gap (gap to the next Ritz value) — stop when min(r, r²/gap) ≤ value_tol·|θ| for all k.
+    ``max_steps`` None means min(n, 30 + 10k). The basis is kept in float64 (steps x n).
+    """
+    steps_cap = min(n, int(max_steps) if max_steps else 30 + 10 * k)
+    dtype = v0.dtype if v0.is_floating_point() else torch.float64
+    q = v0.double() / v0.double().norm()
+    basis: list[torch.Tensor] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    beta, q_prev = 0.0, torch.zeros_like(q)
+    vals, S, ok, err_est = np.zeros(0), np.zeros((0, 0)), False, np.inf
+    for j in range(steps_cap):
+        basis.append(q)
+        w = hvp(q.to(dtype)).double() - beta * q_prev
+        alpha = float(w @ q)
+        w = w - alpha * q
+        Q = torch.stack(basis)
+        w = w - Q.T @ (Q @ w)  # full reorthogonalization (twice is enough; once suffices for few steps)
+        w = w - Q.T @ (Q @ w)
+        alphas.append(alpha)
+        beta = float(w.norm())
+        T = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+        ev, vec = np.linalg.eigh(T)
+        order = np.argsort(-np.abs(ev) if which == "LM" else -ev)
+        vals, S = ev[order], vec[:, order]
+        if len(vals) > k or beta < 1e-12 * max(1.0, abs(vals[0])):
+            r = beta * np.abs(S[-1, :k])
+            nxt = vals[1 : k + 1] if len(vals) > k else np.full(k, -np.inf)
+            gap = np.maximum(np.abs(vals[:k] - nxt), 1e-300)
+            err_est = float(np.max(np.minimum(r, r**2 / gap) / np.maximum(np.abs(vals[:k]), 1e-300)))
+            if err_est <= value_tol or beta < 1e-12 * max(1.0, abs(vals[0])):
+                ok = True
+                break
+        betas.append(beta)
+        q_prev, q = q, w / beta
+    kk = min(k, len(vals))
+    Q = torch.stack(basis)  # (steps, n)
+    vectors = (Q.T @ torch.as_tensor(S[:, :kk])).numpy()
+    top = np.argsort(vals[:kk])[::-1]
+    msg = "converged" if ok else f"Lanczos did not converge in {len(alphas)} steps (estimated relative error {err_est:.1e})"
+    return EigenResult(vals[:kk][top], vectors[:, top], ok, msg, len(alphas))
 
 
 def count_short_directions(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, seed: int = 0) -> int:
@@ -98,18 +182,54 @@ def count_short_directions(loss_fn: LossFn, theta: torch.Tensor, threshold: floa
         k = min(2 * k, k_max)
 
 
-def hutchinson_trace(loss_fn: LossFn, theta: torch.Tensor, num_samples: int, seed: int = 0, l2: float = 0.0) -> tuple[float, float]:
-    """tr(H) ≈ mean of vᵀHv over Rademacher v; returns (mean, standard error)."""
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+class TraceEstimate(NamedTuple):
+    mean: float
+    stderr: float
+    samples: int
+
+
+def trace_estimate(
+    loss_fn: LossFn, theta: torch.Tensor, max_samples: int, rel_tol: float | None = None, min_samples: int = 10,
+    seed: int = 0, l2: float = 0.0,
+) -> TraceEstimate:
+    """tr(H) ≈ mean of vᵀHv over Rademacher v, stopping early once the standard error is small enough.
+
+    Why adaptive: the variance of vᵀHv is 2·Σ_{i≠j} H_ij², unknown beforehand; a fixed count either
+    wastes Hessian-vector products or leaves the error large. With ``rel_tol`` the loop stops as soon as
+    stderr ≤ rel_tol·|mean| (after at least ``min_samples``, so the stderr itself is trustworthy), and at
+    ``max_samples`` regardless; ``rel_tol`` None draws exactly ``max_samples``.
+    """
+    if max_samples < 1:
+        raise ValueError(f"the number of trace samples must be >= 1, got {max_samples}")
+    if rel_tol is not None and not rel_tol > 0:
+        raise ValueError(f"rel_tol={rel_tol}: a relative standard error target is > 0 (or None for a fixed count)")
+    if min_samples < 2:
+        raise ValueError(f"min_samples={min_samples}: a standard error needs at least 2 samples")
     hvp = hvp_function(loss_fn, theta, l2)
     g = torch.Generator().manual_seed(seed)
-    vals = []
-    for _ in range(num_samples):
+    vals: list[float] = []
+    while len(vals) < max_samples:
         v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
         vals.append(float(v @ hvp(v)))
+        if rel_tol is not None and len(vals) >= min_samples:
+            a = np.asarray(vals)
+            if a.std(ddof=1) / np.sqrt(len(a)) <= rel_tol * abs(a.mean()):
+                break
     a = np.asarray(vals)
-    return float(a.mean()), float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
+    se = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
+    return TraceEstimate(float(a.mean()), se, len(a))
+
+
+def hutchinson_trace(
+    loss_fn: LossFn, theta: torch.Tensor, num_samples: int, seed: int = 0, l2: float = 0.0,
+    rel_tol: float | None = None, min_samples: int = 10,
+) -> tuple[float, float]:
+    """tr(H) ≈ mean of vᵀHv over Rademacher v; returns (mean, standard error).
+
+    ``num_samples`` is the count, or the maximum when ``rel_tol`` asks to stop early (:func:`trace_estimate`).
+    """
+    est = trace_estimate(loss_fn, theta, num_samples, rel_tol, min(min_samples, max(2, num_samples)), seed, l2)
+    return est.mean, est.stderr
 
 
 def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, v0: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,11 @@ over the old one, so a kill (or a failing write) never leaves a half-written sto
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,22 +199,28 @@ class PointStore:
     # ------------------------------------------------------------------ writing
     def flush(self) -> None:
         """Write the whole store to a temp file in the same directory, then rename it over the old one."""
+        from lsx.utils.io import atomic_path  # temp file + rename, with the umask's permissions
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        try:
+        self._check_free_space()
+        with atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w") as f:
                 self._write(f)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         self._unflushed = 0
         self._last_flush = time.monotonic()
         self.flushes += 1
+
+    def _check_free_space(self) -> None:
+        """Refuse before HDF5 starts writing: a write that fails on a full disk makes h5py's
+        finalizers crash the interpreter, so the caller would never see a clean error."""
+        need = sum(a.nbytes for a in (self.coords, self.directions, self.done, *self.metrics.values()))
+        need += 0 if self.theta0 is None else self.theta0.nbytes
+        need += 1 << 20  # attributes, metadata, slack
+        free = shutil.disk_usage(self.path.parent).free
+        if free < need:
+            raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free, {need} needed)", str(self.path))
 
     def _write(self, f: h5py.File) -> None:
         g = self.grid

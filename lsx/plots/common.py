@@ -23,9 +23,9 @@ def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (6
     return plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kw)
 
 
-def integer_ticks(ax: Any, axis: str = "x") -> None:
-    """Integer tick marks on an axis that plots counts (epochs, steps, numbers of points)."""
-    for a in ("x", "y", "z") if axis == "both" else axis:
+def integer_ticks(ax: Any, axes: str = "x") -> None:
+    """Integer tick marks on the axes (``"x"``, ``"y"``, ``"xy"``) that plot counts or indices."""
+    for a in axes:
         getattr(ax, f"{a}axis").set_major_locator(MaxNLocator(integer=True))
 
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib import colors
 
-from .common import save_figure
+from .common import new_figure, save_figure
 
 
 def _prepare(values: np.ndarray, log: bool) -> np.ndarray:
@@ -27,7 +27,7 @@ def _prepare(values: np.ndarray, log: bool) -> np.ndarray:
 
 def plot_interpolation(alphas, metrics: dict[str, np.ndarray], path: Path, title: str = "", labels=("θ_a", "θ_b")) -> Path:
     """Loss (left axis, log) and accuracy (right axis) along θ(α) = (1−α)θ_a + αθ_b (Li Fig. 2)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     ax2 = ax.twinx()
     for split, color in (("train", "tab:blue"), ("test", "tab:red")):
         ax.semilogy(alphas, metrics[f"{split}_loss"], "-", color=color, label=f"{split} loss")
@@ -46,7 +46,7 @@ def plot_interpolation(alphas, metrics: dict[str, np.ndarray], path: Path, title
 
 def plot_curves(xs, curves: Sequence[np.ndarray], labels: Sequence[str], path: Path, ylabel="train loss", title="", log=False) -> Path:
     """Several 1D curves (e.g. random directions) in one plot; labels carry stationary-point counts."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for y, lab in zip(curves, labels):
         ax.plot(xs, y, label=lab)
     if log:
@@ -82,30 +82,32 @@ def plot_surface_views(
             ax.plot(px, py, "k*", ms=9)
             ax.annotate(name, (px, py), textcoords="offset points", xytext=(4, 4), fontsize=8)
 
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = new_figure(figsize=(5, 4.5))
     cs = ax.contour(X, Y, v, levels=lv, cmap="viridis", linewidths=0.8)
     ax.clabel(cs, inline=True, fontsize=6, fmt="%.2g")
     mark(ax)
     ax.set_title(f"{zlabel}: contour", fontsize=10)
     out["contour"] = save_figure(fig, out_dir / f"{stem}_contour.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = new_figure(figsize=(5.5, 4.5))
     cf = ax.contourf(X, Y, v, levels=lv, cmap="viridis")
     fig.colorbar(cf, ax=ax, label=zlabel)
     mark(ax)
     ax.set_title(f"{zlabel}: filled contour", fontsize=10)
     out["contourf"] = save_figure(fig, out_dir / f"{stem}_contourf.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    fig, ax = new_figure(figsize=(5.5, 4.5))
     im = ax.imshow(v, origin="lower", extent=(x[0], x[-1], y[0], y[-1]), aspect="auto", cmap="viridis")
     fig.colorbar(im, ax=ax, label=zlabel)
     mark(ax)
     ax.set_title(f"{zlabel}: heatmap", fontsize=10)
     out["heatmap"] = save_figure(fig, out_dir / f"{stem}_heatmap.png")
 
-    fig = plt.figure(figsize=(6, 5))
+    fig = plt.figure(figsize=(6, 5), layout="constrained")
     ax3 = fig.add_subplot(projection="3d")
     ax3.plot_surface(X, Y, np.where(finite, v, np.nan), cmap="viridis", linewidth=0, antialiased=True)
+    ax3.set_xlabel(xlabel)
+    ax3.set_ylabel(ylabel)
     ax3.set_zlabel(zlabel)
     ax3.set_title(f"{zlabel}: 3D surface", fontsize=10)
     out["surface3d"] = save_figure(fig, out_dir / f"{stem}_3d.png")
@@ -117,7 +119,7 @@ def plot_pca_trajectory(
     explained: Sequence[float], out: Path, log: bool = True,
 ) -> Path:
     """The optimizer's path projected on the top-2 PCA plane, over the loss contours (Li Fig. 9)."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = new_figure(figsize=(5.5, 5))
     if values is not None:
         v = _prepare(values, log)
         X, Y = np.meshgrid(x, y)
@@ -134,7 +136,7 @@ def plot_pca_trajectory(
 
 def plot_weight_histograms(hists: dict[str, tuple[np.ndarray, np.ndarray]], out: Path) -> Path:
     """Histograms of weights of several checkpoints (Li Fig. 3)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for label, (counts, edges) in hists.items():
         centers = 0.5 * (edges[1:] + edges[:-1])
         ax.plot(centers, counts, label=label)

@@ -23,8 +23,9 @@ from lsx.sweep_status import OK, job_dirs, read_status
 from lsx.utils.io import atomic_write_json, atomic_write_text
 
 META = ("run_dir", "job", "seed", "status", "reason")
-# override keys that select *what* runs or *where*, not a hyper-parameter axis
-_NOT_AXES = {"analysis", "experiment", "scale", "debug", "logger", "trainer", "seed", "sweep", "hydra", "paths"}
+# override keys that select *what* runs (whole groups) or *where and how* (any key below), not an axis
+_NOT_AXES = {"analysis", "experiment", "scale", "debug", "sweep"}
+_NOT_AXES_BELOW = {"logger", "trainer", "hydra", "paths"}
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -42,20 +43,26 @@ def _load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text()) if path.exists() else None
 
 
+def axis_overrides(overrides: Any) -> list[tuple[str, str]]:
+    """(key, value) of the overrides that set hyper-parameters (``optimizer.lr=0.01``, ``seed=1``),
+    not those choosing what runs or where (``analysis=``, ``experiment=``, ``+sweep=``, ``hydra.*``)."""
+    pairs = []
+    for o in overrides or []:
+        if "=" not in str(o):
+            continue
+        k, v = str(o).split("=", 1)
+        k = k.lstrip("+~")
+        if k not in _NOT_AXES and k.split(".")[0].split("/")[0] not in _NOT_AXES_BELOW:
+            pairs.append((k, v))
+    return pairs
+
+
 def _override_pairs(job_dir: Path, res: dict[str, Any] | None) -> list[tuple[str, str]]:
     """This job's own overrides: results.json's, else Hydra's record (a failed job has no results)."""
     overrides = (res or {}).get("overrides")
     if overrides is None:
         overrides = _load_yaml(job_dir / ".hydra" / "overrides.yaml") or []
-    pairs = []
-    for o in overrides:
-        if "=" not in o:
-            continue
-        k, v = o.split("=", 1)
-        k = k.lstrip("+~")
-        if k.split(".")[0].split("/")[0] not in _NOT_AXES:
-            pairs.append((k, v))
-    return pairs
+    return [(k, v) for k, v in axis_overrides(overrides) if k != "seed"]
 
 
 def _axis_value(key: str, flat_cfg: dict[str, Any], overrides: dict[str, str]) -> Any:
@@ -164,25 +171,29 @@ def constant_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write_summary(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """summary.csv: run_dir, job, seed, status, reason and the columns that vary; the constant
-    ones go to ``summary_constants.json`` beside it (a 69-column CSV hid the few that matter)."""
-    path = Path(path)
+def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """run_dir, job, seed, status, reason, then the swept keys, metrics and config keys that vary."""
     const = constant_columns(rows)
     axes = set(axis_keys(rows))
     varying = sorted({k for r in rows for k in r} - set(META) - set(const))
     # an axis's config.<key> twin repeats the axis column
     varying = [k for k in varying if not (k.startswith("config.") and k.removeprefix("config.") in axes)]
     order = [k for k in varying if k in axes] + [k for k in varying if k.startswith("metrics.")]
-    order += [k for k in varying if k not in order]
-    cols = list(META) + order
+    return list(META) + order + [k for k in varying if k not in order]
+
+
+def write_summary(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """summary.csv: run_dir, job, seed, status, reason and the columns that vary; the constant
+    ones go to ``summary_constants.json`` beside it (a 69-column CSV hid the few that matter)."""
+    path = Path(path)
+    cols = summary_columns(rows)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow({k: _text(r.get(k)) for k in cols})
     atomic_write_text(path, buf.getvalue())
-    atomic_write_json(path.with_name("summary_constants.json"), const)
+    atomic_write_json(path.with_name("summary_constants.json"), constant_columns(rows))
     return path
 
 

@@ -9,7 +9,10 @@ from .wandb_setup import init_kwargs
 LOGGERS = ("wandb", "csv", "none")
 
 
-def build_loggers(logger_cfg: dict[str, Any], run_dir: Path, name: str, config: dict[str, Any]) -> list:
+def build_loggers(logger_cfg: dict[str, Any], run_dir: Path, name: str, config: dict[str, Any],
+                  run_config: dict[str, Any] | None = None) -> list:
+    """Loggers of one training run; ``run_config`` (the full config, with ``_overrides``) names the
+    W&B run by its swept values and tags it with the experiment and the swept keys."""
     kind = logger_cfg.get("name", "none")
     if kind == "none":
         return []
@@ -22,5 +25,14 @@ def build_loggers(logger_cfg: dict[str, Any], run_dir: Path, name: str, config: 
 
         kw = init_kwargs(logger_cfg, name, "train", str(run_dir), config)
         kw.pop("reinit", None)
-        return [WandbLogger(**{k: v for k, v in kw.items() if v is not None}, save_dir=str(run_dir))]
+        if run_config is not None:
+            from .wandb_log import run_identity
+
+            kw.update(run_identity(run_config, "train"))
+            kw["config"] = dict(config, training_run=name, overrides=list(run_config.get("_overrides") or []))
+        lg = WandbLogger(**{k: v for k, v in kw.items() if v is not None}, save_dir=str(run_dir))
+        # Lightning always passes anonymous=None, on which wandb>=0.2x prints a deprecation line
+        # through WANDB_SILENT; dropping the key keeps a run's console output to lsx's own lines
+        getattr(lg, "_wandb_init", {}).pop("anonymous", None)
+        return [lg]
     raise ValueError(f"unknown logger {kind!r}; valid loggers: {', '.join(LOGGERS)}")

@@ -47,8 +47,17 @@ def _has_api_key() -> bool:
         return False
 
 
+def quiet() -> None:
+    """W&B prints ~57 ``wandb:`` lines per run; lsx prints one line per run instead. An explicit
+    WANDB_SILENT (e.g. ``false``) is respected."""
+    if not os.environ.get("WANDB_SILENT"):
+        os.environ["WANDB_SILENT"] = "true"
+
+
 def wandb_mode(requested: str | None = None) -> str:
-    """``requested`` or WANDB_MODE if set; else online only with an API key and a reachable server."""
+    """``requested`` or WANDB_MODE if set; else online only with an API key and a reachable server.
+    (Called before every W&B run lsx opens, so it also quiets W&B's console output.)"""
+    quiet()
     if requested:
         return requested
     if os.environ.get("WANDB_MODE"):

@@ -140,13 +140,13 @@ def _verified_cached_run(run_dir: Path) -> TrainedRun:
 
 
 def _usable_resume_point(resume: Path) -> int | None:
-    """The epoch stored in ``resume.ckpt``; a damaged one is moved aside (``.corrupt``) with one
+    """How many epochs ``resume.ckpt`` holds; a damaged one is moved aside (``.corrupt``) with one
     warning and the run restarts cleanly (same seed, same result) instead of failing on every rerun."""
     if not resume.exists():
         return None
     try:
         state = torch.load(resume, map_location="cpu", weights_only=False)
-        return int(state["epoch"])
+        return int(state["epoch"]) + 1  # saved at the end of 0-based epoch e: e + 1 epochs are done
     except Exception as err:  # truncated by a kill or a full disk, or not a Lightning checkpoint
         aside = resume.with_name(resume.name + ".corrupt")
         os.replace(resume, aside)
@@ -252,12 +252,12 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     from lsx.tracking.loggers import build_loggers
 
     trainer_cfg = dict(c.get("trainer") or {})
-    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg)
+    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c)
     resume = run_dir / "resume.ckpt"
     stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
     resume_epoch = _usable_resume_point(resume)
     if resume_epoch is not None:
-        log.info("resuming %s from epoch %d (%s)", run_dir.name, resume_epoch, resume)
+        log.info("resuming %s after epoch %d of %s (%s)", run_dir.name, resume_epoch, training["epochs"], resume)
     # a progress bar only on a terminal: in log files it floods (plain per-epoch lines instead)
     progress_bar = progress and bool(trainer_cfg.get("progress_bar", True)) and sys.stderr.isatty()
     trainer = L.Trainer(
