@@ -90,10 +90,11 @@ def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: fl
     """Spearman of ``y`` with ``x`` over the jobs with x in [x_min, x_max]; bootstrap over training seeds."""
     xs, ys, seeds, cols = [], [], [], {k: [] for k in extra}
     for j in jobs:
-        xv, yv = _num(j.get(x)), _num(j.get(y))  # a missing key raises MissingKey: the claim is inconclusive
-        if not math.isfinite(xv) or not math.isfinite(yv):
-            continue
+        xv = _num(j.get(x))
         if (x_min is not None and xv < x_min) or (x_max is not None and xv > x_max):
+            continue  # outside the claim's declared range (e.g. the "too strong" end): its y is not read
+        yv = _num(j.get(y))  # a missing or empty y in range raises MissingKey: the claim is inconclusive
+        if not math.isfinite(xv) or not math.isfinite(yv):
             continue
         xs.append(xv)
         ys.append(yv)
