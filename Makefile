@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-train bench-readme reproduce clean clean-outputs clean-cache
+.PHONY: help install demo test test-all bench bench-scaling bench-train bench-readme reproduce clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_surface.py | tee outputs/bench/surface.md
 	$(BIN)/python benchmarks/bench_hessian.py | tee outputs/bench/hessian.md
+
+## sharded landscape evaluation: ResNet-20 surface points/s on 1 vs 2 CPU processes (1 thread each); ARGS="--device cuda" for 1 vs all GPUs
+bench-scaling: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_scaling.py $(ARGS) | tee outputs/bench/scaling$(if $(findstring cuda,$(ARGS)),-gpu).md
 
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)

@@ -22,9 +22,12 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     swept = swept_keys(rows)
+    if not ok_rows(rows):  # nothing to plot; the summary lists every failure
+        summary = write_summary(rows, sweep_dir / "summary.csv")
+        return {"summary": summary, "plots": [], "rows": rows, "swept": swept, "failed": failed_rows(rows)}
     xs = [resolve_key(x, rows, "x") for x in x_keys] if x_keys else swept
     ys = [resolve_key(y, rows, "y") for y in y_keys] if y_keys else metric_keys(rows)
-    summary = write_summary(rows, sweep_dir / "summary.csv")
+    summary = write_summary(rows, sweep_dir / "summary.csv", keep=(x_keys and xs or []) + (y_keys and ys or []))
     plots = []
     for x in xs:
         for y in ys:
@@ -100,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['status']}: {r['run_dir']} ({r.get('reason') or '?'})")
     for p in out["plots"]:
         print(f"  {p}")
+    if not n_ok:
+        print(f"lsx: error: no job of the sweep under {args.sweep_dir} succeeded; nothing to plot", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -155,8 +155,7 @@ def _describe(overrides: Sequence[str]) -> str:
 
 def run_plan(plan: Plan, extra: Sequence[str], out_dir: Path, echo=print) -> PresetRun:
     """Run every grid point of ``plan`` (cached jobs are no-ops; failures are recorded, not raised)."""
-    from lsx.analyze import job_dir_for, run_analysis
-    from lsx.tracking.results import is_done
+    from lsx.analyze import run_analysis
 
     run = PresetRun(plan)
     t0 = time.time()
@@ -168,9 +167,8 @@ def run_plan(plan: Plan, extra: Sequence[str], out_dir: Path, echo=print) -> Pre
         t = time.time()
         try:
             c = compose_point(overrides)
-            cached = is_done(job_dir_for(c)) if c.get("analysis") else False
             res = run_analysis(c, out_dir / "points" / plan.preset / f"{i:03d}", progress=False)
-            entry.update(status="cached" if cached else "ran", job_dir=res["job_dir"], job=res["job"],
+            entry.update(status="cached" if res.get("cached") else "ran", job_dir=res["job_dir"], job=res["job"],
                          elapsed_s=res.get("elapsed_s"))
         except KeyboardInterrupt:
             raise

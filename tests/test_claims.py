@@ -189,6 +189,17 @@ def test_preset_without_claims_and_malformed_claims_are_refused():
         check_claims("p", [dict(SPEARMAN, verdict="reproduced")])  # a verdict is computed, never written
     with pytest.raises(ValueError, match="rejects args"):
         evaluate_claim(dict(SPEARMAN, args={"x": "optimizer.lr"}), lr_grid(1.0))
+    with pytest.raises(ValueError, match="statistic 'spearman' rejects args .*unexpected keyword"):
+        check_claims("p", [dict(SPEARMAN, args=dict(SPEARMAN["args"], colour="red"))])
+
+
+def test_a_crashing_statistic_is_inconclusive_not_fatal():
+    @register_statistic("test_crash")
+    def crash(jobs):
+        raise ZeroDivisionError("bug")
+
+    res = evaluate_claim({"id": "c", "statement": "s", "statistic": "test_crash", "decision": {"greater": 0}}, lr_grid(1.0))
+    assert res.verdict == INCONCLUSIVE and "ZeroDivisionError: bug" in res.reason
     assert check_claims("p", [SPEARMAN])[0]["args"]["log_x"] is True
 
 

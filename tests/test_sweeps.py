@@ -138,3 +138,13 @@ def test_single_run_failure_stays_one_line_and_exit_2(lsx_dirs):
     assert "Traceback" not in res.stderr
     (st,) = (out / "runs").glob("*/*/status.json")
     assert json.loads(st.read_text())["status"] == "failed"
+
+
+def test_a_sweep_where_every_job_failed_is_listed_and_exits_1(tmp_path):
+    sweep = tmp_path / "sweep"
+    for i, lr in enumerate((1e8, 1e9)):
+        _fake_job(sweep, i, [f"optimizer.lr={lr}"], 0.0, lr=lr, status="failed", reason="loss became nan")
+    r = run_module("lsx.aggregate", str(sweep), "--y", "metrics.width_mean")
+    assert r.returncode == 1 and "no job of the sweep" in r.stderr and r.stdout.count("failed: ") == 2
+    rows = list(csv.DictReader(open(sweep / "summary.csv")))
+    assert [r["optimizer.lr"] for r in rows] == ["100000000.0", "1000000000.0"] and {r["status"] for r in rows} == {"failed"}

@@ -73,7 +73,7 @@ def results_block(report: dict[str, Any] | None) -> str:
     head = []
     if report:
         head.append(f"Report of {report.get('generated_at', '?')} (code {report.get('code_version', '?')}): "
-                    + ", ".join(f"{n} {v}" for v, n in (report.get("summary") or {}).items()) + ".")
+                    + ", ".join(f"{(report.get('summary') or {}).get(v, 0)} {v}" for v in VERDICTS) + ".")
     else:
         head.append("No report yet: run `make reproduce`.")
     return "\n".join([NOTE, "", *head, "", *rows, ""])

@@ -114,10 +114,13 @@ def _previous_sections(out_dir: Path) -> list[dict[str, Any]]:
     path = out_dir / "report.json"
     if not path.is_file():
         return []
+    from lsx.config import CONF_DIR
+
     try:
-        return list(json.loads(path.read_text()).get("presets") or [])
+        sections = list(json.loads(path.read_text()).get("presets") or [])
     except (ValueError, AttributeError):
         return []
+    return [s for s in sections if (CONF_DIR / "experiment" / f"{s.get('preset')}.yaml").is_file()]  # drop deleted presets
 
 
 # ----------------------------------------------------------------------------- HTML

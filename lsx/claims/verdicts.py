@@ -8,12 +8,16 @@ jobs are listed and never averaged.
 """
 from __future__ import annotations
 
+import inspect
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .records import JobRecord, MissingKey
 from .statistics import Estimate, InsufficientData, get_statistic, same_value
+
+log = logging.getLogger("lsx.claims")
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
@@ -111,7 +115,7 @@ def _finite(v: Any) -> bool:
 def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
     """Validate a preset's ``claims`` list (bad input → one ValueError naming the preset and claim)."""
     if not claims:
-        raise ValueError(f"preset {preset!r} declares no claims (add a `claims:` list; see CLAIMS_CONTRACT / README 'Reproductions')")
+        raise ValueError(f"preset {preset!r} declares no claims (add a `claims:` list; see README 'Reproductions')")
     if not isinstance(claims, list):
         raise ValueError(f"preset {preset!r}: `claims` must be a list, got {type(claims).__name__}")
     seen: set[str] = set()
@@ -129,9 +133,9 @@ def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
         if c["id"] in seen:
             raise ValueError(f"preset {preset!r}: claim id {c['id']!r} is used twice")
         seen.add(c["id"])
-        get_statistic(str(c["statistic"]))
         if c.get("args") is not None and not isinstance(c["args"], dict):
             raise ValueError(f"{where} ({c['id']}): args must be a mapping")
+        check_args(c)
         try:
             check_decision(c["decision"])
         except ValueError as err:
@@ -140,12 +144,24 @@ def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
     return out
 
 
+def check_args(claim: dict[str, Any]) -> None:
+    """The claim's statistic exists and accepts its args (else one ValueError before anything runs)."""
+    fn = get_statistic(str(claim["statistic"]))
+    args = dict(claim.get("args") or {})
+    try:
+        inspect.signature(fn).bind([], **args)
+    except TypeError as err:
+        raise ValueError(f"claim {claim.get('id')!r}: statistic {claim['statistic']!r} rejects args {args}: {err}") from None
+
+
 def evaluate_claim(
     claim: dict[str, Any], jobs: Sequence[JobRecord], failed: Sequence[FailedJob] = (), train_loss_ratio: float | None = 3.0,
 ) -> ClaimResult:
     """The claim's statistic over the finished jobs, its verdict, and the compared models' training."""
     args = dict(claim.get("args") or {})
     failed = list(failed)
+    check_args(claim)
+    check_decision(claim["decision"])
     fn = get_statistic(str(claim["statistic"]))
     est: Estimate | None = None
     try:
@@ -155,8 +171,9 @@ def evaluate_claim(
         verdict, reason = decide(est, claim["decision"])
     except (MissingKey, InsufficientData) as err:
         verdict, reason = INCONCLUSIVE, str(err)
-    except TypeError as err:  # wrong args for the statistic: the claim is malformed
-        raise ValueError(f"claim {claim['id']!r}: statistic {claim['statistic']!r} rejects args {args}: {err}") from None
+    except Exception as err:  # a bug in one statistic must not cost the other claims their verdicts
+        log.warning("statistic %s failed on claim %s: %s", claim["statistic"], claim.get("id"), err)
+        est, verdict, reason = None, INCONCLUSIVE, f"statistic {claim['statistic']!r} failed: {type(err).__name__}: {err}"
     if failed:
         verdict = INCONCLUSIVE
         reason = f"{len(failed)} job(s) failed (listed, excluded); over the {len(jobs)} that finished: {reason}"

@@ -132,6 +132,11 @@ class JobContext:
         from lsx.utils.io import atomic_torch_save
 
         path = self.job_dir / "stages" / f"{key}.pt"
+        if self.sharded:  # rank 0's stage on every rank; computed by all (in step), saved by rank 0
+            from lsx.distributed import shared_stage
+
+            return shared_stage(path, compute, lambda: torch.load(path, weights_only=False),
+                                lambda v: atomic_torch_save(v, path))
         if path.exists():
             try:
                 return torch.load(path, weights_only=False)
@@ -140,6 +145,13 @@ class JobContext:
         value = compute()
         atomic_torch_save(value, path)
         return value
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this job runs on several ranks (torchrun/SLURM): see :mod:`lsx.distributed`."""
+        from lsx.distributed import rank_world
+
+        return rank_world()[1] > 1
 
     def memo(self, prefix: str) -> Memo:
         """A memo for one resumable loop of the core: its items are stages named ``<prefix><key>``."""

@@ -89,9 +89,12 @@ def same_architecture(ckpts: Sequence[Checkpoint]) -> None:
 
 def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int | None):
     """The engine's evaluator on this job's fixed landscape subset."""
+    from lsx.distributed import device
     from lsx.landscape.evaluator import Evaluator
 
     subset = ctx.landscape_subset()
+    if device().type != "cpu":  # one GPU per rank under a sharded launch
+        model = model.to(device())
     return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None)
 
 

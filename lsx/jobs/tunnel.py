@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.tunnel import tunnel_width
+from lsx.distributed import run_memo_loop_sharded
+from lsx.landscape.tunnel import RadialResult, tunnel_width
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint, load_point
@@ -29,11 +30,14 @@ def run(ctx: JobContext) -> JobOutput:
     def loss(th):
         return ev.evaluate_at(th)["train_loss"]
 
-    res = tunnel_width(
-        loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
-        a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=ctx.memo("tunnel_"),
-        progress=ctx.progress, angle=a.get("angle", "arctan"), orthogonal=bool(a.get("orthogonal", True)),
-    )
+    def directions(memo):  # each direction's search is independent: sharded over ranks under torchrun/SLURM
+        return tunnel_width(
+            loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
+            a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=memo, progress=ctx.progress,
+            angle=a.get("angle", "arctan"), orthogonal=bool(a.get("orthogonal", True)),
+        )
+
+    res = run_memo_loop_sharded(ctx, "tunnel_", directions, lambda: RadialResult(float("nan"), False, 0, (0.0, float("inf"))))
     ev.flat.set_(theta)
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)

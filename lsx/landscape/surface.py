@@ -88,9 +88,17 @@ def _run_sharded(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointSto
 
 
 def _agree_on_done(store: PointStore) -> None:
-    """All ranks take rank 0's view of what is done (they read the same file; this makes it certain)."""
-    done = torch.as_tensor(store.done.astype(np.uint8))
-    if torch.distributed.get_backend() == "nccl":
-        done = done.cuda()
-    torch.distributed.broadcast(done, src=0)
-    store.done = done.cpu().numpy().astype(bool)
+    """All ranks take rank 0's done mask and finished metrics: only rank 0's store is the job's (the
+    others may run in a scratch directory or on another node), and every rank returns full results.
+    Ranks that would evaluate other points (θ0, directions, coordinates) all stop with a clear error."""
+    signatures: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(signatures, store.signature)
+    differ = sorted({k for sig in signatures for k in sig if sig[k] != signatures[0][k]})
+    if differ:
+        raise ValueError(f"ranks disagree on the surface's {', '.join(differ)}: every rank must build the same "
+                         "θ0, directions and coordinates (seeded, deterministic)")
+    state = [(store.done, store.metrics)]
+    torch.distributed.broadcast_object_list(state, src=0)
+    done, metrics = state[0]
+    store.done = np.asarray(done, dtype=bool).copy()
+    store.metrics = {k: np.asarray(v, dtype=np.float64).copy() for k, v in metrics.items()}

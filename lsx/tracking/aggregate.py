@@ -15,7 +15,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -171,9 +171,10 @@ def constant_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
-    """run_dir, job, seed, status, reason, then the swept keys, metrics and config keys that vary."""
-    const = constant_columns(rows)
+def summary_columns(rows: list[dict[str, Any]], keep: Iterable[str] = ()) -> list[str]:
+    """run_dir, job, seed, status, reason, then the swept keys, metrics and config keys that vary
+    (and the ``keep`` columns, e.g. those asked for with --x/--y, even when constant)."""
+    const = {k: v for k, v in constant_columns(rows).items() if k not in set(keep)}
     axes = set(axis_keys(rows))
     varying = sorted({k for r in rows for k in r} - set(META) - set(const))
     # an axis's config.<key> twin repeats the axis column
@@ -182,11 +183,11 @@ def summary_columns(rows: list[dict[str, Any]]) -> list[str]:
     return list(META) + order + [k for k in varying if k not in order]
 
 
-def write_summary(rows: list[dict[str, Any]], path: str | Path) -> Path:
+def write_summary(rows: list[dict[str, Any]], path: str | Path, keep: Iterable[str] = ()) -> Path:
     """summary.csv: run_dir, job, seed, status, reason and the columns that vary; the constant
     ones go to ``summary_constants.json`` beside it (a 69-column CSV hid the few that matter)."""
     path = Path(path)
-    cols = summary_columns(rows)
+    cols = summary_columns(rows, keep)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()

@@ -203,7 +203,14 @@ def recording_runs() -> Iterator[list[TrainedRun]]:
 
 
 def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun:
-    """Train (or fetch from the cache, or resume) the run that ``cfg`` describes."""
+    """Train (or fetch from the cache, or resume) the run that ``cfg`` describes (under a sharded
+    analysis: on rank 0 alone, then the other ranks take the cache hit; see lsx.distributed)."""
+    from lsx.distributed import once_on_rank0
+
+    return once_on_rank0(lambda: _train_or_fetch(cfg, progress))
+
+
+def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> TrainedRun:
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     run_dir, h = run_dir_for(c)
     with _locked(run_dir):

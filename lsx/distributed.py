@@ -1,0 +1,269 @@
+"""One analysis job spread over several processes (torchrun, srun, the submitit launcher).
+
+Why here and not in the numerical core: the core (:func:`lsx.landscape.surface.compute_surface`,
+:meth:`lsx.landscape.evaluator.Evaluator.evaluate`) already shards points over the ranks of an
+initialized process group; this module is the job-level half. It initializes the group once from the
+launcher's environment (one device per rank), and keeps every rank in step where a job has side
+effects: rank 0 owns the job directory and decides what is cached (the other ranks run the job in a
+scratch directory and receive rank 0's stages and finished points), and optima train once, on rank 0,
+with the launcher's environment hidden from Lightning.
+
+Nothing changes in a single process: without a launcher (or with 1 rank) no group is created and
+every helper here is the identity.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import subprocess
+from typing import Any, Callable, Iterator, TypeVar
+
+import torch
+
+log = logging.getLogger("lsx.distributed")
+
+T = TypeVar("T")
+
+# how long a rank waits for another: rank 0 may train the job's optima (hours) while the others wait
+DEFAULT_TIMEOUT_MIN = 24 * 60
+
+# variables through which Lightning (and torch) would detect a multi-process launch
+_LAUNCH_ENV = (
+    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
+    "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS", "MASTER_ADDR", "MASTER_PORT",
+    "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS",
+    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK",
+)
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group; (0, 1) when none is initialized."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def launch_env() -> dict[str, Any] | None:
+    """rank, world, local_rank, master addr/port from torchrun's or SLURM's variables; None for 1 process."""
+    env = os.environ
+    if "WORLD_SIZE" in env and "RANK" in env:  # torchrun / torch.distributed.launch (also sets MASTER_*)
+        world = int(env["WORLD_SIZE"])
+        return None if world <= 1 else {
+            "rank": int(env["RANK"]), "world": world, "local_rank": int(env.get("LOCAL_RANK", 0)),
+            "addr": env.get("MASTER_ADDR", "127.0.0.1"), "port": int(env.get("MASTER_PORT", 29500)),
+        }
+    # srun / submitit with tasks_per_node: the step's tasks (a batch script of an --ntasks=4 allocation run
+    # without srun has SLURM_NTASKS=4 but no step of 4 tasks: it is one process)
+    if "SLURM_PROCID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
+        return {
+            "rank": int(env["SLURM_PROCID"]), "world": int(env["SLURM_STEP_NUM_TASKS"]), "local_rank": int(env.get("SLURM_LOCALID", 0)),
+            "addr": env.get("MASTER_ADDR") or _first_slurm_host(),
+            "port": int(env.get("MASTER_PORT") or 20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000),
+        }
+    return None
+
+
+def _first_slurm_host() -> str:
+    nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST")
+    if not nodelist:
+        return "127.0.0.1"
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True, check=True)
+        return out.stdout.split()[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        try:  # submitit parses SLURM node lists without scontrol
+            from submitit.slurm.slurm import _parse_node_list
+
+            return _parse_node_list(nodelist)[0]
+        except Exception as e:
+            raise ValueError(f"cannot find the first host of SLURM_JOB_NODELIST={nodelist!r}; set MASTER_ADDR") from e
+
+
+def init_from_env(timeout_min: float | None = None) -> tuple[int, int]:
+    """Initialize torch.distributed once from the launcher's environment; returns (rank, world).
+
+    Backend nccl with one CUDA device per rank (``LOCAL_RANK``) when CUDA is present, else gloo on
+    CPU (``LSX_DIST_BACKEND=gloo`` forces CPU processes on a GPU machine). A no-op without a launcher, with 1 rank, or when a group already exists.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return rank_world()
+    spec = launch_env()
+    if spec is None:
+        return 0, 1
+    if not torch.distributed.is_available():
+        raise ValueError(f"{spec['world']} processes launched, but this torch build has no torch.distributed")
+    timeout = float(timeout_min or os.environ.get("LSX_DIST_TIMEOUT_MIN") or DEFAULT_TIMEOUT_MIN)
+    backend = os.environ.get("LSX_DIST_BACKEND") or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend not in ("nccl", "gloo"):
+        raise ValueError(f"LSX_DIST_BACKEND={backend!r}; valid: nccl (one GPU per rank), gloo (CPU)")
+    cuda = backend == "nccl"
+    if cuda:
+        n_gpus = torch.cuda.device_count()
+        if n_gpus == 1:  # SLURM's per-task GPU binding shows each task only its own GPU
+            torch.cuda.set_device(0)
+        elif spec["local_rank"] < n_gpus:
+            torch.cuda.set_device(spec["local_rank"])
+        else:
+            raise ValueError(f"local rank {spec['local_rank']} but {n_gpus} visible GPU(s); launch at most one "
+                             "process per GPU (--nproc_per_node / tasks_per_node), or LSX_DIST_BACKEND=gloo for CPU ranks")
+    os.environ.setdefault("MASTER_ADDR", spec["addr"])  # torchrun sets both; SLURM does not
+    os.environ.setdefault("MASTER_PORT", str(spec["port"]))
+    torch.distributed.init_process_group(
+        backend=backend, init_method="env://",
+        rank=spec["rank"], world_size=spec["world"], timeout=datetime.timedelta(minutes=timeout),
+    )
+    import atexit
+
+    atexit.register(shutdown)  # kept for the process's life: a sweep's jobs reuse it (no re-rendezvous per job)
+    log.info("rank %d of %d on %s", spec["rank"], spec["world"], device())
+    return spec["rank"], spec["world"]
+
+
+def shutdown() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def device() -> torch.device:
+    """This rank's device for landscape evaluation: its CUDA device under nccl, else the CPU."""
+    rank, world = rank_world()
+    if world > 1 and torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def from_rank0(value: T) -> T:
+    """Rank 0's ``value`` on every rank (pickled); the value itself with 1 rank."""
+    if rank_world()[1] == 1:
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if rank_world()[1] > 1:
+        if torch.distributed.get_backend() == "nccl":
+            torch.distributed.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            torch.distributed.barrier()
+
+
+@contextlib.contextmanager
+def single_process_env() -> Iterator[None]:
+    """Hide the launcher's variables (torchrun, SLURM) so Lightning trains as one process, then restore them."""
+    import warnings
+
+    saved = {k: os.environ.pop(k) for k in _LAUNCH_ENV if k in os.environ}
+    try:
+        with warnings.catch_warnings():  # Lightning sees the sharding group and suggests sync_dist: not its concern
+            warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+            yield
+    finally:
+        os.environ.update(saved)
+
+
+def once_on_rank0(fn: Callable[[], T]) -> T:
+    """``fn()`` on rank 0 first (launcher env hidden), then on the others (for training: a cache hit).
+
+    Why: N ranks asking the training cache for a missing run would train it N times (or, with one
+    shared lock, N−1 ranks would time out their collectives). A failure on rank 0 is raised on every rank.
+    """
+    rank, world = rank_world()
+    if world == 1:
+        return fn()
+    if rank == 0:
+        try:
+            with single_process_env():
+                out = fn()
+        except BaseException as e:
+            from_rank0(f"{type(e).__name__}: {e}")
+            raise
+        from_rank0(None)
+        return out
+    error = from_rank0(None)
+    if error is not None:
+        raise RuntimeError(f"rank 0 failed: {error}")
+    with single_process_env():
+        return fn()
+
+
+def shared_stage(path: Any, compute: Callable[[], T], load: Callable[[], T], save: Callable[[T], None]) -> T:
+    """A job stage under several ranks: rank 0's stored value on every rank, or computed by all (their
+    collectives stay in step) and saved by rank 0. ``path`` is rank 0's file."""
+    rank, _ = rank_world()
+    found, value = False, None
+    if rank == 0 and path.exists():
+        try:
+            value, found = load(), True
+        except Exception as e:  # a foreign or damaged file: recompute rather than fail
+            log.warning("stage %s unreadable (%s); recomputing", path, e)
+    found, value = from_rank0((found, value))
+    if found:
+        return value
+    value = from_rank0(compute())  # rank 0's, in case compute() is not deterministic across processes
+    if rank == 0:
+        save(value)
+    return value
+
+
+def check_single_device_trainer(trainer: dict[str, Any]) -> None:
+    """A sharded job trains missing optima on rank 0 alone: a multi-process trainer would relaunch the job."""
+    if rank_world()[1] == 1:
+        return
+    strategy, devices = str(trainer.get("strategy", "auto")), trainer.get("devices", 1)
+    if "ddp" in strategy or "fsdp" in strategy or devices not in (1, "1", "auto"):
+        raise ValueError(
+            f"trainer strategy={strategy!r} devices={devices!r} under {rank_world()[1]} launched processes: a sharded "
+            "analysis trains missing optima on rank 0 with one device; use trainer=cpu or trainer=gpu "
+            "(or pre-train with `python -m lsx.train trainer=ddp` and then launch the analysis)"
+        )
+
+
+def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
+    """Hydra overrides for a rank > 0 of a launched job: its run directory is a scratch one (deleted at
+    exit), so only rank 0 leaves a run directory. Nothing for rank 0 or a single process."""
+    spec = launch_env()
+    if spec is None or spec["rank"] == 0:
+        return []
+    import atexit
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    if any(a in ("-m", "--multirun") for a in argv):  # a sweep under torchrun: its jobs run one after another, sharded
+        return [f"hydra.sweep.dir={scratch}"]
+    return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
+def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any]) -> T:
+    """A job's resumable loop of independent items (``loop(memo)`` hands item ``j`` to ``memo(key, compute)``)
+    spread over the ranks: pass 1 computes item ``j`` on rank ``j % world`` (items rank 0 has stored are
+    skipped; the others get ``placeholder()``), the items are gathered and stored by rank 0, and pass 2
+    runs the loop on every rank from the stored items. With 1 rank: ``loop(ctx.memo(prefix))``.
+    """
+    rank, world = rank_world()
+    memo = ctx.memo(prefix)
+    if world == 1:
+        return loop(memo)
+    stored = from_rank0({p.stem[len(prefix):] for p in (ctx.job_dir / "stages").glob(f"{prefix}*.pt")} if rank == 0 else None)
+    mine: dict[str, Any] = {}
+    position = [0]
+
+    def shard(key: str, compute: Callable[[], Any]) -> Any:
+        j, position[0] = position[0], position[0] + 1
+        if key in stored or j % world != rank:
+            return placeholder()
+        mine[key] = compute()
+        return mine[key]
+
+    loop(shard)
+    gathered: list[dict[str, Any]] = [{} for _ in range(world)]
+    torch.distributed.all_gather_object(gathered, mine)
+    for part in gathered:
+        for key, value in part.items():
+            memo(key, lambda v=value: v)  # rank 0 saves it (a stage), every rank agrees on it
+    return loop(memo)
