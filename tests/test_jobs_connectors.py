@@ -1,6 +1,9 @@
 """Fort & Jastrzebski connectors and the toy wedges, as jobs (the core is tested in test_landscape_*)."""
 import json
+from pathlib import Path
 
+import pytest
+import torch
 from conftest import run_module
 
 TINY = ("debug=fast", "trainer.progress_bar=false", "data.landscape_train=64", "data.landscape_test=64",
@@ -31,12 +34,40 @@ def test_connector_and_mconnector_jobs(lsx_dirs):
     res, d = _result(out, "connector")
     m = res["metrics"]
     assert m["max_constraint_residual"] < 1e-3 and len(m["short_directions_along_path"]) == 4
+    assert len(m["short_directions_loss"]) == 4 and m["short_threshold"] == pytest.approx(0.5 * m["reference_top_eigenvalue"])
+    assert m["eval_split"] == "heldout" and m["eval_examples_in_optimization_data"] == 0
+    assert 0.0 <= m["optima_label_disagreement"] <= 1.0 and "barrier_ratio" in m
     assert (d / "connector.png").exists()
     r = run_module("lsx.analyze", "analysis=mconnector", *TINY, "optima.seeds=[0,1,2]", "analysis.m=2", "analysis.steps=5",
                    "analysis.num_samples=1")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mconnector")
-    assert res["metrics"]["m"] == 2 and len(res["metrics"]["short_directions_vs_m"]) == 2
+    m = res["metrics"]
+    assert m["m"] == 2 and len(m["short_directions_vs_m"]) == 2 == len(m["short_directions_mid_loss"])
+    assert m["short_directions_m"] == [1, 2] and m["eval_examples_in_optimization_data"] == 0
+
+
+def test_heldout_evaluation_data_is_disjoint_from_the_optimization_data(compose):
+    """Connector nodes are optimized on the training split; their losses and Hessians use examples
+    that never occur in it (checked row by row), while eval_split=train overlaps it entirely."""
+    from lsx.jobs.base import JobContext
+    from lsx.jobs.connector import optimization_and_evaluation_data, shared_examples
+
+    for data in ("digits", "mnist1d"):
+        cfg = compose("analysis=connector", f"data={data}", "data.landscape_test=200", "data.landscape_train=200")
+        (tx, _), (ex, _) = optimization_and_evaluation_data(JobContext(cfg, _tmp(cfg), False))
+        assert len(ex) == 200 and shared_examples(tx, ex) == 0
+        cfg["analysis"]["eval_split"] = "train"
+        (tx, _), (ex, _) = optimization_and_evaluation_data(JobContext(cfg, _tmp(cfg), False))
+        assert shared_examples(tx, ex) == len(ex) == 200
+    assert shared_examples(torch.arange(12.0).reshape(4, 3), torch.tensor([[3.0, 4.0, 5.0], [0.0, 0.0, 1.0]])) == 1
+    cfg["analysis"]["eval_split"] = "val"
+    with pytest.raises(ValueError, match="valid: heldout, train"):
+        optimization_and_evaluation_data(JobContext(cfg, _tmp(cfg), False))
+
+
+def _tmp(cfg):
+    return Path(cfg["paths"]["output_root"]) / "ctx"
 
 
 def test_connector_bad_inputs(lsx_dirs):

@@ -254,3 +254,26 @@ def test_short_directions_count_the_large_hessian_eigenvalues():
     assert res["m"].tolist() == [1, 2, 3]
     assert res["count"].tolist() == [5, 5, 5] and int(res["count_at_optimum"]) == 5
     assert np.all(res["loss_after"] <= res["loss_before"])
+
+
+def test_relative_short_threshold_scales_with_the_top_eigenvalue_and_hessians_use_their_own_loss():
+    from lsx.landscape.connectors import short_threshold
+
+    D = 30
+    loss = _quadratic(D, big=[5.0, 7.0, 9.0, 11.0, 13.0], small=0.01, seed=0)
+    theta = torch.zeros(D, dtype=torch.float64)
+    thr, lam = short_threshold(loss, theta, "relative", 0.5, seed=0)
+    assert lam == pytest.approx(13.0, rel=1e-3) and thr == pytest.approx(6.5, rel=1e-3)
+    assert short_directions_along_path(loss, theta[None], thr, k_max=12)["count"].tolist() == [4]  # 7, 9, 11, 13
+    scaled = lambda th: 10.0 * loss(th)  # noqa: E731  (same landscape, 10x the scale: same relative count)
+    thr10, _ = short_threshold(scaled, theta, "relative", 0.5)
+    assert short_directions_along_path(scaled, theta[None], thr10, k_max=12)["count"].tolist() == [4]
+    assert short_threshold(loss, theta, "absolute", 2.0) == (2.0, pytest.approx(float("nan"), nan_ok=True))
+    with pytest.raises(ValueError, match="valid: relative, absolute"):
+        short_threshold(loss, theta, "percent", 1.0)
+    # the middles are optimized on one loss and counted on another (held-out data in the jobs)
+    optima = list(torch.randn(3, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
+    flat = _quadratic(D, big=[5.0], small=0.01, seed=0)
+    res = short_directions_vs_m(loss, optima, threshold=1.0, k_max=12, steps=5, lr=0.01, hessian_loss_fn=flat)
+    assert res["count"].tolist() == [1, 1] and int(res["count_at_optimum"]) == 1
+    assert res["loss_mid"].shape == (2,) and float(res["loss_at_optimum"]) == pytest.approx(float(flat(optima[0])))

@@ -17,9 +17,41 @@ def test_bisection_finds_known_width_of_isotropic_bowl():
     res = tunnel_width(loss, c, num_directions=6, seed=0, threshold_mode="absolute", threshold=0.25, initial_step=0.01,
                        max_distance=10, rtol=1e-6)
     assert np.allclose(res.distances, 0.5, rtol=2e-6)
-    assert np.allclose(res.angular, 0.5 / float(c.norm()))
+    assert np.allclose(res.angular, np.arctan(0.5 / float(c.norm())))  # default angle: arctan(r/‖θ‖)
+    assert res.summary["theta_norm"] == pytest.approx(float(c.norm())) and res.summary["distance_mean"] == pytest.approx(0.5, rel=2e-6)
     assert res.summary["fraction_reached"] == 1.0
     assert res.evaluations < 6 * 40  # bisection, not a grid
+
+
+def test_relative_threshold_recovers_known_width_whatever_the_optimum_loss():
+    """Synthetic landscape L(θ) = L0 + ‖θ − c‖² / w²: loss L0 + 1 is hit at r = w exactly. Two optima of
+    the same shape but different L0 (an undertrained one) get the same width from a relative threshold
+    and different widths from an absolute one — the artefact the relative default avoids."""
+    c = torch.tensor([2.0, -1.0, 0.5, 1.0, 3.0], dtype=torch.float64)
+    widths = {}
+    for l0 in (0.01, 0.5):
+        loss = lambda th, l0=l0: l0 + float(((th - c) ** 2).sum()) / 0.3**2  # noqa: E731
+        rel = tunnel_width(loss, c, 8, seed=1, threshold_mode="relative_delta", threshold=1.0, rtol=1e-7)
+        fac = tunnel_width(loss, c, 8, seed=1, threshold_mode="relative_factor", threshold=3.0, rtol=1e-7)
+        ab = tunnel_width(loss, c, 8, seed=1, threshold_mode="absolute", threshold=1.2, rtol=1e-7)
+        assert np.allclose(rel.distances, 0.3, rtol=1e-6)
+        assert np.allclose(fac.distances, 0.3 * math.sqrt(2 * l0), rtol=1e-6)  # 3·L0 hit at ‖Δ‖² = 2·L0·w²
+        assert rel.angle == "arctan" and np.allclose(rel.angular, np.arctan(0.3 / float(c.norm())))
+        widths[l0] = (rel.summary["width_mean"], ab.summary["width_mean"])
+    assert widths[0.01][0] == pytest.approx(widths[0.5][0], rel=1e-6)
+    assert widths[0.5][1] < 0.8 * widths[0.01][1]
+
+
+def test_directions_are_orthogonal_to_theta_and_ratio_angle_is_available():
+    c = torch.tensor([3.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    # the loss grows only along θ: orthogonal directions never leave the tunnel, raw ones do
+    loss = lambda th: float((th[0] - 3.0) ** 2)  # noqa: E731
+    orth = tunnel_width(loss, c, 5, 0, "relative_delta", 1.0, max_distance=20.0)
+    raw = tunnel_width(loss, c, 5, 0, "relative_delta", 1.0, max_distance=20.0, orthogonal=False, angle="ratio")
+    assert orth.summary["fraction_reached"] == 0.0 and raw.summary["fraction_reached"] == 1.0
+    assert np.allclose(raw.angular, raw.distances / 3.0)
+    with pytest.raises(ValueError, match="valid: arctan, ratio"):
+        tunnel_width(loss, c, 1, 0, angle="degrees")
 
 
 def test_anisotropic_bowl_gives_direction_dependent_width():
@@ -53,6 +85,16 @@ def test_snapshot_epochs_and_errors():
         snapshot_epochs(4, 5)
     with pytest.raises(ValueError, match=">= 1"):
         snapshot_epochs(20, 5, 0)
+
+
+def test_snapshots_skip_the_burn_in_and_keep_the_last_k():
+    assert snapshot_epochs(30, 3, burn_in_epochs=12) == [15, 18, 21, 24, 27, 30]  # a cycle ending at 12 is still burn-in
+    assert snapshot_epochs(30, 3, 4, burn_in_epochs=12) == [21, 24, 27, 30]
+    assert snapshot_epochs(30, 3, 6, burn_in_epochs=13) == [15, 18, 21, 24, 27, 30]
+    with pytest.raises(ValueError, match="after the burn-in of 24 epochs"):
+        snapshot_epochs(30, 3, 3, burn_in_epochs=24)
+    with pytest.raises(ValueError, match="burn_in_epochs must be in 0..29"):
+        snapshot_epochs(30, 3, burn_in_epochs=30)
 
 
 def _linear(w, b):

@@ -22,7 +22,7 @@ def run(ctx: JobContext) -> JobOutput:
         raise ValueError(f"epochs {missing} are not saved by the training runs (saved: {sorted(runs[0].checkpoints)}); "
                          "add them to training.checkpoint_epochs")
     n = int(a["num"])
-    fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False, layout="constrained")
     metrics = {}
     for ax, e in zip(axes[0], epochs):
         ckpts = [r.load(e) for r in runs]

@@ -21,6 +21,7 @@ def run(ctx: JobContext) -> JobOutput:
     if a["ignore"] not in ("none", "biasbn"):
         raise ValueError(f"analysis.ignore {a['ignore']!r}; valid: none, biasbn")
     p = load_point(center_checkpoint(ctx))
+    trained = None if a.get("center_ckpt") else ctx.train(seed=int(a["target_seed"]))
     subset = ctx.landscape_subset()
     ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"))
     theta = ev.flat.get()
@@ -33,14 +34,18 @@ def run(ctx: JobContext) -> JobOutput:
         return tunnel_width(
             loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
             a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=memo, progress=ctx.progress,
+            angle=a.get("angle", "arctan"), orthogonal=bool(a.get("orthogonal", True)),
         )
 
     res = run_memo_loop_sharded(ctx, "tunnel_", directions, lambda: RadialResult(float("nan"), False, 0, (0.0, float("inf"))))
     ev.flat.set_(theta)
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)
+    # the angle can move through r or through ‖θ‖: both are reported beside it, with the model's training state
     metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
-                   train_test_acc=None if a.get("center_ckpt") else ctx.train(seed=int(a["target_seed"])).summary.get("test_acc"))
+                   angle=res.angle, threshold_mode=a["threshold"]["mode"],
+                   train_loss=trained.summary.get("train_loss") if trained else None,
+                   train_test_acc=trained.summary.get("test_acc") if trained else None)
     return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"}, {"center": str(p.checkpoint.path)})
 
 
@@ -49,13 +54,14 @@ def _plot(res, ctx: JobContext) -> None:
 
     from lsx.plots.common import integer_ticks, save_figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
     ok = np.isfinite(res.angular)
     ax.hist(res.angular[ok], bins=max(5, ok.sum() // 2))
     ax.axvline(res.summary["width_mean"], color="k", ls="--", label=f"mean {res.summary['width_mean']:.3g}")
-    ax.set_xlabel("angular width  r / ‖θ‖")
+    ax.set_xlabel("angular width  " + ("arctan(r / ‖θ‖)" if res.angle == "arctan" else "r / ‖θ‖") + "  (rad)")
     ax.set_ylabel("directions")
     integer_ticks(ax, "y")
-    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}), {ok.sum()}/{len(ok)} reached", fontsize=9)
+    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}, L(θ)={res.base_loss:.3g}, ‖θ‖={res.theta_norm:.3g}), "
+                 f"n={ok.sum()}/{len(ok)} reached", fontsize=8)
     ax.legend(fontsize=8)
     save_figure(fig, ctx.path("tunnel_widths.png"))

@@ -537,6 +537,9 @@ def m_connector(
 # short directions (Fig. 4)
 
 
+SHORT_THRESHOLD_MODES = ("relative", "absolute")
+
+
 def _count(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, seed: int) -> int:
     from .hessian import count_short_directions
 
@@ -546,17 +549,47 @@ def _count(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, s
     return int(count_short_directions(as_plain_loss(loss_fn, 0), theta.detach(), threshold, k_max, seed=seed))
 
 
+def top_eigenvalue(loss_fn: LossFn, theta: torch.Tensor, seed: int = 0) -> float:
+    """The largest Hessian eigenvalue at θ (Lanczos)."""
+    from .hessian import top_eigenpairs
+
+    return float(np.max(top_eigenpairs(as_plain_loss(loss_fn, 0), theta.detach(), 1, "LA", tol=1e-4, seed=seed).values))
+
+
+def short_threshold(loss_fn: LossFn, reference: torch.Tensor, mode: str, value: float, seed: int = 0) -> tuple[float, float]:
+    """The eigenvalue level above which a direction is "short", and λ_max at ``reference`` (NaN if unused).
+
+    ``relative`` (the default of the jobs): ``value`` × λ_max at the reference optimum, so the count
+    does not depend on the loss's scale (held-out vs training data, dataset, model size);
+    ``absolute``: ``value`` itself.
+    """
+    if mode not in SHORT_THRESHOLD_MODES:
+        raise ValueError(f"unknown short-direction threshold mode {mode!r}; valid: {', '.join(SHORT_THRESHOLD_MODES)}")
+    if not value > 0:
+        raise ValueError(f"the short-direction threshold must be > 0, got {value}")
+    if mode == "absolute":
+        return float(value), float("nan")
+    lam = top_eigenvalue(loss_fn, reference, seed)
+    if not lam > 0:
+        raise ValueError(f"the top Hessian eigenvalue at the reference optimum is {lam:.4g} (not > 0): a relative threshold needs a positive one")
+    return float(value) * lam, lam
+
+
 def short_directions_along_path(
     loss_fn: LossFn, points: torch.Tensor | Sequence[torch.Tensor], threshold: float, k_max: int, seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Number of Hessian eigenvalues above ``threshold`` at each point of a path (Fig. 4 left).
 
     ``points`` is e.g. ``ConnectorResult.points``. ``saturated`` marks counts that hit ``k_max``
-    (the true count may be larger). The loss must be deterministic at step 0 (a fixed batch).
+    (the true count may be larger). ``loss`` is ``loss_fn`` at each point, so counts can be compared
+    at matched loss. The loss must be deterministic at step 0 (a fixed batch).
     """
     pts = _check_points(list(points), "path point")
     counts = np.asarray([_count(loss_fn, p, threshold, k_max, seed) for p in pts], dtype=int)
-    return {"t": np.linspace(0.0, 1.0, len(pts)), "count": counts, "saturated": counts >= k_max,
+    f = as_plain_loss(loss_fn, 0)
+    with torch.no_grad():
+        losses = np.asarray([float(f(p)) for p in pts])
+    return {"t": np.linspace(0.0, 1.0, len(pts)), "count": counts, "saturated": counts >= k_max, "loss": losses,
             "threshold": np.float64(threshold)}
 
 
@@ -567,34 +600,45 @@ def short_directions_vs_m(
     k_max: int,
     max_m: int | None = None,
     seed: int = 0,
+    hessian_loss_fn: LossFn | None = None,
     **connector_kwargs: Any,
 ) -> dict[str, np.ndarray]:
     """Short directions in the middle of m-connectors, m = 1..max_m (Fig. 4 middle).
 
-    For each m the barycentre of the first m+1 optima is optimised in its (D−m)-dim subspace
-    (:func:`m_connector` with no Dirichlet samples, ``connector_kwargs`` passed on) and the
-    Hessian eigenvalues above ``threshold`` are counted there. Also returns the count at
-    ``optima[0]`` (the baseline, ``count_at_optimum``).
+    For each m the barycentre of the first m+1 optima is optimised on ``loss_fn`` in its (D−m)-dim
+    subspace (:func:`m_connector` with no Dirichlet samples, ``connector_kwargs`` passed on) and
+    the Hessian eigenvalues above ``threshold`` are counted there on ``hessian_loss_fn`` (default
+    ``loss_fn`` at step 0; pass held-out data so the count is not taken on the data the point was
+    optimised on). ``loss_mid`` is that loss at each middle, ``count_at_optimum`` and
+    ``loss_at_optimum`` the same at ``optima[0]`` (the baseline).
     """
     pts = _check_points(list(optima), "optimum")
     max_m = len(pts) - 1 if max_m is None else int(max_m)
     if max_m < 1 or len(pts) < max_m + 1:
         raise ValueError(f"short directions up to m={max_m} need {max_m + 1} optima (m >= 1), got {len(pts)}")
+    hess = hessian_loss_fn if hessian_loss_fn is not None else as_plain_loss(loss_fn, 0)
+    h_plain = as_plain_loss(hess, 0)
     connector_kwargs = {**connector_kwargs, "num_samples": 0, "barycentre": True}
-    ms, counts, before, after, diverged, msgs = [], [], [], [], [], []
+    connector_kwargs.setdefault("eval_loss_fn", h_plain)
+    ms, counts, before, after, diverged, msgs, mid_loss = [], [], [], [], [], [], []
     for m in range(1, max_m + 1):
         res = m_connector(loss_fn, pts, m=m, **connector_kwargs)
         mid = res.points_after[res.barycentre_index]
         ms.append(m)
-        counts.append(_count(loss_fn, mid, threshold, k_max, seed))
+        counts.append(_count(hess, mid, threshold, k_max, seed))
         before.append(res.loss_before[-1])
         after.append(res.loss_after[-1])
         diverged.append(bool(res.diverged[-1]))
         msgs.extend(res.warnings)
+        with torch.no_grad():
+            mid_loss.append(float(h_plain(mid)))
     counts_a = np.asarray(counts, dtype=int)
+    with torch.no_grad():
+        opt_loss = float(h_plain(pts[0]))
     return {
         "m": np.asarray(ms), "count": counts_a, "saturated": counts_a >= k_max,
         "loss_before": np.asarray(before), "loss_after": np.asarray(after), "diverged": np.asarray(diverged),
-        "count_at_optimum": np.int64(_count(loss_fn, pts[0], threshold, k_max, seed)),
+        "loss_mid": np.asarray(mid_loss), "loss_at_optimum": np.float64(opt_loss),
+        "count_at_optimum": np.int64(_count(hess, pts[0], threshold, k_max, seed)),
         "threshold": np.float64(threshold), "warnings": np.asarray(msgs, dtype=object),
     }

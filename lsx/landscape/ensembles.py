@@ -14,18 +14,26 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 
 
-def snapshot_epochs(total_epochs: int, cycle_length: int, num_snapshots: int | None = None) -> list[int]:
-    """Epochs at the low-LR end of each cycle (the last ``num_snapshots`` of them)."""
+def snapshot_epochs(total_epochs: int, cycle_length: int, num_snapshots: int | None = None, burn_in_epochs: int = 0) -> list[int]:
+    """Epochs at the low-LR end of each cycle after ``burn_in_epochs`` (the last ``num_snapshots`` of them).
+
+    Why a burn-in: a snapshot from the first cycles is still far from any optimum, so its weight
+    average or ensemble measures the approach, not the spread of the cyclic optima (Fort Fig. 6).
+    """
     if cycle_length < 1:
         raise ValueError(f"cycle length must be >= 1 epoch, got {cycle_length}")
     if cycle_length > total_epochs:
         raise ValueError(f"cycle length {cycle_length} is longer than training ({total_epochs} epochs)")
-    ends = list(range(cycle_length, total_epochs + 1, cycle_length))
+    if not 0 <= burn_in_epochs < total_epochs:
+        raise ValueError(f"burn_in_epochs must be in 0..{total_epochs - 1} (training has {total_epochs} epochs), got {burn_in_epochs}")
+    ends = [e for e in range(cycle_length, total_epochs + 1, cycle_length) if e > burn_in_epochs]
     if num_snapshots is not None:
         if num_snapshots < 1:
             raise ValueError(f"number of snapshots must be >= 1, got {num_snapshots}")
         if num_snapshots > len(ends):
-            raise ValueError(f"{num_snapshots} snapshots requested but training has only {len(ends)} cycles")
+            raise ValueError(
+                f"{num_snapshots} snapshots requested but training has only {len(ends)} cycle ends after the "
+                f"burn-in of {burn_in_epochs} epochs (cycle {cycle_length}, {total_epochs} epochs)")
         ends = ends[-num_snapshots:]
     return ends
 

@@ -18,6 +18,17 @@ from .directions import random_unit_direction
 from .memo import Memo, compute_now
 
 THRESHOLD_MODES = ("absolute", "relative_factor", "relative_delta")
+ANGLES = ("arctan", "ratio")
+
+
+def angular_width(distance: np.ndarray | float, theta_norm: float, angle: str = "arctan") -> np.ndarray:
+    """The angle (radians) under which distance r is seen from the origin at radius ‖θ‖."""
+    if angle not in ANGLES:
+        raise ValueError(f"unknown angle {angle!r}; valid: {', '.join(ANGLES)}")
+    if not theta_norm > 0:
+        raise ValueError(f"‖θ‖ must be > 0 for an angular width, got {theta_norm}")
+    r = np.asarray(distance, dtype=float) / theta_norm
+    return np.arctan(r) if angle == "arctan" else r
 
 
 def threshold_value(mode: str, value: float, base_loss: float) -> float:
@@ -71,13 +82,14 @@ def radial_distance(
 
 @dataclass
 class TunnelWidth:
-    distances: np.ndarray       # (K,) NaN where not reached
-    angular: np.ndarray         # distances / ‖θ‖
+    distances: np.ndarray       # (K,) r_k, NaN where not reached
+    angular: np.ndarray         # (K,) arctan(r_k/‖θ‖) or r_k/‖θ‖ (``angle``)
     reached: np.ndarray         # (K,) bool
     evaluations: int
     theta_norm: float
     base_loss: float
     threshold: float
+    angle: str = "arctan"
     summary: dict[str, float] = field(default_factory=dict)
 
 
@@ -86,23 +98,28 @@ def tunnel_width(
     theta: torch.Tensor,
     num_directions: int,
     seed: int,
-    threshold_mode: str = "relative_factor",
-    threshold: float = 2.0,
+    threshold_mode: str = "relative_delta",
+    threshold: float = 1.0,
     initial_step: float | None = None,
     max_distance: float | None = None,
     rtol: float = 1e-3,
     mask: torch.Tensor | None = None,
     memo: Memo = compute_now,
     progress: bool = False,
+    angle: str = "arctan",
+    orthogonal: bool = True,
 ) -> TunnelWidth:
     """Width of the low-loss tunnel around θ along ``num_directions`` random unit directions.
 
     ``mask`` (bool, same size as θ) restricts directions to some entries (e.g. weights only);
-    defaults: initial step 1% of ‖θ‖, maximal distance 10·‖θ‖. Each direction's search goes
-    through ``memo`` (key ``direction_<k>``), so a job can resume between directions.
+    defaults: initial step 1% of ‖θ‖, maximal distance 10·‖θ‖. ``orthogonal`` removes each
+    direction's component along θ (then ``arctan`` is the exact angle). Each direction's search
+    goes through ``memo`` (key ``direction_<k>``), so a job can resume between directions.
     """
     if num_directions < 1:
         raise ValueError(f"num_directions must be >= 1, got {num_directions}")
+    if angle not in ANGLES:
+        raise ValueError(f"unknown angle {angle!r}; valid: {', '.join(ANGLES)}")
     norm = float(theta.norm())
     base = float(loss_fn(theta))
     thr = threshold_value(threshold_mode, threshold, base)
@@ -113,13 +130,17 @@ def tunnel_width(
         u = random_unit_direction(theta.numel(), seed * 100_003 + k, dtype=theta.dtype, device=theta.device)
         if mask is not None:
             u = u * mask
-            u = u / u.norm()
+        if orthogonal:
+            along = theta * mask if mask is not None else theta
+            if float(along.norm()) > 0:
+                u = u - (u @ along) / (along @ along) * along
+        u = u / u.norm()
         r = memo(f"direction_{k}", lambda u=u: radial_distance(lambda t: float(loss_fn(theta + t * u)), thr, step, far, rtol))
         dists.append(r.distance)
         reached.append(r.reached)
         evals += r.evaluations
     d = np.asarray(dists, dtype=float)
-    ang = d / norm
+    ang = angular_width(d, norm, angle)
     ok = np.isfinite(ang)
     summary = {
         "width_mean": float(np.mean(ang[ok])) if ok.any() else float("nan"),
@@ -128,7 +149,9 @@ def tunnel_width(
         "width_q10": float(np.quantile(ang[ok], 0.1)) if ok.any() else float("nan"),
         "width_q90": float(np.quantile(ang[ok], 0.9)) if ok.any() else float("nan"),
         "distance_mean": float(np.mean(d[ok])) if ok.any() else float("nan"),
+        "distance_std": float(np.std(d[ok])) if ok.any() else float("nan"),
+        "theta_norm": norm,
         "fraction_reached": float(np.mean(reached)),
         "evaluations": evals,
     }
-    return TunnelWidth(d, ang, np.asarray(reached), evals, norm, base, thr, summary)
+    return TunnelWidth(d, ang, np.asarray(reached), evals, norm, base, thr, angle, summary)
