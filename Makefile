@@ -52,8 +52,7 @@ bench-train: $(STAMP)
 bench-readme:
 	$(BIN)/python benchmarks/update_readme.py $(wildcard outputs/bench/*.md)
 
-## run the presets' paper claims over seeds (PRESETS="fort_toy quickstart"; default: every preset that declares claims),
-## write outputs/reproduce/report.html + report.json, then regenerate the README's results block
+## run the presets' claims over seeds (PRESETS="fort_toy quickstart"; default all), write outputs/reproduce/report.{html,json} and the README's results block
 reproduce: $(STAMP)
 	$(BIN)/python -m lsx.reproduce $(PRESETS)
 	$(BIN)/python -m lsx.claims.readme
