@@ -45,7 +45,9 @@ def threshold_dim(dims: np.ndarray, success: np.ndarray, level: float = 0.5) -> 
     return float(d[i - 1] + (level - s[i - 1]) * (d[i] - d[i - 1]) / (s[i] - s[i - 1]))
 
 
-def _per_unit(jobs: Sequence[JobRecord], unit: str, per_job) -> tuple[dict[Any, float], list[dict[str, Any]]]:
+def _mean_over_units(jobs: Sequence[JobRecord], unit: str, per_job, **details: Any) -> Estimate:
+    """``per_job(job)`` gives a value per (D, n) pair: mean over the pairs of each job, then over the
+    units (trial seeds) with a Student-t interval; every pair's value is a row of the report table."""
     acc: dict[Any, list[float]] = {}
     rows = []
     for j in jobs:
@@ -53,7 +55,10 @@ def _per_unit(jobs: Sequence[JobRecord], unit: str, per_job) -> tuple[dict[Any, 
         for (D, n), v in values.items():
             rows.append({unit: unit_of(j, unit), "D": D, "wedge n": n, "D−n": D - n, "value": v})
         acc.setdefault(unit_of(j, unit), []).append(float(np.mean(list(values.values()))))
-    return {u: float(np.mean(v)) for u, v in acc.items()}, rows
+    units = {u: float(np.mean(v)) for u, v in acc.items()}
+    m, lo, hi = t_interval(list(units.values()))
+    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs, then over {len(units)} {unit} values; Student-t interval",
+                    details={**details, "unit": unit, "per_unit": {str(u): v for u, v in units.items()}}, table=rows)
 
 
 @register_statistic("wedge_threshold_offset")
@@ -72,10 +77,7 @@ def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: 
             out[(D, n)] = t - (D - n)
         return out
 
-    units, rows = _per_unit(jobs, unit, per_job)
-    m, lo, hi = t_interval(list(units.values()))
-    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs, then over {len(units)} {unit} values; Student-t interval",
-                    details={"level": level, "unit": unit, "per_unit": {str(u): v for u, v in units.items()}}, table=rows)
+    return _mean_over_units(jobs, unit, per_job, level=level)
 
 
 @register_statistic("wedge_success_gap")
@@ -92,10 +94,7 @@ def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "a
             out[(D, n)] = float(above.mean() - below.mean())
         return out
 
-    units, rows = _per_unit(jobs, unit, per_job)
-    m, lo, hi = t_interval(list(units.values()))
-    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs, then over {len(units)} {unit} values; Student-t interval",
-                    details={"margin": margin, "unit": unit, "per_unit": {str(u): v for u, v in units.items()}}, table=rows)
+    return _mean_over_units(jobs, unit, per_job, margin=margin)
 
 
 @register_statistic_plot("wedge_threshold_offset")
