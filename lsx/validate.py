@@ -117,6 +117,8 @@ def _check_grids(a: dict[str, Any]) -> None:
         for k in sides:
             if int(a[k]["num"]) < 2:
                 raise ValueError(f"analysis.{k}.num must be >= 2 for a 2D surface, got {a[k]['num']}; e.g. analysis.{k}.num=21")
+    if "workers" in a:
+        _check_int("analysis.workers", a["workers"], minimum=1)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)

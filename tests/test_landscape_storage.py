@@ -231,3 +231,27 @@ def test_omegaconf_config_is_stored_as_plain_json_and_matches_the_same_dict(tmp_
     ev = Evaluator(model, data())
     compute_surface(ev, theta0, dirs, grid, tmp_path / "s.h5", PROV, plain)  # same config: accepted, nothing to do
     assert ev.forward_passes == 0
+
+
+def test_local_workers_fill_the_store_block_by_block_with_the_same_values(tmp_path):
+    model, flat, theta0, dirs, grid = surface_case()
+    x, y = data()
+    one = compute_surface(Evaluator(model, (x, y), chunk_size=100), theta0, dirs, grid, tmp_path / "one.h5", PROV, {"a": 1})
+    ev = Evaluator(model, (x, y), chunk_size=100)
+    flushed = []
+    original = PointStore.flush
+
+    def counting_flush(self):
+        flushed.append(int(self.done.sum()))
+        return original(self)
+
+    PointStore.flush = counting_flush
+    try:
+        two = compute_surface(ev, theta0, dirs, grid, tmp_path / "two.h5", PROV, {"a": 1}, flush_every=2, workers=2)
+    finally:
+        PointStore.flush = original
+    for k in one:
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-6, equal_nan=True)
+    assert load_store(tmp_path / "two.h5").done.all()
+    assert flushed[:2] == [4, 8]  # blocks of flush_every x workers points reach the file as they finish
+    assert torch.equal(flat.get(), theta0)

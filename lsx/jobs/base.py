@@ -61,10 +61,15 @@ class JobOutput:
 _NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales", "reproduce", "claims")
 
 
+_ANALYSIS_NOT_HASHED = ("workers",)  # = lsx.jobs.landscape_common.RUNTIME_ANALYSIS_KEYS (that module imports torch)
+
+
 def job_key(cfg: dict[str, Any]) -> str:
     c = {k: v for k, v in cfg.items() if k not in _NOT_HASHED}
     if isinstance(c.get("training"), dict):
         c["training"] = hashed_training(c["training"])
+    if isinstance(c.get("analysis"), dict):  # e.g. analysis.workers: how many processes, not what they compute
+        c["analysis"] = {k: v for k, v in c["analysis"].items() if k not in _ANALYSIS_NOT_HASHED}
     return config_hash(c)[:12]
 
 

@@ -31,6 +31,10 @@ class Point:
     label: str
 
 
+# analysis keys that say how a job runs, not what it computes (not hashed, not checked against stores)
+RUNTIME_ANALYSIS_KEYS = ("workers",)
+
+
 def load_point(ckpt: Checkpoint, bn: str = "keep", label: str = "") -> Point:
     model = ckpt.build_model()
     flat = FlatParams(model, include_buffers=(bn == "states"))
@@ -106,9 +110,12 @@ def evaluate_points(
     from lsx.landscape.surface import compute_surface
 
     evaluator = build_evaluator(ctx, point.model, bn, chunk)
+    workers = int(ctx.analysis.get("workers") or 1)
+    # how many processes evaluate does not change a value: not part of the store's config check
+    config = {k: v for k, v in ctx.analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
     return compute_surface(
         evaluator, point.theta, directions, np.asarray(coords, dtype=np.float64), ctx.path(store),
-        provenance=provenance, config=ctx.analysis, flush_every=int(flush_every), progress=ctx.progress,
+        provenance=provenance, config=config, flush_every=int(flush_every), progress=ctx.progress, workers=workers,
     )
 
 

@@ -30,6 +30,12 @@ from .grids import Grid
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
+# plane="auto" combines the first layer from K+1 stored outputs only when that layer does at least this many
+# multiply-adds per output per stored stream: measured on this CPU (make bench; calibration in README), an MLP's
+# 64- and 784-input first layers run 1.4x and 4x faster that way, while 3x3 convolutions on 1-3 channels
+# (fan-in 9-27, memory-bound either way) gain nothing or lose a little
+PLANE_MIN_FAN_IN_PER_OUTPUT = 16
+
 Progress = Union[bool, Callable[[int, int], None], None]
 
 
@@ -44,9 +50,10 @@ class Evaluator:
     used when the graph cannot be rewritten). ``plane`` lets :meth:`evaluate` compute the first layer at
     every point from outputs precomputed at θ0 and along each direction (:mod:`lsx.landscape.first_layer`;
     exact up to float rounding, used when the first layer can be isolated and its outputs fit
-    ``plane_budget_bytes``; :attr:`plane_active` / :attr:`plane_reason` say whether it was). Off by
-    default: on CPU, streaming K+1 precomputed outputs costs as much as recomputing the layer or more
-    (``make bench``: SimpleCNN on 8x8 digits 1.6x slower, an MLP on digits and ResNet-20 unchanged).
+    ``plane_budget_bytes``; :attr:`plane_active` / :attr:`plane_reason` say whether it was). ``"auto"`` (the
+    default) uses it only where the first layer does enough work per output to pay for streaming K+1 stored
+    outputs (fan-in ≥ :data:`PLANE_MIN_FAN_IN_PER_OUTPUT`·(K+1): an MLP's dense first layer, not a 3x3
+    convolution on a few channels, which is memory-bound either way); ``True`` forces it, ``False`` never.
     ``points_per_pass`` > 1 evaluates that many points per vmapped forward pass (:mod:`lsx.landscape.batched`);
     None means 16 on CUDA for models under 5M parameters with a non-UpBN policy, else 1 (the CPU path).
     ``self.flat`` is the layout that θ and the directions must use (parameters, plus BN buffers under ``states``).
@@ -63,7 +70,7 @@ class Evaluator:
         upbn_batches: int | None = None,
         upbn_inputs: torch.Tensor | None = None,
         fuse: bool = True,
-        plane: bool = False,
+        plane: bool | str = "auto",
         plane_budget_bytes: int = 512 << 20,
         points_per_pass: int | None = None,
     ) -> None:
@@ -101,7 +108,9 @@ class Evaluator:
         # ``states``: lower bound of the moved running variances (a number, or per-layer tensors from
         # bn_policy.variance_floors); 0 keeps the old behaviour
         self.var_floor: float | list = 0.0
-        self.plane = bool(plane)
+        if plane not in (True, False, "auto"):
+            raise ValueError(f"plane must be True, False or 'auto', got {plane!r}")
+        self.plane: bool | str = plane
         self.plane_budget_bytes = int(plane_budget_bytes)
         self._plane: FirstLayerPlane | None = None
         self.plane_reason = "not tried yet (evaluate() builds it)" if self.plane else "disabled (plane=False)"
@@ -310,6 +319,12 @@ class Evaluator:
                 self.plane, self.plane_reason = False, built
                 return None
             self._plane = built
+        if self.plane == "auto":
+            fan_in, k = self._plane.fan_in, dirs.shape[0]
+            if fan_in < PLANE_MIN_FAN_IN_PER_OUTPUT * (k + 1):
+                self.plane_reason = (f"auto: the first layer's fan-in {fan_in} is below {PLANE_MIN_FAN_IN_PER_OUTPUT}·(K+1) = "
+                                     f"{PLANE_MIN_FAN_IN_PER_OUTPUT * (k + 1)} for K={k} directions; recomputing it is as cheap")
+                return None
         if self.graph is not None:
             self.graph.sync()
         th = theta0.detach().to(self.device)

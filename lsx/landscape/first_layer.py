@@ -120,6 +120,17 @@ class FirstLayerPlane:
         return plane
 
     # ------------------------------------------------------------------ per surface
+    @property
+    def fan_in(self) -> int:
+        """Multiply-adds per output element of the first layer (inputs × kernel size / groups)."""
+        raw = self.raw_layer
+        if isinstance(raw, nn.Linear):
+            return int(raw.in_features)
+        k = 1
+        for n in raw.kernel_size:
+            k *= int(n)
+        return int(raw.in_channels // raw.groups) * k
+
     def _layer_input(self, xb: torch.Tensor) -> torch.Tensor:
         """What the first layer receives for input ``xb`` (after flatten/view), via a pre-hook that stops the pass."""
         def grab(_m, args):
@@ -164,8 +175,10 @@ class FirstLayerPlane:
                 total += sum(o.numel() * o.element_size() for o in outs)
                 if total > budget_bytes:
                     return False
-                # one (K+1, M) block per chunk, laid out as the layer's output is in memory
-                perm = _memory_order(outs[0])
+                # one (K+1, M) block per chunk, laid out in memory as the real layer's output is: the rest of
+                # the network then gets the memory format it was tuned for (a 1-channel input makes NCHW and
+                # channels_last ambiguous, and max-pooling NCHW maps is ~12x slower here than channels_last)
+                perm = _memory_order(self.layer(inp))
                 stacked = torch.stack([o.permute(perm).reshape(-1) for o in outs])
                 cache[split].append((stacked, tuple(outs[0].permute(perm).shape), _inverse(perm)))
         self.cache, self.active = cache, True

@@ -29,6 +29,7 @@ def compute_surface(
     flush_every: int = 25,
     flush_seconds: float = 30.0,
     progress: Progress = False,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """Metrics at θ0 + coords @ directions, resumed from and saved to ``store_path``.
 
@@ -37,6 +38,9 @@ def compute_surface(
     (direction kind, seeds, normalization, ignore, source checkpoints...) is stored as attributes of the
     directions, ``config`` as JSON; a store made with other coordinates, directions, θ0 or config is
     refused (:class:`~lsx.landscape.storage.StoreMismatch`). Points already done are not re-evaluated.
+    ``workers`` > 1 evaluates blocks of points in that many forked 1-thread processes
+    (:func:`~lsx.landscape.evaluator.evaluate_in_workers`, CPU only), one block per flush, so a killed
+    run keeps every finished block.
     """
     grid = as_grid(coords)
     dirs = evaluator.check_directions(theta0, directions)
@@ -50,9 +54,12 @@ def compute_surface(
         _agree_on_done(store)
     if not store.complete:
         if world == 1:
-            _run_single(evaluator, theta0, dirs, grid, store, progress)
+            if int(workers) > 1:
+                _run_blocks(evaluator, theta0, dirs, grid, store, progress, int(workers), 0, 1)
+            else:
+                _run_single(evaluator, theta0, dirs, grid, store, progress)
         else:
-            _run_sharded(evaluator, theta0, dirs, grid, store, progress, rank, world)
+            _run_blocks(evaluator, theta0, dirs, grid, store, progress, int(workers), rank, world)
     if world > 1:
         torch.distributed.barrier()  # the store is on disk before any rank moves on
     return {k: grid.reshape(v.copy()) for k, v in store.metrics.items()}
@@ -70,13 +77,15 @@ def _run_single(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStor
             store.flush()
 
 
-def _run_sharded(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress, rank: int, world: int) -> None:
+def _run_blocks(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress,
+                workers: int, rank: int, world: int) -> None:
+    """Blocks of missing points, each sharded over the ranks (and ``workers`` local processes), then flushed."""
     missing = store.missing
-    block = store.flush_every * world
+    block = store.flush_every * world * max(1, workers)
     tick = _progress_fn(progress, len(missing), rank)
     for start in range(0, len(missing), block):
         idx = missing[start : start + block]
-        res = evaluator.evaluate(theta0, dirs, grid, indices=idx)
+        res = evaluator.evaluate(theta0, dirs, grid, indices=idx, workers=workers)
         for i in idx:
             store.record(i, {k: float(v[i]) for k, v in res.items()})
         if rank == 0:
