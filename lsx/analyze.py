@@ -27,7 +27,7 @@ log = logging.getLogger("lsx.analyze")
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.distributed import from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JobContext, get_job, job_key, job_lock
+    from lsx.jobs.base import JobContext, job_key, job_lock, lazy_job
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
@@ -36,7 +36,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
 
         raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
     name = c["analysis"]["job"]
-    fn = get_job(name)
+    fn = lazy_job(name)
     job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
     if rank_world()[0] > 0:  # launched on several ranks: the job directory and run directory are rank 0's
         return _beside_rank0(c, fn)

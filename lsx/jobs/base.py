@@ -48,6 +48,21 @@ def get_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
     return _FUNCS[name]
 
 
+def lazy_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
+    """The job ``name`` (checked now), whose module is imported only when it runs.
+
+    Why: a job module imports its plotting and numerics (matplotlib, scipy: ~0.5 s); a finished job found
+    in the cache never needs them, and a relaunched sweep is mostly such no-ops (``make bench-cli``).
+    """
+    if name not in JOBS:
+        raise ValueError(f"unknown analysis job {name!r}; valid jobs: {', '.join(sorted(JOBS))}")
+
+    def run(ctx: "JobContext") -> "JobOutput":
+        return get_job(name)(ctx)
+
+    return run
+
+
 @dataclass
 class JobOutput:
     """What a job returns: scalar metrics and artifact paths relative to the job directory."""

@@ -1,0 +1,42 @@
+"""A finished run or job found in the cache returns without importing the heavy parts (plots, job modules)."""
+import pytest
+
+from conftest import run_module
+
+TINY = ("debug=fast", "trainer.progress_bar=false")
+PROFILE = {"PYTHONPROFILEIMPORTTIME": "1"}  # Python lists every import on stderr
+
+
+def _imported(stderr: str) -> set[str]:
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_train_cache_hit_copies_the_learning_curve_without_matplotlib(lsx_dirs):
+    cache, out = lsx_dirs
+    first = run_module("lsx.train", *TINY, env=PROFILE)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "matplotlib" in _imported(first.stderr)  # the curve is drawn once, into the cached run
+    again = run_module("lsx.train", *TINY, env=PROFILE)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "matplotlib" not in _imported(again.stderr)
+    pngs = sorted(out.glob("runs/*/*/learning_curve.png"))
+    assert len(pngs) == 2 and pngs[0].read_bytes() == pngs[1].read_bytes()
+
+
+def test_finished_job_is_a_no_op_without_importing_its_module(lsx_dirs):
+    args = ("analysis=surface2d", *TINY, "analysis.x.num=3", "analysis.y.num=3")
+    first = run_module("lsx.analyze", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_module("lsx.analyze", *args, env=PROFILE)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "job already finished" in again.stderr + again.stdout
+    imported = _imported(again.stderr)
+    assert "lsx.jobs.surface" not in imported and "matplotlib" not in imported
+
+
+def test_unknown_job_is_refused_before_anything_runs():
+    from lsx.jobs import registry  # noqa: F401
+    from lsx.jobs.base import lazy_job
+
+    with pytest.raises(ValueError, match="unknown analysis job 'nope'; valid jobs: .*surface2d"):
+        lazy_job("nope")
