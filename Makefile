@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-scaling bench-train bench-readme reproduce clean clean-outputs clean-cache
+.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme reproduce clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(STAMP)
 bench-scaling: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_scaling.py $(ARGS) | tee outputs/bench/scaling$(if $(findstring cuda,$(ARGS)),-gpu).md
+
+## cache hits on the command line: a finished lsx.train / lsx.analyze call vs `python -c "import torch"`
+bench-cli: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_cli.py | tee outputs/bench/cli.md
 
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)
