@@ -293,7 +293,8 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             stop,  # before EpochCheckpoints: it decides whether this epoch is the final one
             EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version(), stop),
             LearningCurve(run_dir / "metrics.csv"),
-            ResumePoint(resume),
+            ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
+                        keep_final=bool(training.get("keep_resume", False))),
             *([] if progress_bar else [EpochLog(int(training["epochs"]))]),
         ],
     )
