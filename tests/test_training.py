@@ -184,6 +184,20 @@ def test_bad_resume_schedule_is_one_line(compose, override, match):
         train(c, progress=False)
 
 
+@pytest.mark.parametrize("extra, splits", [((), ("train", "val", "test")), (("data.val_fraction=0",), ("train", "test"))])
+def test_summary_metrics_equal_the_plain_evaluation_up_to_rounding(compose, extra, splits):
+    from lsx.training.runner import build_data, evaluate_model
+
+    c = compose(*FAST, "training.epochs=2", *extra)
+    run = train(c, progress=False)
+    assert set(run.summary) == {f"{s}_{m}" for s in splits for m in ("loss", "acc")}  # an empty split is skipped
+    dm = build_data(c).prepare()
+    model = load_checkpoint(run.final).build_model()
+    for s in splits:
+        plain = evaluate_model(model, *dm.split(s))  # NCHW, the unfused graph
+        assert abs(run.summary[f"{s}_loss"] - plain["loss"]) < 1e-5 and run.summary[f"{s}_acc"] == plain["acc"]
+
+
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(compose):
     c = compose(*FAST, "model=mlp", "optimizer=sgd", "optimizer.lr=1e30", "optimizer.nesterov=false", "optimizer.momentum=0", "training.epochs=3")
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
