@@ -250,7 +250,7 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             try:
                 run = _train_locked(c, run_dir, h, progress)
             except BaseException:
-                _remove_if_empty(run_dir)
+                _remove_if_empty(run_dir)  # under the lock: see its docstring
                 raise
     for runs in _RECORDERS:
         if run is not None and all(r.run_dir != run.run_dir for r in runs):
@@ -260,7 +260,12 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
 
 def _remove_if_empty(run_dir: Path) -> None:
     """A run that failed before its first checkpoint leaves nothing worth keeping (only the lock
-    and a config): remove it, so the cache holds no empty directories from bad input."""
+    and a config): remove it, so the cache holds no empty directories from bad input.
+
+    Called while the run's lock is held, on purpose: after releasing it, a waiting process may
+    already be training into this directory (and this check would delete its work). A waiter that
+    was blocked on the deleted lock file notices and locks the new one (:func:`lsx.utils.io.file_lock`).
+    """
     if not any(run_dir.glob("epoch_*.pt")) and not (run_dir / "resume.ckpt").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
 
