@@ -1,10 +1,20 @@
 """Training on CPU: lsx's cached runner vs a plain PyTorch loop on the same work; NCHW vs channels_last.
 
 1. ``lsx.training.runner.train`` on the default config (simple_cnn, digits, 10 epochs) and on
-   ``model=resnet20`` (fewer epochs), into a fresh cache each round, vs a plain loop doing the same
-   work: same data, init (seed), Adam, batch order (the runner's per-epoch permutation), memory format
-   (the runner's choice at this thread count), an lsx checkpoint at epoch 0 and at the end, and the final
-   train/val/test evaluation. Interleaved rounds, order rotated (``timing.py``).
+   ``model=resnet20`` (fewer epochs), into a fresh cache each round, vs :func:`plain_loop`, the same
+   work written as a plain loop. Both sides:
+   - seed everything, build and split the data, build the model from the seed (same init);
+   - train ``training.epochs`` epochs with the configured optimizer and per-step LR schedule (and
+     gradient clipping when set), in the runner's memory format (channels_last where
+     ``channels_last_safe()``), on the runner's batches: slices of the train split in the order of the
+     per-epoch permutation of (seed, epoch); the epoch's train loss and accuracy summed per step;
+   - after each epoch, a validation pass over the val split (batches of ``data.eval_batch_size``, in
+     inference mode) and a learning-curve row (epoch, train/val loss and accuracy, LR);
+   - save a checkpoint at epoch 0 (the initialization) and at the final epoch;
+   - evaluate the final model on train, val and test in inference mode.
+   The runner adds what makes it a cache: config hashing, a lock, a config/summary/metrics.csv written
+   atomically, checkpoints carrying their config, resume points (``training.resume_every``,
+   ``resume_min_interval_s``: none in a run shorter than 30 s). Interleaved rounds, order rotated (``timing.py``).
 2. Throughput of full Adam steps on synthetic 32x32x3 batches, NCHW vs channels_last.
 Usage: ``python benchmarks/bench_train.py [--repeats R] [--threads T] [--resnet-epochs E]``.
 """
@@ -41,44 +51,85 @@ def stepper(name: str, batch: int, steps: int, channels_last: bool, size: int = 
 
 def plain_loop(overrides: list[str]):
     """The runner's work written as a plain loop (a closure; each call trains from scratch)."""
+    import csv
+    import math
     import tempfile
 
     import lightning as L
 
     from lsx.config import compose_config, to_container
-    from lsx.training.optim import build_optimizer
-    from lsx.training.runner import build_data, channels_last_safe, evaluate_model
     from lsx.training.checkpoints import model_from_config
+    from lsx.training.optim import build_optimizer, build_scheduler
+    from lsx.training.runner import build_data, channels_last_safe, evaluate_model
 
     c = to_container(compose_config(overrides))
 
     def run() -> dict:
-        seed = int(c["seed"])
-        L.seed_everything(seed, verbose=False)
+        seed, epochs = int(c["seed"]), int(c["training"]["epochs"])
+        clip = c["training"].get("gradient_clip_val")
+        L.seed_everything(seed, workers=True, verbose=False)
         dm = build_data(c).prepare()
         s = dm.shape
         shape = {"in_channels": s.in_channels, "height": s.height, "width": s.width, "num_classes": s.num_classes}
         model = model_from_config(c["model"], shape)
         cl = bool(c["training"].get("channels_last", True)) and channels_last_safe()
-        if cl:
-            model = model.to(memory_format=torch.channels_last)
-        opt = build_optimizer(c["optimizer"], model.parameters())
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        model = model.to(memory_format=fmt)
+
+        def as_input(xb: torch.Tensor) -> torch.Tensor:
+            return xb.contiguous(memory_format=fmt) if xb.dim() == 4 else xb
+
         x, y = dm.split("train")
-        bs = dm.batch_size
+        vx, vy = dm.split("val")
+        bs, ebs = dm.batch_size, dm.eval_batch_size
+        opt = build_optimizer(c["optimizer"], model.parameters())
+        sched = build_scheduler(c["scheduler"], opt, math.ceil(len(x) / bs), epochs)
+        rows = []
         with tempfile.TemporaryDirectory() as tmp:
             torch.save(model.state_dict(), f"{tmp}/epoch_0.pt")
-            for epoch in range(int(c["training"]["epochs"])):
+            for epoch in range(epochs):
                 model.train()
                 g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
                 perm = torch.randperm(len(x), generator=g)
+                loss_sum = torch.zeros((), dtype=torch.float64)
+                hits = torch.zeros((), dtype=torch.long)
                 for i in range(0, len(x), bs):
                     idx = perm[i : i + bs]
-                    xb = x[idx].contiguous(memory_format=torch.channels_last) if cl else x[idx]
+                    xb, yb = as_input(x[idx]), y[idx]
                     opt.zero_grad()
-                    F.cross_entropy(model(xb), y[idx]).backward()
+                    out = model(xb)
+                    loss = F.cross_entropy(out, yb)
+                    loss.backward()
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), float(clip))
                     opt.step()
+                    sched.step()
+                    with torch.no_grad():
+                        loss_sum += loss.detach().double() * len(yb)
+                        hits += (out.argmax(1) == yb).sum()
+                row = {"epoch": epoch + 1, "train/loss": float(loss_sum) / len(x), "train/acc": int(hits) / len(x),
+                       "lr": opt.param_groups[0]["lr"]}
+                if len(vx):
+                    model.eval()
+                    with torch.inference_mode():
+                        vloss, vhits = 0.0, 0
+                        for i in range(0, len(vx), ebs):
+                            out = model(as_input(vx[i : i + ebs]))
+                            vloss += float(F.cross_entropy(out, vy[i : i + ebs], reduction="sum"))
+                            vhits += int((out.argmax(1) == vy[i : i + ebs]).sum())
+                    row.update({"val/loss": vloss / len(vx), "val/acc": vhits / len(vx)})
+                rows.append(row)
             torch.save(model.state_dict(), f"{tmp}/final.pt")
-        return {split: evaluate_model(model, *dm.split(split)) for split in ("train", "val", "test") if len(dm.split(split)[0])}
+            with open(f"{tmp}/metrics.csv", "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=["epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr"])
+                w.writeheader()
+                w.writerows(rows)
+        metrics = {}
+        for split in ("train", "val", "test"):  # evaluate_model runs in inference mode
+            sx, sy = dm.split(split)
+            if len(sx):
+                metrics.update({f"{split}_{k}": v for k, v in evaluate_model(model, as_input(sx), sy).items()})
+        return metrics
 
     return run
 
@@ -119,7 +170,7 @@ def main() -> None:
                      (f"resnet20 / digits, {args.resnet_epochs} epochs", ["model=resnet20", f"training.epochs={args.resnet_epochs}"])):
         ov = ov + ["logger=csv"]
         t = interleave({"lsx runner": lsx_runner(ov), "plain loop": plain_loop(ov)}, args.repeats, args.warmup)
-        acc_lsx, acc_plain = t.results["lsx runner"].get("test_acc"), t.results["plain loop"]["test"]["acc"]
+        acc_lsx, acc_plain = t.results["lsx runner"].get("test_acc"), t.results["plain loop"]["test_acc"]
         fit_rows.append(f"| {name} | {fmt_time(t, 'lsx runner')} | {fmt_time(t, 'plain loop')} | "
                         f"{fmt_ratio(t, 'lsx runner', 'plain loop')} | {acc_lsx:.4f} / {acc_plain:.4f} |")
     rows = []

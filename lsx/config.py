@@ -24,6 +24,8 @@ TRAINING_KEYS = ("model", "data", "optimizer", "scheduler", "training", "seed")
 # data options that do not change training (evaluation conveniences)
 # training keys added after caches existed: left out of the hash while unset (null), so old runs stay valid
 _TRAINING_KEYS_HASHED_WHEN_SET = ("target_train_loss", "max_steps")
+# training keys that never change the trained model (how often resume state is saved): never hashed
+_TRAINING_KEYS_NOT_HASHED = ("resume_every", "resume_min_interval_s")
 _DATA_KEYS_NOT_HASHED = ("eval_batch_size", "num_workers", "landscape_train", "landscape_test", "landscape_seed", "root", "download")
 
 
@@ -105,8 +107,10 @@ def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
 
 
 def hashed_training(training: dict[str, Any]) -> dict[str, Any]:
-    """``training`` without the stop-rule keys that are unset (a null stop rule changes no model)."""
-    return {k: v for k, v in training.items() if not (k in _TRAINING_KEYS_HASHED_WHEN_SET and v is None)}
+    """``training`` without the keys that change no model: the stop-rule keys while unset (null) and
+    the resume-point schedule always (a run resumed from an epoch-2 or an epoch-3 point is the same run)."""
+    return {k: v for k, v in training.items()
+            if k not in _TRAINING_KEYS_NOT_HASHED and not (k in _TRAINING_KEYS_HASHED_WHEN_SET and v is None)}
 
 
 def config_hash(obj: Any) -> str:

@@ -245,6 +245,25 @@ def test_predict_and_evaluate_at():
         ev.evaluate_at(point, splits=("val",))
 
 
+def test_extra_splits_are_evaluated_like_test():
+    model, flat, theta0, dirs = setup(1)
+    (x, y), (vx, vy), (tx, ty) = data(), data(20, 3), data(30, 2)
+    reference = copy.deepcopy(model)
+    ev = Evaluator(model, (x, y), test=(tx, ty), chunk_size=9, extra_splits={"val": (vx, vy)})
+    assert ev.metric_names == ["train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc"]
+    point = theta0 + 0.3 * dirs[0]
+    m = ev.evaluate_at(point, restore=True)
+    for name, (xs, ys) in (("train", (x, y)), ("val", (vx, vy)), ("test", (tx, ty))):
+        loss, acc, _ = naive_metrics(reference, point, xs, ys)
+        assert m[f"{name}_loss"] == pytest.approx(loss, rel=1e-12) and m[f"{name}_acc"] == pytest.approx(acc)
+    surface = ev.evaluate(theta0, dirs, [[0.0], [0.3]])
+    assert surface["val_loss"][1] == pytest.approx(m["val_loss"], rel=1e-12)
+    assert Evaluator(copy.deepcopy(reference), (x, y)).metric_names == ["train_loss", "train_acc"]
+    for bad in ("test", "my val"):
+        with pytest.raises(ValueError, match="must be an identifier other than train, test"):
+            Evaluator(copy.deepcopy(reference), (x, y), test=(tx, ty), extra_splits={bad: (vx, vy)})
+
+
 def test_bad_inputs_are_refused_with_clear_errors():
     model, flat, theta0, dirs = setup(2)
     x, y = data()

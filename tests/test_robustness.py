@@ -184,6 +184,48 @@ def test_h5py_full_disk_error_is_recognised():
 
 
 # ----------------------------------------------------------------- concurrency (item 8)
+def test_a_waiter_does_not_hold_the_lock_of_a_directory_its_holder_deleted(tmp_path, monkeypatch):
+    """A failed run removes its directory, lock file included, while it holds the lock; a process that
+    was already waiting on that lock file must end up holding the lock a newcomer contends for."""
+    import fcntl
+    import shutil
+    import threading
+
+    from lsx.utils.io import file_lock
+
+    run_dir = tmp_path / "train" / "run"
+    waiting, holding, done = threading.Event(), threading.Event(), threading.Event()
+    real_flock = fcntl.flock
+
+    def flock(fh, op):  # called after the waiter opened the lock file: from here it has the old file
+        if op == fcntl.LOCK_EX and threading.current_thread().name == "waiter":
+            waiting.set()
+        return real_flock(fh, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+
+    def waiter():
+        with file_lock(run_dir):
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=waiter, name="waiter", daemon=True)
+    with file_lock(run_dir):
+        thread.start()
+        assert waiting.wait(10)
+        shutil.rmtree(run_dir)  # what _remove_if_empty does for a run that failed before its first checkpoint
+    try:
+        assert holding.wait(10)
+        run_dir.mkdir(parents=True, exist_ok=True)  # as file_lock does: a newcomer locks the file at the path
+        with open(run_dir / ".lock", "a") as newcomer:  # which the waiter must hold
+            with pytest.raises(BlockingIOError):
+                real_flock(newcomer, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        done.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
 def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
     """The second of two concurrent identical jobs waits for the first, then is a no-op."""
     import threading

@@ -47,7 +47,7 @@ def test_finished_run_is_a_cache_hit(compose, monkeypatch):
 
 
 def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypatch, caplog):
-    c = compose(*FAST, "training.epochs=3")
+    c = compose(*FAST, "training.epochs=3", "training.resume_min_interval_s=0")  # a resume point every epoch
     reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
 
     from lsx.training import callbacks
@@ -69,6 +69,133 @@ def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypa
     assert (resumed.run_dir / "DONE").exists()
     wr, wf = _weights(reference), _weights(resumed)
     assert all(torch.equal(wr[k], wf[k]) for k in wr)
+
+
+def _spy_resume_points(monkeypatch) -> list[int]:
+    """Epochs at which ResumePoint wrote resume.ckpt during the tests' train() calls."""
+    from lsx.training import callbacks
+
+    written: list[int] = []
+    original = callbacks.ResumePoint.on_train_epoch_end
+
+    def spy(self, trainer, module):
+        before = len(self.written)
+        original(self, trainer, module)
+        written.extend(self.written[before:])
+
+    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", spy)
+    return written
+
+
+@pytest.mark.parametrize("every, interval, keep, epochs, written, kept", [
+    (2, 0, True, 4, [2, 4], 4),    # the schedule; the kept point holds the last epoch
+    (2, 0, True, 3, [2, 3], 3),    # keep_resume: the final epoch too, off the schedule
+    (2, 0, False, 3, [2], None),   # not kept: no point at the end, and the run deletes it
+    (0, 0, True, 4, [], None),     # 0 = never
+    (None, 0, True, 2, [], None),  # null = never
+    (1, 1e9, False, 3, [], None),  # every epoch, but the start of training is younger than the interval
+    (1, 1e9, True, 3, [3], 3),     # ... except the final one when it is kept
+])
+def test_resume_points_follow_the_schedule(compose, monkeypatch, every, interval, keep, epochs, written, kept):
+    from lsx.training.runner import _usable_resume_point
+
+    spy = _spy_resume_points(monkeypatch)
+    every_arg = "null" if every is None else every
+    run = train(compose(*FAST, f"training.epochs={epochs}", f"training.resume_every={every_arg}",
+                        f"training.resume_min_interval_s={interval}", f"training.keep_resume={str(keep).lower()}"), progress=False)
+    assert spy == written
+    assert _usable_resume_point(run.run_dir / "resume.ckpt") == kept
+
+
+def test_resume_interval_counts_from_the_newest_saved_state():
+    from types import SimpleNamespace
+
+    from lsx.training.callbacks import ResumePoint
+
+    now = [0.0]
+    point = ResumePoint("unused.ckpt", every=1, min_interval_s=30, clock=lambda: now[0])
+    trainer = SimpleNamespace(strategy=SimpleNamespace(broadcast=lambda obj, src=0: obj))
+    point.on_train_start(trainer, None)
+    due = []
+    for t in (10, 31, 50, 70):  # epoch ends; a point at 31 restarts the clock, so 50 is too soon and 70 is due
+        now[0] = t
+        if point._due(trainer, 1):
+            due.append(t)
+            point.saved_at = t
+    assert due == [31, 70]
+
+
+def test_interrupted_run_with_sparse_resume_points_ends_byte_identical(compose, tmp_path, monkeypatch, caplog):
+    c = compose(*FAST, "training.epochs=4", "training.resume_every=2", "training.resume_min_interval_s=0")
+    reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
+
+    from lsx.training import callbacks
+
+    original = callbacks.ResumePoint.on_train_epoch_end
+
+    def crash_after_epoch_3(self, trainer, module):
+        original(self, trainer, module)
+        if trainer.current_epoch == 2:  # epoch 3 has no resume point: the resumed run redoes it
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", crash_after_epoch_3)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(c, progress=False)
+    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", original)
+    with caplog.at_level("INFO", logger="lsx.training.runner"):
+        resumed = train(c, progress=False)
+    assert "after epoch 2 of 4" in caplog.text
+    assert resumed.final_epoch == reference.final_epoch == 4
+    assert resumed.final.read_bytes() == reference.final.read_bytes()
+
+
+def test_resume_schedule_keys_never_change_the_cache_key(compose):
+    from lsx.config import config_hash, training_config
+    from lsx.jobs.base import job_key
+
+    default = compose()
+    assert default["training"]["resume_every"] == 1 and default["training"]["resume_min_interval_s"] == 30
+    without = dict(default, training={k: v for k, v in default["training"].items()
+                                      if k not in ("resume_every", "resume_min_interval_s")})
+    key = config_hash(training_config(without))
+    assert config_hash(training_config(default)) == key
+    for every, interval in ((0, 0), (None, 0.5), (7, 3600)):
+        other = compose(f"training.resume_every={'null' if every is None else every}", f"training.resume_min_interval_s={interval}")
+        assert config_hash(training_config(other)) == key
+        assert job_key(dict(other, analysis={"job": "x"})) == job_key(dict(default, analysis={"job": "x"}))
+    assert config_hash(training_config(compose("training.epochs=11"))) != key  # the key still sees real changes
+
+
+@pytest.mark.parametrize("override, match", [
+    ("training.resume_every=-1", r"training.resume_every must be an integer >= 0 or null.*got -1"),
+    ("training.resume_every=1.5", r"training.resume_every must be an integer >= 0 or null.*got 1.5"),
+    ("training.resume_every=true", r"training.resume_every must be an integer >= 0 or null.*got True"),
+    ("training.resume_min_interval_s=-5", r"training.resume_min_interval_s must be a number of seconds >= 0.*got -5"),
+    ("training.resume_min_interval_s=null", r"training.resume_min_interval_s must be a number.*got None"),
+    ("training.resume_min_interval_s=soon", r"training.resume_min_interval_s must be a number.*got 'soon'"),
+])
+def test_bad_resume_schedule_is_one_line(compose, override, match):
+    from lsx.validate import validate_config
+
+    c = compose(*FAST, override)
+    with pytest.raises(ValueError, match=match):
+        validate_config(c)
+    with pytest.raises(ValueError, match=match):  # a script calling train() directly is refused too
+        train(c, progress=False)
+
+
+@pytest.mark.parametrize("extra, splits", [((), ("train", "val", "test")), (("data.val_fraction=0",), ("train", "test"))])
+def test_summary_metrics_equal_the_plain_evaluation_up_to_rounding(compose, extra, splits):
+    from lsx.training.runner import build_data, evaluate_model
+
+    c = compose(*FAST, "training.epochs=2", *extra)
+    run = train(c, progress=False)
+    assert set(run.summary) == {f"{s}_{m}" for s in splits for m in ("loss", "acc")}  # an empty split is skipped
+    dm = build_data(c).prepare()
+    model = load_checkpoint(run.final).build_model()
+    for s in splits:
+        plain = evaluate_model(model, *dm.split(s))  # NCHW, the unfused graph
+        assert abs(run.summary[f"{s}_loss"] - plain["loss"]) < 1e-5 and run.summary[f"{s}_acc"] == plain["acc"]
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(compose):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from contextlib import nullcontext
-from typing import Callable, Sequence, Union
+from typing import Callable, Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -57,6 +57,8 @@ class Evaluator:
     ``points_per_pass`` > 1 evaluates that many points per vmapped forward pass (:mod:`lsx.landscape.batched`);
     None means 16 on CUDA for models under 5M parameters with a non-UpBN policy, else 1 (the CPU path).
     ``self.flat`` is the layout that θ and the directions must use (parameters, plus BN buffers under ``states``).
+    ``extra_splits`` adds further named ``(x, y)`` sets (e.g. ``{"val": ...}``), evaluated after train and test
+    with metrics ``{name}_loss``/``{name}_acc``: one evaluator (one traced graph) for every split of a dataset.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Evaluator:
         plane: bool | str = "auto",
         plane_budget_bytes: int = 512 << 20,
         points_per_pass: int | None = None,
+        extra_splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> None:
         keep_large_allocations_on_heap()
         self.bn_policy = check_policy(bn_policy)
@@ -86,6 +89,10 @@ class Evaluator:
         self.sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {"train": self._prepare("train", *train)}
         if test is not None:
             self.sets["test"] = self._prepare("test", *test)
+        for name, data in (extra_splits or {}).items():
+            if name in self.sets or not str(name).isidentifier():
+                raise ValueError(f"extra split name {name!r} must be an identifier other than {', '.join(self.sets)}")
+            self.sets[name] = self._prepare(name, *data)
         if chunk_size is not None and int(chunk_size) < 1:
             raise ValueError(f"chunk_size must be >= 1 or None (automatic), got {chunk_size}")
         self.chunk = int(chunk_size) if chunk_size else auto_chunk_size(self.model, self.sets["train"][0][:2])
@@ -144,7 +151,8 @@ class Evaluator:
 
     @property
     def metric_names(self) -> list[str]:
-        return [m for m in METRICS if m.split("_")[0] in self.sets]
+        """``{split}_loss``, ``{split}_acc`` per split: METRICS' order for train/test, then any extra splits."""
+        return [f"{name}_{m}" for name in self.sets for m in ("loss", "acc")]
 
     # ------------------------------------------------------------------ single point
     @torch.inference_mode()

@@ -1,7 +1,9 @@
 """Callbacks that make training runs self-describing and resumable.
 
 - :class:`EpochCheckpoints` writes lightweight lsx checkpoints at the configured epochs
-  (epoch 0 is the initialization) and a full Lightning ``resume.ckpt`` each epoch, atomically.
+  (epoch 0 is the initialization), atomically.
+- :class:`ResumePoint` writes a full Lightning ``resume.ckpt`` on a schedule (every few epochs, at most
+  so often), atomically.
 - :class:`LearningCurve` keeps per-epoch metrics in ``metrics.csv`` whatever the logger.
 - :class:`StopRule` ends training at a target train loss or after a number of optimizer steps
   (matched training for comparisons across hyper-parameters).
@@ -12,8 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 
@@ -114,15 +117,58 @@ class EpochCheckpoints(L.Callback):
 
 
 class ResumePoint(L.Callback):
-    """Full Lightning state (optimizer, schedule, loops) after every epoch, for resuming."""
+    """Full Lightning state (optimizer, schedule, loops) at the end of some epochs, for resuming.
 
-    def __init__(self, path: Path) -> None:
+    A point is written at every ``every``-th epoch (``training.resume_every``; 0 or None: never),
+    skipped while the newest saved state is younger than ``min_interval_s`` seconds
+    (``training.resume_min_interval_s``; 0: never skipped). The newest saved state is the last point
+    this process wrote or, before the first, the start of training (a fresh start, or the point it
+    just resumed from). Why: a killed run loses at most about ``min_interval_s`` plus one epoch of
+    work, while short runs no longer pay for state they delete at the end (a resume point costs
+    ~2 ms on the default config, more on bigger models). With ``keep_final`` (``training.keep_resume``)
+    the final epoch always gets one (unless ``every`` is 0), so a kept ``resume.ckpt`` holds the end
+    of training. Must follow :class:`StopRule` (which decides whether an epoch is the final one).
+    """
+
+    def __init__(self, path: Path, every: int | None = 1, min_interval_s: float = 30.0, stop: StopRule | None = None,
+                 keep_final: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+        from lsx.validate import check_resume_schedule
+
+        check_resume_schedule(every, min_interval_s)
         self.path = Path(path)
+        self.every = int(every or 0)
+        self.min_interval_s = float(min_interval_s)
+        self.stop = stop
+        self.keep_final = bool(keep_final)
+        self.clock = clock
+        self.saved_at: float | None = None  # clock() of the newest saved state in this process
+        self.written: list[int] = []  # epochs written by this process (tests and logs read it)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.saved_at = self.clock()
+
+    def _due(self, trainer: L.Trainer, epoch: int) -> bool:
+        if not self.every:
+            return False
+        if self.keep_final and self.stop is not None and self.stop.stops_at(epoch):
+            return True
+        if epoch % self.every:
+            return False
+        if self.min_interval_s <= 0:
+            return True
+        fresh = self.saved_at is not None and self.clock() - self.saved_at < self.min_interval_s
+        # ranks' clocks differ and save_checkpoint may synchronize: all ranks follow rank 0's decision
+        return bool(trainer.strategy.broadcast(not fresh, src=0))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        if not self._due(trainer, epoch):
+            return
         # save_checkpoint must run on every rank (it may synchronize); only rank 0 writes
         with atomic_path(self.path) as tmp:
             trainer.save_checkpoint(tmp)
+        self.saved_at = self.clock()
+        self.written.append(epoch)
 
 
 class LearningCurve(L.Callback):

@@ -179,6 +179,8 @@ def build_data(cfg: dict[str, Any]) -> TensorDataModule:
 
 @torch.inference_mode()
 def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 500) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on one split, plainly (NCHW, the model's own graph). The runner
+    uses :func:`final_metrics`; this stays for scripts and benchmarks that want the plain version."""
     model.eval()
     loss, correct = 0.0, 0
     for i in range(0, len(x), chunk):
@@ -187,6 +189,30 @@ def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
         correct += int((out.argmax(1) == y[i : i + chunk]).sum())
     n = max(1, len(x))
     return {"loss": loss / n, "acc": correct / n}
+
+
+SPLITS = ("train", "val", "test")
+
+
+def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None) -> dict[str, float]:
+    """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
+
+    Through the landscape :class:`~lsx.landscape.evaluator.Evaluator`, the fastest forward path lsx has:
+    inference mode, channels_last, cache-sized chunks, the fused evaluation graph (eval BN folded into its
+    convolution), one host sync per split; equal to :func:`evaluate_model` up to float rounding. The model
+    is put in eval mode and converted to channels_last in place: pass a copy. ``channels_last`` None uses
+    it where :func:`channels_last_safe` allows.
+    """
+    from lsx.landscape.evaluator import Evaluator
+
+    splits = {name: dm.split(name) for name in SPLITS}
+    splits = {name: xy for name, xy in splits.items() if len(xy[0])}
+    if "train" not in splits:
+        raise ValueError(f"data {dm.name!r} has no train examples to evaluate")
+    train, test = splits.pop("train"), splits.pop("test", None)
+    ev = Evaluator(model, train, test, channels_last=channels_last_safe() if channels_last is None else channels_last,
+                   extra_splits=splits)
+    return ev.evaluate_at(ev.flat.get())
 
 
 _RECORDERS: list[list[TrainedRun]] = []
@@ -224,7 +250,7 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             try:
                 run = _train_locked(c, run_dir, h, progress)
             except BaseException:
-                _remove_if_empty(run_dir)
+                _remove_if_empty(run_dir)  # under the lock: see its docstring
                 raise
     for runs in _RECORDERS:
         if run is not None and all(r.run_dir != run.run_dir for r in runs):
@@ -234,7 +260,12 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
 
 def _remove_if_empty(run_dir: Path) -> None:
     """A run that failed before its first checkpoint leaves nothing worth keeping (only the lock
-    and a config): remove it, so the cache holds no empty directories from bad input."""
+    and a config): remove it, so the cache holds no empty directories from bad input.
+
+    Called while the run's lock is held, on purpose: after releasing it, a waiting process may
+    already be training into this directory (and this check would delete its work). A waiter that
+    was blocked on the deleted lock file notices and locks the new one (:func:`lsx.utils.io.file_lock`).
+    """
     if not any(run_dir.glob("epoch_*.pt")) and not (run_dir / "resume.ckpt").exists():
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -293,7 +324,8 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             stop,  # before EpochCheckpoints: it decides whether this epoch is the final one
             EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version(), stop),
             LearningCurve(run_dir / "metrics.csv"),
-            ResumePoint(resume),
+            ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
+                        keep_final=bool(training.get("keep_resume", False))),
             *([] if progress_bar else [EpochLog(int(training["epochs"]))]),
         ],
     )
@@ -307,12 +339,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         return None  # type: ignore[return-value]
     if not stop.outcome["epochs_run"]:  # resumed from a resume.ckpt written before the stop rule existed
         stop.outcome.update(epochs_run=int(trainer.current_epoch), steps=int(trainer.global_step), stopped_by="epochs")
+    # a fresh copy of the final weights, from the file the cache serves (what later jobs will load)
     final = load_checkpoint(run_dir / checkpoint_name(stop.outcome["epochs_run"])).build_model()
-    metrics = {}
-    for split in ("train", "val", "test"):
-        x, y = dm.split(split)
-        if len(x):
-            metrics.update({f"{split}_{k}": v for k, v in evaluate_model(final, x, y).items()})
+    metrics = final_metrics(final, dm)
     atomic_write_json(run_dir / "summary.json", {
         "config_hash": h, "config": tcfg, "metrics": metrics, **stop.outcome,
         # CPU results differ slightly across thread counts: record what produced these weights

@@ -50,17 +50,47 @@ def file_lock(directory: str | os.PathLike, name: str = ".lock") -> Iterator[Non
 
     Concurrent processes (sweep jobs, two shells) asking for the same cached result wait here
     instead of computing it twice; the second then finds it finished.
+
+    The holder may delete the directory, lock file included (a run that failed before its first
+    checkpoint cleans up; it must do so while it holds the lock, or it could delete the directory a
+    waiter has just started to fill). A waiter that opened the lock file before the deletion then
+    gets the lock of a file no path names any more, while a newcomer would lock a fresh file at the
+    same path: two holders. So a lock counts only when the path still names the file it locked;
+    otherwise the waiter lets go and locks the file that is there now (recreating the directory).
     """
     import fcntl
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / name, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = directory / name
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh = open(path, "a")
+        except FileNotFoundError:  # the directory was deleted between mkdir and open: again
+            continue
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            if _names_open_file(path, fh):
+                break
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()  # a stale lock: closing the file releases it
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def _names_open_file(path: Path, fh: Any) -> bool:
+    """Whether ``path`` still names the file open as ``fh`` (not deleted, not replaced)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fh.fileno())
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
 
 def read_json(path: str | os.PathLike) -> Any:
