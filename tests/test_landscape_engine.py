@@ -325,3 +325,20 @@ def test_sharded_evaluation_on_two_processes_equals_single_process(tmp_path):
     stored = load_store(tmp_path / "surface.h5")
     assert stored.complete and not list(tmp_path.glob("*.tmp"))
     np.testing.assert_allclose(stored.shaped("test_loss"), grid.reshape(single["test_loss"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("classes", [2, 10, 100])
+def test_summed_loss_and_hits_match_cross_entropy_and_argmax(classes):
+    from lsx.landscape.evaluator import summed_loss_and_hits
+
+    g = torch.Generator().manual_seed(classes)
+    logits = torch.randn(300, classes, generator=g) * 5
+    logits[:20] = logits[:20].round()  # ties: the first maximum wins, as in argmax
+    labels = torch.randint(0, classes, (300,), generator=g)
+    loss, hits = summed_loss_and_hits(logits, labels)
+    assert loss.dtype == torch.float64 and loss.dim() == 0
+    ref = F.cross_entropy(logits.double(), labels, reduction="sum")
+    assert abs(float(loss) - float(ref)) <= 1e-5 * float(ref)
+    assert int(hits) == int((logits.argmax(1) == labels).sum())
+    logits[3, 0] = float("nan")
+    assert torch.isnan(summed_loss_and_hits(logits, labels)[0])  # a far point's overflow stays visible
