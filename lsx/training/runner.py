@@ -198,8 +198,8 @@ def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: b
     """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
 
     Through the landscape :class:`~lsx.landscape.evaluator.Evaluator`, the fastest forward path lsx has:
-    inference mode, channels_last, cache-sized chunks, the fused evaluation graph (eval BN folded into its
-    convolution), one host sync per split; equal to :func:`evaluate_model` up to float rounding. The model
+    inference mode, channels_last, cache-sized chunks, one host sync per split; equal to :func:`evaluate_model`
+    up to float rounding. The model
     is put in eval mode and converted to channels_last in place: pass a copy. ``channels_last`` None uses
     it where :func:`channels_last_safe` allows.
     """
@@ -210,8 +210,10 @@ def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: b
     if "train" not in splits:
         raise ValueError(f"data {dm.name!r} has no train examples to evaluate")
     train, test = splits.pop("train"), splits.pop("test", None)
+    # fuse=False: the fused graph (trace, fold, probe check) pays off over many landscape points, not in one
+    # evaluation (measured: 26 → 16 ms on the default config, 93 → 76 ms on resnet20)
     ev = Evaluator(model, train, test, channels_last=channels_last_safe() if channels_last is None else channels_last,
-                   extra_splits=splits)
+                   extra_splits=splits, fuse=False)
     return ev.evaluate_at(ev.flat.get())
 
 
