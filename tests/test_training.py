@@ -50,25 +50,30 @@ def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypa
     c = compose(*FAST, "training.epochs=3", "training.resume_min_interval_s=0")  # a resume point every epoch
     reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
 
-    from lsx.training import callbacks
-
-    original = callbacks.ResumePoint.on_train_epoch_end
-
-    def crash_after_epoch_2(self, trainer, module):
-        original(self, trainer, module)
-        if trainer.current_epoch == 1:
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", crash_after_epoch_2)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train(c, progress=False)
-    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", original)
-    with caplog.at_level("INFO", logger="lsx.training.runner"):
-        resumed = train(c, progress=False)
+    resumed = _killed_then_resumed(c, monkeypatch, caplog, kill_after_epoch=2)
     assert "resuming" in caplog.text and "after epoch 2 of 3" in caplog.text
     assert (resumed.run_dir / "DONE").exists()
     wr, wf = _weights(reference), _weights(resumed)
     assert all(torch.equal(wr[k], wf[k]) for k in wr)
+
+
+def _killed_then_resumed(c, monkeypatch, caplog, kill_after_epoch: int):
+    """Train ``c`` until a simulated kill at the end of epoch ``kill_after_epoch``, then train it again."""
+    from lsx.training import callbacks
+
+    original = callbacks.ResumePoint.on_train_epoch_end
+
+    def crash(self, trainer, module):
+        original(self, trainer, module)
+        if trainer.current_epoch + 1 == kill_after_epoch:
+            raise RuntimeError("simulated kill")
+
+    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", crash)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(c, progress=False)
+    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", original)
+    with caplog.at_level("INFO", logger="lsx.training.runner"):
+        return train(c, progress=False)
 
 
 def _spy_resume_points(monkeypatch) -> list[int]:
@@ -129,21 +134,8 @@ def test_interrupted_run_with_sparse_resume_points_ends_byte_identical(compose, 
     c = compose(*FAST, "training.epochs=4", "training.resume_every=2", "training.resume_min_interval_s=0")
     reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
 
-    from lsx.training import callbacks
-
-    original = callbacks.ResumePoint.on_train_epoch_end
-
-    def crash_after_epoch_3(self, trainer, module):
-        original(self, trainer, module)
-        if trainer.current_epoch == 2:  # epoch 3 has no resume point: the resumed run redoes it
-            raise RuntimeError("simulated kill")
-
-    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", crash_after_epoch_3)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train(c, progress=False)
-    monkeypatch.setattr(callbacks.ResumePoint, "on_train_epoch_end", original)
-    with caplog.at_level("INFO", logger="lsx.training.runner"):
-        resumed = train(c, progress=False)
+    # epoch 3 has no resume point: the resumed run redoes it
+    resumed = _killed_then_resumed(c, monkeypatch, caplog, kill_after_epoch=3)
     assert "after epoch 2 of 4" in caplog.text
     assert resumed.final_epoch == reference.final_epoch == 4
     assert resumed.final.read_bytes() == reference.final.read_bytes()
