@@ -20,7 +20,7 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
 
     plan = make_plan("li_fig7")
     assert plan.scale == "cpu" and plan.seeds == [0, 1, 2]
-    assert len(plan.points) == 9 and all("training.target_train_loss=0.05" in p for p in plan.points)
+    assert len(plan.points) == 9 and all("training.target_train_loss=0.002" in p for p in plan.points)
     assert {p[-1] for p in plan.points} == {f"model.width={w}" for w in WIDTHS}
     ids = {c["id"]: c for c in plan.claims}
     assert set(ids) == {"wider_flatter", "wider_more_convex", "wider_generalizes_better"}
@@ -32,7 +32,7 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
     c = compose_point(plan.points[-1])
     assert (c["model"]["name"], c["model"]["width"], c["data"]["name"]) == ("resnet20", 1.0, "digits")
     assert c["analysis"]["job"] == "surface2d" and c["analysis"]["convexity"]["enabled"] is True
-    assert c["analysis"]["x"]["num"] == 11 and c["training"]["target_train_loss"] == 0.05
+    assert c["analysis"]["x"]["num"] == 11 and c["training"]["target_train_loss"] == 0.002
 
 
 def test_mean_rise_counts_points_within_the_radius():
