@@ -7,7 +7,9 @@
 - ``li_trained_difference`` (Fig. 6): mean(y | key=a) − mean(y | key=b) over *trained* nets only: a job
   whose optimum did not reach ``max_train_loss`` is excluded and listed with the reason (an untrained
   net's surface says nothing about its architecture's landscape).
-Fig. 5 / Table 1 and Fig. 9 use the generic ``difference``, ``ratio`` and ``mean``.
+Fig. 5 / Table 1 and Fig. 9 use the generic ``difference``, ``ratio`` and ``mean``; Fig. 7 the generic
+``spearman`` and ``surface_rise_spearman`` (lsx/claims/stats_surface.py). Report figures:
+``li_convexity_panels`` (Fig. 6 / Sec. 6) and ``li_width_surfaces`` (Fig. 7).
 """
 from __future__ import annotations
 
@@ -129,6 +131,43 @@ def _register_figures() -> None:
         if im is not None:
             fig.colorbar(im, ax=axes[0].tolist(), label="|λ_min/λ_max|")
         fig.suptitle(f"Li Sec. 6 convexity maps (n={len(jobs)} jobs)", fontsize=9)
+        return save_figure(fig, path)
+
+    @register_figure("li_width_surfaces")
+    def width_surfaces(jobs: Sequence[JobRecord], path: Path, key: str = "model.width", metric: str = "train_loss",
+                       levels: int = 15, **_: Any) -> Path:
+        """Fig. 7 next to the paper: one filter-normalized contour plot per value of ``key`` (the first
+        seed of each), on one shared log colour scale so flatter surfaces show wider low-loss regions."""
+        import matplotlib.pyplot as plt
+
+        from lsx.plots.common import save_figure
+
+        cells: dict[float, JobRecord] = {}
+        for j in sorted(jobs, key=lambda j: j.seed):
+            if (j.job_dir / "surface_grid.npz").exists():
+                cells.setdefault(float(j.get(key)), j)
+        if not cells:
+            raise InsufficientData("no job has a surface_grid.npz (is the preset's analysis surface2d?)")
+        keys = sorted(cells)
+        grids = {k: np.load(cells[k].job_dir / "surface_grid.npz") for k in keys}
+        z_all = np.concatenate([np.log10(np.clip(g[metric], 1e-8, None)).ravel() for g in grids.values()])
+        bounds = np.linspace(np.nanmin(z_all), np.nanmax(z_all), levels)
+        fig, axes = plt.subplots(1, len(keys), figsize=(3.1 * len(keys), 3.1), layout="constrained", squeeze=False)
+        cs = None
+        for ax, k in zip(axes[0], keys):
+            g, j = grids[k], cells[k]
+            cs = ax.contourf(g["x"], g["y"], np.log10(np.clip(g[metric], 1e-8, None)), levels=bounds, cmap="viridis")
+            ax.contour(g["x"], g["y"], np.log10(np.clip(g[metric], 1e-8, None)), levels=bounds, colors="k", linewidths=0.4,
+                       linestyles="solid")
+            acc = j.get("training.test_acc", None)
+            ax.set_title(f"{key.split('.')[-1]} = {k:g}, seed {j.seed}" + (f"\ntest acc {acc:.3f}" if acc is not None else ""),
+                         fontsize=8)
+            ax.set_xlabel("α")
+            ax.set_aspect("equal")
+        axes[0][0].set_ylabel("β")
+        if cs is not None:
+            fig.colorbar(cs, ax=axes[0].tolist(), label=f"log10 {metric.replace('_', ' ')}")
+        fig.suptitle(f"Li Fig. 7: filter-normalized surfaces by {key} (n={len(jobs)} jobs)", fontsize=9)
         return save_figure(fig, path)
 
 

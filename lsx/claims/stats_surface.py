@@ -1,17 +1,21 @@
-"""Statistics of a 2D loss surface around an optimum (preset ``quickstart``, Li et al. Fig. 1 style).
+"""Statistics of a 2D loss surface around an optimum (preset ``quickstart``, Li et al. Fig. 1 style;
+``li_fig7``: how the surface's flatness changes with a hyper-parameter).
 
 They read each ``surface2d`` job's ``surface_grid.npz`` (the train-loss grid and its axes).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from .records import JobRecord
-from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, t_interval, unit_of
+from .statistics import (
+    Estimate, InsufficientData, get_statistic_plot, register_statistic, register_statistic_plot, spearman, t_interval, unit_of,
+)
 
 
 def _grid(job: JobRecord, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -35,6 +39,26 @@ def argmin_offset(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
     iy, ix = np.unravel_index(np.nanargmin(z), z.shape)
     step = min(np.diff(x).min(), np.diff(y).min())
     return float(math.hypot(x[ix], y[iy]) / step)
+
+
+def mean_rise(x: np.ndarray, y: np.ndarray, z: np.ndarray, radius: float | None = None) -> float:
+    """Mean of z − z(centre) over the grid points within Euclidean distance ``radius`` of (0, 0), the
+    centre excluded; ``radius=None``: every point of the grid.
+
+    Why: the surface-side twin of the ``sharpness`` job's filter-normalized loss rise at a fixed
+    distance (Li et al. read flatness off the filter-normalized plots at equal α, β), averaged over
+    every direction the 2D slice holds rather than two axis lines; NaN points are skipped.
+    """
+    X, Y = np.meshgrid(x, y)
+    r = np.hypot(X, Y)
+    ic = (int(np.abs(y).argmin()), int(np.abs(x).argmin()))
+    inside = np.ones_like(r, dtype=bool) if radius is None else r <= float(radius) * (1 + 1e-9)
+    inside[ic] = False
+    vals = z[inside & np.isfinite(z)]
+    if vals.size == 0:
+        raise InsufficientData(f"no finite grid point lies within radius {radius} of the centre (grid step "
+                               f"{float(np.diff(x).min()):.3g}); use a larger radius")
+    return float(vals.mean() - z[ic])
 
 
 def _per_unit(jobs: Sequence[JobRecord], unit: str, metric: str, fn) -> tuple[dict[Any, list[float]], list[dict[str, Any]]]:
@@ -71,6 +95,35 @@ def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss",
     m, lo, hi = t_interval(list(means.values()))
     return Estimate(m, lo, hi, len(means), f"mean over {len(means)} {unit}s of the argmin's distance from the centre (grid steps)",
                     details={"metric": metric, "unit": unit, "per_unit": {str(u): v for u, v in means.items()}}, table=rows)
+
+
+RISE_KEY = "surface_mean_rise"  # the per-job rise, attached as a metric so the generic spearman can rank it
+
+
+def _with_rise(jobs: Sequence[JobRecord], radius: float | None, metric: str) -> list[JobRecord]:
+    return [replace(j, metrics={**j.metrics, RISE_KEY: mean_rise(*_grid(j, metric), radius)}) for j in jobs]
+
+
+@register_statistic("surface_rise_spearman")
+def surface_rise_spearman(jobs: Sequence[JobRecord], x: str, radius: float | None = None, metric: str = "train_loss",
+                          unit: str = "seed", log_x: bool = False, n_boot: int = 2000, boot_seed: int = 0) -> Estimate:
+    """Spearman ρ of each surface's mean loss rise within ``radius`` (:func:`mean_rise`) with ``x``
+    (e.g. ``model.width``): < 0 when flatter surfaces go with larger x. Same estimator and bootstrap
+    over units as ``spearman`` (mean of within-seed ρ when every seed spans ≥ 2 values of x)."""
+    est = spearman(_with_rise(jobs, radius, metric), x, f"metrics.{RISE_KEY}", log_x=log_x, unit=unit,
+                   n_boot=n_boot, boot_seed=boot_seed)
+    est.details.update(y=f"mean {metric} rise within radius {radius if radius is not None else 'all'} (surface_grid.npz)",
+                       radius=radius, metric=metric)
+    est.method = f"{est.method}; y = mean {metric} rise over the surface's points within radius {radius}"
+    return est
+
+
+@register_statistic_plot("surface_rise_spearman")
+def _plot_rise_spearman(jobs: Sequence[JobRecord], est: Estimate, path: Path, x: str, radius: float | None = None,
+                        metric: str = "train_loss", unit: str = "seed", log_x: bool = False, **_: Any) -> Path:
+    """The rise against x, one line per unit (the generic spearman plot on the derived value)."""
+    plot = get_statistic_plot("spearman")
+    return plot(_with_rise(jobs, radius, metric), est, path, x=x, y=f"metrics.{RISE_KEY}", log_x=log_x, unit=unit)
 
 
 @register_statistic_plot("surface_border_ratio")
