@@ -45,6 +45,10 @@ def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
     assert r1.returncode == 0, r1.stderr[-3000:]
     res, d = _result(out, "radial_tunnels")
     assert (d / "radial_tunnels.png").exists() and res["metrics"]["epoch2_radius"] > 0
+    m = res["metrics"]
+    assert m["epochs"] == [1, 2] and len(m["radius_by_epoch"]) == len(m["optima_train_loss_by_epoch"]) == 2
+    assert m["pair_distance_by_epoch"] == [m["epoch1_mean_pair_distance"], m["epoch2_mean_pair_distance"]]
+    assert all(r > 0 for r in m["radius_by_epoch"]) and all(v > 0 for v in m["optima_train_loss_by_epoch"])
     r2 = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=1", *TINY,
                     "training.epochs=4", "analysis.max_lrs=[0.001,0.01]", "analysis.num_snapshots=2", "analysis.burn_in_epochs=1")
     assert r2.returncode == 0, r2.stderr[-3000:]

@@ -1,4 +1,12 @@
-"""``analysis=radial_tunnels``: the training loss on the plane of three optima at several epochs (Fort Fig. 2)."""
+"""``analysis=radial_tunnels``: the training loss on the plane of three optima at several epochs (Fort Fig. 2).
+
+Besides the per-epoch scalars (``epoch{e}_radius`` = ‖θ‖ of the first optimum, kept for old readers) the job
+writes per-epoch lists for the claims (``fort_list_trend`` pools (epoch, value) pairs over jobs):
+``epochs``, ``radius_by_epoch`` (mean ‖θ‖ of the three optima), ``pair_distance_by_epoch`` (mean pairwise
+distance on their plane) and ``optima_train_loss_by_epoch`` (mean over the three runs of the learning curve's
+train loss at that epoch — the running mean over the epoch's batches, no extra evaluation; NaN where the curve
+has no row, e.g. epoch 0).
+"""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -23,7 +31,9 @@ def run(ctx: JobContext) -> JobOutput:
                          "add them to training.checkpoint_epochs")
     n = int(a["num"])
     fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False, layout="constrained")
-    metrics = {}
+    metrics: dict = {}
+    radii, pair_dists, losses = [], [], []
+    curves = [{int(row["epoch"]): row.get("train/loss", float("nan")) for row in r.learning_curve()} for r in runs]
     for ax, e in zip(axes[0], epochs):
         ckpts = [r.load(e) for r in runs]
         same_architecture(ckpts)
@@ -43,7 +53,12 @@ def run(ctx: JobContext) -> JobOutput:
         radius = float(np.linalg.norm(pts[0].theta.double().numpy()))
         ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
         metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
+        radii.append(float(np.mean([np.linalg.norm(p.theta.double().numpy()) for p in pts])))
+        pair_dists.append(metrics[f"epoch{e}_mean_pair_distance"])
+        losses.append(float(np.mean([c.get(e, float("nan")) for c in curves])))
         metrics[f"epoch{e}_radius"] = radius
         metrics[f"epoch{e}_max_loss"] = float(np.nanmax(loss))
+    metrics.update(epochs=epochs, radius_by_epoch=radii, pair_distance_by_epoch=pair_dists,
+                   optima_train_loss_by_epoch=losses)
     save_figure(fig, ctx.path("radial_tunnels.png"))
     return JobOutput(metrics, {"plot": "radial_tunnels.png"})
