@@ -109,15 +109,9 @@ def plain_loop(overrides: list[str]):
                         hits += (out.argmax(1) == yb).sum()
                 row = {"epoch": epoch + 1, "train/loss": float(loss_sum) / len(x), "train/acc": int(hits) / len(x),
                        "lr": opt.param_groups[0]["lr"]}
-                if len(vx):
-                    model.eval()
-                    with torch.inference_mode():
-                        vloss, vhits = 0.0, 0
-                        for i in range(0, len(vx), ebs):
-                            out = model(as_input(vx[i : i + ebs]))
-                            vloss += float(F.cross_entropy(out, vy[i : i + ebs], reduction="sum"))
-                            vhits += int((out.argmax(1) == vy[i : i + ebs]).sum())
-                    row.update({"val/loss": vloss / len(vx), "val/acc": vhits / len(vx)})
+                if len(vx):  # evaluate_model: eval mode, inference mode, batches of data.eval_batch_size
+                    v = evaluate_model(model, as_input(vx), vy, chunk=ebs)
+                    row.update({"val/loss": v["loss"], "val/acc": v["acc"]})
                 rows.append(row)
             torch.save(model.state_dict(), f"{tmp}/final.pt")
             with open(f"{tmp}/metrics.csv", "w", newline="") as fh:

@@ -11,8 +11,8 @@ import hydra
 from omegaconf import DictConfig
 
 from lsx.app import clean_errors, prepare
-from lsx.utils.io import atomic_path
 from lsx.config import CONF_DIR
+from lsx.utils.io import atomic_path
 
 
 def run_training_job(cfg: DictConfig) -> dict:

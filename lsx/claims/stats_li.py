@@ -150,14 +150,15 @@ def _register_figures() -> None:
             raise InsufficientData("no job has a surface_grid.npz (is the preset's analysis surface2d?)")
         keys = sorted(cells)
         grids = {k: np.load(cells[k].job_dir / "surface_grid.npz") for k in keys}
-        z_all = np.concatenate([np.log10(np.clip(g[metric], 1e-8, None)).ravel() for g in grids.values()])
+        logz = {k: np.log10(np.clip(g[metric], 1e-8, None)) for k, g in grids.items()}
+        z_all = np.concatenate([z.ravel() for z in logz.values()])
         bounds = np.linspace(np.nanmin(z_all), np.nanmax(z_all), levels)
         fig, axes = plt.subplots(1, len(keys), figsize=(3.1 * len(keys), 3.1), layout="constrained", squeeze=False)
         cs = None
         for ax, k in zip(axes[0], keys):
             g, j = grids[k], cells[k]
-            cs = ax.contourf(g["x"], g["y"], np.log10(np.clip(g[metric], 1e-8, None)), levels=bounds, cmap="viridis")
-            ax.contour(g["x"], g["y"], np.log10(np.clip(g[metric], 1e-8, None)), levels=bounds, colors="k", linewidths=0.4,
+            cs = ax.contourf(g["x"], g["y"], logz[k], levels=bounds, cmap="viridis")
+            ax.contour(g["x"], g["y"], logz[k], levels=bounds, colors="k", linewidths=0.4,
                        linestyles="solid")
             acc = j.get("training.test_acc", None)
             ax.set_title(f"{key.split('.')[-1]} = {k:g}, seed {j.seed}" + (f"\ntest acc {acc:.3f}" if acc is not None else ""),

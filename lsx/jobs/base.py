@@ -41,9 +41,13 @@ def declare(name: str, module: str) -> None:
     JOBS[name] = module
 
 
-def get_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
+def _check_job_name(name: str) -> None:
     if name not in JOBS:
         raise ValueError(f"unknown analysis job {name!r}; valid jobs: {', '.join(sorted(JOBS))}")
+
+
+def get_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
+    _check_job_name(name)
     importlib.import_module(JOBS[name])
     return _FUNCS[name]
 
@@ -54,8 +58,7 @@ def lazy_job(name: str) -> Callable[["JobContext"], "JobOutput"]:
     Why: a job module imports its plotting and numerics (matplotlib, scipy: ~0.5 s); a finished job found
     in the cache never needs them, and a relaunched sweep is mostly such no-ops (``make bench-cli``).
     """
-    if name not in JOBS:
-        raise ValueError(f"unknown analysis job {name!r}; valid jobs: {', '.join(sorted(JOBS))}")
+    _check_job_name(name)
 
     def run(ctx: "JobContext") -> "JobOutput":
         return get_job(name)(ctx)
@@ -76,7 +79,8 @@ class JobOutput:
 _NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales", "reproduce", "claims")
 
 
-_ANALYSIS_NOT_HASHED = ("workers",)  # = lsx.jobs.landscape_common.RUNTIME_ANALYSIS_KEYS (that module imports torch)
+# analysis keys that say how a job runs, not what it computes: not hashed, not checked against stores
+RUNTIME_ANALYSIS_KEYS = ("workers",)
 
 
 def job_key(cfg: dict[str, Any]) -> str:
@@ -84,7 +88,7 @@ def job_key(cfg: dict[str, Any]) -> str:
     if isinstance(c.get("training"), dict):
         c["training"] = hashed_training(c["training"])
     if isinstance(c.get("analysis"), dict):  # e.g. analysis.workers: how many processes, not what they compute
-        c["analysis"] = {k: v for k, v in c["analysis"].items() if k not in _ANALYSIS_NOT_HASHED}
+        c["analysis"] = {k: v for k, v in c["analysis"].items() if k not in RUNTIME_ANALYSIS_KEYS}
     return config_hash(c)[:12]
 
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from lsx.landscape.flat import FlatParams
 from lsx.training.checkpoints import Checkpoint, check_same_architecture
 
-from .base import JobContext
+from .base import RUNTIME_ANALYSIS_KEYS, JobContext
 
 
 @dataclass
@@ -29,10 +29,6 @@ class Point:
     flat: FlatParams
     theta: torch.Tensor
     label: str
-
-
-# analysis keys that say how a job runs, not what it computes (not hashed, not checked against stores)
-RUNTIME_ANALYSIS_KEYS = ("workers",)
 
 
 def load_point(ckpt: Checkpoint, bn: str = "keep", label: str = "") -> Point:

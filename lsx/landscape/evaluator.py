@@ -28,8 +28,6 @@ from .first_layer import FirstLayerPlane
 from .flat import FlatParams
 from .grids import Grid
 
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
-
 # plane="auto" combines the first layer from K+1 stored outputs only when that layer does at least this many
 # multiply-adds per output per stored stream: measured on this CPU (make bench; calibration in README), an MLP's
 # 64- and 784-input first layers run 1.4x and 4x faster that way, while 3x3 convolutions on 1-3 channels
@@ -151,7 +149,7 @@ class Evaluator:
 
     @property
     def metric_names(self) -> list[str]:
-        """``{split}_loss``, ``{split}_acc`` per split: METRICS' order for train/test, then any extra splits."""
+        """``{split}_loss``, ``{split}_acc`` per split: train, test, then any extra splits."""
         return [f"{name}_{m}" for name in self.sets for m in ("loss", "acc")]
 
     # ------------------------------------------------------------------ single point

@@ -197,11 +197,10 @@ SPLITS = ("train", "val", "test")
 def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None) -> dict[str, float]:
     """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
 
-    Through the landscape :class:`~lsx.landscape.evaluator.Evaluator`, the fastest forward path lsx has:
-    inference mode, channels_last, cache-sized chunks, one host sync per split; equal to :func:`evaluate_model`
-    up to float rounding. The model
-    is put in eval mode and converted to channels_last in place: pass a copy. ``channels_last`` None uses
-    it where :func:`channels_last_safe` allows.
+    Through the landscape :class:`~lsx.landscape.evaluator.Evaluator` (inference mode, channels_last,
+    cache-sized chunks, one host sync per split); equal to :func:`evaluate_model` up to float rounding. The
+    model is put in eval mode and converted to channels_last in place: pass a copy. ``channels_last`` None
+    uses it where :func:`channels_last_safe` allows.
     """
     from lsx.landscape.evaluator import Evaluator
 
