@@ -9,7 +9,7 @@
      ``channels_last_safe()``), on the runner's batches: slices of the train split in the order of the
      per-epoch permutation of (seed, epoch); the epoch's train loss and accuracy summed per step;
    - after each epoch, a validation pass over the val split (batches of ``data.eval_batch_size``, in
-     inference mode) and a learning-curve row (epoch, train/val loss and accuracy, LR);
+     eval mode without autograd) and a learning-curve row (epoch, train/val loss and accuracy, LR);
    - save a checkpoint at epoch 0 (the initialization) and at the final epoch;
    - evaluate the final model on train, val and test in inference mode.
    The runner adds what makes it a cache: config hashing, a lock, a config/summary/metrics.csv written

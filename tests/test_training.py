@@ -55,6 +55,8 @@ def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypa
     assert (resumed.run_dir / "DONE").exists()
     wr, wf = _weights(reference), _weights(resumed)
     assert all(torch.equal(wr[k], wf[k]) for k in wr)
+    # the learning curve's rows travel in the resume state: the resumed curve is the uninterrupted one
+    assert resumed.learning_curve() == reference.learning_curve() and len(reference.learning_curve()) == 3
 
 
 def _killed_then_resumed(c, monkeypatch, caplog, kill_after_epoch: int):
@@ -188,6 +190,49 @@ def test_summary_metrics_equal_the_plain_evaluation_up_to_rounding(compose, extr
     for s in splits:
         plain = evaluate_model(model, *dm.split(s))  # NCHW, the unfused graph
         assert abs(run.summary[f"{s}_loss"] - plain["loss"]) < 1e-5 and run.summary[f"{s}_acc"] == plain["acc"]
+    # the module's own per-epoch validation pass (not Lightning's loop) sees the same final model
+    last = run.learning_curve()[-1]
+    assert last["epoch"] == 2 and last["train/loss"] > 0
+    if "val" in splits:
+        assert abs(last["val/loss"] - run.summary["val_loss"]) < 1e-5 and last["val/acc"] == run.summary["val_acc"]
+    else:
+        assert "val/loss" not in last
+
+
+def test_gradient_clipping_bounds_every_step(compose):
+    # plain SGD (no momentum, no weight decay) moves the weights by lr · ‖clipped gradient‖ <= lr · clip per step
+    base = (*FAST, "optimizer=sgd", "optimizer.lr=0.5", "optimizer.momentum=0", "optimizer.weight_decay=0", "optimizer.nesterov=false", "training.epochs=1",
+            "data.batch_size=32")
+    steps = 128 // 32  # debug=fast: 128 examples
+
+    def moved(run):
+        w0, w1 = _weights(run, 0), _weights(run)
+        return float(torch.sqrt(sum(((w1[k] - w0[k]).double() ** 2).sum() for k in w0 if w0[k].is_floating_point())))
+
+    clip = 1e-3
+    assert moved(train(compose(*base, f"training.gradient_clip_val={clip}"), progress=False)) <= 0.5 * clip * steps * (1 + 1e-4)
+    assert moved(train(compose(*base), progress=False)) > 100 * 0.5 * clip * steps
+    with pytest.raises(ValueError, match="gradient_clip_val must be > 0"):
+        train(compose(*FAST, "training.gradient_clip_val=-1"), progress=False)
+
+
+def test_epoch_metrics_reach_the_csv_logger_and_the_progress_bar(compose):
+    import csv
+    from types import SimpleNamespace
+
+    from lsx.training.callbacks import EpochMetricsBar
+
+    run = train(compose(*FAST, "training.epochs=2", "logger=csv"), progress=False)
+    with open(run.run_dir / "csv" / "metrics.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]  # Lightning's 0-based epoch, as its own logging wrote it
+    curve = run.learning_curve()
+    assert [float(r["val/loss"]) for r in rows] == pytest.approx([r["val/loss"] for r in curve], rel=1e-6)
+    bar = EpochMetricsBar()
+    module = SimpleNamespace(epoch_metrics={"train/loss": 0.123456, "val/loss": 0.5, "val/acc": 0.75, "train/acc": 0.9})
+    trainer = SimpleNamespace(loggers=[], progress_bar_metrics={})
+    shown = bar.get_metrics(trainer, module)
+    assert shown["train_loss"] == "0.1235" and shown["val_acc"] == "0.75" and "train_acc" not in shown
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(compose):

@@ -5,6 +5,7 @@
 - :class:`ResumePoint` writes a full Lightning ``resume.ckpt`` on a schedule (every few epochs, at most
   so often), atomically.
 - :class:`LearningCurve` keeps per-epoch metrics in ``metrics.csv`` whatever the logger.
+- :class:`EpochMetricsBar` is the progress bar, showing the last epoch's metrics.
 - :class:`StopRule` ends training at a target train loss or after a number of optimizer steps
   (matched training for comparisons across hyper-parameters).
 - :class:`EpochLog` prints one plain line per epoch where a progress bar would flood a log file.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import lightning as L
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from lsx.utils.io import atomic_path, atomic_write_text
 
@@ -29,6 +31,12 @@ log = logging.getLogger("lsx.training")
 
 def checkpoint_name(epoch: int) -> str:
     return f"epoch_{epoch:04d}.pt"
+
+
+def epoch_metrics(pl_module: L.LightningModule) -> dict[str, float]:
+    """The last finished epoch's train/val loss and accuracy (``ClassifierModule.epoch_metrics``; the
+    module computes them itself instead of through ``self.log``, see lsx.training.module)."""
+    return dict(getattr(pl_module, "epoch_metrics", None) or {})
 
 
 class StopRule(L.Callback):
@@ -64,7 +72,7 @@ class StopRule(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if self.stopped_by is None and self.target is not None:
-            loss = trainer.callback_metrics.get("train/loss")
+            loss = epoch_metrics(pl_module).get("train/loss")
             reached = loss is not None and float(loss) <= self.target
             if trainer.strategy.reduce_boolean_decision(reached, all=False):  # every rank stops together
                 self.outcome["stopped_by"] = "target"
@@ -99,10 +107,12 @@ class EpochCheckpoints(L.Callback):
     def _save(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
         if not trainer.is_global_zero:
             return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        metrics = epoch_metrics(pl_module) if epoch else {}
         save_checkpoint(
             self.run_dir / checkpoint_name(epoch), pl_module.model, self.config, self.config_hash, epoch,
             self.data_shape, metrics, self.code_version,
+            # a DDP-spawn parent never sees the workers' StopRule: it reads the outcome from here (runner)
+            stop=self.stop.outcome if self.stop is not None else None,
         )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -172,31 +182,65 @@ class ResumePoint(L.Callback):
 
 
 class LearningCurve(L.Callback):
+    """Per-epoch metrics in ``metrics.csv`` whatever the logger.
+
+    The rows travel in the resume state, so a resumed run's curve is the uninterrupted run's. The file is
+    rewritten when ``min_interval_s`` seconds have passed since it was last written (a live view of a
+    long run) and when training ends: a 0.4 s run writes it once, not once per epoch.
+    """
+
     FIELDS = ("epoch", "train/loss", "train/acc", "val/loss", "val/acc", "lr")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, min_interval_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = Path(path)
+        self.min_interval_s = float(min_interval_s)
+        self.clock = clock
         self.rows: list[dict[str, float]] = []
-        if self.path.exists():
+        self.written_at: float | None = None
+        if self.path.exists():  # a resume point from before the rows were part of the resume state
             with open(self.path) as fh:
                 self.rows = [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(fh)]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rows = [dict(r) for r in state_dict.get("rows", [])]
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.written_at = self.clock()
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        m = epoch_metrics(pl_module)
+        row = {"epoch": float(trainer.current_epoch + 1), **{k: m[k] for k in self.FIELDS[1:-1] if k in m},
+               "lr": float(trainer.optimizers[0].param_groups[0]["lr"])}
+        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
+        if self.written_at is None or self.clock() - self.written_at >= self.min_interval_s:
+            self.write(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer)
+
+    def write(self, trainer: L.Trainer) -> None:
+        self.written_at = self.clock()
         if not trainer.is_global_zero:
             return
-        m = trainer.callback_metrics
-        row = {"epoch": float(trainer.current_epoch + 1)}
-        for k in self.FIELDS[1:-1]:
-            if k in m:
-                row[k] = float(m[k])
-        row["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
-        self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=self.FIELDS)
         w.writeheader()
         for r in self.rows:
             w.writerow({k: ("" if k not in r else (int(r[k]) if k == "epoch" else r[k])) for k in self.FIELDS})
         atomic_write_text(self.path, buf.getvalue())
+
+
+class EpochMetricsBar(TQDMProgressBar):
+    """Lightning's progress bar with the last epoch's metrics (they are not logged through ``self.log``)."""
+
+    SHOWN = {"train/loss": "train_loss", "val/loss": "val_loss", "val/acc": "val_acc"}
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        m = epoch_metrics(pl_module)
+        return {**super().get_metrics(trainer, pl_module), **{name: f"{m[k]:.4g}" for k, name in self.SHOWN.items() if k in m}}
 
 
 class EpochLog(L.Callback):
@@ -208,7 +252,7 @@ class EpochLog(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        m = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        m = epoch_metrics(pl_module)
         parts = [f"{name} {m[key]:.4f}" for key, name in
                  (("train/loss", "train loss"), ("train/acc", "train acc"), ("val/loss", "val loss"), ("val/acc", "val acc")) if key in m]
         log.info("epoch %d/%d: %s", trainer.current_epoch + 1, self.epochs, ", ".join(parts))

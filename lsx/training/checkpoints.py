@@ -33,6 +33,7 @@ class Checkpoint:
     metrics: dict[str, float] = field(default_factory=dict)
     code_version: str = ""
     torch_threads: int | None = None
+    stop: dict[str, Any] = field(default_factory=dict)  # the stop rule's outcome so far (epochs_run, steps, stopped_by)
 
     @property
     def model_name(self) -> str:
@@ -72,6 +73,7 @@ def save_checkpoint(
     data_shape: dict[str, int],
     metrics: dict[str, float] | None = None,
     code_version: str = "",
+    stop: dict[str, Any] | None = None,
 ) -> Path:
     path = Path(path)
     payload = {
@@ -84,6 +86,7 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "code_version": code_version,
         "torch_threads": torch.get_num_threads(),  # CPU results differ slightly across thread counts
+        "stop": dict(stop or {}),
     }
     atomic_torch_save(payload, path)  # byte-identical for equal content (no temp name inside)
     return path
@@ -110,6 +113,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
         metrics=payload.get("metrics", {}),
         code_version=payload.get("code_version", ""),
         torch_threads=payload.get("torch_threads"),
+        stop=payload.get("stop", {}),
     )
     if expect_model is not None and ckpt.model_name != expect_model:
         raise CheckpointError(f"{path} holds a {ckpt.model_name!r} model, expected {expect_model!r}")

@@ -259,6 +259,21 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
     return run
 
 
+def _outcome_from_checkpoints(run_dir: Path) -> dict[str, Any]:
+    """The stop rule's outcome when this process's StopRule did not run the epochs: under ``ddp_spawn`` the
+    workers trained (the parent's copy never changes), or a resume point predates the stop rule. The newest
+    checkpoint is the stop epoch's (EpochCheckpoints always saves it) and carries the outcome."""
+    from .callbacks import checkpoint_name
+
+    epochs = sorted(int(p.stem.split("_")[1]) for p in run_dir.glob("epoch_*.pt"))
+    if not epochs:
+        raise CheckpointError(f"training ended without writing a checkpoint into {run_dir}")
+    stop = load_checkpoint(run_dir / checkpoint_name(epochs[-1])).stop
+    if stop.get("epochs_run") == epochs[-1]:
+        return {k: stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}
+    return {"epochs_run": epochs[-1], "steps": None, "stopped_by": "epochs"}  # a checkpoint from before the outcome was saved
+
+
 def _remove_if_empty(run_dir: Path) -> None:
     """A run that failed before its first checkpoint leaves nothing worth keeping (only the lock
     and a config): remove it, so the cache holds no empty directories from bad input.
@@ -274,7 +289,7 @@ def _remove_if_empty(run_dir: Path) -> None:
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
     import lightning as L
 
-    from .callbacks import EpochCheckpoints, EpochLog, LearningCurve, ResumePoint, StopRule, checkpoint_name
+    from .callbacks import EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, StopRule, checkpoint_name
     from .module import ClassifierModule
 
     tcfg = training_config(c)
@@ -291,7 +306,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     if channels_last and not channels_last_safe():
         log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
         channels_last = False
-    module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last)
+    module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last,
+                              gradient_clip_val=training.get("gradient_clip_val"), val=dm.split("val"),
+                              eval_batch_size=dm.eval_batch_size)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(tcfg, sort_keys=False))
 
     from lsx.tracking.loggers import build_loggers
@@ -313,7 +330,6 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         strategy=trainer_cfg.get("strategy", "auto"),
         precision=trainer_cfg.get("precision", "32-true"),
         deterministic=bool(trainer_cfg.get("deterministic", True)),
-        gradient_clip_val=training.get("gradient_clip_val"),
         logger=loggers or False,
         enable_checkpointing=False,
         enable_progress_bar=progress_bar,
@@ -327,24 +343,24 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             LearningCurve(run_dir / "metrics.csv"),
             ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
                         keep_final=bool(training.get("keep_resume", False))),
-            *([] if progress_bar else [EpochLog(int(training["epochs"]))]),
+            EpochMetricsBar() if progress_bar else EpochLog(int(training["epochs"])),
         ],
     )
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume.exists() else None)
+        # the train loader alone: the module evaluates the val split itself (lsx.training.module)
+        trainer.fit(module, train_dataloaders=dm.train_dataloader(), ckpt_path=str(resume) if resume.exists() else None)
     finally:
         from lsx.tracking.wandb_setup import finish
 
         finish()
     if not trainer.is_global_zero:
         return None  # type: ignore[return-value]
-    if not stop.outcome["epochs_run"]:  # resumed from a resume.ckpt written before the stop rule existed
-        stop.outcome.update(epochs_run=int(trainer.current_epoch), steps=int(trainer.global_step), stopped_by="epochs")
+    outcome = stop.outcome if stop.outcome["epochs_run"] else _outcome_from_checkpoints(run_dir)
     # a fresh copy of the final weights, from the file the cache serves (what later jobs will load)
-    final = load_checkpoint(run_dir / checkpoint_name(stop.outcome["epochs_run"])).build_model()
+    final = load_checkpoint(run_dir / checkpoint_name(outcome["epochs_run"])).build_model()
     metrics = final_metrics(final, dm)
     atomic_write_json(run_dir / "summary.json", {
-        "config_hash": h, "config": tcfg, "metrics": metrics, **stop.outcome,
+        "config_hash": h, "config": tcfg, "metrics": metrics, **outcome,
         # CPU results differ slightly across thread counts: record what produced these weights
         "torch_threads": torch.get_num_threads(), "channels_last": channels_last,
     })
