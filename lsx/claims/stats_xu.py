@@ -150,8 +150,11 @@ def _plot_gmi(jobs: Sequence[JobRecord], est: Estimate, path: Path, job: str = "
 
 
 @register_figure("xu_taxonomy_curves")
-def xu_taxonomy_curves(jobs: Sequence[JobRecord], path: Path, job: str = "curve_taxonomy") -> Path:
-    """Every curve of every ``curve_taxonomy`` job, one panel per direction kind, coloured by its type."""
+def xu_taxonomy_curves(jobs: Sequence[JobRecord], path: Path, job: str = "curve_taxonomy", log_y: bool = False) -> Path:
+    """Every curve of every ``curve_taxonomy`` job, one panel per direction kind, coloured by its type.
+
+    ``log_y``: a log loss axis, for models whose curves blow up at the window's ends (a BN ResNet's reach
+    1e8 and more), where a linear axis flattens the basin at λ = 0 into the floor."""
     import matplotlib.pyplot as plt
 
     from lsx.plots.common import save_figure
@@ -176,5 +179,7 @@ def xu_taxonomy_curves(jobs: Sequence[JobRecord], path: Path, job: str = "curve_
         counts = Counter(t for _, _, t in cs)
         ax.set_title(f"{kind} (n={len(cs)})\n" + ", ".join(f"{t} {c}" for t, c in counts.most_common()), fontsize=7)
         ax.set_xlabel("λ")
+        if log_y:
+            ax.set_yscale("log")
     axes[0][0].set_ylabel("train loss")
     return save_figure(fig, path)
