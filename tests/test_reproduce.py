@@ -55,7 +55,8 @@ def _fake_jobs(root: Path) -> tuple[dict, list]:
         dims = np.array([4, 6, 7, 8, 10])
         np.savez(d / "toy_wedges.npz", success_D10_n3=np.array([0, 0, 0.5 + 0.1 * k, 1, 1]), dims_D10_n3=dims)
         (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "analysis": {"seed": k}}))
-        (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": {}, "training": []}))
+        (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": {}, "training": [],
+                                                    "code_version": "aaa111"}))
         runs["fort_toy"].append({"overrides": ["experiment=fort_toy", "scale=cpu", "seed=0", f"analysis.seed={k}"], "seed": 0,
                                  "status": "ran", "job_dir": str(d), "job": "toy_wedges", "elapsed_s": 1.0, "wall_s": 1.0})
     x = np.linspace(-1, 1, 5)
@@ -66,7 +67,8 @@ def _fake_jobs(root: Path) -> tuple[dict, list]:
             z = 0.1 + np.add.outer(x**2, x**2) + 0.01 * rng.random((5, 5))
             np.savez(d / "surface_grid.npz", x=x, y=x, train_loss=z)
             (d / "config.yaml").write_text(yaml.safe_dump({"seed": s, "analysis": {"direction_seeds": ds}}))
-            (d / "results.json").write_text(json.dumps({"job": "surface2d", "seed": s, "metrics": {}, "training": [
+            (d / "results.json").write_text(json.dumps({"job": "surface2d", "seed": s, "metrics": {},
+                                                        "code_version": "bbb222" if ds[0] == 101 else "ccc333-dirty", "training": [
                 {"seed": s, "run_dir": f"/cache/s{s}", "train_loss": 0.1 + s, "train_acc": 0.9, "test_loss": 0.3, "test_acc": 0.8,
                  "epochs_run": 3, "steps": 30, "stopped_by": "epochs"}]}))
             runs["quickstart"].append({"overrides": ["experiment=quickstart", "scale=cpu", f"seed={s}"], "seed": s, "status": "ran",
@@ -127,6 +129,25 @@ def test_report_has_every_section(report_run):
     compared = qs["claims"][0]["compared"]
     assert {r["seed"] for r in compared} == {0, 1} and all(r["train_loss"] > 0 and r["test_acc"] is not None for r in compared)
     assert json.loads((out / "report.json").read_text())["summary"] == report["summary"]
+
+
+def test_report_names_the_code_that_computed_its_jobs(report_run):
+    # the job cache is keyed by config, not code: a report built on cached jobs says which code computed them
+    out, report = report_run
+    by_preset = {s["preset"]: s["job_code_versions"] for s in report["presets"]}
+    assert {p: sum(v.values()) for p, v in by_preset.items()} == {"fort_toy": 3, "quickstart": 4}
+    total = {}
+    for versions in by_preset.values():
+        for v, n in versions.items():
+            total[v] = total.get(v, 0) + n
+    assert report["job_code_versions"] == total == json.loads((out / "report.json").read_text())["job_code_versions"]
+    if "aaa111" in total:  # the hand-made jobs
+        assert total == {"aaa111": 3, "bbb222": 2, "ccc333-dirty": 2}
+        assert "jobs computed by code aaa111 (3 jobs), bbb222 (2 jobs), ccc333-dirty (2 jobs)" in readme.results_block(report)
+    else:  # a real run: every job by this checkout's code
+        assert set(total) == {report["code_version"]}
+    html_text = (out / "report.html").read_text()
+    assert all(v in html_text for v in total)
 
 
 @pytest.mark.slow

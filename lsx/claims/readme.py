@@ -21,7 +21,7 @@ import yaml
 
 from lsx.config import CONF_DIR
 
-from .report import fmt, paper_of
+from .report import code_versions_text, fmt, paper_of
 from .verdicts import VERDICTS
 
 ROOT = CONF_DIR.parent
@@ -72,7 +72,9 @@ def results_block(report: dict[str, Any] | None) -> str:
                             f"{_cell(c.get('statistic'))} | — | not run |")
     head = []
     if report:
-        head.append(f"Report of {report.get('generated_at', '?')} (code {report.get('code_version', '?')}): "
+        versions = code_versions_text(report.get("job_code_versions"))
+        head.append(f"Report of {report.get('generated_at', '?')} (code {report.get('code_version', '?')}"
+                    + (f"; jobs computed by code {versions}" if versions else "") + "): "
                     + ", ".join(f"{(report.get('summary') or {}).get(v, 0)} {v}" for v in VERDICTS) + ".")
     else:
         head.append("No report yet: run `make reproduce`.")

@@ -37,6 +37,7 @@ class JobRecord:
     training: list[dict[str, Any]] = field(default_factory=list)
     job: str = ""
     elapsed_s: float | None = None
+    code_version: str = ""  # of the code that computed the job (a cached job may predate the report's code)
 
     @classmethod
     def from_dir(cls, job_dir: str | Path) -> "JobRecord":
@@ -50,7 +51,7 @@ class JobRecord:
         return cls(
             config=config or {}, metrics=dict(results.get("metrics") or {}), seed=int(seed if seed is not None else 0),
             job_dir=job_dir, training=list(results.get("training") or []), job=str(results.get("job", "")),
-            elapsed_s=results.get("elapsed_s"),
+            elapsed_s=results.get("elapsed_s"), code_version=str(results.get("code_version") or ""),
         )
 
     def get(self, key: str, default: Any = _MISSING) -> Any:

@@ -77,7 +77,31 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
         "seeds": plan.seeds, "budget_min": plan.budget_min, "train_loss_ratio": plan.train_loss_ratio,
         "run_time_s": run.run_time_s, "compute_s": round(sum(elapsed), 2), "n_jobs": len(run.jobs),
         "n_failed": len(failed), "jobs": run.jobs, "figures": figures, "claims": claims,
+        "job_code_versions": job_code_versions(records),
     }
+
+
+def job_code_versions(records: Sequence[JobRecord]) -> dict[str, int]:
+    """How many of the jobs each code version computed. The job cache is keyed by config, not by code, so a
+    report may rest on jobs computed by older code: the report says which, and how many."""
+    counts: dict[str, int] = {}
+    for r in records:
+        v = r.code_version or "unknown"
+        counts[v] = counts.get(v, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _merged_code_versions(sections: Sequence[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in sections:
+        for v, n in (s.get("job_code_versions") or {}).items():
+            counts[v] = counts.get(v, 0) + int(n)
+    return dict(sorted(counts.items()))
+
+
+def code_versions_text(counts: dict[str, int] | None) -> str:
+    """``"abc (12 jobs), def-dirty (3 jobs)"``; empty for a report from before versions were recorded."""
+    return ", ".join(f"{v} ({n} job{'s' if n != 1 else ''})" for v, n in (counts or {}).items())
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -104,6 +128,7 @@ def write_report(sections: Sequence[dict[str, Any]], out_dir: Path, command: Seq
     report = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code_version": code_version(),
         "command": "python -m lsx.reproduce " + " ".join(command), "summary": summarize(ordered), "presets": ordered,
+        "job_code_versions": _merged_code_versions(ordered),
     }
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.html", render_html(report, out_dir))
@@ -225,11 +250,16 @@ def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
   <p class="header">{html.escape(s.get('header') or '')}</p>
   <p class="meta">scale <b>{_e(s['scale'])}</b>, seeds {_e(s['seeds'])}, {s['n_jobs']} job(s), {s['n_failed']} failed;
      run time {_e(s['run_time_s'])} s (jobs' own compute {_e(s.get('compute_s'))} s){budget};
-     train-loss factor {_e(s.get('train_loss_ratio'))}</p>
+     train-loss factor {_e(s.get('train_loss_ratio'))}{_versions_html(s.get('job_code_versions'))}</p>
   {''.join(_claim_html(s['preset'], c, out_dir) for c in s['claims'])}
   {f'<h4>Figures</h4>{figs}' if figs else ''}
   <details><summary>Jobs ({s['n_jobs']})</summary><ul class="jobs">{jobs}</ul></details>
 </section>"""
+
+
+def _versions_html(counts: dict[str, int] | None) -> str:
+    text = code_versions_text(counts)
+    return f"; jobs computed by code <code>{html.escape(text)}</code>" if text else ""
 
 
 CSS = """
@@ -267,7 +297,7 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
 <body>
 <h1>lsx reproduction report</h1>
 <p>Generated {html.escape(report['generated_at'])} by <code>{html.escape(report['command'])}</code> at code version
-<code>{html.escape(str(report['code_version']))}</code>. Verdicts are computed from each statistic's 95% interval and
+<code>{html.escape(str(report['code_version']))}</code>{_report_versions_html(report)}. Verdicts are computed from each statistic's 95% interval and
 the claim's decision rule: <b>reproduced</b> when the interval lies on the claimed side, <b>not reproduced</b> when it
 lies on the other, <b>inconclusive</b> when it crosses the boundary, when n &lt; 2, when a metric is missing or when a job failed.</p>
 <p id="summary-counts"><b>{html.escape(counts)}</b></p>
@@ -276,6 +306,14 @@ lies on the other, <b>inconclusive</b> when it crosses the boundary, when n &lt;
 {body}
 </body></html>
 """
+
+
+def _report_versions_html(report: dict[str, Any]) -> str:
+    text = code_versions_text(report.get("job_code_versions"))
+    if not text:
+        return ""
+    return (f"; the jobs were computed by code <code>{html.escape(text)}</code> (the job cache is keyed by config, "
+            "so a cached job keeps the code version that computed it)")
 
 
 # ----------------------------------------------------------------------------- W&B
