@@ -192,6 +192,8 @@ def evaluate_model(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, chu
 
 
 SPLITS = ("train", "val", "test")
+# Lightning strategies whose workers are processes started by fit (they exit when it returns)
+SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
 def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None) -> dict[str, float]:
@@ -289,7 +291,9 @@ def _remove_if_empty(run_dir: Path) -> None:
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
     import lightning as L
 
-    from .callbacks import EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, StopRule, checkpoint_name
+    from .callbacks import (
+        EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule, checkpoint_name,
+    )
     from .module import ClassifierModule
 
     tcfg = training_config(c)
@@ -344,6 +348,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
                         keep_final=bool(training.get("keep_resume", False))),
             EpochMetricsBar() if progress_bar else EpochLog(int(training["epochs"])),
+            *([SpawnedWorkerExit()] if str(trainer_cfg.get("strategy", "auto")).startswith(SPAWNING_STRATEGIES) else []),
         ],
     )
     try:
