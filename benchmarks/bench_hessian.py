@@ -76,8 +76,7 @@ def main() -> None:
     ap.add_argument("--only", choices=("digits", "resnet"), default=None)
     args = ap.parse_args()
     set_threads(args.threads)
-    title = header("bench_hessian", args.repeats, args.warmup).replace(
-        f"{args.repeats} interleaved rounds", f"{args.digits_repeats} (simple_cnn) / {args.repeats} (resnet20) interleaved rounds")
+    title = header("bench_hessian", f"{args.digits_repeats} (simple_cnn) / {args.repeats} (resnet20)", args.warmup)
     rows, notes = [], []
     cases = [("simple_cnn / digits 8x8", "simple_cnn", lambda: digits_data(args.digits_images), 150, 1e-2, args.digits_repeats),
              ("resnet20 / synthetic 32x32x3", "resnet20", lambda: synthetic_data(args.resnet_images), 20, 1e-3, args.repeats)]

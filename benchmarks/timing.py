@@ -75,7 +75,7 @@ def load_average() -> str:
     return f"{a[0]:.2f} {a[1]:.2f} {a[2]:.2f}"
 
 
-def header(title: str, repeats: int, warmup: int) -> str:
+def header(title: str, repeats: int | str, warmup: int) -> str:
     return (
         f"{title}: torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs; "
         f"{repeats} interleaved rounds (+{warmup} warm-up), order rotated; median (min–max); "

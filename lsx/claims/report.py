@@ -12,6 +12,7 @@ import base64
 import html
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -84,19 +85,11 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
 def job_code_versions(records: Sequence[JobRecord]) -> dict[str, int]:
     """How many of the jobs each code version computed. The job cache is keyed by config, not by code, so a
     report may rest on jobs computed by older code: the report says which, and how many."""
-    counts: dict[str, int] = {}
-    for r in records:
-        v = r.code_version or "unknown"
-        counts[v] = counts.get(v, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(r.code_version or "unknown" for r in records).items()))
 
 
 def _merged_code_versions(sections: Sequence[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in sections:
-        for v, n in (s.get("job_code_versions") or {}).items():
-            counts[v] = counts.get(v, 0) + int(n)
-    return dict(sorted(counts.items()))
+    return dict(sorted(sum((Counter(s.get("job_code_versions") or {}) for s in sections), Counter()).items()))
 
 
 def code_versions_text(counts: dict[str, int] | None) -> str:

@@ -50,10 +50,11 @@ def run(ctx: JobContext) -> JobOutput:
         ax.plot(pos[:, 0], pos[:, 1], "r*", ms=10)
         ax.set_xlabel("α (plane direction 1)")
         ax.set_ylabel("β (plane direction 2)")
-        radius = float(np.linalg.norm(pts[0].theta.double().numpy()))
+        norms = [float(np.linalg.norm(p.theta.double().numpy())) for p in pts]
+        radius = norms[0]
         ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
         metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
-        radii.append(float(np.mean([np.linalg.norm(p.theta.double().numpy()) for p in pts])))
+        radii.append(float(np.mean(norms)))
         pair_dists.append(metrics[f"epoch{e}_mean_pair_distance"])
         losses.append(float(np.mean([c.get(e, float("nan")) for c in curves])))
         metrics[f"epoch{e}_radius"] = radius

@@ -76,7 +76,7 @@ class TrainedRun:
     def from_dir(cls, run_dir: Path) -> "TrainedRun":
         run_dir = Path(run_dir)
         meta = read_json(run_dir / "summary.json")
-        ckpts = {int(p.stem.split("_")[1]): p for p in sorted(run_dir.glob("epoch_*.pt"))}
+        ckpts = saved_checkpoints(run_dir)
         stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
         if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
             stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
@@ -87,6 +87,11 @@ class TrainedRun:
         m = self.summary
         return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
                 **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}}
+
+
+def saved_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """The run's ``epoch_XXXX.pt`` files by epoch, in epoch order."""
+    return {int(p.stem.split("_")[1]): p for p in sorted(Path(run_dir).glob("epoch_*.pt"))}
 
 
 def checkpoint_epochs(training: dict[str, Any]) -> set[int]:
@@ -261,19 +266,25 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
     return run
 
 
-def _outcome_from_checkpoints(run_dir: Path) -> dict[str, Any]:
-    """The stop rule's outcome when this process's StopRule did not run the epochs: under ``ddp_spawn`` the
-    workers trained (the parent's copy never changes), or a resume point predates the stop rule. The newest
-    checkpoint is the stop epoch's (EpochCheckpoints always saves it) and carries the outcome."""
+def _final_checkpoint(run_dir: Path, outcome: dict[str, Any]) -> tuple[Checkpoint, dict[str, Any]]:
+    """The stop epoch's checkpoint and the stop rule's outcome, read once.
+
+    ``outcome`` is this process's StopRule's. When that rule did not run the epochs (under ``ddp_spawn`` the
+    workers trained and the parent's copy never changes; or a resume point predates the stop rule), the
+    newest checkpoint is the stop epoch's (EpochCheckpoints always saves it) and carries the outcome.
+    """
     from .callbacks import checkpoint_name
 
-    epochs = sorted(int(p.stem.split("_")[1]) for p in run_dir.glob("epoch_*.pt"))
-    if not epochs:
+    if outcome["epochs_run"]:
+        return load_checkpoint(run_dir / checkpoint_name(outcome["epochs_run"])), outcome
+    saved = saved_checkpoints(run_dir)
+    if not saved:
         raise CheckpointError(f"training ended without writing a checkpoint into {run_dir}")
-    stop = load_checkpoint(run_dir / checkpoint_name(epochs[-1])).stop
-    if stop.get("epochs_run") == epochs[-1]:
-        return {k: stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}
-    return {"epochs_run": epochs[-1], "steps": None, "stopped_by": "epochs"}  # a checkpoint from before the outcome was saved
+    last = max(saved)
+    ckpt = load_checkpoint(saved[last])
+    if ckpt.stop.get("epochs_run") == last:
+        return ckpt, {k: ckpt.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}
+    return ckpt, {"epochs_run": last, "steps": None, "stopped_by": "epochs"}  # a checkpoint from before the outcome was saved
 
 
 def _remove_if_empty(run_dir: Path) -> None:
@@ -292,7 +303,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     import lightning as L
 
     from .callbacks import (
-        EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule, checkpoint_name,
+        EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
     )
     from .module import ClassifierModule
 
@@ -360,10 +371,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         finish()
     if not trainer.is_global_zero:
         return None  # type: ignore[return-value]
-    outcome = stop.outcome if stop.outcome["epochs_run"] else _outcome_from_checkpoints(run_dir)
     # a fresh copy of the final weights, from the file the cache serves (what later jobs will load)
-    final = load_checkpoint(run_dir / checkpoint_name(outcome["epochs_run"])).build_model()
-    metrics = final_metrics(final, dm)
+    final, outcome = _final_checkpoint(run_dir, stop.outcome)
+    metrics = final_metrics(final.build_model(), dm)
     atomic_write_json(run_dir / "summary.json", {
         "config_hash": h, "config": tcfg, "metrics": metrics, **outcome,
         # CPU results differ slightly across thread counts: record what produced these weights
