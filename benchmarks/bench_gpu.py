@@ -2,7 +2,7 @@
 
 Same model, data, directions and grid; the contenders are interleaved round by round with the order
 rotated (``timing.py``): ``Evaluator(points_per_pass=1)`` (the loop: load a point, forward the subset)
-vs ``points_per_pass=P`` (``lsx.landscape.batched``: P parameter sets stacked, one vmapped pass). Both
+vs ``points_per_pass=P`` (``lsx.landscape.engine.batched``: P parameter sets stacked, one vmapped pass). Both
 use the same chunk of the subset per pass. Every batched result is checked against the loop's values.
 Without CUDA it says "no CUDA, CPU only" and runs a small version on the CPU (the check still counts).
 Usage: ``python benchmarks/bench_gpu.py [--repeats 5] [--per-pass 4 16 64]``.
@@ -17,10 +17,10 @@ import torch
 from bench_surface import digits_data, synthetic_data
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
-from lsx.landscape.directions import random_direction
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.flat import FlatParams
-from lsx.landscape.grids import grid2d
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.grids import grid2d
 from lsx.models import build_model
 
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def _surface(store: Path, side: int, n_train: int, device: str, threads: int) -> tuple[float, int, np.ndarray]:
     """Build the ResNet-20 case and time compute_surface into ``store``; (seconds, points, train_loss)."""
     from lsx import distributed
-    from lsx.landscape.directions import random_direction
-    from lsx.landscape.evaluator import Evaluator
-    from lsx.landscape.flat import FlatParams
-    from lsx.landscape.grids import grid2d
-    from lsx.landscape.surface import compute_surface
+    from lsx.landscape.surfaces.directions import random_direction
+    from lsx.landscape.engine.evaluator import Evaluator
+    from lsx.landscape.engine.flat import FlatParams
+    from lsx.landscape.engine.grids import grid2d
+    from lsx.landscape.engine.surface import compute_surface
     from lsx.models import build_model
 
     torch.set_num_threads(threads)

@@ -16,7 +16,7 @@ contender, interleaved round by round in one process with the order rotated (see
                    its ratio to the engine is the process-level scaling (ideal 1/N on N idle cores).
 Cases: simple_cnn and mlp on sklearn's 8x8 digits, mlp on synthetic 28x28 (MNIST-shaped: a 784-input first layer,
 where the first-layer plane pays most), resnet20 on synthetic 32x32x3 images.
-Note: the engine tunes the process allocator (``lsx.landscape.alloc``) when it is built, and all
+Note: the engine tunes the process allocator (``lsx.landscape.engine.alloc``) when it is built, and all
 contenders then run in that process, so the baselines get that benefit too.
 
 Usage: ``python benchmarks/bench_surface.py [--repeats 5] [--threads 1]``; the markdown between the
@@ -34,10 +34,10 @@ import torch
 from baselines import loss_landscapes_plane, loss_landscapes_points, original_surface, per_parameter
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
-from lsx.landscape.directions import random_direction
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.flat import FlatParams
-from lsx.landscape.grids import grid2d
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.grids import grid2d
 from lsx.models import build_model
 
 
@@ -69,7 +69,7 @@ def per_point_work(ev: Evaluator, theta0: torch.Tensor, dirs: torch.Tensor, reps
     import statistics
     import time
 
-    from lsx.landscape.evaluator import summed_loss_and_hits
+    from lsx.landscape.engine.evaluator import summed_loss_and_hits
 
     th64, d64 = theta0.double(), dirs.double()
     point, c = torch.empty_like(th64), torch.full((len(dirs),), 0.25, dtype=torch.float64)

@@ -1,7 +1,7 @@
 """One analysis job spread over several processes (torchrun, srun, the submitit launcher).
 
-Why here and not in the numerical core: the core (:func:`lsx.landscape.surface.compute_surface`,
-:meth:`lsx.landscape.evaluator.Evaluator.evaluate`) already shards points over the ranks of an
+Why here and not in the numerical core: the core (:func:`lsx.landscape.engine.surface.compute_surface`,
+:meth:`lsx.landscape.engine.evaluator.Evaluator.evaluate`) already shards points over the ranks of an
 initialized process group; this module is the job-level half. It initializes the group once from the
 launcher's environment (one device per rank), and keeps every rank in step where a job has side
 effects: rank 0 owns the job directory and decides what is cached (the other ranks run the job in a

@@ -14,7 +14,7 @@ SETS = ([0, 1, 2], [3, 4, 5], [6, 7, 8])
 
 
 def test_preset_composes_at_cpu_scale_and_its_claims_parse():
-    from lsx.reproduce import compose_point, make_plan
+    from lsx.cli.reproduce import compose_point, make_plan
 
     plan = make_plan("fort_fig2")
     assert plan.scale == "cpu" and plan.seeds == [0] and len(plan.points) == 3
@@ -46,7 +46,7 @@ def _jobs(tmp_path: Path, sign: float) -> list[JobRecord]:
 
 @pytest.mark.parametrize("sign, expected", [(1.0, REPRODUCED), (-1.0, NOT_REPRODUCED)])
 def test_claims_give_the_right_verdict_on_synthetic_epochs(tmp_path, sign, expected):
-    from lsx.reproduce import make_plan
+    from lsx.cli.reproduce import make_plan
 
     jobs = _jobs(tmp_path, sign)
     for claim in make_plan("fort_fig2").claims:

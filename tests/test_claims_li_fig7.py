@@ -16,7 +16,7 @@ AXIS = np.linspace(-1.0, 1.0, 11)
 
 
 def test_preset_composes_at_cpu_scale_and_its_claims_parse():
-    from lsx.reproduce import make_plan
+    from lsx.cli.reproduce import make_plan
 
     plan = make_plan("li_fig7")
     assert plan.scale == "cpu" and plan.seeds == [0, 1, 2]
@@ -27,7 +27,7 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
     assert ids["wider_flatter"]["statistic"] == "surface_rise_spearman"
     assert [f["figure"] for f in plan.figures] == ["li_width_surfaces"]
 
-    from lsx.reproduce import compose_point
+    from lsx.cli.reproduce import compose_point
 
     c = compose_point(plan.points[-1])
     assert (c["model"]["name"], c["model"]["width"], c["data"]["name"]) == ("resnet20", 1.0, "digits")
@@ -71,7 +71,7 @@ def _jobs(tmp_path: Path, wider_better: bool) -> list[JobRecord]:
 
 @pytest.mark.parametrize("wider_better, expected", [(True, REPRODUCED), (False, NOT_REPRODUCED)])
 def test_claims_give_the_right_verdict_on_synthetic_widths(tmp_path, wider_better, expected):
-    from lsx.reproduce import make_plan
+    from lsx.cli.reproduce import make_plan
 
     jobs = _jobs(tmp_path, wider_better)
     for claim in make_plan("li_fig7").claims:

@@ -78,7 +78,7 @@ def test_bad_stop_rule_values(compose, bad, msg):
 
 
 def test_analysis_results_record_the_optima_used(compose, lsx_dirs, tmp_path):
-    from lsx.analyze import run_analysis
+    from lsx.cli.analyze import run_analysis
 
     c = compose(*FAST, "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3", "training.max_steps=3")
     res = run_analysis(c, tmp_path / "run", progress=False)

@@ -18,14 +18,14 @@ WRONG_TYPE = {"v-basin": "v-side", "v-side": "v-basin", "w-basin": "v-basin", "w
 
 @pytest.fixture(scope="module")
 def plan():
-    from lsx.reproduce import make_plan
+    from lsx.cli.reproduce import make_plan
 
     return make_plan("xu_resnet32")
 
 
 @pytest.fixture(scope="module")
 def job_config(plan):
-    from lsx.reproduce import compose_point
+    from lsx.cli.reproduce import compose_point
 
     return compose_point(plan.points[0])
 

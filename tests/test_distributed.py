@@ -1,5 +1,5 @@
 """A job sharded over 2 gloo CPU processes: same surface as 1 process, one set of outputs, resumable
-with another world size (lsx.distributed + the sharding in lsx.landscape.surface)."""
+with another world size (lsx.distributed + the sharding in lsx.landscape.engine.surface)."""
 from __future__ import annotations
 
 import os
@@ -28,10 +28,10 @@ def _rank_main(rank: int, world: int, port: int, c: dict, run_root: str, fail_on
                       MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
     torch.set_num_threads(1)
     from lsx import distributed
-    from lsx.analyze import run_analysis
+    from lsx.cli.analyze import run_analysis
 
     if fail_on_call is not None and rank == 1:  # this rank dies during its share of block `fail_on_call`
-        from lsx.landscape.evaluator import Evaluator
+        from lsx.landscape.engine.evaluator import Evaluator
 
         real, calls = Evaluator.evaluate, [0]
 
@@ -61,8 +61,8 @@ def _store(job_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
 
 def _single_process(c: dict, run_dir: Path, monkeypatch=None) -> tuple[dict, list[int]]:
     """The single-process path (no process group), counting the points it evaluates."""
-    from lsx.analyze import run_analysis
-    from lsx.landscape.evaluator import Evaluator
+    from lsx.cli.analyze import run_analysis
+    from lsx.landscape.engine.evaluator import Evaluator
 
     evaluated: list[int] = []
     real = Evaluator.evaluate_at
@@ -96,9 +96,9 @@ def _core_rank(rank: int, world: int, port: int, root: str) -> None:
 
 
 def _tiny_surface(path: Path) -> dict[str, np.ndarray]:
-    from lsx.landscape.evaluator import Evaluator
-    from lsx.landscape.grids import grid_points
-    from lsx.landscape.surface import compute_surface
+    from lsx.landscape.engine.evaluator import Evaluator
+    from lsx.landscape.engine.grids import grid_points
+    from lsx.landscape.engine.surface import compute_surface
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
@@ -177,7 +177,7 @@ def test_killed_two_rank_job_resumes_with_one_rank_computing_only_the_missing_po
 @pytest.mark.slow
 def test_single_process_job_resumes_on_two_ranks(compose, lsx_dirs, tmp_path, monkeypatch):
     """The other direction: a store left by a 1-process job is finished by 2 ranks, nothing recomputed."""
-    from lsx.landscape import surface
+    from lsx.landscape.engine import surface
 
     c = compose(*FAST, "paths.output_root=" + str(tmp_path / "job"))
     real = surface._run_single

@@ -75,7 +75,7 @@ def test_fort_bad_inputs_are_clear_errors(lsx_dirs):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", FORT_PRESETS)
 def test_each_fort_preset_claim_evaluates_to_a_verdict_on_a_tiny_run(lsx_dirs, preset):
-    from lsx.reproduce import reproduce
+    from lsx.cli.reproduce import reproduce
 
     report = reproduce([preset, "seeds=2", "trainer.progress_bar=false", *TINY_REPRO[preset]], echo=lambda *a, **k: None)
     (section,) = report["presets"]

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.bn_policy import bn_state, check_extrapolated_bn, clamp_running_var, variance_floors
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.flat import FlatParams
+from lsx.landscape.engine.bn_policy import bn_state, check_extrapolated_bn, clamp_running_var, variance_floors
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams
 
 
 def _net(seed: int, var: float) -> nn.Module:
@@ -60,7 +60,7 @@ def test_variance_floor_helpers():
 
 
 def test_the_batched_path_applies_the_same_floor():
-    from lsx.landscape.batched import evaluate_batched  # noqa: F401  (the vmapped several-points path)
+    from lsx.landscape.engine.batched import evaluate_batched  # noqa: F401  (the vmapped several-points path)
 
     a, b = _net(0, 1.0), _net(1, 0.05)
     ta, tb = FlatParams(a, include_buffers=True).get(), FlatParams(b, include_buffers=True).get()

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.connectors import (
+from lsx.landscape.paths.connectors import (
     ConnectorWarning,
     as_step_loss,
     deviation_cosines,
@@ -17,8 +17,8 @@ from lsx.landscape.connectors import (
     short_directions_along_path,
     short_directions_vs_m,
 )
-from lsx.landscape.flat import FlatParams, functional_loss
-from lsx.landscape.wedges import WedgeLoss
+from lsx.landscape.engine.flat import FlatParams, functional_loss
+from lsx.landscape.toy.wedges import WedgeLoss
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -257,7 +257,7 @@ def test_short_directions_count_the_large_hessian_eigenvalues():
 
 
 def test_relative_short_threshold_scales_with_the_top_eigenvalue_and_hessians_use_their_own_loss():
-    from lsx.landscape.connectors import short_threshold
+    from lsx.landscape.paths.connectors import short_threshold
 
     D = 30
     loss = _quadratic(D, big=[5.0, 7.0, 9.0, 11.0, 13.0], small=0.01, seed=0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.landscape.curvature import (
+from lsx.landscape.curvature.sharpness import (
     chaos_summary, convexity_ratio, filter_normalized_sharpness, principal_curvatures, strided_indices,
 )
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from lsx.landscape.curves import classify_curve, extrema, minimum_position
-from lsx.landscape.stationary import count_stationary_points, stationary_points
+from lsx.landscape.surfaces.curves import classify_curve, extrema, minimum_position
+from lsx.landscape.surfaces.stationary import count_stationary_points, stationary_points
 
 LAM = np.linspace(-1, 1, 41)  # the paper's 41 points on [−s, s], s = 1
 WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1, 2]
@@ -65,7 +65,7 @@ def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
 def test_eigen_directions_are_unit_eigenvectors_ordered_from_the_extreme():
     import torch
 
-    from lsx.landscape.directions import hessian_eigen_directions, unit_direction
+    from lsx.landscape.surfaces.directions import hessian_eigen_directions, unit_direction
 
     A = torch.diag(torch.tensor([5.0, 2.0, 0.5, -0.3, -1.0], dtype=torch.float64))
 

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.landscape.bn_policy import reestimate_bn
-from lsx.landscape.directions import random_direction
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.flat import FlatParams
-from lsx.landscape.grids import grid2d, line
-from lsx.landscape.storage import load_store
-from lsx.landscape.surface import compute_surface
+from lsx.landscape.engine.bn_policy import reestimate_bn
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.grids import grid2d, line
+from lsx.landscape.engine.storage import load_store
+from lsx.landscape.engine.surface import compute_surface
 
 
 def tiny_bn_net(seed=0, dtype=torch.float64):
@@ -329,7 +329,7 @@ def test_sharded_evaluation_on_two_processes_equals_single_process(tmp_path):
 
 @pytest.mark.parametrize("classes", [2, 10, 100])
 def test_summed_loss_and_hits_match_cross_entropy_and_argmax(classes):
-    from lsx.landscape.evaluator import summed_loss_and_hits
+    from lsx.landscape.engine.evaluator import summed_loss_and_hits
 
     g = torch.Generator().manual_seed(classes)
     logits = torch.randn(300, classes, generator=g) * 5

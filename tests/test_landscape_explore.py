@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.landscape.explore import (
+from lsx.landscape.paths.explore import (
     LandscapeExploration, connect_with_autoneb, load_edges, load_pair, minimax_matrix, mst_edges, pair_path,
     suggest_pair,
 )
-from lsx.landscape.potentials import MULLER_BROWN, refine_stationary_point
+from lsx.landscape.toy.potentials import MULLER_BROWN, refine_stationary_point
 
 # Hand-made "true" path energies between 4 minima. Derivation of what Algorithm 3 computes:
 #  star: (0,1)=3, (0,2)=4, (0,3)=5 → MST = star; highest edge (0,3) cuts {3} from {0,1,2}

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsx.landscape.evaluator import Evaluator, InferenceGraph
-from lsx.landscape.flat import FlatParams
+from lsx.landscape.engine.evaluator import Evaluator, InferenceGraph
+from lsx.landscape.engine.flat import FlatParams
 
 from test_landscape_engine import data, tiny_bn_net
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lsx.landscape.grids import axis_from_spec, grid2d, grid_from_axes, line, linspace_axis, point_list
+from lsx.landscape.engine.grids import axis_from_spec, grid2d, grid_from_axes, line, linspace_axis, point_list
 
 
 def test_axis_validation_messages():

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.flat import FlatParams, functional_loss
-from lsx.landscape.hessian import (
+from lsx.landscape.engine.flat import FlatParams, functional_loss
+from lsx.landscape.curvature.hessian import (
     count_short_directions, exact_hessian, hutchinson_trace, hvp_operator, krylov_size, slq_density, top_eigenpairs,
     trace_estimate,
 )

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lsx.landscape.mining import mine_vvv_basin, mine_w_peak
+from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_w_peak
 
 
 def test_w_peak_mining_turns_towards_the_double_well_axis():
@@ -55,7 +55,7 @@ def test_vvv_basin_mining_needs_the_barrier_term_when_a_flat_valley_competes():
 def test_algorithm1_as_written_starts_at_zero_and_finds_the_double_well_axis():
     # θ slightly off the peak of (y² − 1)² (a trained net's gradient is never exactly 0): from ε₀ = 0 the
     # free-norm ε grows along y, where the curvature is negative, and the x directions shrink
-    from lsx.landscape.mining import mine_w_peak_paper
+    from lsx.landscape.surfaces.mining import mine_w_peak_paper
 
     def f(t):
         return (t[1] ** 2 - 1) ** 2 + (t[0] ** 2 + (t[2:] ** 2).sum())
@@ -72,7 +72,7 @@ def test_algorithm1_as_written_starts_at_zero_and_finds_the_double_well_axis():
 
 
 def test_algorithm2_as_written_samples_the_lattice_inside_the_growing_window():
-    from lsx.landscape.mining import lattice_offsets, mine_vvv_basin_paper
+    from lsx.landscape.surfaces.mining import lattice_offsets, mine_vvv_basin_paper
 
     draw = lattice_offsets(200, 0.5)
     gen = torch.Generator().manual_seed(0)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.autoneb import (
+from lsx.landscape.paths.autoneb import (
     MEP, auto_neb, between_points, check_schedule, dense_path, evaluate_path, find_insertions, insert_pivots, paper_schedule,
 )
-from lsx.landscape.neb import arc_lengths, improved_tangents, linear_path, neb, project_out_tangent, redistribute
-from lsx.landscape.potentials import (
+from lsx.landscape.paths.neb import arc_lengths, improved_tangents, linear_path, neb, project_out_tangent, redistribute
+from lsx.landscape.toy.potentials import (
     CURVED_VALLEY,
     DOUBLE_WELL, MULLER_BROWN, double_well, gradient_and_hessian, morse_index, muller_brown, refine_stationary_point,
 )
@@ -163,7 +163,7 @@ def test_neb_works_on_a_network_with_minibatches():
     x = torch.randn(64, 3, generator=g)
     y = (x[:, 0] > 0).long()
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
-    from lsx.landscape.flat import FlatParams, functional_loss
+    from lsx.landscape.engine.flat import FlatParams, functional_loss
 
     flat = FlatParams(model)
     batches = [functional_loss(model, flat, [(x[i : i + 16], y[i : i + 16])]) for i in range(0, 64, 16)]

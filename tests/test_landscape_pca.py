@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.flat import FlatParams
-from lsx.landscape.pca import trajectory_pca
-from lsx.landscape.weights import weight_histograms, weight_values
+from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.surfaces.pca import trajectory_pca
+from lsx.landscape.surfaces.weights import weight_histograms, weight_values
 
 
 def basis(n_dim, k, seed=0):

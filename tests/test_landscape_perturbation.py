@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.landscape.perturbation import descent_cosines, perturbation_loss_change, quadratic_model_along
+from lsx.landscape.curvature.perturbation import descent_cosines, perturbation_loss_change, quadratic_model_along
 
 
 def _quadratic(n=200, seed=0):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.grids import grid2d, line
-from lsx.landscape.storage import PointStore, StoreMismatch, load_store
-from lsx.landscape.surface import compute_surface
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.grids import grid2d, line
+from lsx.landscape.engine.storage import PointStore, StoreMismatch, load_store
+from lsx.landscape.engine.surface import compute_surface
 
 from test_landscape_engine import data, naive_metrics, setup
 
@@ -126,7 +126,7 @@ def test_flush_every_n_points_or_t_seconds(tmp_path, monkeypatch):
     assert flushed == [False, False, True, False, False, True, False]
     assert load_store(store.path).done.sum() == 6
     clock = {"t": 1000.0}
-    monkeypatch.setattr("lsx.landscape.storage.time.monotonic", lambda: clock["t"])
+    monkeypatch.setattr("lsx.landscape.engine.storage.time.monotonic", lambda: clock["t"])
     timed = PointStore(tmp_path / "t.h5", line(0, 1, 10), np.ones((1, 3)), ["train_loss"], {}, {}, flush_every=100, flush_seconds=5)
     timed.record(0, {"train_loss": 0.0})
     assert not timed.maybe_flush()
@@ -181,9 +181,9 @@ _KILL_SCRIPT = textwrap.dedent(
     import sys, time, torch
     sys.path.insert(0, {tests!r})
     from test_landscape_engine import data, setup
-    from lsx.landscape.evaluator import Evaluator
-    from lsx.landscape.grids import grid2d
-    from lsx.landscape.surface import compute_surface
+    from lsx.landscape.engine.evaluator import Evaluator
+    from lsx.landscape.engine.grids import grid2d
+    from lsx.landscape.engine.surface import compute_surface
 
     model, flat, theta0, dirs = setup(2)
     model[-1].register_forward_pre_hook(lambda module, args: time.sleep(0.15))  # a slow job: time to kill it

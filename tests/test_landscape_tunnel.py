@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.ensembles import compare_swa_and_ensemble, snapshot_epochs, weight_average
-from lsx.landscape.tunnel import radial_distance, threshold_value, tunnel_width
+from lsx.landscape.paths.ensembles import compare_swa_and_ensemble, snapshot_epochs, weight_average
+from lsx.landscape.paths.tunnel import radial_distance, threshold_value, tunnel_width
 
 
 def test_bisection_finds_known_width_of_isotropic_bowl():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsx.landscape.wedges import WedgeLoss, hyperplane_success, radial_profile, random_rotation, two_optima_tunnel
+from lsx.landscape.toy.wedges import WedgeLoss, hyperplane_success, radial_profile, random_rotation, two_optima_tunnel
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -14,7 +14,7 @@ import pytest
 
 from lsx.claims import readme
 from lsx.claims.verdicts import INCONCLUSIVE, VERDICTS
-from lsx.reproduce import make_plan, presets_with_claims, reproduce
+from lsx.cli.reproduce import make_plan, presets_with_claims, reproduce
 
 TINY_QUICKSTART = ["quickstart", "seeds=2", "debug=fast", "analysis.x.num=5", "analysis.y.num=5"]
 TINY_TOY = ["fort_toy", "analysis.trials=4", "analysis.steps=300", "analysis.pairs=[[10,3],[12,8]]",
@@ -80,7 +80,7 @@ def _fake_jobs(root: Path) -> tuple[dict, list]:
 def fake_two_presets(tmp_path_factory):
     """The report of a two-preset run built from hand-made job directories (fast)."""
     from lsx.claims.report import build_preset_report, write_report
-    from lsx.reproduce import PresetRun
+    from lsx.cli.reproduce import PresetRun
 
     root = tmp_path_factory.mktemp("fake")
     out = root / "reproduce"

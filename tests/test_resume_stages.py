@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from conftest import run_module
-from lsx.landscape.connectors import low_loss_connector
-from lsx.landscape.tunnel import tunnel_width
+from lsx.landscape.paths.connectors import low_loss_connector
+from lsx.landscape.paths.tunnel import tunnel_width
 
 
 def _dict_memo(store: dict, log: list):

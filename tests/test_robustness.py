@@ -155,7 +155,7 @@ def test_unwritable_output_dir_is_one_line(lsx_dirs, tmp_path):
 
 @pytest.mark.parametrize("code, words", [(28, "disk is full"), (13, "permission denied"), (30, "read-only")])
 def test_disk_errors_become_one_line(code, words, capsys, monkeypatch):
-    from lsx.app import clean_errors
+    from lsx.cli.app import clean_errors
 
     def fake_exit(status):  # a full disk leaves through os._exit (h5py finalizers crash otherwise)
         raise SystemExit(status)
@@ -174,7 +174,7 @@ def test_disk_errors_become_one_line(code, words, capsys, monkeypatch):
 
 
 def test_h5py_full_disk_error_is_recognised():
-    from lsx.app import os_error_message
+    from lsx.cli.app import os_error_message
 
     err = RuntimeError("Can't decrement id ref count (file write failed: time = Wed Nov 25 17:06:52 2026\n, "
                        "filename = '/out/jobs/s/.surface.h5.tmp', file descriptor = 4, errno = 28, "
@@ -231,7 +231,7 @@ def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
     import threading
     import time
 
-    from lsx.analyze import run_analysis
+    from lsx.cli.analyze import run_analysis
     from lsx.jobs.base import JOBS, JobOutput, register_job
 
     calls = []
@@ -300,7 +300,7 @@ def test_joblib_jobs_share_the_cores(n_jobs):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from lsx.app import _threads_per_parallel_job
+    from lsx.cli.app import _threads_per_parallel_job
 
     cores = len(os.sched_getaffinity(0))
     hc = OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": {
@@ -329,7 +329,7 @@ def test_readme_step_schedule_example_drops_the_lr(compose):
 
 
 def test_step_milestones_past_the_end_warn(compose, caplog):
-    from lsx.validate import validate_config
+    from lsx.cli.validate import validate_config
 
     with caplog.at_level("WARNING"):
         validate_config(compose("scheduler=step", "training.epochs=30"))
@@ -342,8 +342,8 @@ def test_surface_centred_on_an_external_checkpoint(compose, tmp_path):
 
     import h5py
 
-    from lsx.analyze import run_analysis
-    from lsx.validate import validate_config
+    from lsx.cli.analyze import run_analysis
+    from lsx.cli.validate import validate_config
 
     grid = ("analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3")
     run = train(compose(*FAST, "seed=3"), progress=False)
@@ -361,8 +361,8 @@ def test_surface_centred_on_an_external_checkpoint(compose, tmp_path):
 
 
 def test_external_checkpoint_is_validated(compose, tmp_path):
-    from lsx.analyze import run_analysis
-    from lsx.validate import validate_config
+    from lsx.cli.analyze import run_analysis
+    from lsx.cli.validate import validate_config
 
     with pytest.raises(ValueError, match="no checkpoint file"):
         validate_config(compose(*FAST, "analysis=hessian", f"analysis.center_ckpt={tmp_path}/missing.pt"))
@@ -392,8 +392,8 @@ def test_point_store_refuses_a_full_disk_before_hdf5_writes(tmp_path, monkeypatc
 
     import numpy as np
 
-    from lsx.landscape.grids import linspace_axis
-    from lsx.landscape.storage import PointStore
+    from lsx.landscape.engine.grids import linspace_axis
+    from lsx.landscape.engine.storage import PointStore
 
     store = PointStore(tmp_path / "s.h5", linspace_axis(0, 1, 5)[:, None], np.ones((1, 3)), ["train_loss"], {}, {})
     store.flush()

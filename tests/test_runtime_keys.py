@@ -13,7 +13,7 @@ def test_analysis_workers_do_not_change_the_job_directory(compose):
 
 
 def test_bad_worker_count_is_one_clear_error(compose):
-    from lsx.validate import validate_config
+    from lsx.cli.validate import validate_config
 
     with pytest.raises(ValueError, match="analysis.workers must be >= 1, got 0"):
         validate_config(compose("analysis=surface2d", "analysis.workers=0"))

@@ -44,7 +44,7 @@ def _l2_sweep(tmp_path):
 
 
 def test_aggregation_keeps_the_default_point_and_never_averages_failed_jobs(tmp_path):
-    from lsx.aggregate import aggregate
+    from lsx.cli.aggregate import aggregate
     from lsx.tracking.aggregate import group_mean
 
     sweep = _l2_sweep(tmp_path)
@@ -68,7 +68,7 @@ def test_aggregation_keeps_the_default_point_and_never_averages_failed_jobs(tmp_
 def test_aggregate_plot_has_title_with_n_and_labels(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from lsx import aggregate as agg
+    from lsx.cli import aggregate as agg
     from lsx.plots import common
 
     seen = []
@@ -93,7 +93,7 @@ def test_unknown_x_or_y_is_one_error_listing_valid_keys(tmp_path):
 
 
 def test_cache_hit_records_the_current_runs_overrides(compose, tmp_path):
-    from lsx.analyze import run_analysis
+    from lsx.cli.analyze import run_analysis
 
     c = compose("analysis=tunnel_width", "debug=fast", "analysis.num_directions=2",
                 "analysis.threshold.mode=relative_factor", "analysis.threshold.value=2.0")

@@ -169,7 +169,7 @@ def test_resume_schedule_keys_never_change_the_cache_key(compose):
     ("training.resume_min_interval_s=soon", r"training.resume_min_interval_s must be a number.*got 'soon'"),
 ])
 def test_bad_resume_schedule_is_one_line(compose, override, match):
-    from lsx.validate import validate_config
+    from lsx.cli.validate import validate_config
 
     c = compose(*FAST, override)
     with pytest.raises(ValueError, match=match):

@@ -121,7 +121,7 @@ def test_aggregate_run_logs_typed_columns_in_the_jobs_project_and_group(tmp_path
     import yaml
     from test_sweeps import _l2_sweep
 
-    from lsx.aggregate import aggregate, log_to_wandb
+    from lsx.cli.aggregate import aggregate, log_to_wandb
 
     sweep = _l2_sweep(tmp_path)
     for cfg_path in sweep.glob("*/config.yaml"):

@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.autoneb import auto_neb, check_schedule, evaluate_path
-from lsx.landscape.bn_policy import has_batchnorm
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.explore import LandscapeExploration, load_pair, pair_path
-from lsx.landscape.flat import FlatParams, functional_loss
+from lsx.landscape.paths.autoneb import auto_neb, check_schedule, evaluate_path
+from lsx.landscape.engine.bn_policy import has_batchnorm
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.paths.explore import LandscapeExploration, load_pair, pair_path
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import save_figure
 from lsx.plots.surfaces import plot_surface_views
 from lsx.utils.io import atomic_write_json

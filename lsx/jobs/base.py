@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from lsx.config import config_hash, hashed_training
-from lsx.landscape.memo import Memo
+from lsx.landscape.engine.memo import Memo
 
 log = logging.getLogger("lsx.jobs")
 
@@ -155,7 +155,7 @@ class JobContext:
     def stage(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per job directory: the result is saved atomically under ``stages/``
         and loaded on a rerun, so a killed job resumes after its last finished stage. A
-        :data:`lsx.landscape.memo.Memo` for the core's resumable loops."""
+        :data:`lsx.landscape.engine.memo.Memo` for the core's resumable loops."""
         from lsx.utils.io import atomic_torch_save
 
         path = self.job_dir / "stages" / f"{key}.pt"

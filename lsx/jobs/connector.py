@@ -6,15 +6,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.connectors import (
+from lsx.landscape.paths.connectors import (
     low_loss_connector,
     m_connector,
     short_directions_along_path,
     short_directions_vs_m,
     short_threshold,
 )
-from lsx.landscape.evaluator import Evaluator
-from lsx.landscape.flat import FlatParams, functional_loss
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lsx.landscape.curves import classify_curve, minimum_position
-from lsx.landscape.directions import hessian_eigen_directions, normalize_direction, random_direction, unit_direction
-from lsx.landscape.stationary import count_stationary_points
+from lsx.landscape.surfaces.curves import classify_curve, minimum_position
+from lsx.landscape.surfaces.directions import hessian_eigen_directions, normalize_direction, random_direction, unit_direction
+from lsx.landscape.surfaces.stationary import count_stationary_points
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lsx.landscape.directions import random_direction
-from lsx.landscape.stationary import count_stationary_points
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.surfaces.stationary import count_stationary_points
 from lsx.plots.surfaces import plot_curves
 
 from .base import JobContext, JobOutput, register_job

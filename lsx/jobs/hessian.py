@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lsx.landscape.flat import FlatParams, functional_loss
-from lsx.landscape.hessian import hutchinson_trace, slq_density, top_eigenpairs
+from lsx.landscape.engine.flat import FlatParams, functional_loss
+from lsx.landscape.curvature.hessian import hutchinson_trace, slq_density, top_eigenpairs
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

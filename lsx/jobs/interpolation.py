@@ -7,7 +7,7 @@ Besides the curve, what Li et al. read from it and from Fig. 3: the weight norm 
 Weight decay changes the weight norms, and with them which end looks sharper on the unnormalized curve.
 
 BatchNorm (``bn: states``): running statistics move with α; beyond the end points (α < 0 or > 1) they
-are extrapolated and a variance can fall to ≤ 0. ``bn_extrapolation`` (see lsx.landscape.bn_policy):
+are extrapolated and a variance can fall to ≤ 0. ``bn_extrapolation`` (see lsx.landscape.engine.bn_policy):
 ``floor`` (default) clamps each channel's variance to ``var_floor`` × the smaller end point's variance —
 inactive inside [0, 1], so the curve is continuous at the end points and the apparent sharpness compares
 like with like; ``upbn`` re-estimates the statistics at those points from train data (the deployable
@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lsx.landscape.bn_policy import bn_state, check_extrapolated_bn, has_batchnorm, variance_floors
-from lsx.landscape.directions import direction_between
-from lsx.landscape.surface import compute_surface
+from lsx.landscape.engine.bn_policy import bn_state, check_extrapolated_bn, has_batchnorm, variance_floors
+from lsx.landscape.surfaces.directions import direction_between
+from lsx.landscape.engine.surface import compute_surface
 from lsx.plots.surfaces import plot_interpolation
 
 from .base import JobContext, JobOutput, register_job

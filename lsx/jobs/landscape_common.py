@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from lsx.landscape.flat import FlatParams
+from lsx.landscape.engine.flat import FlatParams
 from lsx.training.checkpoints import Checkpoint, check_same_architecture
 
 from .base import RUNTIME_ANALYSIS_KEYS, JobContext
@@ -90,7 +90,7 @@ def same_architecture(ckpts: Sequence[Checkpoint]) -> None:
 def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int | None):
     """The engine's evaluator on this job's fixed landscape subset."""
     from lsx.distributed import device
-    from lsx.landscape.evaluator import Evaluator
+    from lsx.landscape.engine.evaluator import Evaluator
 
     subset = ctx.landscape_subset()
     if device().type != "cpu":  # one GPU per rank under a sharded launch
@@ -103,7 +103,7 @@ def evaluate_points(
     provenance: dict[str, Any], bn: str = "keep", chunk: int | None = None, flush_every: int = 25,
 ) -> dict[str, np.ndarray]:
     """Evaluate θ + coords @ directions at every row of ``coords`` (resumable store under the job dir)."""
-    from lsx.landscape.surface import compute_surface
+    from lsx.landscape.engine.surface import compute_surface
 
     evaluator = build_evaluator(ctx, point.model, bn, chunk)
     workers = int(ctx.analysis.get("workers") or 1)
@@ -117,6 +117,6 @@ def evaluate_points(
 
 def axis(spec: dict[str, Any], name: str) -> np.ndarray:
     """Coordinates of one axis from {min, max, num}, validated by the engine's grid helpers."""
-    from lsx.landscape.grids import linspace_axis
+    from lsx.landscape.engine.grids import linspace_axis
 
     return linspace_axis(float(spec["min"]), float(spec["max"]), int(spec["num"]), name=name)

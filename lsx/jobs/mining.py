@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lsx.landscape.directions import random_direction
-from lsx.landscape.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job

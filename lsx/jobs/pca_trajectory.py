@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lsx.landscape.pca import trajectory_pca
+from lsx.landscape.surfaces.pca import trajectory_pca
 from lsx.plots.surfaces import plot_pca_trajectory
 
 from .base import JobContext, JobOutput, register_job

@@ -21,9 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.curvature import filter_normalized_sharpness
-from lsx.landscape.directions import random_direction
-from lsx.landscape.hessian import top_eigenpairs
+from lsx.landscape.curvature.sharpness import filter_normalized_sharpness
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
@@ -70,7 +70,7 @@ def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -
 def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any], bn: str = "keep") -> dict[str, Any]:
     """λ_max of the train loss on the first ``num_examples`` of the landscape subset (BN in eval mode;
     with ``bn='upbn'`` its statistics re-estimated from the landscape train subset first)."""
-    from lsx.landscape.bn_policy import has_batchnorm, reestimate_bn
+    from lsx.landscape.engine.bn_policy import has_batchnorm, reestimate_bn
 
     from .hessian import network_loss
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from lsx.landscape.curvature import chaos_summary, principal_curvatures, strided_indices
-from lsx.landscape.directions import random_direction
+from lsx.landscape.curvature.sharpness import chaos_summary, principal_curvatures, strided_indices
+from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job

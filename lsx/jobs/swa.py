@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lsx.landscape.ensembles import compare_swa_and_ensemble, snapshot_epochs
+from lsx.landscape.paths.ensembles import compare_swa_and_ensemble, snapshot_epochs
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.wedges import hyperplane_success, radial_profile, two_optima_tunnel
+from lsx.landscape.toy.wedges import hyperplane_success, radial_profile, two_optima_tunnel
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsx.landscape.evaluator import Evaluator
+from lsx.landscape.engine.evaluator import Evaluator
 from lsx.distributed import run_memo_loop_sharded
-from lsx.landscape.tunnel import RadialResult, tunnel_width
+from lsx.landscape.paths.tunnel import RadialResult, tunnel_width
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint, load_point

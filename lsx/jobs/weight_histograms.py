@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsx.landscape.weights import weight_histograms
+from lsx.landscape.surfaces.weights import weight_histograms
 from lsx.plots.surfaces import plot_weight_histograms
 
 from .base import JobContext, JobOutput, register_job

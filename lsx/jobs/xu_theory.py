@@ -6,9 +6,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lsx.landscape.directions import random_direction
-from lsx.landscape.flat import FlatParams
-from lsx.landscape.perturbation import descent_cosines, perturbation_loss_change, quadratic_model_along
+from lsx.landscape.surfaces.directions import random_direction
+from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.curvature.perturbation import descent_cosines, perturbation_loss_change, quadratic_model_along
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from lsx.sweep_status import OK, job_dirs, read_status
+from lsx.tracking.sweep_status import OK, job_dirs, read_status
 from lsx.utils.io import atomic_write_json, atomic_write_text
 
 META = ("run_dir", "job", "seed", "status", "reason")

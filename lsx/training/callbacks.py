@@ -23,6 +23,7 @@ from typing import Any, Callable
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
 
+from lsx.training.checks import check_resume_schedule
 from lsx.utils.io import atomic_path, atomic_write_text
 
 from .checkpoints import save_checkpoint
@@ -143,8 +144,6 @@ class ResumePoint(L.Callback):
 
     def __init__(self, path: Path, every: int | None = 1, min_interval_s: float = 30.0, stop: StopRule | None = None,
                  keep_final: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
-        from lsx.validate import check_resume_schedule
-
         check_resume_schedule(every, min_interval_s)
         self.path = Path(path)
         self.every = int(every or 0)

@@ -119,7 +119,7 @@ class ClassifierModule(L.LightningModule):
     @torch.no_grad()  # not inference_mode: the sums are all-reduced in place afterwards
     def _val_sums(self) -> torch.Tensor:
         """(Σ loss, correct, n) of this rank's contiguous share of the validation split, in eval mode."""
-        from lsx.landscape.evaluator import summed_loss_and_hits
+        from lsx.landscape.engine.evaluator import summed_loss_and_hits
 
         x, y = self._val_share
         sums = torch.zeros(3, dtype=torch.float64, device=self.device)

@@ -204,12 +204,12 @@ SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None) -> dict[str, float]:
     """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
 
-    Through the landscape :class:`~lsx.landscape.evaluator.Evaluator` (inference mode, channels_last,
+    Through the landscape :class:`~lsx.landscape.engine.evaluator.Evaluator` (inference mode, channels_last,
     cache-sized chunks, one host sync per split); equal to :func:`evaluate_model` up to float rounding. The
     model is put in eval mode and converted to channels_last in place: pass a copy. ``channels_last`` None
     uses it where :func:`channels_last_safe` allows.
     """
-    from lsx.landscape.evaluator import Evaluator
+    from lsx.landscape.engine.evaluator import Evaluator
 
     splits = {name: dm.split(name) for name in SPLITS}
     splits = {name: xy for name, xy in splits.items() if len(xy[0])}

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from lsx.config import CONF_DIR
+from lsx.training.checks import check_resume_schedule
 
 log = logging.getLogger("lsx")
 
@@ -51,17 +52,6 @@ def _check_training(t: dict[str, Any]) -> None:
     if t.get("checkpoint_every") is not None:
         _check_int("training.checkpoint_every", t["checkpoint_every"], minimum=1)
     check_resume_schedule(t.get("resume_every"), t.get("resume_min_interval_s", 0))
-
-
-def check_resume_schedule(every: Any, min_interval_s: Any) -> None:
-    """``training.resume_every`` is an integer >= 0 or null, ``training.resume_min_interval_s`` a number >= 0
-    (also checked by the training runner, which a script may call without this module's full check)."""
-    if every is not None and not (_is_int(every) and every >= 0):
-        raise ValueError(f"training.resume_every must be an integer >= 0 or null (epochs between resume points; "
-                         f"0 or null = never write resume.ckpt), got {every!r}")
-    if not (isinstance(min_interval_s, numbers.Real) and not isinstance(min_interval_s, bool) and min_interval_s >= 0):
-        raise ValueError(f"training.resume_min_interval_s must be a number of seconds >= 0 (0 = a resume point at "
-                         f"every resume_every epoch), got {min_interval_s!r}")
 
 
 def _check_names(c: dict[str, Any]) -> None:
@@ -116,7 +106,7 @@ def _check_trainer(tr: dict[str, Any]) -> None:
 
 def _check_grids(a: dict[str, Any]) -> None:
     """Axis specs ({min, max, num}) are valid; 2D grids have at least 2 points per side."""
-    from lsx.landscape.grids import axis_from_spec
+    from lsx.landscape.engine.grids import axis_from_spec
 
     for key, spec in a.items():
         if isinstance(spec, dict) and {"min", "max", "num"} & set(spec):

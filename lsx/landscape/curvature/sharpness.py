@@ -10,7 +10,7 @@
 - :func:`filter_normalized_sharpness`: the mean loss rise at radius r along several filter-normalized
   random directions (Li Sec. 5: sharpness is only comparable across minimizers under filter normalization).
 
-All Hessian work goes through :mod:`lsx.landscape.hessian` (eigsh on an HVP operator).
+All Hessian work goes through :mod:`lsx.landscape.curvature.hessian` (eigsh on an HVP operator).
 """
 from __future__ import annotations
 

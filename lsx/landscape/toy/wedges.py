@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .connectors import low_loss_connector
+from ..paths.connectors import low_loss_connector
 
 
 def random_rotation(dim: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:

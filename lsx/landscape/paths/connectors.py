@@ -12,7 +12,7 @@ m-connector: for m+1 optima, points of their convex hull are optimised inside th
 loss vanishes there, the whole m-simplex is (nearly) on a low-loss manifold of dimension ≥ m.
 
 Short directions (Fig. 4): the number of Hessian eigenvalues above a threshold, by Lanczos
-(:mod:`lsx.landscape.hessian`), along a 1-connector and in the middle of m-connectors.
+(:mod:`lsx.landscape.curvature.hessian`), along a 1-connector and in the middle of m-connectors.
 
 **Losses.** Every function takes ``loss_fn`` as either
 ``loss_fn(theta) -> scalar`` (deterministic, e.g. full batch or a toy) or
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .memo import Memo, compute_now
+from ..engine.memo import Memo, compute_now
 
 LossFn = Union[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, int], torch.Tensor]]
 OptimizerSpec = Union[str, Callable[[list[torch.Tensor], float], torch.optim.Optimizer]]
@@ -541,7 +541,7 @@ SHORT_THRESHOLD_MODES = ("relative", "absolute")
 
 
 def _count(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, seed: int) -> int:
-    from .hessian import count_short_directions
+    from ..curvature.hessian import count_short_directions
 
     n = theta.numel()
     if not 1 <= k_max < n:
@@ -551,7 +551,7 @@ def _count(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, s
 
 def top_eigenvalue(loss_fn: LossFn, theta: torch.Tensor, seed: int = 0) -> float:
     """The largest Hessian eigenvalue at θ (Lanczos)."""
-    from .hessian import top_eigenpairs
+    from ..curvature.hessian import top_eigenpairs
 
     return float(np.max(top_eigenpairs(as_plain_loss(loss_fn, 0), theta.detach(), 1, "LA", tol=1e-4, seed=seed).values))
 

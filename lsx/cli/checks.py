@@ -134,7 +134,7 @@ def print_scaled_job_config(argv: list[str]) -> bool:
 def exit_on_unknown_keys(argv: list[str] | None = None) -> None:
     """All pre-Hydra checks of a command line: exit 2 with one line on the first problem."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    from lsx import resolvers  # noqa: F401  (the config's own resolvers)
+    from lsx.cli import resolvers  # noqa: F401  (the config's own resolvers)
 
     if print_scaled_job_config(argv):
         sys.exit(0)

@@ -1,6 +1,6 @@
 """Directions in parameter space and their normalization (Li et al. 2018, Sec. 4).
 
-A direction is a flat tensor in a :class:`~lsx.landscape.flat.FlatParams` layout. Random
+A direction is a flat tensor in a :class:`~lsx.landscape.engine.flat.FlatParams` layout. Random
 directions are drawn from a seeded generator so that (kind, seed, normalization, ignore)
 is enough provenance to redraw them; jobs still store the vectors themselves.
 """
@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .flat import FlatParams
+from ..engine.flat import FlatParams
 
 NORMALIZATIONS = ("filter", "layer", "model", "none")
 IGNORES = ("none", "biasbn")
@@ -111,7 +111,7 @@ def hessian_eigen_directions(loss_fn, theta: torch.Tensor, k: int, which: str = 
     """The ``k`` Hessian eigenvectors with the largest (``LA``, Xu's P.E.) or smallest (``SA``, N.E.)
     eigenvalues, as unit rows, with their eigenvalues (ordered from the extreme inwards) and ARPACK's
     convergence flag."""
-    from .hessian import top_eigenpairs
+    from ..curvature.hessian import top_eigenpairs
 
     res = top_eigenpairs(loss_fn, theta, k, which, tol=tol, seed=seed)
     order = np.arange(len(res.values)) if which != "SA" else np.arange(len(res.values))[::-1]

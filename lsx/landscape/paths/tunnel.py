@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .directions import random_unit_direction
-from .memo import Memo, compute_now
+from ..surfaces.directions import random_unit_direction
+from ..engine.memo import Memo, compute_now
 
 THRESHOLD_MODES = ("absolute", "relative_factor", "relative_delta")
 ANGLES = ("arctan", "ratio")

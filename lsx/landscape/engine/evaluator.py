@@ -41,18 +41,18 @@ class Evaluator:
     """Evaluates a model on a fixed train/test subset at points θ0 + Σ_k c_k d_k.
 
     ``train``/``test`` are ``(x, y)`` tensors (the landscape subset); ``bn_policy`` is ``keep``,
-    ``upbn`` or ``states`` (see :mod:`lsx.landscape.bn_policy`). ``chunk_size`` None picks one from the
+    ``upbn`` or ``states`` (see :mod:`lsx.landscape.engine.bn_policy`). ``chunk_size`` None picks one from the
     activation sizes (:func:`auto_chunk_size`). ``upbn_batches`` limits the UpBN pass to that many chunks
     of the train subset; ``upbn_inputs`` gives separate inputs for it instead. ``fuse`` runs the forward
     passes through an :class:`InferenceGraph` (same function up to float rounding; the model itself is
     used when the graph cannot be rewritten). ``plane`` lets :meth:`evaluate` compute the first layer at
-    every point from outputs precomputed at θ0 and along each direction (:mod:`lsx.landscape.first_layer`;
+    every point from outputs precomputed at θ0 and along each direction (:mod:`lsx.landscape.engine.first_layer`;
     exact up to float rounding, used when the first layer can be isolated and its outputs fit
     ``plane_budget_bytes``; :attr:`plane_active` / :attr:`plane_reason` say whether it was). ``"auto"`` (the
     default) uses it only where the first layer does enough work per output to pay for streaming K+1 stored
     outputs (fan-in ≥ :data:`PLANE_MIN_FAN_IN_PER_OUTPUT`·(K+1): an MLP's dense first layer, not a 3x3
     convolution on a few channels, which is memory-bound either way); ``True`` forces it, ``False`` never.
-    ``points_per_pass`` > 1 evaluates that many points per vmapped forward pass (:mod:`lsx.landscape.batched`);
+    ``points_per_pass`` > 1 evaluates that many points per vmapped forward pass (:mod:`lsx.landscape.engine.batched`);
     None means 16 on CUDA for models under 5M parameters with a non-UpBN policy, else 1 (the CPU path).
     ``self.flat`` is the layout that θ and the directions must use (parameters, plus BN buffers under ``states``).
     ``extra_splits`` adds further named ``(x, y)`` sets (e.g. ``{"val": ...}``), evaluated after train and test
@@ -245,7 +245,7 @@ class Evaluator:
         """Metrics at θ0 + coords[i] @ directions for i in ``indices`` (default all); NaN at other points.
 
         ``directions`` is a (K, numel) tensor or a list of K flat tensors, ``coords`` a (P, K) array or a
-        :class:`~lsx.landscape.grids.Grid`. Points are formed in float64 and written in place; the model's
+        :class:`~lsx.landscape.engine.grids.Grid`. Points are formed in float64 and written in place; the model's
         parameters (and BN buffers) are restored afterwards, even on error. Sharded over torch.distributed
         ranks when initialized with world size > 1; every rank returns the merged arrays.
         ``on_point(i, metrics)`` is called after each point this rank computes. ``progress``: True for a

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .flat import FlatParams
+from ..engine.flat import FlatParams
 
 _REL_TOL = 1e-12  # eigenvalues of the Gram matrix below this fraction of the largest count as zero
 

@@ -27,7 +27,7 @@ def evaluate_batched(
 ) -> dict[str, np.ndarray]:
     """Metrics at θ0 + pts[i] @ dirs for i in ``todo``, ``points_per_pass`` points per vmapped forward.
 
-    ``ev`` is an :class:`~lsx.landscape.evaluator.Evaluator` (its model, flat layout, chunked data).
+    ``ev`` is an :class:`~lsx.landscape.engine.evaluator.Evaluator` (its model, flat layout, chunked data).
     """
     if ev.bn_policy == "upbn" and ev._bn_layers:
         raise ValueError("points_per_pass > 1 cannot re-estimate BN statistics per point (bn_policy='upbn'); use 1")

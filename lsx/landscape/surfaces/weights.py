@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from .flat import FlatParams
+from ..engine.flat import FlatParams
 from .pca import trajectory_mask
 
 

@@ -4,7 +4,7 @@ Why: a convolution or linear layer is linear in its weights, and the data are fi
 the first layer's pre-bias output on a chunk is therefore ``C0 + Σ_k c_k D_k`` with ``C0 = layer(x; W0)``
 and ``D_k = layer(x; W of d_k)`` computed once per surface — a few multiply-adds per output element
 instead of a convolution. Whatever follows that is per-channel affine is applied exactly on top: the
-layer's bias at the point, or, when BatchNorm was folded into it (:class:`~lsx.landscape.evaluator.
+layer's bias at the point, or, when BatchNorm was folded into it (:class:`~lsx.landscape.engine.evaluator.
 InferenceGraph`), ``s·(C0 + Σ c_k D_k) + b_folded`` with ``s = γ/√(σ²+ε)`` of the point. Everything after
 the first layer (non-linear in the weights) runs as usual, through a copy of the forward graph whose
 input is the first layer's output (:attr:`FirstLayerPlane.tail`).

@@ -33,13 +33,13 @@ def compute_surface(
 ) -> dict[str, np.ndarray]:
     """Metrics at θ0 + coords @ directions, resumed from and saved to ``store_path``.
 
-    ``coords`` is a :class:`~lsx.landscape.grids.Grid` (results come back shaped like it: (len(x),) for
+    ``coords`` is a :class:`~lsx.landscape.engine.grids.Grid` (results come back shaped like it: (len(x),) for
     a line, values[i_y, i_x] for a 2D grid) or a (P, K) array (results of shape (P,)). ``provenance``
     (direction kind, seeds, normalization, ignore, source checkpoints...) is stored as attributes of the
     directions, ``config`` as JSON; a store made with other coordinates, directions, θ0 or config is
-    refused (:class:`~lsx.landscape.storage.StoreMismatch`). Points already done are not re-evaluated.
+    refused (:class:`~lsx.landscape.engine.storage.StoreMismatch`). Points already done are not re-evaluated.
     ``workers`` > 1 evaluates blocks of points in that many forked 1-thread processes
-    (:func:`~lsx.landscape.evaluator.evaluate_in_workers`, CPU only), one block per flush, so a killed
+    (:func:`~lsx.landscape.engine.evaluator.evaluate_in_workers`, CPU only), one block per flush, so a killed
     run keeps every finished block.
     """
     grid = as_grid(coords)

@@ -6,7 +6,7 @@ relaunched one must neither redo finished points nor mix in points of a differen
 File layout (``format = "lsx-points/1"``)::
 
     coords            (P, K) float64   one row of coordinates per point; attrs kind, axis_names
-    axes/x, axes/y    axis vectors of a line / grid (values[i_y, i_x], see lsx.landscape.grids)
+    axes/x, axes/y    axis vectors of a line / grid (values[i_y, i_x], see lsx.landscape.engine.grids)
     directions        (K, numel)       the vectors; attrs = provenance (kind, seed, norm, ignore, sources...)
     theta0            (numel,)         the centre θ0 (when given), so any point is θ0 + coords[i] @ directions
     done              (P,) bool        which points hold results

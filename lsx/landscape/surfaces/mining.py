@@ -26,7 +26,7 @@ on every seed; Algorithm 2 as read here gives w-peaks (9) and a w-basin (1), no 
   vvv shape into the objective. Observed on the CPU MLP (3 direction seeds × {k=2 γ=0.5, k=3 γ=0.5,
   k=2 γ=0.3}): 8 of 9 curves got three basins.
 Generic over a differentiable ``loss_fn(theta) -> scalar``; every result says whether the mined curve
-has the intended type (via :func:`lsx.landscape.curves.classify_curve`).
+has the intended type (via :func:`lsx.landscape.surfaces.curves.classify_curve`).
 """
 from __future__ import annotations
 

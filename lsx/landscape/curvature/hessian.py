@@ -1,7 +1,7 @@
 """Hessian-vector products and what they buy: top/bottom eigenpairs, trace, spectral density.
 
 Everything works on a differentiable ``loss_fn(theta_flat) -> scalar`` (a network loss from
-:func:`lsx.landscape.flat.functional_loss`, or any toy function). H·v is computed by double
+:func:`lsx.landscape.engine.flat.functional_loss`, or any toy function). H·v is computed by double
 backward; scipy's ``eigsh`` (ARPACK Lanczos) gets it as a LinearOperator — the Hessian is
 never formed except by :func:`exact_hessian`, kept for small models and tests.
 """

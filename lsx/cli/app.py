@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from lsx import resolvers  # noqa: F401  (registers ${lsx_uid:})
+from lsx.cli import resolvers  # noqa: F401  (registers ${lsx_uid:})
 from lsx.config import apply_scale, to_container
 
 log = logging.getLogger("lsx")
@@ -35,7 +35,7 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
         _save_scaled_hydra_config(scaled, run_dir, HydraConfig.get().output_subdir)
     cfg = scaled
     c = to_container(cfg)
-    from lsx.validate import validate_config
+    from lsx.cli.validate import validate_config
 
     validate_config(c)  # before any cache directory is created or anything trains
     c["_overrides"] = list(HydraConfig.get().overrides.task)
@@ -85,7 +85,7 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
     """Bad input → one clear line on stderr and exit 2 (set LSX_DEBUG=1 for the traceback).
 
     Every job records how it ended in its run directory's status.json. In a multirun a failed
-    job does not exit: the remaining jobs run, and :class:`lsx.sweep_status.SweepStatusCallback`
+    job does not exit: the remaining jobs run, and :class:`lsx.tracking.sweep_status.SweepStatusCallback`
     reports the failures and exits non-zero at the end.
     """
 
@@ -93,7 +93,7 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
     def wrapper(cfg: DictConfig) -> Any:
         import traceback
 
-        from lsx.sweep_status import FAILED, OK, current_run_dir, in_multirun, write_status
+        from lsx.tracking.sweep_status import FAILED, OK, current_run_dir, in_multirun, write_status
 
         run_dir, multirun = current_run_dir(), in_multirun()
         try:

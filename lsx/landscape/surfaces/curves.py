@@ -1,6 +1,6 @@
 """The Xu et al. taxonomy of 1D loss curves: v-basin, v-side, w-basin, w-peak, vvv-basin.
 
-Extrema are the paper's stationary points (:func:`lsx.landscape.stationary.stationary_points`:
+Extrema are the paper's stationary points (:func:`lsx.landscape.surfaces.stationary.stationary_points`:
 (y_t − y_{t+1})(y_t − y_{t−1}) > 0, endpoints excluded), of which those whose prominence is below
 ``rel_prominence`` · (max − min) are dropped so that float noise on a flat bottom does not create
 spurious basins (``rel_prominence=0`` keeps every stationary point: the paper's strict count).

@@ -1,0 +1,131 @@
+"""``python -m lsx.analyze analysis=<job> [experiment=...] [scale=cpu]``: run one analysis job.
+
+The job trains what it needs through the training cache, writes its results into a directory
+keyed by its config hash (re-running a finished job is a no-op; a killed one resumes), copies
+results.json into the Hydra run directory for sweep aggregation, and logs to W&B if enabled.
+Launched on several processes (torchrun, srun, submitit tasks) it shards the job's points over them;
+rank 0 owns every output (:mod:`lsx.distributed`, README "Scaling out").
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from lsx.cli.app import clean_errors, prepare
+from lsx.config import CONF_DIR
+
+log = logging.getLogger("lsx.analyze")
+
+
+def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
+    from lsx.distributed import from_rank0, rank_world
+    from lsx.jobs import registry  # noqa: F401  (declares the jobs)
+    from lsx.jobs.base import JobContext, job_key, job_lock, lazy_job
+    from lsx.tracking.results import is_done, read_results, write_config, write_results
+    from lsx.utils.io import atomic_write_json
+
+    if not c.get("analysis"):
+        from lsx.jobs.base import JOBS
+
+        raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
+    name = c["analysis"]["job"]
+    fn = lazy_job(name)
+    job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
+    if rank_world()[0] > 0:  # launched on several ranks: the job directory and run directory are rank 0's
+        return _beside_rank0(c, fn)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
+    with job_lock(job_dir):  # an identical job running elsewhere: wait for it, then read its results
+        cached = from_rank0(is_done(job_dir))
+        if cached:
+            log.info("job already finished: %s (no-op)", job_dir)
+            results = read_results(job_dir)
+        else:
+            from lsx.training.runner import recording_runs
+
+            t0 = time.time()
+            with recording_runs() as runs:  # the optima the job used, for results.json "training"
+                out = fn(JobContext(_without_wandb(c), job_dir, progress=progress))
+            extra = dict(out.extra)
+            extra["elapsed_s"] = round(time.time() - t0, 3)
+            extra["training"] = [r.record() for r in runs]
+            results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
+    # the run directory describes *this* run: a cache hit's stored results carry the overrides
+    # of the sweep that computed them, which would misplace this point in aggregation
+    results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
+                   experiment=c.get("experiment_name", "default"), cached=cached)
+    atomic_write_json(run_dir / "results.json", results)
+    (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
+    _log_wandb(c, run_dir, job_dir, results)
+    return from_rank0(results)
+
+
+def _beside_rank0(c: dict[str, Any], fn) -> dict[str, Any]:
+    """A rank > 0 runs the job's computations in step with rank 0 (its share of the points, the same
+    collectives) in a scratch directory deleted afterwards; returns rank 0's results."""
+    import tempfile
+
+    from lsx.distributed import from_rank0, rank_world
+    from lsx.jobs.base import JobContext
+
+    if not from_rank0(None):  # rank 0 found the job unfinished
+        with tempfile.TemporaryDirectory(prefix=f"lsx-rank{rank_world()[0]}-") as scratch:
+            fn(JobContext(_without_wandb(c), Path(scratch), progress=False))
+    return from_rank0(None)
+
+
+def _without_wandb(c: dict[str, Any]) -> dict[str, Any]:
+    """The job's optima train without a W&B logger: their curves go into the job's one W&B run."""
+    if (c.get("logger") or {}).get("name") != "wandb":
+        return c
+    return dict(c, logger={"name": "none"})
+
+
+def _log_wandb(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, Any]) -> None:
+    """One W&B run per job; a cached job logs its stored results only when ``logger.relog`` is set."""
+    lc = c.get("logger") or {}
+    if lc.get("name") != "wandb":
+        return
+    if results.get("cached") and not lc.get("relog", False):
+        print("W&B: cached job, nothing new to log (logger.relog=true logs its stored results)")
+        return
+    from lsx.tracking.wandb_log import log_job
+
+    try:
+        log_job(c, run_dir, job_dir, results)
+    except Exception as err:  # the job's results are written; a W&B problem must not fail it
+        log.warning("W&B logging failed (results are in %s): %s: %s", run_dir, type(err).__name__, err)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+@clean_errors
+def main(cfg: DictConfig) -> None:
+    from lsx import distributed
+
+    rank, _ = distributed.init_from_env()  # torchrun / srun / submitit tasks: shard the job's points (once per process)
+    c, run_dir = prepare(cfg)
+    distributed.check_single_device_trainer(c.get("trainer") or {})
+    res = run_analysis(c, run_dir)
+    if rank > 0:
+        return
+    print(f"{res['job']} finished: {res['job_dir']}")
+    print(json.dumps({k: v for k, v in res["metrics"].items() if not isinstance(v, (list, dict))}, indent=1, default=str)[:2000])
+
+
+
+def cli() -> None:
+    """``python -m lsx.analyze``: checks that must run before Hydra, then the entry point."""
+    from lsx.cli.checks import exit_on_unknown_keys
+
+    exit_on_unknown_keys()
+    from lsx.distributed import scratch_run_dir_overrides
+
+    sys.argv += scratch_run_dir_overrides(sys.argv)  # ranks > 0 leave no run directory
+    main()

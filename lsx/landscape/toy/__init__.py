@@ -1,0 +1,1 @@
+"""Toy landscapes with known answers: the n-wedge model and analytic 2D potentials."""
