@@ -76,6 +76,19 @@ def check_decision(decision: Any) -> tuple[str, tuple[float, ...]]:
     raise ValueError(f"decision {decision!r} is malformed; {valid} (with a <= b)")
 
 
+def decide_interval(lo: float, hi: float, decision: dict[str, Any]) -> str:
+    """The verdict of a 95% interval [lo, hi] under a decision rule (NaN bounds: inconclusive)."""
+    rule, bounds = check_decision(decision)
+    if not (_finite(lo) and _finite(hi)):
+        return INCONCLUSIVE
+    if rule == "greater":
+        return REPRODUCED if lo > bounds[0] else NOT_REPRODUCED if hi <= bounds[0] else INCONCLUSIVE
+    if rule == "less":
+        return REPRODUCED if hi < bounds[0] else NOT_REPRODUCED if lo >= bounds[0] else INCONCLUSIVE
+    a, b = bounds
+    return REPRODUCED if a <= lo and hi <= b else NOT_REPRODUCED if hi < a or lo > b else INCONCLUSIVE
+
+
 def decide(est: Estimate, decision: dict[str, Any]) -> tuple[str, str]:
     """(verdict, reason) for an estimate under a decision rule."""
     rule, bounds = check_decision(decision)
@@ -84,27 +97,19 @@ def decide(est: Estimate, decision: dict[str, Any]) -> tuple[str, str]:
         return INCONCLUSIVE, f"n = {est.n} unit(s): an interval needs at least 2 (add seeds)"
     if not (_finite(lo) and _finite(hi) and _finite(est.value)):
         return INCONCLUSIVE, "the statistic has no finite interval (see its method/details)"
+    verdict = decide_interval(lo, hi, decision)
     ci = f"95% interval [{lo:.4g}, {hi:.4g}]"
-    if rule == "greater":
+    if rule in ("greater", "less"):
         (b,) = bounds
-        if lo > b:
-            return REPRODUCED, f"{ci} lies above {b:g}"
-        if hi <= b:
-            return NOT_REPRODUCED, f"{ci} lies at or below {b:g}"
-        return INCONCLUSIVE, f"{ci} crosses {b:g}"
-    if rule == "less":
-        (b,) = bounds
-        if hi < b:
-            return REPRODUCED, f"{ci} lies below {b:g}"
-        if lo >= b:
-            return NOT_REPRODUCED, f"{ci} lies at or above {b:g}"
-        return INCONCLUSIVE, f"{ci} crosses {b:g}"
-    a, b = bounds
-    if a <= lo and hi <= b:
-        return REPRODUCED, f"{ci} lies within [{a:g}, {b:g}]"
-    if hi < a or lo > b:
-        return NOT_REPRODUCED, f"{ci} lies outside [{a:g}, {b:g}]"
-    return INCONCLUSIVE, f"{ci} overlaps a bound of [{a:g}, {b:g}]"
+        side = "above" if rule == "greater" else "below"
+        other = "at or below" if rule == "greater" else "at or above"
+        text = {REPRODUCED: f"{ci} lies {side} {b:g}", NOT_REPRODUCED: f"{ci} lies {other} {b:g}",
+                INCONCLUSIVE: f"{ci} crosses {b:g}"}
+    else:
+        a, b = bounds
+        text = {REPRODUCED: f"{ci} lies within [{a:g}, {b:g}]", NOT_REPRODUCED: f"{ci} lies outside [{a:g}, {b:g}]",
+                INCONCLUSIVE: f"{ci} overlaps a bound of [{a:g}, {b:g}]"}
+    return verdict, text[verdict]
 
 
 def _finite(v: Any) -> bool:
