@@ -47,8 +47,9 @@ def skipped_scale_overrides(cfg: DictConfig) -> list[str]:
 def _declared_scale_overrides(cfg: DictConfig) -> list[str]:
     scales = cfg.get("scales") or {}
     scale = cfg.get("scale", "paper")
-    if scales and scale not in scales and scale != "paper":
-        raise ValueError(f"experiment has no scale {scale!r}; valid scales: paper, {', '.join(scales)}")
+    if scale != "paper" and scale not in scales:
+        name = cfg.get("experiment_name") or "the default config"
+        raise ValueError(f"{name} has no scale {scale!r}; valid scales: {', '.join(['paper', *scales])}")
     return [str(o) for o in (scales.get(scale) or [])]
 
 

@@ -124,7 +124,7 @@ def cli() -> None:
     """``python -m lsx.analyze``: checks that must run before Hydra, then the entry point."""
     from lsx.cli.checks import exit_on_unknown_keys
 
-    exit_on_unknown_keys()
+    exit_on_unknown_keys(entry="analyze")
     from lsx.distributed import scratch_run_dir_overrides
 
     sys.argv += scratch_run_dir_overrides(sys.argv)  # ranks > 0 leave no run directory

@@ -131,15 +131,74 @@ def print_scaled_job_config(argv: list[str]) -> bool:
     return True
 
 
-def exit_on_unknown_keys(argv: list[str] | None = None) -> None:
-    """All pre-Hydra checks of a command line: exit 2 with one line on the first problem."""
+_MAX_VALIDATED_SWEEP_POINTS = 256
+_INFO_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def sweep_points(argv: list[str]) -> list[list[str]]:
+    """The override lists of every job a command line launches (one for a single run; the product of
+    the sweep values under ``-m``, capped at 256 so a huge grid costs no more than a second or two)."""
+    overrides = _overrides(argv)
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return [overrides]
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_sweep_override():
+            key = o.get_key_element()
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    return [list(p) for p in itertools.islice(itertools.product(*choices), _MAX_VALIDATED_SWEEP_POINTS)]
+
+
+def config_message(argv: list[str], entry: str) -> str | None:
+    """The first invalid value of any job the command line would launch, composed and scaled exactly as the
+    job will be (so a bad value never creates a run directory); None when every job is valid."""
+    if any(a in _INFO_FLAGS or a.startswith("--cfg=") for a in argv):
+        return None
+    from lsx.cli.validate import validate_config
+    from lsx.config import compose_config
+    from lsx.data import DatasetUnavailable
+
+    for point in sweep_points(argv):
+        try:
+            cfg = compose_config(point)
+            c = OmegaConf.to_container(cfg, resolve=False)
+            c.pop("hydra", None)
+            c = OmegaConf.to_container(OmegaConf.create(c), resolve=True)
+            validate_config(c)
+            if entry == "analyze" and not c.get("analysis"):
+                from lsx.jobs import registry  # noqa: F401  (declares the jobs)
+                from lsx.jobs.base import JOBS
+
+                return f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}"
+        except (ValueError, DatasetUnavailable) as err:
+            where = f" (sweep job {' '.join(point)})" if len(sweep_points(argv)) > 1 else ""
+            return f"{err}{where}"
+        except Exception:  # Hydra's own errors (a bad group choice, a parse error): Hydra reports them itself
+            return None
+    return None
+
+
+def exit_on_unknown_keys(argv: list[str] | None = None, entry: str = "train") -> None:
+    """All pre-Hydra checks of a command line: exit 2 with one line on the first problem, before Hydra
+    creates any directory. ``entry`` is the command (``train`` or ``analyze``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     from lsx.cli import resolvers  # noqa: F401  (the config's own resolvers)
 
-    if print_scaled_job_config(argv):
-        sys.exit(0)
-    for check in (unknown_key_message, launcher_message, output_dir_message):
-        msg = check(argv)
-        if msg:
-            print(f"lsx: error: {msg}", file=sys.stderr)
-            sys.exit(2)
+    try:
+        if print_scaled_job_config(argv):
+            sys.exit(0)
+        checks = (unknown_key_message, launcher_message, output_dir_message, lambda a: config_message(a, entry))
+        for check in checks:
+            msg = check(argv)
+            if msg:
+                print(f"lsx: error: {msg}", file=sys.stderr)
+                sys.exit(2)
+    except ValueError as err:  # e.g. an unknown scale while printing --cfg job
+        print(f"lsx: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -18,6 +18,7 @@ from lsx.training.checks import check_resume_schedule
 
 log = logging.getLogger("lsx")
 
+_EMBEDDED_DATA = ("digits", "mnist1d", "synthetic")  # generated or shipped: never need torchvision
 # analyses whose scalar ``num`` is the side of a 2D contour grid (a contour needs >= 2 per side)
 _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
 
@@ -25,10 +26,12 @@ _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
 def validate_config(c: dict[str, Any]) -> None:
     """Refuse a config whose values cannot give a valid run; no-op for a good one."""
     _check_int("seed", c.get("seed"))
-    for s in (c.get("optima") or {}).get("seeds") or []:
-        _check_int("optima.seeds", s)
+    _check_seed_list("optima.seeds", (c.get("optima") or {}).get("seeds"))
     _check_training(c.get("training") or {})
     _check_names(c)
+    _check_optimizer(c.get("optimizer") or {})
+    _check_data(c.get("data") or {})
+    _check_model(c.get("model") or {})
     _warn_schedule(c)
     _check_trainer(c.get("trainer") or {})
     if c.get("analysis"):
@@ -44,6 +47,55 @@ def _check_int(key: str, value: Any, minimum: int | None = None) -> None:
         raise ValueError(f"{key} must be an integer, got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{key} must be >= {minimum}, got {value}")
+
+
+def _check_seed_list(key: str, seeds: Any) -> None:
+    """A list of training seeds: integers, each once (a repeated seed is one optimum counted twice)."""
+    if seeds is None:
+        return
+    if not isinstance(seeds, (list, tuple)):
+        raise ValueError(f"{key} must be a list of integer seeds, got {seeds!r}")
+    for s in seeds:
+        _check_int(key, s)
+    dup = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if dup:
+        raise ValueError(f"{key} repeats seed(s) {dup} in {list(seeds)}: each optimum must be a different training seed")
+
+
+def _positive_number(key: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{key} must be a number {'>=' if allow_zero else '>'} 0, got {value!r}")
+
+
+def _check_optimizer(o: dict[str, Any]) -> None:
+    if "lr" in o:
+        _positive_number("optimizer.lr", o["lr"])
+    if o.get("weight_decay") is not None:
+        _positive_number("optimizer.weight_decay", o["weight_decay"], allow_zero=True)
+    m = o.get("momentum")
+    if m is not None and not (isinstance(m, numbers.Real) and not isinstance(m, bool) and 0 <= m < 1):
+        raise ValueError(f"optimizer.momentum must be a number in [0, 1), got {m!r}")
+
+
+def _check_data(d: dict[str, Any]) -> None:
+    for key in ("batch_size", "eval_batch_size"):
+        if d.get(key) is not None:
+            _check_int(f"data.{key}", d[key], minimum=1)
+    if d.get("name") not in _EMBEDDED_DATA:  # imported only then: a cache hit on embedded data stays light
+        from lsx.data.torchvision_sets import _SETS, _import_torchvision_datasets
+
+        if d.get("name") in _SETS:
+            _import_torchvision_datasets()  # DatasetUnavailable: one line saying how to get torchvision or which data to use
+
+
+def _check_model(m: dict[str, Any]) -> None:
+    p = m.get("dropout")
+    if p is not None and not (isinstance(p, numbers.Real) and not isinstance(p, bool) and 0 <= p < 1):
+        raise ValueError(f"model.dropout must be a probability in [0, 1), got {p!r}")
+    w = m.get("width")
+    if w is not None:
+        _positive_number("model.width", w)
 
 
 def _check_training(t: dict[str, Any]) -> None:
@@ -119,6 +171,8 @@ def _check_grids(a: dict[str, Any]) -> None:
         for k in sides:
             if int(a[k]["num"]) < 2:
                 raise ValueError(f"analysis.{k}.num must be >= 2 for a 2D surface, got {a[k]['num']}; e.g. analysis.{k}.num=21")
+    if "seeds" in a:
+        _check_seed_list("analysis.seeds", a["seeds"])
     if "workers" in a:
         _check_int("analysis.workers", a["workers"], minimum=1)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
