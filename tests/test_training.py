@@ -295,3 +295,21 @@ def test_schedules():
     assert cyc(0) == 1 and cyc(20) == 1 and cyc(19) < 0.01  # low at the end of each cycle, restart after
     cos = lr_multiplier({"name": "cosine"}, steps_per_epoch=10, total_epochs=2)
     assert cos(0) == 1 and cos(20) == 0
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path):
+    """64 bytes flipped in the middle still unpickle; the recorded sha256 catches them."""
+    from lsx.models import build_model
+    from lsx.training.checkpoints import CHECKSUMS, CheckpointError, load_checkpoint, save_checkpoint
+
+    model = build_model("mlp", 1, (8, 8), 10, hidden=16)
+    shape = {"in_channels": 1, "height": 8, "width": 8, "num_classes": 10}
+    path = save_checkpoint(tmp_path / "epoch_1.pt", model, {"model": {"name": "mlp", "hidden": 16}}, "h", 1, shape)
+    assert (tmp_path / CHECKSUMS).is_file()
+    load_checkpoint(path)  # intact: verified and loaded
+    raw = bytearray(path.read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="fails its sha256 check"):
+        load_checkpoint(path)

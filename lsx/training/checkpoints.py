@@ -2,9 +2,15 @@
 
 A checkpoint never needs another file: ``load_checkpoint(path).build_model()`` gives the
 trained network. Writes are atomic; corrupt or mismatched files are refused with the reason.
+
+Integrity: each save records the file's sha256 in ``checksums.json`` beside it (the run directory's
+metadata), and every load verifies it. Why: a flipped byte inside a tensor still unpickles, so a
+damaged checkpoint would otherwise be used silently with different weights.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +19,10 @@ import torch
 from torch import nn
 
 from lsx.models import build_model
-from lsx.utils.io import atomic_torch_save
+from lsx.utils.io import atomic_torch_save, atomic_write_json
 
 FORMAT = "lsx-checkpoint-v1"
+CHECKSUMS = "checksums.json"  # {file name: sha256} of the lsx checkpoints in a directory
 
 
 class CheckpointError(RuntimeError):
@@ -89,7 +96,51 @@ def save_checkpoint(
         "stop": dict(stop or {}),
     }
     atomic_torch_save(payload, path)  # byte-identical for equal content (no temp name inside)
+    record_checksum(path)
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_checksums(directory: Path) -> dict[str, str]:
+    try:
+        data = json.loads((directory / CHECKSUMS).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{directory / CHECKSUMS} is unreadable ({type(err).__name__}: {err}); "
+                              f"delete it to trust the checkpoints in {directory} again") from None
+    return data if isinstance(data, dict) else {}
+
+
+def record_checksum(path: str | Path) -> str:
+    """Store ``path``'s sha256 in its directory's ``checksums.json`` (atomically); returns the digest."""
+    path = Path(path)
+    digest = file_sha256(path)
+    sums = _read_checksums(path.parent)
+    if sums.get(path.name) != digest:
+        sums[path.name] = digest
+        atomic_write_json(path.parent / CHECKSUMS, dict(sorted(sums.items())))
+    return digest
+
+
+def verify_checksum(path: Path) -> str | None:
+    """The file's sha256 when ``checksums.json`` records it and it matches; None when nothing is recorded
+    (a checkpoint made elsewhere or before checksums existed); CheckpointError on a mismatch."""
+    expected = _read_checksums(path.parent).get(path.name)
+    if expected is None:
+        return None
+    actual = file_sha256(path)
+    if actual != expected:
+        raise CheckpointError(f"checkpoint {path} fails its sha256 check ({actual[:12]}… recorded {expected[:12]}…): the "
+                              f"file changed after it was written; delete {path.parent} to retrain it")
+    return actual
 
 
 def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkpoint:
@@ -97,6 +148,7 @@ def load_checkpoint(path: str | Path, expect_model: str | None = None) -> Checkp
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    verify_checksum(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
