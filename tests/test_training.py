@@ -1,4 +1,6 @@
 """Training: bitwise determinism, the config-hash cache, resume, and each bad input's error."""
+import json
+
 import lightning as L
 import pytest
 import torch
@@ -313,3 +315,17 @@ def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="fails its sha256 check"):
         load_checkpoint(path)
+
+
+def test_a_run_whose_loss_explodes_is_marked_diverged(compose):
+    """Adam at lr 1e8 ends at a finite but huge loss: the run fails as diverged, now and on every cache hit."""
+    from lsx.training.runner import DivergedError, run_dir_for, train
+
+    c = compose("model=mlp", "model.hidden=16", "data=digits", "optimizer=adam", "optimizer.lr=1e8", "training.epochs=2",
+                "trainer.progress_bar=false")
+    with pytest.raises(DivergedError, match="diverged: final train loss"):
+        train(c, progress=False)
+    run_dir, _ = run_dir_for(c)
+    assert "diverged" in json.loads((run_dir / "summary.json").read_text())
+    with pytest.raises(DivergedError, match="delete the run directory"):
+        train(c, progress=False)  # the cache hit refuses it too, without retraining

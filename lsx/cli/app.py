@@ -77,8 +77,9 @@ def _input_errors() -> tuple[type[BaseException], ...]:
     from lsx.data import DatasetUnavailable
     from lsx.training.checkpoints import CheckpointError
     from lsx.training.module import NonFiniteLossError
+    from lsx.training.runner import DivergedError
 
-    return (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, KeyError)
+    return (ValueError, DatasetUnavailable, CheckpointError, NonFiniteLossError, DivergedError, KeyError)
 
 
 def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import math
 import os
 import shutil
 import sys
@@ -76,6 +77,8 @@ class TrainedRun:
     def from_dir(cls, run_dir: Path) -> "TrainedRun":
         run_dir = Path(run_dir)
         meta = read_json(run_dir / "summary.json")
+        if meta.get("diverged"):
+            raise DivergedError(f"training run {run_dir} {meta['diverged']} (delete the run directory to retrain it)")
         ckpts = saved_checkpoints(run_dir)
         stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
         if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
@@ -87,6 +90,10 @@ class TrainedRun:
         m = self.summary
         return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
                 **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}}
+
+
+class DivergedError(RuntimeError):
+    """A finished run whose loss ended far above where it started: never served as an optimum."""
 
 
 def saved_checkpoints(run_dir: Path) -> dict[int, Path]:
@@ -374,8 +381,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     # a fresh copy of the final weights, from the file the cache serves (what later jobs will load)
     final, outcome = _final_checkpoint(run_dir, stop.outcome)
     metrics = final_metrics(final.build_model(), dm)
+    diverged = divergence(metrics.get("train_loss"), run_dir, dm)
     atomic_write_json(run_dir / "summary.json", {
-        "config_hash": h, "config": tcfg, "metrics": metrics, **outcome,
+        "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
         # CPU results differ slightly across thread counts: record what produced these weights
         "torch_threads": torch.get_num_threads(), "channels_last": channels_last,
     })
@@ -383,3 +391,26 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)
     return TrainedRun.from_dir(run_dir)
+
+
+DIVERGED_FACTOR = 3.0  # a final train loss this many times the initial one (or chance, ln C) is a diverged run
+
+
+def divergence(final_loss: float | None, run_dir: Path, dm: TensorDataModule) -> str | None:
+    """Why a finished run counts as diverged (its final train loss not finite, or above DIVERGED_FACTOR ×
+    max(initial train loss, ln C)), or None. Why: Adam at a huge LR can end at a finite loss of 1e8 with no
+    NaN on the way, and such a run must not be served as an optimum. The initial loss (the epoch-0
+    checkpoint on the train split) is evaluated only when the final loss already exceeds the chance bound."""
+    if final_loss is None:
+        return None
+    chance = math.log(max(2, int(dm.shape.num_classes)))
+    if math.isfinite(final_loss) and final_loss <= DIVERGED_FACTOR * chance:
+        return None
+    initial = chance
+    first = saved_checkpoints(run_dir).get(0)
+    if first is not None:
+        initial = max(chance, float(final_metrics(load_checkpoint(first).build_model(), dm)["train_loss"]))
+    if math.isfinite(final_loss) and final_loss <= DIVERGED_FACTOR * initial:
+        return None
+    return (f"diverged: final train loss {final_loss:.4g} vs {initial:.4g} at initialization (> {DIVERGED_FACTOR:g}x or "
+            "not finite); lower optimizer.lr or add training.gradient_clip_val")
