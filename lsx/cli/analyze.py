@@ -27,13 +27,11 @@ log = logging.getLogger("lsx.analyze")
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.distributed import from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JobContext, job_key, job_lock, lazy_job
+    from lsx.jobs.base import JOBS, JobContext, job_key, job_lock, lazy_job
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
     if not c.get("analysis"):
-        from lsx.jobs.base import JOBS
-
         raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
     name = c["analysis"]["job"]
     fn = lazy_job(name)
@@ -42,8 +40,16 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
         return _beside_rank0(c, fn)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
+    from lsx.utils.fingerprint import clear_keeping_lock, is_stale, job_fingerprint
+
+    fingerprint = job_fingerprint(JOBS[name])
+    stale_mode = str((c.get("cache") or {}).get("stale", "warn"))
     with job_lock(job_dir):  # an identical job running elsewhere: wait for it, then read its results
-        cached = from_rank0(is_done(job_dir))
+        cached = is_done(job_dir)
+        if cached and is_stale(read_results(job_dir).get("code_fingerprint"), fingerprint, stale_mode, f"job {job_dir.name}"):
+            clear_keeping_lock(job_dir)
+            cached = False
+        cached = from_rank0(cached)  # one collective: the other ranks learn whether to compute
         if cached:
             log.info("job already finished: %s (no-op)", job_dir)
             results = read_results(job_dir)
@@ -56,6 +62,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra = dict(out.extra)
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = [r.record() for r in runs]
+            extra["code_fingerprint"] = fingerprint
             results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
     # of the sweep that computed them, which would misplace this point in aggregation

@@ -26,6 +26,9 @@ _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
 def validate_config(c: dict[str, Any]) -> None:
     """Refuse a config whose values cannot give a valid run; no-op for a good one."""
     _check_int("seed", c.get("seed"))
+    from lsx.utils.fingerprint import check_stale_mode
+
+    check_stale_mode((c.get("cache") or {}).get("stale", "warn"))
     _check_seed_list("optima.seeds", (c.get("optima") or {}).get("seeds"))
     _check_training(c.get("training") or {})
     _check_names(c)

@@ -256,6 +256,10 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     run_dir, h = run_dir_for(c)
     with _locked(run_dir):
+        if (run_dir / "DONE").exists() and _stale(c, run_dir):
+            from lsx.utils.fingerprint import clear_keeping_lock
+
+            clear_keeping_lock(run_dir)
         if (run_dir / "DONE").exists():
             log.info("training cache hit: %s", run_dir)
             run = _verified_cached_run(run_dir)
@@ -271,6 +275,14 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
         if run is not None and all(r.run_dir != run.run_dir for r in runs):
             runs.append(run)
     return run
+
+
+def _stale(c: dict[str, Any], run_dir: Path) -> bool:
+    """A finished run trained by other training/model/data code, to be retrained (``cache.stale=recompute``)."""
+    from lsx.utils.fingerprint import is_stale, training_fingerprint
+
+    recorded = read_json(run_dir / "summary.json").get("code_fingerprint")
+    return is_stale(recorded, training_fingerprint(), str((c.get("cache") or {}).get("stale", "warn")), f"trained model {run_dir}")
 
 
 def _final_checkpoint(run_dir: Path, outcome: dict[str, Any]) -> tuple[Checkpoint, dict[str, Any]]:
@@ -380,12 +392,14 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         return None  # type: ignore[return-value]
     # a fresh copy of the final weights, from the file the cache serves (what later jobs will load)
     final, outcome = _final_checkpoint(run_dir, stop.outcome)
+    from lsx.utils.fingerprint import training_fingerprint
+
     metrics = final_metrics(final.build_model(), dm)
     diverged = divergence(metrics.get("train_loss"), run_dir, dm)
     atomic_write_json(run_dir / "summary.json", {
         "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
         # CPU results differ slightly across thread counts: record what produced these weights
-        "torch_threads": torch.get_num_threads(), "channels_last": channels_last,
+        "torch_threads": torch.get_num_threads(), "channels_last": channels_last, "code_fingerprint": training_fingerprint(),
     })
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
