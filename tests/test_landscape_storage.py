@@ -28,7 +28,7 @@ def surface_case():
     return model, flat, theta0, dirs, grid2d((-1, 1, 4), (-0.5, 0.5, 3))
 
 
-def test_resume_after_failure_evaluates_only_missing_points(tmp_path):
+def test_resume_after_failure_evaluates_only_missing_points(tmp_path, caplog):
     model, flat, theta0, dirs, grid = surface_case()
     x, y = data()
     path = tmp_path / "surface.h5"
@@ -52,7 +52,9 @@ def test_resume_after_failure_evaluates_only_missing_points(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
     ev2 = Evaluator(model, (x, y), chunk_size=100)  # one chunk per point
-    res = compute_surface(ev2, theta0, dirs, grid, path, PROV, {"a": 1})
+    with caplog.at_level("INFO", logger="lsx.progress"):
+        res = compute_surface(ev2, theta0, dirs, grid, path, PROV, {"a": 1})
+    assert "surface.h5: resuming, 5 of 12 points already done" in caplog.text
     assert ev2.forward_passes == 12 - 5  # the 5 done points were not evaluated again
     assert res["train_loss"].shape == (3, 4)
     np.testing.assert_allclose(res["train_loss"], grid.reshape(one_shot["train_loss"]), rtol=1e-12)

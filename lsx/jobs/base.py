@@ -108,6 +108,8 @@ class JobContext:
         self.job_dir = Path(job_dir)
         self.job_dir.mkdir(parents=True, exist_ok=True)
         self.progress = progress and sys.stderr.isatty()  # bars flood log files: only on a terminal
+        # the surface engine reports off a terminal too, as periodic log lines (lsx.landscape.engine.progress)
+        self.point_progress: bool | str = self.progress or ("log" if progress else False)
         self._dm: TensorDataModule | None = None
 
     @property

@@ -111,7 +111,7 @@ def evaluate_points(
     config = {k: v for k, v in ctx.analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
     return compute_surface(
         evaluator, point.theta, directions, np.asarray(coords, dtype=np.float64), ctx.path(store),
-        provenance=provenance, config=config, flush_every=int(flush_every), progress=ctx.progress, workers=workers,
+        provenance=provenance, config=config, flush_every=int(flush_every), progress=ctx.point_progress, workers=workers,
     )
 
 

@@ -231,6 +231,7 @@ def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: b
 
 
 _RECORDERS: list[list[TrainedRun]] = []
+_TRAINED_HERE: set[Path] = set()  # run directories this process trained (their later hits log quietly)
 
 
 @contextlib.contextmanager
@@ -261,13 +262,15 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
 
             clear_keeping_lock(run_dir)
         if (run_dir / "DONE").exists():
-            log.info("training cache hit: %s", run_dir)
+            # one line per event: a model this process has just trained is no news
+            (log.debug if run_dir in _TRAINED_HERE else log.info)("training cache hit: %s", run_dir)
             run = _verified_cached_run(run_dir)
         else:
             log.info("training %s on %s, seed %s (config hash %s) into %s",
                      c["model"]["name"], c["data"]["name"], c["seed"], h[:12], run_dir)
             try:
                 run = _train_locked(c, run_dir, h, progress)
+                _TRAINED_HERE.add(run_dir)
             except BaseException:
                 _remove_if_empty(run_dir)  # under the lock: see its docstring
                 raise

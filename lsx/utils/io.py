@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -69,7 +70,12 @@ def file_lock(directory: str | os.PathLike, name: str = ".lock") -> Iterator[Non
         except FileNotFoundError:  # the directory was deleted between mkdir and open: again
             continue
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # say why nothing happens while another process computes the same result
+                logging.getLogger("lsx").info("waiting for %s: another process holds its lock (computing the same result)",
+                                              directory)
+                fcntl.flock(fh, fcntl.LOCK_EX)
             if _names_open_file(path, fh):
                 break
         except BaseException:

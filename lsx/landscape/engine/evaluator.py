@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from contextlib import nullcontext
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from .bn_policy import batchnorm_layers, check_policy, clamp_running_var, preser
 from .first_layer import FirstLayerPlane
 from .flat import FlatParams
 from .grids import Grid
+from .progress import Progress, ticker
 
 # plane="auto" combines the first layer from K+1 stored outputs only when that layer does at least this many
 # multiply-adds per output per stored stream: measured on this CPU (make bench; calibration in README), an MLP's
@@ -34,7 +35,6 @@ from .grids import Grid
 # (fan-in 9-27, memory-bound either way) gain nothing or lose a little
 PLANE_MIN_FAN_IN_PER_OUTPUT = 16
 
-Progress = Union[bool, Callable[[int, int], None], None]
 
 
 class Evaluator:
@@ -460,22 +460,8 @@ def _worker(ev: "Evaluator", theta0, directions, pts, share, send) -> None:
 
 
 def _progress_fn(progress: Progress, total: int, rank: int) -> Callable[[int | None], None]:
-    """A tick(done) function: tqdm bar on rank 0, a user callback, or nothing; tick(None) closes."""
-    if callable(progress):
-        return lambda done: None if done is None else progress(done, total)
-    if progress and rank == 0:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="landscape points", unit="pt", leave=False)
-
-        def tick(done: int | None) -> None:
-            if done is None:
-                bar.close()
-            else:
-                bar.update(done - bar.n)
-
-        return tick
-    return lambda done: None
+    """A tick(done) function for the landscape points (see :func:`lsx.landscape.engine.progress.ticker`)."""
+    return ticker(progress, total, "landscape points", rank)
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)

@@ -7,15 +7,19 @@ merged on all ranks and rank 0 writes the store, so a killed multi-process job a
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .evaluator import Evaluator, Progress, _progress_fn, dist_rank_world
+from .evaluator import Evaluator, _progress_fn, dist_rank_world
 from .grids import Grid, as_grid
+from .progress import Progress
 from .storage import PointStore
+
+log = logging.getLogger("lsx.progress")
 
 
 def compute_surface(
@@ -52,6 +56,9 @@ def compute_surface(
     )
     if world > 1:
         _agree_on_done(store)
+    done = grid.num_points - len(store.missing)
+    if done and not store.complete and rank == 0:
+        log.info("%s: resuming, %d of %d points already done", Path(store_path).name, done, grid.num_points)
     if not store.complete:
         if world == 1:
             if int(workers) > 1:
