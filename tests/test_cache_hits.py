@@ -1,4 +1,6 @@
 """A finished run or job found in the cache returns without importing the heavy parts (plots, job modules)."""
+import json
+
 import pytest
 
 from conftest import run_module
@@ -13,14 +15,18 @@ def _imported(stderr: str) -> set[str]:
 
 def test_train_cache_hit_copies_the_learning_curve_without_matplotlib(lsx_dirs):
     cache, out = lsx_dirs
-    first = run_module("lsx.train", *TINY, env=PROFILE)
+    first = run_module("lsx.train", *TINY, env={**PROFILE, "OMP_NUM_THREADS": "2"})
     assert first.returncode == 0, first.stderr[-3000:]
     assert "matplotlib" in _imported(first.stderr)  # the curve is drawn once, into the cached run
-    again = run_module("lsx.train", *TINY, env=PROFILE)
+    again = run_module("lsx.train", *TINY, env={**PROFILE, "OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "matplotlib" not in _imported(again.stderr)
     pngs = sorted(out.glob("runs/*/*/learning_curve.png"))
     assert len(pngs) == 2 and pngs[0].read_bytes() == pngs[1].read_bytes()
+    # provenance: the hit says which thread count trained the weights, and which one read them
+    hit = json.loads(sorted(out.glob("runs/*/*/results.json"))[-1].read_text())
+    assert hit["cached"] and hit["torch_threads"] == 2 and hit["torch_threads_this_process"] == 1
+    assert hit["torch_version"]
 
 
 def test_finished_job_is_a_no_op_without_importing_its_module(lsx_dirs):

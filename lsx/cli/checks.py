@@ -162,7 +162,7 @@ def config_message(argv: list[str], entry: str) -> str | None:
         return None
     from lsx.cli.validate import validate_config
     from lsx.config import compose_config
-    from lsx.data import DatasetUnavailable
+    from lsx.utils.errors import DatasetUnavailable
 
     for point in sweep_points(argv):
         try:

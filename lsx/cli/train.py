@@ -16,7 +16,7 @@ from lsx.utils.io import atomic_path
 
 
 def run_training_job(cfg: DictConfig) -> dict:
-    from lsx.tracking.results import write_results
+    from lsx.tracking.results import torch_threads, write_results
     from lsx.training.runner import run_dir_for, train
 
     c, run_dir = prepare(cfg)
@@ -42,7 +42,9 @@ def run_training_job(cfg: DictConfig) -> dict:
         artifacts["learning_curve"] = "learning_curve.png"
     results = write_results(
         run_dir, "train", c, run.summary, artifacts,
+        # torch_threads: what trained the weights (a cache hit may run at another count, recorded beside it)
         extra={"training_run": str(run.run_dir), "config_hash": run.config_hash, "cached": cached,
+               "torch_threads": run.torch_threads, "torch_threads_this_process": torch_threads(),
                "checkpoints": {str(k): str(v) for k, v in run.checkpoints.items()}},
     )
     if cached:

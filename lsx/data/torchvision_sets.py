@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lsx.utils.errors import DatasetUnavailable
+
 from .base import Arrays, TensorDataModule
 
 _SETS = {
@@ -18,10 +20,6 @@ _SETS = {
     "mnist": ("MNIST", 10),
     "fashion_mnist": ("FashionMNIST", 10),
 }
-
-
-class DatasetUnavailable(RuntimeError):
-    """The dataset cannot be loaded here; the message says how to get it."""
 
 
 def _import_torchvision_datasets():

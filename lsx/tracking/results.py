@@ -45,7 +45,8 @@ def write_results(
         "metrics": metrics,
         "artifacts": {k: str(v) for k, v in artifacts.items()},
         "overrides": config.get("_overrides", []),
-        "torch_threads": _torch_threads(),  # CPU results differ slightly across thread counts
+        "torch_threads": torch_threads(),  # CPU results differ slightly across thread counts
+        "torch_version": _torch_version(),
     }
     if extra:
         results.update(extra)
@@ -55,11 +56,21 @@ def write_results(
     return results
 
 
-def _torch_threads() -> int | None:
+def torch_threads() -> int | None:
+    """This process's torch thread count (None when torch is not imported: a job that never needed it)."""
     import sys
 
     torch = sys.modules.get("torch")
     return torch.get_num_threads() if torch is not None else None
+
+
+def _torch_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
 
 
 def is_done(run_dir: Path) -> bool:

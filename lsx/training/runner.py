@@ -45,6 +45,7 @@ class TrainedRun:
     checkpoints: dict[int, Path]
     summary: dict[str, float]
     stop: dict[str, Any] = field(default_factory=dict)  # epochs_run, steps, stopped_by (target | max_steps | epochs)
+    torch_threads: int | None = None  # of the process that trained it (a cache hit may run at another count)
 
     @property
     def seed(self) -> int:
@@ -83,13 +84,13 @@ class TrainedRun:
         stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
         if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
             stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
-        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop)
+        return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop, meta.get("torch_threads"))
 
     def record(self) -> dict[str, Any]:
         """What a job's results.json says about an optimum it used (``training`` entries)."""
         m = self.summary
         return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
-                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}}
+                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}, "torch_threads": self.torch_threads}
 
 
 class DivergedError(RuntimeError):
