@@ -175,3 +175,12 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     assert logged["optima/simple_cnn_digits_s0_abc/learning_curve"].data[1] == [1, 1.9, None]
     (art,) = fake.artifacts
     assert {"results.json", "config.yaml", "curve.npz", "optima/simple_cnn_digits_s0_abc/summary.json"} <= set(art.files)
+
+
+def test_fresh_training_run_keeps_wandb_out_of_the_cache_and_says_how_to_sync(lsx_dirs):
+    cache, out = lsx_dirs
+    res = run_module("lsx.train", "debug=fast", "trainer.progress_bar=false", "logger=wandb", env={"WANDB_MODE": "offline"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not list(cache.rglob("wandb")), "the training cache must hold the model, not W&B files"
+    assert list(out.glob("runs/*/*/wandb/offline-run-*"))
+    assert "wandb sync" in res.stdout

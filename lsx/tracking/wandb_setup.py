@@ -11,6 +11,7 @@ import netrc
 import os
 import socket
 import threading
+from pathlib import Path
 from urllib.parse import urlparse
 from typing import Any
 
@@ -89,3 +90,15 @@ def finish() -> None:
         return
     if wandb.run is not None:
         wandb.finish()
+
+
+def announce_offline() -> None:
+    """Say where an offline W&B run lies and how to upload it (a training run's logger opens it itself)."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is None or getattr(getattr(run, "settings", None), "mode", None) != "offline":
+        return
+    where = Path(run.dir).parent
+    print(f"W&B run {run.name} (offline); upload with `wandb sync {where}`", flush=True)

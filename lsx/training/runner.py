@@ -352,7 +352,8 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     from lsx.tracking.loggers import build_loggers
 
     trainer_cfg = dict(c.get("trainer") or {})
-    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c)
+    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c,
+                            wandb_dir=Path(c["_run_dir"]) if c.get("_run_dir") else None)
     resume = run_dir / "resume.ckpt"
     stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
     resume_epoch = _usable_resume_point(resume)
@@ -389,8 +390,9 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         # the train loader alone: the module evaluates the val split itself (lsx.training.module)
         trainer.fit(module, train_dataloaders=dm.train_dataloader(), ckpt_path=str(resume) if resume.exists() else None)
     finally:
-        from lsx.tracking.wandb_setup import finish
+        from lsx.tracking.wandb_setup import announce_offline, finish
 
+        announce_offline()
         finish()
     if not trainer.is_global_zero:
         return None  # type: ignore[return-value]
