@@ -8,7 +8,8 @@ def test_two_job_multirun_gives_two_offline_runs(lsx_dirs):
     res = run_module("lsx.train", "-m", "seed=0,1", "debug=fast", "logger=wandb", env={"WANDB_MODE": "offline", "WANDB_SILENT": ""})
     assert res.returncode == 0, res.stderr[-2000:]
     assert not [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("wandb:")]  # quiet outside make
-    runs = sorted(cache.glob("train/*/wandb/offline-run-*/run-*.wandb"))
+    assert not list(cache.rglob("wandb")), "W&B files belong to the sweep's job directories, not the training cache"
+    runs = sorted((out / "multirun").rglob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 2, runs
     assert len({r.parent.parent.parent for r in runs}) == 2  # one per training run
     blobs = [r.read_bytes() for r in runs]
