@@ -72,34 +72,49 @@ def unit_interval(values: Sequence[float], test: str = "sign", level: float = LE
     """(centre, lo, hi) of per-unit values by ``test`` (``sign``: median; ``t``: mean)."""
     if test == "sign":
         return sign_interval(values, level)
-    if test == "t":
+    if check_test(test) == "t":
         return t_interval(values, level)
-    raise ValueError(f"unknown interval test {test!r}; valid: {', '.join(TESTS)}")
+    return sign_interval(values, level)
 
 
-def describe(test: str, n: int, unit: str) -> str:
+def check_test(test: str) -> str:
+    """``test`` if it names an interval family, else one ValueError listing the valid ones."""
+    if test not in TESTS:
+        raise ValueError(f"unknown interval {test!r}; valid: {', '.join(TESTS)}")
+    return test
+
+
+def describe(test: str, n: int, unit: str, level: float = LEVEL) -> str:
     """The method text the report shows for an interval over ``n`` units."""
+    pct = f"{level * 100:g}%"
     if test == "sign":
-        return f"median over {n} {unit}s, exact sign-test (order-statistic) {int(LEVEL * 100)}% interval"
-    return f"mean over {n} {unit}s, Student-t {int(LEVEL * 100)}% interval"
+        return f"median over {n} {unit}s, exact sign-test (order-statistic) {pct} interval"
+    return f"mean over {n} {unit}s, Student-t {pct} interval"
 
 
 def null_rates(
-    draw_estimate: Callable[[np.random.Generator], tuple[float, float]],
+    draw_estimate: Callable[[np.random.Generator], Any],
     decision: Mapping[str, Any],
     trials: int = 2000,
     seed: int = 0,
 ) -> dict[str, float]:
     """False "reproduced" and false "not reproduced" rates of a decision rule under simulated data.
 
-    ``draw_estimate(rng) -> (lo, hi)`` simulates one reproduction at the claim's unit count (under
-    the null when measuring false positives, under an effect when measuring power); ``decision`` is a
-    claim's rule. Returns the fraction of trials decided each way."""
-    from .verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, decide_interval
+    ``draw_estimate(rng)`` simulates one reproduction at the claim's unit count (under the null when
+    measuring false positives, under an effect when measuring power) and returns either ``(lo, hi)``,
+    judged by the pure rule :func:`~lsx.claims.verdicts.decide_interval`, or an
+    :class:`~lsx.claims.statistics.Estimate`, judged by :func:`~lsx.claims.verdicts.decide` as a real
+    claim is (so the ``MIN_UNITS`` gate counts too); ``decision`` is a claim's rule. Returns the
+    fraction of trials decided each way."""
+    from .verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, decide, decide_interval
 
     rng = np.random.default_rng(seed)
     counts = {REPRODUCED: 0, NOT_REPRODUCED: 0, INCONCLUSIVE: 0}
     for _ in range(int(trials)):
-        lo, hi = draw_estimate(rng)
-        counts[decide_interval(lo, hi, decision)] += 1
+        drawn = draw_estimate(rng)
+        if hasattr(drawn, "lo"):
+            counts[decide(drawn, decision)[0]] += 1
+        else:
+            lo, hi = drawn
+            counts[decide_interval(lo, hi, decision)] += 1
     return {k: v / trials for k, v in counts.items()}
