@@ -137,7 +137,7 @@ def per_unit_means(jobs: Sequence[JobRecord], y: str, unit: str = "seed") -> dic
     acc: dict[Any, list[float]] = {}
     for j in jobs:
         acc.setdefault(unit_of(j, unit), []).append(float(j.get(y)))
-    return {u: float(np.mean(v)) for u, v in sorted(acc.items(), key=lambda kv: str(kv[0]))}
+    return {u: math.fsum(v) / len(v) for u, v in sorted(acc.items(), key=lambda kv: str(kv[0]))}
 
 
 def group_rows(jobs: Sequence[JobRecord], key: str, y: str, unit: str = "seed") -> list[dict[str, Any]]:
@@ -195,14 +195,37 @@ def _select(jobs: Sequence[JobRecord], key: str, value: Any) -> list[JobRecord]:
 
 
 # ----------------------------------------------------------------------------- trends within units
-def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's ρ (Pearson correlation of average ranks); NaN when x or y takes fewer than 2 values."""
-    from scipy.stats import rankdata
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n of finite values, ties given their average rank (scipy's ``rankdata``). Plain Python:
+    a unit's curve has a handful of points, where numpy's per-call overhead dominates (the
+    calibration tests rank tens of thousands of them)."""
+    v = list(values)
+    order = sorted(range(len(v)), key=v.__getitem__)
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
-    xa, ya = np.asarray(x, float), np.asarray(y, float)
-    if xa.size < 2 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's ρ of finite values (Pearson correlation of average ranks); NaN when x or y takes
+    fewer than 2 distinct values."""
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if len(xs) != len(ys):
+        raise ValueError(f"rank_correlation needs as many x as y values; got {len(xs)} and {len(ys)}")
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
         return math.nan
-    return float(np.corrcoef(rankdata(xa), rankdata(ya))[0, 1])
+    rx, ry = average_ranks(xs), average_ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
 
 
 def trends_per_unit(points: Sequence[tuple[Any, float, float]]) -> tuple[dict[Any, float], dict[str, str]]:
@@ -217,11 +240,12 @@ def trends_per_unit(points: Sequence[tuple[Any, float, float]]) -> tuple[dict[An
     rho, dropped = {}, {}
     for u in sorted(acc, key=str):
         xs = sorted(acc[u])
-        r = rank_correlation(xs, [float(np.mean(acc[u][v])) for v in xs])
+        r = rank_correlation(xs, [math.fsum(acc[u][v]) / len(acc[u][v]) for v in xs])
         if math.isfinite(r):
             rho[u] = r
         else:
-            dropped[str(u)] = (f"{len(xs)} value(s) of x" if len(xs) < 2 else "y is constant over x") + ": no trend within the unit"
+            why = f"{len(xs)} value(s) of x" if len(xs) < 2 else "y is constant over x"
+            dropped[str(u)] = f"{why}: no trend within the unit"
     return rho, dropped
 
 
@@ -355,9 +379,8 @@ def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str
     if len(paired) >= 2:
         logs = [math.log(ua[u] / ub[u]) for u in paired]
         m, lo, hi = unit_interval(logs, interval)
-        centre = "geometric mean" if interval == "t" else "median"
         return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(paired),
-                        f"{centre} of paired ratios: {describe(interval, len(paired), unit)} on log-ratios",
+                        f"paired log-ratio per {unit}: {describe(interval, len(paired), unit)}, exponentiated",
                         details | {"paired": True, "per_unit": {str(u): math.exp(v) for u, v in zip(paired, logs)}}, table)
     _unpaired_sign(interval, len(paired), unit)
     va, vb = np.asarray(list(ua.values())), np.asarray(list(ub.values()))

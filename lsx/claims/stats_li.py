@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lsx.claims.records import JobRecord
-from lsx.claims.inference import LEVEL, check_test, describe, unit_interval
+from lsx.claims.inference import LEVEL, check_test, unit_interval
 from lsx.claims.statistics import Estimate, InsufficientData, group_rows, register_statistic, same_value, unit_of
 
 
@@ -61,11 +61,13 @@ def li_sign_flip(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, lo
     mb, lb, hb = unit_interval(list(vb.values()), interval, GROUP_LEVEL)
     value = min(ma, -mb)
     lo, hi = min(la, -hb), min(ha, -lb)
-    yname = f"log {y}" if log else y
+    yname, centre = (f"log {y}" if log else y), ("mean" if interval == "t" else "median")
     table = group_rows([j for j in jobs if same_value(j.get(key), a) or same_value(j.get(key), b)], key, y, unit)
     return Estimate(value, lo, hi, min(len(va), len(vb)),
-                    f"min({yname} at {key}={a}, −{yname} at {key}={b}), each the {describe(interval, len(va), unit, GROUP_LEVEL)} "
-                    f"(resp. {len(vb)} {unit}s); combined: a ≥ 95% interval (Bonferroni)",
+                    f"min({centre} {yname} at {key}={a}, −{centre} at {key}={b}) over {len(va)} and {len(vb)} {unit}s; "
+                    "each group's "
+                    f"{'Student-t' if interval == 't' else 'sign-test'} {GROUP_LEVEL * 100:g}% interval, combined into a ≥ "
+                    f"{LEVEL * 100:g}% one (Bonferroni)",
                     {"key": key, "a": a, "b": b, "y": y, "log": log, "unit": unit, "interval": interval,
                      "group_level": GROUP_LEVEL, "mean_a": ma, "ci_a": [la, ha], "mean_b": mb, "ci_b": [lb, hb],
                      "per_unit_a": {str(u): v for u, v in va.items()}, "per_unit_b": {str(u): v for u, v in vb.items()}},

@@ -105,7 +105,8 @@ def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss",
     acc, rows = _per_unit(jobs, unit, metric, argmin_offset)
     means = {u: float(np.mean(v)) for u, v in acc.items()}
     m, lo, hi = unit_interval(list(means.values()), interval)
-    return Estimate(m, lo, hi, len(means), f"argmin's distance from the centre (grid steps): {describe(interval, len(means), unit)}",
+    return Estimate(m, lo, hi, len(means),
+                    f"argmin's distance from the centre (grid steps): {describe(interval, len(means), unit)}",
                     details={"metric": metric, "unit": unit, "interval": interval,
                              "per_unit": {str(u): v for u, v in means.items()}}, table=rows)
 
