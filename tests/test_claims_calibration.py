@@ -112,7 +112,10 @@ def test_trend_null_is_calibrated(name):
 def test_trend_power(name):
     _assert_power(f"{name}, 6 units, 4 x values, rise 3 sd", _power(_trend_draw(name, 6, 1.0), {"greater": 0.0}, seed=2))
     _assert_power(f"{name}, 6 units, 3 x values, rise 3 sd", _power(_trend_draw(name, 6, 1.5, WIDTHS), {"greater": 0.0}, seed=3))
+    sign = _power(_trend_draw(name, 6, 1.0, interval="sign"), {"greater": 0.0}, seed=2)  # 6 units: all ρ must be > 0
+    _assert_power(f"{name} (sign), 6 units, 4 x values, rise 3 sd", sign)
     down = _power(_trend_draw(name, 6, -1.0), {"greater": 0.0}, seed=4)  # a reversed trend is "not reproduced"
+    MEASURED[f"{name}, 6 units, 4 x values, reversed (fall 3 sd)"] = ("effect", down)
     assert down[NOT_REPRODUCED] >= MIN_POWER, f"{name}: reversed trend not reproduced in {down[NOT_REPRODUCED]:.3f}"
 
 
@@ -140,19 +143,20 @@ def test_surface_rise_spearman_is_the_within_unit_spearman(tmp_path):
 # Per unit (a seed that trains both settings): y_a = seed level + δ + N(0, 1), y_b = seed level + N(0, 1)
 # (logs for ratio). Null: δ = 0. Effect: δ = 2 sd of a unit's difference (li_fig5's 3 CPU seeds showed
 # ≈ 3.5 for test accuracy; Li Table 1's 3.7-point error gap, Fig. 5's ~10× sharpness ratio).
-def _paired_jobs(rng: np.random.Generator, n: int, delta: float, log: bool = False) -> list[JobRecord]:
+def _paired_jobs(rng: np.random.Generator, n: int, delta: float, log: bool = False, paired: bool = True) -> list[JobRecord]:
+    """``paired=False``: the two groups come from disjoint seeds (the Welch / delta-method fallback)."""
     jobs = []
     for s in range(n):
         level = 3.0 * rng.normal()
-        for bs, shift in ((32, delta), (512, 0.0)):
-            v = level + shift + rng.normal() / math.sqrt(2)  # sd 1 for the unit's difference
-            jobs.append(_job(s, {"data": {"batch_size": bs}}, y=math.exp(v / 4) if log else v))  # log-ratio sd 1/4
+        for bs, shift, seed in ((32, delta, s), (512, 0.0, s if paired else 1000 + s)):
+            v = (level if paired else 3.0 * rng.normal()) + shift + rng.normal() / math.sqrt(2)  # sd 1 for a paired difference
+            jobs.append(_job(seed, {"data": {"batch_size": bs}}, y=math.exp(v / 4) if log else v))  # log-ratio sd 1/4
     return jobs
 
 
-def _pair_draw(stat, n: int, delta: float, **kw: Any) -> Callable[[np.random.Generator], Estimate]:
+def _pair_draw(stat, n: int, delta: float, paired: bool = True, **kw: Any) -> Callable[[np.random.Generator], Estimate]:
     log = stat is ratio
-    return lambda rng: stat(_paired_jobs(rng, n, delta, log), key="data.batch_size", a=32, b=512, y="metrics.y", **kw)
+    return lambda rng: stat(_paired_jobs(rng, n, delta, log, paired), key="data.batch_size", a=32, b=512, y="metrics.y", **kw)
 
 
 @pytest.mark.parametrize("stat, decision", [(difference, {"greater": 0.0}), (ratio, {"less": 1.0})], ids=["difference", "ratio"])
@@ -161,6 +165,8 @@ def test_paired_null_is_calibrated(stat, decision):
         for interval in ("t", "sign"):
             _assert_calibrated(f"{stat.__name__} ({interval}), {n} units, zero-mean differences / log-ratios",
                                _rates(_pair_draw(stat, n, 0.0, interval=interval), decision, seed=n))
+        _assert_calibrated(f"{stat.__name__} (unpaired fallback), {n} units per group, equal means",
+                           _rates(_pair_draw(stat, n, 0.0, paired=False), decision, seed=200 + n))
 
 
 @pytest.mark.parametrize("stat, decision, delta", [(difference, {"greater": 0.0}, 2.0), (ratio, {"less": 1.0}, -2.0)],
