@@ -310,6 +310,23 @@ def test_the_check_fails_a_miscalibrated_rule():
         assert rates[REPRODUCED] > MAX_RATE and rates[REPRODUCED] == pytest.approx(expected, abs=0.04), (name, rates)
 
 
+def test_rank_correlation_matches_scipy_with_ties():
+    from scipy.stats import spearmanr
+
+    from lsx.claims.statistics import rank_correlation
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(2, 12))
+        x = rng.integers(0, 5, n).astype(float)
+        y = rng.integers(0, 4, n).astype(float) if rng.random() < 0.5 else rng.normal(size=n)
+        ours = rank_correlation(x, y)
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            assert math.isnan(ours)
+        else:
+            assert ours == pytest.approx(spearmanr(x, y).statistic, abs=1e-12), (x, y)
+
+
 def test_no_sign_interval_below_six_units_and_min_units_is_six():
     assert MIN_UNITS == 6
     for n in range(1, 6):
