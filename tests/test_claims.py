@@ -11,7 +11,10 @@ import yaml
 
 from lsx.claims.figures import check_figures, draw_figure, register_figure
 from lsx.claims.records import JobRecord, MissingKey
-from lsx.claims.statistics import Estimate, get_statistic, get_statistic_plot, register_statistic, statistic_names
+from lsx.claims.inference import MIN_UNITS
+from lsx.claims.statistics import (
+    Estimate, InsufficientData, get_statistic, get_statistic_plot, register_statistic, statistic_names,
+)
 from lsx.claims.verdicts import (
     INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FailedJob, check_claims, decide, evaluate_claim,
 )
@@ -26,7 +29,7 @@ def job(seed: int, lr: float = 1e-3, train_loss: float = 0.1, **metrics) -> JobR
     )
 
 
-def lr_grid(slope: float, seeds=(0, 1, 2), noise: float = 0.0, lrs=(1e-4, 1e-3, 1e-2)) -> list[JobRecord]:
+def lr_grid(slope: float, seeds=range(6), noise: float = 0.0, lrs=(1e-4, 1e-3, 1e-2)) -> list[JobRecord]:
     rng = np.random.default_rng(0)
     return [job(s, lr, width=slope * np.log10(lr) + noise * rng.normal()) for s in seeds for lr in lrs]
 
@@ -71,13 +74,16 @@ def test_record_get_metrics_training_and_config(tmp_path):
     ({"between": [0.0, 1.0]}, -0.5, 1.5, INCONCLUSIVE),
 ])
 def test_decide_honours_the_interval(decision, lo, hi, verdict):
-    v, reason = decide(Estimate((lo + hi) / 2, lo, hi, 3, "m"), decision)
+    v, reason = decide(Estimate((lo + hi) / 2, lo, hi, MIN_UNITS, "m"), decision)
     assert v == verdict, reason
 
 
-def test_decide_needs_two_units_and_a_finite_interval():
-    assert decide(Estimate(1.0, 0.5, 2.0, 1, "m"), {"greater": 0})[0] == INCONCLUSIVE
-    v, reason = decide(Estimate(1.0, math.nan, math.nan, 3, "m"), {"greater": 0})
+def test_decide_needs_six_units_and_a_finite_interval():
+    for n in (1, 3, MIN_UNITS - 1):  # an interval far above the bound does not count below MIN_UNITS units
+        v, reason = decide(Estimate(1.0, 0.5, 2.0, n, "m"), {"greater": 0})
+        assert v == INCONCLUSIVE and reason == f"n = {n} units; a calibrated 95% decision needs ≥ 6 (add seeds)"
+    assert decide(Estimate(1.0, 0.5, 2.0, MIN_UNITS, "m"), {"greater": 0})[0] == REPRODUCED
+    v, reason = decide(Estimate(1.0, math.nan, math.nan, MIN_UNITS, "m"), {"greater": 0})
     assert v == INCONCLUSIVE and "finite" in reason
 
 
@@ -94,24 +100,29 @@ def test_spearman_every_verdict_reachable():
     flat = evaluate_claim(SPEARMAN, lr_grid(0.0, seeds=range(6), noise=1.0))
     assert flat.verdict == INCONCLUSIVE and "crosses 0" in flat.reason
     est = evaluate_claim(SPEARMAN, lr_grid(1.0)).estimate
-    assert est.value == pytest.approx(1.0) and est.n == 3 and len(est.table) == 3
+    assert est.value == pytest.approx(1.0) and est.n == 6 and len(est.table) == 3
     assert est.table[0]["optimizer.lr"] == 1e-4 and est.table[0]["train_loss"] == pytest.approx(0.1)
 
 
-def test_spearman_within_seed_trend_and_seed_bootstrap():
-    # each seed alone is perfectly increasing but seeds sit at very different levels: the value is
-    # the mean within-seed ρ (pooling would blur it to 0.24)
-    jobs = [job(s, lr, width=10.0 * s + np.log10(lr)) for s in range(4) for lr in (1e-4, 1e-3, 1e-2)]
+def test_spearman_is_computed_within_each_seed_never_pooled():
+    # each seed alone is perfectly increasing but seeds sit at very different levels: every seed's ρ is
+    # 1 (pooling would blur it to 0.24, and pooling 3 seeds × 3 tied x values caps ρ at 0.896)
+    jobs = [job(s, lr, width=10.0 * s + np.log10(lr)) for s in range(6) for lr in (1e-4, 1e-3, 1e-2)]
     est = get_statistic("spearman")(jobs, x="optimizer.lr", y="metrics.width")
-    assert est.details["within_unit"] and est.value == 1.0 and (est.lo, est.hi) == (1.0, 1.0)
-    # one seed reversed: the bootstrap over seeds widens the interval to include lower values
-    jobs = [job(s, lr, width=(-1 if s == 3 else 1) * np.log10(lr)) for s in range(4) for lr in (1e-4, 1e-3, 1e-2)]
+    assert est.value == 1.0 and (est.lo, est.hi) == (1.0, 1.0) and est.details["per_unit"] == {str(s): 1.0 for s in range(6)}
+    # one seed of six reversed: mean ρ 2/3, t interval over the six ρ values; the sign interval is [min, max]
+    jobs = [job(s, lr, width=(-1 if s == 5 else 1) * np.log10(lr)) for s in range(6) for lr in (1e-4, 1e-3, 1e-2)]
     est = get_statistic("spearman")(jobs, x="optimizer.lr", y="metrics.width")
-    assert est.value == pytest.approx(0.5) and est.lo == pytest.approx(-0.5) and est.hi == pytest.approx(1.0)  # P(>=3 of 4 draws reversed) = 5%
-    # one job per seed: pooled over jobs, bootstrap over seeds
+    half = 2.570581835636314 * np.std([1] * 5 + [-1], ddof=1) / np.sqrt(6)  # t_{0.975, 5}
+    assert est.value == pytest.approx(2 / 3) and (est.lo, est.hi) == pytest.approx((2 / 3 - half, 2 / 3 + half))
+    est = get_statistic("spearman")(jobs, x="optimizer.lr", y="metrics.width", interval="sign")
+    assert (est.value, est.lo, est.hi) == (1.0, -1.0, 1.0) and "sign-test" in est.method
+    # one job per seed: no seed has a trend of its own, and nothing is pooled
     jobs = [job(s, lr, width=np.log10(lr)) for s, lr in enumerate((1e-4, 1e-3, 1e-2, 1e-1))]
-    est = get_statistic("spearman")(jobs, x="optimizer.lr", y="metrics.width")
-    assert not est.details["within_unit"] and est.value == pytest.approx(1.0) and est.n == 4
+    with pytest.raises(InsufficientData, match="no seed has a trend of its own.*never pooled"):
+        get_statistic("spearman")(jobs, x="optimizer.lr", y="metrics.width")
+    with pytest.raises(ValueError, match="unknown interval 'boot'; valid: sign, t"):
+        get_statistic("spearman")(lr_grid(1.0), x="optimizer.lr", y="metrics.width", interval="boot")
 
 
 def test_spearman_one_seed_is_inconclusive_with_reason():
@@ -119,12 +130,15 @@ def test_spearman_one_seed_is_inconclusive_with_reason():
     assert res.verdict == INCONCLUSIVE and "n = 1" in res.reason and res.estimate.value == pytest.approx(1.0)
 
 
-def test_mean_t_interval():
-    jobs = [job(s, gap=v) for s, v in enumerate([1.0, 1.2, 0.8, 1.1])]
+def test_mean_t_and_sign_intervals():
+    values = [1.0, 1.2, 0.8, 1.1, 0.9, 1.0]
+    jobs = [job(s, gap=v) for s, v in enumerate(values)]
     est = get_statistic("mean")(jobs, y="metrics.gap")
-    half = 3.182446305284263 * np.std([1.0, 1.2, 0.8, 1.1], ddof=1) / 2  # t_{0.975, 3}
-    assert est.value == pytest.approx(1.025) and est.n == 4
-    assert (est.lo, est.hi) == pytest.approx((1.025 - half, 1.025 + half))
+    half = 2.570581835636314 * np.std(values, ddof=1) / np.sqrt(6)  # t_{0.975, 5}
+    assert est.value == pytest.approx(1.0) and est.n == 6
+    assert (est.lo, est.hi) == pytest.approx((1.0 - half, 1.0 + half))
+    med = get_statistic("mean")(jobs, y="metrics.gap", interval="sign")  # 6 units: [min, max] has coverage 1 − 2/64
+    assert (med.value, med.lo, med.hi) == (1.0, 0.8, 1.2) and "median" in med.method
     claim = {"id": "g", "statement": "s", "statistic": "mean", "args": {"y": "metrics.gap"}, "decision": {"between": [0.5, 1.5]}}
     assert evaluate_claim(claim, jobs).verdict == REPRODUCED
 
@@ -146,7 +160,7 @@ def test_difference_paired_by_seed_and_unpaired_fallback():
 
 
 def test_ratio_paired_geometric_mean():
-    jobs = [job(s, 1e-3, loss=1.0 + s) for s in range(3)] + [job(s, 1e-2, loss=2.0 * (1.0 + s)) for s in range(3)]
+    jobs = [job(s, 1e-3, loss=1.0 + s) for s in range(6)] + [job(s, 1e-2, loss=2.0 * (1.0 + s)) for s in range(6)]
     est = get_statistic("ratio")(jobs, key="optimizer.lr", a=1e-2, b=1e-3, y="metrics.loss")
     assert est.value == pytest.approx(2.0) and est.details["paired"]
     claim = {"id": "r", "statement": "s", "statistic": "ratio", "decision": {"greater": 1.5},
@@ -172,7 +186,7 @@ def test_failed_jobs_are_listed_excluded_and_force_inconclusive():
     failed = [FailedJob(["seed=3", "optimizer.lr=0.01"], "ValueError: boom", 3)]
     res = evaluate_claim(SPEARMAN, lr_grid(1.0), failed)
     assert res.verdict == INCONCLUSIVE and "1 job(s) failed" in res.reason
-    assert res.estimate.n == 3  # the estimate uses only the finished jobs
+    assert res.estimate.n == 6  # the estimate uses only the finished jobs
     assert res.to_dict()["failed"][0]["reason"] == "ValueError: boom"
 
 
@@ -204,10 +218,11 @@ def test_a_crashing_statistic_is_inconclusive_not_fatal():
 
 
 def test_unmatched_training_is_flagged():
-    jobs = [job(s, 1e-3, train_loss=0.01, width=1.0) for s in range(3)] + [job(s, 1e-2, train_loss=0.5, width=2.0) for s in range(3)]
+    jobs = [job(s, 1e-3, train_loss=0.01, width=1.0) for s in range(6)]
+    jobs += [job(s, 1e-2, train_loss=0.5, width=2.0) for s in range(6)]
     res = evaluate_claim(SPEARMAN, jobs, train_loss_ratio=3.0)
     assert res.train_loss_flag and res.train_loss_spread == pytest.approx(50.0) and "unmatched" in res.reason
-    assert len(res.compared) == 6 and all(r["flag"] for r in res.compared)
+    assert len(res.compared) == 12 and all(r["flag"] for r in res.compared)
     assert res.verdict == REPRODUCED  # the flag informs; the verdict stays computed from the interval
     matched = evaluate_claim(SPEARMAN, lr_grid(1.0), train_loss_ratio=3.0)
     assert not matched.train_loss_flag
@@ -235,7 +250,7 @@ def test_report_figures_registry(tmp_path):
         return path
 
     specs = check_figures("p", [{"figure": "test_fig", "args": {"y": "metrics.width"}}])
-    assert draw_figure(specs[0], lr_grid(1.0), tmp_path / "f.png").read_bytes() == b"png" * 9
+    assert draw_figure(specs[0], lr_grid(1.0), tmp_path / "f.png").read_bytes() == b"png" * 18
     with pytest.raises(ValueError, match="unknown report figure 'nope'; valid figures: .*metric_vs_key"):
         check_figures("p", [{"figure": "nope"}])
     specs = check_figures("p", [{"figure": "metric_vs_key", "args": {"x": "optimizer.lr", "y": "metrics.width", "log_x": True}}])

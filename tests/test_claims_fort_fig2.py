@@ -11,6 +11,7 @@ from lsx.claims.verdicts import NOT_REPRODUCED, REPRODUCED, evaluate_claim  # no
 
 EPOCHS = [1, 3, 6, 12]
 SETS = ([0, 1, 2], [3, 4, 5], [6, 7, 8])
+UNIT_SETS = tuple([3 * k, 3 * k + 1, 3 * k + 2] for k in range(6))  # a verdict needs ≥ 6 disjoint sets of optima
 
 
 def test_preset_composes_at_cpu_scale_and_its_claims_parse():
@@ -32,7 +33,7 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
 
 def _jobs(tmp_path: Path, sign: float) -> list[JobRecord]:
     jobs = []
-    for k, seeds in enumerate(SETS):
+    for k, seeds in enumerate(UNIT_SETS):
         d = tmp_path / f"set{k}"
         d.mkdir()
         radius = [20.0 + sign * 2.0 * e + 0.3 * k for e in EPOCHS]
@@ -52,5 +53,5 @@ def test_claims_give_the_right_verdict_on_synthetic_epochs(tmp_path, sign, expec
     for claim in make_plan("fort_fig2").claims:
         res = evaluate_claim(claim, jobs)
         assert res.verdict == expected, (claim["id"], res.reason)
-        assert res.estimate.n == 3 and res.estimate.details["pairs"] == 12
+        assert res.estimate.n == 6 and res.estimate.details["pairs"] == 24
         assert res.estimate.value == pytest.approx(sign * 1.0, abs=0.1)

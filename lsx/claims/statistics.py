@@ -1,8 +1,12 @@
 """Statistics a claim can name, and the generic ones: ``spearman``, ``mean``, ``difference``, ``ratio``.
 
 A statistic maps the finished jobs of a preset to an :class:`Estimate` (value, 95% interval, n
-independent units). The unit is the training seed unless a claim's ``args.unit`` names another key:
-intervals come from the spread over units, never from jobs that share one trained model.
+independent units). It computes ONE value per independent unit (the training seed unless a claim's
+``args.unit`` names another key: an analysis seed, or a disjoint set of optima) and takes its interval
+from :func:`lsx.claims.inference.unit_interval` (``interval: t`` or ``sign``), never from jobs that
+share one trained model and never from a percentile bootstrap over a handful of units. Trends are
+computed within each unit and then combined (:func:`trends_per_unit`). docs/statistics.md lists each
+statistic's interval and its simulated error rates.
 Per-paper statistics live in ``lsx/claims/stats_<paper>.py``; every such module is imported when a
 statistic is looked up, so adding one needs no edit here.
 
@@ -21,11 +25,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .inference import LEVEL, check_test, describe, t_interval, unit_interval  # noqa: F401  (t_interval: paper modules use it)
 from .records import JobRecord
 
 log = logging.getLogger("lsx.claims")
-
-LEVEL = 0.95  # every interval in the report is a 95% interval
 
 
 class InsufficientData(Exception):
@@ -134,19 +137,7 @@ def per_unit_means(jobs: Sequence[JobRecord], y: str, unit: str = "seed") -> dic
     acc: dict[Any, list[float]] = {}
     for j in jobs:
         acc.setdefault(unit_of(j, unit), []).append(float(j.get(y)))
-    return {u: float(np.mean(v)) for u, v in sorted(acc.items(), key=lambda kv: str(kv[0]))}
-
-
-def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, lo, hi): Student-t interval; NaN bounds with fewer than 2 values."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    m = float(v.mean()) if v.size else math.nan
-    if v.size < 2:
-        return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return m, m - half, m + half
+    return {u: math.fsum(v) / len(v) for u, v in sorted(acc.items(), key=lambda kv: str(kv[0]))}
 
 
 def group_rows(jobs: Sequence[JobRecord], key: str, y: str, unit: str = "seed") -> list[dict[str, Any]]:
@@ -203,70 +194,113 @@ def _select(jobs: Sequence[JobRecord], key: str, value: Any) -> list[JobRecord]:
     return [j for j in jobs if same_value(j.get(key), value)]
 
 
-# ----------------------------------------------------------------------------- generic statistics
-def _spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy import stats
+# ----------------------------------------------------------------------------- trends within units
+def average_ranks(values: Sequence[float]) -> list[float]:
+    """Ranks 1..n of finite values, ties given their average rank (scipy's ``rankdata``). Plain Python:
+    a unit's curve has a handful of points, where numpy's per-call overhead dominates (the
+    calibration tests rank tens of thousands of them)."""
+    v = list(values)
+    order = sorted(range(len(v)), key=v.__getitem__)
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
 
-    if np.unique(x).size < 2 or np.unique(y).size < 2:
+
+def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's ρ of finite values (Pearson correlation of average ranks); NaN when x or y takes
+    fewer than 2 distinct values."""
+    xs, ys = [float(v) for v in x], [float(v) for v in y]
+    if len(xs) != len(ys):
+        raise ValueError(f"rank_correlation needs as many x as y values; got {len(xs)} and {len(ys)}")
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
         return math.nan
-    return float(stats.spearmanr(x, y).statistic)
+    rx, ry = average_ranks(xs), average_ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
 
 
+def trends_per_unit(points: Sequence[tuple[Any, float, float]]) -> tuple[dict[Any, float], dict[str, str]]:
+    """ρ of y with x WITHIN each unit from ``(unit, x, y)`` points, and the units that have none.
+
+    Points of one unit at the same x (e.g. direction seeds of one optimum) are averaged first, so a
+    unit is one curve. Why never pool across units: a seed's offset then blurs the trend, and with
+    the same x values in every unit the ties cap ρ below 1 (0.896 for 3 seeds × 3 values)."""
+    acc: dict[Any, dict[float, list[float]]] = {}
+    for u, xv, yv in points:
+        acc.setdefault(u, {}).setdefault(float(xv), []).append(float(yv))
+    rho, dropped = {}, {}
+    for u in sorted(acc, key=str):
+        xs = sorted(acc[u])
+        r = rank_correlation(xs, [math.fsum(acc[u][v]) / len(acc[u][v]) for v in xs])
+        if math.isfinite(r):
+            rho[u] = r
+        else:
+            why = f"{len(xs)} value(s) of x" if len(xs) < 2 else "y is constant over x"
+            dropped[str(u)] = f"{why}: no trend within the unit"
+    return rho, dropped
+
+
+def trend_estimate(points: Sequence[tuple[Any, float, float]], unit: str, interval: str, what: str,
+                   details: dict[str, Any], table: list[dict[str, Any]]) -> Estimate:
+    """Per-unit ρ (:func:`trends_per_unit`) combined over units by :func:`~lsx.claims.inference.unit_interval`."""
+    check_test(interval)
+    rho, dropped = trends_per_unit(points)
+    if not rho:
+        raise InsufficientData(f"no {unit} has a trend of its own ({'; '.join(f'{u}: {r}' for u, r in dropped.items())}); "
+                               "a trend is computed within each unit, never pooled across units")
+    centre, lo, hi = unit_interval(list(rho.values()), interval)
+    method = f"Spearman ρ of {what} within each {unit}, then the {describe(interval, len(rho), unit)}"
+    if dropped:
+        method += f" ({len(dropped)} {unit}(s) without a trend dropped)"
+    return Estimate(centre, lo, hi, len(rho), method,
+                    details | {"unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in rho.items()},
+                               "dropped_units": dropped},
+                    table)
+
+
+# ----------------------------------------------------------------------------- generic statistics
 @register_statistic("spearman")
-def spearman(jobs: Sequence[JobRecord], x: str, y: str, log_x: bool = False, unit: str = "seed",
-             n_boot: int = 2000, boot_seed: int = 0) -> Estimate:
-    """Spearman rank correlation of ``y`` with ``x``. When every unit (seed) spans at least two ``x``
-    values, the value is the mean of the within-unit correlations (a seed's offset cannot blur the
-    trend); otherwise the correlation over all jobs pooled. Interval: percentile bootstrap that
-    resamples whole units. ``log_x`` only changes the plot (ranks ignore monotone transforms)."""
+def spearman(jobs: Sequence[JobRecord], x: str, y: str, log_x: bool = False, unit: str = "seed", interval: str = "t") -> Estimate:
+    """Spearman ρ of ``y`` with ``x`` within each unit (a training seed by default), combined over units.
+
+    ``interval: t`` (default): mean ρ with a Student-t interval. Under the null (y independent of x
+    within a unit) each unit's ρ is exactly symmetric about 0 and bounded, where the t interval keeps
+    its level at 6–12 units, and it weighs each ρ's size, so one tied or reversed unit does not decide
+    alone. ``interval: sign``: the median ρ's order-statistic interval (at 6–8 units it needs every
+    unit on one side: less power, shown in docs/statistics.md). ``log_x`` only changes the plot."""
     pts = [(unit_of(j, unit), float(j.get(x)), float(j.get(y))) for j in jobs]
-    xs = np.array([p[1] for p in pts])
-    ys = np.array([p[2] for p in pts])
-    if np.unique(xs).size < 2:
-        raise InsufficientData(f"spearman needs at least 2 values of {x}; the jobs have {sorted(set(xs.tolist()))}")
-    units = sorted({p[0] for p in pts}, key=str)
-    by_unit = {u: np.array([i for i, p in enumerate(pts) if p[0] == u]) for u in units}
-    per_unit = {u: _spearman_rho(xs[idx], ys[idx]) for u, idx in by_unit.items()}
-    within = all(np.unique(xs[idx]).size >= 2 for idx in by_unit.values())
-
-    def stat(chosen: Sequence[Any]) -> float:
-        if within:
-            v = [per_unit[u] for u in chosen if math.isfinite(per_unit[u])]
-            return float(np.mean(v)) if v else math.nan
-        idx = np.concatenate([by_unit[u] for u in chosen])
-        return _spearman_rho(xs[idx], ys[idx])
-
-    value = stat(units)
-    lo = hi = math.nan
-    boots: list[float] = []
-    if len(units) >= 2:
-        rng = np.random.default_rng(boot_seed)
-        for _ in range(int(n_boot)):
-            r = stat([units[k] for k in rng.integers(0, len(units), len(units))])
-            if math.isfinite(r):
-                boots.append(r)
-        if len(boots) >= n_boot / 2:
-            lo, hi = (float(q) for q in np.percentile(boots, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2]))
-    how = f"mean of within-{unit} Spearman ρ" if within else f"Spearman ρ over all {len(pts)} jobs pooled"
-    return Estimate(
-        value, lo, hi, len(units), f"{how}; {int(LEVEL * 100)}% percentile bootstrap over {len(units)} {unit}s",
-        details={"x": x, "y": y, "log_x": bool(log_x), "unit": unit, "within_unit": within,
-                 "per_unit_rho": {str(u): v for u, v in per_unit.items()}, "n_jobs": len(pts), "n_boot_valid": len(boots)},
-        table=group_rows(jobs, x, y, unit),
-    )
+    if len({p[1] for p in pts}) < 2:
+        raise InsufficientData(f"spearman needs at least 2 values of {x}; the jobs have {sorted({p[1] for p in pts})}")
+    return trend_estimate(pts, unit, interval, f"{y} with {x}",
+                          {"x": x, "y": y, "log_x": bool(log_x), "n_jobs": len(pts)}, group_rows(jobs, x, y, unit))
 
 
 @register_statistic("mean")
-def mean(jobs: Sequence[JobRecord], y: str, unit: str = "seed") -> Estimate:
-    """Mean of ``y`` over units (jobs of one unit averaged first) with a Student-t interval."""
+def mean(jobs: Sequence[JobRecord], y: str, unit: str = "seed", interval: str = "t") -> Estimate:
+    """Mean of ``y`` over units (jobs of one unit averaged first).
+
+    ``interval: t`` (default): a smooth metric averaged within a seed is close to normal over seeds,
+    and the t interval then has the most power. ``interval: sign``: the median's distribution-free
+    interval, for a metric with outliers or a floor/ceiling (needs ≥ 6 units; at 6–8 every unit must
+    lie beyond the bound)."""
     units = per_unit_means(jobs, y, unit)
-    m, lo, hi = t_interval(list(units.values()))
+    m, lo, hi = unit_interval(list(units.values()), check_test(interval))
     table = [{unit: u, "mean": v, "n_jobs": sum(1 for j in jobs if unit_of(j, unit) == u),
               "train_loss": _mean_training([j for j in jobs if unit_of(j, unit) == u], "train_loss"),
               "test_acc": _mean_training([j for j in jobs if unit_of(j, unit) == u], "test_acc")}
              for u, v in units.items()]
-    return Estimate(m, lo, hi, len(units), f"mean over {len(units)} {unit}s, Student-t {int(LEVEL * 100)}% interval",
-                    details={"y": y, "unit": unit, "per_unit": {str(u): v for u, v in units.items()}}, table=table)
+    return Estimate(m, lo, hi, len(units), describe(interval, len(units), unit),
+                    details={"y": y, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
+                    table=table)
 
 
 def _two_groups(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str):
@@ -278,22 +312,35 @@ def _two_groups(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, uni
     return per_unit_means(ga, y, unit), per_unit_means(gb, y, unit)
 
 
+def _unpaired_sign(interval: str, n_paired: int, unit: str) -> None:
+    if interval == "sign":
+        raise InsufficientData(f"interval: sign needs units in both groups; {n_paired} {unit}(s) are (use interval: t for "
+                               "Welch's unpaired interval)")
+
+
 @register_statistic("difference")
-def difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str = "seed") -> Estimate:
-    """mean(y | key=a) − mean(y | key=b): a paired t-interval over units present in both groups
-    (at least 2), else Welch's unpaired interval."""
+def difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str = "seed", interval: str = "t") -> Estimate:
+    """mean(y | key=a) − mean(y | key=b), paired per unit: one difference per unit present in both
+    groups (at least 2), else Welch's unpaired interval.
+
+    ``interval: t`` (default) on the per-unit differences: a difference of two smooth metrics of
+    runs that share a seed is close to normal, and the simulated nulls keep the t interval at its
+    level (docs/statistics.md). ``interval: sign``: the median difference, distribution-free."""
+    check_test(interval)
     ua, ub = _two_groups(jobs, key, a, b, y, unit)
     paired = [u for u in ua if u in ub]
-    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "mean_a": float(np.mean(list(ua.values()))),
-               "mean_b": float(np.mean(list(ub.values())))}
+    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "interval": interval,
+               "mean_a": float(np.mean(list(ua.values()))), "mean_b": float(np.mean(list(ub.values())))}
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         d = [ua[u] - ub[u] for u in paired]
-        m, lo, hi = t_interval(d)
-        return Estimate(m, lo, hi, len(paired), f"paired difference over {len(paired)} {unit}s, Student-t interval",
+        m, lo, hi = unit_interval(d, interval)
+        return Estimate(m, lo, hi, len(paired), f"paired difference per {unit}: {describe(interval, len(paired), unit)}",
                         details | {"paired": True, "per_unit": {str(u): v for u, v in zip(paired, d)}}, table)
+    _unpaired_sign(interval, len(paired), unit)
     m, lo, hi, n = _welch(list(ua.values()), list(ub.values()))
-    return Estimate(m, lo, hi, n, "unpaired difference of means, Welch interval", details | {"paired": False}, table)
+    return Estimate(m, lo, hi, n, f"unpaired difference of means over {len(ua)} and {len(ub)} {unit}s, Welch interval",
+                    details | {"paired": False}, table)
 
 
 def _welch(a: list[float], b: list[float]) -> tuple[float, float, float, int]:
@@ -314,23 +361,28 @@ def _welch(a: list[float], b: list[float]) -> tuple[float, float, float, int]:
 
 
 @register_statistic("ratio")
-def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str = "seed") -> Estimate:
-    """mean(y | key=a) / mean(y | key=b). Paired over units (≥ 2): geometric mean of the per-unit
-    ratios with a t-interval on their logs; unpaired: the ratio of means with a delta-method interval
-    on its log. Needs positive values."""
+def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str = "seed", interval: str = "t") -> Estimate:
+    """mean(y | key=a) / mean(y | key=b), paired per unit: one log-ratio per unit present in both
+    groups (at least 2); unpaired: the ratio of means with a delta-method interval on its log. Needs
+    positive values.
+
+    ``interval: t`` (default) on the per-unit log-ratios (value: their geometric mean): sharpness-like
+    metrics vary by factors, so their logs are close to normal. ``interval: sign``: the median ratio."""
+    check_test(interval)
     ua, ub = _two_groups(jobs, key, a, b, y, unit)
     if min(list(ua.values()) + list(ub.values())) <= 0:
         raise InsufficientData(f"ratio needs positive {y}; got values ≤ 0 (use statistic: difference)")
     paired = [u for u in ua if u in ub]
-    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "mean_a": float(np.mean(list(ua.values()))),
-               "mean_b": float(np.mean(list(ub.values())))}
+    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "interval": interval,
+               "mean_a": float(np.mean(list(ua.values()))), "mean_b": float(np.mean(list(ub.values())))}
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         logs = [math.log(ua[u] / ub[u]) for u in paired]
-        m, lo, hi = t_interval(logs)
+        m, lo, hi = unit_interval(logs, interval)
         return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(paired),
-                        f"geometric mean of paired ratios over {len(paired)} {unit}s, t-interval on logs",
+                        f"paired log-ratio per {unit}: {describe(interval, len(paired), unit)}, exponentiated",
                         details | {"paired": True, "per_unit": {str(u): math.exp(v) for u, v in zip(paired, logs)}}, table)
+    _unpaired_sign(interval, len(paired), unit)
     va, vb = np.asarray(list(ua.values())), np.asarray(list(ub.values()))
     r = float(va.mean() / vb.mean())
     n = min(va.size, vb.size)

@@ -13,8 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from .records import JobRecord
+from .inference import check_test, describe, unit_interval
 from .statistics import (
-    Estimate, InsufficientData, get_statistic_plot, register_statistic, register_statistic_plot, spearman, t_interval, unit_of,
+    Estimate, InsufficientData, get_statistic_plot, register_statistic, register_statistic_plot, spearman, unit_of,
 )
 
 
@@ -74,27 +75,40 @@ def _per_unit(jobs: Sequence[JobRecord], unit: str, metric: str, fn) -> tuple[di
 
 
 @register_statistic("surface_border_ratio")
-def surface_border_ratio(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed") -> Estimate:
-    """Mean border loss / centre loss of each surface; geometric mean over units (direction seeds of
-    one optimum averaged in log space first) with a t-interval on the logs. > 1: the centre is lower."""
+def surface_border_ratio(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed",
+                         interval: str = "t") -> Estimate:
+    """Mean border loss / centre loss of each surface, one value per unit (direction seeds of one
+    optimum averaged in log space first). > 1: the centre is lower. ``interval: t`` (default) on the
+    logs, value their geometric mean: a loss ratio varies by factors, so its log is close to normal;
+    ``interval: sign``: the median ratio."""
+    check_test(interval)
     acc, rows = _per_unit(jobs, unit, metric, border_ratio)
     if any(v <= 0 or not math.isfinite(v) for vs in acc.values() for v in vs):
         raise InsufficientData(f"border/centre {metric} ratios must be positive and finite")
     logs = {u: float(np.mean(np.log(v))) for u, v in acc.items()}
-    m, lo, hi = t_interval(list(logs.values()))
+    m, lo, hi = unit_interval(list(logs.values()), interval)
     return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(logs),
-                    f"geometric mean over {len(logs)} {unit}s of border/centre {metric}; t-interval on logs",
-                    details={"metric": metric, "unit": unit, "per_unit": {str(u): math.exp(v) for u, v in logs.items()}}, table=rows)
+                    f"border/centre {metric}: {describe(interval, len(logs), unit)} on the logs",
+                    details={"metric": metric, "unit": unit, "interval": interval,
+                             "per_unit": {str(u): math.exp(v) for u, v in logs.items()}}, table=rows)
 
 
 @register_statistic("surface_argmin_offset")
-def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed") -> Estimate:
-    """How far (in grid steps) the lowest grid point lies from the centre: mean over units, t-interval."""
+def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed",
+                          interval: str = "sign") -> Estimate:
+    """How far (in grid steps) the lowest grid point lies from the centre, one value per unit.
+
+    ``interval: sign`` (default): the offset is a discrete grid distance (0, 1, √2, 2, …; mostly 0),
+    far from normal, and a t interval collapses to a point when every unit says 0; the sign interval
+    for the median holds for any distribution (conservative for discrete ones). ``interval: t``: the mean."""
+    check_test(interval)
     acc, rows = _per_unit(jobs, unit, metric, argmin_offset)
     means = {u: float(np.mean(v)) for u, v in acc.items()}
-    m, lo, hi = t_interval(list(means.values()))
-    return Estimate(m, lo, hi, len(means), f"mean over {len(means)} {unit}s of the argmin's distance from the centre (grid steps)",
-                    details={"metric": metric, "unit": unit, "per_unit": {str(u): v for u, v in means.items()}}, table=rows)
+    m, lo, hi = unit_interval(list(means.values()), interval)
+    return Estimate(m, lo, hi, len(means),
+                    f"argmin's distance from the centre (grid steps): {describe(interval, len(means), unit)}",
+                    details={"metric": metric, "unit": unit, "interval": interval,
+                             "per_unit": {str(u): v for u, v in means.items()}}, table=rows)
 
 
 RISE_KEY = "surface_mean_rise"  # the per-job rise, attached as a metric so the generic spearman can rank it
@@ -106,12 +120,11 @@ def _with_rise(jobs: Sequence[JobRecord], radius: float | None, metric: str) -> 
 
 @register_statistic("surface_rise_spearman")
 def surface_rise_spearman(jobs: Sequence[JobRecord], x: str, radius: float | None = None, metric: str = "train_loss",
-                          unit: str = "seed", log_x: bool = False, n_boot: int = 2000, boot_seed: int = 0) -> Estimate:
+                          unit: str = "seed", log_x: bool = False, interval: str = "t") -> Estimate:
     """Spearman ρ of each surface's mean loss rise within ``radius`` (:func:`mean_rise`) with ``x``
-    (e.g. ``model.width``): < 0 when flatter surfaces go with larger x. Same estimator and bootstrap
-    over units as ``spearman`` (mean of within-seed ρ when every seed spans ≥ 2 values of x)."""
-    est = spearman(_with_rise(jobs, radius, metric), x, f"metrics.{RISE_KEY}", log_x=log_x, unit=unit,
-                   n_boot=n_boot, boot_seed=boot_seed)
+    (e.g. ``model.width``): < 0 when flatter surfaces go with larger x. Same estimator as the generic
+    ``spearman``: ρ within each unit (seed), combined over units (``interval`` t: mean, or sign: median)."""
+    est = spearman(_with_rise(jobs, radius, metric), x, f"metrics.{RISE_KEY}", log_x=log_x, unit=unit, interval=interval)
     est.details.update(y=f"mean {metric} rise within radius {radius if radius is not None else 'all'} (surface_grid.npz)",
                        radius=radius, metric=metric)
     est.method = f"{est.method}; y = mean {metric} rise over the surface's points within radius {radius}"

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .records import JobRecord
-from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, t_interval, unit_of
+from .inference import check_test, describe, unit_interval
+from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, unit_of
 
 
 def _curves(job: JobRecord) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
@@ -45,9 +46,13 @@ def threshold_dim(dims: np.ndarray, success: np.ndarray, level: float = 0.5) -> 
     return float(d[i - 1] + (level - s[i - 1]) * (d[i] - d[i - 1]) / (s[i] - s[i - 1]))
 
 
-def _mean_over_units(jobs: Sequence[JobRecord], unit: str, per_job, **details: Any) -> Estimate:
-    """``per_job(job)`` gives a value per (D, n) pair: mean over the pairs of each job, then over the
-    units (trial seeds) with a Student-t interval; every pair's value is a row of the report table."""
+def _mean_over_units(jobs: Sequence[JobRecord], unit: str, interval: str, per_job, **details: Any) -> Estimate:
+    """``per_job(job)`` gives a value per (D, n) pair: mean over the pairs of each job (one value per
+    unit), then over the units (trial seeds) by ``interval``; every pair's value is a row of the table.
+
+    ``t`` (default): each unit's value averages several (D, n) pairs, so it is close to normal over
+    trial seeds; ``sign``: the median, for a value pinned at a bound (a success gap of exactly 1)."""
+    check_test(interval)
     acc: dict[Any, list[float]] = {}
     rows = []
     for j in jobs:
@@ -56,16 +61,18 @@ def _mean_over_units(jobs: Sequence[JobRecord], unit: str, per_job, **details: A
             rows.append({unit: unit_of(j, unit), "D": D, "wedge n": n, "D−n": D - n, "value": v})
         acc.setdefault(unit_of(j, unit), []).append(float(np.mean(list(values.values()))))
     units = {u: float(np.mean(v)) for u, v in acc.items()}
-    m, lo, hi = t_interval(list(units.values()))
-    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs, then over {len(units)} {unit} values; Student-t interval",
-                    details={**details, "unit": unit, "per_unit": {str(u): v for u, v in units.items()}}, table=rows)
+    m, lo, hi = unit_interval(list(units.values()), interval)
+    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs per unit, then the {describe(interval, len(units), unit)}",
+                    details={**details, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
+                    table=rows)
 
 
 @register_statistic("wedge_threshold_offset")
-def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: str = "analysis.seed") -> Estimate:
+def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: str = "analysis.seed",
+                           interval: str = "t") -> Estimate:
     """d* − (D − n): where random-hyperplane optimization starts to succeed (success rate ≥ ``level``)
     relative to the predicted threshold, averaged over the (D, n) pairs of a job, then over units
-    (trial seeds) with a t-interval."""
+    (trial seeds: each job draws its own random hyperplanes) by ``interval``."""
 
     def per_job(j: JobRecord) -> dict[tuple[int, int], float]:
         out = {}
@@ -77,13 +84,14 @@ def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: 
             out[(D, n)] = t - (D - n)
         return out
 
-    return _mean_over_units(jobs, unit, per_job, level=level)
+    return _mean_over_units(jobs, unit, interval, per_job, level=level)
 
 
 @register_statistic("wedge_success_gap")
-def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "analysis.seed") -> Estimate:
+def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "analysis.seed",
+                      interval: str = "t") -> Estimate:
     """Success rate at d ≥ D−n+margin minus success rate at d ≤ D−n−margin (1 = a sharp threshold),
-    averaged over the (D, n) pairs, then over units with a t-interval."""
+    averaged over the (D, n) pairs, then over units by ``interval``."""
 
     def per_job(j: JobRecord) -> dict[tuple[int, int], float]:
         out = {}
@@ -94,7 +102,7 @@ def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "a
             out[(D, n)] = float(above.mean() - below.mean())
         return out
 
-    return _mean_over_units(jobs, unit, per_job, margin=margin)
+    return _mean_over_units(jobs, unit, interval, per_job, margin=margin)
 
 
 @register_statistic_plot("wedge_threshold_offset")

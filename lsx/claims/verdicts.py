@@ -2,7 +2,7 @@
 
 ``{greater: b}``: reproduced if lo > b, not reproduced if hi <= b, else inconclusive.
 ``{less: b}`` mirrors it. ``{between: [a, b]}``: reproduced if a <= lo and hi <= b, not reproduced
-if hi < a or lo > b, else inconclusive. Fewer than 2 units, a missing metric, data that cannot
+if hi < a or lo > b, else inconclusive. Fewer than ``MIN_UNITS`` (6) independent units, a missing metric, data that cannot
 support the statistic, or any failed job make the verdict ``inconclusive`` with the reason; failed
 jobs are listed and never averaged.
 """
@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from .inference import MIN_UNITS
 from .records import JobRecord, MissingKey
 from .statistics import Estimate, InsufficientData, get_statistic, same_value
 
@@ -90,11 +91,16 @@ def decide_interval(lo: float, hi: float, decision: dict[str, Any]) -> str:
 
 
 def decide(est: Estimate, decision: dict[str, Any]) -> tuple[str, str]:
-    """(verdict, reason) for an estimate under a decision rule."""
+    """(verdict, reason) for an estimate under a decision rule.
+
+    Below ``MIN_UNITS`` independent units the verdict is inconclusive whatever the interval says:
+    the intervals' error rates are simulated from 6 units up (docs/statistics.md); below that no
+    95% sign interval exists, and 3 units of one sign (1 time in 4 under a symmetric null) give
+    degenerate intervals such as [min, max] that exclude the bound."""
     rule, bounds = check_decision(decision)
     lo, hi = est.lo, est.hi
-    if est.n < 2:
-        return INCONCLUSIVE, f"n = {est.n} unit(s): an interval needs at least 2 (add seeds)"
+    if est.n < MIN_UNITS:
+        return INCONCLUSIVE, f"n = {est.n} units; a calibrated 95% decision needs ≥ {MIN_UNITS} (add seeds)"
     if not (_finite(lo) and _finite(hi) and _finite(est.value)):
         return INCONCLUSIVE, "the statistic has no finite interval (see its method/details)"
     verdict = decide_interval(lo, hi, decision)
