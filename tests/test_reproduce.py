@@ -291,6 +291,7 @@ def test_seed_lists_change_the_units_of_every_preset(preset, first, last):
     assert explicit.seeds["replication"] == list(range(40, 46)) and explicit.points[:len(plan.points) // 2] == plan.points[:len(plan.points) // 2]
 
 
+@pytest.mark.slow  # ~25 s of CPU (12 toy jobs)
 def test_reproduce_writes_outputs_only(lsx_dirs):
     # `make reproduce PRESETS=fort_toy` used to rewrite README.md: now nothing tracked changes (fort_toy trains nothing)
     def status() -> str:
