@@ -306,18 +306,20 @@ def test_reproduce_writes_outputs_only(lsx_dirs):
 @pytest.mark.slow
 def test_two_workers_give_the_same_report_as_one(lsx_dirs):
     # jobs run at one torch thread in either case, and each job is keyed by its config: the schedule cannot matter
-    one = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100"], echo=lambda s: None)
-    import shutil as _sh
+    def run(*extra: str):
+        report = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100", *extra], echo=lambda s: None)
+        (s,) = report["presets"]
+        assert all(j["status"] == "ran" for j in s["jobs"])  # computed afresh, not read from the other run
+        metrics = {(j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]}
+        claims = [(c["id"], c["verdict"], {n: (d["verdict"], (d["estimate"] or {}).get("value"), (d["estimate"] or {}).get("lo"))
+                                           for n, d in c["sets"].items()}) for c in s["claims"]]
+        shutil.rmtree(lsx_dirs[1])
+        return report, metrics, claims
 
-    _sh.rmtree(lsx_dirs[1])
-    two = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100", "jobs=2"], echo=lambda s: None)
-
-    def verdicts(r):
-        return [(c["id"], c["verdict"], {n: (d["verdict"], d["estimate"]["value"], d["estimate"]["lo"]) for n, d in c["sets"].items()})
-                for c in r["presets"][0]["claims"]]
-
-    assert verdicts(one) == verdicts(two) and two["environment"]["jobs"] == 2
-    assert all(j["status"] == "ran" for j in two["presets"][0]["jobs"])  # recomputed, not read from the first run
+    one, metrics_one, claims_one = run()
+    two, metrics_two, claims_two = run("jobs=2")
+    assert one["environment"]["jobs"] == 1 and two["environment"]["jobs"] == 2
+    assert len(metrics_one) == 12 and metrics_one == metrics_two and claims_one == claims_two
 
 
 # ----------------------------------------------------------------------------- the README generator
