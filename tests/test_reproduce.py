@@ -291,15 +291,30 @@ def test_seed_lists_change_the_units_of_every_preset(preset, first, last):
     assert explicit.seeds["replication"] == list(range(40, 46)) and explicit.points[:len(plan.points) // 2] == plan.points[:len(plan.points) // 2]
 
 
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_reproduce_writes_outputs_only_fast(lsx_dirs, monkeypatch, tmp_path):
+    # the whole report path (plan, per-set verdicts, figures, report.json/html) with the jobs replaced by hand-made ones
+    import lsx.cli.reproduce as cli
+
+    jobs = {j["unit"]: j for j in _fake_jobs(tmp_path)["fort_toy"]}
+    monkeypatch.setattr(cli, "run_point", lambda overrides, run_dir: {
+        **{k: jobs[int(overrides[2].split("=")[1])][k] for k in ("status", "job_dir", "job", "elapsed_s", "torch_threads")},
+        "started": 0.0, "finished": 1.0, "wall_s": 1.0})
+    before = _git_status()
+    report = reproduce(["fort_toy", "jobs=1"], echo=lambda s: None)
+    assert _git_status() == before and (lsx_dirs[1] / "reproduce" / "report.html").is_file()
+    assert [c["units"]["n"] for c in report["presets"][0]["claims"]] == [{"discovery": 6, "replication": 6}] * 2
+
+
 @pytest.mark.slow  # ~25 s of CPU (12 toy jobs)
 def test_reproduce_writes_outputs_only(lsx_dirs):
     # `make reproduce PRESETS=fort_toy` used to rewrite README.md: now nothing tracked changes (fort_toy trains nothing)
-    def status() -> str:
-        return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-
-    before = status()
+    before = _git_status()
     report = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100"], echo=lambda s: None)
-    assert status() == before
+    assert _git_status() == before
     assert (lsx_dirs[1] / "reproduce" / "report.json").is_file() and report["presets"][0]["n_jobs"] == 12
 
 
