@@ -37,7 +37,8 @@ CLAIM = {"id": "c", "statement": "y > 0", "statistic": "mean", "args": {"y": "me
 def test_sets_that_disagree_are_unstable_and_never_pooled(tmp_path):
     up = [1.0, 1.2, 0.9, 1.1, 1.05, 0.95]
     down = [-v for v in up]
-    headline, reason, res = evaluate_replicated(CLAIM, {"discovery": _jobs(up, tmp_path, 0), "replication": _jobs(down, tmp_path, 6)})
+    sets = {"discovery": _jobs(up, tmp_path, 0), "replication": _jobs(down, tmp_path, 6)}
+    headline, reason, res = evaluate_replicated(CLAIM, sets)
     assert (res["discovery"].verdict, res["replication"].verdict, headline) == (R, N, UNSTABLE)
     assert res["discovery"].estimate.n == res["replication"].estimate.n == 6  # each set alone, not 12 pooled
     assert "the sets disagree" in reason
@@ -76,3 +77,12 @@ def test_seed_lists_parse_or_are_refused_with_one_line():
         check_sets("x", {"discovery": list(range(6)), "replication": list(range(5, 11))}, 6)
     with pytest.raises(ValueError, match=r"5 replication unit\(s\).*at least 6"):
         check_sets("x", {"discovery": list(range(6)), "replication": list(range(6, 11))}, 6)
+
+
+def test_a_stride_keeps_units_that_train_two_seeds_disjoint():
+    # curve_taxonomy trains seed and seed+1: with stride 2, unit u owns 2u and 2u+1 and shares no model with u+1
+    unit = parse_unit("xu", {"key": "seed", "stride": 2})
+    owned = [{unit.value(u), unit.value(u) + 1} for u in range(8)]
+    assert unit.override(3) == "seed=6" and all(not a & b for i, a in enumerate(owned) for b in owned[i + 1:])
+    with pytest.raises(ValueError, match="not both"):
+        parse_unit("xu", {"key": "optima.seeds", "size": 3, "stride": 2})

@@ -156,7 +156,8 @@ def presets_block(report: dict[str, Any] | None) -> str:
         else:
             verdict = "not run" if claims else "no claim declared"
             budget = rep.get("budget_min")
-            rows.append(f"| `{preset}`{kind} | {len(claims)} | — | — | {verdict} | {f'~{budget} min planned' if budget else '—'} |")
+            planned = f"~{budget} min planned" if budget else "—"
+            rows.append(f"| `{preset}`{kind} | {len(claims)} | — | — | {verdict} | {planned} |")
     return "\n".join([NOTE, "", *rows, ""])
 
 
@@ -227,9 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="report.json to publish (default: outputs/reproduce/report.json)")
     ap.add_argument("--docs", type=Path, default=DOCS, help="where the committed report lives (default: docs/reproduce)")
     ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
-    ap.add_argument("--allow-mixed", action="store_true", help="publish an incomplete, mixed-version or dirty report (the block says so)")
+    ap.add_argument("--allow-mixed", action="store_true",
+                    help="publish an incomplete, mixed-version or dirty report (the block says so)")
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--committed", action="store_true", help="regenerate the README from the committed report only (no publishing)")
+    mode.add_argument("--committed", action="store_true",
+                      help="regenerate the README from the committed report only (no publishing)")
     mode.add_argument("--check", action="store_true", help="exit 1 if the README's blocks differ from the committed report's")
     args = ap.parse_args(argv)
     from lsx.utils.io import atomic_write_text

@@ -63,7 +63,8 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
                 for name, res in results.items()}
         units = {**plan.unit.to_dict(), "planned": {n: len(plan.seeds[n]) for n in SETS},
                  "n": {n: (sets[n].get("estimate") or {}).get("n", 0) for n in SETS}}
-        claims.append({**{k: claim.get(k) for k in CLAIM_KEYS}, "verdict": headline, "reason": reason, "units": units, "sets": sets})
+        claims.append({**{k: claim.get(k) for k in CLAIM_KEYS}, "verdict": headline, "reason": reason, "units": units,
+                       "sets": sets})
     every = [r for name in SETS for r in records[name]]
     figures = []
     for k, spec in enumerate(plan.figures):
@@ -75,13 +76,14 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
         figures.append(fig)
     elapsed = [j.get("elapsed_s") for j in run.jobs if j.get("elapsed_s") is not None]
     n_failed = sum(len(f) for f in failed.values())
+    threads = Counter(str(j.get("torch_threads")) for j in run.jobs if j["status"] != "failed")
     return {
         "preset": plan.preset, "kind": plan.kind, "paper": paper_of(plan.preset, plan.kind), "header": plan.header,
         "scale": plan.scale, "unit": plan.unit.to_dict(), "seeds": plan.seeds, "budget_min": plan.budget_min,
         "train_loss_ratio": plan.train_loss_ratio, "run_time_s": run.run_time_s, "compute_s": round(sum(elapsed), 2),
         "n_jobs": len(run.jobs), "n_failed": n_failed, "jobs": run.jobs, "figures": figures, "claims": claims,
         "job_code_versions": job_code_versions(every),
-        "job_torch_threads": dict(sorted(Counter(str(j.get("torch_threads")) for j in run.jobs if j["status"] != "failed").items())),
+        "job_torch_threads": dict(sorted(threads.items())),
     }
 
 
@@ -357,7 +359,8 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
         f'<tr><td>{html.escape(s["paper"].split(" — ")[0])}</td><td><a href="#preset-{html.escape(s["preset"])}">{html.escape(s["preset"])}</a></td>'
         f'<td><a href="#claim-{html.escape(s["preset"])}-{html.escape(c["id"])}">{html.escape(c["id"])}</a></td>'
         f'<td>{_e(c.get("paper_value"))}</td><td>{html.escape(str((c.get("units") or {}).get("what")))}</td>'
-        + "".join(f'<td>{html.escape(interval_text(d.get("estimate")))} {_verdict(d["verdict"])}</td>' for d in c["sets"].values())
+        + "".join(f'<td>{html.escape(interval_text(d.get("estimate")))} {_verdict(d["verdict"])}</td>'
+                  for d in c["sets"].values())
         + f'<td>{_verdict(c["verdict"])}</td></tr>'
         for s in report["presets"] for c in s["claims"])
     body = "".join(
@@ -420,5 +423,6 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
             if f.get("path"):
                 images[f"{s['preset']}/{f['figure']}"] = wandb.Image(str(Path(out_dir) / f["path"]))
     run.log({"claims": table, **images})
-    run.summary.update({f"{kind}_n_{k.replace(' ', '_')}": v for kind, counts in report["summary"].items() for k, v in counts.items()})
+    run.summary.update({f"{kind}_n_{k.replace(' ', '_')}": v
+                        for kind, counts in report["summary"].items() for k, v in counts.items()})
     finish()

@@ -6,7 +6,9 @@ preset declares its unit once (``reproduce.unit``), so a seed list on the comman
 thing for every preset — unit indices — and changes what every preset computes; nothing is ignored.
 
 ``{key: seed}``: unit u → ``seed=u``. ``{key: optima.seeds, size: 3}``: unit u → the disjoint set
-``optima.seeds=[3u, 3u+1, 3u+2]``. Seed lists: ``10-15``, ``[10,11,12]`` or ``10,11,12``.
+``optima.seeds=[3u, 3u+1, 3u+2]``. ``{key: seed, stride: 2}``: unit u → ``seed=2u``, for jobs that also
+train seed+1 (so unit u owns seeds 2u and 2u+1 and shares no model with unit u+1). Seed lists:
+``10-15``, ``[10,11,12]`` or ``10,11,12``.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 SETS = ("discovery", "replication")
-UNIT_KEYS = ("key", "size", "what")
+UNIT_KEYS = ("key", "size", "stride", "what")
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,10 @@ class Unit:
     key: str = "seed"
     size: int = 1
     what: str = ""
+    stride: int = 1
 
     def value(self, u: int) -> int | list[int]:
-        return u if self.size == 1 else list(range(u * self.size, (u + 1) * self.size))
+        return u * self.stride if self.size == 1 else list(range(u * self.size, (u + 1) * self.size))
 
     def override(self, u: int) -> str:
         v = self.value(u)
@@ -38,10 +41,13 @@ class Unit:
             return self.what
         if self.size > 1:
             return f"a disjoint set of {self.size} training seeds ({self.key})"
+        if self.stride > 1:
+            k = self.stride
+            return f"{self.key} = {k}u (unit u owns {self.key} {k}u ... {k}u+{k - 1})"
         return "a training seed" if self.key == "seed" else f"one value of {self.key}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "size": self.size, "what": self.describe()}
+        return {"key": self.key, "size": self.size, "stride": self.stride, "what": self.describe()}
 
 
 def parse_unit(preset: str, spec: Any) -> Unit:
@@ -54,10 +60,13 @@ def parse_unit(preset: str, spec: Any) -> Unit:
     unknown = sorted(set(spec) - set(UNIT_KEYS))
     if unknown:
         raise ValueError(f"{where} has unknown keys {unknown}; valid: {', '.join(UNIT_KEYS)}")
-    size = spec.get("size", 1)
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"{where}.size must be a positive integer, got {size!r}")
-    return Unit(spec["key"], size, str(spec.get("what") or ""))
+    size, stride = spec.get("size", 1), spec.get("stride", 1)
+    for name, v in (("size", size), ("stride", stride)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{where}.{name} must be a positive integer, got {v!r}")
+    if size > 1 and stride > 1:
+        raise ValueError(f"{where}: give size (a set of values per unit) or stride (one value every stride), not both")
+    return Unit(spec["key"], size, str(spec.get("what") or ""), stride)
 
 
 def parse_units(text: Any, name: str = "seeds") -> list[int]:
@@ -134,4 +143,5 @@ def check_claim_units(preset: str, claims: Sequence[dict[str, Any]], unit: Unit)
         key = claim_unit(c)
         if key is not None and key != unit.key:
             raise ValueError(f"preset {preset!r} claim {c.get('id')!r}: its statistic groups by unit {key!r} but the preset's "
-                             f"unit is {unit.key!r} (reproduce.unit); set the claim's args.unit: {unit.key} or change reproduce.unit")
+                             f"unit is {unit.key!r} (reproduce.unit); set the claim's args.unit: {unit.key} "
+                             "or change reproduce.unit")

@@ -116,7 +116,8 @@ def resolve_sets(preset: str, rep_seeds: Any, seeds: Any = None, replication: An
 
     if seeds is not None:
         disc = parse_units(seeds, "seeds")
-        sets = {"discovery": disc, "replication": parse_units(replication, "replication") if replication is not None else next_block(disc)}
+        repl = parse_units(replication, "replication") if replication is not None else next_block(disc)
+        sets = {"discovery": disc, "replication": repl}
         where = f"seeds={seeds}" + (f" replication={replication}" if replication is not None else "")
     else:
         sets = preset_sets(preset, rep_seeds)
@@ -171,7 +172,8 @@ def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replicat
     fixed = [str(o) for o in (rep.get("overrides") or [])]
     clash = [k for k in [*grid, *map(override_key, fixed)] if k == unit.key]
     if clash:
-        raise ValueError(f"preset {preset!r}: reproduce.grid/overrides set the unit key {unit.key!r}; units come from reproduce.seeds")
+        raise ValueError(f"preset {preset!r}: reproduce.grid/overrides set the unit key {unit.key!r}; "
+                         "units come from reproduce.seeds")
     scale = scale or str(rep.get("scale", "cpu"))
     points, labels = [], []
     for name in SETS:
