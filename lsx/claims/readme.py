@@ -102,6 +102,12 @@ def header(report: dict[str, Any] | None) -> list[str]:
     jobs = (f"all {n_jobs} jobs computed by code {next(iter(versions))}" if len(versions) == 1
             else f"jobs computed by code {code_versions_text(versions)}")
     env = environment_text(report.get("environment"))
+    threads: dict[str, int] = {}
+    for s in report.get("presets") or []:
+        for t, n in (s.get("job_torch_threads") or {}).items():
+            threads[t] = threads.get(t, 0) + n
+    if set(threads) - {"1"}:  # cached jobs computed at another thread count
+        env += "; jobs' torch threads: " + ", ".join(f"{t} ({n} jobs)" for t, n in sorted(threads.items()))
     wall = report.get("run_time_s")
     lines = [f"Report of {report.get('generated_at', '?')} (code {report.get('code_version', '?')}; {jobs}"
              + (f"; {env}" if env else "") + (f"; whole run {wall / 60:.0f} min wall" if wall else "") + "): "
