@@ -390,6 +390,9 @@ def test_generator_publishes_and_regenerates_the_committed_block_byte_for_byte(f
     assert json.loads((docs / "report.json").read_text())["published"] == {"allow_mixed": False, "problems": []}
     block = readme.results_block(json.loads((docs / "report.json").read_text()))
     assert "all 36 jobs computed by code 0123456789ab" in block and "paper claims: " in block and "sanity checks (no paper): " in block
+    assert "; whole run 0 min wall" in block and "kept from earlier runs" not in block
+    merged = dict(_clean(report), kept_from_earlier_runs=["fort_toy"])  # `lsx.reproduce quickstart` after a full run
+    assert "sections of fort_toy kept from earlier runs" in readme.results_block(merged) and "whole run" not in readme.results_block(merged)
     for s in report["presets"]:
         for c in s["claims"]:
             assert f"`{s['preset']}` | {c['id']} |" in block and f"**{c['verdict']}** |" in block

@@ -109,8 +109,11 @@ def header(report: dict[str, Any] | None) -> list[str]:
     if set(threads) - {"1"}:  # cached jobs computed at another thread count
         env += "; jobs' torch threads: " + ", ".join(f"{t} ({n} jobs)" for t, n in sorted(threads.items()))
     wall = report.get("run_time_s")
+    kept = report.get("kept_from_earlier_runs") or []
+    when = (f"; sections of {', '.join(kept)} kept from earlier runs" if kept
+            else f"; whole run {wall / 60:.0f} min wall" if wall else "")
     lines = [f"Report of {report.get('generated_at', '?')} (code {report.get('code_version', '?')}; {jobs}"
-             + (f"; {env}" if env else "") + (f"; whole run {wall / 60:.0f} min wall" if wall else "") + "): "
+             + (f"; {env}" if env else "") + when + "): "
              + summary_text(report.get("summary") or {}) + "."]
     published = report.get("published") or {}
     if published.get("problems"):

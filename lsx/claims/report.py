@@ -140,11 +140,13 @@ def write_report(sections: Sequence[dict[str, Any]], out_dir: Path, command: Seq
     for s in sections:
         s.setdefault("environment", env or {})
     merged = {s["preset"]: s for s in _previous_sections(out_dir)}
+    kept = sorted(set(merged) - {s["preset"] for s in sections})
     merged.update({s["preset"]: s for s in sections})
     ordered = sorted(merged.values(), key=lambda s: (s.get("kind") == "sanity", s["paper"], s["preset"]))
     report = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code_version": code_version(),
         "command": "python -m lsx.reproduce " + " ".join(command), "environment": env or {}, "run_time_s": run_time_s,
+        "kept_from_earlier_runs": kept,  # their environment and run time are in their own sections
         "summary": summarize(ordered), "presets": ordered, "job_code_versions": merged_code_versions(ordered),
     }
     atomic_write_json(out_dir / "report.json", report)
