@@ -209,7 +209,8 @@ def run_point(overrides: Sequence[str], run_dir: str) -> dict[str, Any]:
     try:
         res = run_analysis(compose_point(overrides), Path(run_dir), progress=False)
         entry.update(status="cached" if res.get("cached") else "ran", job_dir=res["job_dir"], job=res["job"],
-                     elapsed_s=res.get("elapsed_s"), torch_threads=res.get("torch_threads"), code_version=res.get("code_version"))
+                     elapsed_s=res.get("elapsed_s"), torch_threads=res.get("torch_threads"),
+                     code_version=res.get("code_version"))
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one failed job is listed, the rest go on
@@ -263,7 +264,7 @@ def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: 
         plan = plans[k]
         name, u = plan.labels[i]
         overrides, _ = args(k, i)
-        runs[k].jobs[i] = {"overrides": overrides, "set": name, "unit": u, "seed": u, **entry}
+        runs[k].jobs[i] = {"overrides": overrides, "set": name, "unit": u, **entry}
         done[k] += 1
         tail = entry.get("reason") if entry["status"] == "failed" else Path(entry["job_dir"]).name
         echo(f"[{plan.preset}] {done[k]}/{len(plan.points)} {name} {_describe(plan.points[i]) or 'default'}: "
