@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme reproduce clean clean-outputs clean-cache
+.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,10 +57,18 @@ bench-train: $(STAMP)
 bench-readme:
 	$(BIN)/python benchmarks/update_readme.py $(wildcard outputs/bench/*.md)
 
-## run the presets' claims over seeds (PRESETS="fort_toy quickstart"; default all), write outputs/reproduce/report.{html,json} and the README's results block
+## run the presets' claims on two disjoint unit sets, one job per core (PRESETS="fort_toy quickstart"; default all; ARGS="seeds=10-15 jobs=2"); writes outputs/reproduce/report.{html,json} only
 reproduce: $(STAMP)
-	$(BIN)/python -m lsx.reproduce $(PRESETS)
-	$(BIN)/python -m lsx.claims.readme
+	$(BIN)/python -m lsx.reproduce $(PRESETS) $(ARGS)
+
+## publish a complete report computed by one clean commit into docs/reproduce/ and regenerate the README's blocks from it (ARGS=--allow-mixed overrides)
+reproduce-readme:
+	$(BIN)/python -m lsx.claims.readme $(ARGS)
+
+## per-job fixed costs (imports, Trainer construction, data loading) vs compute of `lsx.reproduce` jobs; table in outputs/bench/
+bench-reproduce: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_reproduce.py | tee outputs/bench/reproduce.md
 
 
 ## list the targets with their descriptions

@@ -18,8 +18,8 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
     from lsx.cli.reproduce import compose_point, make_plan
 
     plan = make_plan("fort_fig2")
-    assert plan.scale == "cpu" and plan.seeds == [0] and len(plan.points) == 3
-    assert [p[-1] for p in plan.points] == [f"analysis.seeds=[{','.join(map(str, s))}]" for s in SETS]
+    assert plan.scale == "cpu" and plan.unit.key == "analysis.seeds" and len(plan.points) == 12
+    assert [p[-1] for p in plan.points[:3]] == [f"analysis.seeds=[{','.join(map(str, s))}]" for s in SETS]
     ids = {c["id"]: c for c in plan.claims}
     assert set(ids) == {"optima_move_outward", "optima_move_apart"}
     for c in plan.claims:

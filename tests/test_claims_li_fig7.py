@@ -19,8 +19,8 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
     from lsx.cli.reproduce import make_plan
 
     plan = make_plan("li_fig7")
-    assert plan.scale == "cpu" and plan.seeds == [0, 1, 2]
-    assert len(plan.points) == 9 and all("training.target_train_loss=0.002" in p for p in plan.points)
+    assert plan.scale == "cpu" and plan.seeds == {"discovery": list(range(6)), "replication": list(range(6, 12))}
+    assert len(plan.points) == 36 and all("training.target_train_loss=0.002" in p for p in plan.points)
     assert {p[-1] for p in plan.points} == {f"model.width={w}" for w in WIDTHS}
     ids = {c["id"]: c for c in plan.claims}
     assert set(ids) == {"wider_flatter", "wider_more_convex", "wider_generalizes_better"}

@@ -77,10 +77,10 @@ def test_fort_bad_inputs_are_clear_errors(lsx_dirs):
 def test_each_fort_preset_claim_evaluates_to_a_verdict_on_a_tiny_run(lsx_dirs, preset):
     from lsx.cli.reproduce import reproduce
 
-    report = reproduce([preset, "seeds=2", "trainer.progress_bar=false", *TINY_REPRO[preset]], echo=lambda *a, **k: None)
+    report = reproduce([preset, "trainer.progress_bar=false", *TINY_REPRO[preset]], echo=lambda *a, **k: None)
     (section,) = report["presets"]
     assert section["n_failed"] == 0, section["jobs"]
-    assert section["claims"] and all(c["verdict"] in ("reproduced", "not reproduced", "inconclusive") for c in section["claims"])
-    assert all(c["estimate"] is not None for c in section["claims"]), [c["reason"] for c in section["claims"]]
+    assert section["claims"] and all(c["verdict"] in ("reproduced", "not reproduced", "unstable", "inconclusive") for c in section["claims"])
+    assert all(d["estimate"] is not None for c in section["claims"] for d in c["sets"].values()), [c["reason"] for c in section["claims"]]
     if preset == "fort_fig5_l2":  # the 4-panel Fig. 5 figure is drawn (sibling panels empty in this isolated run)
         assert section["figures"] and all(f.get("path") for f in section["figures"]), section["figures"]

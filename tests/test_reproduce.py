@@ -1,6 +1,8 @@
-"""``python -m lsx.reproduce`` end to end on tiny settings: a two-preset report (quickstart + fort_toy)
-with every section, a rerun that is a no-op, failed jobs listed, the README block regenerated
-identically, and the HTML rendered by headless Chromium where it is installed."""
+"""``python -m lsx.reproduce`` end to end: a two-preset report (quickstart + fort_toy) on two unit sets with
+every section, a rerun that is a no-op, failed jobs listed, seed lists that change every preset's units,
+one-line refusals, outputs only (no tracked file touched), the README generator's refusals and its
+byte-for-byte regeneration from the committed report, and the HTML rendered by headless Chromium where
+it is installed."""
 from __future__ import annotations
 
 import base64
@@ -13,11 +15,14 @@ from pathlib import Path
 import pytest
 
 from lsx.claims import readme
+from lsx.claims.replication import HEADLINES
 from lsx.claims.verdicts import INCONCLUSIVE, VERDICTS
 from lsx.cli.reproduce import make_plan, presets_with_claims, reproduce
 
-TINY_QUICKSTART = ["quickstart", "seeds=2", "debug=fast", "analysis.x.num=5", "analysis.y.num=5"]
-TINY_TOY = ["fort_toy", "analysis.trials=4", "analysis.steps=300", "analysis.pairs=[[10,3],[12,8]]",
+ROOT = Path(__file__).resolve().parent.parent
+DISC, REPL = list(range(6)), list(range(6, 12))
+TINY_QUICKSTART = ["quickstart", "jobs=1", "debug=fast", "analysis.x.num=5", "analysis.y.num=5"]
+TINY_TOY = ["fort_toy", "jobs=1", "analysis.trials=4", "analysis.steps=300", "analysis.pairs=[[10,3],[12,8]]",
             "analysis.dim_offsets=[-3,-1,0,1,3]", "analysis.tunnel_pair=[10,3]", "analysis.connector_steps=20",
             "analysis.num_segments=4", "analysis.radial_directions=2"]
 
@@ -41,38 +46,42 @@ class _Collect(HTMLParser):
             self.verdicts.append(a["data-verdict"])
 
 
-def _fake_jobs(root: Path) -> tuple[dict, list]:
-    """Job directories as the toy_wedges and surface2d jobs write them (results.json, config.yaml and
-    the data files the statistics read), without running anything: the fast path of the report."""
+def _fake_jobs(root: Path) -> dict[str, list[dict]]:
+    """Job directories as the toy_wedges and surface2d jobs write them (results.json, config.yaml and the
+    data files the statistics read) for both unit sets, without running anything: the fast path of the report."""
     import numpy as np
     import yaml
 
     rng = np.random.default_rng(0)
-    runs = {"fort_toy": [], "quickstart": []}
-    for k in range(3):
+    runs: dict[str, list[dict]] = {"fort_toy": [], "quickstart": []}
+    for k in DISC + REPL:
+        name = "discovery" if k in DISC else "replication"
         d = root / "jobs" / f"toy_{k}"
         d.mkdir(parents=True)
         dims = np.array([4, 6, 7, 8, 10])
-        np.savez(d / "toy_wedges.npz", success_D10_n3=np.array([0, 0, 0.5 + 0.1 * k, 1, 1]), dims_D10_n3=dims)
+        np.savez(d / "toy_wedges.npz", success_D10_n3=np.array([0, 0, 0.4 + 0.03 * k, 1, 1]), dims_D10_n3=dims)
         (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "analysis": {"seed": k}}))
         (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": {}, "training": [],
-                                                    "code_version": "aaa111"}))
-        runs["fort_toy"].append({"overrides": ["experiment=fort_toy", "scale=cpu", "seed=0", f"analysis.seed={k}"], "seed": 0,
-                                 "status": "ran", "job_dir": str(d), "job": "toy_wedges", "elapsed_s": 1.0, "wall_s": 1.0})
+                                                    "code_version": "aaa111", "torch_threads": 1}))
+        runs["fort_toy"].append({"overrides": ["experiment=fort_toy", "scale=cpu", f"analysis.seed={k}"], "set": name, "unit": k,
+                                 "seed": k, "status": "ran", "job_dir": str(d), "job": "toy_wedges", "elapsed_s": 1.0, "wall_s": 1.0,
+                                 "torch_threads": 1})
     x = np.linspace(-1, 1, 5)
-    for s in range(2):
+    for name, units in (("discovery", DISC), ("replication", REPL)):
         for ds in ([101, 202], [303, 404]):
-            d = root / "jobs" / f"surface_{s}_{ds[0]}"
-            d.mkdir(parents=True)
-            z = 0.1 + np.add.outer(x**2, x**2) + 0.01 * rng.random((5, 5))
-            np.savez(d / "surface_grid.npz", x=x, y=x, train_loss=z)
-            (d / "config.yaml").write_text(yaml.safe_dump({"seed": s, "analysis": {"direction_seeds": ds}}))
-            (d / "results.json").write_text(json.dumps({"job": "surface2d", "seed": s, "metrics": {},
-                                                        "code_version": "bbb222" if ds[0] == 101 else "ccc333-dirty", "training": [
-                {"seed": s, "run_dir": f"/cache/s{s}", "train_loss": 0.1 + s, "train_acc": 0.9, "test_loss": 0.3, "test_acc": 0.8,
-                 "epochs_run": 3, "steps": 30, "stopped_by": "epochs"}]}))
-            runs["quickstart"].append({"overrides": ["experiment=quickstart", "scale=cpu", f"seed={s}"], "seed": s, "status": "ran",
-                                       "job_dir": str(d), "job": "surface2d", "elapsed_s": 1.0, "wall_s": 1.0})
+            for s in units:
+                d = root / "jobs" / f"surface_{s}_{ds[0]}"
+                d.mkdir(parents=True)
+                z = 0.1 + np.add.outer(x**2, x**2) + 0.01 * rng.random((5, 5))
+                np.savez(d / "surface_grid.npz", x=x, y=x, train_loss=z)
+                (d / "config.yaml").write_text(yaml.safe_dump({"seed": s, "analysis": {"direction_seeds": ds}}))
+                (d / "results.json").write_text(json.dumps({"job": "surface2d", "seed": s, "metrics": {}, "torch_threads": 1,
+                                                            "code_version": "bbb222" if ds[0] == 101 else "ccc333-dirty", "training": [
+                    {"seed": s, "run_dir": f"/cache/s{s}", "train_loss": 0.1 + 0.01 * s, "train_acc": 0.9, "test_loss": 0.3,
+                     "test_acc": 0.8, "epochs_run": 3, "steps": 30, "stopped_by": "epochs"}]}))
+                runs["quickstart"].append({"overrides": ["experiment=quickstart", "scale=cpu", f"seed={s}"], "set": name, "unit": s,
+                                           "seed": s, "status": "ran", "job_dir": str(d), "job": "surface2d", "elapsed_s": 1.0,
+                                           "wall_s": 1.0, "torch_threads": 1})
     return runs
 
 
@@ -80,15 +89,15 @@ def _fake_jobs(root: Path) -> tuple[dict, list]:
 def fake_two_presets(tmp_path_factory):
     """The report of a two-preset run built from hand-made job directories (fast)."""
     from lsx.claims.report import build_preset_report, write_report
-    from lsx.cli.reproduce import PresetRun
+    from lsx.cli.reproduce import PresetRun, environment
 
     root = tmp_path_factory.mktemp("fake")
     out = root / "reproduce"
     runs = _fake_jobs(root)
-    plans = {p: make_plan(p, seeds=2 if p == "quickstart" else None) for p in ("quickstart", "fort_toy")}
+    plans = {p: make_plan(p) for p in ("quickstart", "fort_toy")}
     plans["quickstart"].figures = [{"figure": "metric_vs_key", "args": {"x": "analysis.direction_seeds.0", "y": "training.train_loss"}}]
     sections = [build_preset_report(PresetRun(plans[p], runs[p], 2.0), out) for p in ("quickstart", "fort_toy")]
-    return out, write_report(sections, out, ["quickstart", "fort_toy"])
+    return out, write_report(sections, out, ["quickstart", "fort_toy"], environment(2), 4.0)
 
 
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.slow)])
@@ -118,16 +127,24 @@ def two_presets(tmp_path_factory):
 def test_report_has_every_section(report_run):
     out, report = report_run
     assert [s["preset"] for s in report["presets"]] == ["fort_toy", "quickstart"]  # paper sections first
-    assert sum(report["summary"].values()) == 4
+    assert sum(report["summary"]["paper"].values()) == 2 and sum(report["summary"]["sanity"].values()) == 2  # counted apart
+    env = report["environment"]
+    assert env["torch_threads"] == 1 and env["torch"] and env["cpu"] and env["python"]
     for s in report["presets"]:
         assert s["n_failed"] == 0 and s["run_time_s"] > 0 and s["jobs"] and all(f["path"] and not f.get("error") for f in s["figures"])
+        assert s["seeds"] == {"discovery": DISC, "replication": REPL} and s["job_torch_threads"] == {"1": len(s["jobs"])}
+        assert {(j["set"], j["unit"]) for j in s["jobs"]} == {("discovery", u) for u in DISC} | {("replication", u) for u in REPL}
         for c in s["claims"]:
-            assert c["verdict"] in VERDICTS and c["estimate"]["n"] >= 2 and c["plot"]
-            assert (out / c["plot"]).stat().st_size > 1000
-    qs = next(s for s in report["presets"] if s["preset"] == "quickstart")
-    assert len(qs["jobs"]) == 4 and qs["seeds"] == [0, 1]  # 2 direction pairs × seeds=2
-    compared = qs["claims"][0]["compared"]
-    assert {r["seed"] for r in compared} == {0, 1} and all(r["train_loss"] > 0 and r["test_acc"] is not None for r in compared)
+            assert c["verdict"] in HEADLINES and set(c["sets"]) == {"discovery", "replication"}
+            assert c["units"]["key"] == s["unit"]["key"] and c["units"]["n"] == {"discovery": 6, "replication": 6}
+            for d in c["sets"].values():
+                assert d["verdict"] in VERDICTS and d["estimate"]["n"] == 6 and d["plot"]
+                assert (out / d["plot"]).stat().st_size > 1000
+    toy, qs = report["presets"]
+    assert toy["kind"] == "paper" and qs["kind"] == "sanity" and toy["unit"]["key"] == "analysis.seed"
+    assert len(qs["jobs"]) == 24  # 2 direction pairs × (6 + 6) seeds
+    compared = qs["claims"][0]["sets"]["replication"]["compared"]
+    assert {r["seed"] for r in compared} == set(REPL) and all(r["train_loss"] > 0 and r["test_acc"] is not None for r in compared)
     assert json.loads((out / "report.json").read_text())["summary"] == report["summary"]
 
 
@@ -135,15 +152,15 @@ def test_report_names_the_code_that_computed_its_jobs(report_run):
     # the job cache is keyed by config, not code: a report built on cached jobs says which code computed them
     out, report = report_run
     by_preset = {s["preset"]: s["job_code_versions"] for s in report["presets"]}
-    assert {p: sum(v.values()) for p, v in by_preset.items()} == {"fort_toy": 3, "quickstart": 4}
-    total = {}
+    assert {p: sum(v.values()) for p, v in by_preset.items()} == {"fort_toy": 12, "quickstart": 24}
+    total: dict[str, int] = {}
     for versions in by_preset.values():
         for v, n in versions.items():
             total[v] = total.get(v, 0) + n
     assert report["job_code_versions"] == total == json.loads((out / "report.json").read_text())["job_code_versions"]
     if "aaa111" in total:  # the hand-made jobs
-        assert total == {"aaa111": 3, "bbb222": 2, "ccc333-dirty": 2}
-        assert "jobs computed by code aaa111 (3 jobs), bbb222 (2 jobs), ccc333-dirty (2 jobs)" in readme.results_block(report)
+        assert total == {"aaa111": 12, "bbb222": 12, "ccc333-dirty": 12}
+        assert "jobs computed by code aaa111 (12 jobs), bbb222 (12 jobs), ccc333-dirty (12 jobs)" in readme.results_block(report)
     else:  # a real run: every job by this checkout's code
         assert set(total) == {report["code_version"]}
     html_text = (out / "report.html").read_text()
@@ -153,9 +170,10 @@ def test_report_names_the_code_that_computed_its_jobs(report_run):
 @pytest.mark.slow
 def test_real_run_progress_and_verdicts(two_presets):
     _, report, lines, _ = two_presets
-    assert any(line.startswith("[quickstart] 4/4") for line in lines)  # per-preset progress
+    assert any(line.startswith("[quickstart] 24/24") for line in lines)  # per-preset progress
     toy = report["presets"][0]["claims"]
-    assert toy[1]["id"] == "hyperplane_sharp_transition" and toy[1]["estimate"]["value"] > 0.5
+    assert toy[1]["id"] == "hyperplane_sharp_transition"
+    assert all(d["estimate"]["value"] > 0.5 for d in toy[1]["sets"].values())
 
 
 def test_html_is_self_contained_and_complete(report_run):
@@ -165,8 +183,9 @@ def test_html_is_self_contained_and_complete(report_run):
     for s in report["presets"]:
         assert f"preset-{s['preset']}" in p.ids
         for c in s["claims"]:
-            assert f"claim-{s['preset']}-{c['id']}" in p.ids
-    n_plots = sum(1 for s in report["presets"] for c in s["claims"] if c["plot"])
+            assert {f"claim-{s['preset']}-{c['id']}", f"claim-{s['preset']}-{c['id']}-discovery",
+                    f"claim-{s['preset']}-{c['id']}-replication"} <= p.ids
+    n_plots = sum(1 for s in report["presets"] for c in s["claims"] for d in c["sets"].values() if d["plot"])
     n_plots += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert len(p.imgs) == n_plots and not p.external
     for src in p.imgs:
@@ -175,14 +194,16 @@ def test_html_is_self_contained_and_complete(report_run):
     job_links = [h for h in p.links if h.startswith("file://")]
     assert len(job_links) == sum(s["n_jobs"] for s in report["presets"])
     assert all(Path(h[len("file://"):]).is_dir() for h in job_links)
-    assert sorted(p.verdicts) == sorted([c["verdict"] for s in report["presets"] for c in s["claims"]] * 3)  # summary, title, dl
+    claims = [c for s in report["presets"] for c in s["claims"]]
+    expected = [c["verdict"] for c in claims] * 3 + [d["verdict"] for c in claims for d in c["sets"].values()] * 3
+    assert sorted(p.verdicts) == sorted(expected)  # headline: summary, title, dl; each set: summary, title, dl
 
 
 @pytest.mark.slow
 def test_rerun_is_a_no_op(two_presets):
     _, _, _, again = two_presets
-    jobs = [line for line in again if "/3 " in line]
-    assert len(jobs) == 3 and all(": cached in" in line for line in jobs)
+    jobs = [line for line in again if "/12 " in line]
+    assert len(jobs) == 12 and all(": cached in" in line for line in jobs)
 
 
 @pytest.mark.slow
@@ -199,60 +220,217 @@ def test_failed_job_is_listed_and_excluded(tmp_path, monkeypatch):
             raise RuntimeError("simulated crash")
         return real(ctx)
 
-    monkeypatch.setitem(base._FUNCS, "toy_wedges", flaky)
-    lines: list[str] = []
-    report = reproduce(TINY_TOY, echo=lines.append)
+    monkeypatch.setitem(base._FUNCS, "toy_wedges", flaky)  # in this process: jobs=1
+    report = reproduce(TINY_TOY, echo=lambda s: None)
     (s,) = report["presets"]
-    assert s["n_failed"] == 1 and [j["status"] for j in s["jobs"]] == ["ran", "failed", "ran"]
+    assert s["n_failed"] == 1 and [j["status"] for j in s["jobs"]] == ["ran", "failed"] + ["ran"] * 10
     for c in s["claims"]:
-        assert c["verdict"] == INCONCLUSIVE and "1 job(s) failed" in c["reason"]
-        assert c["failed"][0]["reason"] == "RuntimeError: simulated crash" and c["estimate"]["n"] == 2
+        d = c["sets"]["discovery"]
+        assert d["verdict"] == INCONCLUSIVE and "1 job(s) failed" in d["reason"] and c["verdict"] != "reproduced"
+        assert d["failed"][0]["reason"] == "RuntimeError: simulated crash" and d["estimate"]["n"] == 5
+        assert not c["sets"]["replication"]["failed"]
     assert "simulated crash" in (tmp_path / "outputs" / "reproduce" / "report.html").read_text()
 
 
-def test_bad_input(lsx_dirs):
-    with pytest.raises(ValueError, match="unknown preset 'nope'; valid presets: .*fort_toy"):
-        reproduce(["nope"])
-    with pytest.raises(ValueError, match="preset 'fort_toy' declares no claims"):
-        reproduce(["fort_toy", "claims=[]"])
-    with pytest.raises(ValueError, match="seeds takes a number"):
-        reproduce(["fort_toy", "seeds=x"])
-    with pytest.raises(ValueError, match="experiment has no scale 'huge'"):
-        reproduce(["fort_toy", "scale=huge"])
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "unknown preset 'nope'; valid presets: .*fort_toy"),
+    (["fort_toy", "claims=[]"], "preset 'fort_toy' declares no claims"),
+    (["fort_toy", "seeds=x"], r"seeds=x: not a list of unit indices; e.g. seeds=10-15"),
+    (["fort_toy", "seeds=15-10"], "a range runs from low to high"),
+    (["fort_toy", "seeds=[1,1,2,3,4,5]"], "lists a unit twice"),
+    (["fort_toy", "seeds=5-7"], r"3 discovery unit\(s\) \[5, 6, 7\]; a claim needs at least 6"),
+    (["fort_toy", "seeds=0-5", "replication=5-10"], r"share unit\(s\) \[5\]; the two sets must be disjoint"),
+    (["fort_toy", "seeds=0-5", "replication=6-8"], r"3 replication unit\(s\)"),
+    (["fort_toy", "reproduce.seeds=[5,6,7]"], "the reproduce block is read from the preset; on the command line use seeds="),
+    (["fort_toy", "analysis.seed=3"], "units are chosen with seeds=.*a unit is a trial seed"),
+    (["quickstart", "seed=3"], "units are chosen with seeds="),
+    (["fort_toy", "jobs=0"], "jobs takes a number of worker processes"),
+    (["fort_toy", "scale=huge"], "experiment has no scale 'huge'"),
+])
+def test_bad_input_is_one_line_and_runs_nothing(lsx_dirs, args, message):
+    with pytest.raises(ValueError, match=message) as err:
+        reproduce(args, echo=lambda s: pytest.fail(f"ran something: {s}"))
+    assert "\n" not in str(err.value)
+    assert not (lsx_dirs[1] / "reproduce").exists()
 
 
-def test_plan_seeds_and_defaults():
+def test_claim_unit_must_be_the_preset_unit():
+    from lsx.claims.units import Unit, check_claim_units
+
+    claims = make_plan("fort_toy").claims
+    with pytest.raises(ValueError, match="claim 'hyperplane_threshold': its statistic groups by unit 'analysis.seed' but the "
+                                         "preset's unit is 'seed'"):
+        check_claim_units("fort_toy", claims, Unit("seed"))
+    check_claim_units("fort_toy", claims, Unit("analysis.seed"))
+
+
+def test_plan_units_sets_and_defaults():
     assert {"quickstart", "fort_toy"} <= set(presets_with_claims())
-    plan = make_plan("quickstart", seeds=2)
-    assert plan.seeds == [0, 1] and len(plan.points) == 4
-    assert "analysis.direction_seeds=[303,404]" in plan.points[-1] and "seed=1" in plan.points[-1]
-    assert make_plan("fort_toy", seeds=2).seeds == [0, 1]  # continues after the preset's [0]
+    plan = make_plan("quickstart")
+    assert plan.seeds == {"discovery": DISC, "replication": REPL} and len(plan.points) == 24 and plan.kind == "sanity"
+    assert "analysis.direction_seeds=[303,404]" in plan.points[-1] and "seed=11" in plan.points[-1]
+    assert plan.labels[0] == ("discovery", 0) and plan.labels[-1] == ("replication", 11)
+
+
+@pytest.mark.parametrize("preset, first, last", [
+    ("fort_toy", "analysis.seed=20", "analysis.seed=31"),
+    ("quickstart", "seed=20", "seed=31"),
+    ("draxler_table1", "optima.seeds=[60,61,62]", "optima.seeds=[93,94,95]"),
+    ("fort_fig2", "analysis.seeds=[60,61,62]", "analysis.seeds=[93,94,95]"),
+    ("fort_fig3", "analysis.seeds=[40,41]", "analysis.seeds=[62,63]"),
+])
+def test_seed_lists_change_the_units_of_every_preset(preset, first, last):
+    # the issue: `lsx.reproduce fort_toy reproduce.seeds=[5,6,7]` reproduced the committed numbers to every digit
+    default = make_plan(preset)
+    plan = make_plan(preset, seeds="20-25")  # replication: the next block of equal size
+    assert plan.seeds == {"discovery": list(range(20, 26)), "replication": list(range(26, 32))}
+    units = [next(o for o in p if o.startswith(plan.unit.key + "=")) for p in plan.points]
+    assert units[0] == first and units[-1] == last and len(set(units)) == 12
+    assert not set(map(tuple, plan.points)) & set(map(tuple, default.points))  # every job differs from the default's
+    explicit = make_plan(preset, seeds="[20,21,22,23,24,25]", replication="40-45")
+    assert explicit.seeds["replication"] == list(range(40, 46)) and explicit.points[:len(plan.points) // 2] == plan.points[:len(plan.points) // 2]
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+def test_reproduce_writes_outputs_only_fast(lsx_dirs, monkeypatch, tmp_path):
+    # the whole report path (plan, per-set verdicts, figures, report.json/html) with the jobs replaced by hand-made ones
+    import lsx.cli.reproduce as cli
+
+    jobs = {j["unit"]: j for j in _fake_jobs(tmp_path)["fort_toy"]}
+    monkeypatch.setattr(cli, "run_point", lambda overrides, run_dir: {
+        **{k: jobs[int(overrides[2].split("=")[1])][k] for k in ("status", "job_dir", "job", "elapsed_s", "torch_threads")},
+        "started": 0.0, "finished": 1.0, "wall_s": 1.0})
+    before = _git_status()
+    report = reproduce(["fort_toy", "jobs=1"], echo=lambda s: None)
+    assert _git_status() == before and (lsx_dirs[1] / "reproduce" / "report.html").is_file()
+    assert [c["units"]["n"] for c in report["presets"][0]["claims"]] == [{"discovery": 6, "replication": 6}] * 2
+
+
+@pytest.mark.slow  # ~25 s of CPU (12 toy jobs)
+def test_reproduce_writes_outputs_only(lsx_dirs):
+    # `make reproduce PRESETS=fort_toy` used to rewrite README.md: now nothing tracked changes (fort_toy trains nothing)
+    before = _git_status()
+    report = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100"], echo=lambda s: None)
+    assert _git_status() == before
+    assert (lsx_dirs[1] / "reproduce" / "report.json").is_file() and report["presets"][0]["n_jobs"] == 12
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_report_as_one(lsx_dirs):
+    # jobs run at one torch thread in either case, and each job is keyed by its config: the schedule cannot matter
+    def run(*extra: str):
+        report = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100", *extra], echo=lambda s: None)
+        (s,) = report["presets"]
+        assert all(j["status"] == "ran" for j in s["jobs"])  # computed afresh, not read from the other run
+        metrics = {(j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]}
+        claims = [(c["id"], c["verdict"], {n: (d["verdict"], (d["estimate"] or {}).get("value"), (d["estimate"] or {}).get("lo"))
+                                           for n, d in c["sets"].items()}) for c in s["claims"]]
+        shutil.rmtree(lsx_dirs[1])
+        return report, metrics, claims
+
+    one, metrics_one, claims_one = run()
+    two, metrics_two, claims_two = run("jobs=2")
+    assert one["environment"]["jobs"] == 1 and two["environment"]["jobs"] == 2
+    assert len(metrics_one) == 12 and metrics_one == metrics_two and claims_one == claims_two
+
+
+# ----------------------------------------------------------------------------- the README generator
+def _clean(report: dict, version: str = "0123456789ab") -> dict:
+    """The report as if one clean commit had computed everything."""
+    r = json.loads(json.dumps(report))
+    n = sum(r["job_code_versions"].values())
+    r["code_version"], r["job_code_versions"] = version, {version: n}
+    for s in r["presets"]:
+        s["job_code_versions"] = {version: s["n_jobs"]}
+    return r
+
+
+@pytest.fixture
+def two_preset_repo(monkeypatch):
+    """The generator sees only the two presets of the fake report (so that report is complete)."""
+    files = {k: v for k, v in readme._preset_files().items() if k in ("fort_toy", "quickstart")}
+    monkeypatch.setattr(readme, "_preset_files", lambda: files)
+
+
+SRC = "# x\n\n<!-- results:begin -->\nold\n<!-- results:end -->\n\ntext\n<!-- presets:begin -->\n<!-- presets:end -->\n"
+
+
+def test_generator_refuses_a_mixed_dirty_or_incomplete_report(fake_two_presets, tmp_path, two_preset_repo, capsys):
+    out, report = fake_two_presets
+    readme_path = tmp_path / "README.md"
+    readme_path.write_text(SRC)
+    assert readme.main(["--report", str(out / "report.json"), "--docs", str(tmp_path / "docs"), "--readme", str(readme_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "refusing to generate the README" in err and "mixed: jobs computed by 3 code versions" in err
+    assert "ccc333-dirty" in err and readme_path.read_text() == SRC and not (tmp_path / "docs").exists()
+    assert any("computed by uncommitted" in p for p in readme.problems(_clean(report, "abc-dirty")))
+    stale = _clean(report)
+    stale["code_version"] = "fedcba987654"
+    assert any("cached jobs of older code" in p for p in readme.problems(stale))
+    assert readme.problems(_clean(report)) == []
+    incomplete = _clean(report)
+    incomplete["presets"] = incomplete["presets"][:1]
+    assert readme.problems(incomplete) == ["incomplete: no section for preset(s) quickstart (run `make reproduce` without PRESETS)"]
+
+
+def test_generator_publishes_and_regenerates_the_committed_block_byte_for_byte(fake_two_presets, tmp_path, two_preset_repo):
+    out, report = fake_two_presets
+    src = tmp_path / "outputs" / "report.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps(_clean(report)))
+    shutil.copyfile(out / "report.html", src.with_name("report.html"))
+    docs, readme_path = tmp_path / "docs" / "reproduce", tmp_path / "README.md"
+    readme_path.write_text(SRC)
+    assert readme.main(["--report", str(src), "--docs", str(docs), "--readme", str(readme_path)]) == 0
+    published = readme_path.read_text()
+    assert (docs / "report.html").read_bytes() == (out / "report.html").read_bytes()
+    assert json.loads((docs / "report.json").read_text())["published"] == {"allow_mixed": False, "problems": []}
+    block = readme.results_block(json.loads((docs / "report.json").read_text()))
+    assert "all 36 jobs computed by code 0123456789ab" in block and "paper claims: " in block and "sanity checks (no paper): " in block
+    assert "; whole run 0 min wall" in block and "kept from earlier runs" not in block
+    merged = dict(_clean(report), kept_from_earlier_runs=["fort_toy"])  # `lsx.reproduce quickstart` after a full run
+    assert "sections of fort_toy kept from earlier runs" in readme.results_block(merged) and "whole run" not in readme.results_block(merged)
+    for s in report["presets"]:
+        for c in s["claims"]:
+            assert f"`{s['preset']}` | {c['id']} |" in block and f"**{c['verdict']}** |" in block
+    readme_path.write_text(published.replace("| **", "| **x", 1))  # someone edits the block by hand
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 1
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--committed"]) == 0
+    assert readme_path.read_text() == published  # from the committed report alone, byte for byte
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0
+
+
+def test_generator_allow_mixed_says_so(fake_two_presets, tmp_path, two_preset_repo):
+    out, _ = fake_two_presets
+    docs, readme_path = tmp_path / "docs", tmp_path / "README.md"
+    readme_path.write_text(SRC)
+    assert readme.main(["--report", str(out / "report.json"), "--docs", str(docs), "--readme", str(readme_path), "--allow-mixed"]) == 0
+    text = readme_path.read_text()
+    assert "**Published with `--allow-mixed` despite:** mixed: jobs computed by 3 code versions" in text
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0  # the committed flag is kept
 
 
 def test_readme_block_regenerates_identically(report_run, tmp_path):
     out, _ = report_run
     report = json.loads((out / "report.json").read_text())
-    src = "# x\n\n<!-- results:begin -->\nold\n<!-- results:end -->\n\ntext\n<!-- presets:begin -->\n<!-- presets:end -->\n"
-    first = readme.render(src, report)
+    first = readme.render(SRC, report)
     assert readme.render(first, json.loads((out / "report.json").read_text())) == first  # idempotent, same input → same text
     assert "\nold\n" not in first and first.endswith("text\n<!-- presets:begin -->\n" + readme.presets_block(report) + "<!-- presets:end -->\n")
-    block = readme.results_block(report)
-    for s in report["presets"]:
-        for c in s["claims"]:
-            assert f"`{s['preset']}` | {c['id']} |" in block and f"**{c['verdict']}**" in block
     assert readme.results_block(None).count("not run") >= 4  # presets absent from the report
     with pytest.raises(ValueError, match="README has no <!-- results:begin -->"):
         readme.render("no markers", report)
-    path = tmp_path / "README.md"
-    path.write_text(src)
-    assert readme.main(["--report", str(out / "report.json"), "--readme", str(path)]) == 0
-    assert path.read_text() == first
 
 
-def test_repository_readme_has_the_blocks():
+def test_repository_readme_has_the_blocks_from_the_committed_report():
     text = (readme.ROOT / "README.md").read_text()
     for begin, end in readme.BLOCKS.values():
         assert text.count(begin) == 1 and text.count(end) == 1
+    if not (readme.DOCS / "report.json").is_file():
+        pytest.skip("no committed docs/reproduce/report.json yet (make reproduce, then make reproduce-readme)")
+    assert readme.render(text, readme.committed_report(readme.DOCS)) == text
 
 
 def test_chromium_renders_every_section_and_image(report_run, tmp_path):
@@ -268,7 +446,8 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
                           probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     n_claims = sum(len(s["claims"]) for s in report["presets"])
-    n_images = n_claims + sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
+    n_images = sum(1 for s in report["presets"] for c in s["claims"] for d in c["sets"].values() if d["plot"])
+    n_images += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert f'data-sections="{n_claims}"' in dom
     assert f'data-images-ok="{n_images}"' in dom
     for s in report["presets"]:

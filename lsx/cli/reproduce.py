@@ -1,57 +1,69 @@
-"""``python -m lsx.reproduce [preset ...] [scale=cpu] [seeds=N] [override ...]``: run presets' claims.
+"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [scale=cpu] [override ...]``.
 
-For each preset (default: every preset that declares ``claims``) it composes the grid points of its
-``reproduce`` block — one job per combination of ``reproduce.grid`` values × training seed — and
-runs each through :func:`lsx.cli.analyze.run_analysis` in this process, so the job cache makes a rerun a
-no-op and a failed job is recorded with its reason while the others go on. Then it evaluates the
-claims and writes ``<output_root>/reproduce/report.json`` and the self-contained ``report.html``.
+For each preset (default: every preset that declares ``claims``) it composes one job per combination
+of ``reproduce.grid`` values × independent unit, for two disjoint unit sets (discovery and
+replication), and runs them through :func:`lsx.cli.analyze.run_analysis` — in ``jobs`` worker
+processes at one torch thread each (default: one per core), so results do not depend on the
+schedule; the job cache makes a rerun a no-op, the training cache's lock makes two jobs that need one
+model train it once, and a failed job is recorded with its reason while the others go on. Then it
+evaluates each claim on each set, combines them (:mod:`lsx.claims.replication`) and writes
+``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
+tracked file (``python -m lsx.claims.readme`` publishes a complete, clean report into the README).
 
-``seeds=N`` takes the first N of the preset's seeds (continuing with the next integers when N is
-larger); any other ``key=value`` is a Hydra override for every job (e.g. ``logger=wandb``, which also
-logs the report as one W&B run of job type ``reproduce``). Presets, claims and the verdict rules:
-README "Reproductions" and ``lsx/claims``.
+A preset's unit (``reproduce.unit``: a training seed, a toy trial seed, a disjoint set of optima)
+turns a unit index into overrides, so ``seeds=``/``replication=`` (unit indices: ``10-15`` or
+``[10,11,12]``; replication defaults to the next block of equal size) change what every preset
+computes. Any other ``key=value`` is a Hydra override for every job (e.g. ``logger=wandb``); one that
+would set a unit (``seed=``, the unit key, ``reproduce.*``) is refused. Presets, claims and the verdict
+rules: README "Reproductions" and ``lsx/claims``.
 """
 from __future__ import annotations
 
 import itertools
 import logging
+import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import yaml
 
+from lsx.claims.units import SETS, Unit, check_claim_units, check_sets, next_block, parse_unit, parse_units, preset_sets
 from lsx.config import CONF_DIR
 
 log = logging.getLogger("lsx.reproduce")
 
-DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_TRAIN_LOSS_RATIO = 3.0
-REPRODUCE_KEYS = ("scale", "seeds", "grid", "overrides", "train_loss_ratio", "budget_min", "figures")
+KINDS = ("paper", "sanity")  # sanity checks (no paper claim) are counted apart from the paper claims
+REPRODUCE_KEYS = ("scale", "unit", "seeds", "grid", "overrides", "train_loss_ratio", "budget_min", "figures", "kind")
+OPTIONS = ("seeds", "replication", "jobs", "scale")
 
 
 @dataclass
 class Plan:
-    """A preset's reproduction: its grid points (override lists) and its claims."""
+    """A preset's reproduction: its jobs (override lists, each labelled with its set and unit) and its claims."""
 
     preset: str
     scale: str
-    seeds: list[int]
+    unit: Unit
+    seeds: dict[str, list[int]]  # {"discovery": [...], "replication": [...]}: unit indices
     points: list[list[str]]
+    labels: list[tuple[str, int]]  # (set, unit index) of each point
     claims: list[dict[str, Any]]
     figures: list[dict[str, Any]]
     train_loss_ratio: float
     budget_min: float | None
     header: str
+    kind: str = "paper"
 
 
 @dataclass
 class PresetRun:
     plan: Plan
-    jobs: list[dict[str, Any]] = field(default_factory=list)  # one per grid point: overrides, status, job_dir, ...
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # one per point: overrides, set, unit, status, job_dir, ...
     run_time_s: float = 0.0
 
 
@@ -92,9 +104,34 @@ def hydra_value(v: Any) -> str:
     return str(v)
 
 
-def make_plan(preset: str, scale: str | None = None, seeds: int | None = None, extra: Sequence[str] = ()) -> Plan:
-    """Read a preset's ``reproduce``/``claims`` blocks (after the command line's ``extra`` overrides,
-    e.g. ``reproduce.seeds=[0,1]``) and expand its grid (bad input → ValueError)."""
+def override_key(override: str) -> str:
+    """``+a.b=1`` / ``~a.b`` / ``a.b=1`` → ``a.b``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resolve_sets(preset: str, rep_seeds: Any, seeds: Any = None, replication: Any = None) -> dict[str, list[int]]:
+    """The two unit sets of a preset: the command line's ``seeds``/``replication`` when given (replication
+    defaults to the next block of equal size), else the preset's ``reproduce.seeds``; checked against MIN_UNITS."""
+    from lsx.claims import inference
+
+    if seeds is not None:
+        disc = parse_units(seeds, "seeds")
+        repl = parse_units(replication, "replication") if replication is not None else next_block(disc)
+        sets = {"discovery": disc, "replication": repl}
+        where = f"seeds={seeds}" + (f" replication={replication}" if replication is not None else "")
+    else:
+        sets = preset_sets(preset, rep_seeds)
+        where = f"preset {preset!r}: reproduce.seeds"
+        if replication is not None:
+            sets["replication"] = parse_units(replication, "replication")
+            where += f" with replication={replication}"
+    return check_sets(where, sets, inference.MIN_UNITS)
+
+
+def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replication: Any = None,
+              extra: Sequence[str] = ()) -> Plan:
+    """Read a preset's ``reproduce``/``claims`` blocks (after the command line's ``extra`` overrides) and
+    expand its jobs over both unit sets (bad input → one-line ValueError, before anything runs)."""
     from omegaconf import OmegaConf
 
     from lsx.claims.figures import check_figures
@@ -103,6 +140,10 @@ def make_plan(preset: str, scale: str | None = None, seeds: int | None = None, e
 
     if preset not in preset_names():
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(preset_names())}")
+    for o in extra:
+        if override_key(o).startswith("reproduce"):
+            raise ValueError(f"{o}: the reproduce block is read from the preset; on the command line use "
+                             f"seeds=10-15 replication=16-21 (unit indices), jobs=N, scale=NAME")
     try:
         cfg = compose_config([f"experiment={preset}", *extra])
     except ValueError:
@@ -115,24 +156,34 @@ def make_plan(preset: str, scale: str | None = None, seeds: int | None = None, e
         raise ValueError(f"preset {preset!r}: unknown reproduce keys {unknown}; valid: {', '.join(REPRODUCE_KEYS)}")
     claims = check_claims(preset, OmegaConf.to_container(cfg.get("claims") or OmegaConf.create([]), resolve=False))
     figures = check_figures(preset, rep.get("figures"))
-    seed_list = [int(s) for s in (rep.get("seeds") or DEFAULT_SEEDS)]
-    if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"seeds={seeds}: needs at least 1")
-        extra = (s for s in itertools.count(max(seed_list) + 1))
-        seed_list = (seed_list + [next(extra) for _ in range(max(0, seeds - len(seed_list)))])[:seeds]
+    unit = parse_unit(preset, rep.get("unit"))
+    check_claim_units(preset, claims, unit)
+    kind = str(rep.get("kind", "paper"))
+    if kind not in KINDS:
+        raise ValueError(f"preset {preset!r}: reproduce.kind {kind!r}; valid: {', '.join(KINDS)}")
+    for o in extra:  # an override of a unit would silently collapse the units into one
+        if override_key(o) in (unit.key, "seed"):
+            raise ValueError(f"{o}: units are chosen with seeds=10-15 replication=16-21, not by overriding "
+                             f"{override_key(o)} (preset {preset!r}: a unit is {unit.describe()})")
+    sets = resolve_sets(preset, rep.get("seeds"), seeds, replication)
     grid = rep.get("grid") or {}
     if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
         raise ValueError(f"preset {preset!r}: reproduce.grid must map override keys to non-empty lists of values")
     fixed = [str(o) for o in (rep.get("overrides") or [])]
+    clash = [k for k in [*grid, *map(override_key, fixed)] if k == unit.key]
+    if clash:
+        raise ValueError(f"preset {preset!r}: reproduce.grid/overrides set the unit key {unit.key!r}; "
+                         "units come from reproduce.seeds")
     scale = scale or str(rep.get("scale", "cpu"))
-    points = []
-    for combo in itertools.product(*grid.values()):
-        for s in seed_list:
-            points.append([f"experiment={preset}", f"scale={scale}", f"seed={s}", *fixed,
-                           *(f"{k}={hydra_value(v)}" for k, v in zip(grid, combo))])
-    return Plan(preset, scale, seed_list, points, claims, figures,
-                float(rep.get("train_loss_ratio", DEFAULT_TRAIN_LOSS_RATIO)), rep.get("budget_min"), preset_header(preset))
+    points, labels = [], []
+    for name in SETS:
+        for combo in itertools.product(*grid.values()):
+            for u in sets[name]:
+                points.append([f"experiment={preset}", f"scale={scale}", unit.override(u), *fixed,
+                               *(f"{k}={hydra_value(v)}" for k, v in zip(grid, combo))])
+                labels.append((name, u))
+    return Plan(preset, scale, unit, sets, points, labels, claims, figures,
+                float(rep.get("train_loss_ratio", DEFAULT_TRAIN_LOSS_RATIO)), rep.get("budget_min"), preset_header(preset), kind)
 
 
 # ----------------------------------------------------------------------------- running the jobs
@@ -149,104 +200,206 @@ def compose_point(overrides: Sequence[str]) -> dict[str, Any]:
     return c
 
 
+def run_point(overrides: Sequence[str], run_dir: str) -> dict[str, Any]:
+    """Run one job (in this process or a worker); a failure is returned with its reason, never raised."""
+    from lsx.cli.analyze import run_analysis
+
+    t = time.time()
+    entry: dict[str, Any] = {"started": t}
+    try:
+        res = run_analysis(compose_point(overrides), Path(run_dir), progress=False)
+        entry.update(status="cached" if res.get("cached") else "ran", job_dir=res["job_dir"], job=res["job"],
+                     elapsed_s=res.get("elapsed_s"), torch_threads=res.get("torch_threads"),
+                     code_version=res.get("code_version"))
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one failed job is listed, the rest go on
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        entry.update(status="failed", reason=f"{type(err).__name__}: {msg}".strip().splitlines()[0][:500])
+    entry["finished"] = time.time()
+    entry["wall_s"] = round(entry["finished"] - t, 2)
+    return entry
+
+
+def init_worker() -> None:
+    """A worker process: one torch thread (the jobs share the cores), quiet loggers."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    _quiet()
+
+
+def _quiet() -> None:
+    import lightning  # noqa: F401  (its import sets its loggers to INFO: quiet them after it)
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
+
+
 def _describe(overrides: Sequence[str]) -> str:
     return " ".join(o for o in overrides if not o.startswith(("experiment=", "scale=")))
 
 
-def run_plan(plan: Plan, extra: Sequence[str], out_dir: Path, echo=print) -> PresetRun:
-    """Run every grid point of ``plan`` (cached jobs are no-ops; failures are recorded, not raised)."""
-    from lsx.cli.analyze import run_analysis
+def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: int = 1, echo: Callable[[str], None] = print
+              ) -> list[PresetRun]:
+    """Run every point of every plan: in this process (``jobs=1``) or in ``jobs`` worker processes at one
+    torch thread each. Entries are stored by point, so the report does not depend on the schedule."""
+    tasks = [(k, i) for k, plan in enumerate(plans) for i in range(len(plan.points))]
+    runs = [PresetRun(p, [None] * len(p.points)) for p in plans]  # type: ignore[list-item]
+    done = {k: 0 for k in range(len(plans))}
+    for plan in plans:
+        per = {n: len(plan.seeds[n]) for n in SETS}
+        echo(f"[{plan.preset}] {len(plan.points)} job(s) at scale={plan.scale}: unit = {plan.unit.describe()}, discovery "
+             f"{plan.seeds['discovery']}, replication {plan.seeds['replication']} ({per['discovery']}+{per['replication']} units)"
+             + (f" (budget ~{plan.budget_min} min)" if plan.budget_min else ""))
 
-    run = PresetRun(plan)
-    t0 = time.time()
-    n = len(plan.points)
-    echo(f"[{plan.preset}] {n} job(s) at scale={plan.scale}, seeds {plan.seeds}" + (f" (budget ~{plan.budget_min} min)" if plan.budget_min else ""))
-    for i, point in enumerate(plan.points, 1):
-        overrides = [*point, *extra]
-        entry: dict[str, Any] = {"overrides": overrides, "seed": int(point[2].split("=", 1)[1])}
-        t = time.time()
-        try:
-            c = compose_point(overrides)
-            res = run_analysis(c, out_dir / "points" / plan.preset / f"{i:03d}", progress=False)
-            entry.update(status="cached" if res.get("cached") else "ran", job_dir=res["job_dir"], job=res["job"],
-                         elapsed_s=res.get("elapsed_s"))
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # one failed job is listed, the rest go on
-            msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            entry.update(status="failed", reason=f"{type(err).__name__}: {msg}".strip().splitlines()[0][:500])
-        entry["wall_s"] = round(time.time() - t, 2)
-        run.jobs.append(entry)
+    def args(k: int, i: int) -> tuple[list[str], str]:
+        plan = plans[k]
+        name, _ = plan.labels[i]
+        return [*plan.points[i], *extra], str(out_dir / "points" / plan.preset / f"{name}_{i:03d}")
+
+    def record(k: int, i: int, entry: dict[str, Any]) -> None:
+        plan = plans[k]
+        name, u = plan.labels[i]
+        overrides, _ = args(k, i)
+        runs[k].jobs[i] = {"overrides": overrides, "set": name, "unit": u, **entry}
+        done[k] += 1
         tail = entry.get("reason") if entry["status"] == "failed" else Path(entry["job_dir"]).name
-        echo(f"[{plan.preset}] {i}/{n} {_describe(point) or 'default'}: {entry['status']} in {entry['wall_s']:.1f}s ({tail})")
-    run.run_time_s = round(time.time() - t0, 2)
-    return run
+        echo(f"[{plan.preset}] {done[k]}/{len(plan.points)} {name} {_describe(plan.points[i]) or 'default'}: "
+             f"{entry['status']} in {entry['wall_s']:.1f}s ({tail})")
+
+    if jobs <= 1:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as in the workers: the verdicts do not depend on jobs=
+        try:
+            for k, i in tasks:
+                record(k, i, run_point(*args(k, i)))
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        _run_pool(tasks, args, record, jobs)
+    for run in runs:
+        stamps = [(j["started"], j["finished"]) for j in run.jobs]
+        run.run_time_s = round(max(b for _, b in stamps) - min(a for a, _ in stamps), 2) if stamps else 0.0
+    return runs
+
+
+def _run_pool(tasks, args, record, jobs: int) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker) as pool:
+        futures = {pool.submit(run_point, *args(k, i)): (k, i) for k, i in tasks}
+        try:
+            for fut in as_completed(futures):
+                k, i = futures[fut]
+                try:
+                    entry = fut.result()
+                except BrokenProcessPool as err:  # a worker died (killed, out of memory): its job is failed, not lost
+                    now = time.time()
+                    entry = {"status": "failed", "reason": f"worker process died: {err}"[:500], "started": now, "finished": now,
+                             "wall_s": 0.0}
+                record(k, i, entry)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 # ----------------------------------------------------------------------------- the command line
-def parse_args(argv: Sequence[str]) -> tuple[list[str], str | None, int | None, list[str]]:
-    presets, extra = [], []
+@dataclass
+class Args:
+    presets: list[str] = field(default_factory=list)
     scale: str | None = None
-    seeds: int | None = None
-    for a in argv:
-        if a.startswith("scale="):
-            scale = a.split("=", 1)[1]
-        elif a.startswith("seeds="):
-            try:
-                seeds = int(a.split("=", 1)[1])
-            except ValueError:
-                raise ValueError(f"{a}: seeds takes a number of seeds, e.g. seeds=3") from None
-        elif "=" in a:
-            extra.append(a)
-        elif a in ("-h", "--help"):
+    seeds: str | None = None
+    replication: str | None = None
+    jobs: int = 0  # 0: one per core
+    extra: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: Sequence[str]) -> Args:
+    a = Args()
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key in OPTIONS:
+            if key == "jobs":
+                if not value.isdigit() or int(value) < 1:
+                    raise ValueError(f"{arg}: jobs takes a number of worker processes >= 1, e.g. jobs=2")
+                a.jobs = int(value)
+            else:
+                if key in ("seeds", "replication"):
+                    parse_units(value, key)  # bad syntax: one line, before any preset is read
+                setattr(a, key, value)
+        elif eq:
+            a.extra.append(arg)
+        elif arg in ("-h", "--help"):
             raise SystemExit(__doc__)
         else:
-            presets.append(a)
-    return presets, scale, seeds, extra
+            a.presets.append(arg)
+    return a
 
 
-def reproduce(argv: Sequence[str], echo=print) -> dict[str, Any]:
-    """Plan, run, evaluate and write the report; returns the report dict."""
+def environment(jobs: int) -> dict[str, Any]:
+    """What the numbers were computed on: CPU results differ slightly across torch versions and thread counts."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"torch": torch.__version__, "torch_threads": 1, "jobs": jobs, "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Plan, run, evaluate and write the report (outputs only); returns the report dict."""
     from lsx.claims.report import build_preset_report, fmt, log_wandb, write_report
     from lsx.config import compose_config
 
-    presets, scale, seeds, extra = parse_args(argv)
+    a = parse_args(argv)
+    presets = a.presets or presets_with_claims()
     if not presets:
-        presets = presets_with_claims()
-        if not presets:
-            raise ValueError("no preset declares claims (see README 'Reproductions')")
-    plans = [make_plan(p, scale, seeds, extra) for p in presets]  # every preset validated before any job runs
+        raise ValueError("no preset declares claims (see README 'Reproductions')")
+    plans = [make_plan(p, a.scale, a.seeds, a.replication, a.extra) for p in presets]  # all validated before any job runs
     base: dict[str, Any] = {}
     for plan in plans:
         try:
-            base = compose_point(plan.points[0] + list(extra))
+            base = compose_point(plan.points[0] + list(a.extra))
         except Exception as err:  # a bad override or scale: one line, before anything runs
-            raise ValueError(f"preset {plan.preset!r}: cannot compose its jobs ({' '.join(plan.points[0][1:] + list(extra))}): "
+            raise ValueError(f"preset {plan.preset!r}: cannot compose its jobs ({' '.join(plan.points[0][1:] + list(a.extra))}): "
                              f"{str(err).splitlines()[0]}") from None
     out_dir = Path(base.get("paths", {}).get("output_root") or compose_config([]).paths.output_root) / "reproduce"
+    jobs = a.jobs or os.cpu_count() or 1
+    t0 = time.time()
+    runs = run_plans(plans, a.extra, out_dir, jobs, echo)
     sections = []
-    for plan in plans:
-        run = run_plan(plan, extra, out_dir, echo)
+    for run in runs:
         sections.append(build_preset_report(run, out_dir))
         for c in sections[-1]["claims"]:
-            est = c.get("estimate") or {}
-            echo(f"[{plan.preset}] claim {c['id']}: {c['verdict']} ({c['statistic']} = {fmt(est.get('value'))} "
-                 f"[{fmt(est.get('lo'))}, {fmt(est.get('hi'))}], n = {fmt(est.get('n'))}) — {c['reason']}")
-    report = write_report(sections, out_dir, list(argv))
-    echo(f"report: {out_dir / 'report.html'}  ({', '.join(f'{v} {k}' for k, v in report['summary'].items())})")
+            sets = "; ".join(f"{n} {s['verdict']} ({fmt((s.get('estimate') or {}).get('value'))} "
+                             f"[{fmt((s.get('estimate') or {}).get('lo'))}, {fmt((s.get('estimate') or {}).get('hi'))}], "
+                             f"n = {fmt((s.get('estimate') or {}).get('n'))})" for n, s in c["sets"].items())
+            echo(f"[{run.plan.preset}] claim {c['id']}: {c['verdict']} — {sets}")
+    report = write_report(sections, out_dir, list(argv), environment(jobs), round(time.time() - t0, 2))
+    counts = "; ".join(f"{kind}: " + ", ".join(f"{v} {k}" for k, v in c.items()) for kind, c in report["summary"].items())
+    echo(f"report: {out_dir / 'report.html'}  ({counts})")
     if (base.get("logger") or {}).get("name") == "wandb":
         log_wandb(report, out_dir, base["logger"])
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
-    import lightning  # noqa: F401  (its import sets its loggers to INFO: quiet them after it)
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
+    _quiet()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get("LSX_DEBUG"):
@@ -258,7 +411,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
     return 0
-
 
 
 def cli() -> None:
