@@ -24,8 +24,9 @@ WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1,
         (LAM, (LAM - 0.05) ** 2 * (LAM + 0.7) ** 2, "w-basin"),    # two basins, the point in one
         (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),             # θ and an independent optimum at λ = 1
         (LAM, np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (LAM, -((LAM - 0.8) ** 2), "other"),                       # a peak, but not at the point
-        (LAM, LAM**3 - 0.75 * LAM, "other"),                       # one basin and one peak, both off the point
+        (LAM, -((LAM - 0.8) ** 2), "v-side"),                      # a rim off the point: the point on its slope
+        (LAM, LAM**3 - 0.75 * LAM, "v-side"),                      # the point on the slope from a rim to a basin
+        (LAM, -np.cos(5 * (LAM - 0.25)), "other"),                 # two rims and a basin, none at the point
         (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "w-basin"),     # two basins, the point on one's side
         (WIDE, (WIDE + 0.3) ** 2 * (WIDE - 1.3) ** 2, "w-basin"),  # both minima beyond the two checkpoints
     ],

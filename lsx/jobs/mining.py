@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lsx.landscape.engine.flat import FlatParams
-from lsx.landscape.surfaces.curves import extrema
+from lsx.landscape.surfaces.curves import curve_type_alternatives, extrema
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
 from lsx.plots.common import save_figure
@@ -96,12 +96,14 @@ def run(ctx: JobContext) -> JobOutput:
     i0 = int(np.argmin(np.abs(w.lams)))
     metrics = {
         "w_peak_method": wm, "vvv_method": vm, "w_peak_type_before": w.type_before, "w_peak_type_after": w.type_after,
-        "w_peak_success": w.type_after == "w-peak", "w_peak_final_objective": w.objective[-1],
+        "w_peak_success": w.type_after == "w-peak",
+        "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))], "w_peak_final_objective": w.objective[-1],
         "w_peak_direction_norm": float(w.direction.norm()), "w_peak_loss_at_point": float(w.curve_after[i0]),
         "w_peak_loss_min": float(np.nanmin(w.curve_after)),
         # the peak's height (Fig. 9): how far the mined curve falls below L(θ) inside the window
         "w_peak_height": float(w.curve_after[i0] - np.nanmin(w.curve_after)),
         "vvv_settings": [[al, g] for al, g in settings], "vvv_types": [r.type_after for r in vvv],
+        "vvv_alt_types": [curve_type_alternatives(r.lams, r.curve_after, center_tol=float(a["center_tol"])) for r in vvv],
         "vvv_minima": [int(len(extrema(r.curve_after)[0])) for r in vvv],
         "vvv_basin_fraction": float(np.mean([r.type_after == "vvv-basin" for r in vvv])),
         "vvv_direction_norms": [float(r.direction.norm()) for r in vvv],

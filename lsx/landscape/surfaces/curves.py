@@ -27,8 +27,11 @@ default, i.e. 2 grid steps of the paper's 41 points on [−s, s]):
 - a single maximum at the point with no interior minimum, or with one minimum on one side: **w-peak** as
   well (a basin lies at or beyond an end of the window);
 - one minimum at the point and one maximum off it: **w-basin** (the second basin lies beyond that end);
+- one maximum off the point and at most one minimum, also off it: **v-side** (the point sits on a slope
+  between a rim and a valley; the paper's Fig. 4 v-side curves rise to such a rim beyond the point, e.g.
+  an MLP at initialization along the direction to its trained checkpoint);
 - three or more minima: **vvv-basin**;
-- anything else (e.g. a single maximum away from the point): **other**.
+- anything else (e.g. two maxima and one minimum): **other**.
 """
 from __future__ import annotations
 
@@ -97,7 +100,7 @@ def _type(lams: np.ndarray, losses: np.ndarray, mins: np.ndarray, maxs: np.ndarr
             return "w-peak"
         if len(mins) == 1 and at_point(mins[0]):
             return "w-basin"
-        return "other"
+        return "v-side"  # no extremum at the point: it sits on a slope, a rim (and a basin) off it
     if len(mins) == 2:
         # the separating maximum (a two-sample plateau is not a strict stationary point, but separates)
         between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0]:mins[1] + 1]))]
