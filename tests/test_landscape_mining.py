@@ -148,3 +148,26 @@ def test_algorithm2_mines_a_vvv_basin_where_the_midpoint_can_be_lowered():
     res = mine_vvv_basin_paper(f, theta, phi0, alpha=0.0, gamma=0.5, epochs=20, steps_per_epoch=20, lr=0.05, seed=0)
     assert res.type_after == "vvv-basin"
     assert float(res.direction[1]) == pytest.approx(2.0, abs=0.05)
+
+
+def test_both_algorithms_take_one_step_per_data_batch():
+    # "for each batch": with two batch losses an epoch is two steps, each on its own batch's gradient
+    from lsx.landscape.surfaces.mining import mine_vvv_basin_paper, mine_w_peak_paper
+
+    a = [torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64), torch.tensor([-1.0, 3.0, 0.0], dtype=torch.float64)]
+    batches = [lambda t, c=c: 0.5 * ((t - c) ** 2).sum() for c in a]
+
+    def full(t):
+        return 0.5 * (batches[0](t) + batches[1](t))
+
+    theta = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)
+    res = mine_w_peak_paper(full, theta, epochs=1, lr=0.1, seed=2, num=5, batch_losses=batches)
+    lams = (2 * torch.rand(2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) - 1).tolist()
+    eps = torch.zeros(3, dtype=torch.float64)
+    for lam, c in zip(lams, a):  # ∇L_b(θ + λε) = θ + λε − c_b
+        eps = eps - 0.1 * lam * (theta + lam * eps - c)
+    assert torch.allclose(res.direction, eps) and len(res.objective) == 2
+    res = mine_vvv_basin_paper(full, theta, torch.zeros(3, dtype=torch.float64), epochs=3, lr=0.1, batch_losses=batches)
+    assert len(res.objective) == 6
+    with pytest.raises(ValueError, match="empty"):
+        mine_w_peak_paper(full, theta, batch_losses=[])

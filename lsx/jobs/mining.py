@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.surfaces.curves import curve_type_alternatives, extrema
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
@@ -44,6 +44,19 @@ def _phi_init(ctx: JobContext, a, ckpt, flat) -> torch.Tensor:
     return FlatParams(model.eval()).get()[: flat.num_params]
 
 
+def _batch_losses(ctx: JobContext, model, flat, n: int, batch_size):
+    """The mining loops' data batches (the paper's "for each batch"): the first ``n`` landscape train examples in
+    fixed batches of ``batch_size`` (null: None, full-batch steps)."""
+    if batch_size is None:
+        return None
+    b = int(batch_size)
+    if b < 1:
+        raise ValueError(f"analysis.batch_size must be >= 1 or null (full batch), got {b}")
+    s = ctx.landscape_subset()
+    x, y = s.train_x[:n], s.train_y[:n]
+    return [functional_loss(model, flat, [(x[i : i + b], y[i : i + b])]) for i in range(0, len(y), b)]
+
+
 def _panel(ax, r, title: str) -> None:
     if np.isfinite(r.curve_before).any():
         ax.plot(r.lams, r.curve_before, "--", label=f"before: {r.type_before}")
@@ -59,14 +72,18 @@ def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
     wm = _check(a["w_peak_method"], W_PEAK_METHODS, "analysis.w_peak_method")
     vm = _check(a["vvv_method"], VVV_METHODS, "analysis.vvv_method")
-    ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch"))
+    ep = a.get("mining_epoch")
+    ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch") if ep is None else int(ep))
     n = a.get("num_examples")
-    f, flat = network_loss(ctx, ckpt.build_model(), len(ctx.landscape_subset().train_x) if n is None else int(n))
+    n = len(ctx.landscape_subset().train_x) if n is None else int(n)
+    model = ckpt.build_model()
+    f, flat = network_loss(ctx, model, n)
     theta = flat.get()
+    batch_losses = _batch_losses(ctx, model, flat, n, a.get("batch_size"))
     ref = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
     sched = dict(epochs=int(a["epochs"]), steps_per_epoch=int(a["steps_per_epoch"]), lr=float(a["lr"]),
                  optimizer=a["optimizer"], samples=int(a["samples"]), seed=int(a["seed"]), center_tol=float(a["center_tol"]),
-                 progress=ctx.progress)
+                 progress=ctx.progress, batch_losses=batch_losses)
     legacy = dict(steps=int(a["legacy_steps"]), seed=int(a["seed"]), num=int(a["num"]), lr=float(a["legacy_lr"]),
                   progress=ctx.progress)
     # each mined direction is saved when done (a killed job resumes after it)
@@ -77,8 +94,10 @@ def run(ctx: JobContext) -> JobOutput:
         phi0 = _phi_init(ctx, a, ckpt, flat)
         settings = [(float(al), float(g)) for al in a["vvv_alphas"] for g in a["vvv_gammas"]]
         window = tuple(float(x) for x in a["vvv_window"])
+        ve = a.get("vvv_epochs")
+        vsched = dict(sched, epochs=int(sched["epochs"] if ve is None else ve))
         vvv = [ctx.stage(f"vvv_basin_paper_a{al:g}_g{g:g}", lambda al=al, g=g: mine_vvv_basin_paper(
-            f, theta, phi0, alpha=al, gamma=g, window=window, num=int(a["vvv_num"]), **sched)) for al, g in settings]
+            f, theta, phi0, alpha=al, gamma=g, window=window, num=int(a["vvv_num"]), **vsched)) for al, g in settings]
     else:
         settings = [(float("nan"), float(a["gamma"]))]
         vvv = [ctx.stage("vvv_basin_lattice_barrier", lambda: mine_vvv_basin(
@@ -95,6 +114,7 @@ def run(ctx: JobContext) -> JobOutput:
     np.savez(ctx.path("mining.npz"), **save)
     i0 = int(np.argmin(np.abs(w.lams)))
     metrics = {
+        "epoch": int(ckpt.epoch), "batches_per_epoch": len(batch_losses) if batch_losses else 0,
         "w_peak_method": wm, "vvv_method": vm, "w_peak_type_before": w.type_before, "w_peak_type_after": w.type_after,
         "w_peak_success": w.type_after == "w-peak",
         "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))], "w_peak_final_objective": w.objective[-1],

@@ -17,8 +17,10 @@ default (Fig. 10 marks both). The paper's grid: α ∈ {0, 0.1}, γ ∈ {0.1, 0.
 φ starts; ``phi_init`` names the choice (the job: a fresh initialization of the network, or another
 trained model).
 
-Both loops use the full loss on the job's fixed examples (the paper: data batches of 128), so the epochs
-here are groups of ``steps_per_epoch`` full-batch steps. Generic over a differentiable
+Both loops take one step per data batch (``batch_losses``, the paper's "for each batch"; the job cuts the
+landscape examples into batches of 128, the paper's batch size); without batches an epoch is
+``steps_per_epoch`` steps on the full loss (a named option: no gradient noise, so the negative-curvature part
+of Algorithm 1's ε has nothing to grow from but the first steps' ±∇L). Generic over a differentiable
 ``loss_fn(theta) -> scalar``; every result says which type the mined curve has
 (:func:`lsx.landscape.surfaces.curves.classify_curve`).
 
@@ -32,7 +34,7 @@ here are groups of ``steps_per_epoch`` full-batch steps. Generic over a differen
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -157,16 +159,28 @@ def _check_schedule(epochs: int, steps_per_epoch: int, lr: float, samples: int) 
                          f"steps_per_epoch={steps_per_epoch}, samples={samples}, lr={lr}")
 
 
+def _batches(loss_fn: LossFn, batch_losses: Sequence[LossFn] | None, steps_per_epoch: int) -> list[LossFn]:
+    """The losses one epoch steps through: the data batches when given (one step each), else the full loss."""
+    if batch_losses is None:
+        return [loss_fn] * steps_per_epoch
+    if len(batch_losses) == 0:
+        raise ValueError("batch_losses is empty; pass None to step on the full loss")
+    return list(batch_losses)
+
+
 def mine_w_peak_paper(
     loss_fn: LossFn, theta: torch.Tensor, alpha: float = 1.0, epochs: int = 30, steps_per_epoch: int = 10,
     lr: float = 0.1, optimizer: str = "sgd", samples: int = 1, seed: int = 0, num: int = 41,
     reference: torch.Tensor | None = None, center_tol: float = 0.1, progress: bool = False,
+    batch_losses: Sequence[LossFn] | None = None,
 ) -> MinedDirection:
-    """Algorithm 1 as written: ε₀ = 0, α_e = α·e/E, λ ~ U[−α_e, α_e], ε ← ε − ηλ∇L(θ + λε) (``sgd``).
+    """Algorithm 1 as written: ε₀ = 0, α_e = α·e/E, λ ~ U[−α_e, α_e], ε ← ε − ηλ∇L_b(θ + λε) (``sgd``),
+    one step per data batch b of ``batch_losses`` (None: ``steps_per_epoch`` steps on the full loss).
 
-    The mined curve is drawn on λ ∈ [−α, α]; ``reference`` (e.g. a filter-normalized Gaussian) gives a
-    "before" curve for comparison only."""
+    The mined curve (full loss) is drawn on λ ∈ [−α, α]; ``reference`` (e.g. a filter-normalized Gaussian)
+    gives a "before" curve for comparison only."""
     _check_schedule(epochs, steps_per_epoch, lr, samples)
+    batches = _batches(loss_fn, batch_losses, steps_per_epoch)
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0 (the final window [−α, α]), got {alpha}")
     eps = torch.zeros_like(theta).requires_grad_(True)
@@ -175,10 +189,10 @@ def mine_w_peak_paper(
     log, norms = [], []
     for e in tqdm(range(1, epochs + 1), desc="Algorithm 1", disable=not progress, leave=False):
         a_e = alpha * e / epochs
-        for _ in range(steps_per_epoch):
+        for f_b in batches:
             lams = a_e * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
             # d/dε L(θ + λε) = λ∇L(θ̂): the step of Algo. 1, line 6
-            obj = torch.stack([loss_fn(theta + float(l) * eps) for l in lams]).mean()
+            obj = torch.stack([f_b(theta + float(l) * eps) for l in lams]).mean()
             opt.zero_grad()
             obj.backward()
             opt.step()
@@ -202,11 +216,13 @@ def mine_vvv_basin_paper(
     loss_fn: LossFn, theta: torch.Tensor, phi_init: torch.Tensor, alpha: float = 0.0, gamma: float = 0.1,
     epochs: int = 30, steps_per_epoch: int = 10, lr: float = 0.1, optimizer: str = "sgd", samples: int = 1,
     seed: int = 0, window: tuple[float, float] = (-1.0, 2.0), num: int = 61, center_tol: float = 0.1,
-    progress: bool = False,
+    progress: bool = False, batch_losses: Sequence[LossFn] | None = None,
 ) -> MinedDirection:
-    """Algorithm 2 as written: φ ← φ − η(∇_φL(φ) + γλ∇L(φ̂)), λ ~ U[0.5−α, 0.5+α], from ``phi_init``;
-    ε = φ − θ, curve L(θ + λε) on ``window`` (θ at λ = 0, φ at λ = 1)."""
+    """Algorithm 2 as written: φ ← φ − η(∇_φL_b(φ) + γλ∇L_b(φ̂)), λ ~ U[0.5−α, 0.5+α], from ``phi_init``, one
+    step per data batch b (as :func:`mine_w_peak_paper`); ε = φ − θ, curve L(θ + λε) on ``window`` (θ at
+    λ = 0, φ at λ = 1)."""
     _check_schedule(epochs, steps_per_epoch, lr, samples)
+    batches = _batches(loss_fn, batch_losses, steps_per_epoch)
     if not 0 <= alpha <= 0.5 or gamma < 0:
         raise ValueError(f"need 0 <= alpha <= 0.5 (λ ∈ [0.5−α, 0.5+α] ⊂ [0, 1]) and gamma >= 0, got alpha={alpha}, "
                          f"gamma={gamma}")
@@ -219,9 +235,10 @@ def mine_vvv_basin_paper(
     opt = _optimizer([phi], optimizer, lr)
     gen = torch.Generator().manual_seed(seed)
     log = []
-    for _ in tqdm(range(epochs * steps_per_epoch), desc="Algorithm 2", disable=not progress, leave=False):
+    for t in tqdm(range(epochs * len(batches)), desc="Algorithm 2", disable=not progress, leave=False):
+        f_b = batches[t % len(batches)]
         lams = 0.5 + alpha * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
-        obj = torch.stack([eq3_objective(loss_fn, theta, phi, float(l), gamma) for l in lams]).mean()
+        obj = torch.stack([eq3_objective(f_b, theta, phi, float(l), gamma) for l in lams]).mean()
         opt.zero_grad()
         obj.backward()
         opt.step()
