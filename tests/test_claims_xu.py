@@ -52,7 +52,8 @@ def test_gmi_ratio_is_a_geometric_mean_over_seeds():
     stat = get_statistic("xu_gmi_ratio")
 
     def theory(seed, r):
-        return job(seed, "xu_theory", gmi_ratios=[r, 2 * r], sigmas=[1e-3, 1e-2], delta_means=[r, 1.0], delta_predicted=[1.0, 1.0])
+        return job(seed, "xu_theory", gmi_ratios=[r, 2 * r], sigmas=[1e-3, 1e-2], delta_means=[r, 1.0],
+                   delta_predicted=[1.0, 1.0])
 
     rs = [1.0, 1.21] * 5
     est = stat([theory(s, r) for s, r in zip(SEEDS, rs)])
@@ -107,6 +108,7 @@ def _paper_records(rng, wrong: bool = False) -> list[JobRecord]:
         jobs.append(job(s, "xu_theory", cosine_std_ratio=3 * r if wrong else r,
                         hessian_outlier_ratio=2.0 if wrong else 10 ** rng.uniform(1.5, 3),
                         lambda_min_abs_trend=1.0 if wrong else -1.0, ne_peak_height_trend=0.8 if wrong else -0.8,
+                        ne_type_first=["v-side" if wrong else "w-peak"], ne_alt_types_first=[["v-side" if wrong else "w-peak"]],
                         gmi_ratios=[3.0 * r if wrong else r], sigmas=[1e-3], delta_means=[r], delta_predicted=[1.0]))
     return jobs
 
@@ -160,3 +162,23 @@ def test_report_plots_draw_from_the_records(tmp_path):
     assert get_figure("xu_taxonomy_curves")(jobs, tmp_path / "curves.png").stat().st_size > 0
     with pytest.raises(InsufficientData):
         get_figure("xu_taxonomy_curves")([job(0)], tmp_path / "none.png")
+
+
+@pytest.mark.parametrize("n_units", [6, 10])
+def test_the_kind_rule_rarely_passes_a_coin_flip_null(n_units):
+    # null: each seed's curve is the paper's type with probability 1/2 (fraction 0 or 1); {greater: 0.5} on the
+    # sign interval of the median must say "reproduced" at most 2.5% of the time
+    from lsx.claims.inference import null_rates, unit_interval
+
+    def draw(rng):
+        _, lo, hi = unit_interval(rng.integers(0, 2, n_units).astype(float), "sign")
+        return lo, hi
+
+    rates = null_rates(draw, {"greater": 0.5}, trials=2000)
+    assert rates[REPRODUCED] <= 0.025
+
+    def effect(rng):  # 90% of seeds have the type: the rule should usually pass at 10 units
+        _, lo, hi = unit_interval((rng.random(n_units) < 0.9).astype(float), "sign")
+        return lo, hi
+
+    assert null_rates(effect, {"greater": 0.5}, trials=2000)[REPRODUCED] > (0.5 if n_units == 10 else 0.3)

@@ -67,6 +67,7 @@ def test_xu_theory_job(lsx_dirs):
     assert m["spectrum_epochs"] == [1, 2] and len(m["ne_peak_height_by_epoch"]) == 2
     assert all(lo <= hi for lo, hi in zip(m["lambda_min_by_epoch"], m["lambda_max_by_epoch"]))
     assert m["hessian_outlier_ratio"] > 1 and min(m["ne_peak_height_by_epoch"]) >= 0
+    assert m["ne_type_first"] == m["ne_types_by_epoch"][:1] and m["ne_type_first"][0] in m["ne_alt_types_first"][0]
 
 
 def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
@@ -108,7 +109,8 @@ def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
     """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41", "analysis.scale=0.2",
+                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41",
+                   "analysis.scale=0.2",
                    "analysis.eigen_curves=2")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")

@@ -112,7 +112,8 @@ def xu_gmi_ratio(jobs: Sequence[JobRecord], sigma_index: int = 0, job: str = "xu
         if not -len(ratios) <= sigma_index < len(ratios):
             raise ValueError(f"sigma_index={sigma_index} but job {j.job_dir.name} measured {len(ratios)} sigmas")
         r = float(ratios[sigma_index])
-        rows.append({"seed": j.seed, "sigma": float(sigmas[sigma_index]), "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
+        rows.append({"seed": j.seed, "sigma": float(sigmas[sigma_index]),
+                     "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
                      "½σ²tr(H)": j.get("metrics.delta_predicted")[sigma_index], "ratio": r, "train_loss": _train_loss(j)})
         per.setdefault(j.seed, []).append(math.log(r) if r > 0 else float("nan"))
     est = unit_estimate({s: float(np.mean(v)) for s, v in per.items()}, "t", "log(E[δL] / ½σ²tr(H))", rows,

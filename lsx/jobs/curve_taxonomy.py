@@ -236,7 +236,8 @@ def run(ctx: JobContext) -> JobOutput:
     curves.sort(key=lambda c: kinds.index(c["kind"]))
     n = int(a["num"])
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
-    np.savez(ctx.path("curve_taxonomy.npz"), loss=np.stack([c["loss"] for c in curves]), kinds=np.array([c["kind"] for c in curves]),
+    np.savez(ctx.path("curve_taxonomy.npz"), loss=np.stack([c["loss"] for c in curves]),
+             kinds=np.array([c["kind"] for c in curves]),
              types=np.array([c["type"] for c in curves]), lams=np.stack([c["lams"] for c in curves]))
     metrics: dict = {"epoch": epoch, "side_epoch": s_epoch, "curve_points": n, "examples": n_land}
     for k in kinds:

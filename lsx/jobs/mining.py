@@ -117,7 +117,8 @@ def run(ctx: JobContext) -> JobOutput:
         "epoch": int(ckpt.epoch), "batches_per_epoch": len(batch_losses) if batch_losses else 0,
         "w_peak_method": wm, "vvv_method": vm, "w_peak_type_before": w.type_before, "w_peak_type_after": w.type_after,
         "w_peak_success": w.type_after == "w-peak",
-        "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))], "w_peak_final_objective": w.objective[-1],
+        "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))],
+        "w_peak_final_objective": w.objective[-1],
         "w_peak_direction_norm": float(w.direction.norm()), "w_peak_loss_at_point": float(w.curve_after[i0]),
         "w_peak_loss_min": float(np.nanmin(w.curve_after)),
         # the peak's height (Fig. 9): how far the mined curve falls below L(θ) inside the window

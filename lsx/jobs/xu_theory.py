@@ -8,6 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.curvature.perturbation import (cosine_scale_ratio, descent_cosines, perturbation_loss_change,
@@ -44,8 +45,10 @@ def _trend(x: list[float], y: list[float]) -> float:
     return float(spearmanr(x, y).statistic)
 
 
-def _spectrum_metrics(spec: dict[int, dict]) -> dict:
+def _spectrum_metrics(spec: dict[int, dict], center_tol: float = 0.1) -> dict:
     e = list(spec)
+    types = [classify_curve(spec[k]["ne_lams"], spec[k]["ne_curve"], center_tol=center_tol) for k in e]
+    alts = [curve_type_alternatives(spec[k]["ne_lams"], spec[k]["ne_curve"], center_tol=center_tol) for k in e]
     lmin = [spec[k]["lambda_min"] for k in e]
     height = [spec[k]["ne_peak_height"] for k in e]
     last = spec[e[-1]]
@@ -53,6 +56,8 @@ def _spectrum_metrics(spec: dict[int, dict]) -> dict:
         "spectrum_epochs": e, "lambda_min_by_epoch": lmin, "lambda_max_by_epoch": [spec[k]["lambda_max"] for k in e],
         "bulk_edge_by_epoch": [spec[k]["bulk_edge"] for k in e], "ne_peak_height_by_epoch": height,
         "spectrum_converged": all(spec[k]["converged"] for k in e),
+        # Fig. 8: the N.E. curve's type at each epoch; the first (smallest) epoch on its own, for a claim
+        "ne_types_by_epoch": types, "ne_alt_types_by_epoch": alts, "ne_type_first": [types[0]], "ne_alt_types_first": [alts[0]],
         # Sec. 3: |λ_min| "becomes smaller when E increases"; Sec. 2.4: the N.E. peak's height decreases
         "lambda_min_abs_trend": _trend(e, [abs(v) for v in lmin]), "ne_peak_height_trend": _trend(e, height),
         # Fig. 13: a bulk around zero and large positive outliers: λ_max over the bulk's 90% half-width
@@ -103,7 +108,8 @@ def run(ctx: JobContext) -> JobOutput:
         axx.set_ylabel("train loss")
         axx.legend(fontsize=7)
     for e, sp in spec.items():
-        ax[4].plot(sp["ne_lams"], sp["ne_curve"] - sp["ne_curve"][len(sp["ne_lams"]) // 2], label=f"E={e}: λmin {sp['lambda_min']:.3g}")
+        ax[4].plot(sp["ne_lams"], sp["ne_curve"] - sp["ne_curve"][len(sp["ne_lams"]) // 2],
+                   label=f"E={e}: λmin {sp['lambda_min']:.3g}")
     ax[4].set_title("N.E. curves by epoch (Fig. 8)", fontsize=9)
     ax[4].set_xlabel("λ")
     ax[4].set_ylabel("L − L(θ)")
@@ -114,7 +120,8 @@ def run(ctx: JobContext) -> JobOutput:
              mli_true=mli["true"], mli_quadratic=mli["quadratic"])
     small = int(np.argmin(pert["sigmas"]))
     metrics = {
-        "cosine_mean": float(cos.mean()), "cosine_std": float(cos.std()), "expected_cosine_std": float(1 / np.sqrt(theta.numel())),
+        "cosine_mean": float(cos.mean()), "cosine_std": float(cos.std()),
+        "expected_cosine_std": float(1 / np.sqrt(theta.numel())),
         "trace": float(pert["trace"]), "trace_stderr": float(pert["trace_stderr"]),
         # Sec. 3: E[δL] = ½σ² tr(H) to second order; the ratio measured / predicted per σ
         "sigmas": [float(x) for x in pert["sigmas"]], "delta_means": [float(x) for x in pert["mean"]],
@@ -127,5 +134,5 @@ def run(ctx: JobContext) -> JobOutput:
         # Sec. 2.3: cos(Gaussian, −∇L) has std 1/√D; 1 when the directions are as orthogonal as the paper says
         "cosine_std_ratio": cosine_scale_ratio(cos, theta.numel()),
     }
-    metrics.update(_spectrum_metrics(spec))
+    metrics.update(_spectrum_metrics(spec, float(a.get("center_tol", 0.1))))
     return JobOutput(metrics, {"plot": "xu_theory.png", "data": "xu_theory.npz"})
