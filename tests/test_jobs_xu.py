@@ -29,11 +29,11 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     m = res["metrics"]
     assert len(m["types_gaussian"]) == 3 and m["type_gaussian"] == m["types_gaussian"][0]
     # the descent kinds at side_epoch (the paper's Fig. 4 epoch), the others at epoch; every curve says which
-    # types one grid step or the extremum filter would give; −∇L's window is ±4 quadratic steps
+    # types one grid step or the extremum filter would give; −∇L's window is ± the quadratic step
     assert (m["epoch"], m["side_epoch"]) == (1, 0) and (d / "curves_side.h5").exists()
     assert all(t in alts for t, alts in zip(m["types_gaussian"], m["alt_types_gaussian"]))
     step = m["quadratic_step_neg_gradient"][0]
-    assert step > 0 and m["windows_neg_gradient"][0] == pytest.approx(4 * step)
+    assert step > 0 and m["windows_neg_gradient"][0] == pytest.approx(step)
     assert set(sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])) \
         <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
