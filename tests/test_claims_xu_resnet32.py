@@ -30,11 +30,16 @@ def job_config(plan):
     return compose_point(plan.points[0])
 
 
+EXTRA_CLAIMS = {"gaussian_few_stationary_points", "algorithm2_vvv_basin_possible"}
+
+
 def test_preset_composes_at_cpu_scale_and_its_claims_parse(plan, job_config):
-    assert plan.scale == "cpu" and min(map(len, plan.seeds.values())) >= 4  # Wilson: 3/3 seeds cannot clear 0.5
-    assert len(plan.points) == sum(map(len, plan.seeds.values())) and all("analysis=curve_taxonomy" in p for p in plan.points)
-    assert {c["id"] for c in plan.claims} == {f"{k}_{t.replace('-', '_')}" for k, t in PAPER_TYPES.items()}
-    assert {c["statistic"] for c in plan.claims} == {"xu_curve_kind"}
+    from lsx.claims.inference import MIN_UNITS
+
+    assert plan.scale == "cpu" and min(map(len, plan.seeds.values())) >= MIN_UNITS
+    assert all("analysis=curve_taxonomy" in p for p in plan.points if "analysis=mining" not in p)
+    assert {c["id"] for c in plan.claims} == {f"{k}_{t.replace('-', '_')}" for k, t in PAPER_TYPES.items()} | EXTRA_CLAIMS
+    assert {c["statistic"] for c in plan.claims} == {"xu_curve_kind", "xu_per_unit"}
     assert plan.figures == [{"figure": "xu_taxonomy_curves", "args": {"log_y": True}}]
     assert plan.budget_min and all(c.get("note") for c in plan.claims)
     c = job_config
@@ -43,30 +48,40 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse(plan, job_config):
     assert a["job"] == "curve_taxonomy" and set(a["directions"]) == set(PAPER_TYPES)
     # the studied epoch is saved, a later checkpoint exists, and the LR has not dropped yet (the paper's epoch 100 of 200)
     assert a["epoch"] in t["checkpoint_epochs"] and max(t["checkpoint_epochs"]) > a["epoch"]
+    # the paper's default UpBN (Sec. 2.1), and the v-side kinds at its Fig. 4 epoch (E = 10 of 200 → 2 of 40)
+    assert a["bn"] == "upbn" and a["side_epoch"] == 2 and a["side_epoch"] in t["checkpoint_epochs"]
+    assert a["independent_seed"] is None and a["gradient_scale"] == "auto"
     assert c["scheduler"]["name"] == "step" and a["epoch"] <= min(c["scheduler"]["milestones"])
     # λ = 0 and λ = 1 (the independent model) are grid points of the [−1, 2] window
     lams = np.linspace(-1.0, 2.0, int(a["num"]))
     assert np.isclose(lams, 0.0).any() and np.isclose(lams, 1.0).any()
 
 
-def _records(job_config, seeds, kind_types) -> list[JobRecord]:
-    """One curve_taxonomy record per seed with the metric keys the job writes (types_<kind>: one type per curve)."""
+def _records(job_config, seeds, kind_types, vvv: str = "vvv-basin") -> list[JobRecord]:
+    """Per seed, a curve_taxonomy record with the metric keys the job writes (types_<kind>: one type per curve) and a
+    mining record whose first (α, γ) setting mined ``vvv``."""
     a = job_config["analysis"]
     counts = {"gaussian": int(a["gaussian_curves"]), "pe": int(a["eigen_curves"]), "ne": int(a["eigen_curves"])}
     jobs = []
     for s in seeds:
         metrics = {f"types_{k}": [kind_types[k]] * counts.get(k, 1) for k in a["directions"]}
+        metrics |= {f"alt_types_{k}": [[kind_types[k]]] * counts.get(k, 1) for k in a["directions"]}
+        metrics["stationary_counts_gaussian"] = [1] * counts["gaussian"] if kind_types["gaussian"] == "v-basin" else [3, 5, 3]
+        training = [{"seed": s, "run_dir": f"run{s}", "train_loss": 0.005},
+                    {"seed": s + 1000, "run_dir": f"run{s + 1000}", "train_loss": 0.005}]
         jobs.append(JobRecord(config={**job_config, "seed": s}, metrics=metrics, seed=s, job="curve_taxonomy",
-                              job_dir=Path(f"/tmp/xu_resnet32_{s}"),
-                              training=[{"seed": s, "run_dir": f"run{s}", "train_loss": 0.005},
-                                        {"seed": s + 1, "run_dir": f"run{s + 1}", "train_loss": 0.005}]))
+                              job_dir=Path(f"/tmp/xu_resnet32_{s}"), training=training))
+        types = [vvv] + ["w-basin"] * 5
+        jobs.append(JobRecord(config={"seed": s}, metrics={"vvv_types": types, "vvv_alt_types": [[t] for t in types]},
+                              seed=s, job="mining", job_dir=Path(f"/tmp/xu_resnet32_mining_{s}"), training=training))
     return jobs
 
 
 @pytest.mark.parametrize("paper_types, expected", [(True, REPRODUCED), (False, NOT_REPRODUCED)])
 def test_claims_give_the_right_verdict_on_synthetic_records(plan, job_config, paper_types, expected):
     kind_types = {k: t if paper_types else WRONG_TYPE[t] for k, t in PAPER_TYPES.items()}
-    jobs = _records(job_config, plan.seeds["discovery"], kind_types)
+    # the paper's Fig. 10: 1 of the 6 RN32 settings mined a vvv-basin
+    jobs = _records(job_config, plan.seeds["discovery"], kind_types, "vvv-basin" if paper_types else "w-basin")
     for claim in plan.claims:
         res = evaluate_claim(claim, jobs, train_loss_ratio=plan.train_loss_ratio)
         assert res.verdict == expected, (claim["id"], res.reason)

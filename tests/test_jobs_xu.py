@@ -23,11 +23,17 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     assert m["lambda_max"] >= max(m["top_eigenvalues"]) - 1e-9 and len(m["top_eigenvalues"]) == 3
     assert m["lambda_min"] <= m["lambda_max"] and (d / "hessian_spectrum.png").exists()
     r = run_module("lsx.analyze", "analysis=curve_taxonomy", *tiny, "training.epochs=2", "training.checkpoint_epochs=[0,1]",
-                   "analysis.epoch=1", "analysis.num=9", "analysis.hessian_examples=64")
+                   "analysis.epoch=1", "analysis.side_epoch=0", "analysis.num=9", "analysis.hessian_examples=64")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     m = res["metrics"]
     assert len(m["types_gaussian"]) == 3 and m["type_gaussian"] == m["types_gaussian"][0]
+    # the descent kinds at side_epoch (the paper's Fig. 4 epoch), the others at epoch; every curve says which
+    # types one grid step or the extremum filter would give; −∇L's window is ± the quadratic step
+    assert (m["epoch"], m["side_epoch"]) == (1, 0) and (d / "curves_side.h5").exists()
+    assert all(t in alts for t, alts in zip(m["types_gaussian"], m["alt_types_gaussian"]))
+    step = m["quadratic_step_neg_gradient"][0]
+    assert step > 0 and m["windows_neg_gradient"][0] == pytest.approx(step)
     assert set(sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])) \
         <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
@@ -51,17 +57,24 @@ def test_xu_theory_job(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", "analysis=xu_theory", "debug=fast", "trainer.progress_bar=false", "model=mlp",
                    "model.hidden=16", "analysis.num_examples=64", "analysis.num_directions=20", "analysis.samples=5",
-                   "analysis.trace_samples=5", "analysis.num=5")
+                   "analysis.trace_samples=5", "analysis.num=5", "training.epochs=2", "training.checkpoint_epochs=[0,1,2]",
+                   "analysis.slq_probes=2", "analysis.slq_steps=10", "analysis.ne_num=11")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "xu_theory")
     m = res["metrics"]
     assert abs(m["cosine_mean"]) < 5 * m["expected_cosine_std"] and (d / "xu_theory.png").exists()
+    assert 0.5 < m["cosine_std_ratio"] < 2  # 20 directions: std(cos)·√D ≈ 1
+    assert m["spectrum_epochs"] == [1, 2] and len(m["ne_peak_height_by_epoch"]) == 2
+    assert all(lo <= hi for lo, hi in zip(m["lambda_min_by_epoch"], m["lambda_max_by_epoch"]))
+    assert m["hessian_outlier_ratio"] > 1 and min(m["ne_peak_height_by_epoch"]) >= 0
+    assert m["ne_type_first"] == m["ne_types_by_epoch"][:1] and m["ne_type_first"][0] in m["ne_alt_types_first"][0]
 
 
 def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     cache, out = lsx_dirs
     tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16", "analysis=mining",
-            "analysis.steps=20", "analysis.num=11")
+            "analysis.epochs=2", "analysis.steps_per_epoch=5", "analysis.num=11", "analysis.vvv_gammas=[0.1,0.9]",
+            "analysis.vvv_num=31", "analysis.legacy_steps=10")
     r = run_module("lsx.analyze", *tiny)
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mining")
@@ -70,12 +83,17 @@ def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     assert m["w_peak_type_before"] in ("v-basin", "v-side") and m["w_peak_direction_norm"] > 0  # grew from ε₀ = 0
     assert m["w_peak_success"] == (m["w_peak_type_after"] == "w-peak")
     assert np.load(d / "mining.npz")["w_peak_after"].shape == (11,) and (d / "mining.png").exists()
+    # Algorithm 2 once per (α, γ) of the grid: α ∈ {0, 0.1} × the two γ given
+    assert m["vvv_settings"] == [[0.0, 0.1], [0.0, 0.9], [0.1, 0.1], [0.1, 0.9]] and len(m["vvv_types"]) == 4
+    assert np.load(d / "mining.npz")["vvv_after"].shape == (4, 31) and 0 <= m["vvv_basin_fraction"] <= 1
     r = run_module("lsx.analyze", *tiny, "analysis.w_peak_method=fixed_norm", "analysis.vvv_method=lattice_barrier")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _result(out, "mining")[0]["metrics"]
     assert (m["w_peak_method"], m["vvv_method"]) == ("fixed_norm", "lattice_barrier")
     r = run_module("lsx.analyze", *tiny, "analysis.vvv_method=algorithm2")
     assert r.returncode == 2 and "valid: paper, lattice_barrier" in r.stderr
+    r = run_module("lsx.analyze", *tiny, "analysis.phi_init=zeros")
+    assert r.returncode == 2 and "valid: random, independent" in r.stderr
 
 
 def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
@@ -91,7 +109,8 @@ def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
     """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41", "analysis.scale=0.2",
+                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41",
+                   "analysis.scale=0.2",
                    "analysis.eigen_curves=2")
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lsx.landscape.surfaces.curves import classify_curve, extrema, minimum_position
+from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives, extrema, minimum_position
 from lsx.landscape.surfaces.stationary import count_stationary_points, stationary_points
 
 LAM = np.linspace(-1, 1, 41)  # the paper's 41 points on [−s, s], s = 1
@@ -24,8 +24,9 @@ WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1,
         (LAM, (LAM - 0.05) ** 2 * (LAM + 0.7) ** 2, "w-basin"),    # two basins, the point in one
         (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),             # θ and an independent optimum at λ = 1
         (LAM, np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (LAM, -((LAM - 0.8) ** 2), "other"),                       # a peak, but not at the point
-        (LAM, LAM**3 - 0.75 * LAM, "other"),                       # one basin and one peak, both off the point
+        (LAM, -((LAM - 0.8) ** 2), "v-side"),                      # a rim off the point: the point on its slope
+        (LAM, LAM**3 - 0.75 * LAM, "v-side"),                      # the point on the slope from a rim to a basin
+        (LAM, -np.cos(5 * (LAM - 0.25)), "other"),                 # two rims and a basin, none at the point
         (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "w-basin"),     # two basins, the point on one's side
         (WIDE, (WIDE + 0.3) ** 2 * (WIDE - 1.3) ** 2, "w-basin"),  # both minima beyond the two checkpoints
     ],
@@ -54,12 +55,44 @@ def test_stationary_points_follow_the_papers_rule():
 
 
 def test_noise_on_a_flat_bottom_is_not_a_basin_but_strict_counting_sees_it():
-    y = LAM**4 + 1e-5 * (-1.0) ** np.arange(len(LAM))
-    assert classify_curve(LAM, y) == "v-basin"
+    # a flat bottom (|λ| ≤ 0.08, inside the tolerance) with float-rounding-size wiggles, 1e-6 of the loss
+    lam = np.linspace(-1, 1, 201)
+    y = 1.0 + np.clip(np.abs(lam) - 0.08, 0, None) ** 2 + 1e-6 * np.random.default_rng(0).standard_normal(len(lam))
+    assert classify_curve(lam, y) == "v-basin"
     assert count_stationary_points(y) > 1
-    assert len(extrema(y, 0.0)[0]) > 1  # rel_prominence=0: the paper's strict count
+    assert len(extrema(y, 0.0)[0]) > 1  # rtol=0: the paper's strict count
+    assert curve_type_alternatives(lam, y) != ["v-basin"]  # so the type rests on the filter: flagged
     with pytest.raises(ValueError, match="same length"):
         classify_curve(LAM, y[:-1])
+    with pytest.raises(ValueError, match="rtol"):
+        extrema(y, -1.0)
+
+
+def _blow_up(lams, lo, hi, rate=20.0):
+    """exp(rate · distance outside [lo, hi]) − 1: a curve reaching ~1e8 at the window's far ends (BN ResNet, No UpBN)."""
+    return np.expm1(rate * (np.clip(lo - lams, 0, None) + np.clip(lams - hi, 0, None)))
+
+
+def test_small_real_extrema_count_on_curves_that_reach_1e8():
+    # the independent checkpoint's curve: a basin at θ (0.005), a hill (~52), a dip at λ = 1 (loss 5), 5e8 at λ = 2
+    inner = np.clip(WIDE, 0, 1)
+    y = 0.005 + 50 * np.sin(np.pi * inner) ** 2 + 5 * inner + _blow_up(WIDE, 0.0, 1.0)
+    assert np.nanmax(y) > 1e8
+    assert classify_curve(WIDE, y) == "w-basin" and curve_type_alternatives(WIDE, y) == ["w-basin"]
+    assert len(extrema(y)[0]) == 2
+    # the N.E. curve: λ = 0 a peak 4e-4 above two dips at ±0.1, on a loss of 0.2, the ends at 1e8
+    lam = np.linspace(-1, 1, 41)
+    y = 0.2 + 4e-4 * ((lam / 0.1) ** 2 - 1) ** 2 * (np.abs(lam) <= 0.1) + 4e-4 * (np.abs(lam) > 0.1) * (lam / 0.1) ** 2
+    y = y - 4e-4 + _blow_up(lam, -0.5, 0.5, 40.0)
+    assert np.nanmax(y) > 1e8 and classify_curve(lam, y) == "w-peak"
+    assert curve_type_alternatives(lam, y) == ["w-peak"]
+
+
+def test_a_type_decided_by_one_grid_step_is_flagged():
+    y = (LAM - 0.1) ** 2  # the minimum exactly at the tolerance (0.1 of the half window): one grid step decides
+    assert len(curve_type_alternatives(LAM, y)) == 2
+    assert curve_type_alternatives(LAM, (LAM - 0.5) ** 2) == ["v-side"]
+    assert curve_type_alternatives(LAM, LAM**2) == ["v-basin"]
 
 
 def test_eigen_directions_are_unit_eigenvectors_ordered_from_the_extreme():

@@ -1,13 +1,18 @@
-"""Statistics of Xu et al.'s curve taxonomy, mining and Sec. 3 theory (preset ``xu_taxonomy``).
+"""Statistics of Xu et al.'s curve taxonomy, mining and Sec. 3 theory (presets ``xu_taxonomy``, ``xu_resnet32``).
 
-- ``xu_curve_kind``: the fraction of curves (of one direction kind, or mined by one algorithm) that the
-  classifier puts in the paper's type, with a Wilson 95% interval. The unit is the training seed by
-  default (a seed counts as a success when at least half of its curves, e.g. its Gaussian direction
-  seeds, have the type), so curves that share one trained model never count as independent evidence;
-  ``unit: curve`` counts every curve (direction seeds then count as independent, which they are not
-  quite).
-- ``xu_gmi_ratio``: measured E[δL] under Gaussian perturbation over the prediction ½σ²tr(H), at one σ:
-  geometric mean over training seeds with a t-interval on log-ratios.
+Every statistic computes ONE value per independent unit — the training seed: a job's curves, mined
+directions and spectra all share its trained model — and takes its 95% interval from
+:func:`lsx.claims.inference.unit_interval` (``sign``: exact order-statistic interval for the median unit;
+``t``: Student-t for the mean). With fewer than ``MIN_UNITS`` units holding a defined value the claim is
+inconclusive.
+
+- ``xu_curve_kind``: per seed, the fraction of its curves (of one direction kind, or mined by one algorithm)
+  that the classifier puts in the paper's type. With ``alt`` (the job's ``alt_types_<kind>``: the types one
+  grid step or the extremum filter would give) a seed whose membership moves under either has no value:
+  a type decided by one grid step or a numeric filter is inconclusive by rule.
+- ``xu_gmi_ratio``: per seed, log(measured E[δL] / ½σ²tr(H)) at one σ; t-interval, reported as a ratio.
+- ``xu_per_unit``: per seed, one metric of its job (a list reduced by ``reduce``), e.g. the cosine scale
+  ratio, a Spearman trend over epochs, a stationary-point count.
 Jobs of other analyses in the same preset are ignored (selected by ``analysis.job``).
 """
 from __future__ import annotations
@@ -15,25 +20,17 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .figures import register_figure
+from .inference import MIN_UNITS, TESTS, describe, finite_units, unit_interval
 from .records import JobRecord, MissingKey
-from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, t_interval
+from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot
 
 TYPE_ORDER = ("v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other")
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion k/n (95% by default)."""
-    if n < 1 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+REDUCERS: dict[str, Callable[[np.ndarray], float]] = {"mean": np.mean, "median": np.median, "max": np.max, "min": np.min}
 
 
 def _of_job(jobs: Sequence[JobRecord], job: str) -> list[JobRecord]:
@@ -53,62 +50,117 @@ def _train_loss(j: JobRecord) -> float | None:
         return None
 
 
-@register_statistic("xu_curve_kind")
-def xu_curve_kind(jobs: Sequence[JobRecord], y: str, expect: str | list[str], job: str = "curve_taxonomy",
-                  unit: str = "seed") -> Estimate:
-    """Fraction of curves whose type (``y``: a metric holding a type or a list of types, e.g.
-    ``metrics.types_gaussian``) is in ``expect``, with a Wilson interval over ``unit`` (seed | curve)."""
-    if unit not in ("seed", "curve"):
-        raise ValueError(f"unit={unit!r}; valid: seed, curve")
-    expected = set(_as_types(expect))
+def _mine(jobs: Sequence[JobRecord], job: str) -> list[JobRecord]:
     mine = _of_job(jobs, job)
     if not mine:
         raise InsufficientData(f"no finished {job!r} job among the preset's {len(jobs)} jobs")
-    per_seed: dict[int, list[str]] = {}
-    rows = []
-    for j in sorted(mine, key=lambda j: j.seed):
+    return sorted(mine, key=lambda j: j.seed)
+
+
+def unit_estimate(per_unit: dict[Any, float], test: str, what: str, table: list[dict[str, Any]],
+                  details: dict[str, Any] | None = None, why_undefined: str = "undefined") -> Estimate:
+    """The Estimate over the units with a finite value (``test`` interval); fewer than MIN_UNITS → inconclusive."""
+    if test not in TESTS:
+        raise ValueError(f"unknown interval test {test!r}; valid: {', '.join(TESTS)}")
+    ok = finite_units(per_unit)
+    dropped = sorted(set(per_unit) - set(ok), key=str)
+    if len(ok) < MIN_UNITS:
+        gone = f"; seeds {dropped} {why_undefined}" if dropped else ""
+        raise InsufficientData(f"{len(ok)} training seed(s) with a defined value{gone}: a verdict needs {MIN_UNITS}")
+    c, lo, hi = unit_interval(list(ok.values()), test)
+    det = {"units": len(ok), "dropped_units": dropped, **(details or {})}
+    return Estimate(c, lo, hi, len(ok), f"{what}: {describe(test, len(ok), 'training seed')}", details=det, table=table)
+
+
+@register_statistic("xu_curve_kind")
+def xu_curve_kind(jobs: Sequence[JobRecord], y: str, expect: str | list[str], job: str = "curve_taxonomy",
+                  alt: str | None = None, test: str = "sign") -> Estimate:
+    """Per seed, the fraction of its curves whose type (``y``: a type or a list of types, e.g.
+    ``metrics.types_gaussian``) is in ``expect``; ``alt`` (e.g. ``metrics.alt_types_gaussian``) drops a seed
+    whose fraction would move under one grid step or the extremum filter."""
+    expected = set(_as_types(expect))
+    per: dict[int, list[float]] = {}
+    rows, all_types = [], []
+    for j in _mine(jobs, job):
         types = _as_types(j.get(y))
-        per_seed.setdefault(j.seed, []).extend(types)
-        rows.append({"seed": j.seed, "types": ", ".join(types), "of the paper's type": sum(t in expected for t in types),
-                     "curves": len(types), "train_loss": _train_loss(j)})
-    all_types = [t for ts in per_seed.values() for t in ts]
-    if unit == "curve":
-        k, n = sum(t in expected for t in all_types), len(all_types)
-    else:
-        k = sum(2 * sum(t in expected for t in ts) >= len(ts) for ts in per_seed.values())
-        n = len(per_seed)
-    if n < 2:
-        raise InsufficientData(f"{n} {unit}(s) of {job!r} curves: an interval needs at least 2")
-    lo, hi = wilson_interval(k, n)
-    return Estimate(k / n, lo, hi, n, f"fraction of {unit}s classified {'/'.join(sorted(expected))} (Wilson 95%)",
-                    details={"successes": k, "type_counts": dict(Counter(all_types)), "curves": len(all_types),
-                             "seeds": len(per_seed)}, table=rows)
+        frac = float(np.mean([t in expected for t in types]))
+        fragile = False
+        if alt is not None:
+            alts = j.get(alt)
+            if len(alts) != len(types):
+                raise ValueError(f"{alt} has {len(alts)} entries but {y} has {len(types)} (job {j.job_dir.name})")
+            # a curve is fragile when its alternatives disagree on whether it has the paper's type
+            fragile = any(len({a in expected for a in _as_types(al)}) > 1 for al in alts)
+        per.setdefault(j.seed, []).append(float("nan") if fragile else frac)
+        all_types += types
+        rows.append({"seed": j.seed, "types": ", ".join(types), "of the paper's type": frac,
+                     "rests on a grid step / filter": fragile, "train_loss": _train_loss(j)})
+    per_unit = {s: float(np.mean(v)) for s, v in per.items()}
+    return unit_estimate(per_unit, test, f"fraction of a seed's curves classified {'/'.join(sorted(expected))}", rows,
+                         {"type_counts": dict(Counter(all_types)), "curves": len(all_types), "seeds": len(per)},
+                         "have a type that one grid step or the extremum filter decides")
 
 
 @register_statistic("xu_gmi_ratio")
 def xu_gmi_ratio(jobs: Sequence[JobRecord], sigma_index: int = 0, job: str = "xu_theory") -> Estimate:
-    """Measured E[δL] / (½σ² tr(H)) at ``sigmas[sigma_index]``: geometric mean over training seeds,
-    t-interval on the log-ratios (a ratio ≤ 0 makes the claim inconclusive: the model does not apply)."""
-    mine = _of_job(jobs, job)
-    if not mine:
-        raise InsufficientData(f"no finished {job!r} job among the preset's {len(jobs)} jobs")
-    logs, rows = {}, []
-    for j in sorted(mine, key=lambda j: j.seed):
+    """Measured E[δL] / (½σ² tr(H)) at ``sigmas[sigma_index]``: per seed its log, t-interval, reported as a
+    ratio (geometric mean). A ratio ≤ 0 leaves that seed undefined (the quadratic model does not apply)."""
+    per: dict[int, list[float]] = {}
+    rows = []
+    for j in _mine(jobs, job):
         ratios, sigmas = j.get("metrics.gmi_ratios"), j.get("metrics.sigmas")
         if not -len(ratios) <= sigma_index < len(ratios):
             raise ValueError(f"sigma_index={sigma_index} but job {j.job_dir.name} measured {len(ratios)} sigmas")
         r = float(ratios[sigma_index])
-        rows.append({"seed": j.seed, "sigma": float(sigmas[sigma_index]), "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
+        rows.append({"seed": j.seed, "sigma": float(sigmas[sigma_index]),
+                     "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
                      "½σ²tr(H)": j.get("metrics.delta_predicted")[sigma_index], "ratio": r, "train_loss": _train_loss(j)})
-        if not r > 0:
-            raise InsufficientData(f"seed {j.seed}: measured/predicted = {r:.3g} is not positive; the quadratic model fails")
-        logs.setdefault(j.seed, []).append(math.log(r))
-    per_seed = [float(np.mean(v)) for v in logs.values()]
-    m, lo, hi = t_interval(per_seed)
-    if len(per_seed) < 2:
-        raise InsufficientData(f"{len(per_seed)} training seed(s): an interval needs at least 2")
-    return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(per_seed),
-                    "geometric mean over seeds of E[δL] / ½σ²tr(H), t-interval on logs", table=rows)
+        per.setdefault(j.seed, []).append(math.log(r) if r > 0 else float("nan"))
+    est = unit_estimate({s: float(np.mean(v)) for s, v in per.items()}, "t", "log(E[δL] / ½σ²tr(H))", rows,
+                        why_undefined="have a non-positive ratio (the quadratic model does not apply)")
+    return Estimate(math.exp(est.value), math.exp(est.lo), math.exp(est.hi), est.n,
+                    est.method.replace("mean over", "geometric mean over"), est.details, est.table)
+
+
+@register_statistic("xu_per_unit")
+def xu_per_unit(jobs: Sequence[JobRecord], y: str, job: str, reduce: str = "mean", test: str = "sign",
+                log10: bool = False) -> Estimate:
+    """Per seed, metric ``y`` of its ``job`` (a list is reduced by ``reduce``; ``log10`` takes log10 of the
+    unit value, ≤ 0 → undefined); interval by ``test``."""
+    if reduce not in REDUCERS:
+        raise ValueError(f"unknown reduce {reduce!r}; valid: {', '.join(REDUCERS)}")
+    per: dict[int, list[float]] = {}
+    rows = []
+    for j in _mine(jobs, job):
+        raw = j.get(y)
+        vals = np.asarray(raw if isinstance(raw, (list, tuple)) else [raw], dtype=float)
+        v = float(REDUCERS[reduce](vals)) if vals.size else float("nan")
+        per.setdefault(j.seed, []).append(v)
+        rows.append({"seed": j.seed, y: raw if vals.size <= 6 else f"{vals.size} values", "unit value": v,
+                     "train_loss": _train_loss(j)})
+    per_unit = {s: float(np.mean(v)) for s, v in per.items()}
+    if log10:
+        per_unit = {s: math.log10(v) if v > 0 else float("nan") for s, v in per_unit.items()}
+    what = f"{'log10 ' if log10 else ''}{reduce + ' of ' if reduce != 'mean' else ''}{y.split('.')[-1]}"
+    return unit_estimate(per_unit, test, what, rows, why_undefined="have no finite value")
+
+
+@register_statistic_plot("xu_per_unit")
+def _plot_per_unit(jobs: Sequence[JobRecord], est: Estimate, path: Path, **_: Any) -> Path:
+    """The unit values behind the interval, one dot per training seed."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    vals = [r["unit value"] for r in est.table]
+    fig, ax = plt.subplots(figsize=(4.2, 3.0), layout="constrained")
+    ax.plot(range(len(vals)), vals, "o")
+    ax.axhspan(est.lo, est.hi, color="tab:green", alpha=0.2, label="95% interval")
+    ax.set_xlabel("training seed (index)")
+    ax.set_ylabel("unit value")
+    ax.set_title(f"n = {est.n}; centre {est.value:.3g} [{est.lo:.3g}, {est.hi:.3g}]", fontsize=8)
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)
 
 
 @register_statistic_plot("xu_curve_kind")
@@ -126,7 +178,7 @@ def _plot_curve_kind(jobs: Sequence[JobRecord], est: Estimate, path: Path, expec
     ax.set_ylabel("curves")
     ax.set_xlabel("classified type (green: the paper's)")
     ax.set_title(f"{est.details.get('curves', 0)} curves, {est.details.get('seeds', 0)} seeds; "
-                 f"fraction {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]", fontsize=8)
+                 f"median fraction {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]", fontsize=8)
     return save_figure(fig, path)
 
 

@@ -82,3 +82,48 @@ def quadratic_model_along(loss_fn: LossFn, theta: torch.Tensor, direction: torch
         true = np.array([float(loss_fn(theta + float(l) * direction)) for l in lam])
     return {"lams": lam, "true": true, "quadratic": base + slope * lam + 0.5 * curv * lam**2,
             "slope": np.float64(slope), "curvature": np.float64(curv)}
+
+
+def cosine_scale_ratio(cosines: np.ndarray, dim: int) -> float:
+    """std of the cosines × √D: 1 when Gaussian directions are as orthogonal to −∇L as Sec. 2.3 says
+    (cos(ε, g) for ε ~ N(0, I_D) has mean 0 and variance exactly 1/D for any fixed g)."""
+    c = np.asarray(cosines, dtype=float)
+    if c.size < 2 or dim < 1:
+        raise ValueError(f"need >= 2 cosines and dim >= 1, got {c.size} cosines and dim={dim}")
+    return float(c.std(ddof=1) * np.sqrt(dim))
+
+
+def bulk_edge(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarray], q: float = 0.9) -> float:
+    """The ``q``-quantile of |λ| under the SLQ spectral measure (Ritz nodes weighted by their weights,
+    averaged over probes): the half-width of the bulk that holds a fraction q of the spectrum."""
+    if not 0 < q < 1:
+        raise ValueError(f"q must be in (0, 1), got {q}")
+    x = np.abs(np.concatenate([np.asarray(n, dtype=float) for n in nodes]))
+    w = np.concatenate([np.asarray(v, dtype=float) for v in weights])
+    if x.size == 0 or not w.sum() > 0:
+        raise ValueError("the SLQ measure is empty")
+    order = np.argsort(x)
+    cum = np.cumsum(w[order]) / w.sum()
+    return float(x[order][np.searchsorted(cum, q)])
+
+
+def spectrum_at(loss_fn: LossFn, theta: torch.Tensor, lams: Sequence[float], slq_probes: int = 4,
+                slq_steps: int = 40, seed: int = 0) -> dict:
+    """Sec. 3 / Fig. 8 / Fig. 13 at one checkpoint: λ_max, λ_min (Lanczos / eigsh), the SLQ bulk edge
+    (90% of the spectral mass within ±edge), and the curve L(θ + λ v_min) along the unit N.E. direction
+    with its peak height L(θ) − min_λ L (0 when the curve has no dip: no w-peak)."""
+    from .hessian import slq_density, top_eigenpairs
+
+    top = top_eigenpairs(loss_fn, theta, 1, "LA", seed=seed)
+    bottom = top_eigenpairs(loss_fn, theta, 1, "SA", tol=1e-4, seed=seed)
+    dens = slq_density(loss_fn, theta, slq_probes, slq_steps, seed=seed)
+    v = torch.as_tensor(np.ascontiguousarray(bottom.vectors[:, 0]), dtype=theta.dtype)
+    v = v / v.norm()
+    lam = np.asarray(lams, dtype=float)
+    with torch.no_grad():
+        curve = np.array([float(loss_fn(theta + float(x) * v)) for x in lam])
+    i0 = int(np.argmin(np.abs(lam)))
+    return {"lambda_max": float(top.values[0]), "lambda_min": float(bottom.values[0]),
+            "converged": bool(top.converged and bottom.converged),
+            "bulk_edge": bulk_edge(dens["nodes"], dens["weights"]), "ne_lams": lam, "ne_curve": curve,
+            "ne_peak_height": float(curve[i0] - np.nanmin(curve))}

@@ -1,37 +1,40 @@
-"""Mining directions whose 1D curve has a chosen shape (Xu et al., Algorithms 1 and 2).
+"""Mining directions whose 1D curve has a chosen shape (Xu et al., Sec. 2.4–2.5, Algorithms 1 and 2).
 
-**As the paper writes them** (:func:`mine_paper`, the default of both): the direction ε starts at
-ε₀ = 0 and its norm is free (no renormalization); at step t the window grows, α_t = α·t/T, offsets λ
-are drawn in [−α_t, α_t] and ε takes a gradient step on the objective (taken here as the paper's Eq. 3,
-which is not reproduced in this repository)
-    min_ε E_λ L(θ + λε).
-From ε = 0 the first steps follow ±∇L(θ) (the λ draws do not cancel exactly), then the second-order
-term E[λ²]·Hε grows the negative-curvature part of ε and shrinks the positive one: the loss is lowered
-on both sides of θ, which leaves θ on a peak (**w-peak**).
-- Algorithm 1 (**w-peak**): λ ~ U[−α_t, α_t].
-- Algorithm 2 (**vvv-basin**): the same loop with λ drawn from the lattice of spacing γ inside the
-  window, λ ∈ {±γ, ±2γ, …} ∩ [−α_t, α_t] (steps with no lattice point in the window do nothing).
-Details the summaries in DESIGN.md do not fix, each a named option: ``samples`` λ draws per step
-(default 4), the optimizer (``adam``, default, or ``sgd``) and its ``lr``; the loss is the full loss on
-the job's fixed examples (no mini-batches); the mined curve is drawn with ε as mined (free norm) on
-λ ∈ [−α, α]. Measured on the ``xu_taxonomy`` CPU preset (10 training seeds): Algorithm 1 gives a w-peak
-on every seed; Algorithm 2 as read here gives w-peaks (9) and a w-basin (1), no vvv-basin.
+**Algorithm 1 (w-peak), as written** (:func:`mine_w_peak_paper`): Eq. 2, argmin_ε E_λ L(θ + λε). ε starts at
+zero; for epoch e = 1..E the window is α_e = α·e/E (the paper: α grows from 0 to 1); every step draws
+λ ~ U[−α_e, α_e] and takes the plain gradient step of Algo. 1, line 6,
+    ε ← ε − η λ ∇L(θ̂),  θ̂ = θ + λε.
+From ε = 0 the first steps follow ±∇L(θ); the second-order term E[λ²]·Hε then grows the negative-curvature
+part of ε and shrinks the positive one, which lowers the loss on both sides of θ (a **w-peak**).
+Named options: ``optimizer: adam`` (an earlier reading; Adam on the same objective) and ``samples`` > 1
+(λ draws averaged per step; the paper draws one).
+
+**Algorithm 2 (vvv-basin), as written** (:func:`mine_vvv_basin_paper`): Eq. 3,
+    argmin_φ E_{λ ~ U[0.5−α, 0.5+α]} [ L(φ) + γ L((1−λ)θ + λφ) ],
+one λ per step and the step of Algo. 2, line 5, φ ← φ − η(∇_φ L(φ) + γλ∇L(φ̂)), φ̂ = (1−λ)θ + λφ; then
+ε = φ − θ and the curve L(θ + λε) is drawn on a window holding θ (λ = 0) and φ (λ = 1), [−1, 2] by
+default (Fig. 10 marks both). The paper's grid: α ∈ {0, 0.1}, γ ∈ {0.1, 0.5, 0.9}. It does not say where
+φ starts; ``phi_init`` names the choice (the job: a fresh initialization of the network, or another
+trained model).
+
+Both loops take one step per data batch (``batch_losses``, the paper's "for each batch"; the job cuts the
+landscape examples into batches of 128, the paper's batch size); without batches an epoch is
+``steps_per_epoch`` steps on the full loss (a named option: no gradient noise, so the negative-curvature part
+of Algorithm 1's ε has nothing to grow from but the first steps' ±∇L). Generic over a differentiable
+``loss_fn(theta) -> scalar``; every result says which type the mined curve has
+(:func:`lsx.landscape.surfaces.curves.classify_curve`).
 
 **Earlier interpretations, kept as named options** (not the paper's algorithms):
 - ``fixed_norm`` w-peak (:func:`mine_w_peak`): ε starts at a (filter-normalized) Gaussian and keeps
-  its norm; offsets λ ~ U(±[s/4, s]) scaled by α_t = t/T;
+  its norm; offsets λ ~ U(±[s/4, s]) scaled by α_t = t/T; Adam.
 - ``lattice_barrier`` vvv-basin (:func:`mine_vvv_basin`): ε keeps its norm; the objective lowers the loss
-  on the lattice λ ∈ {±γ, …, ±Kγ} at full scale *and* raises it half-way between lattice points up to
-  a barrier L(θ) + Δ with a hinge, β·mean relu(L(θ)+Δ − L(θ ± (j−½)γ ε̂)). The hinge builds the
-  vvv shape into the objective. Observed on the CPU MLP (3 direction seeds × {k=2 γ=0.5, k=3 γ=0.5,
-  k=2 γ=0.3}): 8 of 9 curves got three basins.
-Generic over a differentiable ``loss_fn(theta) -> scalar``; every result says whether the mined curve
-has the intended type (via :func:`lsx.landscape.surfaces.curves.classify_curve`).
+  on the lattice λ ∈ {±γ, …, ±Kγ} *and* raises it half-way between lattice points up to a barrier
+  L(θ) + Δ with a hinge, β·mean relu(L(θ)+Δ − L(θ ± (j−½)γ ε̂)): it builds the vvv shape into the objective.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +43,6 @@ from tqdm.auto import tqdm
 from .curves import classify_curve
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
-OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass
@@ -142,57 +144,59 @@ def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gam
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
 
 
-Sampler = Callable[[float, torch.Generator], torch.Tensor]
+OPTIMIZERS = ("sgd", "adam")
 
 
-def uniform_offsets(samples: int) -> Sampler:
-    """Algorithm 1's offsets: ``samples`` draws of λ ~ U[−α_t, α_t]."""
-    def draw(alpha: float, gen: torch.Generator) -> torch.Tensor:
-        return alpha * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
-    return draw
-
-
-def lattice_offsets(samples: int, gamma: float) -> Sampler:
-    """Algorithm 2's offsets: ``samples`` draws from {±γ, ±2γ, …} ∩ [−α_t, α_t] (none while α_t < γ)."""
-    if gamma <= 0:
-        raise ValueError(f"gamma must be > 0, got {gamma}")
-
-    def draw(alpha: float, gen: torch.Generator) -> torch.Tensor:
-        k = int(np.floor(alpha / gamma + 1e-9))
-        if k < 1:
-            return torch.zeros(0, dtype=torch.float64)
-        j = torch.randint(1, k + 1, (samples,), generator=gen)
-        sign = torch.where(torch.rand(samples, generator=gen) < 0.5, -1.0, 1.0).to(torch.float64)
-        return sign * j.to(torch.float64) * gamma
-    return draw
-
-
-def mine_paper(
-    loss_fn: LossFn, theta: torch.Tensor, offsets: Sampler, target: str, alpha: float = 1.0, steps: int = 300,
-    lr: float = 1e-3, optimizer: str = "adam", seed: int = 0, num: int = 41, reference: torch.Tensor | None = None,
-    center_tol: float = 0.1, progress: bool = False,
-) -> MinedDirection:
-    """Xu et al.'s mining loop: ε₀ = 0, free norm, α_t = α·t/T, ε ← step on mean_λ L(θ + λε), λ from ``offsets``.
-
-    ``reference`` (e.g. a filter-normalized Gaussian) gives the "before" curve for comparison only;
-    the mining itself starts at zero. ``target`` names the intended type (recorded, not optimized for)."""
-    if steps < 1 or alpha <= 0 or lr <= 0:
-        raise ValueError(f"steps, alpha and lr must be positive, got steps={steps}, alpha={alpha}, lr={lr}")
+def _optimizer(params: list[torch.Tensor], optimizer: str, lr: float) -> torch.optim.Optimizer:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    return torch.optim.SGD(params, lr=lr) if optimizer == "sgd" else torch.optim.Adam(params, lr=lr)
+
+
+def _check_schedule(epochs: int, steps_per_epoch: int, lr: float, samples: int) -> None:
+    if epochs < 1 or steps_per_epoch < 1 or samples < 1 or not lr > 0:
+        raise ValueError(f"epochs, steps_per_epoch and samples must be >= 1 and lr > 0, got epochs={epochs}, "
+                         f"steps_per_epoch={steps_per_epoch}, samples={samples}, lr={lr}")
+
+
+def _batches(loss_fn: LossFn, batch_losses: Sequence[LossFn] | None, steps_per_epoch: int) -> list[LossFn]:
+    """The losses one epoch steps through: the data batches when given (one step each), else the full loss."""
+    if batch_losses is None:
+        return [loss_fn] * steps_per_epoch
+    if len(batch_losses) == 0:
+        raise ValueError("batch_losses is empty; pass None to step on the full loss")
+    return list(batch_losses)
+
+
+def mine_w_peak_paper(
+    loss_fn: LossFn, theta: torch.Tensor, alpha: float = 1.0, epochs: int = 30, steps_per_epoch: int = 10,
+    lr: float = 0.1, optimizer: str = "sgd", samples: int = 1, seed: int = 0, num: int = 41,
+    reference: torch.Tensor | None = None, center_tol: float = 0.1, progress: bool = False,
+    batch_losses: Sequence[LossFn] | None = None,
+) -> MinedDirection:
+    """Algorithm 1 as written: ε₀ = 0, α_e = α·e/E, λ ~ U[−α_e, α_e], ε ← ε − ηλ∇L_b(θ + λε) (``sgd``),
+    one step per data batch b of ``batch_losses`` (None: ``steps_per_epoch`` steps on the full loss).
+
+    The mined curve (full loss) is drawn on λ ∈ [−α, α]; ``reference`` (e.g. a filter-normalized Gaussian)
+    gives a "before" curve for comparison only."""
+    _check_schedule(epochs, steps_per_epoch, lr, samples)
+    batches = _batches(loss_fn, batch_losses, steps_per_epoch)
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0 (the final window [−α, α]), got {alpha}")
     eps = torch.zeros_like(theta).requires_grad_(True)
-    opt = torch.optim.Adam([eps], lr=lr) if optimizer == "adam" else torch.optim.SGD([eps], lr=lr)
+    opt = _optimizer([eps], optimizer, lr)
     gen = torch.Generator().manual_seed(seed)
     log, norms = [], []
-    for t in tqdm(range(1, steps + 1), desc=f"mining {target}", disable=not progress, leave=False):
-        lams = offsets(alpha * t / steps, gen)
-        if lams.numel() == 0:
-            continue
-        obj = torch.stack([loss_fn(theta + float(l) * eps) for l in lams]).mean()
-        opt.zero_grad()
-        obj.backward()
-        opt.step()
-        log.append(float(obj.detach()))
+    for e in tqdm(range(1, epochs + 1), desc="Algorithm 1", disable=not progress, leave=False):
+        a_e = alpha * e / epochs
+        for f_b in batches:
+            lams = a_e * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
+            # d/dε L(θ + λε) = λ∇L(θ̂): the step of Algo. 1, line 6
+            obj = torch.stack([f_b(theta + float(l) * eps) for l in lams]).mean()
+            opt.zero_grad()
+            obj.backward()
+            opt.step()
+            log.append(float(obj.detach()))
         norms.append(float(eps.detach().norm()))
     d = eps.detach().clone()
     lams = np.linspace(-alpha, alpha, num)
@@ -203,14 +207,45 @@ def mine_paper(
                           log, norms)
 
 
-def mine_w_peak_paper(loss_fn: LossFn, theta: torch.Tensor, alpha: float = 1.0, samples: int = 4, **kw) -> MinedDirection:
-    """Algorithm 1 as written: λ ~ U[−α_t, α_t] from ε₀ = 0 (see :func:`mine_paper` for the options)."""
-    return mine_paper(loss_fn, theta, uniform_offsets(int(samples)), "w-peak", alpha=alpha, **kw)
+def eq3_objective(loss_fn: LossFn, theta: torch.Tensor, phi: torch.Tensor, lam: float, gamma: float) -> torch.Tensor:
+    """The integrand of Eq. 3 at one λ: L(φ) + γ L((1−λ)θ + λφ)."""
+    return loss_fn(phi) + gamma * loss_fn((1 - lam) * theta + lam * phi)
 
 
-def mine_vvv_basin_paper(loss_fn: LossFn, theta: torch.Tensor, alpha: float = 1.0, gamma: float = 0.5, samples: int = 4,
-                         **kw) -> MinedDirection:
-    """Algorithm 2 as read here: Algorithm 1's loop with λ on the γ-lattice inside [−α_t, α_t]."""
-    if gamma > alpha:
-        raise ValueError(f"gamma={gamma} exceeds alpha={alpha}: no lattice point would ever be in the window")
-    return mine_paper(loss_fn, theta, lattice_offsets(int(samples), float(gamma)), "vvv-basin", alpha=alpha, **kw)
+def mine_vvv_basin_paper(
+    loss_fn: LossFn, theta: torch.Tensor, phi_init: torch.Tensor, alpha: float = 0.0, gamma: float = 0.1,
+    epochs: int = 30, steps_per_epoch: int = 10, lr: float = 0.1, optimizer: str = "sgd", samples: int = 1,
+    seed: int = 0, window: tuple[float, float] = (-1.0, 2.0), num: int = 61, center_tol: float = 0.1,
+    progress: bool = False, batch_losses: Sequence[LossFn] | None = None,
+) -> MinedDirection:
+    """Algorithm 2 as written: φ ← φ − η(∇_φL_b(φ) + γλ∇L_b(φ̂)), λ ~ U[0.5−α, 0.5+α], from ``phi_init``, one
+    step per data batch b (as :func:`mine_w_peak_paper`); ε = φ − θ, curve L(θ + λε) on ``window`` (θ at
+    λ = 0, φ at λ = 1)."""
+    _check_schedule(epochs, steps_per_epoch, lr, samples)
+    batches = _batches(loss_fn, batch_losses, steps_per_epoch)
+    if not 0 <= alpha <= 0.5 or gamma < 0:
+        raise ValueError(f"need 0 <= alpha <= 0.5 (λ ∈ [0.5−α, 0.5+α] ⊂ [0, 1]) and gamma >= 0, got alpha={alpha}, "
+                         f"gamma={gamma}")
+    if phi_init.shape != theta.shape:
+        raise ValueError(f"phi_init has {phi_init.numel()} entries, θ has {theta.numel()}")
+    lo, hi = (float(w) for w in window)
+    if not lo <= 0 < 1 <= hi:
+        raise ValueError(f"window {window} must hold θ (λ = 0) and φ (λ = 1)")
+    phi = phi_init.detach().clone().requires_grad_(True)
+    opt = _optimizer([phi], optimizer, lr)
+    gen = torch.Generator().manual_seed(seed)
+    log = []
+    for t in tqdm(range(epochs * len(batches)), desc="Algorithm 2", disable=not progress, leave=False):
+        f_b = batches[t % len(batches)]
+        lams = 0.5 + alpha * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
+        obj = torch.stack([eq3_objective(f_b, theta, phi, float(l), gamma) for l in lams]).mean()
+        opt.zero_grad()
+        obj.backward()
+        opt.step()
+        log.append(float(obj.detach()))
+    d = (phi.detach() - theta).clone()
+    lams = np.linspace(lo, hi, num)
+    after = _curve(loss_fn, theta, d, lams)
+    before = _curve(loss_fn, theta, phi_init - theta, lams)
+    return MinedDirection(d, lams, before, after, classify_curve(lams, before, center_tol=center_tol),
+                          classify_curve(lams, after, center_tol=center_tol), log, [float(d.norm())])
