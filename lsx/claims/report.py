@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from lsx.plots import interactive
 from lsx.utils.io import atomic_write_json, atomic_write_text
 
 from .figures import draw_figure
@@ -246,6 +247,7 @@ def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
      train-loss factor {_e(s.get('train_loss_ratio'))}{_versions_html(s.get('job_code_versions'))}</p>
   {''.join(_claim_html(s['preset'], c, out_dir) for c in s['claims'])}
   {f'<h4>Figures</h4>{figs}' if figs else ''}
+  {interactive.report_section(s.get("jobs") or [])}
   <details><summary>Jobs ({s['n_jobs']})</summary><ul class="jobs">{jobs}</ul></details>
 </section>"""
 
@@ -297,6 +299,7 @@ lies on the other, <b>inconclusive</b> when it crosses the boundary, when n &lt;
 <table class="summary"><thead><tr><th>paper</th><th>preset</th><th>claim</th><th>paper value</th><th>lsx [95% interval]</th><th>n</th><th>verdict</th></tr></thead>
 <tbody>{rows}</tbody></table>
 {body}
+{interactive.page_scripts(body)}
 </body></html>
 """
 
