@@ -45,7 +45,7 @@ def surface_job(root: Path, nx: int = 9, ny: int = 7, name: str = "surface2d_dem
 def pca_job(root: Path) -> Path:
     """A finished ``pca_trajectory`` job: pca.h5 and pca.npz with a 5-epoch trajectory."""
     d = root / "pca_trajectory_demo"
-    x, y = np.linspace(-2, 1, 11), np.linspace(-1, 1, 9)
+    x, y = np.linspace(-2, 1, 13), np.linspace(-1, 1, 9)  # (0, 0), the final epoch, is a grid node
     values = _grid_metrics(x, y)
     _store(d / "pca.h5", x, y, values, {"kind": "pca"})
     path = np.array([[-1.5, 0.8], [-1.0, 0.5], [-0.5, 0.2], [-0.1, 0.05], [0.0, 0.0]])
