@@ -107,7 +107,8 @@ def test_writes_are_atomic_and_replace(tmp_path):
 
 
 @pytest.mark.parametrize("make, fmt, message", [
-    (tunnel_job, "vts", r"^lsx.export: error: job 'tunnel_width' in \S+ has no 2D surface to export as vts \(surfaces come from: "),
+    (tunnel_job, "vts", r"^lsx.export: error: job 'tunnel_width' in \S+ has no 2D surface to export as vts "
+                        r"\(surfaces come from: "),
     (curves_job, "vtp", r"^lsx.export: error: job 'curves1d' in \S+ has no path to export as vtp \(paths come from: "),
     (tunnel_job, "csv", r"^lsx.export: error: job 'tunnel_width' in \S+ has no surface or curve to export"),
     (surface_job, "obj", r"^lsx.export: error: unknown format 'obj'; valid: csv, vtp, vts$"),
@@ -124,11 +125,12 @@ def test_bad_input_is_one_line(tmp_path, capsys, make, fmt, message):
 def test_unfinished_job_and_unknown_metric_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--format", "csv"]) == 2
-    assert capsys.readouterr().err == f"lsx.export: error: {tmp_path / 'empty'} is not a finished lsx job directory (no results.json)\n"
+    err = capsys.readouterr().err
+    assert err == f"lsx.export: error: {tmp_path / 'empty'} is not a finished lsx job directory (no results.json)\n"
     d = surface_job(tmp_path)
     assert main([str(d), "--format", "vts", "--z", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "has no metric 'nope' for the height; valid: train_loss, train_acc, test_loss, test_acc" in err
+    assert err.count("\n") == 1 and "no metric 'nope' for the height; valid: train_loss, train_acc, test_loss, test_acc" in err
 
 
 def test_module_entry_point(tmp_path):
@@ -153,7 +155,8 @@ def test_vtk_reads_the_files(tmp_path):
     dims = [0, 0, 0]
     g.GetDimensions(dims)
     assert dims == [9, 7, 1] and g.HasAnyBlankPoints()
-    np.testing.assert_array_equal(vtk_to_numpy(g.GetPointData().GetArray("test_acc")), load_store(d / "surface.h5").metrics["test_acc"])
+    stored = load_store(d / "surface.h5").metrics["test_acc"]
+    np.testing.assert_array_equal(vtk_to_numpy(g.GetPointData().GetArray("test_acc")), stored)
     (vtp,) = export(connector_job(tmp_path), "vtp")
     r = vtk.vtkXMLPolyDataReader()
     r.SetFileName(str(vtp))

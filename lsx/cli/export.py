@@ -108,7 +108,8 @@ def paths_vtp(views: JobViews, z: str, log: bool) -> dict[str, str]:
     return out
 
 
-def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_loss", out_dir: str | Path | None = None) -> list[Path]:
+def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_loss",
+           out_dir: str | Path | None = None) -> list[Path]:
     """Write the job's surfaces (vts), paths (vtp) or both as tables (csv); returns the written paths."""
     from lsx.utils.io import atomic_write_text
 
@@ -127,7 +128,8 @@ def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_los
     elif fmt == "vtp":
         files = paths_vtp(views, z, log)
         if not files:
-            raise ExportError(f"job {views.job!r} in {job_dir} has no path to export as vtp (paths come from: {', '.join(PATH_JOBS)})")
+            raise ExportError(f"job {views.job!r} in {job_dir} has no path to export as vtp "
+                              f"(paths come from: {', '.join(PATH_JOBS)})")
     else:
         files = {f"{s.key}.csv": surface_csv(s) for s in views.surfaces} | {f"{f.key}.csv": curves_csv(f) for f in views.curves}
         if not files:
@@ -142,7 +144,8 @@ def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_los
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lsx.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m lsx.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("job_dir", type=Path, help="a finished job directory (holds results.json)")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     ap.add_argument("--log", action="store_true", help="z = log10 of the loss (vts, vtp)")

@@ -105,10 +105,12 @@ def surface_figure(view: SurfaceView):
         if view.markers:
             pts = np.array(list(view.markers.values()), np.float64)
             idx.append(len(traces))
-            traces.append(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=_at(view, m, pts), mode="markers+text", text=list(view.markers),
+            traces.append(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=_at(view, m, pts), mode="markers+text",
+                                       text=list(view.markers),
                                        name="trained optima", visible=k == 0, textposition="top center",
                                        marker=dict(size=5, color="red", symbol="diamond"),
-                                       hovertemplate=f"%{{text}}<br>α=%{{x:.4g}}<br>β=%{{y:.4g}}<br>{_label(m)}≈%{{z:.6g}}<extra></extra>"))
+                                       hovertemplate=f"%{{text}}<br>α=%{{x:.4g}}<br>β=%{{y:.4g}}<br>{_label(m)}≈%{{z:.6g}}"
+                                                     "<extra></extra>"))
         if view.trajectory is not None:
             idx.append(len(traces))
             traces.append(go.Scatter3d(x=view.trajectory[:, 0], y=view.trajectory[:, 1], z=_at(view, m, view.trajectory),
@@ -123,7 +125,8 @@ def surface_figure(view: SurfaceView):
         menus.append(_metric_menu([_label(m) for m in losses], groups, len(traces)))
     fig.update_layout(title=_title(view.title), height=560, margin=dict(l=0, r=0, t=90, b=0),
                       updatemenus=menus, showlegend=False,
-                      scene=dict(xaxis_title=view.xlabel, yaxis_title=view.ylabel, zaxis=dict(title=_label(losses[0]), type=initial),
+                      scene=dict(xaxis_title=view.xlabel, yaxis_title=view.ylabel,
+                                 zaxis=dict(title=_label(losses[0]), type=initial),
                                  aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.7)))
     return fig
 
@@ -141,14 +144,16 @@ def contour_figure(view: SurfaceView):
     decades = spans_decades(z)
     start_log = view.log and decades
     traces = [go.Contour(x=view.x, y=view.y, z=z, customdata=custom, name=_label(m), ncontours=30, colorscale="Viridis",
-                         visible=not start_log, colorbar=dict(title=dict(text=_label(m))), hovertemplate=_hover(("α", "β"), metrics))]
+                         visible=not start_log, colorbar=dict(title=dict(text=_label(m))),
+                         hovertemplate=_hover(("α", "β"), metrics))]
     if decades:
         traces.append(go.Contour(x=view.x, y=view.y, z=logz, customdata=custom, name=f"log10 {_label(m)}", ncontours=30,
                                  colorscale="Viridis", visible=start_log, colorbar=dict(title=dict(text=f"log10 {_label(m)}")),
                                  hovertemplate=_hover(("α", "β"), metrics)))
     if view.trajectory is not None:
         traces.append(go.Scatter(x=view.trajectory[:, 0], y=view.trajectory[:, 1], mode="lines+markers", name="trajectory",
-                                 text=view.trajectory_labels, line=dict(color="white", width=2), marker=dict(size=6, color="white"),
+                                 text=view.trajectory_labels, line=dict(color="white", width=2),
+                                 marker=dict(size=6, color="white"),
                                  hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra>trajectory</extra>"))
     if view.markers:
         pts = np.array(list(view.markers.values()), np.float64)
@@ -195,8 +200,10 @@ def curves_figure(fam: CurveFamily):
         for c in fam.curves:
             m = _losses(c.values)[0]
             ok = np.isfinite(c.values[m])
-            ys.append(float(np.interp(pos, c.x[ok], c.values[m][ok])) if ok.any() and c.x[ok][0] <= pos <= c.x[ok][-1] else np.nan)
-        traces.append(go.Scatter(x=[pos] * len(ys), y=ys, mode="markers", name=name, marker=dict(size=11, color="red", symbol="star"),
+            inside = ok.any() and c.x[ok][0] <= pos <= c.x[ok][-1]
+            ys.append(float(np.interp(pos, c.x[ok], c.values[m][ok])) if inside else np.nan)
+        traces.append(go.Scatter(x=[pos] * len(ys), y=ys, mode="markers", name=name,
+                                 marker=dict(size=11, color="red", symbol="star"),
                                  hovertemplate=f"{html.escape(name)}<br>α=%{{x:.4g}}<br>loss=%{{y:.6g}}<extra></extra>"))
     fig = go.Figure(traces)
     decades = spans_decades(*all_losses)
@@ -259,7 +266,8 @@ def figure_block(fig: Any, fid: str, caption: str = "") -> str:
     height = int(fig.layout.height or 500)
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
     return (f'<figure class="lsx-figure"><div id="{fid}" class="lsx-plotly" style="width:100%;height:{height}px"></div>'
-            f'<script type="application/json" class="lsx-plot-spec" data-target="{fid}">{figure_json(fig)}</script>{cap}</figure>')
+            f'<script type="application/json" class="lsx-plot-spec" data-target="{fid}">{figure_json(fig)}</script>'
+            f"{cap}</figure>")
 
 
 def page_scripts(body: str = "") -> str:
@@ -284,8 +292,10 @@ def job_page_html(views: JobViews) -> str:
     title = html.escape(f"{views.job}: {views.job_dir.name}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
-            f'<body style="font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto">\n<h1 style="font-size:1.3em">{title}</h1>\n'
-            f"<p>Drag to rotate or pan, scroll to zoom, hover for values; the buttons switch linear/log scale and the shown loss. "
+            f'<body style="font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto">\n'
+            f'<h1 style="font-size:1.3em">{title}</h1>\n'
+            f"<p>Drag to rotate or pan, scroll to zoom, hover for values; the buttons switch linear/log scale "
+            f"and the shown loss. "
             f"Values are the job's stored results.</p>\n{body}\n{page_scripts()}\n</body></html>\n")
 
 

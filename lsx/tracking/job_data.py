@@ -72,6 +72,7 @@ class JobViews:
         return not self.surfaces and not self.curves
 
 
+PATH_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "train_error", "test_error")
 Reader = Callable[[Path, dict[str, Any], dict[str, Any]], tuple[list[SurfaceView], list[CurveFamily]]]
 _READERS: dict[str, Reader] = {}
 
@@ -275,8 +276,7 @@ def _autoneb(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
         with np.load(f) as z:
             curves = []
             for part, label in (("path", "AutoNEB path (MEP)"), ("line", "straight line")):
-                vals = {k: z[f"{part}_{k}"] for k in ("train_loss", "test_loss", "train_acc", "test_acc", "train_error", "test_error")
-                        if f"{part}_{k}" in z.files}
+                vals = {k: z[f"{part}_{k}"] for k in PATH_METRICS if f"{part}_{k}" in z.files}
                 curves.append(Curve(label, z[f"{part}_arc_length"], vals))
         fams.append(CurveFamily(f.stem, f"seed {si} → seed {sj}", "normalized arc length", curves, f.name,
                                 {f"seed {si}": 0.0, f"seed {sj}": 1.0}, is_path=True, log=True))

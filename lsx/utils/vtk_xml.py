@@ -98,7 +98,8 @@ def polylines(lines: Sequence[np.ndarray], point_data: Mapping[str, Sequence[np.
     offsets = np.cumsum(counts)
     note = "; ".join(f"line {k}: {n}" for k, n in enumerate(names)).replace("--", "-")
     return (f'<?xml version="1.0"?>\n{f"<!-- {note} -->" + chr(10) if note else ""}{HEADER.format(kind="PolyData")}\n<PolyData>\n'
-            f'<Piece NumberOfPoints="{len(allp)}" NumberOfVerts="0" NumberOfLines="{len(pts)}" NumberOfStrips="0" NumberOfPolys="0">\n'
+            f'<Piece NumberOfPoints="{len(allp)}" NumberOfVerts="0" NumberOfLines="{len(pts)}" '
+            f'NumberOfStrips="0" NumberOfPolys="0">\n'
             f"{_point_data(data, len(allp), ghost)}\n<CellData>{_array('line', np.arange(len(pts), dtype=np.int32))}</CellData>\n"
             f"<Points>{_array('Points', allp, 3)}</Points>\n"
             f"<Lines>{_array('connectivity', conn)}{_array('offsets', offsets)}</Lines>\n</Piece>\n</PolyData>\n</VTKFile>\n")
