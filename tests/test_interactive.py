@@ -77,7 +77,7 @@ def test_surface_figure_marks_the_optimum_and_toggles_log(tmp_path):
     scale, metric = fig.layout.updatemenus
     assert [b.label for b in scale.buttons] == ["linear", "log"] and fig.layout.scene.zaxis.type == "log"  # job's log_scale
     assert [b.label for b in metric.buttons] == ["train loss", "test loss"]
-    assert metric.buttons[1].args[0]["visible"] == [False, False, True, True]
+    assert list(metric.buttons[1].args) == [{"visible": [False, False, True, True]}, {"scene.zaxis.title.text": "test loss"}]
     assert "α=" in fig.data[0].hovertemplate and "β=" in fig.data[0].hovertemplate
     assert "train accuracy" in fig.data[0].hovertemplate and "test loss" in fig.data[0].hovertemplate
 

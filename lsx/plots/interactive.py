@@ -72,18 +72,19 @@ def _at(view: SurfaceView, metric: str, points: np.ndarray) -> np.ndarray:
     return f(np.asarray(points, np.float64)[:, ::-1])
 
 
-def _scale_menu(axis: str, initial: str, x: float = 0.0) -> dict[str, Any]:
-    return dict(type="buttons", direction="right", x=x, y=MENU_Y, xanchor="left", yanchor="bottom", showactive=True,
+def _scale_menu(axis: str, initial: str) -> dict[str, Any]:
+    return dict(type="buttons", direction="right", x=0.0, y=MENU_Y, xanchor="left", yanchor="bottom", showactive=True,
                 active=0 if initial == "linear" else 1, pad={"r": 4, "t": 2},
                 buttons=[dict(label="linear", method="relayout", args=[{axis: "linear"}]),
                          dict(label="log", method="relayout", args=[{axis: "log"}])])
 
 
-def _metric_menu(labels: Sequence[str], groups: Sequence[Sequence[int]], n_traces: int) -> dict[str, Any]:
+def _metric_menu(labels: Sequence[str], groups: Sequence[Sequence[int]], n_traces: int, title_key: str) -> dict[str, Any]:
+    """A dropdown showing one group of traces per entry (and naming it on the axis ``title_key``)."""
     buttons = []
     for lab, idx in zip(labels, groups):
         vis = [i in idx for i in range(n_traces)]
-        buttons.append(dict(label=lab, method="update", args=[{"visible": vis}]))
+        buttons.append(dict(label=lab, method="update", args=[{"visible": vis}, {title_key: lab}]))
     return dict(type="dropdown", x=1.0, y=MENU_Y, xanchor="right", yanchor="bottom", buttons=buttons, active=0)
 
 
@@ -122,7 +123,7 @@ def surface_figure(view: SurfaceView):
     initial = "log" if view.log and spans_decades(*(view.values[m] for m in losses)) else "linear"
     menus = [_scale_menu("scene.zaxis.type", initial)] if spans_decades(*(view.values[m] for m in losses)) else []
     if len(losses) > 1:
-        menus.append(_metric_menu([_label(m) for m in losses], groups, len(traces)))
+        menus.append(_metric_menu([_label(m) for m in losses], groups, len(traces), "scene.zaxis.title.text"))
     fig.update_layout(title=_title(view.title), height=560, margin=dict(l=0, r=0, t=90, b=0),
                       updatemenus=menus, showlegend=False,
                       scene=dict(xaxis_title=view.xlabel, yaxis_title=view.ylabel,
