@@ -214,3 +214,30 @@ def test_wandb_offline_run_holds_the_html_panel(tmp_path, monkeypatch):
     panels = sorted(run_dir.glob("wandb/offline-run-*/files/media/html/interactive/*.html"))
     assert len(panels) == 1 and "lsx-plot-spec" in panels[0].read_text()
     assert panels[0].stat().st_size > 1_000_000  # plotly.js inside: the panel works offline in W&B
+
+
+def test_job_runner_lists_the_page_in_results(tmp_path, monkeypatch):
+    """``python -m lsx.analyze`` writes interactive.html for a job with a surface and lists it in results.json."""
+    import shutil as sh
+
+    from lsx.cli.analyze import run_analysis
+    from lsx.jobs import base, registry  # noqa: F401  (declares the jobs)
+    from lsx.jobs.base import JobOutput
+
+    made = surface_job(tmp_path / "made")
+
+    def fake_surface2d(ctx):  # the stored files of a surface2d job, without training or evaluating
+        for f in ("surface.h5", "surface_grid.npz"):
+            sh.copy(made / f, ctx.job_dir / f)
+        return JobOutput({"grid": [9, 7]}, {"data": "surface.h5", "grid": "surface_grid.npz"})
+
+    base.get_job("surface2d")  # import the real module first, so it cannot re-register over the fake
+    monkeypatch.setitem(base._FUNCS, "surface2d", fake_surface2d)
+    c = {"analysis": {"job": "surface2d", "log_scale": True}, "paths": {"output_root": str(tmp_path / "out")},
+         "experiment_name": "t", "seed": 0}
+    res = run_analysis(c, tmp_path / "run", progress=False)
+    job_dir = Path(res["job_dir"])
+    assert res["artifacts"]["interactive"] == "interactive.html"
+    assert json.loads((job_dir / "results.json").read_text())["artifacts"]["interactive"] == "interactive.html"
+    (spec,) = page_specs((job_dir / "interactive.html").read_text())
+    np.testing.assert_array_equal(decode_plotly(spec["data"][0]["z"]), np.load(made / "surface_grid.npz")["train_loss"])
