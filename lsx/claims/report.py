@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
+from lsx.plots import interactive
 from lsx.utils.io import atomic_write_json, atomic_write_text
 
 from .figures import draw_figure
@@ -314,6 +315,7 @@ def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
      train-loss factor {_e(s.get('train_loss_ratio'))}; torch threads of the jobs {_e(s.get('job_torch_threads'))}{_versions_html(s.get('job_code_versions'))}</p>
   {''.join(_claim_html(s['preset'], c, out_dir) for c in s['claims'])}
   {f'<h4>Figures</h4>{figs}' if figs else ''}
+  {interactive.report_section(s.get("jobs") or [])}
   <details><summary>Jobs ({s['n_jobs']})</summary><ul class="jobs">{jobs}</ul></details>
 </section>"""
 
@@ -386,6 +388,7 @@ when a metric is missing or when a job failed. The headline is reproduced / not 
 <th>discovery [95% interval], n</th><th>replication [95% interval], n</th><th>headline</th></tr></thead>
 <tbody>{rows}</tbody></table>
 {body}
+{interactive.page_scripts(body)}
 </body></html>
 """
 

@@ -59,6 +59,9 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
                 out = fn(JobContext(_without_wandb(c), job_dir, progress=progress))
+            from lsx.plots.interactive import page_artifact
+
+            out.artifacts.update(page_artifact(job_dir, name, c, out.metrics))  # interactive.html, when the job has a view
             extra = dict(out.extra)
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = [r.record() for r in runs]

@@ -41,7 +41,8 @@ def run(ctx: JobContext) -> JobOutput:
         basis, pos = plane_basis(*(p.theta for p in pts))
         x, y, coords = plane_grid(pos, a["margin"], n)
         X, Y = np.meshgrid(x, y)
-        prov = {"kind": "plane_of_three", "epoch": e, "checkpoints": [str(c.path) for c in ckpts], "bn": a["bn"]}
+        prov = {"kind": "plane_of_three", "epoch": e, "checkpoints": [str(c.path) for c in ckpts], "bn": a["bn"],
+                "positions": pos.tolist()}  # the optima on the plane, for the interactive figure and export
         res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov,
                               a["bn"], a.get("chunk"), a["flush_every"])
         loss = np.asarray(res["train_loss"]).reshape(n, n)

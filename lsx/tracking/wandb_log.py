@@ -129,6 +129,26 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+# ------------------------------------------------------------------ interactive figures
+def html_panels(job_dir: Path, results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The job's interactive figures as W&B HTML panels (``interactive/<name>``): its ``.html`` artifacts, or
+    for a job stored before those existed, a page built now from its stored files into ``run_dir``."""
+    import wandb
+
+    pages = {k: job_dir / p for k, p in (results.get("artifacts") or {}).items()
+             if str(p).endswith(".html") and (job_dir / p).is_file()}
+    if not pages:
+        from lsx.plots.interactive import PAGE_NAME, write_job_page
+
+        try:
+            made = write_job_page(job_dir, results.get("job"), metrics=results.get("metrics") or {}, out=run_dir / PAGE_NAME)
+        except Exception as err:  # a figure must not cost the run's other logs
+            log.warning("no interactive figure for %s: %s: %s", job_dir, type(err).__name__, err)
+            made = {}
+        pages = {k: run_dir / PAGE_NAME for k in made}
+    return {f"interactive/{k}": wandb.Html(str(p), inject=False) for k, p in pages.items()}
+
+
 # ------------------------------------------------------------------ runs
 def _init(identity: dict[str, Any], job_type: str, run_dir: Path, config: dict[str, Any]):
     import wandb
@@ -159,7 +179,7 @@ def _artifact(name: str, kind: str, files: Iterable[tuple[Path, str]], metadata:
 
 def log_job(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, Any]) -> None:
     """The analysis job's one W&B run: config, scalars (summary), curves and grids (tables),
-    figures (images), its optima's learning curves (tables, linked by training-cache name) and
+    figures (images, and interactive HTML panels), its optima's learning curves (tables, linked by training-cache name) and
     results.json/config.yaml/data files as an artifact."""
     import wandb
 
@@ -184,6 +204,7 @@ def log_job(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, 
         payload.update({k: wandb.Table(columns=cols, data=data) for k, (cols, data) in tables.items()})
         payload.update({f"plots/{k}": wandb.Image(str(job_dir / p)) for k, p in (results.get("artifacts") or {}).items()
                         if str(p).endswith(".png") and (job_dir / p).exists()})
+        payload.update(html_panels(job_dir, results, run_dir))
         run.log(payload)
         run.summary.update(scalars(metrics))
         run.config.update({"optima": [tr.name for tr in optima], "job_dir": str(job_dir), "cached": bool(results.get("cached"))},
