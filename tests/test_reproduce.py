@@ -245,7 +245,7 @@ def test_failed_job_is_listed_and_excluded(tmp_path, monkeypatch):
     (["fort_toy", "analysis.seed=3"], "units are chosen with seeds=.*a unit is a trial seed"),
     (["quickstart", "seed=3"], "units are chosen with seeds="),
     (["fort_toy", "jobs=0"], "jobs takes a number of worker processes"),
-    (["fort_toy", "scale=huge"], "experiment has no scale 'huge'"),
+    (["fort_toy", "scale=huge"], "fort_toy has no scale 'huge'"),
 ])
 def test_bad_input_is_one_line_and_runs_nothing(lsx_dirs, args, message):
     with pytest.raises(ValueError, match=message) as err:

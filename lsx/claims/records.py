@@ -38,6 +38,7 @@ class JobRecord:
     job: str = ""
     elapsed_s: float | None = None
     code_version: str = ""  # of the code that computed the job (a cached job may predate the report's code)
+    code_fingerprint: str = ""  # of the source files the job depends on (lsx.utils.fingerprint)
 
     @classmethod
     def from_dir(cls, job_dir: str | Path) -> "JobRecord":
@@ -52,6 +53,7 @@ class JobRecord:
             config=config or {}, metrics=dict(results.get("metrics") or {}), seed=int(seed if seed is not None else 0),
             job_dir=job_dir, training=list(results.get("training") or []), job=str(results.get("job", "")),
             elapsed_s=results.get("elapsed_s"), code_version=str(results.get("code_version") or ""),
+            code_fingerprint=str(results.get("code_fingerprint") or ""),
         )
 
     def get(self, key: str, default: Any = _MISSING) -> Any:

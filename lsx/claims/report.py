@@ -105,8 +105,23 @@ def _set_dict(claim: dict[str, Any], res: Any, records: Sequence[JobRecord], plo
 
 def job_code_versions(records: Sequence[JobRecord]) -> dict[str, int]:
     """How many of the jobs each code version computed. The job cache is keyed by config, not by code, so a
-    report may rest on jobs computed by older code: the report says which, and how many."""
-    return dict(sorted(Counter(r.code_version or "unknown" for r in records).items()))
+    report may rest on jobs computed by older code: the report says which, and how many. A job computed by
+    an older commit whose code fingerprint equals this code's (every file it depends on is identical; see
+    :mod:`lsx.utils.fingerprint`) counts as this version: recomputing it would give the same bits."""
+    return dict(sorted(Counter(effective_code_version(r) for r in records).items()))
+
+
+def effective_code_version(record: JobRecord) -> str:
+    from lsx.jobs import registry  # noqa: F401  (declares the jobs)
+    from lsx.jobs.base import JOBS
+    from lsx.utils.fingerprint import job_fingerprint
+    from lsx.utils.version import code_version
+
+    version = record.code_version or "unknown"
+    now = code_version()
+    if version != now and record.job in JOBS and record.code_fingerprint == job_fingerprint(JOBS[record.job]):
+        return now
+    return version
 
 
 def merged_code_versions(sections: Sequence[dict[str, Any]]) -> dict[str, int]:

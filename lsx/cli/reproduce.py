@@ -367,6 +367,8 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
     from lsx.config import compose_config
 
     a = parse_args(argv)
+    if not any(e.startswith("cache.stale=") for e in a.extra):
+        a.extra.append("cache.stale=recompute")  # a report rests on one code version (cache.stale=keep opts out)
     presets = a.presets or presets_with_claims()
     if not presets:
         raise ValueError("no preset declares claims (see README 'Reproductions')")

@@ -3,7 +3,8 @@
 Why: the training and job caches are keyed by config. After a change that alters results, an old
 result would be served silently. Each result therefore records a sha256 of the source files it
 depends on — the training code, models and data for a trained model; the numerical core, the job
-framework and the job's own module for an analysis — and a hit whose fingerprint differs is stale.
+framework and the job's own module for an analysis, plus the training code (its results are computed
+from trained models) — and a hit whose fingerprint differs is stale.
 A commit that touches none of those files keeps every cached result valid.
 
 ``cache.stale`` says what a stale hit does: ``warn`` (default: reuse it, one warning line),
@@ -24,7 +25,7 @@ log = logging.getLogger("lsx")
 STALE_MODES = ("warn", "recompute", "keep")
 _PACKAGE = Path(__file__).resolve().parent.parent
 TRAINING_SOURCES = ("training", "models", "data")
-ANALYSIS_SOURCES = ("landscape", "jobs/base.py", "jobs/landscape_common.py")
+ANALYSIS_SOURCES = ("landscape", "jobs/base.py", "jobs/landscape_common.py", *TRAINING_SOURCES)
 
 
 def _files(parts: Iterable[str]) -> list[Path]:
@@ -49,7 +50,7 @@ def training_fingerprint() -> str:
 
 
 def job_fingerprint(job_module: str) -> str:
-    """The core, the job framework and the job's module (``lsx.jobs.surface`` → ``jobs/surface.py``)."""
+    """The core, the job framework, the training code and the job's module (``lsx.jobs.surface`` → ``jobs/surface.py``)."""
     own = job_module.removeprefix("lsx.").replace(".", os.sep) + ".py"
     return source_fingerprint((*ANALYSIS_SOURCES, own))
 
