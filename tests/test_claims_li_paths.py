@@ -164,3 +164,33 @@ def test_flatness_tracks_test_error_drops_seeds_with_tied_errors(tmp_path):
     jobs = [_surface_job(tmp_path, 0, w, c, 0.9) for w, c in ((0.25, 3.0), (0.5, 2.0), (1.0, 1.0))]
     with pytest.raises(InsufficientData, match="3 or more values"):
         stat(jobs, x="model.width")
+
+
+# ------------------------------------------------------------------------------------------- presets
+@pytest.mark.parametrize("preset", ["li_fig2", "li_fig5", "li_fig9", "draxler_table1"])
+def test_presets_compose_at_cpu_scale_and_their_claims_parse(preset):
+    from lsx.cli.reproduce import compose_point, make_plan
+
+    plan = make_plan(preset)
+    assert plan.claims and plan.points
+    compose_point(plan.points[0])
+
+
+def test_li_fig2_cpu_reaches_the_papers_accumulated_decay():
+    """Fig. 3's mechanism is the decay the small batch accumulates: Σ lr·wd over its steps ≈ 3.1 in the paper."""
+    from lsx.cli.reproduce import compose_point, make_plan
+    from lsx.training.runner import build_data
+
+    plan = make_plan("li_fig2")
+    assert plan.train_loss_ratio == 3.0  # the former escape hatch (30) is gone
+    point = [p for p in plan.points if any(o.startswith("optimizer.weight_decay=") and not o.endswith("=0.0") for o in p)][0]
+    c = compose_point(point)
+    bs = c["analysis"]["endpoints"][0]["overrides"]["data"]["batch_size"]
+    n_train = len(build_data(c).split("train")[0])
+    steps = math.ceil(n_train / bs)
+    lr, wd, t = c["optimizer"]["lr"], c["optimizer"]["weight_decay"], c["training"]["epochs"]
+    bounds = [0, *c["scheduler"]["milestones"], t]
+    lr_epochs = sum(lr * c["scheduler"]["gamma"] ** k * (b - a) for k, (a, b) in enumerate(zip(bounds, bounds[1:])))
+    paper = math.ceil(50000 / 128) * (0.1 * 150 + 0.01 * 75 + 0.001 * 50) * 5e-4
+    assert paper == pytest.approx(3.1, abs=0.05)
+    assert steps * lr_epochs * wd == pytest.approx(paper, rel=0.15)  # 41 steps/epoch × 5.16 × 0.013 ≈ 2.75
