@@ -194,3 +194,23 @@ def test_li_fig2_cpu_reaches_the_papers_accumulated_decay():
     paper = math.ceil(50000 / 128) * (0.1 * 150 + 0.01 * 75 + 0.001 * 50) * 5e-4
     assert paper == pytest.approx(3.1, abs=0.05)
     assert steps * lr_epochs * wd == pytest.approx(paper, rel=0.15)  # 41 steps/epoch × 5.16 × 0.013 ≈ 2.75
+
+
+@pytest.mark.parametrize("preset", ["li_fig2", "li_fig5", "li_fig7", "li_fig9", "draxler_table1"])
+def test_false_positive_rate_of_each_per_unit_rule_at_six_units(preset):
+    """DESIGN: a rule's false-positive rate is known at its unit count. Per-unit values whose median sits on
+    the bound (the null) give "reproduced" at most P(all 6 units on one side) = 1/64 under the sign interval."""
+    from lsx.claims.inference import null_rates, unit_interval
+
+    mine = ("li_unit_value", "li_paired", "li_sign_flip_units", "li_flatness_tracks_error", "draxler_table1")
+    for c in [c for c in _claims(preset).values() if c["statistic"] in mine]:
+        (_, b), = c["decision"].items()
+
+        def draw(rng, b=float(b), test=c["args"].get("test", "sign")):
+            v = rng.normal(0.0, 0.3, 6)
+            vals = b * np.exp(v) if b > 0 else v + b  # continuous, median exactly on the bound
+            _, lo, hi = unit_interval(vals, test)
+            return lo, hi
+
+        rates = null_rates(draw, c["decision"], trials=600, seed=1)
+        assert rates[REPRODUCED] <= 0.04, (c["id"], rates)
