@@ -159,7 +159,8 @@ def draxler_table1(jobs: Sequence[JobRecord], measure: str, test: str = "sign", 
         row = unit_row(unit, measure)
         v = fn(row)
         if log and not v > 0:
-            raise InsufficientData(f"{measure}={v} in unit {[j.job_dir.name for j in unit]} is not positive; its log is undefined")
+            names = [j.job_dir.name for j in unit]
+            raise InsufficientData(f"{measure}={v} in unit {names} is not positive; its log is undefined")
         values.append(math.log(v) if log else v)
         seeds = sorted({int(s) for j in unit for s in (j.get("optima.seeds", None) or [])})
         table.append({"unit": ", ".join(j.job_dir.name for j in unit), "minima": seeds, measure: v,

@@ -82,7 +82,8 @@ def li_paired(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, op: s
             continue
         u = unit_of(j, unit)
         if max_train_loss is not None and _worst_train_loss(j, train_loss_key) > float(max_train_loss):
-            untrained[u] = f"{key}={j.get(key)}: {train_loss_key} {_worst_train_loss(j, train_loss_key):.3g} > {float(max_train_loss):g}"
+            worst = _worst_train_loss(j, train_loss_key)
+            untrained[u] = f"{key}={j.get(key)}: {train_loss_key} {worst:.3g} > {float(max_train_loss):g}"
             continue
         sides[side].setdefault(u, []).append(float(j.get(y)))
     both = sorted((set(sides["a"]) & set(sides["b"])) - set(untrained), key=str)
@@ -136,7 +137,8 @@ def li_flatness_tracks_error(jobs: Sequence[JobRecord], x: str, radius: float = 
     per_unit = finite_units(per_unit)
     if not per_unit:
         raise InsufficientData(f"no {unit} has 3 or more values of {x} with varying rise and test error")
-    c, lo, hi, method = _interval(per_unit, test, unit, f"within-{unit} Spearman ρ(loss rise within {radius}, test error) over {x}")
+    what = f"within-{unit} Spearman ρ(loss rise within {radius}, test error) over {x}"
+    c, lo, hi, method = _interval(per_unit, test, unit, what)
     table = [{unit: u, "rho": per_unit[u], "points": sorted(pts[u])} for u in per_unit]
     return Estimate(c, lo, hi, len(per_unit), method, {"x": x, "radius": radius, "metric": metric, "error": error,
                     "test": test, "unit": unit, "skipped_units": sorted(map(str, set(pts) - set(per_unit)))}, table)
