@@ -89,17 +89,23 @@ def _panel_jobs(values, key="data.batch_size", wd=5e-4, opt="sgd", bs=None, metr
 
 
 def test_small_batch_flatter_is_decided_per_panel():
+    """Fig. 4's four panels (optimizer x weight decay) each get a verdict; one panel's reversal is not averaged away."""
     claims = _claims("li_fig5")
-    flat0 = _panel_jobs({32: [0.01 + 0.001 * s for s in range(6)], 512: [0.03] * 6}, wd=0.0)
-    sharp5 = _panel_jobs({32: [0.05] * 6, 512: [0.02 + 0.001 * s for s in range(6)]}, wd=5e-4)
-    jobs = flat0 + sharp5
-    assert evaluate_claim(claims["small_batch_flatter_wd0"], jobs).verdict == REPRODUCED
-    assert evaluate_claim(claims["small_batch_flatter_wd5e4"], jobs).verdict == NOT_REPRODUCED  # not averaged away
+    assert {c for c in claims if c.startswith("small_batch_flatter_")} == {
+        f"small_batch_flatter_{o}_{w}" for o in ("sgd", "adam") for w in ("wd0", "wd5e4")}
+    flat = {32: [0.01 + 0.001 * s for s in range(6)], 512: [0.03] * 6}
+    sharp = {32: [0.05] * 6, 512: [0.02 + 0.001 * s for s in range(6)]}
+    jobs = (_panel_jobs(flat, wd=0.0) + _panel_jobs(sharp, wd=5e-4) + _panel_jobs(flat, wd=0.0, opt="adam")
+            + _panel_jobs(flat, wd=5e-4, opt="adam"))
+    want = {"sgd_wd0": REPRODUCED, "sgd_wd5e4": NOT_REPRODUCED, "adam_wd0": REPRODUCED, "adam_wd5e4": REPRODUCED}
+    for tag, verdict in want.items():
+        r = evaluate_claim(claims[f"small_batch_flatter_{tag}"], jobs)
+        assert r.verdict == verdict and r.estimate.n == 6, (tag, r.reason)
 
 
 def test_li_paired_excludes_seeds_that_did_not_reach_the_target():
     stat = get_statistic("li_paired")
-    args = dict(_claims("li_fig5")["small_batch_flatter_wd0"]["args"])
+    args = dict(_claims("li_fig5")["small_batch_flatter_sgd_wd0"]["args"])
     jobs = _panel_jobs({32: [0.01] * 6, 512: [0.03] * 6}, wd=0.0)
     jobs[-1].metrics["center_train_loss"] = 0.6  # seed 5's large-batch net is not trained
     e = stat(jobs, **args)
@@ -112,9 +118,11 @@ def test_li_paired_excludes_seeds_that_did_not_reach_the_target():
 
 
 @pytest.mark.parametrize("cid, errors", [
-    ("small_batch_generalizes_better_wd0", {32: 7.37, 512: 11.07}),      # Table 1, SGD, WD 0
-    ("small_batch_generalizes_better_wd5e4", {32: 6.00, 512: 10.19}),    # Table 1, SGD, WD 5e-4
-    ("adam_higher_test_error_than_sgd", {"sgd": 6.00, "adam": 7.80}),    # Table 1, bs 128, WD 5e-4
+    ("small_batch_generalizes_better_sgd_wd0", {32: 7.37, 512: 11.07}),      # Table 1, SGD, WD 0
+    ("small_batch_generalizes_better_sgd_wd5e4", {32: 6.00, 512: 10.19}),    # Table 1, SGD, WD 5e-4
+    ("small_batch_generalizes_better_adam_wd0", {32: 7.44, 512: 10.91}),     # Table 1, Adam, WD 0
+    ("small_batch_generalizes_better_adam_wd5e4", {32: 7.80, 512: 9.52}),    # Table 1, Adam, WD 5e-4
+    ("adam_higher_test_error_than_sgd", {"sgd": 6.00, "adam": 7.80}),        # Table 1, bs 128, WD 5e-4
 ])
 def test_generalization_rules_accept_table1_and_reject_a_reversed_gap(cid, errors):
     claim = _claims("li_fig5")[cid]
@@ -122,7 +130,8 @@ def test_generalization_rules_accept_table1_and_reject_a_reversed_gap(cid, error
     wd = a["where"]["optimizer.weight_decay"]
     noise = [-0.2, -0.1, 0.0, 0.05, 0.1, 0.2]  # points of test error across seeds
     acc = {k: [1 - (e + n) / 100 for n in noise] for k, e in errors.items()}
-    kw = dict(key=a["key"], wd=wd, metric="center_test_acc", bs=a["where"].get("data.batch_size"))
+    kw = dict(key=a["key"], wd=wd, metric="center_test_acc", bs=a["where"].get("data.batch_size"),
+              opt=a["where"].get("optimizer.name", "sgd"))
     assert evaluate_claim(claim, _panel_jobs(acc, **kw)).verdict == REPRODUCED
     reversed_ = dict(zip(acc, reversed(list(acc.values()))))
     assert evaluate_claim(claim, _panel_jobs(reversed_, **kw)).verdict == NOT_REPRODUCED
@@ -133,6 +142,19 @@ def test_adam_claims_are_inconclusive_without_an_adam_arm():
     sgd_only = _panel_jobs({32: [0.01] * 6, 512: [0.03] * 6})
     r = evaluate_claim(claim, sgd_only)
     assert r.verdict == INCONCLUSIVE and "no seed has trained jobs" in r.reason
+    both = sgd_only + _panel_jobs({"adam": [0.03 + 0.001 * s for s in range(6)], "sgd": [0.01] * 6}, key="optimizer.name", bs=32)
+    assert evaluate_claim(claim, both).verdict == REPRODUCED
+
+
+def test_li_fig5_couples_each_optimizer_to_its_learning_rate():
+    from lsx.cli.reproduce import compose_point, make_plan
+
+    lrs = {}
+    points = make_plan("li_fig5").points
+    for p in [p for p in points if "data.batch_size=512" in p and "optimizer.weight_decay=0.0" in p]:  # one per optimizer
+        c = compose_point(p)
+        lrs.setdefault(c["optimizer"]["name"], set()).add(c["optimizer"]["lr"])
+    assert lrs == {"sgd": {0.05}, "adam": {0.001}}
 
 
 # ------------------------------------------------------------------------------------------- Sec. 6.6 / Fig. 7
