@@ -25,7 +25,7 @@ from lsx.claims.inference import describe, finite_units, unit_interval
 from lsx.claims.records import JobRecord
 from lsx.claims.statistics import Estimate, InsufficientData, register_statistic, same_value, unit_of
 
-_OPS = ("log_ratio", "ratio", "difference")
+_OPS = ("log_ratio", "difference")
 
 
 def _where(jobs: Sequence[JobRecord], where: dict[str, Any] | None) -> list[JobRecord]:
@@ -67,8 +67,8 @@ def li_unit_value(jobs: Sequence[JobRecord], y: str, test: str = "sign", unit: s
 def li_paired(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, op: str = "log_ratio", test: str = "sign",
               unit: str = "seed", where: dict[str, Any] | None = None, max_train_loss: float | None = None,
               train_loss_key: str = "training.train_loss") -> Estimate:
-    """Per unit: y(key=a) vs y(key=b) within ``where``; ``op``: ``log_ratio`` (interval reported as a
-    ratio), ``ratio`` (the same, named for clarity), ``difference``. Units whose optima did not reach
+    """Per unit: y(key=a) vs y(key=b) within ``where``; ``op``: ``log_ratio`` (the per-unit log ratio; the
+    centre and interval are reported back on the ratio scale) or ``difference``. Units whose optima did not reach
     ``max_train_loss`` (read from ``train_loss_key``, e.g. a job's loss with re-estimated BN statistics
     where running statistics lag) on either side are excluded and listed."""
     if op not in _OPS:
