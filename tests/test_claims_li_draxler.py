@@ -1,4 +1,4 @@
-"""Li and Draxler claim statistics on hand-made job records with known answers."""
+"""Li claim statistics on hand-made job records with known answers (Draxler: tests/test_claims_draxler.py)."""
 import math
 from pathlib import Path
 
@@ -46,27 +46,6 @@ def test_trained_difference_excludes_untrained_nets_and_says_why():
     only_untrained = [j for j in jobs if j.config["model"]["shortcut"]] + [untrained]
     with pytest.raises(InsufficientData, match="untrained"):
         diff(only_untrained, key="model.shortcut", a=False, b=True, y="metrics.chaos", max_train_loss=0.1)
-
-
-def test_draxler_mst_pairs_pools_pairs_over_jobs():
-    stat = get_statistic("draxler_mst_pairs")
-    def pairs(f):
-        return [{"pair": [0, 1], "saddle_minimum_factor": f[0], "test_error_rise": 0.002, "train_loss_minima": 0.01,
-                 "train_loss_saddle": 0.01 * f[0]},
-                {"pair": [1, 2], "saddle_minimum_factor": f[1], "test_error_rise": 0.004, "train_loss_minima": 0.01,
-                 "train_loss_saddle": 0.01 * f[1]}]
-    jobs = [_job(0, {}, {"mst_pairs": pairs([2.0, 1.5]), "test_examples": 1000}),
-            _job(0, {}, {"mst_pairs": pairs([1.8, 2.2]), "test_examples": 1000})]
-    e = stat(jobs, y="saddle_minimum_factor", log=True)
-    assert e.n == 4 and e.value == pytest.approx(math.exp(np.log([2.0, 1.5, 1.8, 2.2]).mean()))
-    assert e.lo < e.value < e.hi < 3.0
-    assert e.details["test_examples"] == [1000] and e.details["one_example_is"] == [0.001]
-    rise = stat(jobs, y="test_error_rise")
-    assert rise.value == pytest.approx(0.003) and len(rise.table) == 4
-    with pytest.raises(InsufficientData, match="no MST pairs"):
-        stat([_job(0, {}, {"mst_pairs": []})])
-    with pytest.raises(InsufficientData, match="no field"):
-        stat(jobs, y="nope")
 
 
 def test_convexity_panels_figure_draws_one_map_per_architecture(tmp_path):

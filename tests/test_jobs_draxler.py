@@ -1,5 +1,8 @@
 """Draxler et al.: the autoneb job end to end on two tiny minima, resume, and its bad inputs."""
 import json
+import math
+
+import pytest
 
 from conftest import run_module
 
@@ -23,6 +26,12 @@ def test_autoneb_job_writes_table_and_path_plots(lsx_dirs):
     assert m["table_pairs"] == 1 and m["table_data"] == "full" and m["test_examples"] == 359
     assert m["test_error_per_example"] == 1 / 359
     assert m["mst_pairs"][0]["pair"] == [0, 1] and m["mst_pairs"][0]["saddle_minimum_factor"] > 0
+    # what the Table 1 claims need per pair; the saddle value of each metric is its maximum on the path (Table 1 caption)
+    p0, row = m["mst_pairs"][0], table["pairs"][0]
+    for k in ("test_loss_minima", "test_loss_saddle", "linear_max_train_loss", "test_error_minima", "test_error_saddle"):
+        assert k in p0, k
+    assert row["test_loss_saddle"] >= max(row["test_loss_at_train_saddle"], row["test_loss_minima"]) - 1e-9
+    assert m["chance_loss"] == pytest.approx(math.log(10))  # digits: 10 classes (Table 1 note 1)
     for name in ("pair_0_1.png", "pair_0_1_plane_path.png", "pairs/pair_0000_0001.npz"):
         assert (d / name).exists(), name
     # a second launch of the same job is a no-op; deleting DONE resumes from the saved pair files

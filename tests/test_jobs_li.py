@@ -57,6 +57,19 @@ def test_li_jobs_run(lsx_dirs, job, extra, artifact):
     assert (r["_dir"] / artifact).exists()
 
 
+def test_pca_trajectory_compares_random_and_pca_planes(lsx_dirs):
+    """Li Sec. 7.1: the job reports the share of the path's variance in a random plane next to the PCA plane's."""
+    cache, out = lsx_dirs
+    res = run_module("lsx.analyze", "analysis=pca_trajectory", *TINY, "training.epochs=4", "training.checkpoint_every=1",
+                     "analysis.num=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = _results(res.stdout, out, "pca_trajectory")["metrics"]
+    assert m["random_directions"] == 2 and m["checkpoints"] >= 4
+    assert 0 <= m["random_variance"] < m["pca_variance_k"] <= 1 + 1e-9
+    assert 0 < m["first_last_variance"] <= m["explained_variance_ratio"][0] + 1e-9  # PC1 is the best single direction
+    assert m["pca_over_random_log10"] == pytest.approx(np.log10(m["pca_variance_k"] / m["random_variance"]))
+
+
 def test_bad_grid_is_one_clear_error(lsx_dirs):
     res = run_module("lsx.analyze", "analysis=surface2d", *TINY, "analysis.x.num=0")
     assert res.returncode == 2

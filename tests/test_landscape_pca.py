@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from lsx.landscape.engine.flat import FlatParams
-from lsx.landscape.surfaces.pca import trajectory_pca
+from lsx.landscape.surfaces.pca import trajectory_pca, variance_captured
 from lsx.landscape.surfaces.weights import weight_histograms, weight_values
 
 
@@ -131,3 +131,33 @@ def test_weight_histograms_share_edges_and_skip_biases():
     assert everything.stats["checkpoint 0"]["n"] == flat.numel
     with pytest.raises(ValueError, match="bins must be >= 1"):
         weight_histograms([small], flat, bins=0)
+
+
+def test_variance_captured_by_pca_directions_equals_their_explained_variance():
+    g = torch.Generator().manual_seed(3)
+    traj = torch.cumsum(torch.randn(12, 200, generator=g, dtype=torch.float64), 0)  # a random walk: many directions
+    pca = trajectory_pca(traj, ignore="none")
+    assert variance_captured(traj, pca.directions) == pytest.approx(pca.explained_variance_2d, rel=1e-9)
+    assert variance_captured(traj, pca.directions[:1]) == pytest.approx(pca.explained_variance_ratio[0], rel=1e-9)
+    # a non-orthonormal basis of the same plane captures the same share
+    mixed = np.stack([pca.directions[0] * 3 + pca.directions[1], pca.directions[1] * 0.5])
+    assert variance_captured(traj, mixed) == pytest.approx(pca.explained_variance_2d, rel=1e-9)
+
+
+def test_random_directions_capture_about_k_over_dim_of_a_planar_path():
+    """Li Sec. 7.1: a random plane captures ~2/dim of a low-dimensional path's variance, the PCA plane all of it."""
+    dim = 4000
+    traj, _, _ = planar_trajectory(n=9, dim=dim)
+    shares = [variance_captured(traj, torch.randn(2, dim, generator=torch.Generator().manual_seed(s), dtype=torch.float64))
+              for s in range(40)]
+    assert np.mean(shares) == pytest.approx(2 / dim, rel=0.35)
+    assert variance_captured(traj, trajectory_pca(traj, ignore="none").directions) == pytest.approx(1.0, abs=1e-10)
+    # the mask restricts the entries (directions outside it count as zero there)
+    mask = np.zeros(dim, dtype=bool)
+    mask[: dim // 2] = True
+    d = torch.zeros(1, dim, dtype=torch.float64)
+    d[0, dim // 2] = 1.0
+    with pytest.raises(ValueError, match="linearly dependent"):
+        variance_captured(traj, d, mask=mask)
+    with pytest.raises(ValueError, match="directions must be"):
+        variance_captured(traj, torch.ones(2, dim + 1))

@@ -158,3 +158,43 @@ def _complete_basis(A: list[np.ndarray], gram: np.ndarray, k: int, trace: float)
             )
         A.append(best / np.sqrt(best_norm))
     return A
+
+
+def variance_captured(
+    trajectory: torch.Tensor | np.ndarray | Sequence,
+    directions: torch.Tensor | np.ndarray,
+    mask: np.ndarray | None = None,
+    center: bool = True,
+    block: int = 1 << 20,
+) -> float:
+    """Fraction of the trajectory's variance (rows θ_i − θ_n, centred as in :func:`trajectory_pca`) that
+    lies in the span of ``directions`` ((k, numel), orthonormalized here over the ``mask`` entries).
+
+    Why (Li et al. Sec. 7.1): a random direction is nearly orthogonal to a low-dimensional path, so it
+    captures almost none of its variation, while the top PCA directions capture most of it; the ratio
+    of the two fractions is what makes random-direction trajectory plots fail (Fig. 8)."""
+    traj = _as_matrix(trajectory)
+    n, numel = traj.shape
+    if n < 3:
+        raise ValueError(f"need a trajectory of at least 3 checkpoints, got {n}")
+    d = torch.as_tensor(np.asarray(directions) if not isinstance(directions, torch.Tensor) else directions).detach().cpu()
+    d = d.reshape(-1, numel) if d.dim() == 1 else d
+    if d.dim() != 2 or d.shape[1] != numel:
+        raise ValueError(f"directions must be (k, {numel}) like the trajectory's rows, got shape {tuple(d.shape)}")
+    cols = torch.as_tensor(np.flatnonzero(np.ones(numel, dtype=bool) if mask is None else mask))
+    q, r = torch.linalg.qr(d[:, cols].double().T)  # (p, k) orthonormal basis of the directions' span
+    if (r.diagonal().abs() <= _REL_TOL * max(float(r.diagonal().abs().max()), 1e-300)).any():
+        raise ValueError("the directions are linearly dependent on the used entries (or zero there)")
+    m = n - 1
+    proj, total = np.zeros((m, q.shape[1])), np.zeros((m, m))
+    for s in range(0, len(cols), block):
+        c = cols[s : s + block]
+        sub = traj[:, c].double()
+        mb = sub[:m] - sub[m]
+        proj += (mb @ q[s : s + block]).numpy()
+        total += (mb @ mb.T).numpy()
+    C = np.eye(m) - (np.full((m, m), 1.0 / m) if center else 0.0)
+    denom = float(np.trace(C @ total @ C))
+    if not denom > 0:
+        raise ValueError("the trajectory has no variance to capture (all checkpoints identical)")
+    return float(np.sum((C @ proj) ** 2) / denom)
