@@ -110,6 +110,11 @@ def test_unit_value_needs_six_units_and_averages_jobs_of_one_unit():
         unit_interval([0.1, 0.11, 0.12, 0.13, 0.14, 0.3], "t")[0])
     with pytest.raises(ValueError, match="valid: sign, t"):
         sp.fort_unit_value(jobs, y="metrics.barrier_ratio", unit="analysis.seeds", test="bootstrap")
+    # a unit whose value is undefined (written as NaN) is dropped and counted; a metric never written is missing
+    e = sp.fort_unit_value(jobs + [Job(9, {"barrier_ratio": float("nan")})], y="metrics.barrier_ratio", unit="analysis.seeds")
+    assert e.n == 6 and e.details["units_undefined"] == 1
+    with pytest.raises(KeyError, match="no metric 'barrier_ratio'"):
+        sp.fort_unit_value(jobs + [Job(9, {})], y="metrics.barrier_ratio", unit="analysis.seeds")
 
 
 def test_unit_value_sign_rule_rarely_passes_a_null_at_the_bound():

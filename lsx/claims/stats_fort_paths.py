@@ -37,6 +37,17 @@ def _per_unit(jobs: Sequence[JobRecord], unit: str, value: Callable[[JobRecord],
     return {u: float(np.mean(v)) for u, v in sorted(acc.items(), key=lambda kv: str(kv[0]))}
 
 
+def _scalar(job: JobRecord, key: str) -> float:
+    """A metric as a float; NaN when the job wrote it as undefined (null/NaN: e.g. no label changed on a
+    path), so that unit is dropped and counted, while a metric the job never wrote stays a MissingKey."""
+    head, _, rest = key.partition(".")
+    if head == "metrics" and rest in job.metrics:
+        raw = job.metrics[rest]
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
+            return math.nan
+    return float(job.get(key))
+
+
 def _estimate(units: dict[Any, float], unit: str, test: str, what: str, n_jobs: int, details: dict | None = None,
               table: list | None = None) -> Estimate:
     if not units:
@@ -59,9 +70,11 @@ def _as_list(job: JobRecord, key: str) -> np.ndarray:
 # ----------------------------------------------------------------------------- generic
 @register_statistic("fort_unit_value")
 def fort_unit_value(jobs: Sequence[JobRecord], y: str, unit: str = "seed", test: str = "sign") -> Estimate:
-    """The metric ``y`` (a scalar; ``metrics.name.-1`` picks a list's last element) per unit."""
-    units = _per_unit(jobs, unit, lambda j: float(j.get(y)))
-    return _estimate(units, unit, test, y, len(jobs), {"y": y})
+    """The metric ``y`` (a scalar; ``metrics.name.-1`` picks a list's last element) per unit; a unit whose
+    jobs all have it undefined (NaN) is left out and counted in ``details.units_undefined``."""
+    units = _per_unit(jobs, unit, lambda j: _scalar(j, y))
+    undefined = len({unit_of(j, unit) for j in jobs} - set(units))
+    return _estimate(units, unit, test, y, len(jobs), {"y": y, "units_undefined": undefined})
 
 
 @register_statistic("fort_list_at")

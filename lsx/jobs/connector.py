@@ -106,10 +106,12 @@ def robustness_thresholds(ctx: JobContext, threshold: float) -> tuple[list[float
 
 
 def threshold_metrics(ctx: JobContext, settings: list[float], saturated: np.ndarray) -> dict:
-    """The thresholds (the main one first, as set) and each one's number of saturated counts; the
-    ``*_by_threshold`` lists of the jobs are aligned with ``short_directions_thresholds``."""
+    """The thresholds (the main one first, as set) and, per threshold, how many of the job's counts hit
+    k_max (``saturated``: (T, …) flags); the ``*_by_threshold`` lists are aligned with
+    ``short_directions_thresholds``, and a claim drops a threshold's value where any count saturated."""
+    sat = np.asarray(saturated).reshape(len(settings) + 1, -1)
     return {"short_directions_thresholds": [float(ctx.analysis["short_directions"]["threshold"])] + [float(v) for v in settings],
-            "short_directions_saturated_by_threshold": [int(np.sum(r)) for r in np.asarray(saturated)]}
+            "short_directions_saturated_by_threshold": [int(np.sum(r)) for r in sat]}
 
 
 @register_job("connector")
@@ -279,8 +281,9 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         metrics["short_directions_saturated"] = int(np.sum(sd["saturated"]))
         metrics["short_directions_gain"] = float(np.ravel(sd["count"])[-1] - int(sd["count_at_optimum"]))
         metrics["short_threshold"], metrics["reference_top_eigenvalue"] = float(thr), float(lam)
-        metrics.update(threshold_metrics(ctx, settings, sd["saturated_by_threshold"]))
         at_opt = np.asarray(sd["counts_at_optimum"], dtype=int)
+        k_max = int(a["short_directions"]["k_max"])  # the optimum's count is part of the gain: its saturation counts too
+        metrics.update(threshold_metrics(ctx, settings, np.column_stack([sd["saturated_by_threshold"], at_opt >= k_max])))
         metrics["short_directions_vs_m_by_threshold"] = [[int(c) for c in row] for row in sd["counts"]]
         metrics["short_directions_at_optimum_by_threshold"] = [int(c) for c in at_opt]
         metrics["short_directions_gain_by_threshold"] = [float(row[-1] - c) for row, c in zip(sd["counts"], at_opt)]
