@@ -185,3 +185,11 @@ def test_threshold_robust_scalar_gain_and_saturated_units():
     jobs[0].metrics["short_directions_gain_by_threshold"] = [1.0]
     with pytest.raises(ValueError, match="has 1 entries but metrics.short_directions_thresholds has 2"):
         sp.fort_threshold_robust(jobs, y="metrics.short_directions_gain_by_threshold", unit="optima.seeds")
+
+
+def test_unit_value_figure_draws_units_and_intervals(tmp_path):
+    est = sp.fort_threshold_robust(_m_jobs((3, 3), noise=1.0), y="metrics.short_directions_gain_by_threshold", unit="optima.seeds")
+    out = sp.plot_unit_values([], est, tmp_path / "robust.png")
+    single = sp.fort_unit_value([Job(u, {"barrier_ratio": 0.1 * u}) for u in range(6)], y="metrics.barrier_ratio",
+                                unit="analysis.seeds")
+    assert out.stat().st_size > 3000 and sp.plot_unit_values([], single, tmp_path / "one.png").stat().st_size > 3000

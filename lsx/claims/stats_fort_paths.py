@@ -18,13 +18,14 @@ inconclusive by construction.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from lsx.claims.inference import MIN_UNITS, describe, unit_interval
 from lsx.claims.records import JobRecord
-from lsx.claims.statistics import Estimate, InsufficientData, register_statistic, unit_of
+from lsx.claims.statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, unit_of
 
 
 def _per_unit(jobs: Sequence[JobRecord], unit: str, value: Callable[[JobRecord], float]) -> dict[Any, float]:
@@ -187,3 +188,30 @@ def fort_threshold_robust(jobs: Sequence[JobRecord], y: str, thresholds: str = "
                     f"{describe(test, n, unit)} per threshold; the envelope of the intervals (holds at every threshold or is inconclusive)",
                     {"y": y, "x": x, "unit": unit, "test": test, "thresholds": all_thr, "per_unit_by_threshold": per_unit,
                      "n_jobs": len(jobs)}, rows)
+
+
+# ----------------------------------------------------------------------------- report figure
+@register_statistic_plot("fort_unit_value")
+@register_statistic_plot("fort_list_at")
+@register_statistic_plot("fort_threshold_robust")
+def plot_unit_values(jobs: Sequence[JobRecord], est: Estimate, path: Path, **_: Any) -> Path:
+    """One dot per unit (per threshold for ``fort_threshold_robust``) and each 95% interval: what the verdict rests on."""
+    import matplotlib.pyplot as plt
+
+    from lsx.plots.common import save_figure
+
+    groups = est.details.get("per_unit_by_threshold") or {"": est.details.get("per_unit", {})}
+    rows = {f"{r['threshold']:g}": r for r in est.table if "threshold" in r}
+    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(groups), 3.4), layout="constrained")
+    for i, (name, per_unit) in enumerate(groups.items()):
+        vals = np.asarray(list(per_unit.values()), dtype=float)
+        ax.plot(np.full(vals.size, i) + np.linspace(-0.12, 0.12, max(vals.size, 1))[: vals.size], vals, "o", alpha=0.7, ms=4)
+        c, lo, hi = (rows[name]["value"], rows[name]["lo"], rows[name]["hi"]) if name in rows else (est.value, est.lo, est.hi)
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.errorbar([i + 0.3], [c], yerr=[[c - lo], [hi - c]], fmt="ks", capsize=4)
+    ax.set_xticks(range(len(groups)), [f"c = {g}" if g else "" for g in groups], fontsize=8)
+    ax.set_xlim(-0.5, len(groups) - 0.3)
+    ax.set_ylabel(str(est.details.get("y", "value")).split(".")[-1], fontsize=8)
+    ax.set_title(f"{est.n} {est.details.get('unit', 'unit')} units, 95% [{est.lo:.3g}, {est.hi:.3g}]", fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
