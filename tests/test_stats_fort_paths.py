@@ -83,17 +83,22 @@ def test_two_block_claim_on_six_units(make, expected):
 def test_label_change_locates_the_half_that_changes():
     t = np.linspace(0, 1, 25)
     d = 0.4  # the optima disagree on 40% of the examples
-    step = np.clip(2 * t, 0, 1)  # labels move to the end's up to the middle, then stay (Fig. 3 right)
+    step = np.clip(2 * t, 0, 1)  # the caption: labels move to the end's up to the middle, then stay (Fig. 3 right)
     r = label_change_by_half(t, 1 - d * step, 1 - d * (1 - step))
     assert r["one_half_share"] == pytest.approx(1.0) and r["second_half"] == pytest.approx(0.0)
     late = np.clip(2 * t - 1, 0, 1)  # the mirror image: constant up to the middle, then changing
     mirror = label_change_by_half(t, 1 - d * late, 1 - d * (1 - late))
     assert mirror["one_half_share"] == pytest.approx(1.0) and mirror["first_half"] == pytest.approx(0.0)
     even = label_change_by_half(t, 1 - d * t, 1 - d * (1 - t))
-    assert even["one_half_share"] == pytest.approx(0.5)
+    assert even["one_half_share"] == pytest.approx(0.5) and even["constancy"] == pytest.approx(0.5)
+    # each curve changes only next to its own optimum (the labels themselves change all along): the per-curve reading
+    # says 1, the caption's reading (labels constant in one half) says 0.5
+    own = label_change_by_half(t, 1 - d * step, 1 - d * (1 - late))
+    assert own["constancy"] == pytest.approx(1.0) and own["one_half_share"] == pytest.approx(0.5)
     odd = np.linspace(0, 1, 10)  # no point at t = ½: interpolated
     assert label_change_by_half(odd, 1 - d * odd, 1 - d * (1 - odd))["one_half_share"] == pytest.approx(0.5)
-    assert np.isnan(label_change_by_half(t, np.ones_like(t), np.ones_like(t))["one_half_share"])
+    flat = label_change_by_half(t, np.ones_like(t), np.ones_like(t))
+    assert np.isnan(flat["one_half_share"]) and np.isnan(flat["constancy"])
     with pytest.raises(ValueError, match="1-D of one length"):
         label_change_by_half(t, t[:-1], t)
 

@@ -165,8 +165,8 @@ def run_connector(ctx: JobContext) -> JobOutput:
     for key in ("connector", "linear"):
         d = getattr(res, key)
         lab = label_change_by_half(res.t, d["agree_with_0"], d["agree_with_1"])
-        metrics.update({f"label_change_{key}_first_half": lab["first_half"], f"label_change_{key}_second_half": lab["second_half"],
-                        f"label_change_{key}_one_half_share": lab["one_half_share"]})
+        metrics.update({f"label_change_{key}_{k}": lab[k] for k in ("first_half", "second_half", "one_half_share")})
+        metrics[f"label_constancy_{key}"] = lab["constancy"]
     save = {"t": res.t, "cosines": res.cosines, "points": res.points.numpy().astype(np.float32), "diverged": res.diverged}
     save.update({f"linear_{k.replace('/', '_')}": v for k, v in res.linear.items()})
     save.update({f"connector_{k.replace('/', '_')}": v for k, v in res.connector.items()})

@@ -323,29 +323,40 @@ def two_block_at_equal_lag(cos: np.ndarray) -> dict[str, Any]:
 
 
 def label_change_by_half(t: np.ndarray, agree_with_0: np.ndarray, agree_with_1: np.ndarray) -> dict[str, float]:
-    """Where along a path the predicted labels change (Fort Fig. 3 right).
+    """Where along a path the predicted labels change (Fort Fig. 3 right), read two ways.
 
-    The change is the total variation of the disagreement with each endpoint's labels (1 − agreement),
-    summed over both endpoints, in each half t ≤ ½ and t ≥ ½ (the value at ½ interpolated when no point
-    sits there). ``one_half_share`` = the larger half's share of the total: ½ for labels changing at an
-    even rate, 1 for labels that change up to the middle and stay constant after it (the paper's
-    statement; which half changes depends only on which optimum is called the first). NaN when the
-    endpoints predict the same labels everywhere on the path (no change to locate).
-    """
+    d₀(t), d₁(t) = 1 − agreement with the first / second optimum's labels (the value at t = ½
+    interpolated when no point sits there); TV = total variation over a half.
+
+    * The caption as written, "label predictions along the tunnel change linearly up to the middle,
+      and stay constant from them on" (each wedge one function: the far half carries the end's labels):
+      the labels stop changing in one half, so both curves are flat there. ``first_half`` /
+      ``second_half`` = TV(d₀) + TV(d₁) in each half; ``one_half_share`` = the larger half's share of
+      the whole change: 1 for the caption, ½ for labels changing at an even rate. Which half is the
+      changing one depends only on which optimum is called the first.
+    * Each curve alone (a figure of the agreement with the start alone shows the caption's shape when
+      d₀ changes on [0, ½] and is flat on [½, 1]): ``constancy`` = 1 − (TV(d₀ on [½, 1]) + TV(d₁ on
+      [0, ½])) / (2 D), D the optima's disagreement: 1 when each curve changes only in the half next to
+      its own optimum, ½ for an even rate.
+
+    NaN shares when the optima predict the same labels (nothing changes)."""
     t = np.asarray(t, dtype=float)
-    curves = [1.0 - np.asarray(a, dtype=float) for a in (agree_with_0, agree_with_1)]
-    if any(c.shape != t.shape for c in curves) or t.ndim != 1 or t.size < 2:
-        raise ValueError(f"t and the agreement curves must be 1-D of one length >= 2, got {t.shape}, "
-                         f"{[c.shape for c in curves]}")
+    d0, d1 = (1.0 - np.asarray(a, dtype=float) for a in (agree_with_0, agree_with_1))
+    if t.ndim != 1 or t.size < 2 or d0.shape != t.shape or d1.shape != t.shape:
+        raise ValueError(f"t and the agreement curves must be 1-D of one length >= 2, got {t.shape}, {d0.shape}, {d1.shape}")
     grid = np.union1d(t, [0.5])
-    tv = np.zeros(2)
-    for c in curves:
-        d = np.abs(np.diff(np.interp(grid, t, c)))
-        mid = grid[1:] <= 0.5
-        tv += (d[mid].sum(), d[~mid].sum())
-    total = float(tv.sum())
-    share = float(tv.max() / total) if total > 0 else float("nan")
-    return {"first_half": float(tv[0]), "second_half": float(tv[1]), "one_half_share": share}
+    first, second = grid <= 0.5, grid >= 0.5
+
+    def tv(curve: np.ndarray, part: np.ndarray) -> float:
+        return float(np.abs(np.diff(np.interp(grid, t, curve)[part])).sum())
+
+    halves = (tv(d0, first) + tv(d1, first), tv(d0, second) + tv(d1, second))
+    total = sum(halves)
+    disagreement = 0.5 * (float(d0[-1]) + float(d1[0]))
+    far = tv(d0, second) + tv(d1, first)
+    return {"first_half": halves[0], "second_half": halves[1],
+            "one_half_share": max(halves) / total if total > 0 else float("nan"),
+            "constancy": 1.0 - far / (2.0 * disagreement) if disagreement > 0 else float("nan")}
 
 
 def _evaluate_path(
