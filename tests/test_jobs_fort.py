@@ -69,7 +69,8 @@ def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
     r = run_module("lsx.analyze", "analysis=connector", *tiny, "analysis.num_segments=5")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _result(out, "connector")[0]["metrics"]
-    assert m["two_block_lags"] and len(m["two_block_within_by_lag"]) == len(m["two_block_across_by_lag"]) == len(m["two_block_lags"])
+    lags = m["two_block_lags"]
+    assert lags and len(m["two_block_within_by_lag"]) == len(m["two_block_across_by_lag"]) == len(lags)
     assert "two_block_relative_contrast" in m and "label_change_linear_one_half_share" in m
     assert m["short_directions_thresholds"] == [0.5, 0.2] and len(m["short_directions_gain_by_threshold"]) == 2
     assert m["short_directions_gain_by_threshold"][0] == pytest.approx(m["short_directions_gain"])

@@ -193,7 +193,8 @@ def test_threshold_robust_scalar_gain_and_saturated_units():
 
 
 def test_unit_value_figure_draws_units_and_intervals(tmp_path):
-    est = sp.fort_threshold_robust(_m_jobs((3, 3), noise=1.0), y="metrics.short_directions_gain_by_threshold", unit="optima.seeds")
+    est = sp.fort_threshold_robust(_m_jobs((3, 3), noise=1.0), y="metrics.short_directions_gain_by_threshold",
+                                   unit="optima.seeds")
     out = sp.plot_unit_values([], est, tmp_path / "robust.png")
     single = sp.fort_unit_value([Job(u, {"barrier_ratio": 0.1 * u}) for u in range(6)], y="metrics.barrier_ratio",
                                 unit="analysis.seeds")

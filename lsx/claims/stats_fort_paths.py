@@ -185,7 +185,8 @@ def fort_threshold_robust(jobs: Sequence[JobRecord], y: str, thresholds: str = "
     n = min(r["units"] for r in rows)
     what = f"Spearman ρ of {y} with {x} per unit" if x else f"{y} per unit"
     return Estimate(centre, lo, hi, n, f"{what}, at each of {len(all_thr)} thresholds ({', '.join(f'{t:g}' for t in all_thr)}): "
-                    f"{describe(test, n, unit)} per threshold; the envelope of the intervals (holds at every threshold or is inconclusive)",
+                    f"{describe(test, n, unit)} per threshold; the envelope of the intervals "
+                    "(holds at every threshold or is inconclusive)",
                     {"y": y, "x": x, "unit": unit, "test": test, "thresholds": all_thr, "per_unit_by_threshold": per_unit,
                      "n_jobs": len(jobs)}, rows)
 

@@ -5,7 +5,8 @@ writes per-epoch lists for the claims (``fort_list_trend`` pools (epoch, value) 
 ``epochs``, ``radius_by_epoch`` (mean ‖θ‖ of the three optima), ``pair_distance_by_epoch`` (mean pairwise
 distance on their plane), ``pair_cosine_by_epoch`` (mean cosine between the optima's parameter vectors:
 Fig. 2's "individual low-loss radial tunnels are approximately orthogonal to each other"; the distance is
-≈ √2 × radius exactly when it is ≈ 0, so it is the distance's information not already in the radius) and ``optima_train_loss_by_epoch`` (mean over the three runs of the learning curve's
+≈ √2 × radius exactly when it is ≈ 0, so it is the distance's information not already in the radius) and
+``optima_train_loss_by_epoch`` (mean over the three runs of the learning curve's
 train loss at that epoch — the running mean over the epoch's batches, no extra evaluation; NaN where the curve
 has no row, e.g. epoch 0).
 """
