@@ -277,3 +277,22 @@ def test_relative_short_threshold_scales_with_the_top_eigenvalue_and_hessians_us
     res = short_directions_vs_m(loss, optima, threshold=1.0, k_max=12, steps=5, lr=0.01, hessian_loss_fn=flat)
     assert res["count"].tolist() == [1, 1] and int(res["count_at_optimum"]) == 1
     assert res["loss_mid"].shape == (2,) and float(res["loss_at_optimum"]) == pytest.approx(float(flat(optima[0])))
+
+
+def test_short_directions_at_several_thresholds_share_one_eigenvalue_set():
+    """Counts above every threshold come from the same Lanczos eigenvalues (quadratic: 5, 7, 9, 11, 13 and 0.01s)."""
+    D = 30
+    loss = _quadratic(D, big=[5.0, 7.0, 9.0, 11.0, 13.0], small=0.01, seed=0)
+    pts = torch.randn(2, D, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    along = short_directions_along_path(loss, pts, threshold=8.0, k_max=12, more_thresholds=[1.0, 12.0])
+    assert along["thresholds"].tolist() == [8.0, 1.0, 12.0]
+    assert along["counts"].tolist() == [[3, 3], [5, 5], [1, 1]] and along["count"].tolist() == [3, 3]
+    assert not along["saturated_by_threshold"].any()
+    capped = short_directions_along_path(loss, pts[:1], threshold=8.0, k_max=4, more_thresholds=[1.0])
+    assert capped["counts"].tolist() == [[3], [4]] and capped["saturated_by_threshold"].tolist() == [[False], [True]]
+    optima = list(torch.randn(3, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2)))
+    res = short_directions_vs_m(loss, optima, threshold=8.0, k_max=12, steps=5, lr=0.01, more_thresholds=[1.0])
+    assert res["counts"].tolist() == [[3, 3], [5, 5]] and res["counts_at_optimum"].tolist() == [3, 5]
+    assert res["count"].tolist() == [3, 3] and int(res["count_at_optimum"]) == 3
+    with pytest.raises(ValueError, match="k_max"):
+        short_directions_along_path(loss, pts[:1], threshold=1.0, k_max=D, more_thresholds=[2.0])

@@ -7,11 +7,13 @@ import numpy as np
 import torch
 
 from lsx.landscape.paths.connectors import (
+    label_change_by_half,
     low_loss_connector,
     m_connector,
     short_directions_along_path,
     short_directions_vs_m,
     short_threshold,
+    two_block_at_equal_lag,
 )
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams, functional_loss
@@ -89,6 +91,29 @@ def _short_threshold(ctx: JobContext, hess_loss, reference: torch.Tensor) -> tup
         hess_loss, reference, sd.get("threshold_mode", "relative"), float(sd["threshold"]), int(sd.get("seed", 0))))
 
 
+def robustness_thresholds(ctx: JobContext, threshold: float) -> tuple[list[float], list[float]]:
+    """(settings, eigenvalue levels) of ``short_directions.robustness_thresholds``: the further thresholds
+    the counts are also taken at, in the unit of ``threshold`` (× the same λmax in relative mode).
+
+    Why: a short-direction claim that holds at one threshold and not at another is decided by the
+    threshold, so its claim is inconclusive unless it holds at every one (lsx.claims.stats_fort_paths)."""
+    sd = ctx.analysis["short_directions"]
+    extra = [float(v) for v in (sd.get("robustness_thresholds") or [])]
+    if any(not v > 0 for v in extra):
+        raise ValueError(f"short_directions.robustness_thresholds {extra}: every threshold must be > 0")
+    scale = threshold / float(sd["threshold"])
+    return extra, [v * scale for v in extra]
+
+
+def threshold_metrics(ctx: JobContext, settings: list[float], saturated: np.ndarray) -> dict:
+    """The thresholds (the main one first, as set) and, per threshold, how many of the job's counts hit
+    k_max (``saturated``: (T, …) flags); the ``*_by_threshold`` lists are aligned with
+    ``short_directions_thresholds``, and a claim drops a threshold's value where any count saturated."""
+    sat = np.asarray(saturated).reshape(len(settings) + 1, -1)
+    return {"short_directions_thresholds": [float(ctx.analysis["short_directions"]["threshold"])] + [float(v) for v in settings],
+            "short_directions_saturated_by_threshold": [int(np.sum(r)) for r in sat]}
+
+
 @register_job("connector")
 def run_connector(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
@@ -134,17 +159,31 @@ def run_connector(ctx: JobContext) -> JobOutput:
     metrics["max_train_loss_connector"] = float(np.nanmax(res.connector["metric/train_loss"]))
     metrics["min_test_acc_connector"] = float(np.nanmin(res.connector["metric/test_acc"]))
     metrics["optima_label_disagreement"] = float(1.0 - res.linear["agree_with_1"][0])
+    blocks = two_block_at_equal_lag(res.cosines)
+    metrics.update(two_block_lags=blocks["lags"], two_block_within_by_lag=blocks["within"],
+                   two_block_across_by_lag=blocks["across"], two_block_relative_contrast=blocks["relative_contrast"])
+    for key in ("connector", "linear"):
+        d = getattr(res, key)
+        lab = label_change_by_half(res.t, d["agree_with_0"], d["agree_with_1"])
+        metrics.update({f"label_change_{key}_{k}": lab[k] for k in ("first_half", "second_half", "one_half_share")})
+        metrics[f"label_constancy_{key}"] = lab["constancy"]
     save = {"t": res.t, "cosines": res.cosines, "points": res.points.numpy().astype(np.float32), "diverged": res.diverged}
     save.update({f"linear_{k.replace('/', '_')}": v for k, v in res.linear.items()})
     save.update({f"connector_{k.replace('/', '_')}": v for k, v in res.connector.items()})
     if a["short_directions"]["enabled"]:
         thr, lam = _short_threshold(ctx, hess_loss, optima[0])
+        settings, levels = robustness_thresholds(ctx, thr)
         sd = ctx.stage("short_directions", lambda: short_directions_along_path(
-            hess_loss, res.points, thr, int(a["short_directions"]["k_max"])))
-        save.update({"short_t": sd["t"], "short_count": np.asarray(sd["count"]), "short_loss": sd["loss"]})
+            hess_loss, res.points, thr, int(a["short_directions"]["k_max"]), more_thresholds=levels))
+        save.update({"short_t": sd["t"], "short_count": np.asarray(sd["count"]), "short_loss": sd["loss"],
+                     "short_counts_by_threshold": np.asarray(sd["counts"])})
         _plot_short_path(sd, thr, lam, ctx)
         arts["short_directions"] = "short_directions_path.png"
         metrics.update(short_path_metrics(sd["count"], sd["loss"], sd["saturated"], thr, lam))
+        metrics.update(threshold_metrics(ctx, settings, sd["saturated_by_threshold"]))
+        metrics["short_directions_gain_by_threshold"] = [
+            short_path_metrics(c, sd["loss"], sat, thr, lam)["short_directions_gain"]
+            for c, sat in zip(sd["counts"], sd["saturated_by_threshold"])]
     np.savez(ctx.path("connector.npz"), **save)
     arts["data"] = "connector.npz"
     return JobOutput(metrics, arts)
@@ -204,6 +243,7 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
     for w in res.warnings:
         print(f"m-connector warning: {w}")
     metrics = dict(res.summary, **facts)
+    metrics.update(hull_metrics(res.loss_before, res.loss_after, res.optima_loss))
     arts = {}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
     x = np.arange(len(res.loss_before))
@@ -217,9 +257,11 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
     axes[0].legend(fontsize=7)
     if a["short_directions"]["enabled"]:
         thr, lam = _short_threshold(ctx, hess_loss, optima[0])
+        settings, levels = robustness_thresholds(ctx, thr)
         sd = ctx.stage("short_directions_vs_m", lambda: short_directions_vs_m(
             step_loss, optima, thr, int(a["short_directions"]["k_max"]), max_m=m, seed=int(a["seed"]), steps=int(a["steps"]),
-            lr=float(a["lr"]), optimizer=a["optimizer"], hessian_loss_fn=hess_loss, eval_loss_fn=eval_loss))
+            lr=float(a["lr"]), optimizer=a["optimizer"], hessian_loss_fn=hess_loss, eval_loss_fn=eval_loss,
+            more_thresholds=levels))
         axes[1].plot(sd["m"], sd["count"], "o-", label="middle of the m-connector")
         axes[1].axhline(float(sd["count_at_optimum"]), color="k", ls="--", lw=0.8, label="at an optimum")
         for mm, c, l in zip(sd["m"], sd["count"], sd["loss_mid"]):
@@ -239,9 +281,28 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         metrics["short_directions_saturated"] = int(np.sum(sd["saturated"]))
         metrics["short_directions_gain"] = float(np.ravel(sd["count"])[-1] - int(sd["count_at_optimum"]))
         metrics["short_threshold"], metrics["reference_top_eigenvalue"] = float(thr), float(lam)
+        at_opt = np.asarray(sd["counts_at_optimum"], dtype=int)
+        k_max = int(a["short_directions"]["k_max"])  # the optimum's count is part of the gain: its saturation counts too
+        metrics.update(threshold_metrics(ctx, settings, np.column_stack([sd["saturated_by_threshold"], at_opt >= k_max])))
+        metrics["short_directions_vs_m_by_threshold"] = [[int(c) for c in row] for row in sd["counts"]]
+        metrics["short_directions_at_optimum_by_threshold"] = [int(c) for c in at_opt]
+        metrics["short_directions_gain_by_threshold"] = [float(row[-1] - c) for row, c in zip(sd["counts"], at_opt)]
     save_figure(fig, ctx.path("mconnector.png"))
     arts["plot"] = "mconnector.png"
     np.savez(ctx.path("mconnector.npz"), weights=res.weights, loss_before=res.loss_before, loss_after=res.loss_after,
              optima_loss=res.optima_loss, diverged=res.diverged)
     arts["data"] = "mconnector.npz"
     return JobOutput(metrics, arts)
+
+
+def hull_metrics(loss_before: np.ndarray, loss_after: np.ndarray, optima_loss: np.ndarray) -> dict[str, float]:
+    """How low the optimized hull points are: the highest one's loss above the optima's mean, as a
+    fraction of the same for the un-optimized hull points (the m-simplex's own barrier).
+
+    ``hull_barrier_ratio`` < 1: the m-connector is lower than the straight simplex where it is high;
+    NaN when the simplex has no barrier (its highest point no higher than the optima)."""
+    base = float(np.mean(optima_loss))
+    b_before = float(np.nanmax(loss_before)) - base
+    b_after = float(np.nanmax(loss_after)) - base
+    return {"optima_mean_loss": base, "hull_barrier_before": b_before, "hull_barrier_after": b_after,
+            "hull_barrier_ratio": b_after / b_before if b_before > 0 else float("nan")}

@@ -3,7 +3,10 @@
 Besides the per-epoch scalars (``epoch{e}_radius`` = ‖θ‖ of the first optimum, kept for old readers) the job
 writes per-epoch lists for the claims (``fort_list_trend`` pools (epoch, value) pairs over jobs):
 ``epochs``, ``radius_by_epoch`` (mean ‖θ‖ of the three optima), ``pair_distance_by_epoch`` (mean pairwise
-distance on their plane) and ``optima_train_loss_by_epoch`` (mean over the three runs of the learning curve's
+distance on their plane), ``pair_cosine_by_epoch`` (mean cosine between the optima's parameter vectors:
+Fig. 2's "individual low-loss radial tunnels are approximately orthogonal to each other"; the distance is
+≈ √2 × radius exactly when it is ≈ 0, so it is the distance's information not already in the radius) and
+``optima_train_loss_by_epoch`` (mean over the three runs of the learning curve's
 train loss at that epoch — the running mean over the epoch's batches, no extra evaluation; NaN where the curve
 has no row, e.g. epoch 0).
 """
@@ -32,7 +35,7 @@ def run(ctx: JobContext) -> JobOutput:
     n = int(a["num"])
     fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False, layout="constrained")
     metrics: dict = {}
-    radii, pair_dists, losses = [], [], []
+    radii, pair_dists, cosines, losses = [], [], [], []
     curves = [{int(row["epoch"]): row.get("train/loss", float("nan")) for row in r.learning_curve()} for r in runs]
     for ax, e in zip(axes[0], epochs):
         ckpts = [r.load(e) for r in runs]
@@ -51,7 +54,9 @@ def run(ctx: JobContext) -> JobOutput:
         ax.plot(pos[:, 0], pos[:, 1], "r*", ms=10)
         ax.set_xlabel("α (plane direction 1)")
         ax.set_ylabel("β (plane direction 2)")
-        norms = [float(np.linalg.norm(p.theta.double().numpy())) for p in pts]
+        vecs = [p.theta.double().numpy() for p in pts]
+        norms = [float(np.linalg.norm(v)) for v in vecs]
+        cosines.append(float(np.mean([vecs[i] @ vecs[j] / (norms[i] * norms[j]) for i, j in ((0, 1), (0, 2), (1, 2))])))
         radius = norms[0]
         ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
         metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
@@ -60,7 +65,7 @@ def run(ctx: JobContext) -> JobOutput:
         losses.append(float(np.mean([c.get(e, float("nan")) for c in curves])))
         metrics[f"epoch{e}_radius"] = radius
         metrics[f"epoch{e}_max_loss"] = float(np.nanmax(loss))
-    metrics.update(epochs=epochs, radius_by_epoch=radii, pair_distance_by_epoch=pair_dists,
+    metrics.update(epochs=epochs, radius_by_epoch=radii, pair_distance_by_epoch=pair_dists, pair_cosine_by_epoch=cosines,
                    optima_train_loss_by_epoch=losses)
     save_figure(fig, ctx.path("radial_tunnels.png"))
     return JobOutput(metrics, {"plot": "radial_tunnels.png"})

@@ -1,16 +1,19 @@
 """``analysis=toy_wedges``: Fort & Jastrzebski's n-wedge toy landscape (Sec. 3), three experiments:
 random-hyperplane optimization success vs d (threshold at d ≈ D−n), the tunnel between two
-optima with its two-block cosine structure, and the round-looking radial profile."""
+optima with its two-block cosine structure (compared at equal lag: ``tunnel_two_block_relative_contrast``)
+and barrier ratio, and the round-looking radial profile."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from lsx.landscape.paths.connectors import two_block_at_equal_lag
 from lsx.landscape.toy.wedges import hyperplane_success, radial_profile, two_optima_tunnel
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
+from .connector import path_metrics
 
 
 @register_job("toy_wedges")
@@ -68,6 +71,10 @@ def _run(ctx: JobContext, a) -> JobOutput:
     save_figure(fig, ctx.path("toy_tunnel.png"))
     arts["toy_tunnel"] = "toy_tunnel.png"
     metrics.update({f"tunnel_{k}": v for k, v in t["summary"].items()})
+    metrics.update({f"tunnel_{k}": v for k, v in path_metrics(t["linear_loss"], t["connector_loss"]).items()})
+    blocks = two_block_at_equal_lag(t["cosines"])
+    metrics.update(tunnel_two_block_lags=blocks["lags"], tunnel_two_block_within_by_lag=blocks["within"],
+                   tunnel_two_block_across_by_lag=blocks["across"])
 
     # (3) radial profile
     r = radial_profile(D, n, int(a["seed"]), num_directions=int(a["radial_directions"]), rotation_seed=a.get("rotation_seed"))
@@ -82,6 +89,8 @@ def _run(ctx: JobContext, a) -> JobOutput:
     save_figure(fig, ctx.path("radial_profile.png"))
     arts["radial_profile"] = "radial_profile.png"
     metrics["radial_max_relative_spread"] = float(np.nanmax(r["relative_spread"][1:]))
+    # "everywhere you look (at random), the loss increases": the share of random directions whose loss never falls
+    metrics["radial_increasing_fraction"] = float(np.mean(np.all(np.diff(r["losses"], axis=1) >= -1e-12, axis=1)))
     np.savez(ctx.path("toy_wedges.npz"), **saved, tunnel_linear=t["linear_loss"], tunnel_connector=t["connector_loss"],
              tunnel_cosines=t["cosines"], radial_losses=r["losses"], radial_distances=r["distances"])
     arts["data"] = "toy_wedges.npz"

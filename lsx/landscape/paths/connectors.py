@@ -276,6 +276,89 @@ def two_block_contrast(cos: np.ndarray) -> float:
     return float(np.nanmean(w) - np.nanmean(c)) if w.size and c.size else float("nan")
 
 
+def half_masks(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first half, second half) of ``k`` equally spaced interior nodes; a node exactly in the middle
+    (odd ``k``) sits where the wedges meet and belongs to neither half."""
+    idx = np.arange(k)
+    return idx < k // 2, idx >= (k + 1) // 2
+
+
+def two_block_at_equal_lag(cos: np.ndarray) -> dict[str, Any]:
+    """Within-half vs across-half cosines of the deviations compared at equal distance along the path.
+
+    Why at equal lag: any cosine matrix that decays with the distance between nodes has a higher mean
+    within the halves than across them (across pairs are farther apart on average), so the plain
+    contrast (:func:`two_block_contrast`) cannot tell a band from two blocks. For every lag ℓ (node
+    index distance; the nodes are equally spaced) that has pairs of both kinds, ``within[ℓ]`` is the
+    mean cosine of pairs (i, i+ℓ) inside one half and ``across[ℓ]`` of pairs straddling the middle.
+    ``relative_contrast`` = (W − A) / W with W, A the means of those per-lag means: 0 for a banded
+    matrix (cosine a function of the lag only), 1 for two aligned halves that are mutually orthogonal
+    (Fort Fig. 3 middle). W ≤ 0 (no alignment inside the halves: no blocks) gives 0. NaN when no lag
+    has both kinds of pairs (fewer than 3 interior nodes off the middle).
+    """
+    cos = np.asarray(cos, dtype=float)
+    if cos.ndim != 2 or cos.shape[0] != cos.shape[1]:
+        raise ValueError(f"cosines must be a square matrix, got shape {cos.shape}")
+    k = cos.shape[0]
+    first, second = half_masks(k)
+    half = np.where(first, 0, np.where(second, 1, -1))
+    lags, within, across = [], [], []
+    for lag in range(1, k):
+        i = np.arange(k - lag)
+        j = i + lag
+        vals = cos[i, j]
+        ok = (half[i] >= 0) & (half[j] >= 0) & np.isfinite(vals)
+        same = ok & (half[i] == half[j])
+        cross = ok & (half[i] != half[j])
+        if same.any() and cross.any():
+            lags.append(lag)
+            within.append(float(vals[same].mean()))
+            across.append(float(vals[cross].mean()))
+    if not lags:
+        rel = float("nan")
+    else:
+        w, a = float(np.mean(within)), float(np.mean(across))
+        rel = (w - a) / w if w > 0 else 0.0
+    return {"lags": lags, "within": within, "across": across, "relative_contrast": rel}
+
+
+def label_change_by_half(t: np.ndarray, agree_with_0: np.ndarray, agree_with_1: np.ndarray) -> dict[str, float]:
+    """Where along a path the predicted labels change (Fort Fig. 3 right), read two ways.
+
+    d₀(t), d₁(t) = 1 − agreement with the first / second optimum's labels (the value at t = ½
+    interpolated when no point sits there); TV = total variation over a half.
+
+    * The caption as written, "label predictions along the tunnel change linearly up to the middle,
+      and stay constant from them on" (each wedge one function: the far half carries the end's labels):
+      the labels stop changing in one half, so both curves are flat there. ``first_half`` /
+      ``second_half`` = TV(d₀) + TV(d₁) in each half; ``one_half_share`` = the larger half's share of
+      the whole change: 1 for the caption, ½ for labels changing at an even rate. Which half is the
+      changing one depends only on which optimum is called the first.
+    * Each curve alone (a figure of the agreement with the start alone shows the caption's shape when
+      d₀ changes on [0, ½] and is flat on [½, 1]): ``constancy`` = 1 − (TV(d₀ on [½, 1]) + TV(d₁ on
+      [0, ½])) / (2 D), D the optima's disagreement: 1 when each curve changes only in the half next to
+      its own optimum, ½ for an even rate.
+
+    NaN shares when the optima predict the same labels (nothing changes)."""
+    t = np.asarray(t, dtype=float)
+    d0, d1 = (1.0 - np.asarray(a, dtype=float) for a in (agree_with_0, agree_with_1))
+    if t.ndim != 1 or t.size < 2 or d0.shape != t.shape or d1.shape != t.shape:
+        raise ValueError(f"t and the agreement curves must be 1-D of one length >= 2, got {t.shape}, {d0.shape}, {d1.shape}")
+    grid = np.union1d(t, [0.5])
+    first, second = grid <= 0.5, grid >= 0.5
+
+    def tv(curve: np.ndarray, part: np.ndarray) -> float:
+        return float(np.abs(np.diff(np.interp(grid, t, curve)[part])).sum())
+
+    halves = (tv(d0, first) + tv(d1, first), tv(d0, second) + tv(d1, second))
+    total = sum(halves)
+    disagreement = 0.5 * (float(d0[-1]) + float(d1[0]))
+    far = tv(d0, second) + tv(d1, first)
+    return {"first_half": halves[0], "second_half": halves[1],
+            "one_half_share": max(halves) / total if total > 0 else float("nan"),
+            "constancy": 1.0 - far / (2.0 * disagreement) if disagreement > 0 else float("nan")}
+
+
 def _evaluate_path(
     pts: torch.Tensor,
     eval_loss: Callable[[torch.Tensor], Any],
@@ -343,6 +426,7 @@ class ConnectorResult:
             "endpoint_distance": float((self.points[-1] - self.points[0]).norm()),
             "max_deviation": float(np.max(self.deviation_norms)) if self.deviation_norms.size else 0.0,
             "two_block_contrast": two_block_contrast(self.cosines),
+            "two_block_relative_contrast": two_block_at_equal_lag(self.cosines)["relative_contrast"],
             "num_diverged": int(self.diverged.sum()),
             "max_constraint_residual": float(np.max(self.constraint_residual)),
         }
@@ -540,13 +624,28 @@ def m_connector(
 SHORT_THRESHOLD_MODES = ("relative", "absolute")
 
 
-def _count(loss_fn: LossFn, theta: torch.Tensor, threshold: float, k_max: int, seed: int) -> int:
-    from ..curvature.hessian import count_short_directions
+def _counts(loss_fn: LossFn, theta: torch.Tensor, thresholds: Sequence[float], k_max: int, seed: int) -> np.ndarray:
+    """Hessian eigenvalues above each threshold, from one Lanczos run per k (counts up to ``k_max``).
+
+    Grows k geometrically until an eigenvalue at or below the *lowest* threshold appears or k reaches
+    ``k_max`` (with one threshold this is :func:`~lsx.landscape.curvature.hessian.count_short_directions`),
+    so every threshold is counted on the same eigenvalues.
+    """
+    from ..curvature.hessian import top_eigenpairs
 
     n = theta.numel()
     if not 1 <= k_max < n:
         raise ValueError(f"k_max={k_max} must be in 1..{n - 1} (Lanczos needs k < number of parameters {n})")
-    return int(count_short_directions(as_plain_loss(loss_fn, 0), theta.detach(), threshold, k_max, seed=seed))
+    thr = np.asarray(list(thresholds), dtype=float)
+    if thr.size == 0:
+        raise ValueError("no short-direction threshold to count above")
+    f, th = as_plain_loss(loss_fn, 0), theta.detach()
+    k = min(8, k_max)
+    while True:
+        vals = np.asarray(top_eigenpairs(f, th, k, "LA", tol=1e-3, seed=seed).values, dtype=float)
+        if (vals <= thr.min()).any() or k >= k_max:
+            return np.asarray([int((vals > t).sum()) for t in thr], dtype=int)
+        k = min(2 * k, k_max)
 
 
 def top_eigenvalue(loss_fn: LossFn, theta: torch.Tensor, seed: int = 0) -> float:
@@ -577,20 +676,25 @@ def short_threshold(loss_fn: LossFn, reference: torch.Tensor, mode: str, value: 
 
 def short_directions_along_path(
     loss_fn: LossFn, points: torch.Tensor | Sequence[torch.Tensor], threshold: float, k_max: int, seed: int = 0,
+    more_thresholds: Sequence[float] = (),
 ) -> dict[str, np.ndarray]:
     """Number of Hessian eigenvalues above ``threshold`` at each point of a path (Fig. 4 left).
 
     ``points`` is e.g. ``ConnectorResult.points``. ``saturated`` marks counts that hit ``k_max``
     (the true count may be larger). ``loss`` is ``loss_fn`` at each point, so counts can be compared
-    at matched loss. The loss must be deterministic at step 0 (a fixed batch).
+    at matched loss. The loss must be deterministic at step 0 (a fixed batch). With
+    ``more_thresholds`` the same eigenvalues are also counted above each of them: ``thresholds``
+    (T,) is ``threshold`` followed by those, ``counts`` and ``saturated_by_threshold`` are (T, P).
     """
     pts = _check_points(list(points), "path point")
-    counts = np.asarray([_count(loss_fn, p, threshold, k_max, seed) for p in pts], dtype=int)
+    thr = [float(threshold)] + [float(t) for t in more_thresholds]
+    counts = np.asarray([_counts(loss_fn, p, thr, k_max, seed) for p in pts], dtype=int).T.reshape(len(thr), len(pts))
     f = as_plain_loss(loss_fn, 0)
     with torch.no_grad():
         losses = np.asarray([float(f(p)) for p in pts])
-    return {"t": np.linspace(0.0, 1.0, len(pts)), "count": counts, "saturated": counts >= k_max, "loss": losses,
-            "threshold": np.float64(threshold)}
+    return {"t": np.linspace(0.0, 1.0, len(pts)), "count": counts[0], "saturated": counts[0] >= k_max, "loss": losses,
+            "threshold": np.float64(threshold), "thresholds": np.asarray(thr), "counts": counts,
+            "saturated_by_threshold": counts >= k_max}
 
 
 def short_directions_vs_m(
@@ -601,6 +705,7 @@ def short_directions_vs_m(
     max_m: int | None = None,
     seed: int = 0,
     hessian_loss_fn: LossFn | None = None,
+    more_thresholds: Sequence[float] = (),
     **connector_kwargs: Any,
 ) -> dict[str, np.ndarray]:
     """Short directions in the middle of m-connectors, m = 1..max_m (Fig. 4 middle).
@@ -610,7 +715,9 @@ def short_directions_vs_m(
     the Hessian eigenvalues above ``threshold`` are counted there on ``hessian_loss_fn`` (default
     ``loss_fn`` at step 0; pass held-out data so the count is not taken on the data the point was
     optimised on). ``loss_mid`` is that loss at each middle, ``count_at_optimum`` and
-    ``loss_at_optimum`` the same at ``optima[0]`` (the baseline).
+    ``loss_at_optimum`` the same at ``optima[0]`` (the baseline). With ``more_thresholds`` the same
+    eigenvalues are also counted above each: ``thresholds`` (T,) is ``threshold`` followed by them,
+    ``counts`` (T, max_m) and ``counts_at_optimum`` (T,) hold every threshold's counts.
     """
     pts = _check_points(list(optima), "optimum")
     max_m = len(pts) - 1 if max_m is None else int(max_m)
@@ -620,25 +727,30 @@ def short_directions_vs_m(
     h_plain = as_plain_loss(hess, 0)
     connector_kwargs = {**connector_kwargs, "num_samples": 0, "barycentre": True}
     connector_kwargs.setdefault("eval_loss_fn", h_plain)
+    thr = [float(threshold)] + [float(t) for t in more_thresholds]
     ms, counts, before, after, diverged, msgs, mid_loss = [], [], [], [], [], [], []
     for m in range(1, max_m + 1):
         res = m_connector(loss_fn, pts, m=m, **connector_kwargs)
         mid = res.points_after[res.barycentre_index]
         ms.append(m)
-        counts.append(_count(hess, mid, threshold, k_max, seed))
+        counts.append(_counts(hess, mid, thr, k_max, seed))
         before.append(res.loss_before[-1])
         after.append(res.loss_after[-1])
         diverged.append(bool(res.diverged[-1]))
         msgs.extend(res.warnings)
         with torch.no_grad():
             mid_loss.append(float(h_plain(mid)))
-    counts_a = np.asarray(counts, dtype=int)
+    counts_t = np.asarray(counts, dtype=int).T.reshape(len(thr), len(ms))
+    counts_a = counts_t[0]
+    at_opt = _counts(hess, pts[0], thr, k_max, seed)
     with torch.no_grad():
         opt_loss = float(h_plain(pts[0]))
     return {
         "m": np.asarray(ms), "count": counts_a, "saturated": counts_a >= k_max,
+        "thresholds": np.asarray(thr), "counts": counts_t, "counts_at_optimum": at_opt,
+        "saturated_by_threshold": counts_t >= k_max,
         "loss_before": np.asarray(before), "loss_after": np.asarray(after), "diverged": np.asarray(diverged),
         "loss_mid": np.asarray(mid_loss), "loss_at_optimum": np.float64(opt_loss),
-        "count_at_optimum": np.int64(_count(hess, pts[0], threshold, k_max, seed)),
+        "count_at_optimum": np.int64(at_opt[0]),
         "threshold": np.float64(threshold), "warnings": np.asarray(msgs, dtype=object),
     }
