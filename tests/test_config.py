@@ -133,7 +133,7 @@ def test_provenance_shows_the_scaled_config(lsx_dirs):
     out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "--cfg", "job")
     assert out.returncode == 0, out.stderr[-1500:]
     shown = yaml.safe_load(out.stdout)
-    assert shown["data"]["name"] == "digits" and shown["training"]["epochs"] == 60 and shown["data"]["batch_size"] == 64
+    assert shown["data"]["name"] == "digits" and shown["training"]["epochs"] == 250 and shown["data"]["batch_size"] == 64
     out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "debug=fast", "training.epochs=1")
     assert out.returncode == 0, out.stderr[-1500:]
     saved = next(lsx_dirs[1].glob("runs/*/*/.hydra/config.yaml"))

@@ -145,7 +145,7 @@ def test_page_weight_and_plotly_once(tmp_path):
 def _report(tmp_path, jobs):
     from lsx.claims.report import render_html
 
-    section = {"preset": "quickstart", "paper": "lsx sanity checks (no paper)", "header": "", "scale": "cpu", "seeds": [0],
+    section = {"preset": "quickstart", "paper": "lsx sanity checks (no paper)", "header": "", "scale": "cpu", "seeds": {"discovery": [0], "replication": [1]},
                "n_jobs": len(jobs), "n_failed": 0, "run_time_s": 1.0, "claims": [], "figures": [],
                "jobs": [{"status": "ran", "overrides": [], "job_dir": str(j), "wall_s": 1.0} for j in jobs]}
     report = {"generated_at": "now", "code_version": "test", "command": "python -m lsx.reproduce quickstart",
