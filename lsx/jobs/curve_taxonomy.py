@@ -27,7 +27,7 @@ from lsx.landscape.surfaces.stationary import count_stationary_points
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
-from .landscape_common import evaluate_points, load_point
+from .landscape_common import evaluate_points, load_point, record_centre_loss, value_at_origin
 
 KINDS = ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")
 EIGEN_NORMS = ("unit", "filter", "layer", "model")
@@ -177,6 +177,8 @@ def run(ctx: JobContext) -> JobOutput:
         if c["kind"] in ("pe", "ne"):  # the quadratic model's check: second difference at λ = 0 vs the eigenvalue
             i0, h = int(np.argmin(np.abs(c["lams"]))), float(c["lams"][1] - c["lams"][0]) * float(d.norm())
             c["curvature"] = float((y[i0 + 1] - 2 * y[i0] + y[i0 - 1]) / h**2) if 0 < i0 < n - 1 else float("nan")
+    at_centre = [v for v in (value_at_origin(c["loss"], c["lams"]) for c in curves) if v is not None]
+    record_centre_loss(ctx, p.checkpoint, a["bn"], at_centre[0] if at_centre else None)
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
     np.savez(ctx.path("curve_taxonomy.npz"), loss=loss, kinds=np.array([c["kind"] for c in curves]),
              types=np.array([c["type"] for c in curves]), lams=np.stack([c["lams"] for c in curves]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
@@ -11,6 +12,7 @@ from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
+from .landscape_common import record_centre_loss
 
 W_PEAK_METHODS = ("paper", "fixed_norm")
 VVV_METHODS = ("paper", "lattice_barrier")
@@ -31,6 +33,8 @@ def run(ctx: JobContext) -> JobOutput:
     n = a.get("num_examples")
     f, flat = network_loss(ctx, ckpt.build_model(), len(ctx.landscape_subset().train_x) if n is None else int(n))
     theta = flat.get()
+    with torch.no_grad():  # the loss every mined curve starts from (BN in eval mode, these examples)
+        record_centre_loss(ctx, ckpt, "keep", float(f(theta)))
     ref = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
     common = dict(steps=int(a["steps"]), seed=int(a["seed"]), num=int(a["num"]), progress=ctx.progress)
     paper = dict(common, alpha=float(a["alpha"]), samples=int(a["samples"]), lr=float(a["lr"]), optimizer=a["optimizer"],
