@@ -152,3 +152,16 @@ def test_analyze_warns_and_aggregate_lists_a_run_that_missed_its_target(compose,
     assert out.count("missed target: ") == 2 and entry["run_dir"] in out
     rows = list(csv.DictReader(open(sweep / "summary.csv")))
     assert [r["reached_target"] for r in rows] == ["False", "False"]
+
+
+@pytest.mark.parametrize("target, stopped_by, reached", [(None, "epochs", None), (0.05, "epochs", False),
+                                                         (0.05, "max_steps", False), (0.05, "target", True)])
+def test_a_run_records_whether_it_reached_its_target(tmp_path, target, stopped_by, reached):
+    from lsx.training.runner import TrainedRun
+
+    (tmp_path / "metrics.csv").write_text("epoch,train/loss,train/acc,val/loss,val/acc,lr\n1,0.9,0.5,,,0.1\n2,0.04,0.9,,,0.1\n"
+                                          "3,0.03,0.9,,,0.1\n")
+    run = TrainedRun(tmp_path, "h", {"seed": 0, "training": {"epochs": 3, "target_train_loss": target}}, {}, {"train_loss": 0.5},
+                     {"epochs_run": 2, "steps": 20, "stopped_by": stopped_by})
+    rec = run.record()
+    assert (rec["target_train_loss"], rec["reached_target"], rec["stop_train_loss"]) == (target, reached, 0.04)

@@ -25,7 +25,8 @@ from lsx.plots.surfaces import plot_interpolation
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
-    axis, build_evaluator, endpoint_checkpoint, evaluate_points, load_point, record_centre_loss, same_architecture, value_at_origin,
+    axis, build_evaluator, endpoint_checkpoint, evaluate_points, load_point, record_centre_loss, same_architecture,
+    value_at_origin,
 )
 from .sharpness import sharpness_at, weight_norm
 
