@@ -17,7 +17,7 @@ from lsx.claims.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, check_
 
 
 @register_statistic("test_matching_fixed")
-def _fixed(jobs, key: str = "", value: float = 1.0):
+def _fixed(jobs, key: str = "", x: str = "", x_max: float | None = None, where: dict | None = None, value: float = 1.0):
     """A statistic whose interval is always above 0: the verdict is decided by matching alone."""
     return Estimate(value, value - 0.5, value + 0.5, len(jobs), "fixed (test)")
 
@@ -165,3 +165,14 @@ def test_a_run_records_whether_it_reached_its_target(tmp_path, target, stopped_b
                      {"epochs_run": 2, "steps": 20, "stopped_by": stopped_by})
     rec = run.record()
     assert (rec["target_train_loss"], rec["reached_target"], rec["stop_train_loss"]) == (target, reached, 0.04)
+
+
+def test_only_the_jobs_the_claim_compares_are_checked():
+    # x_max leaves the "too strong" end out of the statistic, and out of the matching check
+    ranged = dict(CLAIM, args={"key": "", "x": "optimizer.lr", "x_max": 1e-2})
+    jobs = grid({1e-3: 0.05, 1e-2: 0.06}) + [job(s, 0.1, 2.3, target=0.05, reached=False, stop_loss=2.3) for s in range(3)]
+    assert evaluate_claim(ranged, jobs).verdict == REPRODUCED
+    assert evaluate_claim(dict(ranged, args={"key": "", "x": "optimizer.lr"}), jobs).verdict == INCONCLUSIVE
+    # `where` fixes config values: other settings' runs are not compared
+    where = dict(CLAIM, args={"key": "", "where": {"optimizer.lr": 1e-3}})
+    assert evaluate_claim(where, grid({1e-3: 0.05, 1e-2: 5.0})).verdict == REPRODUCED

@@ -248,8 +248,7 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
     before it was recorded) falls back to its summary ``train_loss`` (eval mode: stale BN statistics
     can inflate it), and ``matching.measure`` says so."""
     key = args.get("x") or args.get("key")
-    if "key" in args and "a" in args and "b" in args:
-        jobs = [j for j in jobs if any(same_value(j.get(key, None), args[v]) for v in ("a", "b"))]
+    jobs = compared_jobs(jobs, args)
     rows, seen, fallback = [], set(), set()
     for j in jobs:
         group = j.get(key, None) if key else None
@@ -295,6 +294,32 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
     m.flag = bool(parts)
     m.reason = "; ".join(parts)
     res.compared = rows
+
+
+def compared_jobs(jobs: Sequence[JobRecord], args: dict[str, Any]) -> list[JobRecord]:
+    """The jobs a claim's statistic compares, by the statistics' shared argument conventions: ``key`` with
+    groups ``a``/``b``, ``where`` (fixed config values), ``x`` within [``x_min``, ``x_max``]. Exclusions a
+    statistic makes from results (e.g. ``max_train_loss``: untrained nets) do not apply: a net left
+    untrained is exactly what the matched-training check reports."""
+    out = list(jobs)
+    key = args.get("key")
+    if key and "a" in args and "b" in args:
+        out = [j for j in out if any(same_value(j.get(key, None), args[v]) for v in ("a", "b"))]
+    if isinstance(args.get("where"), dict):
+        out = [j for j in out if all(same_value(j.get(k, None), v) for k, v in args["where"].items())]
+    x = args.get("x")
+    if x and (args.get("x_min") is not None or args.get("x_max") is not None):
+        lo = -math.inf if args.get("x_min") is None else float(args["x_min"])
+        hi = math.inf if args.get("x_max") is None else float(args["x_max"])
+        out = [j for j in out if not _finite(_number(j.get(x, None))) or lo <= _number(j.get(x, None)) <= hi]
+    return out
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
 
 
 def _measure_text(rows: list[dict[str, Any]], fallback_jobs: int) -> str | None:
