@@ -13,9 +13,15 @@ from typing import Any
 
 import yaml
 
-# per-optimum fields of results.json "training" (one entry per trained run the job used)
-TRAINING_FIELDS = ("seed", "run_dir", "train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps", "stopped_by")
-_NUMERIC_TRAINING = ("train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps")
+from lsx.tracking.results import with_training_outcome
+
+# per-optimum fields of results.json "training" (one entry per trained run the job used; documented in
+# lsx.tracking.results): the run's summary, how it stopped, its target, and the loss the analysis measured
+TRAINING_FIELDS = ("seed", "run_dir", "train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps", "stopped_by",
+                   "target_train_loss", "reached_target", "stop_train_loss",
+                   "analysis_train_loss", "analysis_bn", "analysis_epoch")
+_NUMERIC_TRAINING = ("train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps", "stop_train_loss",
+                     "analysis_train_loss")
 
 
 class MissingKey(KeyError):
@@ -51,7 +57,8 @@ class JobRecord:
         seed = results.get("seed", config.get("seed", 0))
         return cls(
             config=config or {}, metrics=dict(results.get("metrics") or {}), seed=int(seed if seed is not None else 0),
-            job_dir=job_dir, training=list(results.get("training") or []), job=str(results.get("job", "")),
+            job_dir=job_dir, training=[with_training_outcome(t) for t in results.get("training") or []],
+            job=str(results.get("job", "")),
             elapsed_s=results.get("elapsed_s"), code_version=str(results.get("code_version") or ""),
             code_fingerprint=str(results.get("code_fingerprint") or ""),
         )
@@ -59,7 +66,8 @@ class JobRecord:
     def get(self, key: str, default: Any = _MISSING) -> Any:
         """``metrics.x`` → a metric (dotted for nested dicts); ``training.<field>`` → the mean of that
         field over the job's optima (fields: train_loss, train_acc, test_loss, test_acc, epochs_run,
-        steps); ``seed`` → the seed; anything else → a dotted path into the resolved config."""
+        steps, stop_train_loss, analysis_train_loss);
+        ``seed`` → the seed; anything else → a dotted path into the resolved config."""
         try:
             return self._get(key)
         except MissingKey:

@@ -5,6 +5,13 @@
 if hi < a or lo > b, else inconclusive. Fewer than ``MIN_UNITS`` (6) independent units, a missing metric, data that cannot
 support the statistic, or any failed job make the verdict ``inconclusive`` with the reason; failed
 jobs are listed and never averaged.
+
+Matched training (:func:`_compare_training`): the compared models' train losses *as the analysis
+measured them* (results.json ``training[].analysis_train_loss``: the centre in the analysis's BN mode
+on its examples) must agree within the preset's ``train_loss_ratio``, and every compared run with a
+``training.target_train_loss`` must have reached it. Otherwise the verdict is ``inconclusive`` with a
+reason starting ``unmatched training:``, unless the claim declares ``matching: {waive: "<why the
+mismatch does not matter>"}``; then the verdict stands and the waiver is reported beside it.
 """
 from __future__ import annotations
 
@@ -22,7 +29,8 @@ log = logging.getLogger("lsx.claims")
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-CLAIM_KEYS = ("id", "source", "statement", "paper_value", "statistic", "args", "decision", "note")
+CLAIM_KEYS = ("id", "source", "statement", "paper_value", "statistic", "args", "decision", "note", "matching")
+MATCHING_KEYS = ("waive",)
 REQUIRED_KEYS = ("id", "statement", "statistic", "decision")
 
 
@@ -36,6 +44,22 @@ class FailedJob:
 
 
 @dataclass
+class Matching:
+    """Whether the compared models were trained to a matched point (see the module docstring)."""
+
+    flag: bool = False  # unmatched: spread above the preset's factor, or a compared run missed its target
+    reason: str = ""  # what is unmatched: which runs, the factor, the missed targets ("" when matched)
+    measure: str | None = None  # which loss was compared (analysis_train_loss, or the summary train_loss fallback)
+    spread: float | None = None  # max/min of that loss over the compared runs
+    missed_target: list[dict[str, Any]] = field(default_factory=list)  # compared runs that stopped above their target
+    waived: str | None = None  # the claim's ``matching.waive`` text, when a flag was waived
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"flag": self.flag, "reason": self.reason, "measure": self.measure, "spread": self.spread,
+                "missed_target": list(self.missed_target), "waived": self.waived}
+
+
+@dataclass
 class ClaimResult:
     claim: dict[str, Any]
     verdict: str
@@ -43,17 +67,19 @@ class ClaimResult:
     estimate: Estimate | None
     failed: list[FailedJob] = field(default_factory=list)
     compared: list[dict[str, Any]] = field(default_factory=list)  # each compared model's train loss / test acc
-    train_loss_spread: float | None = None  # max/min final train loss over the compared models
-    train_loss_flag: bool = False
+    train_loss_spread: float | None = None  # max/min compared train loss (matching.measure) over the compared models
+    train_loss_flag: bool = False  # that spread exceeds the preset's train_loss_ratio
     n_jobs: int = 0
+    matching: Matching = field(default_factory=Matching)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **{k: self.claim.get(k) for k in CLAIM_KEYS},
+            **{k: self.claim.get(k) for k in CLAIM_KEYS if k != "matching"},
             "verdict": self.verdict, "reason": self.reason,
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "failed": [vars(f) for f in self.failed], "compared": self.compared,
             "train_loss_spread": self.train_loss_spread, "train_loss_flag": self.train_loss_flag, "n_jobs": self.n_jobs,
+            "matching": self.matching.to_dict(),
         }
 
 
@@ -146,6 +172,10 @@ def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
         seen.add(c["id"])
         if c.get("args") is not None and not isinstance(c["args"], dict):
             raise ValueError(f"{where} ({c['id']}): args must be a mapping")
+        try:
+            waiver(c)
+        except ValueError as err:
+            raise ValueError(f"{where} ({c['id']}): {err}") from None
         check_args(c)
         try:
             check_decision(c["decision"])
@@ -165,14 +195,30 @@ def check_args(claim: dict[str, Any]) -> None:
         raise ValueError(f"claim {claim.get('id')!r}: statistic {claim['statistic']!r} rejects args {args}: {err}") from None
 
 
+def waiver(claim: dict[str, Any]) -> str | None:
+    """The claim's ``matching: {waive: "<why an unmatched training does not matter here>"}`` text, or None."""
+    m = claim.get("matching")
+    if m is None:
+        return None
+    valid = 'valid: matching: {waive: "<why the mismatch in training does not matter for this claim>"}'
+    if not isinstance(m, dict) or set(m) - set(MATCHING_KEYS):
+        raise ValueError(f"matching {m!r} is malformed; {valid}")
+    text = m.get("waive")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"matching.waive must be a non-empty reason, got {text!r}; {valid}")
+    return text.strip()
+
+
 def evaluate_claim(
     claim: dict[str, Any], jobs: Sequence[JobRecord], failed: Sequence[FailedJob] = (), train_loss_ratio: float | None = 3.0,
 ) -> ClaimResult:
-    """The claim's statistic over the finished jobs, its verdict, and the compared models' training."""
+    """The claim's statistic over the finished jobs, its verdict, and whether the compared models' training
+    was matched (an unmatched comparison is inconclusive unless the claim waives it, saying why)."""
     args = dict(claim.get("args") or {})
     failed = list(failed)
     check_args(claim)
     check_decision(claim["decision"])
+    waive = waiver(claim)
     fn = get_statistic(str(claim["statistic"]))
     est: Estimate | None = None
     try:
@@ -190,36 +236,115 @@ def evaluate_claim(
         reason = f"{len(failed)} job(s) failed (listed, excluded); over the {len(jobs)} that finished: {reason}"
     res = ClaimResult(claim, verdict, reason, est, failed, n_jobs=len(jobs))
     _compare_training(res, jobs, args, train_loss_ratio)
+    m = res.matching
+    if m.flag and waive:
+        m.waived = waive
+        res.reason += f"; training unmatched ({m.reason}), waived by the claim: {waive}"
+    elif m.flag:
+        res.reason = f"unmatched training: {m.reason}. Without this check: {res.verdict} ({res.reason})"
+        res.verdict = INCONCLUSIVE
     return res
 
 
 def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[str, Any], ratio: float | None) -> None:
-    """One row per distinct trained optimum behind the compared jobs: group, seed, final train loss,
-    test accuracy, how training stopped; flag when final train losses differ by more than ``ratio``."""
+    """One row per distinct trained optimum behind the compared jobs (group, seed, the loss the analysis
+    measured there, summary train loss, test accuracy, how training stopped, its target), and
+    ``res.matching``: flagged when the compared losses differ by more than ``ratio`` or a run missed its
+    target. The loss compared is ``analysis_train_loss``; a job whose results.json lacks it (computed
+    before it was recorded) falls back to its summary ``train_loss`` (eval mode: stale BN statistics
+    can inflate it), and ``matching.measure`` says so."""
     key = args.get("x") or args.get("key")
-    if "key" in args and "a" in args and "b" in args:
-        jobs = [j for j in jobs if any(same_value(j.get(key, None), args[v]) for v in ("a", "b"))]
-    rows, seen = [], set()
+    jobs = compared_jobs(jobs, args)
+    rows, seen, fallback = [], set(), set()
     for j in jobs:
         group = j.get(key, None) if key else None
+        measured = any(t.get("analysis_train_loss") is not None for t in j.training)
         for t in j.training:
             ident = (str(group), t.get("run_dir"))
             if ident in seen:
                 continue
             seen.add(ident)
+            measure = "analysis_train_loss" if measured else "train_loss"
+            if not measured:
+                fallback.add(str(j.job_dir))
             rows.append({"group": group, "group_key": key, "seed": t.get("seed"), "train_loss": t.get("train_loss"),
+                         **{k: t.get(k) for k in ("analysis_train_loss", "analysis_bn", "analysis_epoch", "target_train_loss",
+                                                  "reached_target", "stop_train_loss")},
+                         "compared_loss": t.get(measure), "measure": measure if t.get(measure) is not None else None,
                          "test_acc": t.get("test_acc"), "epochs_run": t.get("epochs_run"), "steps": t.get("steps"),
                          "stopped_by": t.get("stopped_by"), "job_dir": str(j.job_dir)})
-    losses = [r["train_loss"] for r in rows if _finite(r["train_loss"]) and r["train_loss"] > 0]
-    if len(losses) >= 2:
-        spread = max(losses) / min(losses)
-        res.train_loss_spread = spread
+    m = res.matching
+    m.measure = _measure_text(rows, len(fallback))
+    parts = []
+    usable = [r for r in rows if _finite(r["compared_loss"]) and r["compared_loss"] > 0]
+    if len(usable) >= 2:
+        lo_row = min(usable, key=lambda r: r["compared_loss"])
+        hi_row = max(usable, key=lambda r: r["compared_loss"])
+        lo, hi = lo_row["compared_loss"], hi_row["compared_loss"]
+        m.spread = res.train_loss_spread = hi / lo
         if ratio:
-            res.train_loss_flag = spread > float(ratio)
-            lo, hi = min(losses), max(losses)
-            for r in rows:
-                tl = r["train_loss"]
-                r["flag"] = bool(_finite(tl) and tl > 0 and max(tl / lo, hi / tl) > float(ratio))
+            for r in usable:
+                r["flag"] = bool(max(r["compared_loss"] / lo, hi / r["compared_loss"]) > float(ratio))
+            res.train_loss_flag = m.spread > float(ratio)
             if res.train_loss_flag:
-                res.reason += f"; note: compared models' final train losses differ by {spread:.1f}x (> {float(ratio):g}): unmatched training"
+                parts.append(f"train losses differ {m.spread:.3g}x (> the preset's {float(ratio):g}; {m.measure}): "
+                             f"highest {_run_text(hi_row)} {hi:.3g}, lowest {_run_text(lo_row)} {lo:.3g}")
+    missed = [r for r in rows if r["reached_target"] is False]
+    if missed:
+        m.missed_target = [{k: r.get(k) for k in ("group_key", "group", "seed", "target_train_loss", "stop_train_loss",
+                                                  "epochs_run", "stopped_by", "job_dir")} for r in missed]
+        shown = "; ".join(f"{_run_text(r)} at {_loss_text(r.get('stop_train_loss'))} > {r['target_train_loss']:g} after "
+                          f"{r.get('epochs_run')} epochs (stopped by {r.get('stopped_by')})" for r in missed[:4])
+        more = f"; and {len(missed) - 4} more" if len(missed) > 4 else ""
+        parts.append(f"{len(missed)} of {len(rows)} compared run(s) missed training.target_train_loss: {shown}{more}")
+    m.flag = bool(parts)
+    m.reason = "; ".join(parts)
     res.compared = rows
+
+
+def compared_jobs(jobs: Sequence[JobRecord], args: dict[str, Any]) -> list[JobRecord]:
+    """The jobs a claim's statistic compares, by the statistics' shared argument conventions: ``key`` with
+    groups ``a``/``b``, ``where`` (fixed config values), ``x`` within [``x_min``, ``x_max``]. Exclusions a
+    statistic makes from results (e.g. ``max_train_loss``: untrained nets) do not apply: a net left
+    untrained is exactly what the matched-training check reports."""
+    out = list(jobs)
+    key = args.get("key")
+    if key and "a" in args and "b" in args:
+        out = [j for j in out if any(same_value(j.get(key, None), args[v]) for v in ("a", "b"))]
+    if isinstance(args.get("where"), dict):
+        out = [j for j in out if all(same_value(j.get(k, None), v) for k, v in args["where"].items())]
+    x = args.get("x")
+    if x and (args.get("x_min") is not None or args.get("x_max") is not None):
+        lo = -math.inf if args.get("x_min") is None else float(args["x_min"])
+        hi = math.inf if args.get("x_max") is None else float(args["x_max"])
+        out = [j for j in out if not _finite(_number(j.get(x, None))) or lo <= _number(j.get(x, None)) <= hi]
+    return out
+
+
+def _number(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _measure_text(rows: list[dict[str, Any]], fallback_jobs: int) -> str | None:
+    measures = {r["measure"] for r in rows if r["measure"]}
+    if not measures:
+        return None
+    if measures == {"train_loss"}:
+        return "train_loss (summary, eval mode: the jobs predate analysis_train_loss)"
+    bns = sorted({str(r["analysis_bn"]) for r in rows if r["measure"] == "analysis_train_loss"})
+    text = f"analysis_train_loss (bn: {', '.join(bns)})"
+    if "train_loss" in measures:
+        text += f"; summary train_loss for the runs of {fallback_jobs} job(s) that predate it"
+    return text
+
+
+def _run_text(r: dict[str, Any]) -> str:
+    group = f" [{r['group_key']}={r['group']}]" if r.get("group_key") else ""
+    return f"seed {r.get('seed')}{group}"
+
+
+def _loss_text(v: Any) -> str:
+    return f"train loss {float(v):.3g}" if _finite(v) else "train loss ?"

@@ -4,7 +4,8 @@ Turns a finished multirun directory into ``summary.csv`` (the columns that vary;
 ``summary_constants.json``) and, for each swept key, a figure of the chosen metric vs that key
 (mean ± std over seeds; one line per value of the other swept keys), e.g. tunnel width vs LR
 (Fort Fig. 5). Failed jobs are listed (in summary.csv with their status and reason, and in the
-printout) and never averaged.
+printout) and never averaged; so are jobs whose optima stopped above ``training.target_train_loss``
+(summary.csv ``reached_target`` and ``missed_target``).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lsx.tracking.aggregate import (
-    collect, failed_rows, metric_keys, ok_rows, resolve_key, series, swept_keys, write_summary,
+    collect, failed_rows, metric_keys, missed_target_rows, ok_rows, resolve_key, series, swept_keys, write_summary,
 )
 
 
@@ -24,7 +25,8 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
     swept = swept_keys(rows)
     if not ok_rows(rows):  # nothing to plot; the summary lists every failure
         summary = write_summary(rows, sweep_dir / "summary.csv")
-        return {"summary": summary, "plots": [], "rows": rows, "swept": swept, "failed": failed_rows(rows)}
+        return {"summary": summary, "plots": [], "rows": rows, "swept": swept, "failed": failed_rows(rows),
+                "missed_target": missed_target_rows(rows)}
     xs = [resolve_key(x, rows, "x") for x in x_keys] if x_keys else swept
     ys = [resolve_key(y, rows, "y") for y in y_keys] if y_keys else metric_keys(rows)
     summary = write_summary(rows, sweep_dir / "summary.csv", keep=(x_keys and xs or []) + (y_keys and ys or []))
@@ -34,7 +36,8 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
             path = _plot(rows, x, y, swept, sweep_dir, log_x)
             if path is not None:
                 plots.append(path)
-    return {"summary": summary, "plots": plots, "rows": rows, "swept": xs, "failed": failed_rows(rows)}
+    return {"summary": summary, "plots": plots, "rows": rows, "swept": xs, "failed": failed_rows(rows),
+            "missed_target": missed_target_rows(rows)}
 
 
 def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_dir: Path, log_x: bool) -> Path | None:
@@ -101,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(out['rows'])} jobs ({n_ok} ok, {len(out['failed'])} failed) → {out['summary']}")
     for r in out["failed"]:
         print(f"  {r['status']}: {r['run_dir']} ({r.get('reason') or '?'})")
+    if out["missed_target"]:
+        print(f"{len(out['missed_target'])} job(s) used optima that missed training.target_train_loss (not matched training):")
+        for r in out["missed_target"]:
+            for line in r["missed_target"].split(" | "):
+                print(f"  missed target: {r['run_dir']}: {line}")
     for p in out["plots"]:
         print(f"  {p}")
     if not n_ok:

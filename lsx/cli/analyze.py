@@ -27,7 +27,7 @@ log = logging.getLogger("lsx.analyze")
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.distributed import from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JOBS, JobContext, job_key, job_lock, lazy_job
+    from lsx.jobs.base import JOBS, JobContext, job_key, job_lock, lazy_job, training_entries
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
@@ -58,13 +58,14 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
 
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
-                out = fn(JobContext(_without_wandb(c), job_dir, progress=progress))
+                ctx = JobContext(_without_wandb(c), job_dir, progress=progress)
+                out = fn(ctx)
             from lsx.plots.interactive import page_artifact
 
             out.artifacts.update(page_artifact(job_dir, name, c, out.metrics))  # interactive.html, when the job has a view
             extra = dict(out.extra)
             extra["elapsed_s"] = round(time.time() - t0, 3)
-            extra["training"] = [r.record() for r in runs]
+            extra["training"] = training_entries(runs, ctx.analysis_losses)
             extra["code_fingerprint"] = fingerprint
             results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
@@ -73,8 +74,19 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
                    experiment=c.get("experiment_name", "default"), cached=cached)
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
+    _warn_missed_targets(results)
     _log_wandb(c, run_dir, job_dir, results)
     return from_rank0(results)
+
+
+def _warn_missed_targets(results: dict[str, Any]) -> None:
+    """One warning per optimum whose training hit its cap before ``training.target_train_loss``: a
+    comparison that uses it is not at matched training (a cached job warns again, on purpose)."""
+    from lsx.tracking.results import missed_target_line, training_entries
+
+    for entry in training_entries(results):
+        if entry.get("reached_target") is False:
+            log.warning("optimum %s", missed_target_line(entry))
 
 
 def _beside_rank0(c: dict[str, Any], fn) -> dict[str, Any]:

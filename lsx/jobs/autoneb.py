@@ -30,7 +30,7 @@ from lsx.plots.surfaces import plot_surface_views
 from lsx.utils.io import atomic_write_json
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point, same_architecture
+from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
 
 
 def schedule_from_config(cycles: list[dict], step_scale: float) -> list[tuple[int, float]]:
@@ -99,6 +99,8 @@ def run(ctx: JobContext) -> JobOutput:
         return mep.saddle_energy, mep
 
     min_energies = [energy_fn(m) for m in minima]
+    for c, e in zip(ckpts, min_energies):
+        record_centre_loss(ctx, c, "upbn" if bn else "keep", e)
     exploration = LandscapeExploration(minima, connect, ctx.path("pairs"), max_connections=a.get("max_connections"),
                                        minima_energies=min_energies)
     exploration.run()

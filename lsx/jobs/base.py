@@ -111,6 +111,7 @@ class JobContext:
         # the surface engine reports off a terminal too, as periodic log lines (lsx.landscape.engine.progress)
         self.point_progress: bool | str = self.progress or ("log" if progress else False)
         self._dm: TensorDataModule | None = None
+        self.analysis_losses: dict[str, dict[str, Any]] = {}  # run dir -> what the analysis measured there
 
     @property
     def analysis(self) -> dict[str, Any]:
@@ -151,6 +152,20 @@ class JobContext:
             raise ValueError(f"optima.seeds has duplicates: {seeds}")
         return [self.train(seed=int(s)) for s in seeds]
 
+    def record_analysis_loss(self, checkpoint: Any, train_loss: float, bn: str) -> None:
+        """Record the train loss this analysis measured at a trained run's checkpoint, in its BN mode
+        (results.json ``training[].analysis_train_loss``: what matched-training checks compare).
+
+        ``checkpoint`` is a :class:`~lsx.training.checkpoints.Checkpoint` of a cached run (an external
+        ``center_ckpt`` belongs to no run and is not recorded). A run measured at several epochs keeps the
+        latest epoch's value (the optimum; earlier epochs are points on its way there)."""
+        run_dir = str(Path(checkpoint.path).parent.resolve())
+        old = self.analysis_losses.get(run_dir)
+        if old is not None and old["analysis_epoch"] > int(checkpoint.epoch):
+            return
+        self.analysis_losses[run_dir] = {"analysis_train_loss": float(train_loss), "analysis_bn": str(bn),
+                                         "analysis_epoch": int(checkpoint.epoch)}
+
     def path(self, name: str) -> Path:
         return self.job_dir / name
 
@@ -189,3 +204,9 @@ class JobContext:
     @staticmethod
     def torch_threads() -> int:
         return torch.get_num_threads()
+
+
+def training_entries(runs: list, analysis_losses: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """results.json ``training``: each run's record (summary, stop outcome, target) and, where the job
+    recorded one (:meth:`JobContext.record_analysis_loss`), the loss the analysis measured there."""
+    return [dict(r.record(), **analysis_losses.get(str(Path(r.run_dir).resolve()), {})) for r in runs]

@@ -20,7 +20,7 @@ from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import same_architecture
+from .landscape_common import record_centre_loss, same_architecture
 
 
 EVAL_SPLITS = ("heldout", "train")
@@ -55,6 +55,8 @@ def _network(ctx: JobContext, seeds: list[int]):
     runs = ctx.optima(seeds)
     ckpts = [r.load() for r in runs]
     same_architecture(ckpts)
+    for c in ckpts:  # each optimum with its own BN statistics (the path evaluator carries the first one's)
+        record_centre_loss(ctx, c, "keep")
     model = ckpts[0].build_model().eval()
     flat = FlatParams(model)
     optima = [FlatParams(c.build_model()).get() for c in ckpts]

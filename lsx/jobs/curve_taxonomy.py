@@ -43,7 +43,7 @@ from lsx.landscape.surfaces.stationary import count_stationary_points
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
-from .landscape_common import evaluate_points, load_point
+from .landscape_common import evaluate_points, load_point, record_centre_loss, value_at_origin
 
 KINDS = ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")
 EIGEN_NORMS = ("unit", "filter", "layer", "model")
@@ -237,6 +237,9 @@ def run(ctx: JobContext) -> JobOutput:
     curves += _curves_at(ctx, a, ps, later_s, side, counts, "curves_side.h5", s_epoch)
     curves.sort(key=lambda c: kinds.index(c["kind"]))
     n = int(a["num"])
+    main = [c for c in curves if c["kind"] not in side]  # at the studied checkpoint (side curves are at another epoch)
+    at_centre = [v for v in (value_at_origin(c["loss"], c["lams"]) for c in main) if v is not None]
+    record_centre_loss(ctx, p.checkpoint, a["bn"], at_centre[0] if at_centre else None)
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
     np.savez(ctx.path("curve_taxonomy.npz"), loss=np.stack([c["loss"] for c in curves]),
              kinds=np.array([c["kind"] for c in curves]),

@@ -9,7 +9,7 @@ from lsx.landscape.surfaces.stationary import count_stationary_points
 from lsx.plots.surfaces import plot_curves
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, evaluate_points, load_point
+from .landscape_common import axis, evaluate_points, load_point, record_centre_loss, value_at_origin
 
 
 @register_job("curves1d")
@@ -30,6 +30,7 @@ def run(ctx: JobContext) -> JobOutput:
     prov = {"kind": "random_gaussian", "seeds": seeds, "norm": a["norm"], "ignore": a["ignore"], "bn": a["bn"], "center": str(ckpt.path)}
     res = evaluate_points(ctx, p, dirs, coords, "curves.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     curves = {m: np.asarray(res[m]).reshape(k, len(xs)) for m in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(curves["train_loss"][0], xs))
     counts = [count_stationary_points(c) for c in curves["train_loss"]]
     labels = [f"dir seed {s}: {n} stationary pts" for s, n in zip(seeds, counts)]
     plot_curves(xs, curves["train_loss"], labels, ctx.path("curves_train_loss.png"), "train loss", log=bool(a["log_scale"]),

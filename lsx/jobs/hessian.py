@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.curvature.hessian import hutchinson_trace, slq_density, top_eigenpairs
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import center_checkpoint
+from .landscape_common import center_checkpoint, record_centre_loss
 
 
 def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
@@ -30,6 +31,8 @@ def run(ctx: JobContext) -> JobOutput:
     model = ckpt.build_model()
     f, flat = network_loss(ctx, model, a["num_examples"], float(a["l2"]))
     theta = flat.get()
+    with torch.no_grad():  # the loss whose Hessian this is (without an analysis.l2 term: one plain evaluation)
+        record_centre_loss(ctx, ckpt, "keep", None if float(a["l2"]) else float(f(theta)))
     k = int(a["k"])
     if k >= flat.num_params:
         raise ValueError(f"analysis.k={k} is not smaller than the parameter count {flat.num_params}")

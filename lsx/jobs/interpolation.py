@@ -24,7 +24,10 @@ from lsx.landscape.engine.surface import compute_surface
 from lsx.plots.surfaces import plot_interpolation
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, build_evaluator, endpoint_checkpoint, evaluate_points, load_point, same_architecture
+from .landscape_common import (
+    axis, build_evaluator, endpoint_checkpoint, evaluate_points, load_point, record_centre_loss, same_architecture,
+    value_at_origin,
+)
 from .sharpness import sharpness_at, weight_norm
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc")
@@ -62,6 +65,8 @@ def run(ctx: JobContext) -> JobOutput:
     np.savez(ctx.path("interpolation.npz"), alpha=alphas, **curves)
     at = lambda x: int(np.abs(alphas - x).argmin())  # noqa: E731
     tl = curves["train_loss"]
+    for ckpt, alpha in ((ca, 0.0), (cb, 1.0)):  # the end points are the optima: the curve evaluated them
+        record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, alphas - alpha))
     inner = (alphas >= 0) & (alphas <= 1)
     metrics = {
         "train_loss_a": float(tl[at(0)]), "train_loss_b": float(tl[at(1)]),

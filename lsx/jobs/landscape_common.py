@@ -98,6 +98,36 @@ def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int
     return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None)
 
 
+def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: float | None = None) -> float:
+    """Record (results.json ``training[].analysis_train_loss``) the train loss this analysis sees at ``ckpt``.
+
+    ``measured``: the value the job already computed there (a grid's centre point, a search's base
+    loss); None: one evaluation of the checkpoint's own model (its own BN statistics, policy ``bn``) on
+    the landscape train subset, a single forward pass beside the job's thousands."""
+    if measured is None:
+        from lsx.distributed import device
+        from lsx.landscape.engine.evaluator import Evaluator
+
+        model = ckpt.build_model()
+        if device().type != "cpu":
+            model = model.to(device())
+        ev = Evaluator(model, train=ctx.landscape_subset().train, bn_policy=bn, fuse=False)
+        measured = ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"]
+    ctx.record_analysis_loss(ckpt, float(measured), bn)
+    return float(measured)
+
+
+def value_at_origin(values: np.ndarray, *axes: np.ndarray) -> float | None:
+    """``values[i_0, i_1, ...]`` where every axis is exactly 0 (the centre the grid evaluated), else None."""
+    index = []
+    for ax in axes:
+        hits = np.flatnonzero(np.asarray(ax) == 0.0)
+        if not len(hits):
+            return None
+        index.append(int(hits[0]))
+    return float(np.asarray(values)[tuple(index)])
+
+
 def evaluate_points(
     ctx: JobContext, point: Point, directions: torch.Tensor, coords: np.ndarray, store: str,
     provenance: dict[str, Any], bn: str = "keep", chunk: int | None = None, flush_every: int = 25,

@@ -21,6 +21,7 @@ from lsx.training.checkpoints import model_from_config
 from .base import JobContext, JobOutput, register_job
 from .curve_taxonomy import independent_seed
 from .hessian import network_loss
+from .landscape_common import record_centre_loss
 
 W_PEAK_METHODS = ("paper", "fixed_norm")
 VVV_METHODS = ("paper", "lattice_barrier")
@@ -80,6 +81,8 @@ def run(ctx: JobContext) -> JobOutput:
     f, flat = network_loss(ctx, model, n)
     theta = flat.get()
     batch_losses = _batch_losses(ctx, model, flat, n, a.get("batch_size"))
+    with torch.no_grad():  # the loss every mined curve starts from (BN in eval mode, these examples)
+        record_centre_loss(ctx, ckpt, "keep", float(f(theta)))
     ref = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
     sched = dict(epochs=int(a["epochs"]), steps_per_epoch=int(a["steps_per_epoch"]), lr=float(a["lr"]),
                  optimizer=a["optimizer"], samples=int(a["samples"]), seed=int(a["seed"]), center_tol=float(a["center_tol"]),

@@ -13,7 +13,7 @@ from lsx.landscape.surfaces.pca import trajectory_pca, variance_captured
 from lsx.plots.surfaces import plot_pca_trajectory
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point
+from .landscape_common import evaluate_points, load_point, record_centre_loss
 
 
 @register_job("pca_trajectory")
@@ -40,6 +40,7 @@ def run(ctx: JobContext) -> JobOutput:
             "run": str(run_.run_dir), "bn": a["bn"]}
     res = evaluate_points(ctx, final, dirs, coords, "pca.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(n, n)
+    record_centre_loss(ctx, final.checkpoint, a["bn"])  # the final point is the origin; the grid need not hit it
     np.savez(ctx.path("pca.npz"), x=x, y=y, train_loss=loss, path=path_xy, epochs=np.array(epochs),
              explained=np.asarray(pca.explained_variance_ratio), off_plane=np.asarray(pca.off_plane_distance))
     plot_pca_trajectory(x, y, loss, path_xy, epochs, pca.explained_variance_ratio, ctx.path("pca_trajectory.png"), log=bool(a["log_scale"]))

@@ -7,7 +7,7 @@ import torch
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point, same_architecture
+from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
 
 
 def plane_basis(t0: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
@@ -53,6 +53,8 @@ def run(ctx: JobContext) -> JobOutput:
     prov = {"kind": "plane_of_three", "checkpoints": [str(c.path) for c in ckpts], "positions": pos.tolist(), "bn": a["bn"]}
     res = evaluate_points(ctx, pts[0], basis, coords, "plane.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(n, n) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
+    for c in ckpts:  # the grid need not pass through the optima
+        record_centre_loss(ctx, c, a["bn"])
     np.savez(ctx.path("plane_grid.npz"), x=x, y=y, positions=pos, **grids)
     views = plot_surface_views(x, y, grids["train_loss"], ctx.job_dir, "plane", "train loss", log=bool(a["log_scale"]),
                                points={f"seed {s}": tuple(p) for s, p in zip(seeds, pos)})

@@ -18,7 +18,7 @@ import numpy as np
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point, same_architecture
+from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
 from .plane import plane_basis, plane_grid, three_seeds
 
 
@@ -49,6 +49,9 @@ def run(ctx: JobContext) -> JobOutput:
         res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov,
                               a["bn"], a.get("chunk"), a["flush_every"])
         loss = np.asarray(res["train_loss"]).reshape(n, n)
+        if e == max(epochs):  # the optima at the last epoch shown (the plane grid need not pass through them)
+            for c in ckpts:
+                record_centre_loss(ctx, c, a["bn"])
         cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=25, cmap="viridis")
         fig.colorbar(cf, ax=ax, label="log10 train loss")
         ax.plot(pos[:, 0], pos[:, 1], "r*", ms=10)

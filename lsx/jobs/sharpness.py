@@ -27,7 +27,7 @@ from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, build_evaluator, load_point
+from .landscape_common import axis, build_evaluator, load_point, record_centre_loss
 
 
 def weight_norm(point) -> float:
@@ -91,6 +91,7 @@ def run(ctx: JobContext) -> JobOutput:
         raise ValueError(f"analysis.bn={a.get('bn')!r}; valid for sharpness: keep, upbn")
     p = load_point(ckpt, "keep")
     s = sharpness_at(ctx, p, a)
+    record_centre_loss(ctx, ckpt, a.get("bn", "keep"), s["center_train_loss"])
     metrics: dict[str, Any] = {k: v for k, v in s.items() if k != "curves"}
     metrics.update(weight_norm=weight_norm(p), radius=float(a["radius"]), norm=a["norm"], bn=a.get("bn", "keep"),
                    direction_seeds=[int(x) for x in a["direction_seeds"]], epoch=ckpt.epoch)

@@ -15,7 +15,7 @@ from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, center_checkpoint, evaluate_points, load_point
+from .landscape_common import axis, center_checkpoint, evaluate_points, load_point, record_centre_loss, value_at_origin
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -46,6 +46,7 @@ def run(ctx: JobContext) -> JobOutput:
                                log=bool(a["log_scale"]), points={"θ*": (0.0, 0.0)} if x[0] <= 0 <= x[-1] and y[0] <= 0 <= y[-1] else None)
     i0 = (np.abs(y).argmin(), np.abs(x).argmin())
     tl = grids["train_loss"]
+    record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, y, x))
     metrics = {
         "center_train_loss": float(tl[i0]), "center_test_acc": float(grids["test_acc"][i0]),
         "max_train_loss": float(np.nanmax(tl)), "min_train_loss": float(np.nanmin(tl)),

@@ -10,7 +10,7 @@ from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
 from .curve_taxonomy import _direction, check_kinds, study_point
-from .landscape_common import axis, evaluate_points
+from .landscape_common import axis, evaluate_points, record_centre_loss, value_at_origin
 
 
 @register_job("surface_kinds")
@@ -24,6 +24,7 @@ def run(ctx: JobContext) -> JobOutput:
     prov = {"directions": [{"kind": k, **m} for k, (_, m) in zip(kinds, pairs)], "epoch": epoch, "bn": a["bn"]}
     res = evaluate_points(ctx, p, dirs, grid_points(x, y), "surface.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(len(y), len(x))
+    record_centre_loss(ctx, p.checkpoint, a["bn"], value_at_origin(loss, y, x))
     views = plot_surface_views(x, y, loss, ctx.job_dir, "surface", "train loss", log=bool(a["log_scale"]),
                                points={"θ": (0.0, 0.0)}, xlabel=f"λ ({kinds[0]})", ylabel=f"μ ({kinds[1]})")
     np.savez(ctx.path("surface_grid.npz"), x=x, y=y, train_loss=loss, test_loss=np.asarray(res["test_loss"]).reshape(len(y), len(x)))

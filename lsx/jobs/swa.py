@@ -15,7 +15,7 @@ from lsx.landscape.paths.ensembles import compare_swa_and_ensemble, snapshot_epo
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import merged_config
+from .landscape_common import merged_config, record_centre_loss
 
 
 @register_job("swa_ensemble")
@@ -40,6 +40,7 @@ def run(ctx: JobContext) -> JobOutput:
                                   "training": {"checkpoint_epochs": sorted(set(snaps) | {0}), **no_stop}})
         run_ = train(cfg, progress=ctx.progress)
         models = [run_.load(e).build_model() for e in snaps]
+        record_centre_loss(ctx, run_.load(), "keep")  # the run's final weights, its own BN statistics
         res = compare_swa_and_ensemble(models, subset.test, bn_batches)
         rows.append({"max_lr": lr, "train_loss": run_.summary.get("train_loss"), **res})
     _plot(rows, snaps, ctx)

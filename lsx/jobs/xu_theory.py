@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives
 from lsx.landscape.surfaces.directions import random_direction
@@ -17,6 +18,7 @@ from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
+from .landscape_common import record_centre_loss
 
 
 def _spectra(ctx: JobContext, a, run_) -> dict[int, dict]:
@@ -75,6 +77,8 @@ def run(ctx: JobContext) -> JobOutput:
     ckpt = run_.load()
     f, flat = network_loss(ctx, ckpt.build_model(), a["num_examples"])
     theta = flat.get()
+    with torch.no_grad():  # the loss every curve and perturbation here starts from (BN in eval mode)
+        record_centre_loss(ctx, ckpt, "keep", float(f(theta)))
     theta0 = FlatParams(run_.load(0).build_model()).get()
     # each part is saved when done: a killed job resumes after the last finished one
     cos = ctx.stage("cosines", lambda: descent_cosines(f, theta, int(a["num_directions"]), seed=int(a["seed"])))

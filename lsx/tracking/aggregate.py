@@ -7,6 +7,11 @@ Why the axes come from each job's resolved config, not from its overrides: a job
 key kept its default value has no override for it, yet is a point of the sweep. Overrides only
 say *which* keys are axes; the values are read from config.yaml. Failed jobs are rows with
 ``status=failed`` and their reason; they are never averaged.
+
+Each row also says whether the job's optima reached ``training.target_train_loss`` (``reached_target``:
+True, False when any stopped above it, empty without a target) and, in ``missed_target``, which did
+not (run dir, final epoch's train loss, target, epochs): a point of a sweep whose models stopped at
+the epoch cap is not at matched training.
 """
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ from typing import Any, Iterable
 
 import yaml
 
+from lsx.tracking.results import missed_target_line, training_entries
 from lsx.tracking.sweep_status import OK, job_dirs, read_status
 from lsx.utils.io import atomic_write_json, atomic_write_text
 
-META = ("run_dir", "job", "seed", "status", "reason")
+META = ("run_dir", "job", "seed", "status", "reason", "reached_target")  # always in summary.csv, constant or not
 # override keys that select *what* runs (whole groups) or *where and how* (any key below), not an axis
 _NOT_AXES = {"analysis", "experiment", "scale", "debug", "sweep"}
 _NOT_AXES_BELOW = {"logger", "trainer", "hydra", "paths"}
@@ -110,6 +116,7 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
             "seed": (res or {}).get("seed", flat_cfg.get("seed")),
             "status": status["status"],
             "reason": status.get("reason", ""),
+            **_target_columns(res),
         }
         row.update({k: _axis_value(k, flat_cfg, ov) for k in axes})
         row.update({f"config.{k}": v for k, v in flat_cfg.items()})
@@ -118,6 +125,19 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 row[f"metrics.{k}"] = v
         rows.append(row)
     return rows
+
+
+def _target_columns(res: dict[str, Any] | None) -> dict[str, Any]:
+    """``reached_target`` (None without a target) and ``missed_target`` (one line per optimum that missed)."""
+    entries = [e for e in training_entries(res or {}) if e.get("reached_target") is not None]
+    missed = [e for e in entries if e["reached_target"] is False]
+    return {"reached_target": (not missed) if entries else None,
+            "missed_target": " | ".join(missed_target_line(e) for e in missed)}
+
+
+def missed_target_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The jobs whose optima (one or more) stopped above ``training.target_train_loss``."""
+    return [r for r in rows if r.get("reached_target") is False]
 
 
 def axis_keys(rows: list[dict[str, Any]]) -> list[str]:

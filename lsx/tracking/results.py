@@ -1,8 +1,22 @@
 """The output contract of every job's run directory.
 
 config.yaml (resolved), results.json (job, experiment, seed, code_version, metrics,
-artifacts), data files, plots, and a DONE marker written last. A directory with DONE is a
-finished job: re-running it is a no-op, and sweep aggregation reads only these files.
+artifacts, training), data files, plots, and a DONE marker written last. A directory with DONE
+is a finished job: re-running it is a no-op, and sweep aggregation reads only these files.
+
+results.json ``training`` has one entry per trained run (optimum) the job used:
+
+- ``seed``, ``run_dir``; ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``: the run's summary.json
+  (eval mode with the run's own BN statistics, whole splits);
+- ``epochs_run``, ``steps``, ``stopped_by`` (target | max_steps | epochs): how training stopped;
+- ``target_train_loss`` (null: none set), ``reached_target`` (true when the stop rule ended the run at the
+  target; false when the epoch cap or ``max_steps`` ended it first; null without a target) and
+  ``stop_train_loss`` (the stop epoch's running-mean train loss, the number the target is compared with);
+- ``analysis_train_loss``: the train loss the analysis itself measured at this optimum, i.e. at the
+  checkpoint it used (``analysis_epoch``), in its BN mode (``analysis_bn``: keep | upbn | states) on the
+  examples it evaluates (the landscape subset, or its first ``num_examples``); absent when the job
+  measured no loss at this run (e.g. a run that only supplies a direction). Matched-training checks
+  compare this number: a summary loss with stale BN statistics can differ from it by orders of magnitude.
 """
 from __future__ import annotations
 
@@ -81,3 +95,61 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     from lsx.utils.io import read_json  # a damaged file's error names it
 
     return read_json(Path(run_dir) / RESULTS)
+
+
+def with_training_outcome(entry: dict[str, Any]) -> dict[str, Any]:
+    """A results.json ``training`` entry with ``target_train_loss``/``reached_target``/``stop_train_loss``,
+    read from the run's own summary.json and metrics.csv when the entry predates them (a cached job
+    computed by older code); unchanged when they are present or the run directory is gone."""
+    if "reached_target" in entry or not entry.get("run_dir"):
+        return entry
+    run_dir = Path(entry["run_dir"])
+    try:
+        from lsx.utils.io import read_json
+
+        summary = read_json(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return entry
+    target = ((summary.get("config") or {}).get("training") or {}).get("target_train_loss")
+    out = dict(entry)
+    for k in ("epochs_run", "stopped_by"):  # a ``lsx.train`` job's results name only the run
+        if out.get(k) is None:
+            out[k] = summary.get(k)
+    out.update(target_train_loss=None if target is None else float(target),
+               reached_target=None if target is None else out.get("stopped_by") == "target")
+    if out.get("stop_train_loss") is None:
+        out["stop_train_loss"] = stop_epoch_loss(run_dir, out.get("epochs_run"))
+    return out
+
+
+def stop_epoch_loss(run_dir: Path, epoch: Any) -> float | None:
+    """The train loss of a run's epoch ``epoch`` (else its last) in its metrics.csv: the epoch's running mean,
+    the number ``training.target_train_loss`` is compared with; None without a learning curve."""
+    import csv
+
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("train/loss")]
+    at = [r for r in rows if epoch is not None and r.get("epoch") == str(epoch)] or rows[-1:]
+    return float(at[-1]["train/loss"]) if at else None
+
+
+def missed_target_line(entry: dict[str, Any]) -> str:
+    """One line about an optimum that missed its target: run dir, final loss, target, epochs, stop."""
+    e = with_training_outcome(entry)
+    loss = e.get("stop_train_loss")
+    loss = e.get("train_loss") if loss is None else loss
+    loss_text = "?" if loss is None else f"{float(loss):.4g}"
+    return (f"{e.get('run_dir')} (seed {e.get('seed')}) missed training.target_train_loss={e.get('target_train_loss'):g}: "
+            f"final epoch's train loss {loss_text} after {e.get('epochs_run')} epochs (stopped by {e.get('stopped_by')})")
+
+
+def training_entries(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The optima behind a results.json: its ``training`` entries (analysis jobs), or the one run of a
+    ``lsx.train`` job (``training_run``), each with its stop outcome and target (:func:`with_training_outcome`)."""
+    entries = list(results.get("training") or [])
+    if not entries and results.get("training_run"):
+        entries = [{"seed": results.get("seed"), "run_dir": results["training_run"]}]
+    return [with_training_outcome(e) for e in entries]

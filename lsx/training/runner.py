@@ -86,11 +86,30 @@ class TrainedRun:
             stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
         return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop, meta.get("torch_threads"))
 
+    @property
+    def target_train_loss(self) -> float | None:
+        target = (self.config.get("training") or {}).get("target_train_loss")
+        return None if target is None else float(target)
+
+    @property
+    def reached_target(self) -> bool | None:
+        """Whether the stop rule ended the run at ``training.target_train_loss`` (None: no target set).
+        A run stopped by the epoch cap or by ``max_steps`` with a target set missed it."""
+        return None if self.target_train_loss is None else self.stop.get("stopped_by") == "target"
+
+    def stop_train_loss(self) -> float | None:
+        """The stop epoch's train loss as the stop rule saw it (the epoch's running mean, metrics.csv)."""
+        from lsx.tracking.results import stop_epoch_loss
+
+        return stop_epoch_loss(self.run_dir, self.stop.get("epochs_run"))
+
     def record(self) -> dict[str, Any]:
         """What a job's results.json says about an optimum it used (``training`` entries)."""
         m = self.summary
         return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
-                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}, "torch_threads": self.torch_threads}
+                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}, "torch_threads": self.torch_threads,
+                "target_train_loss": self.target_train_loss, "reached_target": self.reached_target,
+                "stop_train_loss": self.stop_train_loss()}
 
 
 class DivergedError(RuntimeError):
