@@ -245,6 +245,7 @@ def test_failed_job_is_listed_and_excluded(tmp_path, monkeypatch):
     (["fort_toy", "analysis.seed=3"], "units are chosen with seeds=.*a unit is a trial seed"),
     (["quickstart", "seed=3"], "units are chosen with seeds="),
     (["fort_toy", "jobs=0"], "jobs takes a number of worker processes"),
+    (["fort_toy", "threads=0"], "threads takes a number of torch threads per job"),
     (["fort_toy", "scale=huge"], "fort_toy has no scale 'huge'"),
 ])
 def test_bad_input_is_one_line_and_runs_nothing(lsx_dirs, args, message):
@@ -462,3 +463,18 @@ def test_report_logged_as_one_offline_wandb_run(fake_two_presets, monkeypatch):
     log_wandb(report, out, {"name": "wandb", "project": "lsx", "mode": "offline"})
     runs = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_verdicts_agree_at_one_and_two_torch_threads(tmp_path, monkeypatch):
+    """The issue's check, on the cheap preset: fort_toy at threads=1 and threads=2 (fresh caches each) agrees."""
+    from lsx.cli.reproduce import reproduce
+
+    verdicts = {}
+    for threads in (1, 2):
+        monkeypatch.setenv("LSX_CACHE_DIR", str(tmp_path / f"cache{threads}"))
+        monkeypatch.setenv("LSX_OUTPUT_DIR", str(tmp_path / f"out{threads}"))
+        report = reproduce(["fort_toy", "jobs=1", f"threads={threads}"], echo=lambda s: None)
+        assert report["environment"]["torch_threads"] == threads
+        verdicts[threads] = {c["id"]: c["verdict"] for s in report["presets"] for c in s["claims"]}
+    assert verdicts[1] == verdicts[2]

@@ -1,10 +1,11 @@
-"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [scale=cpu] [override ...]``.
+"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [threads=1] [scale=cpu] [override ...]``.
 
 For each preset (default: every preset that declares ``claims``) it composes one job per combination
 of ``reproduce.grid`` values × independent unit, for two disjoint unit sets (discovery and
 replication), and runs them through :func:`lsx.cli.analyze.run_analysis` — in ``jobs`` worker
-processes at one torch thread each (default: one per core), so results do not depend on the
-schedule; the job cache makes a rerun a no-op, the training cache's lock makes two jobs that need one
+processes at ``threads`` torch threads each (defaults: one per core, one thread), so results do not
+depend on the schedule (``threads=2`` with fresh cache and output roots checks that no verdict moves
+with the thread count: CPU results differ in their last bits across thread counts); the job cache makes a rerun a no-op, the training cache's lock makes two jobs that need one
 model train it once, and a failed job is recorded with its reason while the others go on. Then it
 evaluates each claim on each set, combines them (:mod:`lsx.claims.replication`) and writes
 ``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
@@ -39,7 +40,7 @@ log = logging.getLogger("lsx.reproduce")
 DEFAULT_TRAIN_LOSS_RATIO = 3.0
 KINDS = ("paper", "sanity")  # sanity checks (no paper claim) are counted apart from the paper claims
 REPRODUCE_KEYS = ("scale", "unit", "seeds", "grid", "overrides", "train_loss_ratio", "budget_min", "figures", "kind")
-OPTIONS = ("seeds", "replication", "jobs", "scale")
+OPTIONS = ("seeds", "replication", "jobs", "threads", "scale")
 
 
 @dataclass
@@ -221,12 +222,12 @@ def run_point(overrides: Sequence[str], run_dir: str) -> dict[str, Any]:
     return entry
 
 
-def init_worker() -> None:
-    """A worker process: one torch thread (the jobs share the cores), quiet loggers."""
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+def init_worker(threads: int = 1) -> None:
+    """A worker process: ``threads`` torch threads (default 1: the jobs share the cores), quiet loggers."""
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     _quiet()
 
 
@@ -242,10 +243,10 @@ def _describe(overrides: Sequence[str]) -> str:
     return " ".join(o for o in overrides if not o.startswith(("experiment=", "scale=")))
 
 
-def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: int = 1, echo: Callable[[str], None] = print
-              ) -> list[PresetRun]:
-    """Run every point of every plan: in this process (``jobs=1``) or in ``jobs`` worker processes at one
-    torch thread each. Entries are stored by point, so the report does not depend on the schedule."""
+def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: int = 1, echo: Callable[[str], None] = print,
+              threads: int = 1) -> list[PresetRun]:
+    """Run every point of every plan: in this process (``jobs=1``) or in ``jobs`` worker processes at ``threads``
+    torch threads each. Entries are stored by point, so the report does not depend on the schedule."""
     tasks = [(k, i) for k, plan in enumerate(plans) for i in range(len(plan.points))]
     runs = [PresetRun(p, [None] * len(p.points)) for p in plans]  # type: ignore[list-item]
     done = {k: 0 for k in range(len(plans))}
@@ -274,26 +275,27 @@ def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: 
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as in the workers: the verdicts do not depend on jobs=
+        torch.set_num_threads(threads)  # as in the workers: the verdicts do not depend on jobs=
         try:
             for k, i in tasks:
                 record(k, i, run_point(*args(k, i)))
         finally:
             torch.set_num_threads(threads)
     else:
-        _run_pool(tasks, args, record, jobs)
+        _run_pool(tasks, args, record, jobs, threads)
     for run in runs:
         stamps = [(j["started"], j["finished"]) for j in run.jobs]
         run.run_time_s = round(max(b for _, b in stamps) - min(a for a, _ in stamps), 2) if stamps else 0.0
     return runs
 
 
-def _run_pool(tasks, args, record, jobs: int) -> None:
+def _run_pool(tasks, args, record, jobs: int, threads: int = 1) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                             initargs=(threads,)) as pool:
         futures = {pool.submit(run_point, *args(k, i)): (k, i) for k, i in tasks}
         try:
             for fut in as_completed(futures):
@@ -318,6 +320,7 @@ class Args:
     seeds: str | None = None
     replication: str | None = None
     jobs: int = 0  # 0: one per core
+    threads: int = 1  # torch threads per job: 1 by default; threads=2 checks that the verdicts do not move
     extra: list[str] = field(default_factory=list)
 
 
@@ -326,10 +329,11 @@ def parse_args(argv: Sequence[str]) -> Args:
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and key in OPTIONS:
-            if key == "jobs":
+            if key in ("jobs", "threads"):
                 if not value.isdigit() or int(value) < 1:
-                    raise ValueError(f"{arg}: jobs takes a number of worker processes >= 1, e.g. jobs=2")
-                a.jobs = int(value)
+                    what = "worker processes" if key == "jobs" else "torch threads per job"
+                    raise ValueError(f"{arg}: {key} takes a number of {what} >= 1, e.g. {key}=2")
+                setattr(a, key, int(value))
             else:
                 if key in ("seeds", "replication"):
                     parse_units(value, key)  # bad syntax: one line, before any preset is read
@@ -343,7 +347,7 @@ def parse_args(argv: Sequence[str]) -> Args:
     return a
 
 
-def environment(jobs: int) -> dict[str, Any]:
+def environment(jobs: int, threads: int = 1) -> dict[str, Any]:
     """What the numbers were computed on: CPU results differ slightly across torch versions and thread counts."""
     import platform
 
@@ -357,7 +361,7 @@ def environment(jobs: int) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"torch": torch.__version__, "torch_threads": 1, "jobs": jobs, "cpu": cpu, "cores": os.cpu_count(),
+    return {"torch": torch.__version__, "torch_threads": threads, "jobs": jobs, "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "platform": platform.platform()}
 
 
@@ -383,7 +387,7 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
     out_dir = Path(base.get("paths", {}).get("output_root") or compose_config([]).paths.output_root) / "reproduce"
     jobs = a.jobs or os.cpu_count() or 1
     t0 = time.time()
-    runs = run_plans(plans, a.extra, out_dir, jobs, echo)
+    runs = run_plans(plans, a.extra, out_dir, jobs, echo, a.threads)
     sections = []
     for run in runs:
         sections.append(build_preset_report(run, out_dir))
@@ -392,7 +396,7 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
                              f"[{fmt((s.get('estimate') or {}).get('lo'))}, {fmt((s.get('estimate') or {}).get('hi'))}], "
                              f"n = {fmt((s.get('estimate') or {}).get('n'))})" for n, s in c["sets"].items())
             echo(f"[{run.plan.preset}] claim {c['id']}: {c['verdict']} — {sets}")
-    report = write_report(sections, out_dir, list(argv), environment(jobs), round(time.time() - t0, 2))
+    report = write_report(sections, out_dir, list(argv), environment(jobs, a.threads), round(time.time() - t0, 2))
     counts = "; ".join(f"{kind}: " + ", ".join(f"{v} {k}" for k, v in c.items()) for kind, c in report["summary"].items())
     echo(f"report: {out_dir / 'report.html'}  ({counts})")
     if (base.get("logger") or {}).get("name") == "wandb":
