@@ -117,3 +117,23 @@ def hashed_training(training: dict[str, Any]) -> dict[str, Any]:
 def config_hash(obj: Any) -> str:
     """Stable SHA-256 of a JSON-able config (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def sweep_points(overrides: Sequence[str], multirun: bool, limit: int | None = None) -> list[list[str]]:
+    """The override lists of every job a command line launches: one for a single run; under ``-m`` the
+    product of the sweep values in Hydra's basic-sweeper order (job number = list index), the first
+    ``limit`` of them when given (validation caps it so a huge grid costs a second or two)."""
+    if not multirun:
+        return [list(overrides)]
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    choices = []
+    for o in OverridesParser.create().parse_overrides(list(overrides)):
+        if o.is_sweep_override():
+            key = o.get_key_element()
+            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            choices.append([o.input_line])
+    return [list(p) for p in itertools.islice(itertools.product(*choices), limit)]

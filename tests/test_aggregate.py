@@ -22,3 +22,65 @@ def test_aggregate_real_multirun(lsx_dirs):
 def test_aggregate_empty_dir_is_a_clear_error(tmp_path):
     res = run_module("lsx.aggregate", str(tmp_path))
     assert res.returncode == 2 and "no finished jobs" in res.stderr
+
+
+def _job(d, lr, seed, job="tunnel_width", shared=None, results=True, status="ok", paths=True):
+    import json
+
+    import yaml
+
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optimizer.lr={lr}", f"seed={seed}"]))
+    cfg = {"seed": seed, "optimizer": {"lr": lr}, "analysis": {"job": job}}
+    if paths:
+        cfg["paths"] = {"output_root": str(d), "cache_dir": str(d / "cache")}
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (d / "status.json").write_text(json.dumps({"status": status, **({"reason": "boom"} if status != "ok" else {})}))
+    if results:
+        res = {"job": job, "seed": seed, "metrics": {"width": lr * 10 + seed}, "overrides": [f"optimizer.lr={lr}", f"seed={seed}"],
+               "job_dir": shared or str(d / "job")}
+        (d / "results.json").write_text(json.dumps(res) if results is True else results)
+        (d / "DONE").write_text("done\n")
+
+
+def test_shared_jobs_count_once_and_damaged_files_are_named(tmp_path):
+    from lsx.tracking.aggregate import collect
+
+    a, b = tmp_path / "sweepA", tmp_path / "sweepB"
+    _job(a / "0", 0.1, 0, shared="/cache/jobs/x")
+    _job(a / "1", 0.01, 0)
+    _job(b / "0", 0.1, 0, shared="/cache/jobs/x")  # the same cached job, reached by a second sweep
+    _job(b / "1", 0.01, 1, results="{not json")
+    rows = collect(tmp_path)
+    assert len(rows) == 3
+    bad = [r for r in rows if r["status"] == "failed"]
+    assert len(bad) == 1 and "unreadable" in bad[0]["reason"] and "results.json" in bad[0]["reason"]
+
+
+def test_failed_job_adds_no_paths_columns_and_job_types_get_their_own_plots(tmp_path):
+    from lsx.cli.aggregate import aggregate
+
+    _job(tmp_path / "0", 0.1, 0)
+    _job(tmp_path / "1", 0.01, 0)
+    _job(tmp_path / "2", 0.1, 0, job="sharpness")
+    _job(tmp_path / "3", 0.01, 0, job="sharpness")
+    _job(tmp_path / "4", 1.0, 0, results=False, status="failed")
+    out = aggregate(tmp_path, ["optimizer.lr"], ["metrics.width"])
+    header = open(tmp_path / "summary.csv").readline()
+    assert "paths." not in header
+    assert sorted(p.name for p in out["plots"]) == ["sharpness_width_vs_optimizer_lr.png", "tunnel_width_width_vs_optimizer_lr.png"]
+
+
+def test_a_killed_sweep_lists_the_jobs_that_never_started(tmp_path):
+    import yaml
+
+    from lsx.tracking.aggregate import collect
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"overrides": {"task": ["optimizer.lr=0.1,0.01", "seed=0,1"]}, "sweep": {"subdir": "${hydra.job.num}"}}}))
+    _job(tmp_path / "0", 0.1, 0)
+    _job(tmp_path / "1", 0.1, 1)
+    rows = collect(tmp_path)
+    missing = [r for r in rows if r["status"] == "not started"]
+    assert len(rows) == 4 and len(missing) == 2
+    assert {r["optimizer.lr"] for r in missing} == {0.01} and "seed=1" in missing[-1]["reason"]

@@ -31,16 +31,21 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
     ys = [resolve_key(y, rows, "y") for y in y_keys] if y_keys else metric_keys(rows)
     summary = write_summary(rows, sweep_dir / "summary.csv", keep=(x_keys and xs or []) + (y_keys and ys or []))
     plots = []
-    for x in xs:
-        for y in ys:
-            path = _plot(rows, x, y, swept, sweep_dir, log_x)
-            if path is not None:
-                plots.append(path)
+    kinds = sorted({str(r.get("job")) for r in rows})
+    for kind in kinds:  # one figure per job type: a folder holding several sweeps must not mix them in one plot
+        these = [r for r in rows if str(r.get("job")) == kind]
+        prefix = f"{kind}_" if len(kinds) > 1 else ""
+        for x in xs:
+            for y in ys:
+                path = _plot(these, x, y, swept, sweep_dir, log_x, prefix)
+                if path is not None:
+                    plots.append(path)
     return {"summary": summary, "plots": plots, "rows": rows, "swept": xs, "failed": failed_rows(rows),
             "missed_target": missed_target_rows(rows)}
 
 
-def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_dir: Path, log_x: bool) -> Path | None:
+def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_dir: Path, log_x: bool,
+          prefix: str = "") -> Path | None:
     from lsx.plots.common import n_label, new_figure, save_figure
 
     lines = {label: pts for label, pts in series(rows, x, y, swept).items() if pts}
@@ -73,7 +78,7 @@ def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_di
     if any(lines):
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return save_figure(fig, sweep_dir / f"{yname}_vs_{xname.replace('.', '_')}.png")
+    return save_figure(fig, sweep_dir / f"{prefix}{yname}_vs_{xname.replace('.', '_')}.png")
 
 
 def log_to_wandb(sweep_dir: Path, out: dict, project: str | None = None, entity: str | None = None) -> None:

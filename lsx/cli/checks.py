@@ -131,28 +131,7 @@ def print_scaled_job_config(argv: list[str]) -> bool:
     return True
 
 
-_MAX_VALIDATED_SWEEP_POINTS = 256
 _INFO_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
-
-
-def sweep_points(argv: list[str]) -> list[list[str]]:
-    """The override lists of every job a command line launches (one for a single run; the product of
-    the sweep values under ``-m``, capped at 256 so a huge grid costs no more than a second or two)."""
-    overrides = _overrides(argv)
-    if not any(a in ("-m", "--multirun") for a in argv):
-        return [overrides]
-    import itertools
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    choices = []
-    for o in OverridesParser.create().parse_overrides(overrides):
-        if o.is_sweep_override():
-            key = o.get_key_element()
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    return [list(p) for p in itertools.islice(itertools.product(*choices), _MAX_VALIDATED_SWEEP_POINTS)]
 
 
 def config_message(argv: list[str], entry: str) -> str | None:
@@ -161,10 +140,11 @@ def config_message(argv: list[str], entry: str) -> str | None:
     if any(a in _INFO_FLAGS or a.startswith("--cfg=") for a in argv):
         return None
     from lsx.cli.validate import validate_config
-    from lsx.config import compose_config
+    from lsx.config import compose_config, sweep_points
     from lsx.utils.errors import DatasetUnavailable
 
-    for point in sweep_points(argv):
+    points = sweep_points(_overrides(argv), any(a in ("-m", "--multirun") for a in argv), limit=256)
+    for point in points:
         try:
             cfg = compose_config(point)
             c = OmegaConf.to_container(cfg, resolve=False)
@@ -177,7 +157,7 @@ def config_message(argv: list[str], entry: str) -> str | None:
 
                 return f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}"
         except (ValueError, DatasetUnavailable) as err:
-            where = f" (sweep job {' '.join(point)})" if len(sweep_points(argv)) > 1 else ""
+            where = f" (sweep job {' '.join(point)})" if len(points) > 1 else ""
             return f"{err}{where}"
         except Exception:  # Hydra's own errors (a bad group choice, a parse error): Hydra reports them itself
             return None

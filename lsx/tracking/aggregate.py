@@ -32,6 +32,7 @@ META = ("run_dir", "job", "seed", "status", "reason", "reached_target")  # alway
 # override keys that select *what* runs (whole groups) or *where and how* (any key below), not an axis
 _NOT_AXES = {"analysis", "experiment", "scale", "debug", "sweep"}
 _NOT_AXES_BELOW = {"logger", "trainer", "hydra", "paths"}
+_NOT_CONFIG = {"paths", "hydra", "scales", "reproduce", "claims"}  # where files go / runbooks: never summary columns
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -89,17 +90,30 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     swept keys' values, its config (``config.*``) and its scalar metrics (``metrics.*``)."""
     sweep_dir = Path(sweep_dir)
     jobs = []
+    seen: dict[str, Path] = {}  # the cached job or trained run a row reports: one row each (sweeps can share one)
     for job_dir in job_dirs(sweep_dir):
         status = read_status(job_dir)
         res_path = job_dir / "results.json"
         done = (job_dir / "DONE").exists() and res_path.exists()
         if status["status"] == OK and not done:
             status = {"status": "incomplete", "reason": "status ok but no results.json + DONE"}
-        res = json.loads(res_path.read_text()) if done else None
+        res = None
+        if done:
+            try:
+                res = json.loads(res_path.read_text())
+            except (OSError, ValueError) as err:  # one damaged file is a failed row naming it, not a stopped aggregation
+                status = {"status": "failed", "reason": f"unreadable {res_path}: {type(err).__name__}: {err}"}
+        shared = (res or {}).get("job_dir") or (res or {}).get("training_run")
+        if shared and shared in seen:
+            continue  # the same computation reached through a second sweep: counted once
+        if shared:
+            seen[shared] = job_dir
         cfg = _load_yaml(job_dir / "config.yaml") or _load_yaml(job_dir / ".hydra" / "config.yaml") or {}
-        flat_cfg = {k: v for k, v in _flatten({k: v for k, v in cfg.items() if not str(k).startswith("_")}).items()
-                    if not isinstance(v, list)}
+        cfg = {k: v for k, v in cfg.items() if not str(k).startswith("_") and k not in _NOT_CONFIG}
+        flat_cfg = {k: v for k, v in _flatten(cfg).items() if not isinstance(v, list)}
         jobs.append((job_dir, status, res, flat_cfg, dict(_override_pairs(job_dir, res))))
+    for d, st, point in never_started(sweep_dir):
+        jobs.append((d, st, None, {}, {k: v for k, v in axis_overrides(point) if k != "seed"}))
     if not jobs:
         raise ValueError(f"no finished jobs (results.json + DONE) under {sweep_dir}")
     if len(jobs) < 2:
@@ -125,6 +139,32 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 row[f"metrics.{k}"] = v
         rows.append(row)
     return rows
+
+
+def never_started(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], list[str]]]:
+    """The jobs a killed multirun never reached: each ``multirun.yaml`` under ``sweep_dir`` names every job of
+    its sweep (Hydra's basic sweeper numbers them 0..N-1 in its sweep subdirectories); those without a
+    directory become rows too, with their overrides."""
+    from lsx.config import sweep_points
+
+    out = []
+    for spec_path in sorted(Path(sweep_dir).rglob("multirun.yaml")):
+        spec = _load_yaml(spec_path)
+        hydra = (spec or {}).get("hydra") or {} if isinstance(spec, dict) else {}
+        task = (hydra.get("overrides") or {}).get("task") or []
+        subdir = str((hydra.get("sweep") or {}).get("subdir", ""))
+        if "${hydra.job.num}" not in subdir:
+            continue
+        try:
+            points = sweep_points([str(t) for t in task], multirun=True)
+        except Exception:  # a sweep syntax this reader does not know: list what exists
+            continue
+        for num, point in enumerate(points):
+            d = spec_path.parent / subdir.replace("${hydra.job.num}", str(num))
+            if not d.exists():
+                out.append((d, {"status": "not started", "reason": f"never started (the sweep was stopped): {' '.join(point)}"},
+                            point))
+    return out
 
 
 def _target_columns(res: dict[str, Any] | None) -> dict[str, Any]:
