@@ -53,7 +53,7 @@ bench-train: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_train.py | tee outputs/bench/train.md
 
-## copy the tables of the last `make bench` / `make bench-train` into README.md (between <!-- bench:NAME --> markers)
+## copy the tables of the last benchmarks (outputs/bench/*.md) into docs/benchmarks.md (between <!-- bench:NAME --> markers)
 bench-readme:
 	$(BIN)/python benchmarks/update_readme.py $(wildcard outputs/bench/*.md)
 
