@@ -158,7 +158,7 @@ def job_section(name: str, module: str, presets: list[str]) -> str:
         lines.append("- Presets that run it: " + ", ".join(f"`experiment={p}`" for p in presets))
     lines.append("")
     if keys:
-        lines += [f"| key (`analysis.…`) | default | meaning |", "|---|---|---|"]
+        lines += ["| key (`analysis.…`) | default | meaning |", "|---|---|---|"]
         for k in keys:
             default = f"`{_cell(k.default)}`" if k.default else ""
             lines.append(f"| `{k.path}` | {default} | {_cell(k.comment)} |")
