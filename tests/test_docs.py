@@ -148,7 +148,10 @@ def test_commands_are_found():
 def test_shown_commands_compose():
     """Each command shown composes as `--cfg job` would: known keys, existing groups and scales, and (where the
     machine can run it) values that pass validation."""
+    from contextlib import nullcontext
+
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from lsx.cli import resolvers  # noqa: F401  (the config's own resolvers)
     from lsx.cli.checks import sweep_points, unknown_key_message
@@ -157,7 +160,9 @@ def test_shown_commands_compose():
     from lsx.utils.errors import DatasetUnavailable
 
     bad, seen = [], set()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+    initialized = GlobalHydra.instance().is_initialized()
+    hydra_ctx = nullcontext() if initialized else initialize_config_dir(str(CONF_DIR), version_base="1.3")
+    with hydra_ctx:  # one Hydra initialization for every command (compose_config reuses it)
         for page, line, entry, argv in shown_commands():
             if (entry, tuple(argv)) in seen:
                 continue
