@@ -70,7 +70,7 @@ bench-reproduce: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_reproduce.py | tee outputs/bench/reproduce.md
 
-## regenerate docs/jobs.md from conf/analysis/*.yaml and the job modules' docstrings (tests/test_docs.py checks it is current)
+## regenerate docs/jobs.md (from conf/analysis/*.yaml and the job docstrings) and the preset list in docs/presets.md; tests/test_docs.py checks both are current
 docs:
 	$(BIN)/python -m lsx.cli.docs
 
