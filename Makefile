@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme clean clean-outputs clean-cache
+.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,7 +53,7 @@ bench-train: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_train.py | tee outputs/bench/train.md
 
-## copy the tables of the last `make bench` / `make bench-train` into README.md (between <!-- bench:NAME --> markers)
+## copy the tables of the last benchmarks (outputs/bench/*.md) into docs/benchmarks.md (between <!-- bench:NAME --> markers)
 bench-readme:
 	$(BIN)/python benchmarks/update_readme.py $(wildcard outputs/bench/*.md)
 
@@ -70,6 +70,9 @@ bench-reproduce: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_reproduce.py | tee outputs/bench/reproduce.md
 
+## regenerate docs/jobs.md (from conf/analysis/*.yaml and the job docstrings) and the preset list in docs/presets.md; tests/test_docs.py checks both are current
+docs:
+	$(BIN)/python -m lsx.cli.docs
 
 ## list the targets with their descriptions
 help:

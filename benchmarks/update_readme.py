@@ -1,10 +1,10 @@
-"""Copy benchmark tables into the README: every ``<!-- bench:NAME -->`` … ``<!-- /bench:NAME -->`` block.
+"""Copy benchmark tables into docs/benchmarks.md: every ``<!-- bench:NAME -->`` … ``<!-- /bench:NAME -->`` block.
 
-Why: README numbers are only ever what a benchmark printed, never typed by hand. Each benchmark prints its
-markdown between such markers; this script replaces the README's block of the same name with it.
+Why: published benchmark numbers are only ever what a benchmark printed, never typed by hand. Each benchmark
+prints its markdown between such markers; this script replaces the page's block of the same name with it.
 
 Usage: ``python benchmarks/bench_surface.py | tee bench_surface.md; python benchmarks/update_readme.py bench_surface.md``
-(several files, or ``-`` for stdin; ``--readme PATH`` for another file). Blocks of the same name from
+(several files, or ``-`` for stdin; ``--readme PATH`` for another file than docs/benchmarks.md). Blocks of the same name from
 several files (e.g. one run per ``--only`` case) are concatenated in the order given.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 BLOCK = re.compile(r"<!-- bench:([\w-]+) -->\n.*?<!-- /bench:\1 -->", re.S)
 
 
@@ -26,7 +27,7 @@ def replace_blocks(readme: str, new: dict[str, str]) -> str:
     have = blocks(readme)
     missing = sorted(set(new) - set(have))
     if missing:
-        raise ValueError(f"README has no <!-- bench:{missing[0]} --> … <!-- /bench:{missing[0]} --> block; "
+        raise ValueError(f"the page has no <!-- bench:{missing[0]} --> … <!-- /bench:{missing[0]} --> block; "
                          f"it has: {', '.join(sorted(have)) or 'none'}")
     return BLOCK.sub(lambda m: new.get(m.group(1), m.group(0)), readme)
 
@@ -42,7 +43,7 @@ def concatenate(first: str, second: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outputs", nargs="+", help="benchmark output files ('-' for stdin)")
-    ap.add_argument("--readme", default=str(Path(__file__).resolve().parents[1] / "README.md"))
+    ap.add_argument("--readme", default=str(PAGE), help="the page holding the blocks (default: docs/benchmarks.md)")
     args = ap.parse_args()
     new: dict[str, str] = {}
     for name in args.outputs:

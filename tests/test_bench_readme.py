@@ -22,9 +22,10 @@ def test_missing_marker_is_an_error():
         update_readme.replace_blocks("<!-- bench:x -->\n<!-- /bench:x -->", {"z": "<!-- bench:z -->\n<!-- /bench:z -->"})
 
 
-def test_readme_has_markers_for_every_benchmark():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert {"surface", "train", "hessian", "gpu"} <= set(update_readme.blocks(text))
+def test_benchmarks_page_has_markers_for_every_benchmark():
+    text = update_readme.PAGE.read_text()
+    assert update_readme.PAGE.name == "benchmarks.md"
+    assert {"surface", "train", "hessian", "gpu", "cli", "scaling", "scaling-gpu", "reproduce"} <= set(update_readme.blocks(text))
 
 
 def test_blocks_of_one_name_from_several_runs_are_concatenated():

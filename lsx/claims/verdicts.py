@@ -152,7 +152,7 @@ def _finite(v: Any) -> bool:
 def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
     """Validate a preset's ``claims`` list (bad input → one ValueError naming the preset and claim)."""
     if not claims:
-        raise ValueError(f"preset {preset!r} declares no claims (add a `claims:` list; see README 'Reproductions')")
+        raise ValueError(f"preset {preset!r} declares no claims (add a `claims:` list; see docs/reproduction.md)")
     if not isinstance(claims, list):
         raise ValueError(f"preset {preset!r}: `claims` must be a list, got {type(claims).__name__}")
     seen: set[str] = set()

@@ -4,7 +4,7 @@ The job trains what it needs through the training cache, writes its results into
 keyed by its config hash (re-running a finished job is a no-op; a killed one resumes), copies
 results.json into the Hydra run directory for sweep aggregation, and logs to W&B if enabled.
 Launched on several processes (torchrun, srun, submitit tasks) it shards the job's points over them;
-rank 0 owns every output (:mod:`lsx.distributed`, README "Scaling out").
+rank 0 owns every output (:mod:`lsx.distributed`, docs/scaling.md).
 """
 from __future__ import annotations
 

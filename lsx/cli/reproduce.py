@@ -16,7 +16,7 @@ turns a unit index into overrides, so ``seeds=``/``replication=`` (unit indices:
 ``[10,11,12]``; replication defaults to the next block of equal size) change what every preset
 computes. Any other ``key=value`` is a Hydra override for every job (e.g. ``logger=wandb``); one that
 would set a unit (``seed=``, the unit key, ``reproduce.*``) is refused. Presets, claims and the verdict
-rules: README "Reproductions" and ``lsx/claims``.
+rules: docs/reproduction.md, docs/presets.md and ``lsx/claims``.
 """
 from __future__ import annotations
 
@@ -375,7 +375,7 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
         a.extra.append("cache.stale=recompute")  # a report rests on one code version (cache.stale=keep opts out)
     presets = a.presets or presets_with_claims()
     if not presets:
-        raise ValueError("no preset declares claims (see README 'Reproductions')")
+        raise ValueError("no preset declares claims (see docs/reproduction.md)")
     plans = [make_plan(p, a.scale, a.seeds, a.replication, a.extra) for p in presets]  # all validated before any job runs
     base: dict[str, Any] = {}
     for plan in plans:
