@@ -16,6 +16,7 @@ from lsx.landscape.paths.connectors import (
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import same_architecture
@@ -53,6 +54,7 @@ def _network(ctx: JobContext, seeds: list[int]):
     runs = ctx.optima(seeds)
     ckpts = [r.load() for r in runs]
     same_architecture(ckpts)
+    ckpts = align_checkpoints(ckpts, ctx.analysis.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     model = ckpts[0].build_model().eval()
     flat = FlatParams(model)
     optima = [FlatParams(c.build_model()).get() for c in ckpts]

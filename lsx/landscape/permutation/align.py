@@ -72,3 +72,19 @@ def align_models(models: Sequence[nn.Module], method: Any, inputs: Inputs | None
         m.load_state_dict(permute_state(m.state_dict(), spec, perms))
         seconds.append(time.perf_counter() - t0)
     return {"align": method, "align_seconds": seconds}
+
+
+def align_checkpoints(ckpts: Sequence[Any], method: Any, inputs: Inputs | None = None, seed: int = 0) -> list[Any]:
+    """Checkpoints (anything with ``build_model()`` and a ``state_dict`` field) with ``ckpts[1:]``
+    permuted to match ``ckpts[0]``: the same objects for ``none``, aligned copies otherwise.
+
+    Why checkpoints: a job that rebuilds models from its checkpoints later (BN re-estimation,
+    weight norms) sees the aligned weights everywhere with one call at the top."""
+    import dataclasses
+
+    if check_align(method) == "none" or len(ckpts) < 2:
+        return list(ckpts)
+    models = [c.build_model() for c in ckpts]
+    align_models(models, method, inputs, seed)
+    return [ckpts[0]] + [dataclasses.replace(c, state_dict={k: v.detach().clone() for k, v in m.state_dict().items()})
+                         for c, m in zip(ckpts[1:], models[1:])]
