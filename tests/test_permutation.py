@@ -111,7 +111,10 @@ def test_weight_matching_recovers_a_known_permutation(name, kw, shape):
     assert barrier(np.linspace(0, 1, 5), losses) == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name,kw,shape", [ARCHS[0], ARCHS[1], ("resnet20", {"width": 0.5}, (3, 16, 16))], ids=["mlp", "cnn", "resnet"])
+RESNET16 = ("resnet20", {"width": 0.5}, (3, 16, 16))
+
+
+@pytest.mark.parametrize("name,kw,shape", [ARCHS[0], ARCHS[1], RESNET16], ids=["mlp", "cnn", "resnet"])
 def test_activation_matching_recovers_a_known_permutation(name, kw, shape):
     # default BN statistics: shifted ones kill some ReLU units, and dead units (all zero) are indistinguishable
     m = _model(name, kw, shape, perturb_bn=False)

@@ -115,7 +115,8 @@ def run(ctx: JobContext) -> JobOutput:
     for m in methods:
         metrics[f"distance_{m}"] = float(np.mean(distances[m]))
         metrics[f"align_seconds_{m}"] = float(np.mean(seconds[m]))
-    arts = {"curves": "permutation_curves.npz", "plot_curves": "permutation_curves.png", "plot_barriers": "permutation_barriers.png"}
+    arts = {"curves": "permutation_curves.npz", "plot_curves": "permutation_curves.png",
+            "plot_barriers": "permutation_barriers.png"}
     return JobOutput(metrics, arts)
 
 

@@ -40,7 +40,8 @@ def batches(x: torch.Tensor, size: int = 500) -> Iterable[torch.Tensor]:
 
 
 @torch.no_grad()
-def unit_stats(model: nn.Module, nodes: Sequence[str], inputs: torch.Tensor, batch_size: int = 500) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def unit_stats(model: nn.Module, nodes: Sequence[str], inputs: torch.Tensor,
+               batch_size: int = 500) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per node: (mean, std) of every unit over ``inputs`` (population std, float64), model in eval mode."""
     was_training = model.training
     model.eval()

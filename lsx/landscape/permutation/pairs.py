@@ -31,7 +31,7 @@ Evaluate = Callable[[Mapping[str, torch.Tensor], bool], Mapping[str, float]]
 @dataclass
 class PairResult:
     curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # variant -> metric -> values over α
-    barriers: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> {train_loss, test_loss, train_error, test_error}
+    barriers: dict[str, dict[str, float]] = field(default_factory=dict)  # variant -> {train/test loss/error}
     distance: dict[str, float] = field(default_factory=dict)  # method -> ‖θ_a − π(θ_b)‖ (parameters)
     seconds: dict[str, float] = field(default_factory=dict)  # method -> time to find its permutation
 

@@ -149,7 +149,8 @@ def derive_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
                     preact.append((node.name, node.target, g))
             elif isinstance(m, NORMS):
                 if isinstance(m, nn.GroupNorm) and m.num_groups != 1:
-                    raise UnsupportedModel(f"{_describe(node, modules)} normalizes groups of channels (num_groups={m.num_groups})")
+                    raise UnsupportedModel(f"{_describe(node, modules)} normalizes groups of channels "
+                                           f"(num_groups={m.num_groups})")
                 g = in_group(src, node)
                 for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
                     if t is not None and t.is_floating_point() and t.dim() >= 1:
@@ -220,7 +221,8 @@ def _pass_through(node, src, m, group_of, block_of, in_group) -> None:
         shape = src.meta["tensor_meta"].shape
         out_shape = node.meta["tensor_meta"].shape
         if len(out_shape) != 2 or len(shape) < 2:
-            raise UnsupportedModel(f"flatten/view of {tuple(shape)} to {tuple(out_shape)}: only (N, C, ...) → (N, C·...) is supported")
+            raise UnsupportedModel(f"flatten/view of {tuple(shape)} to {tuple(out_shape)}: "
+                                   "only (N, C, ...) → (N, C·...) is supported")
         spatial = 1
         for s in shape[2:]:
             spatial *= int(s)
