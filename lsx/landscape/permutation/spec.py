@@ -39,11 +39,13 @@ class UnsupportedModel(ValueError):
 
 @dataclass(frozen=True)
 class Axis:
-    """One axis of one state tensor that a permutation reorders: in blocks of ``block`` entries."""
+    """One axis of one state tensor that a permutation reorders: in blocks of ``block`` entries.
+    ``buffer``: a running statistic (moves with its channel, but is not a weight to match)."""
 
     key: str
     axis: int
     block: int = 1
+    buffer: bool = False
 
 
 @dataclass
@@ -152,9 +154,10 @@ def derive_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
                     raise UnsupportedModel(f"{_describe(node, modules)} normalizes groups of channels "
                                            f"(num_groups={m.num_groups})")
                 g = in_group(src, node)
+                params = {name for name, _ in m.named_parameters(recurse=False)}
                 for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
                     if t is not None and t.is_floating_point() and t.dim() >= 1:
-                        members.append((g, Axis(f"{node.target}.{name}", 0)))
+                        members.append((g, Axis(f"{node.target}.{name}", 0, buffer=name not in params)))
                 group_of[node.name] = g
                 if src.name in producer and (m.weight is not None):
                     preact = [p for p in preact if p[0] != src.name]

@@ -40,8 +40,9 @@ def weight_matching(spec: PermutationSpec, state_a: Mapping[str, torch.Tensor], 
                     max_iter: int = 100, seed: int = 0, init: Perms | None = None) -> Perms:
     """Permutations of b's units that bring ``state_b`` to ``state_a`` (apply with ``permute_state``).
 
-    Which tensors count: every axis in the spec — weights, biases, norm-layer affine parameters and
-    running statistics, as in Ainsworth et al.'s specs. Computed in float64.
+    Which tensors count: the parameters on every axis of the spec — weights, biases, norm-layer affine
+    parameters — as in Ainsworth et al.'s specs; running statistics are permuted along with their
+    channels but do not enter the objective. Computed in float64.
     """
     a = {k: v.detach().double() for k, v in state_a.items() if v.is_floating_point()}
     b = {k: v.detach().double() for k, v in state_b.items() if v.is_floating_point()}
@@ -57,7 +58,7 @@ def weight_matching(spec: PermutationSpec, state_a: Mapping[str, torch.Tensor], 
             g = names[gi]
             n = spec.sizes[g]
             cost = torch.zeros(n, n, dtype=torch.float64)
-            for ax in spec.groups[g]:
+            for ax in (x for x in spec.groups[g] if not x.buffer):
                 wa = _matrix(a[ax.key], ax)
                 wb = _matrix(_permuted_except(b, spec, perms, ax.key, g, ax.axis), ax)
                 cost += wa @ wb.T
