@@ -71,18 +71,32 @@ def cross_correlation(model_a: nn.Module, model_b: nn.Module, nodes: Sequence[st
     for xb in batches(inputs, batch_size):
         oa, ob = ga(xb), gb(xb)
         for k in nodes:
-            ua, ub = units(oa[k]).double(), units(ob[k]).double()
             s = acc.setdefault(k, [0.0, 0.0, 0.0, 0.0, 0.0, 0])
-            s[0] = s[0] + ua.sum(0)
-            s[1] = s[1] + ub.sum(0)
-            s[2] = s[2] + (ua * ua).sum(0)
-            s[3] = s[3] + (ub * ub).sum(0)
-            s[4] = s[4] + ua.T @ ub
-            s[5] += ua.shape[0]
+            for i, v in enumerate(_moments(oa[k], ob[k])):
+                s[i] = s[i] + v
     out = {}
     for k, (sa, sb, saa, sbb, sab, m) in acc.items():
+        m = float(m)
         ma, mb = sa / m, sb / m
         cov = sab / m - torch.outer(ma, mb)
         sda, sdb = (saa / m - ma * ma).clamp_min(0).sqrt(), (sbb / m - mb * mb).clamp_min(0).sqrt()
         out[k] = cov / (torch.outer(sda, sdb) + eps)
     return out
+
+
+def _moments(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Σa, Σb, Σa², Σb² per unit, Σ a·bᵀ (units × units) and the sample count.
+
+    Why not (samples × channels) in float64: that copy and cast cost more than the forward passes (3.5x
+    slower measured on ResNet-20 maps); batched matmuls over the batch read the maps in place, per-image
+    products stay in the inputs' dtype and only the sums over images are float64."""
+    f64 = torch.float64
+    if a.dim() == 2:
+        sq = (a.square().sum(0, dtype=f64), b.square().sum(0, dtype=f64))
+        return a.sum(0, dtype=f64), b.sum(0, dtype=f64), *sq, (a.T @ b).double(), a.shape[0]
+    n, c = a.shape[:2]
+    A, B = a.reshape(n, c, -1), b.reshape(n, b.shape[1], -1)
+    ab = torch.bmm(A, B.transpose(1, 2)).sum(0, dtype=f64)
+    aa = torch.bmm(A, A.transpose(1, 2)).sum(0, dtype=f64).diagonal()
+    bb = torch.bmm(B, B.transpose(1, 2)).sum(0, dtype=f64).diagonal()
+    return A.sum(2).sum(0, dtype=f64), B.sum(2).sum(0, dtype=f64), aa, bb, ab, n * A.shape[2]
