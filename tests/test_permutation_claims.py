@@ -90,3 +90,26 @@ def test_presets_claims_name_registered_statistics_with_valid_args():
         assert len(claims) >= 1
         for c in claims:
             check_args(c)
+
+
+@pytest.mark.parametrize("preset", ["entezari_width", "jordan_repair"])
+def test_presets_compose_at_paper_and_cpu_scale(compose, preset):
+    from lsx.jobs.permutation_barrier import seed_pairs
+
+    paper = compose(f"experiment={preset}")
+    assert paper["model"]["name"] == "resnet20" and paper["data"]["name"] == "cifar10"
+    assert paper["analysis"]["job"] == "permutation_barrier"
+    assert len(seed_pairs(paper["optima"]["seeds"], paper["analysis"]["pairs"])) >= 6  # >= 6 independent pairs
+    cpu = compose(f"experiment={preset}", "scale=cpu")
+    assert cpu["data"]["name"] == "digits"
+    wide = compose(f"experiment={preset}", "model.width=4")
+    assert wide["model"]["width"] == 4
+
+
+def test_seed_pairs():
+    from lsx.jobs.permutation_barrier import seed_pairs
+
+    assert seed_pairs([3, 1, 4, 0], "disjoint") == [(3, 1), (4, 0)]
+    assert len(seed_pairs([0, 1, 2], "all")) == 3
+    with pytest.raises(ValueError, match="valid: disjoint, all"):
+        seed_pairs([0, 1], "some")
