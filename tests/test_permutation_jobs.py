@@ -51,8 +51,10 @@ def test_align_on_interpolation_shortens_the_line(lsx_dirs):
 
 @pytest.mark.parametrize("args,message", [
     (("analysis=surface2d", "analysis.align=weight"), "align"),
-    (("analysis=interpolation", "analysis.align=greedy"), "analysis.align='greedy'; valid: none, weight, activation"),
-    (("analysis=permutation_barrier", "optima.seeds=[0,1,2]"), "pairs=disjoint needs an even number"),
+    pytest.param(("analysis=interpolation", "analysis.align=greedy"), "analysis.align='greedy'; valid: none, weight, activation",
+                 marks=pytest.mark.slow),  # the job checks align after training its two endpoints (~20 s)
+    pytest.param(("analysis=permutation_barrier", "optima.seeds=[0,1,2]"), "pairs=disjoint needs an even number",
+                 marks=pytest.mark.slow),
 ])
 def test_bad_input_is_one_line(lsx_dirs, args, message):
     r = run_module("lsx.analyze", *args, *TINY[:1])
