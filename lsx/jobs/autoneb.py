@@ -28,6 +28,7 @@ from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import save_figure
 from lsx.plots.surfaces import plot_surface_views
 from lsx.utils.io import atomic_write_json
+from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
@@ -50,6 +51,7 @@ def run(ctx: JobContext) -> JobOutput:
     runs = ctx.optima(seeds)
     ckpts = [r.load() for r in runs]
     same_architecture(ckpts)
+    ckpts = align_checkpoints(ckpts, a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     schedule = schedule_from_config(list(a["cycles"]), float(a["step_scale"]))
     model = ckpts[0].build_model()
     bn = has_batchnorm(model)

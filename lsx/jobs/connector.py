@@ -18,6 +18,7 @@ from lsx.landscape.paths.connectors import (
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import record_centre_loss, same_architecture
@@ -55,6 +56,7 @@ def _network(ctx: JobContext, seeds: list[int]):
     runs = ctx.optima(seeds)
     ckpts = [r.load() for r in runs]
     same_architecture(ckpts)
+    ckpts = align_checkpoints(ckpts, ctx.analysis.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     for c in ckpts:  # each optimum with its own BN statistics (the path evaluator carries the first one's)
         record_centre_loss(ctx, c, "keep")
     model = ckpts[0].build_model().eval()

@@ -22,6 +22,7 @@ from lsx.landscape.engine.bn_policy import bn_state, check_extrapolated_bn, has_
 from lsx.landscape.surfaces.directions import direction_between
 from lsx.landscape.engine.surface import compute_surface
 from lsx.plots.surfaces import plot_interpolation
+from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
@@ -47,6 +48,7 @@ def run(ctx: JobContext) -> JobOutput:
         alphas = np.union1d(alphas, [0.0, 1.0, -delta, delta, 1 - delta, 1 + delta])
     ca, cb = (endpoint_checkpoint(ctx, e) for e in a["endpoints"])
     same_architecture([ca, cb])
+    ca, cb = align_checkpoints([ca, cb], a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     pa, pb = load_point(ca, a["bn"]), load_point(cb, a["bn"])
     d = direction_between(pa.theta, pb.theta)
     if float(d.norm()) == 0.0:

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from lsx.plots.surfaces import plot_surface_views
+from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
@@ -46,6 +47,7 @@ def run(ctx: JobContext) -> JobOutput:
     seeds = three_seeds(a["seeds"])
     ckpts = [r.load() for r in ctx.optima(seeds)]
     same_architecture(ckpts)
+    ckpts = align_checkpoints(ckpts, a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     pts = [load_point(c, a["bn"]) for c in ckpts]
     basis, pos = plane_basis(*(p.theta for p in pts))
     n = int(a["num"])

@@ -1,0 +1,62 @@
+"""The permutation_barrier job, analysis.align on the path jobs, and their bad input (tiny runs)."""
+import json
+
+import yaml
+
+import pytest
+from conftest import run_module
+
+TINY = ("debug=fast", "model=mlp", "model.hidden=16")
+
+
+def _result(out, job):
+    d = sorted((out / "jobs").glob(f"{job}_*"))[-1]
+    return json.loads((d / "results.json").read_text()), d
+
+
+@pytest.mark.slow  # ~10 s of CPU: trains 4 tiny MLPs
+def test_permutation_barrier_job(lsx_dirs):
+    cache, out = lsx_dirs
+    r = run_module("lsx.analyze", "analysis=permutation_barrier", *TINY, "optima.seeds=[0,1,2,3]", "analysis.alpha_num=3",
+                   "analysis.match_examples=64")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "permutation_barrier")
+    m = res["metrics"]
+    assert m["n_pairs"] == 2 and {p["pair"] for p in m["pairs"]} == {"0-1", "2-3"}
+    assert m["variants"] == ["naive", "naive_repair", "weight", "weight_repair", "activation", "activation_repair"]
+    assert len(m["pairs"]) == 2 * 6
+    for p in m["pairs"]:
+        assert p["barrier_train_loss"] >= -1e-6  # the grid holds both endpoints, where the rise is 0
+        assert p["distance"] <= p["distance_naive"] + 1e-6 or p["method"] == "activation"
+    assert m["distance_weight"] < m["distance_naive"]
+    assert m["align_seconds_weight"] > 0 and m["eval_pass_seconds"] > 0
+    for art in res["artifacts"].values():
+        assert (d / art).exists()
+
+
+@pytest.mark.slow
+def test_align_on_interpolation_shortens_the_line(lsx_dirs):
+    cache, out = lsx_dirs
+    ends = 'analysis.endpoints=[{label: a, overrides: {seed: 0}}, {label: b, overrides: {seed: 1}}]'
+    common = ("analysis=interpolation", *TINY, ends, "analysis.alpha.num=5", "analysis.alpha.min=0", "analysis.alpha.max=1")
+    for align in ("none", "weight"):
+        r = run_module("lsx.analyze", *common, f"analysis.align={align}")
+        assert r.returncode == 0, r.stderr[-3000:]
+    dist = {}
+    for d in (out / "jobs").glob("interpolation_*"):
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        dist[cfg["analysis"]["align"]] = json.loads((d / "results.json").read_text())["metrics"]["distance"]
+    assert dist["weight"] < dist["none"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("analysis=surface2d", "analysis.align=weight"), "align"),
+    pytest.param(("analysis=interpolation", "analysis.align=greedy"), "analysis.align='greedy'; valid: none, weight, activation",
+                 marks=pytest.mark.slow),  # the job checks align after training its two endpoints (~20 s)
+    pytest.param(("analysis=permutation_barrier", "optima.seeds=[0,1,2]"), "pairs=disjoint needs an even number",
+                 marks=pytest.mark.slow),
+])
+def test_bad_input_is_one_line(lsx_dirs, args, message):
+    r = run_module("lsx.analyze", *args, *TINY[:1])
+    assert r.returncode != 0
+    assert message in r.stderr
