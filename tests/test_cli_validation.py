@@ -25,6 +25,7 @@ BAD_ANALYZE = {
     "analysis=surface2d analysis.center_ckpt=/no/such.pt": "analysis.center_ckpt: no checkpoint file at /no/such.pt",
     "experiment=quickstart scale=gpu": "quickstart has no scale 'gpu'; valid scales: paper, cpu",
     "experiment=fort_toy scale=cpuu --cfg job": "fort_toy has no scale 'cpuu'; valid scales: paper, cpu",
+    "analysis=interpolation analysis.align=sideways": "analysis.align must be one of none, weight, activation",
     "-m analysis=surface2d optimizer.lr=0.1,-1": "optimizer.lr must be a number > 0, got -1 (sweep job",
 }
 
