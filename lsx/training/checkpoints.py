@@ -44,7 +44,7 @@ class Checkpoint:
 
     @property
     def model_name(self) -> str:
-        return self.config["model"]["name"]
+        return model_label(self.config["model"])
 
     def build_model(self) -> nn.Module:
         """Rebuild the architecture from the stored config and load the weights (eval mode)."""
@@ -58,7 +58,19 @@ class Checkpoint:
         return model.eval()
 
 
+def model_label(model_cfg: dict[str, Any]) -> str:
+    """The model's name: the registry name, or a ``_target_`` config's label (lsx.models.target)."""
+    from lsx.models.target import is_target, target_label
+
+    return target_label(model_cfg) if is_target(model_cfg) else str(model_cfg["name"])
+
+
 def model_from_config(model_cfg: dict[str, Any], data_shape: dict[str, int]) -> nn.Module:
+    """A registry model by ``name``, or any ``nn.Module`` that ``model._target_`` builds (lsx.models.target)."""
+    from lsx.models.target import instantiate_model, is_target
+
+    if is_target(model_cfg):
+        return instantiate_model(model_cfg, data_shape)
     kwargs = {k: v for k, v in model_cfg.items() if k != "name"}
     if "channels" in kwargs and isinstance(kwargs["channels"], list):
         kwargs["channels"] = tuple(kwargs["channels"])
