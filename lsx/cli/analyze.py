@@ -58,7 +58,8 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
 
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
-                out = fn(JobContext(_without_wandb(c), job_dir, progress=progress))
+                ctx = JobContext(_without_wandb(c), job_dir, progress=progress)
+                out = fn(ctx)
             from lsx.plots.interactive import page_artifact
 
             out.artifacts.update(page_artifact(job_dir, name, c, out.metrics))  # interactive.html, when the job has a view
@@ -66,6 +67,8 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = [r.record() for r in runs]
             extra["code_fingerprint"] = fingerprint
+            if ctx.inputs:  # checkpoint files given to the job (external ones included), with their sha256
+                extra["inputs"] = ctx.inputs
             results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
     # of the sweep that computed them, which would misplace this point in aggregation
