@@ -13,10 +13,10 @@ _UID = f"{os.getpid() % 100000:05d}{uuid.uuid4().hex[:4]}"
 if not OmegaConf.has_resolver("lsx_uid"):
     OmegaConf.register_new_resolver("lsx_uid", lambda: _UID)
 
-# ${shape:KEY}: the data's shape (in_channels, height, width, num_classes) in a model._target_ config. The config
+# ${shape:KEY}: the data's shape (in_channels, height, width, num_classes, numel) in a model._target_ config. The config
 # is composed and hashed before any data are loaded, so this leaves a placeholder that lsx.models.target.fill_shape
 # replaces when the model is built.
-SHAPE_KEYS = ("in_channels", "height", "width", "num_classes")
+SHAPE_KEYS = ("in_channels", "height", "width", "num_classes", "numel")
 SHAPE_PLACEHOLDER = "<lsx-shape:{}>"
 
 

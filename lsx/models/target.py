@@ -2,7 +2,7 @@
 
 Why: researchers study their own networks. ``model: {_target_: my_pkg.make_net, width: 64}`` builds
 ``my_pkg.make_net(width=64)``; the data's shape is available through ``${shape:num_classes}`` (also
-``in_channels``, ``height``, ``width``), which lsx fills in when the data are known (the config is composed and
+``in_channels``, ``height``, ``width`` and ``numel``, their product), which lsx fills in when the data are known (the config is composed and
 hashed before any data set is loaded, so the resolver leaves a placeholder that :func:`fill_shape` replaces).
 ``name`` in a target config is lsx's label for the model (cache directory names), never passed to the target.
 """
@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 # the same resolver as lsx.cli.resolvers registers (the core does not import the command line): whichever
 # module loads first registers it; both leave the same placeholder
-SHAPE_KEYS = ("in_channels", "height", "width", "num_classes")
+SHAPE_KEYS = ("in_channels", "height", "width", "num_classes", "numel")  # numel = in_channels * height * width
 _PLACEHOLDER = "<lsx-shape:{}>"
 
 
@@ -67,7 +67,7 @@ def fill_shape(value: Any, shape: Mapping[str, int]) -> Any:
     if isinstance(value, str):
         for k in SHAPE_KEYS:
             if value == _PLACEHOLDER.format(k):
-                return int(shape[k])
+                return int(shape["in_channels"] * shape["height"] * shape["width"]) if k == "numel" else int(shape[k])
         return value
     if isinstance(value, Mapping):
         return {k: fill_shape(v, shape) for k, v in value.items()}
