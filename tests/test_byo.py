@@ -265,3 +265,71 @@ def test_docs_example_runs_as_written(tmp_path, lsx_dirs):
     proc = run_module("lsx.analyze", *cmd[4:], cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"center_train_loss"' in proc.stdout
+
+
+def regression_datamodule():
+    import lightning as L
+
+    class DM(L.LightningDataModule):
+        def setup(self, stage=None):
+            self.train_set, self.test_set = Regression(40), Regression(10)
+
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(self.train_set, batch_size=8)
+
+        def test_dataloader(self):
+            return torch.utils.data.DataLoader(self.test_set, batch_size=8)
+
+    return DM()
+
+
+def test_lightning_datamodule_by_target():
+    from lsx.data import build_datamodule
+
+    dm = build_datamodule("reg", _target_=f"{HERE}.regression_datamodule", val_fraction=0.25).prepare()
+    assert (len(dm.split("train")[0]), len(dm.split("val")[0]), len(dm.split("test")[0])) == (30, 10, 10)
+    assert dm.name == "reg"
+
+
+def test_default_loss_on_a_model_without_logits_is_one_line():
+    from lsx.data import build_datamodule
+    from lsx.training.runner import check_model_fits
+
+    dm = build_datamodule(None, _target_="lsx.data.sequences.rule_sequences", num_train=20, num_test=5, normalize=False)
+    with pytest.raises(ValueError, match="not a logits tensor") as err:
+        check_model_fits(_DictOut(), dm.prepare(), "m")
+    assert "\n" not in str(err.value)
+
+
+class _DictOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.e = nn.Embedding(16, 16)
+
+    def forward(self, x):
+        return {"logits": self.e(x)}
+
+
+@pytest.mark.slow
+def test_hf_transformer_trains_and_an_external_copy_centres_a_surface(compose, tmp_path, lsx_dirs):
+    """End to end in one process: model=hf on data=sequences with the next-token loss, trained through the cache;
+    its weights saved as .safetensors and given as analysis.center_ckpt give the same surface centre, sha256 recorded."""
+    pytest.importorskip("transformers")
+    from safetensors.torch import save_file
+
+    from lsx.cli.analyze import run_analysis
+    from lsx.training.checkpoints import file_sha256
+    from lsx.training.runner import train
+
+    tiny = ["experiment=byo_transformer", "training.epochs=2", "data.num_train=200", "data.num_test=50",
+            "data.landscape_train=100", "data.landscape_test=50", "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3"]
+    c = compose(*tiny)
+    run = train(c, progress=False)
+    assert run.summary["train_loss"] < np.log(16) and np.isfinite(run.summary["test_acc"])
+    ckpt = run.load()
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in ckpt.state_dict.items() if k != "lm_head.weight"}, str(path))
+    own = run_analysis(c, tmp_path / "r1", progress=False)
+    ext = run_analysis(compose(*tiny, f"analysis.center_ckpt={path}"), tmp_path / "r2", progress=False)
+    assert ext["metrics"]["center_train_loss"] == pytest.approx(own["metrics"]["center_train_loss"], rel=1e-6)
+    assert ext["inputs"]["center_ckpt"]["sha256"] == file_sha256(path) and ext["inputs"]["center_ckpt"]["external"]

@@ -184,6 +184,9 @@ def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: s
         ) from None
     finally:
         model.train()
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"model {model_name!r} returns a {type(out).__name__}, not a logits tensor, which the default loss "
+                         "(cross-entropy) needs: set loss (e.g. loss=next_token, or loss._target_=<your (model, batch) -> scalar>)")
     if out.shape[-1] != dm.shape.num_classes:
         raise ValueError(f"model {model_name!r} outputs {out.shape[-1]} classes, data {dm.name!r} has {dm.shape.num_classes}")
 
