@@ -333,3 +333,14 @@ def test_hf_transformer_trains_and_an_external_copy_centres_a_surface(compose, t
     ext = run_analysis(compose(*tiny, f"analysis.center_ckpt={path}"), tmp_path / "r2", progress=False)
     assert ext["metrics"]["center_train_loss"] == pytest.approx(own["metrics"]["center_train_loss"], rel=1e-6)
     assert ext["inputs"]["center_ckpt"]["sha256"] == file_sha256(path) and ext["inputs"]["center_ckpt"]["external"]
+
+
+def test_a_target_whose_optional_package_is_missing_is_one_line(monkeypatch):
+    import importlib.util
+
+    from lsx.models.target import check_target
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    with pytest.raises(ValueError, match=r"needs the transformers package: pip install transformers .*lsx\[hf\]"):
+        check_target({"_target_": "lsx.models.hf.from_config"}, "model")

@@ -37,3 +37,6 @@ def from_config(model_type: str = "gpt2", config: dict[str, Any] | None = None, 
     except ValueError as err:
         raise ValueError(f"model.model_type={model_type!r}: {str(err).splitlines()[0]}") from None
     return auto.from_config(cfg)
+
+
+from_config.requires = ("transformers",)  # checked before training (lsx.models.target.check_target)

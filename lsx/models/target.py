@@ -60,6 +60,12 @@ def check_target(cfg: Mapping[str, Any] | None, key: str) -> None:
     obj = locate(cfg["_target_"], key)
     if not callable(obj):
         raise ValueError(f"{key}._target_={cfg['_target_']!r} is a {type(obj).__name__}, not a callable factory or class")
+    import importlib.util
+
+    missing = [m for m in getattr(obj, "requires", ()) if importlib.util.find_spec(m) is None]
+    if missing:  # an optional extra (e.g. model=hf needs transformers): say so before anything trains
+        raise ValueError(f"{key}._target_={cfg['_target_']!r} needs the {', '.join(missing)} package: "
+                         f"pip install {' '.join(missing)} (or the lsx extra that names it, e.g. 'lsx[hf]')")
 
 
 def fill_shape(value: Any, shape: Mapping[str, int]) -> Any:
