@@ -63,6 +63,8 @@ def _foreign_analysis_key(cfg: DictConfig, override: str) -> bool:
 
 def _compose(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
+
+    from lsx.cli import resolvers  # noqa: F401  (the configs' resolvers, e.g. ${shape:num_classes})
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
@@ -101,6 +103,8 @@ def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
     out = {k: c[k] for k in TRAINING_KEYS}
     out["data"] = {k: v for k, v in out["data"].items() if k not in _DATA_KEYS_NOT_HASHED}
     out["training"] = hashed_training(out["training"])
+    if c.get("loss"):  # a configured loss (lsx.training.losses); null (cross-entropy) stays out: old runs stay valid
+        out["loss"] = c["loss"]
     trainer = c.get("trainer", {}) or {}
     if str(trainer.get("strategy", "auto")).startswith("ddp"):
         out["distributed"] = {"strategy": "ddp", "devices": trainer.get("devices"), "num_nodes": trainer.get("num_nodes", 1)}

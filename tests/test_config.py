@@ -94,12 +94,23 @@ def test_paper_scale_preset_builds_and_takes_a_training_step(compose, name):
     from lsx.training.checkpoints import model_from_config
     from lsx.training.optim import build_optimizer, build_scheduler
 
+    from lsx.training.losses import build_loss, loss_terms
+
     c = compose(f"experiment={name}")
-    ch, size, classes = DATA_SHAPES[c["data"]["name"]]
     torch.manual_seed(0)
-    model = model_from_config(c["model"], {"in_channels": ch, "height": size, "width": size, "num_classes": classes})
-    x, y = torch.randn(2, ch, size, size), torch.tensor([0, classes - 1])
-    loss = torch.nn.functional.cross_entropy(model(x), y)
+    if c["data"]["name"] in DATA_SHAPES:
+        ch, size, classes = DATA_SHAPES[c["data"]["name"]]
+        shape = {"in_channels": ch, "height": size, "width": size, "num_classes": classes}
+        x, y = torch.randn(2, ch, size, size), torch.tensor([0, classes - 1])
+    else:  # a data set by _target_ (the byo presets' generated tasks): its own shape and first examples
+        from lsx.training.runner import build_data
+
+        dm = build_data(c).prepare()
+        shape = {k: getattr(dm.shape, k) for k in ("in_channels", "height", "width", "num_classes")}
+        x, y = (t[:2] for t in dm.split("train"))
+    model = model_from_config(c["model"], shape)
+    loss_fn = build_loss(c.get("loss"))
+    loss = torch.nn.functional.cross_entropy(model(x), y) if loss_fn is None else loss_terms(loss_fn(model, (x, y)), 2)[0]
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
     opt = build_optimizer(c["optimizer"], model.parameters())

@@ -36,6 +36,7 @@ def validate_config(c: dict[str, Any]) -> None:
     _check_optimizer(c.get("optimizer") or {})
     _check_data(c.get("data") or {})
     _check_model(c.get("model") or {})
+    _check_targets(c)
     _warn_schedule(c)
     _check_trainer(c.get("trainer") or {})
     if c.get("analysis"):
@@ -100,6 +101,19 @@ def _check_model(m: dict[str, Any]) -> None:
     w = m.get("width")
     if w is not None:
         _positive_number("model.width", w)
+
+
+def _check_targets(c: dict[str, Any]) -> None:
+    """``model``/``data``/``loss`` ``_target_``s import and are callable (lsx.models.target); what a target builds is
+    checked when it is built, still before training (a non-module model, a loss that is not a finite scalar)."""
+    keys = [k for k in ("model", "data", "loss") if isinstance(c.get(k), dict) and c[k].get("_target_")]
+    if c.get("loss") is not None and not (isinstance(c["loss"], dict) and c["loss"].get("_target_")):
+        raise ValueError(f"loss must be null (cross-entropy) or have a _target_ (e.g. loss=next_token), got {c['loss']!r}")
+    if keys:
+        from lsx.models.target import check_target
+
+        for k in keys:
+            check_target(c[k], k)
 
 
 def _check_training(t: dict[str, Any]) -> None:
@@ -169,7 +183,7 @@ def _check_grids(a: dict[str, Any]) -> None:
             axis_from_spec(spec, name=f"analysis.{key}")
     center = a.get("center_ckpt")
     if center and not Path(str(center)).is_file():
-        raise ValueError(f"analysis.center_ckpt: no checkpoint file at {center} (give an lsx epoch_*.pt path)")
+        raise ValueError(f"analysis.center_ckpt: no checkpoint file at {center} (give an lsx epoch_*.pt or a state dict: .pt, .safetensors, Lightning .ckpt)")
     sides = [k for k in ("x", "y") if isinstance(a.get(k), dict)]
     if len(sides) == 2:
         for k in sides:

@@ -37,13 +37,27 @@ class LandscapeSubset:
 
 @dataclass
 class Arrays:
-    """Raw arrays of a dataset: images as float (N, C, H, W) and integer labels."""
+    """Raw arrays of a dataset: images as float (N, C, H, W) and integer labels.
+
+    Other inputs keep their kind: integer inputs (token ids) stay int64 and are never normalized, other
+    shapes ((N, L) sequences, (N, F) features) are allowed, and real-valued targets (regression) stay float32.
+    """
 
     train_x: np.ndarray
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
     num_classes: int
+
+
+def _as_inputs(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a.astype(np.float32)
+
+
+def _as_targets(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) or a.dtype == bool else a.astype(np.float32)
 
 
 def _seeded_perm(n: int, seed: int) -> np.ndarray:
@@ -99,8 +113,7 @@ class TensorDataModule(L.LightningDataModule):
         if self._tensors is not None:
             return self
         arr = self.load_arrays()
-        x = np.asarray(arr.train_x, dtype=np.float32)
-        y = np.asarray(arr.train_y, dtype=np.int64)
+        x, y = _as_inputs(arr.train_x), _as_targets(arr.train_y)
         perm = _seeded_perm(len(x), self.split_seed)
         n_val = int(round(self.val_fraction * len(x)))
         val_idx, train_idx = perm[:n_val], perm[n_val:]
@@ -108,9 +121,9 @@ class TensorDataModule(L.LightningDataModule):
             train_idx = train_idx[: int(self.train_limit)]
         tx, ty = x[train_idx], y[train_idx]
         vx, vy = x[val_idx], y[val_idx]
-        sx, sy = np.asarray(arr.test_x, dtype=np.float32), np.asarray(arr.test_y, dtype=np.int64)
-        if self.normalize:
-            axes = (0, 2, 3)
+        sx, sy = _as_inputs(arr.test_x), _as_targets(arr.test_y)
+        if self.normalize and x.dtype == np.float32:
+            axes = (0,) + tuple(range(2, x.ndim))  # per channel (images: over N, H, W)
             mean = tx.mean(axis=axes, keepdims=True)
             std = tx.std(axis=axes, keepdims=True) + 1e-6
             tx, vx, sx = (tx - mean) / std, (vx - mean) / std, (sx - mean) / std
@@ -131,8 +144,13 @@ class TensorDataModule(L.LightningDataModule):
 
     @property
     def shape(self) -> DataShape:
+        """(channels, height, width, classes); an (N, L) sequence is 1 x 1 x L, (N, C, L) is C x 1 x L."""
         x, _ = self.split("train")
-        return DataShape(int(x.shape[1]), int(x.shape[2]), int(x.shape[3]), int(self._num_classes))
+        dims = tuple(int(d) for d in x.shape[1:])
+        if len(dims) > 3:
+            raise ValueError(f"data {self.name!r}: inputs of shape {tuple(x.shape)} have more than 3 dimensions per example")
+        c, h, w = (1, 1, 1, *dims)[len(dims):] if len(dims) < 2 else ((dims[0], 1, dims[1]) if len(dims) == 2 else dims)
+        return DataShape(c, h, w, int(self._num_classes))
 
     def landscape_subset(self) -> LandscapeSubset:
         """A fixed, seeded subset of train and test examples (the same for every job)."""

@@ -112,6 +112,7 @@ class JobContext:
         self.point_progress: bool | str = self.progress or ("log" if progress else False)
         self._dm: TensorDataModule | None = None
         self.analysis_losses: dict[str, dict[str, Any]] = {}  # run dir -> what the analysis measured there
+        self.inputs: dict[str, dict[str, Any]] = {}  # files the job was given (role → path, sha256): results "inputs"
 
     @property
     def analysis(self) -> dict[str, Any]:
@@ -131,6 +132,19 @@ class JobContext:
 
     def landscape_subset(self) -> LandscapeSubset:
         return self.datamodule().landscape_subset()
+
+    def record_input(self, role: str, info: dict[str, Any]) -> None:
+        """Remember a file the job was given (e.g. an external checkpoint and its sha256); also ``inputs.json``."""
+        from lsx.utils.io import atomic_write_json
+
+        self.inputs[role] = dict(info)
+        atomic_write_json(self.path("inputs.json"), self.inputs)
+
+    def loss_fn(self):
+        """The configured loss (lsx.training.losses), or None for cross-entropy (the evaluator's fast path)."""
+        from lsx.training.losses import build_loss
+
+        return build_loss(self.cfg.get("loss"))
 
     # ----------------------------------------------------------------- optima
     def training_config(self, **overrides: Any) -> dict[str, Any]:

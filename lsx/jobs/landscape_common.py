@@ -49,37 +49,46 @@ def merged_config(ctx: JobContext, overrides: dict[str, Any] | None) -> dict[str
 
 def endpoint_checkpoint(ctx: JobContext, spec: dict[str, Any]) -> Checkpoint:
     """An endpoint spec: {checkpoint: path} or {overrides: {...}, epoch: null} trained via the cache."""
-    from lsx.training.checkpoints import load_checkpoint
     from lsx.training.runner import train
 
-    if spec.get("checkpoint"):
-        return load_checkpoint(spec["checkpoint"])
+    if spec.get("checkpoint"):  # an lsx checkpoint may hold another model than the job's (pairs are checked later)
+        return input_checkpoint(ctx, spec["checkpoint"], f"endpoint {spec.get('label') or spec['checkpoint']}", check=False)
     run = train(merged_config(ctx, spec.get("overrides")), progress=ctx.progress)
     return run.load(spec.get("epoch"))
 
 
 def center_checkpoint(ctx: JobContext, epoch: int | None = None) -> Checkpoint:
-    """The checkpoint a single-point job is centred on: ``analysis.center_ckpt`` (an lsx checkpoint
-    from anywhere, e.g. another cache) or else the cached run of ``analysis.target_seed``.
+    """The checkpoint a single-point job is centred on: ``analysis.center_ckpt`` (an lsx checkpoint from anywhere,
+    or a state dict trained outside lsx: .pt, .safetensors, Lightning .ckpt) or else the cached run of
+    ``analysis.target_seed``.
 
-    An external checkpoint is validated like a cached one: it must load, hold the configured
-    model (``model=<name>``) and fit the configured data, or the job stops before evaluating.
+    A checkpoint from a file is validated like a cached one: it must load, hold the configured model and fit the
+    configured data, or the job stops before evaluating; its sha256 goes into the job's results (``inputs``).
     """
-    from lsx.training.checkpoints import CheckpointError, load_checkpoint
-
     a = ctx.analysis
     path = a.get("center_ckpt")
     if not path:
         return ctx.train(seed=int(a["target_seed"])).load(epoch)
     if epoch is not None:
         raise ValueError("analysis.epoch selects a checkpoint of the cached run; with analysis.center_ckpt set it to null")
-    ckpt = load_checkpoint(path, expect_model=ctx.cfg["model"]["name"])
+    return input_checkpoint(ctx, path, "center_ckpt")
+
+
+def input_checkpoint(ctx: JobContext, path: str, role: str, check: bool = True) -> Checkpoint:
+    """A checkpoint file given to the job (lsx's own or external), recorded with its sha256 in ``ctx.inputs``. An
+    external one is built as the configured model; an lsx one is checked against it and the data when ``check``."""
+    from lsx.training.checkpoints import CheckpointError, load_any_checkpoint, model_label
+
     s = ctx.datamodule().shape
     shape = {"in_channels": s.in_channels, "height": s.height, "width": s.width, "num_classes": s.num_classes}
-    if dict(ckpt.data_shape) != shape:
-        raise CheckpointError(f"analysis.center_ckpt {path} was trained on data of shape {ckpt.data_shape}, "
-                              f"data {ctx.cfg['data']['name']!r} has {shape}")
-    ckpt.build_model()  # weights match the architecture (raises CheckpointError otherwise)
+    ckpt = load_any_checkpoint(path, {k: v for k, v in ctx.cfg.items() if k not in ("analysis", "hydra")}, shape)
+    if check and ckpt.epoch >= 0:  # an lsx checkpoint: its own config must be this job's model and data shape
+        if ckpt.model_name != model_label(ctx.cfg["model"]):
+            raise CheckpointError(f"{role} {path} holds a {ckpt.model_name!r} model, expected {model_label(ctx.cfg['model'])!r}")
+        if dict(ckpt.data_shape) != shape:
+            raise CheckpointError(f"{role} {path} was trained on data of shape {ckpt.data_shape}, the configured data have {shape}")
+        ckpt.build_model()  # weights match the architecture (raises CheckpointError otherwise)
+    ctx.record_input(role, {"path": str(Path(path).resolve()), "sha256": ckpt.sha256, "external": ckpt.epoch < 0})
     return ckpt
 
 
@@ -95,7 +104,8 @@ def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int
     subset = ctx.landscape_subset()
     if device().type != "cpu":  # one GPU per rank under a sharded launch
         model = model.to(device())
-    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None)
+    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None,
+                     loss_fn=ctx.loss_fn())
 
 
 def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: float | None = None) -> float:
@@ -139,6 +149,8 @@ def evaluate_points(
     workers = int(ctx.analysis.get("workers") or 1)
     # how many processes evaluate does not change a value: not part of the store's config check
     config = {k: v for k, v in ctx.analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
+    if ctx.inputs:  # checkpoint files the job was given, with their sha256
+        provenance = dict(provenance, inputs=ctx.inputs)
     return compute_surface(
         evaluator, point.theta, directions, np.asarray(coords, dtype=np.float64), ctx.path(store),
         provenance=provenance, config=config, flush_every=int(flush_every), progress=ctx.point_progress, workers=workers,

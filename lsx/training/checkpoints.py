@@ -41,10 +41,11 @@ class Checkpoint:
     code_version: str = ""
     torch_threads: int | None = None
     stop: dict[str, Any] = field(default_factory=dict)  # the stop rule's outcome so far (epochs_run, steps, stopped_by)
+    sha256: str | None = None  # of the file, when it was loaded as a job's input (external checkpoints always)
 
     @property
     def model_name(self) -> str:
-        return self.config["model"]["name"]
+        return model_label(self.config["model"])
 
     def build_model(self) -> nn.Module:
         """Rebuild the architecture from the stored config and load the weights (eval mode)."""
@@ -58,7 +59,19 @@ class Checkpoint:
         return model.eval()
 
 
+def model_label(model_cfg: dict[str, Any]) -> str:
+    """The model's name: the registry name, or a ``_target_`` config's label (lsx.models.target)."""
+    from lsx.models.target import is_target, target_label
+
+    return target_label(model_cfg) if is_target(model_cfg) else str(model_cfg["name"])
+
+
 def model_from_config(model_cfg: dict[str, Any], data_shape: dict[str, int]) -> nn.Module:
+    """A registry model by ``name``, or any ``nn.Module`` that ``model._target_`` builds (lsx.models.target)."""
+    from lsx.models.target import instantiate_model, is_target
+
+    if is_target(model_cfg):
+        return instantiate_model(model_cfg, data_shape)
     kwargs = {k: v for k, v in model_cfg.items() if k != "name"}
     if "channels" in kwargs and isinstance(kwargs["channels"], list):
         kwargs["channels"] = tuple(kwargs["channels"])
@@ -181,3 +194,79 @@ def check_same_architecture(ckpts: list[Checkpoint]) -> None:
                 f"checkpoints of different architectures: {first.path} ({first.config['model']}, {first.data_shape}) "
                 f"vs {c.path} ({c.config['model']}, {c.data_shape})"
             )
+
+
+# ---------------------------------------------------------------- checkpoints made outside lsx
+EXTERNAL_FORMATS = ".pt/.pth/.bin (a state dict), .safetensors, .ckpt (Lightning)"
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a state-dict file: ``.safetensors``, a Lightning ``.ckpt`` (its ``state_dict``) or a torch file."""
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise CheckpointError(f"{path}: reading .safetensors needs the safetensors package (pip install 'lsx[hf]')") from None
+        return load_file(str(path))
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=path.suffix != ".ckpt")
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable torch file ({type(err).__name__}: {str(err).splitlines()[0]})") from None
+    if isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
+        payload = payload["state_dict"]
+    if not isinstance(payload, dict) or not payload or not all(isinstance(v, torch.Tensor) for v in payload.values()):
+        raise CheckpointError(f"{path} holds no state dict (a dict of tensors); valid: {EXTERNAL_FORMATS}")
+    return payload
+
+
+def _strip_prefix(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Drop a wrapper's prefix on every key (``model.`` of a LightningModule, ``module.`` of DDP) when that makes keys fit."""
+    for prefix in ("model.", "module.", "_orig_mod."):
+        if all(k.startswith(prefix) for k in sd) and not (set(sd) & expected):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+def load_external_checkpoint(path: str | Path, config: dict[str, Any], data_shape: dict[str, int]) -> Checkpoint:
+    """A checkpoint trained outside lsx, loaded into the model ``config["model"]`` builds for ``data_shape``.
+
+    Keys must match the model's exactly (after dropping a ``model.``/``module.`` wrapper prefix); a tied weight
+    saved once (``lm_head.weight`` = ``wte.weight``) counts as present. A mismatch is one line listing the missing
+    and unexpected keys. The file's sha256 is kept (``Checkpoint.sha256``) for the job's results.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    model = model_from_config(config["model"], data_shape)
+    expected = model.state_dict()
+    sd = _strip_prefix(_read_state_dict(path), set(expected))
+    tied = {n for n, t in expected.items() if n not in sd and any(
+        m in sd and t.data_ptr() == expected[m].data_ptr() for m in expected if m != n)}
+    missing = [k for k in expected if k not in sd and k not in tied]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
+             if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        show = lambda ks: f"{len(ks)} [{', '.join(ks[:6])}{', ...' if len(ks) > 6 else ''}]"  # noqa: E731
+        raise CheckpointError(f"{path} does not fit model {model_label(config['model'])!r}: missing keys {show(missing)}, "
+                              f"unexpected keys {show(unexpected)}" + (f", wrong shapes {show(wrong)}" if wrong else ""))
+    model.load_state_dict(sd, strict=False)
+    digest = file_sha256(path)
+    return Checkpoint(path=path, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+                      config=config, config_hash=f"external-{digest[:12]}", epoch=-1, data_shape=dict(data_shape),
+                      sha256=digest)
+
+
+def load_any_checkpoint(path: str | Path, config: dict[str, Any], data_shape: dict[str, int]) -> Checkpoint:
+    """An lsx checkpoint (format ``lsx-checkpoint-v1``), else a state dict made elsewhere (:func:`load_external_checkpoint`)."""
+    path = Path(path)
+    if path.suffix not in (".safetensors", ".ckpt") and path.is_file():
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:
+            payload = None
+        if isinstance(payload, dict) and payload.get("format") == FORMAT:
+            ckpt = load_checkpoint(path)
+            ckpt.sha256 = file_sha256(path)
+            return ckpt
+    return load_external_checkpoint(path, config, data_shape)

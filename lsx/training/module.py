@@ -14,7 +14,7 @@ per-logged-key machinery is a large share of a run (measured by ``make bench-tra
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import lightning as L
 import torch
@@ -36,6 +36,7 @@ class ClassifierModule(L.LightningModule):
         self, model: nn.Module, optimizer_cfg: dict[str, Any], scheduler_cfg: dict[str, Any], epochs: int,
         channels_last: bool = True, gradient_clip_val: float | None = None,
         val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_batch_size: int = 500,
+        loss_fn: Callable[[nn.Module, Any], Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -53,6 +54,8 @@ class ClassifierModule(L.LightningModule):
         self._val_share: tuple[torch.Tensor, torch.Tensor] | None = None  # this rank's part, on its device
         self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss·n, correct, n of the epoch so far
         self.epoch_metrics: dict[str, float] = {}  # of the last finished epoch (EPOCH_METRICS present)
+        # a configured loss (lsx.training.losses): None is cross-entropy on (x, y), computed inline below
+        self.loss_fn = loss_fn
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -76,13 +79,16 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
-        with torch.no_grad():
-            self._train_sums += torch.stack([
-                loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                torch.tensor(float(len(y)), dtype=torch.float64, device=loss.device),
-            ])
+        if self.loss_fn is None:
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+            with torch.no_grad():
+                self._train_sums += torch.stack([
+                    loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
+                    torch.tensor(float(len(y)), dtype=torch.float64, device=loss.device),
+                ])
+        else:
+            loss = self._custom_step_sums(batch, len(x))
         if not math.isfinite(float(loss.detach())):
             raise NonFiniteLossError(
                 f"training loss became {float(loss.detach())} at epoch {self.current_epoch}, step {self.global_step}; "
@@ -93,6 +99,15 @@ class ClassifierModule(L.LightningModule):
         self.manual_backward(loss)
         opt.step()  # Lightning's optimizer: counts global_step, runs the precision plugin (AMP scaler)
         self.lr_schedulers().step()  # the schedules are per optimizer step (optim.py)
+        return loss
+
+    def _custom_step_sums(self, batch, n: int) -> torch.Tensor:
+        """The configured loss on a batch; its (loss·count, acc·count, count) join the epoch's sums."""
+        from .losses import loss_terms
+
+        loss, acc, count = loss_terms(self.loss_fn(self.model, batch), n)
+        with torch.no_grad():
+            self._train_sums += _weighted(loss, acc, count, self._train_sums.device)
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:
@@ -128,6 +143,12 @@ class ClassifierModule(L.LightningModule):
         try:
             for i in range(0, len(x), self.eval_batch_size):
                 j = min(len(x), i + self.eval_batch_size)
+                if self.loss_fn is not None:
+                    from .losses import loss_terms
+
+                    loss, acc, count = loss_terms(self.loss_fn(self.model, (self._as_input(x[i:j]), y[i:j])), j - i)
+                    sums += _weighted(loss, acc, count, self.device)
+                    continue
                 loss, hits = summed_loss_and_hits(self.model(self._as_input(x[i:j])).float(), y[i:j])
                 sums += torch.stack([loss.double(), hits.double(), torch.tensor(float(j - i), dtype=torch.float64, device=self.device)])
         finally:
@@ -147,3 +168,10 @@ class ClassifierModule(L.LightningModule):
         steps_per_epoch = max(1, math.ceil(self.trainer.estimated_stepping_batches / max(1, self.trainer.max_epochs)))
         sched = build_scheduler(self.scheduler_cfg, opt, steps_per_epoch, self.epochs)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _weighted(loss: torch.Tensor, acc: torch.Tensor | None, count, device) -> torch.Tensor:
+    """(loss·count, acc·count, count) in float64: batch means combined exactly over batches (acc NaN without one)."""
+    c = torch.as_tensor(count, dtype=torch.float64, device=device)
+    a = torch.tensor(float("nan"), dtype=torch.float64, device=device) if acc is None else acc.detach().double()
+    return torch.stack([loss.detach().double() * c, a * c, c])

@@ -27,7 +27,7 @@ from lsx.config import config_hash, to_container, training_config
 from lsx.utils.io import atomic_write_json, atomic_write_text, file_lock, read_json
 from lsx.utils.version import code_version
 
-from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, model_from_config
+from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, model_from_config, model_label
 
 if TYPE_CHECKING:  # Lightning and the data modules load only when a run trains (a cache hit needs neither)
     from lsx.data import TensorDataModule
@@ -136,7 +136,7 @@ def checkpoint_epochs(training: dict[str, Any]) -> set[int]:
 def run_dir_for(cfg: dict[str, Any]) -> tuple[Path, str]:
     tcfg = training_config(cfg)
     h = config_hash(tcfg)
-    name = f"{tcfg['model']['name']}_{tcfg['data']['name']}_s{tcfg['seed']}_{h[:12]}"
+    name = f"{model_label(tcfg['model'])}_{data_label(tcfg['data'])}_s{tcfg['seed']}_{h[:12]}"
     return Path(cfg["paths"]["cache_dir"]) / "train" / name, h
 
 
@@ -186,9 +186,14 @@ def _usable_resume_point(resume: Path) -> int | None:
         return None
 
 
-def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: str) -> None:
-    """One forward pass on two examples, so a shape mismatch is reported before training."""
-    x, _ = dm.split("train")
+def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: str, loss_fn=None) -> None:
+    """One forward pass on two examples, so a shape mismatch (or a configured loss that is not a finite
+    scalar, lsx.training.losses.check_loss) is reported before training."""
+    x, y = dm.split("train")
+    if loss_fn is not None:
+        from .losses import check_loss
+
+        return check_loss(loss_fn, model, (x[:2], y[:2]))
     try:
         with torch.no_grad():
             out = model.eval()(x[:2])
@@ -198,6 +203,9 @@ def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: s
         ) from None
     finally:
         model.train()
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"model {model_name!r} returns a {type(out).__name__}, not a logits tensor, which the default loss "
+                         "(cross-entropy) needs: set loss (e.g. loss=next_token, or loss._target_=<your (model, batch) -> scalar>)")
     if out.shape[-1] != dm.shape.num_classes:
         raise ValueError(f"model {model_name!r} outputs {out.shape[-1]} classes, data {dm.name!r} has {dm.shape.num_classes}")
 
@@ -206,7 +214,14 @@ def build_data(cfg: dict[str, Any]) -> TensorDataModule:
     from lsx.data import build_datamodule
 
     d = dict(cfg["data"])
-    return build_datamodule(d.pop("name"), **d)
+    return build_datamodule(d.pop("name", None), **d)
+
+
+def data_label(data_cfg: dict[str, Any]) -> str:
+    """The data's name: ``data.name``, or a ``_target_`` data set's label (lsx.models.target)."""
+    from lsx.models.target import is_target, target_label
+
+    return target_label(data_cfg) if is_target(data_cfg) else str(data_cfg["name"])
 
 
 @torch.inference_mode()
@@ -228,7 +243,8 @@ SPLITS = ("train", "val", "test")
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
-def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None) -> dict[str, float]:
+def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None,
+                  loss_fn=None) -> dict[str, float]:
     """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
 
     Through the landscape :class:`~lsx.landscape.engine.evaluator.Evaluator` (inference mode, channels_last,
@@ -246,7 +262,7 @@ def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: b
     # fuse=False: the fused graph (trace, fold, probe check) pays off over many landscape points, not in one
     # evaluation (measured: 26 → 16 ms on the default config, 93 → 76 ms on resnet20)
     ev = Evaluator(model, train, test, channels_last=channels_last_safe() if channels_last is None else channels_last,
-                   extra_splits=splits, fuse=False)
+                   extra_splits=splits, fuse=False, loss_fn=loss_fn)
     return ev.evaluate_at(ev.flat.get())
 
 
@@ -287,7 +303,7 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             run = _verified_cached_run(run_dir)
         else:
             log.info("training %s on %s, seed %s (config hash %s) into %s",
-                     c["model"]["name"], c["data"]["name"], c["seed"], h[:12], run_dir)
+                     model_label(c["model"]), data_label(c["data"]), c["seed"], h[:12], run_dir)
             try:
                 run = _train_locked(c, run_dir, h, progress)
                 _TRAINED_HERE.add(run_dir)
@@ -358,14 +374,17 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     shape = dm.shape
     data_shape = {"in_channels": shape.in_channels, "height": shape.height, "width": shape.width, "num_classes": shape.num_classes}
     model = model_from_config(c["model"], data_shape)
-    check_model_fits(model, dm, c["model"]["name"])
+    from .losses import build_loss
+
+    loss_fn = build_loss(c.get("loss"))
+    check_model_fits(model, dm, model_label(c["model"]), loss_fn)
     channels_last = bool(training.get("channels_last", True))
     if channels_last and not channels_last_safe():
         log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
         channels_last = False
     module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last,
                               gradient_clip_val=training.get("gradient_clip_val"), val=dm.split("val"),
-                              eval_batch_size=dm.eval_batch_size)
+                              eval_batch_size=dm.eval_batch_size, loss_fn=loss_fn)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(tcfg, sort_keys=False))
 
     from lsx.tracking.loggers import build_loggers
@@ -419,8 +438,8 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     final, outcome = _final_checkpoint(run_dir, stop.outcome)
     from lsx.utils.fingerprint import training_fingerprint
 
-    metrics = final_metrics(final.build_model(), dm)
-    diverged = divergence(metrics.get("train_loss"), run_dir, dm)
+    metrics = final_metrics(final.build_model(), dm, loss_fn=loss_fn)
+    diverged = divergence(metrics.get("train_loss"), run_dir, dm, loss_fn)
     atomic_write_json(run_dir / "summary.json", {
         "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
         # CPU results differ slightly across thread counts: record what produced these weights
@@ -435,7 +454,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
 DIVERGED_FACTOR = 3.0  # a final train loss this many times the initial one (or chance, ln C) is a diverged run
 
 
-def divergence(final_loss: float | None, run_dir: Path, dm: TensorDataModule) -> str | None:
+def divergence(final_loss: float | None, run_dir: Path, dm: TensorDataModule, loss_fn=None) -> str | None:
     """Why a finished run counts as diverged (its final train loss not finite, or above DIVERGED_FACTOR ×
     max(initial train loss, ln C)), or None. Why: Adam at a huge LR can end at a finite loss of 1e8 with no
     NaN on the way, and such a run must not be served as an optimum. The initial loss (the epoch-0
@@ -448,7 +467,7 @@ def divergence(final_loss: float | None, run_dir: Path, dm: TensorDataModule) ->
     initial = chance
     first = saved_checkpoints(run_dir).get(0)
     if first is not None:
-        initial = max(chance, float(final_metrics(load_checkpoint(first).build_model(), dm)["train_loss"]))
+        initial = max(chance, float(final_metrics(load_checkpoint(first).build_model(), dm, loss_fn=loss_fn)["train_loss"]))
     if math.isfinite(final_loss) and final_loss <= DIVERGED_FACTOR * initial:
         return None
     return (f"diverged: final train loss {final_loss:.4g} vs {initial:.4g} at initialization (> {DIVERGED_FACTOR:g}x or "

@@ -57,6 +57,10 @@ class Evaluator:
     ``self.flat`` is the layout that θ and the directions must use (parameters, plus BN buffers under ``states``).
     ``extra_splits`` adds further named ``(x, y)`` sets (e.g. ``{"val": ...}``), evaluated after train and test
     with metrics ``{name}_loss``/``{name}_acc``: one evaluator (one traced graph) for every split of a dataset.
+    ``loss_fn`` (a :mod:`lsx.training.losses` callable ``(model, (x, y))``) replaces cross-entropy: the points are
+    then evaluated on a generic path (the model's own forward, no fused graph, first-layer plane or vmapped
+    points; ``y`` keeps its dtype) and ``{split}_acc`` is NaN where the loss reports no accuracy. None (the
+    default) keeps the cross-entropy fast path exactly as it is.
     """
 
     def __init__(
@@ -74,8 +78,12 @@ class Evaluator:
         plane_budget_bytes: int = 512 << 20,
         points_per_pass: int | None = None,
         extra_splits: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        loss_fn: Callable | None = None,
     ) -> None:
         keep_large_allocations_on_heap()
+        self.loss_fn = loss_fn
+        if loss_fn is not None:  # the fast paths assume logits and cross-entropy
+            fuse, plane, points_per_pass = False, False, 1
         self.bn_policy = check_policy(bn_policy)
         params = list(model.parameters())
         self.device = params[0].device if params else torch.device("cpu")
@@ -138,6 +146,8 @@ class Evaluator:
             raise ValueError(f"{name} data must be (x, y) tensors, got ({type(x).__name__}, {type(y).__name__})")
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(f"{name} data: {len(x)} inputs and {len(y)} labels; need the same non-zero number")
+        if self.loss_fn is not None:
+            return self._as_input(x.to(self.device)), y.to(self.device)
         return self._as_input(x.to(self.device)), y.to(self.device, dtype=torch.long)
 
     def _split_chunks(self, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -156,6 +166,8 @@ class Evaluator:
     @torch.inference_mode()
     def _metrics_here(self, splits: Sequence[str] | None = None) -> dict[str, float]:
         self._prepare_forward()
+        if self.loss_fn is not None:
+            return self._metrics_generic(splits)
         out: dict[str, float] = {}
         for name in splits or self.sets:
             n = len(self.sets[name][1])
@@ -177,6 +189,24 @@ class Evaluator:
                 loss_sum, correct = torch.stack([l for l, _ in sums]).sum(), torch.stack([h for _, h in sums]).sum()
             out[f"{name}_loss"] = float(loss_sum) / n
             out[f"{name}_acc"] = int(correct) / n
+        return out
+
+    def _metrics_generic(self, splits: Sequence[str] | None) -> dict[str, float]:
+        """The configured loss per chunk, chunk means weighted by their counts (tokens, examples); one sync per split."""
+        from lsx.training.losses import loss_terms
+
+        out: dict[str, float] = {}
+        for name in splits or self.sets:
+            rows = []
+            for xb, yb in self._chunked[name]:
+                loss, acc, count = loss_terms(self.loss_fn(self.forward_model, (xb, yb)), len(xb))
+                self.forward_passes += 1
+                c = torch.as_tensor(count, dtype=torch.float64, device=loss.device)
+                a = torch.full((), float("nan"), dtype=torch.float64, device=loss.device) if acc is None else acc.double()
+                rows.append(torch.stack([loss.double() * c, a * c, c]))
+            total, hits, n = (float(v) for v in torch.stack(rows).sum(0))
+            out[f"{name}_loss"] = total / n if n else float("nan")
+            out[f"{name}_acc"] = hits / n if n else float("nan")
         return out
 
     def _prepare_forward(self) -> None:
@@ -214,6 +244,8 @@ class Evaluator:
     @torch.inference_mode()
     def predict(self, theta: torch.Tensor | None = None, split: str = "test", restore: bool = True) -> torch.Tensor:
         """Predicted labels (argmax) on a split at θ (current parameters when None), for label agreement."""
+        if self.loss_fn is not None:
+            raise ValueError("predict() needs class logits: it is not defined for an evaluator with a configured loss")
         self._check_splits([split])
         saved = self.flat.get() if (restore and theta is not None) else None
         with preserved_bn_state(self.model) if restore else nullcontext():
