@@ -15,7 +15,12 @@ from .landscape_common import center_checkpoint, record_centre_loss
 
 
 def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
-    """Differentiable mean train loss on the first ``num_examples`` of the landscape subset."""
+    """Differentiable mean train loss on the first ``num_examples`` of the landscape subset (cross-entropy on the
+    model's class logits: a configured ``loss`` is refused with one line rather than silently replaced)."""
+    if ctx.cfg.get("loss"):
+        raise ValueError(f"analysis={ctx.analysis.get('job')} differentiates cross-entropy on class logits; a configured "
+                         f"loss ({(ctx.cfg['loss'] or {}).get('_target_', ctx.cfg['loss'])}) is not supported by the "
+                         "Hessian-based jobs yet: drop loss= or use a surface/interpolation job")
     s = ctx.landscape_subset()
     n = min(int(num_examples), len(s.train_x))
     x, y = s.train_x[:n], s.train_y[:n]
