@@ -209,6 +209,21 @@ def shared_stage(path: Any, compute: Callable[[], T], load: Callable[[], T], sav
     return value
 
 
+def secondary_training_rank(trainer: dict[str, Any]) -> bool:
+    """Whether this process is a rank > 0 of a multi-process Lightning training (``lsx.train trainer=ddp``).
+
+    Why: Lightning's subprocess launcher re-runs the script for ranks 1..N-1 (and torchrun / srun start
+    every rank themselves); rank 0 holds the run's file lock while it waits for them to join, so a rank > 0
+    that asks for the same lock waits forever. Such a rank trains under rank 0's lock instead. Spawning
+    strategies (``ddp_spawn``) start their workers inside ``fit`` and never reach the cache: always False.
+    """
+    strategy = str(trainer.get("strategy", "auto"))
+    if not ("ddp" in strategy or "fsdp" in strategy) or "spawn" in strategy or "fork" in strategy or "notebook" in strategy:
+        return False
+    env = os.environ
+    return any(int(env.get(k) or 0) > 0 for k in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"))
+
+
 def check_single_device_trainer(trainer: dict[str, Any]) -> None:
     """A sharded job trains missing optima on rank 0 alone: a multi-process trainer would relaunch the job."""
     if rank_world()[1] == 1:

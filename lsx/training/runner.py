@@ -257,6 +257,12 @@ def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun
 def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> TrainedRun:
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     run_dir, h = run_dir_for(c)
+    from lsx.distributed import secondary_training_rank
+
+    if secondary_training_rank(c.get("trainer") or {}):  # rank 0 holds the lock and waits for this rank in fit
+        if (run_dir / "DONE").exists() and not _stale(c, run_dir):
+            return _verified_cached_run(run_dir)
+        return _train_locked(c, run_dir, h, progress)  # returns None: rank 0 writes the summary
     with _locked(run_dir):
         if (run_dir / "DONE").exists() and _stale(c, run_dir):
             from lsx.utils.fingerprint import clear_keeping_lock
