@@ -332,7 +332,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     import lightning as L
 
     from .callbacks import (
-        EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
+        DataState, EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
     )
     from .module import ClassifierModule
 
@@ -367,6 +367,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         log.info("resuming %s after epoch %d of %s (%s)", run_dir.name, resume_epoch, training["epochs"], resume)
     # a progress bar only on a terminal: in log files it floods (plain per-epoch lines instead)
     progress_bar = progress and bool(trainer_cfg.get("progress_bar", True)) and sys.stderr.isatty()
+    loader = dm.train_dataloader()  # the train loader alone: the module evaluates the val split itself (lsx.training.module)
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=trainer_cfg.get("accelerator", "cpu"),
@@ -389,12 +390,12 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
                         keep_final=bool(training.get("keep_resume", False))),
             EpochMetricsBar() if progress_bar else EpochLog(int(training["epochs"])),
+            DataState(loader.dataset),  # the augmentation's random stream, so a resume stays exact
             *([SpawnedWorkerExit()] if str(trainer_cfg.get("strategy", "auto")).startswith(SPAWNING_STRATEGIES) else []),
         ],
     )
     try:
-        # the train loader alone: the module evaluates the val split itself (lsx.training.module)
-        trainer.fit(module, train_dataloaders=dm.train_dataloader(), ckpt_path=str(resume) if resume.exists() else None)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume) if resume.exists() else None)
     finally:
         from lsx.tracking.wandb_setup import announce_offline, finish
 
