@@ -233,7 +233,8 @@ def check_single_device_trainer(trainer: dict[str, Any]) -> None:
         raise ValueError(
             f"trainer strategy={strategy!r} devices={devices!r} under {rank_world()[1]} launched processes: a sharded "
             "analysis trains missing optima on rank 0 with one device; use trainer=cpu or trainer=gpu "
-            "(or pre-train with `python -m lsx.train trainer=ddp` and then launch the analysis)"
+            "(or pre-train with `python -m lsx.train trainer=ddp` and analyze it in one process with the same trainer "
+            "settings, which key the model: `python -m lsx.analyze trainer=ddp ...`)"
         )
 
 

@@ -1,4 +1,6 @@
 """The DDP code path on 2 CPU processes (gloo, ddp_spawn inside pytest)."""
+import json
+
 import pytest
 import torch
 
@@ -44,3 +46,9 @@ def test_ddp_subprocess_launcher_finishes_with_the_spawned_summary(compose, lsx_
     # the summary is evaluated in another process (its torch thread count may differ): equal up to rounding
     assert summary["metrics"] == pytest.approx(spawned.summary, rel=1e-6)
     assert summary["stopped_by"] == "epochs" and summary["epochs_run"] == 2
+
+
+def test_summary_records_precision_world_size_and_effective_batch(compose):
+    run = train(compose("debug=fast", "trainer=ddp_cpu", "training.epochs=1", "data.batch_size=16"), progress=False)
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    assert (summary["precision"], summary["world_size"], summary["effective_batch_size"]) == ("32-true", 2, 32)

@@ -413,11 +413,22 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
         # CPU results differ slightly across thread counts: record what produced these weights
         "torch_threads": torch.get_num_threads(), "channels_last": channels_last, "code_fingerprint": training_fingerprint(),
+        **_trained_by(trainer_cfg, trainer, int(c["data"]["batch_size"])),
     })
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)
     return TrainedRun.from_dir(run_dir)
+
+
+def _trained_by(trainer_cfg: dict[str, Any], trainer: Any, batch_size: int) -> dict[str, Any]:
+    """Precision, world size and effective batch size of the run (summary.json; the key holds the first two
+    where they differ from one 32-bit process)."""
+    from lsx.config import normalized_precision
+
+    world = int(trainer.world_size)
+    return {"precision": normalized_precision(trainer_cfg.get("precision", "32-true")), "world_size": world,
+            "effective_batch_size": world * batch_size}
 
 
 DIVERGED_FACTOR = 3.0  # a final train loss this many times the initial one (or chance, ln C) is a diverged run
