@@ -178,6 +178,8 @@ def _check_grids(a: dict[str, Any]) -> None:
         _check_seed_list("analysis.seeds", a["seeds"])
     if "workers" in a:
         _check_int("analysis.workers", a["workers"], minimum=1)
+    if a.get("points_per_pass") is not None:
+        _check_int("analysis.points_per_pass", a["points_per_pass"], minimum=1)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)

@@ -95,7 +95,9 @@ def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int
     subset = ctx.landscape_subset()
     if device().type != "cpu":  # one GPU per rank under a sharded launch
         model = model.to(device())
-    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None)
+    ppp = ctx.analysis.get("points_per_pass")  # null: the evaluator's choice for this device
+    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None,
+                     points_per_pass=None if ppp is None else int(ppp))
 
 
 def evaluate_points(
