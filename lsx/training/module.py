@@ -53,6 +53,7 @@ class ClassifierModule(L.LightningModule):
         self._val_share: tuple[torch.Tensor, torch.Tensor] | None = None  # this rank's part, on its device
         self._train_sums = torch.zeros(3, dtype=torch.float64)  # loss·n, correct, n of the epoch so far
         self.epoch_metrics: dict[str, float] = {}  # of the last finished epoch (EPOCH_METRICS present)
+        self.skipped_steps = 0  # optimizer steps the AMP scaler skipped (inf/NaN gradients) in this process
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -91,8 +92,15 @@ class ClassifierModule(L.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed AMP only (bf16 has none)
+        scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
         opt.step()  # Lightning's optimizer: counts global_step, runs the precision plugin (AMP scaler)
-        self.lr_schedulers().step()  # the schedules are per optimizer step (optim.py)
+        # the scaler skips optimizer.step on inf/NaN gradients and then (only then) lowers its scale: a skipped
+        # step must not advance the schedule (Lightning steps it anyway, Lightning-AI/pytorch-lightning#18828)
+        if scale is None or scaler.get_scale() >= scale:
+            self.lr_schedulers().step()  # the schedules are per optimizer step (optim.py)
+        else:
+            self.skipped_steps += 1
         return loss
 
     def on_before_optimizer_step(self, optimizer) -> None:

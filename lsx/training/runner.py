@@ -127,13 +127,16 @@ def _locked(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def channels_last_safe() -> bool:
-    """Whether channels_last training is safe in this process.
+def channels_last_safe(accelerator: str = "cpu") -> bool:
+    """Whether channels_last training is safe in this process on ``accelerator``.
 
     torch 2.13's CPU kernels can abort a channels_last ResNet step at one thread
     (``munmap_chunk(): invalid pointer``, reproduced by a plain torch loop), so a
-    single-threaded process (OMP_NUM_THREADS=1, a joblib job) trains in NCHW instead.
+    single-threaded CPU process (OMP_NUM_THREADS=1, a joblib job) trains in NCHW instead. GPUs are not
+    affected: torchrun sets OMP_NUM_THREADS=1, and GPU training under it keeps channels_last.
     """
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return True
     return torch.get_num_threads() > 1
 
 
@@ -347,7 +350,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     model = model_from_config(c["model"], data_shape)
     check_model_fits(model, dm, c["model"]["name"])
     channels_last = bool(training.get("channels_last", True))
-    if channels_last and not channels_last_safe():
+    if channels_last and not channels_last_safe(str((c.get("trainer") or {}).get("accelerator", "cpu"))):
         log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
         channels_last = False
     module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last,
