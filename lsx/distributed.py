@@ -248,11 +248,41 @@ def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
     import shutil
     import tempfile
 
-    scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-")
+    remove_orphaned_scratch_dirs()
+    # the pid in the name: a rank killed by SIGKILL runs no atexit, and the next start removes its folder
+    scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-pid{os.getpid()}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if any(a in ("-m", "--multirun") for a in argv):  # a sweep under torchrun: its jobs run one after another, sharded
         return [f"hydra.sweep.dir={scratch}"]
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
+def remove_orphaned_scratch_dirs(tmp: str | None = None) -> list[str]:
+    """Delete the scratch run directories (``lsx-rank<r>-pid<p>-*`` in the temp dir) of ranks whose process is
+    gone (killed by SIGKILL, which skips their atexit cleanup); returns what was removed."""
+    import re
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob("lsx-rank*-pid*-*"):
+        m = re.fullmatch(r"lsx-rank\d+-pid(\d+)-.*", d.name)
+        if m is None or not d.is_dir() or _alive(int(m.group(1))):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(str(d))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any]) -> T:

@@ -151,10 +151,11 @@ def _check_trainer(tr: dict[str, Any]) -> None:
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(
-                f"trainer.accelerator={accel} but no CUDA GPU is visible on this machine; "
-                "use trainer=cpu (or trainer=ddp_cpu for the DDP code path on CPU)"
-            )
+            from lsx.distributed import launch_env
+
+            # under torchrun/srun a sharded job refuses multi-process trainers: suggest ddp_cpu only to one process
+            alt = "" if launch_env() is not None else " (or trainer=ddp_cpu for the DDP code path on CPU)"
+            raise ValueError(f"trainer.accelerator={accel} but no CUDA GPU is visible on this machine; use trainer=cpu{alt}")
         devices = tr.get("devices", 1)
         if _is_int(devices) and devices > torch.cuda.device_count():
             raise ValueError(f"trainer.devices={devices} but only {torch.cuda.device_count()} GPU(s) are visible")
