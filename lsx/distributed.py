@@ -224,6 +224,30 @@ def secondary_training_rank(trainer: dict[str, Any]) -> bool:
     return any(int(env.get(k) or 0) > 0 for k in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"))
 
 
+def check_training_can_relaunch(trainer: dict[str, Any]) -> None:
+    """Refuse, in one line, to start DDP training whose launcher would re-run an analysis or reproduce command.
+
+    Why: with a ``ddp``/``fsdp`` strategy Lightning starts ranks 1..N-1 by running this process's command again;
+    for ``lsx.train`` that is the same training, for ``lsx.analyze`` it would be the whole analysis once more per
+    rank. Spawning strategies, ranks > 0 and launches whose ranks already exist (torchrun, srun) are not affected.
+    """
+    import sys
+
+    strategy = str(trainer.get("strategy", "auto"))
+    if not ("ddp" in strategy or "fsdp" in strategy) or any(s in strategy for s in ("spawn", "fork", "notebook")):
+        return
+    if any(k in os.environ for k in ("LOCAL_RANK", "RANK")) or launch_env() is not None:
+        return
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    entry = getattr(spec, "name", "") or ""
+    if entry.split(".")[-1] in ("analyze", "reproduce") and entry.startswith("lsx."):
+        raise ValueError(
+            f"trainer.strategy={strategy} would train a missing optimum by re-running `python -m {entry}` once per "
+            "process; train the optima first with `python -m lsx.train -m trainer=... seed=...` (same trainer "
+            "settings), or use trainer.strategy=ddp_spawn"
+        )
+
+
 def check_single_device_trainer(trainer: dict[str, Any]) -> None:
     """A sharded job trains missing optima on rank 0 alone: a multi-process trainer would relaunch the job."""
     if rank_world()[1] == 1:

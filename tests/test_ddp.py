@@ -52,3 +52,26 @@ def test_summary_records_precision_world_size_and_effective_batch(compose):
     run = train(compose("debug=fast", "trainer=ddp_cpu", "training.epochs=1", "data.batch_size=16"), progress=False)
     summary = json.loads((run.run_dir / "summary.json").read_text())
     assert (summary["precision"], summary["world_size"], summary["effective_batch_size"]) == ("32-true", 2, 32)
+
+
+def test_an_analysis_refuses_to_start_subprocess_ddp_for_a_missing_optimum(compose, monkeypatch):
+    """Lightning's subprocess launcher re-runs this process's command per rank: for lsx.analyze that would be the
+    whole analysis again. A cached DDP model is still served (no training starts)."""
+    import sys
+    from types import SimpleNamespace
+
+    import lsx.training.runner as runner
+
+    c = compose("debug=fast", "trainer=ddp_cpu", "trainer.strategy=ddp")
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", SimpleNamespace(name="lsx.analyze"), raising=False)
+    for k in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "SLURM_PROCID"):
+        monkeypatch.delenv(k, raising=False)
+    with pytest.raises(ValueError, match=r"re-running `python -m lsx.analyze` once per process; train the optima first"):
+        train(c, progress=False)
+    run_dir, _ = runner.run_dir_for(c)
+    assert not run_dir.exists()  # nothing left behind
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", SimpleNamespace(name="lsx.train"), raising=False)
+    started: list[int] = []
+    monkeypatch.setattr(runner, "_train_locked", lambda *a, **k: started.append(1))  # stands in for training
+    train(c, progress=False)
+    assert started == [1]  # lsx.train may relaunch itself

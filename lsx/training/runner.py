@@ -279,6 +279,9 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             log.info("training %s on %s, seed %s (config hash %s) into %s",
                      c["model"]["name"], c["data"]["name"], c["seed"], h[:12], run_dir)
             try:
+                from lsx.distributed import check_training_can_relaunch
+
+                check_training_can_relaunch(c.get("trainer") or {})
                 run = _train_locked(c, run_dir, h, progress)
                 _TRAINED_HERE.add(run_dir)
             except BaseException:
