@@ -106,9 +106,44 @@ def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
     if c.get("loss"):  # a configured loss (lsx.training.losses); null (cross-entropy) stays out: old runs stay valid
         out["loss"] = c["loss"]
     trainer = c.get("trainer", {}) or {}
-    if str(trainer.get("strategy", "auto")).startswith("ddp"):
-        out["distributed"] = {"strategy": "ddp", "devices": trainer.get("devices"), "num_nodes": trainer.get("num_nodes", 1)}
+    precision = normalized_precision(trainer.get("precision", "32-true"))
+    if precision != "32-true":  # 32-bit runs keep the key they had before precision was keyed
+        out["precision"] = precision
+    if is_multiprocess_strategy(trainer.get("strategy", "auto")):
+        # what makes DDP weights differ from one process's: the world size (with data.batch_size per process, it
+        # fixes the effective batch and each rank's share of the data), not how the processes are launched
+        out["distributed"] = {"world_size": world_size(trainer)}
     return out
+
+
+_PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+
+
+def normalized_precision(precision: Any) -> str:
+    """Lightning's canonical name of a precision setting (``32`` and ``"32-true"`` train the same model)."""
+    p = str(precision)
+    return _PRECISION_ALIASES.get(p, p)
+
+
+def is_multiprocess_strategy(strategy: Any) -> bool:
+    return any(s in str(strategy) for s in ("ddp", "fsdp"))
+
+
+def world_size(trainer: dict[str, Any]) -> int:
+    """How many processes a multi-process trainer runs: devices per node (``-1``/``"auto"`` resolved to the
+    visible GPUs, a list or ``"0,1"`` counted) × ``num_nodes``."""
+    devices, accel = trainer.get("devices", 1), str(trainer.get("accelerator", "cpu"))
+    if isinstance(devices, (list, tuple)):
+        n = len(devices)
+    elif isinstance(devices, str) and "," in devices:
+        n = len([d for d in devices.split(",") if d.strip()])
+    elif str(devices) in ("-1", "auto"):
+        import torch
+
+        n = torch.cuda.device_count() if accel in ("gpu", "cuda", "auto") else 1
+    else:
+        n = int(devices)
+    return max(1, n) * int(trainer.get("num_nodes", 1) or 1)
 
 
 def hashed_training(training: dict[str, Any]) -> dict[str, Any]:

@@ -209,6 +209,45 @@ def shared_stage(path: Any, compute: Callable[[], T], load: Callable[[], T], sav
     return value
 
 
+def secondary_training_rank(trainer: dict[str, Any]) -> bool:
+    """Whether this process is a rank > 0 of a multi-process Lightning training (``lsx.train trainer=ddp``).
+
+    Why: Lightning's subprocess launcher re-runs the script for ranks 1..N-1 (and torchrun / srun start
+    every rank themselves); rank 0 holds the run's file lock while it waits for them to join, so a rank > 0
+    that asks for the same lock waits forever. Such a rank trains under rank 0's lock instead. Spawning
+    strategies (``ddp_spawn``) start their workers inside ``fit`` and never reach the cache: always False.
+    """
+    strategy = str(trainer.get("strategy", "auto"))
+    if not ("ddp" in strategy or "fsdp" in strategy) or "spawn" in strategy or "fork" in strategy or "notebook" in strategy:
+        return False
+    env = os.environ
+    return any(int(env.get(k) or 0) > 0 for k in ("RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK", "LOCAL_RANK"))
+
+
+def check_training_can_relaunch(trainer: dict[str, Any]) -> None:
+    """Refuse, in one line, to start DDP training whose launcher would re-run an analysis or reproduce command.
+
+    Why: with a ``ddp``/``fsdp`` strategy Lightning starts ranks 1..N-1 by running this process's command again;
+    for ``lsx.train`` that is the same training, for ``lsx.analyze`` it would be the whole analysis once more per
+    rank. Spawning strategies, ranks > 0 and launches whose ranks already exist (torchrun, srun) are not affected.
+    """
+    import sys
+
+    strategy = str(trainer.get("strategy", "auto"))
+    if not ("ddp" in strategy or "fsdp" in strategy) or any(s in strategy for s in ("spawn", "fork", "notebook")):
+        return
+    if any(k in os.environ for k in ("LOCAL_RANK", "RANK")) or launch_env() is not None:
+        return
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    entry = getattr(spec, "name", "") or ""
+    if entry.split(".")[-1] in ("analyze", "reproduce") and entry.startswith("lsx."):
+        raise ValueError(
+            f"trainer.strategy={strategy} would train a missing optimum by re-running `python -m {entry}` once per "
+            "process; train the optima first with `python -m lsx.train -m trainer=... seed=...` (same trainer "
+            "settings), or use trainer.strategy=ddp_spawn"
+        )
+
+
 def check_single_device_trainer(trainer: dict[str, Any]) -> None:
     """A sharded job trains missing optima on rank 0 alone: a multi-process trainer would relaunch the job."""
     if rank_world()[1] == 1:
@@ -218,7 +257,8 @@ def check_single_device_trainer(trainer: dict[str, Any]) -> None:
         raise ValueError(
             f"trainer strategy={strategy!r} devices={devices!r} under {rank_world()[1]} launched processes: a sharded "
             "analysis trains missing optima on rank 0 with one device; use trainer=cpu or trainer=gpu "
-            "(or pre-train with `python -m lsx.train trainer=ddp` and then launch the analysis)"
+            "(or pre-train with `python -m lsx.train trainer=ddp` and analyze it in one process with the same trainer "
+            "settings, which key the model: `python -m lsx.analyze trainer=ddp ...`)"
         )
 
 
@@ -232,11 +272,41 @@ def scratch_run_dir_overrides(argv: list[str]) -> list[str]:
     import shutil
     import tempfile
 
-    scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-")
+    remove_orphaned_scratch_dirs()
+    # the pid in the name: a rank killed by SIGKILL runs no atexit, and the next start removes its folder
+    scratch = tempfile.mkdtemp(prefix=f"lsx-rank{spec['rank']}-pid{os.getpid()}-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if any(a in ("-m", "--multirun") for a in argv):  # a sweep under torchrun: its jobs run one after another, sharded
         return [f"hydra.sweep.dir={scratch}"]
     return [f"hydra.run.dir={scratch}", "hydra.output_subdir=null"]
+
+
+def remove_orphaned_scratch_dirs(tmp: str | None = None) -> list[str]:
+    """Delete the scratch run directories (``lsx-rank<r>-pid<p>-*`` in the temp dir) of ranks whose process is
+    gone (killed by SIGKILL, which skips their atexit cleanup); returns what was removed."""
+    import re
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob("lsx-rank*-pid*-*"):
+        m = re.fullmatch(r"lsx-rank\d+-pid(\d+)-.*", d.name)
+        if m is None or not d.is_dir() or _alive(int(m.group(1))):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(str(d))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any]) -> T:

@@ -154,9 +154,9 @@ def test_shown_commands_compose():
     from hydra.core.global_hydra import GlobalHydra
 
     from lsx.cli import resolvers  # noqa: F401  (the config's own resolvers)
-    from lsx.cli.checks import sweep_points, unknown_key_message
+    from lsx.cli.checks import _overrides, unknown_key_message
     from lsx.cli.validate import validate_config
-    from lsx.config import CONF_DIR, compose_config, to_container
+    from lsx.config import CONF_DIR, compose_config, sweep_points, to_container
     from lsx.utils.errors import DatasetUnavailable
 
     bad, seen = [], set()
@@ -167,7 +167,8 @@ def test_shown_commands_compose():
             if (entry, tuple(argv)) in seen:
                 continue
             seen.add((entry, tuple(argv)))
-            for point in sweep_points(argv)[:MAX_SWEEP_POINTS]:
+            multirun = any(a in ("-m", "--multirun") for a in argv)
+            for point in sweep_points(_overrides(argv), multirun, limit=MAX_SWEEP_POINTS):
                 point = [o for o in point if not o.startswith(("hydra/launcher=", "hydra."))]
                 try:
                     c = to_container(compose_config(point))

@@ -78,14 +78,30 @@ def launcher_message(argv: list[str]) -> str | None:
     launcher = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra/launcher=")), None)
     if launcher is None:
         return None
-    plugin = {"slurm": "hydra_plugins.hydra_submitit_launcher", "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
-              "joblib_local": "hydra_plugins.hydra_joblib_launcher", "joblib": "hydra_plugins.hydra_joblib_launcher"}.get(launcher)
+    base = _launcher_base(launcher)
+    plugin = {"submitit_slurm": "hydra_plugins.hydra_submitit_launcher", "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+              "joblib": "hydra_plugins.hydra_joblib_launcher"}.get(base)
     if plugin and importlib.util.find_spec(plugin) is None:
         return f"hydra/launcher={launcher} needs its Hydra plugin; pip install -e '.[launchers]'"
-    if launcher in ("slurm", "submitit_slurm") and shutil.which("sbatch") is None:
+    if base == "submitit_slurm" and shutil.which("sbatch") is None:
         return (f"hydra/launcher={launcher} submits jobs with SLURM's sbatch, which is not on PATH here; run the sweep "
                 "on a SLURM login node, or use hydra/launcher=joblib_local for parallel jobs on this machine")
     return None
+
+
+def _launcher_base(launcher: str) -> str:
+    """The Hydra plugin launcher an lsx launcher preset extends (``slurm_multigpu`` -> ``submitit_slurm``): the
+    first entry of its defaults list; a plugin's own name otherwise."""
+    from lsx.config import CONF_DIR
+
+    path = Path(CONF_DIR) / "hydra" / "launcher" / f"{launcher}.yaml"
+    if not path.is_file():
+        return launcher
+    import yaml
+
+    defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
+    first = next((d for d in defaults if isinstance(d, str) and d != "_self_"), None)
+    return str(first) if first else launcher
 
 
 def output_dir_message(argv: list[str]) -> str | None:

@@ -161,17 +161,38 @@ def _check_trainer(tr: dict[str, Any]) -> None:
             f"ignore it){hint}; valid trainer keys: {', '.join(valid)}"
         )
     accel = str(tr.get("accelerator", "cpu"))
+    _check_precision(tr.get("precision", "32-true"), accel)
     if accel in ("gpu", "cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(
-                f"trainer.accelerator={accel} but no CUDA GPU is visible on this machine; "
-                "use trainer=cpu (or trainer=ddp_cpu for the DDP code path on CPU)"
-            )
+            from lsx.distributed import launch_env
+
+            # under torchrun/srun a sharded job refuses multi-process trainers: suggest ddp_cpu only to one process
+            alt = "" if launch_env() is not None else " (or trainer=ddp_cpu for the DDP code path on CPU)"
+            raise ValueError(f"trainer.accelerator={accel} but no CUDA GPU is visible on this machine; use trainer=cpu{alt}")
         devices = tr.get("devices", 1)
         if _is_int(devices) and devices > torch.cuda.device_count():
             raise ValueError(f"trainer.devices={devices} but only {torch.cuda.device_count()} GPU(s) are visible")
+
+
+_PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+
+
+def _check_precision(precision: Any, accel: str) -> None:
+    """A precision Lightning knows and the device supports (Lightning would silently turn fp16 AMP on CPU into bf16)."""
+    from lsx.config import normalized_precision
+
+    p = normalized_precision(precision)
+    if p not in _PRECISIONS:
+        raise ValueError(f"trainer.precision={precision!r} is not a precision lsx trains with; valid: {', '.join(_PRECISIONS)}")
+    import torch
+
+    gpu = accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
+    if p.startswith("16") and not gpu:
+        raise ValueError(f"trainer.precision={p} needs a CUDA GPU (fp16); on CPU use bf16-mixed or 32-true")
+    if p.startswith("bf16") and gpu and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"trainer.precision={p}: this GPU ({torch.cuda.get_device_name()}) has no bfloat16; use 16-mixed or 32-true")
 
 
 def _check_grids(a: dict[str, Any]) -> None:
@@ -195,6 +216,8 @@ def _check_grids(a: dict[str, Any]) -> None:
         raise ValueError(f"analysis.align must be one of {', '.join(_ALIGN_MODES)}, got {a['align']!r}")
     if "workers" in a:
         _check_int("analysis.workers", a["workers"], minimum=1)
+    if a.get("points_per_pass") is not None:
+        _check_int("analysis.points_per_pass", a["points_per_pass"], minimum=1)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)

@@ -235,6 +235,14 @@ class AugmentedTensorDataset(TensorDataset):
         self.augment = augment
         self._gen = torch.Generator().manual_seed(seed + 7919)
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The random stream's position, for ``resume.ckpt``: a resumed run draws the crops and flips an
+        uninterrupted one would (the stream is shared across epochs, so a fresh one would restart it)."""
+        return {"generator": self._gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._gen.set_state(state["generator"])
+
     def __getitem__(self, i):
         x, y = super().__getitem__(i)
         if not self.augment:

@@ -80,7 +80,7 @@ _NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", 
 
 
 # analysis keys that say how a job runs, not what it computes: not hashed, not checked against stores
-RUNTIME_ANALYSIS_KEYS = ("workers",)
+RUNTIME_ANALYSIS_KEYS = ("workers", "points_per_pass")  # the store records points_per_pass itself
 
 
 def job_key(cfg: dict[str, Any]) -> str:

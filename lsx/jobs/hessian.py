@@ -42,10 +42,14 @@ def run(ctx: JobContext) -> JobOutput:
     if k >= flat.num_params:
         raise ValueError(f"analysis.k={k} is not smaller than the parameter count {flat.num_params}")
     # each stage is saved when done: a killed job resumes after the last finished one
+    # progress: a bar on a terminal, a log line every 30 s in a log file (these stages run for minutes at paper scale)
+    pr = ctx.point_progress
     top, bottom = (ctx.stage(f"eigsh_{which}", lambda which=which: top_eigenpairs(
-        f, theta, k, which, tol=float(a["tol"]), maxiter=a.get("maxiter"), seed=int(a["seed"]))) for which in ("LA", "SA"))
-    tr, tr_se = ctx.stage("trace", lambda: hutchinson_trace(f, theta, int(a["trace_samples"]), seed=int(a["seed"])))
-    dens = ctx.stage("slq", lambda: slq_density(f, theta, int(a["slq_probes"]), int(a["slq_steps"]), seed=int(a["seed"])))
+        f, theta, k, which, tol=float(a["tol"]), maxiter=a.get("maxiter"), seed=int(a["seed"]), progress=pr))
+        for which in ("LA", "SA"))
+    tr, tr_se = ctx.stage("trace", lambda: hutchinson_trace(f, theta, int(a["trace_samples"]), seed=int(a["seed"]), progress=pr))
+    dens = ctx.stage("slq", lambda: slq_density(f, theta, int(a["slq_probes"]), int(a["slq_steps"]), seed=int(a["seed"]),
+                                                progress=pr))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     a1.semilogy(dens["grid"], np.clip(dens["density"], 1e-8, None))
     a1.set_xlabel("eigenvalue")

@@ -104,8 +104,9 @@ def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int
     subset = ctx.landscape_subset()
     if device().type != "cpu":  # one GPU per rank under a sharded launch
         model = model.to(device())
+    ppp = ctx.analysis.get("points_per_pass")  # null: the evaluator's choice for this device
     return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None,
-                     loss_fn=ctx.loss_fn())
+                     points_per_pass=None if ppp is None else int(ppp), loss_fn=ctx.loss_fn())
 
 
 def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: float | None = None) -> float:

@@ -9,6 +9,7 @@
 - :class:`StopRule` ends training at a target train loss or after a number of optimizer steps
   (matched training for comparisons across hyper-parameters).
 - :class:`EpochLog` prints one plain line per epoch where a progress bar would flood a log file.
+- :class:`DataState` puts the training data's random state (augmentation) into ``resume.ckpt``.
 - :class:`SpawnedWorkerExit` closes a spawned DDP worker's process group before the worker exits.
 """
 from __future__ import annotations
@@ -231,6 +232,24 @@ class LearningCurve(L.Callback):
         for r in self.rows:
             w.writerow({k: ("" if k not in r else (int(r[k]) if k == "epoch" else r[k])) for k in self.FIELDS})
         atomic_write_text(self.path, buf.getvalue())
+
+
+class DataState(L.Callback):
+    """The training dataset's ``state_dict`` (the augmentation's random stream) in the resume state.
+
+    Why a callback: the runner hands Lightning a train loader, not the datamodule, so the datamodule's own
+    checkpoint hooks never run. A dataset without state (no augmentation) saves nothing.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.dataset.state_dict()) if hasattr(self.dataset, "state_dict") else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict and hasattr(self.dataset, "load_state_dict"):
+            self.dataset.load_state_dict(state_dict)
 
 
 class EpochMetricsBar(TQDMProgressBar):

@@ -56,6 +56,7 @@ class ClassifierModule(L.LightningModule):
         self.epoch_metrics: dict[str, float] = {}  # of the last finished epoch (EPOCH_METRICS present)
         # a configured loss (lsx.training.losses): None is cross-entropy on (x, y), computed inline below
         self.loss_fn = loss_fn
+        self.skipped_steps = 0  # optimizer steps the AMP scaler skipped (inf/NaN gradients) in this process
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -97,8 +98,15 @@ class ClassifierModule(L.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         self.manual_backward(loss)
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)  # 16-mixed AMP only (bf16 has none)
+        scale = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
         opt.step()  # Lightning's optimizer: counts global_step, runs the precision plugin (AMP scaler)
-        self.lr_schedulers().step()  # the schedules are per optimizer step (optim.py)
+        # the scaler skips optimizer.step on inf/NaN gradients and then (only then) lowers its scale: a skipped
+        # step must not advance the schedule (Lightning steps it anyway, Lightning-AI/pytorch-lightning#18828)
+        if scale is None or scaler.get_scale() >= scale:
+            self.lr_schedulers().step()  # the schedules are per optimizer step (optim.py)
+        else:
+            self.skipped_steps += 1
         return loss
 
     def _custom_step_sums(self, batch, n: int) -> torch.Tensor:

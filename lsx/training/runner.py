@@ -146,13 +146,16 @@ def _locked(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def channels_last_safe() -> bool:
-    """Whether channels_last training is safe in this process.
+def channels_last_safe(accelerator: str = "cpu") -> bool:
+    """Whether channels_last training is safe in this process on ``accelerator``.
 
     torch 2.13's CPU kernels can abort a channels_last ResNet step at one thread
     (``munmap_chunk(): invalid pointer``, reproduced by a plain torch loop), so a
-    single-threaded process (OMP_NUM_THREADS=1, a joblib job) trains in NCHW instead.
+    single-threaded CPU process (OMP_NUM_THREADS=1, a joblib job) trains in NCHW instead. GPUs are not
+    affected: torchrun sets OMP_NUM_THREADS=1, and GPU training under it keeps channels_last.
     """
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return True
     return torch.get_num_threads() > 1
 
 
@@ -292,6 +295,12 @@ def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun
 def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> TrainedRun:
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     run_dir, h = run_dir_for(c)
+    from lsx.distributed import secondary_training_rank
+
+    if secondary_training_rank(c.get("trainer") or {}):  # rank 0 holds the lock and waits for this rank in fit
+        if (run_dir / "DONE").exists() and not _stale(c, run_dir):
+            return _verified_cached_run(run_dir)
+        return _train_locked(c, run_dir, h, progress)  # returns None: rank 0 writes the summary
     with _locked(run_dir):
         if (run_dir / "DONE").exists() and _stale(c, run_dir):
             from lsx.utils.fingerprint import clear_keeping_lock
@@ -305,6 +314,9 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             log.info("training %s on %s, seed %s (config hash %s) into %s",
                      model_label(c["model"]), data_label(c["data"]), c["seed"], h[:12], run_dir)
             try:
+                from lsx.distributed import check_training_can_relaunch
+
+                check_training_can_relaunch(c.get("trainer") or {})
                 run = _train_locked(c, run_dir, h, progress)
                 _TRAINED_HERE.add(run_dir)
             except BaseException:
@@ -361,7 +373,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     import lightning as L
 
     from .callbacks import (
-        EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
+        DataState, EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
     )
     from .module import ClassifierModule
 
@@ -379,7 +391,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     loss_fn = build_loss(c.get("loss"))
     check_model_fits(model, dm, model_label(c["model"]), loss_fn)
     channels_last = bool(training.get("channels_last", True))
-    if channels_last and not channels_last_safe():
+    if channels_last and not channels_last_safe(str((c.get("trainer") or {}).get("accelerator", "cpu"))):
         log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
         channels_last = False
     module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last,
@@ -399,6 +411,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         log.info("resuming %s after epoch %d of %s (%s)", run_dir.name, resume_epoch, training["epochs"], resume)
     # a progress bar only on a terminal: in log files it floods (plain per-epoch lines instead)
     progress_bar = progress and bool(trainer_cfg.get("progress_bar", True)) and sys.stderr.isatty()
+    loader = dm.train_dataloader()  # the train loader alone: the module evaluates the val split itself (lsx.training.module)
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=trainer_cfg.get("accelerator", "cpu"),
@@ -421,12 +434,12 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
                         keep_final=bool(training.get("keep_resume", False))),
             EpochMetricsBar() if progress_bar else EpochLog(int(training["epochs"])),
+            DataState(loader.dataset),  # the augmentation's random stream, so a resume stays exact
             *([SpawnedWorkerExit()] if str(trainer_cfg.get("strategy", "auto")).startswith(SPAWNING_STRATEGIES) else []),
         ],
     )
     try:
-        # the train loader alone: the module evaluates the val split itself (lsx.training.module)
-        trainer.fit(module, train_dataloaders=dm.train_dataloader(), ckpt_path=str(resume) if resume.exists() else None)
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=str(resume) if resume.exists() else None)
     finally:
         from lsx.tracking.wandb_setup import announce_offline, finish
 
@@ -444,11 +457,22 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
         # CPU results differ slightly across thread counts: record what produced these weights
         "torch_threads": torch.get_num_threads(), "channels_last": channels_last, "code_fingerprint": training_fingerprint(),
+        **_trained_by(trainer_cfg, trainer, int(c["data"]["batch_size"])),
     })
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)
     return TrainedRun.from_dir(run_dir)
+
+
+def _trained_by(trainer_cfg: dict[str, Any], trainer: Any, batch_size: int) -> dict[str, Any]:
+    """Precision, world size and effective batch size of the run (summary.json; the key holds the first two
+    where they differ from one 32-bit process)."""
+    from lsx.config import normalized_precision
+
+    world = int(trainer.world_size)
+    return {"precision": normalized_precision(trainer_cfg.get("precision", "32-true")), "world_size": world,
+            "effective_batch_size": world * batch_size}
 
 
 DIVERGED_FACTOR = 3.0  # a final train loss this many times the initial one (or chance, ln C) is a diverged run

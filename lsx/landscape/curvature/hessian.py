@@ -14,7 +14,25 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from lsx.landscape.engine.progress import Progress, ticker
+
 LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _counted(hvp: Callable[[torch.Tensor], torch.Tensor], progress: Progress, total: int, desc: str):
+    """``hvp`` that reports its products as :func:`lsx.landscape.engine.progress.ticker` says (a bar, or a log line
+    every 30 s off a terminal: a Hessian stage can run for many minutes), and the tick to close it with."""
+    if not progress:
+        return hvp, lambda done: None
+    tick, count = ticker(progress, max(1, int(total)), desc, unit="HVP"), [0]
+
+    def counted(v: torch.Tensor) -> torch.Tensor:
+        out = hvp(v)
+        count[0] += 1
+        tick(count[0])
+        return out
+
+    return counted, tick
 
 
 def hvp_function(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -34,9 +52,10 @@ def hvp_function(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0) -> Calla
     return hvp
 
 
-def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np.float64) -> LinearOperator:
-    """The Hessian at θ as a scipy LinearOperator (float64 on the scipy side)."""
-    hvp = hvp_function(loss_fn, theta, l2)
+def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np.float64,
+                 hvp: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LinearOperator:
+    """The Hessian at θ as a scipy LinearOperator (float64 on the scipy side); ``hvp`` a ready product to wrap."""
+    hvp = hvp or hvp_function(loss_fn, theta, l2)
     n = theta.numel()
     calls = {"n": 0}
 
@@ -75,7 +94,7 @@ def krylov_size(k: int, n: int, which: str) -> int | None:
 
 def top_eigenpairs(
     loss_fn: LossFn, theta: torch.Tensor, k: int, which: str = "LA", tol: float | None = None,
-    maxiter: int | None = None, seed: int = 0, l2: float = 0.0, ncv: int | None = None,
+    maxiter: int | None = None, seed: int = 0, l2: float = 0.0, ncv: int | None = None, progress: Progress = False,
 ) -> EigenResult:
     """k extreme eigenpairs of the Hessian by Lanczos (LA largest, SA smallest, LM largest |λ|).
 
@@ -86,7 +105,8 @@ def top_eigenpairs(
     relative residual ‖Hv − λv‖ ≤ tol·|λ| (None → 1e-3; 0 = machine precision; pass a small tol when the
     eigenvectors themselves matter) and the basis size ``ncv`` (None: :func:`krylov_size`).
     ``maxiter`` is ARPACK's restart limit, or the Lanczos step limit.
-    Non-convergence is reported (converged=False, with the pairs found so far), not raised.
+    Non-convergence is reported (converged=False, with the pairs found so far), not raised. ``progress`` reports
+    Hessian-vector products against the step cap (Lanczos) or ARPACK's cap, restarts x basis size (eigsh).
     """
     n = theta.numel()
     if which not in ("LA", "SA", "LM"):
@@ -98,13 +118,20 @@ def top_eigenpairs(
     if tol is not None and float(tol) < 0:
         raise ValueError(f"tol={tol}: a relative residual tolerance is >= 0 (0 = machine precision)")
     if tol is None and ncv is None and which in ("LA", "LM") and k <= 8:
-        hvp = hvp_function(loss_fn, theta, l2)
+        cap = min(n, int(maxiter) if maxiter else 30 + 10 * k)
+        hvp, tick = _counted(hvp_function(loss_fn, theta, l2), progress, cap, f"Hessian Lanczos {which} (k={k})")
         v0 = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
-        return lanczos_extreme(hvp, n, k, which, v0, value_tol=1e-5, max_steps=maxiter)
+        try:
+            return lanczos_extreme(hvp, n, k, which, v0, value_tol=1e-5, max_steps=maxiter)
+        finally:
+            tick(None)
     if ncv is None:
         ncv = krylov_size(k, n, which)
     tol = 1e-3 if tol is None else float(tol)
-    op = hvp_operator(loss_fn, theta, l2)
+    basis = ncv or min(n, max(2 * k + 1, 20))  # scipy's default basis size
+    hvp, tick = _counted(hvp_function(loss_fn, theta, l2), progress, (int(maxiter) if maxiter else 10 * n) * basis,
+                         f"Hessian eigsh {which} (k={k}; of ARPACK's cap)")
+    op = hvp_operator(loss_fn, theta, l2, hvp=hvp)
     v0 = np.random.default_rng(seed).standard_normal(n)
     try:
         vals, vecs = eigsh(op, k=k, which=which, tol=tol, maxiter=maxiter, v0=v0, ncv=ncv)
@@ -112,6 +139,8 @@ def top_eigenpairs(
     except ArpackNoConvergence as err:
         vals, vecs = err.eigenvalues, err.eigenvectors
         ok, msg = False, f"ARPACK did not converge: {len(vals)} of {k} eigenpairs found ({err})"
+    finally:
+        tick(None)
     order = np.argsort(vals)[::-1]
     return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])  # type: ignore[attr-defined]
 
@@ -190,7 +219,7 @@ class TraceEstimate(NamedTuple):
 
 def trace_estimate(
     loss_fn: LossFn, theta: torch.Tensor, max_samples: int, rel_tol: float | None = None, min_samples: int = 10,
-    seed: int = 0, l2: float = 0.0,
+    seed: int = 0, l2: float = 0.0, progress: Progress = False,
 ) -> TraceEstimate:
     """tr(H) ≈ mean of vᵀHv over Rademacher v, stopping early once the standard error is small enough.
 
@@ -205,16 +234,19 @@ def trace_estimate(
         raise ValueError(f"rel_tol={rel_tol}: a relative standard error target is > 0 (or None for a fixed count)")
     if min_samples < 2:
         raise ValueError(f"min_samples={min_samples}: a standard error needs at least 2 samples")
-    hvp = hvp_function(loss_fn, theta, l2)
+    hvp, tick = _counted(hvp_function(loss_fn, theta, l2), progress, max_samples, "Hessian trace (Hutchinson probes)")
     g = torch.Generator().manual_seed(seed)
     vals: list[float] = []
-    while len(vals) < max_samples:
-        v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
-        vals.append(float(v @ hvp(v)))
-        if rel_tol is not None and len(vals) >= min_samples:
-            a = np.asarray(vals)
-            if a.std(ddof=1) / np.sqrt(len(a)) <= rel_tol * abs(a.mean()):
-                break
+    try:
+        while len(vals) < max_samples:
+            v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
+            vals.append(float(v @ hvp(v)))
+            if rel_tol is not None and len(vals) >= min_samples:
+                a = np.asarray(vals)
+                if a.std(ddof=1) / np.sqrt(len(a)) <= rel_tol * abs(a.mean()):
+                    break
+    finally:
+        tick(None)
     a = np.asarray(vals)
     se = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
     return TraceEstimate(float(a.mean()), se, len(a))
@@ -222,13 +254,13 @@ def trace_estimate(
 
 def hutchinson_trace(
     loss_fn: LossFn, theta: torch.Tensor, num_samples: int, seed: int = 0, l2: float = 0.0,
-    rel_tol: float | None = None, min_samples: int = 10,
+    rel_tol: float | None = None, min_samples: int = 10, progress: Progress = False,
 ) -> tuple[float, float]:
     """tr(H) ≈ mean of vᵀHv over Rademacher v; returns (mean, standard error).
 
     ``num_samples`` is the count, or the maximum when ``rel_tol`` asks to stop early (:func:`trace_estimate`).
     """
-    est = trace_estimate(loss_fn, theta, num_samples, rel_tol, min(min_samples, max(2, num_samples)), seed, l2)
+    est = trace_estimate(loss_fn, theta, num_samples, rel_tol, min(min_samples, max(2, num_samples)), seed, l2, progress)
     return est.mean, est.stderr
 
 
@@ -256,23 +288,27 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, v0:
 
 def slq_density(
     loss_fn: LossFn, theta: torch.Tensor, num_probes: int = 4, lanczos_steps: int = 40, seed: int = 0,
-    grid: np.ndarray | None = None, sigma: float | None = None,
+    grid: np.ndarray | None = None, sigma: float | None = None, progress: Progress = False,
 ) -> dict[str, np.ndarray]:
     """Eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019), Gaussian-broadened.
 
     Returns grid, density (integrates to ~1), and the Ritz nodes/weights of every probe.
     """
-    hvp = hvp_function(loss_fn, theta)
     n = theta.numel()
+    hvp, tick = _counted(hvp_function(loss_fn, theta), progress, num_probes * min(lanczos_steps, n),
+                         f"Hessian density (SLQ, {num_probes} probes)")
     g = torch.Generator().manual_seed(seed)
     nodes, weights = [], []
-    for _ in range(num_probes):
-        v0 = torch.randn(n, generator=g, dtype=torch.float64).to(theta.dtype)
-        a, b = lanczos(hvp, n, lanczos_steps, v0)
-        T = np.diag(a) + np.diag(b, 1) + np.diag(b, -1)
-        ev, evec = np.linalg.eigh(T)
-        nodes.append(ev)
-        weights.append(evec[0] ** 2)
+    try:
+        for _ in range(num_probes):
+            v0 = torch.randn(n, generator=g, dtype=torch.float64).to(theta.dtype)
+            a, b = lanczos(hvp, n, lanczos_steps, v0)
+            T = np.diag(a) + np.diag(b, 1) + np.diag(b, -1)
+            ev, evec = np.linalg.eigh(T)
+            nodes.append(ev)
+            weights.append(evec[0] ** 2)
+    finally:
+        tick(None)
     all_nodes = np.concatenate(nodes)
     lo, hi = all_nodes.min(), all_nodes.max()
     span = max(hi - lo, 1e-12)

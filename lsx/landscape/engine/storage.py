@@ -108,6 +108,7 @@ class PointStore:
         layout: list[dict] | None = None,
         flush_every: int = 25,
         flush_seconds: float = 30.0,
+        runtime: dict[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
         self.grid = as_grid(coords)
@@ -135,6 +136,11 @@ class PointStore:
             "config": _hash_json(self.config),
             "metrics": _hash_json(self.metric_names),
         }
+        # how the points are evaluated (device, points per vmapped pass): equal up to float rounding, yet a
+        # store must not mix the two paths; a store from before this was recorded accepts any (see _load_existing)
+        self.runtime = _plain(runtime or {})
+        if self.runtime:
+            self.signature["runtime"] = _hash_json(self.runtime)
         self.metrics = {m: np.full(len(self.coords), np.nan) for m in self.metric_names}
         self.done = np.zeros(len(self.coords), dtype=bool)
         self._unflushed = 0
@@ -151,7 +157,14 @@ class PointStore:
         with f:
             if f.attrs.get("format") != FORMAT:
                 raise StoreMismatch(f"{self.path} is not an {FORMAT} store (made by another version?); delete it or use a new directory")
-            differs = [part for part, h in self.signature.items() if f.attrs.get(f"sig_{part}") != h]
+            differs = [part for part, h in self.signature.items() if f.attrs.get(f"sig_{part}") != h
+                       and not (part == "runtime" and "sig_runtime" not in f.attrs)]
+            if differs == ["runtime"]:
+                stored = json.loads(f.attrs.get("runtime", "{}"))
+                raise StoreMismatch(
+                    f"{self.path} was evaluated with {_describe(stored)}, this run uses {_describe(self.runtime)}: refusing to mix "
+                    "the two paths — resume with the same device and analysis.points_per_pass, or delete it / use a new directory"
+                )
             if differs:
                 details = {
                     "coords": f"coordinates (stored {f['coords'].shape}, now {self.coords.shape})",
@@ -159,6 +172,7 @@ class PointStore:
                     "theta0": "centre θ0",
                     "config": "job config",
                     "metrics": f"metric names (stored {list(json.loads(f.attrs['metric_names']))}, now {self.metric_names})",
+                    "runtime": "device or points_per_pass",
                 }
                 raise StoreMismatch(
                     f"{self.path} was made with different {', '.join(details[p] for p in differs)}; "
@@ -243,9 +257,14 @@ class PointStore:
         f.attrs["metric_names"] = json.dumps(self.metric_names)
         f.attrs["provenance"] = json.dumps(self.provenance, default=str)
         f.attrs["config"] = json.dumps(self.config, default=str)
+        f.attrs["runtime"] = json.dumps(self.runtime, default=str)
         f.attrs["layout"] = json.dumps(self.layout) if self.layout is not None else ""
         f.attrs["num_done"] = int(self.done.sum())
         f.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _describe(runtime: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(runtime.items())) or "nothing recorded"
 
 
 @dataclass

@@ -53,6 +53,7 @@ def compute_surface(
         store_path, grid, dirs.detach().cpu().numpy(), evaluator.metric_names, provenance, config,
         theta0=theta0.detach().cpu().numpy(), layout=evaluator.flat.layout(),
         flush_every=flush_every, flush_seconds=flush_seconds,
+        runtime={"device": evaluator.device.type, "points_per_pass": evaluator.points_per_pass},
     )
     if world > 1:
         _agree_on_done(store)
