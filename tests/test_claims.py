@@ -222,7 +222,7 @@ def test_unmatched_training_is_flagged():
     jobs += [job(s, 1e-2, train_loss=0.5, width=2.0) for s in range(6)]
     res = evaluate_claim(SPEARMAN, jobs, train_loss_ratio=3.0)
     assert res.train_loss_flag and res.train_loss_spread == pytest.approx(50.0) and res.reason.startswith("unmatched training:")
-    assert len(res.compared) == 6 and all(r["flag"] for r in res.compared)
+    assert len(res.compared) == 12 and all(r["flag"] for r in res.compared)
     assert res.verdict == INCONCLUSIVE  # unmatched training decides nothing (tests/test_matching.py: waivers, targets)
     matched = evaluate_claim(SPEARMAN, lr_grid(1.0), train_loss_ratio=3.0)
     assert not matched.train_loss_flag
