@@ -46,7 +46,7 @@ def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np
         return hvp(t).cpu().double().numpy()
 
     op = LinearOperator((n, n), matvec=matvec, dtype=dtype)
-    op.calls = calls  # type: ignore[attr-defined]
+    op.calls = calls  # scipy is untyped here (LinearOperator is Any)
     return op
 
 
@@ -99,8 +99,8 @@ def top_eigenpairs(
         raise ValueError(f"tol={tol}: a relative residual tolerance is >= 0 (0 = machine precision)")
     if tol is None and ncv is None and which in ("LA", "LM") and k <= 8:
         hvp = hvp_function(loss_fn, theta, l2)
-        v0 = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
-        return lanczos_extreme(hvp, n, k, which, v0, value_tol=1e-5, max_steps=maxiter)
+        start = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
+        return lanczos_extreme(hvp, n, k, which, start, value_tol=1e-5, max_steps=maxiter)
     if ncv is None:
         ncv = krylov_size(k, n, which)
     tol = 1e-3 if tol is None else float(tol)
@@ -113,7 +113,7 @@ def top_eigenpairs(
         vals, vecs = err.eigenvalues, err.eigenvectors
         ok, msg = False, f"ARPACK did not converge: {len(vals)} of {k} eigenpairs found ({err})"
     order = np.argsort(vals)[::-1]
-    return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])  # type: ignore[attr-defined]
+    return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])
 
 
 def lanczos_extreme(
