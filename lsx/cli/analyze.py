@@ -67,7 +67,9 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = training_entries(runs, ctx.analysis_losses)
             extra["code_fingerprint"] = fingerprint
-            results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
+            results = write_results(
+                job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra
+            )
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
     # of the sweep that computed them, which would misplace this point in aggregation
     results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),

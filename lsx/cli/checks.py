@@ -78,8 +78,12 @@ def launcher_message(argv: list[str]) -> str | None:
     launcher = next((a.split("=", 1)[1] for a in argv if a.lstrip("+").startswith("hydra/launcher=")), None)
     if launcher is None:
         return None
-    plugin = {"slurm": "hydra_plugins.hydra_submitit_launcher", "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
-              "joblib_local": "hydra_plugins.hydra_joblib_launcher", "joblib": "hydra_plugins.hydra_joblib_launcher"}.get(launcher)
+    plugin = {
+        "slurm": "hydra_plugins.hydra_submitit_launcher",
+        "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+        "joblib_local": "hydra_plugins.hydra_joblib_launcher",
+        "joblib": "hydra_plugins.hydra_joblib_launcher",
+    }.get(launcher)
     if plugin and importlib.util.find_spec(plugin) is None:
         return f"hydra/launcher={launcher} needs its Hydra plugin; pip install -e '.[launchers]'"
     if launcher in ("slurm", "submitit_slurm") and shutil.which("sbatch") is None:
@@ -120,7 +124,7 @@ def print_scaled_job_config(argv: list[str]) -> bool:
             cfg_type = a.split("=", 1)[1]
     if cfg_type != "job" or any(a in ("-m", "--multirun", "-p", "--package") or a.startswith("--package=") for a in argv):
         return False
-    from lsx.config import compose_config, scale_overrides, _compose
+    from lsx.config import _compose, compose_config, scale_overrides
 
     overrides = _overrides(argv)
     if not scale_overrides(_compose(overrides)):
