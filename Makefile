@@ -7,21 +7,26 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
+.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0"
-	$(BIN)/python -m pip install -q -e ".[test,launchers]"
+	$(BIN)/python -m pip install -q -e ".[test,launchers,lint]"
 	touch $(STAMP)
 
-## create .venv and install lsx (CPU torch 2.13, tests, launchers)
+## create .venv and install lsx (CPU torch 2.13, tests, launchers, lint tools)
 install: $(STAMP)
 
 ## the quickstart: trains 3 SimpleCNN optima on the embedded digits, then a 2D filter-normalized surface
 demo: $(STAMP)
 	$(BIN)/python -m lsx.analyze experiment=quickstart
+
+## lint (ruff) and type-check the numerical core and the claims (mypy); both configured in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check lsx tests benchmarks
+	$(BIN)/mypy
 
 ## the fast test suite (slow tests excluded; `make test-all` runs everything)
 test: $(STAMP)

@@ -17,10 +17,10 @@ import torch
 from bench_surface import digits_data, synthetic_data
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.engine.grids import grid2d
+from lsx.landscape.surfaces.directions import random_direction
 from lsx.models import build_model
 
 
@@ -51,8 +51,10 @@ def run_case(name, model_name, data, side, per_pass, chunk, repeats, warmup, dev
     for n in evs:
         d = float(np.max(np.abs(t.results[n]["train_loss"] - ref["train_loss"]) / np.maximum(np.abs(ref["train_loss"]), 1e-6)))
         acc_diff = float(np.max(np.abs(t.results[n]["train_acc"] - ref["train_acc"])))
-        rows.append(f"| {name} | {n} | {grid.num_points} x {len(x)} | {fmt_time(t, n)} | "
-                    f"{grid.num_points / t.median(n):.1f} | {fmt_ratio(t, n, 'loop (1 point/pass)')} | {d:.1e} | {acc_diff:.1e} |")
+        rows.append(
+            f"| {name} | {n} | {grid.num_points} x {len(x)} | {fmt_time(t, n)} | "
+            f"{grid.num_points / t.median(n):.1f} | {fmt_ratio(t, n, 'loop (1 point/pass)')} | {d:.1e} | {acc_diff:.1e} |"
+        )
         checks.append(d < 1e-4)
     return rows, all(checks)
 
@@ -84,10 +86,16 @@ def main() -> None:
         r, good = run_case(name, model_name, data, side, per_pass, chunk, args.repeats, args.warmup, device)
         rows += r
         ok &= good
-    lines = [title + f"; after: {load_average()}", "",
-             "| case | evaluation | points x images | median s (min–max) | points/s | time ÷ loop | max rel. Δloss vs loop | max Δacc |",
-             "|---|---|---|---|---|---|---|---|", *rows, "",
-             f"- batched values agree with the loop (rel. Δloss < 1e-4): {ok}"]
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        "| case | evaluation | points x images | median s (min–max) | points/s | time ÷ loop "
+        "| max rel. Δloss vs loop | max Δacc |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"- batched values agree with the loop (rel. Δloss < 1e-4): {ok}",
+    ]
     print(block("gpu", lines))
     if not ok:
         raise SystemExit("batched values disagree with the per-point loop")

@@ -17,8 +17,8 @@ from baselines import pyhessian_top_eigenvalue
 from bench_surface import digits_data, synthetic_data
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
-from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.curvature.hessian import top_eigenpairs, trace_estimate
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.models import build_model
 
 

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def _surface(store: Path, side: int, n_train: int, device: str, threads: int) -> tuple[float, int, np.ndarray]:
     """Build the ResNet-20 case and time compute_surface into ``store``; (seconds, points, train_loss)."""
     from lsx import distributed
-    from lsx.landscape.surfaces.directions import random_direction
     from lsx.landscape.engine.evaluator import Evaluator
     from lsx.landscape.engine.flat import FlatParams
     from lsx.landscape.engine.grids import grid2d
     from lsx.landscape.engine.surface import compute_surface
+    from lsx.landscape.surfaces.directions import random_direction
     from lsx.models import build_model
 
     torch.set_num_threads(threads)
@@ -93,7 +93,9 @@ def run(world: int, args: argparse.Namespace) -> tuple[float, int, np.ndarray]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--procs", type=int, default=None, help="ranks to compare with 1 (default: 2 on CPU, all GPUs with --device cuda)")
+    p.add_argument(
+        "--procs", type=int, default=None, help="ranks to compare with 1 (default: 2 on CPU, all GPUs with --device cuda)"
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     p.add_argument("--side", type=int, default=6, help="grid side (side x side points)")

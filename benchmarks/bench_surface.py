@@ -30,14 +30,13 @@ import copy
 
 import numpy as np
 import torch
-
 from baselines import loss_landscapes_plane, loss_landscapes_points, original_surface, per_parameter
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.engine.grids import grid2d
+from lsx.landscape.surfaces.directions import random_direction
 from lsx.models import build_model
 
 

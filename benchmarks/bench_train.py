@@ -160,8 +160,10 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     fit_rows = []
-    for name, ov in (("simple_cnn / digits, default config (10 epochs)", []),
-                     (f"resnet20 / digits, {args.resnet_epochs} epochs", ["model=resnet20", f"training.epochs={args.resnet_epochs}"])):
+    for name, ov in (
+        ("simple_cnn / digits, default config (10 epochs)", []),
+        (f"resnet20 / digits, {args.resnet_epochs} epochs", ["model=resnet20", f"training.epochs={args.resnet_epochs}"]),
+    ):
         ov = ov + ["logger=csv"]
         t = interleave({"lsx runner": lsx_runner(ov), "plain loop": plain_loop(ov)}, args.repeats, args.warmup)
         acc_lsx, acc_plain = t.results["lsx runner"].get("test_acc"), t.results["plain loop"]["test_acc"]

@@ -26,7 +26,15 @@ TRAINING_KEYS = ("model", "data", "optimizer", "scheduler", "training", "seed")
 _TRAINING_KEYS_HASHED_WHEN_SET = ("target_train_loss", "max_steps")
 # training keys that never change the trained model (how often resume state is saved): never hashed
 _TRAINING_KEYS_NOT_HASHED = ("resume_every", "resume_min_interval_s")
-_DATA_KEYS_NOT_HASHED = ("eval_batch_size", "num_workers", "landscape_train", "landscape_test", "landscape_seed", "root", "download")
+_DATA_KEYS_NOT_HASHED = (
+    "eval_batch_size",
+    "num_workers",
+    "landscape_train",
+    "landscape_test",
+    "landscape_seed",
+    "root",
+    "download",
+)
 
 
 def scale_overrides(cfg: DictConfig) -> list[str]:

@@ -58,7 +58,9 @@ def launch_env() -> dict[str, Any] | None:
     # without srun has SLURM_NTASKS=4 but no step of 4 tasks: it is one process)
     if "SLURM_PROCID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
         return {
-            "rank": int(env["SLURM_PROCID"]), "world": int(env["SLURM_STEP_NUM_TASKS"]), "local_rank": int(env.get("SLURM_LOCALID", 0)),
+            "rank": int(env["SLURM_PROCID"]),
+            "world": int(env["SLURM_STEP_NUM_TASKS"]),
+            "local_rank": int(env.get("SLURM_LOCALID", 0)),
             "addr": env.get("MASTER_ADDR") or _first_slurm_host(),
             "port": int(env.get("MASTER_PORT") or 20000 + int(env.get("SLURM_JOB_ID", "0")) % 20000),
         }
@@ -85,7 +87,8 @@ def init_from_env(timeout_min: float | None = None) -> tuple[int, int]:
     """Initialize torch.distributed once from the launcher's environment; returns (rank, world).
 
     Backend nccl with one CUDA device per rank (``LOCAL_RANK``) when CUDA is present, else gloo on
-    CPU (``LSX_DIST_BACKEND=gloo`` forces CPU processes on a GPU machine). A no-op without a launcher, with 1 rank, or when a group already exists.
+    CPU (``LSX_DIST_BACKEND=gloo`` forces CPU processes on a GPU machine). A no-op without a launcher, with 1 rank,
+    or when a group already exists.
     """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return rank_world()

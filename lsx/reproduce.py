@@ -1,4 +1,6 @@
-"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [override ...]``: run presets' claims (implementation: :mod:`lsx.cli.reproduce`)."""
+"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [override ...]``: run presets' claims
+(implementation: :mod:`lsx.cli.reproduce`)."""
+
 from lsx.cli.reproduce import cli
 
 if __name__ == "__main__":

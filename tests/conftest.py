@@ -25,8 +25,9 @@ def lsx_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def compose(lsx_dirs):
     """Compose a config like the command line, with isolated paths."""
-    from lsx.config import compose_config
     from omegaconf import OmegaConf
+
+    from lsx.config import compose_config
 
     def _compose(*overrides: str) -> dict:
         cfg = compose_config(list(overrides))

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from conftest import run_module
 
 TINY = ("debug=fast", "trainer.progress_bar=false")

@@ -10,13 +10,24 @@ import pytest
 import yaml
 
 from lsx.claims.figures import check_figures, draw_figure, register_figure
-from lsx.claims.records import JobRecord, MissingKey
 from lsx.claims.inference import MIN_UNITS
+from lsx.claims.records import JobRecord, MissingKey
 from lsx.claims.statistics import (
-    Estimate, InsufficientData, get_statistic, get_statistic_plot, register_statistic, statistic_names,
+    Estimate,
+    InsufficientData,
+    get_statistic,
+    get_statistic_plot,
+    register_statistic,
+    statistic_names,
 )
 from lsx.claims.verdicts import (
-    INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FailedJob, check_claims, decide, evaluate_claim,
+    INCONCLUSIVE,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    FailedJob,
+    check_claims,
+    decide,
+    evaluate_claim,
 )
 
 
@@ -87,7 +98,9 @@ def test_decide_needs_six_units_and_a_finite_interval():
     assert v == INCONCLUSIVE and "finite" in reason
 
 
-@pytest.mark.parametrize("bad", [{"greater": 0, "less": 1}, {"above": 0}, {"between": [2, 1]}, {"between": 3}, {"less": "x"}, [0]])
+@pytest.mark.parametrize(
+    "bad", [{"greater": 0, "less": 1}, {"above": 0}, {"between": [2, 1]}, {"between": 3}, {"less": "x"}, [0]]
+)
 def test_malformed_decisions_are_refused(bad):
     with pytest.raises(ValueError, match="valid: {greater: b}"):
         decide(Estimate(0, 0, 0, 2, "m"), bad)

@@ -1,5 +1,4 @@
 """Li claim statistics on hand-made job records with known answers (Draxler: tests/test_claims_draxler.py)."""
-import math
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,13 @@ from lsx.claims.statistics import InsufficientData, get_statistic  # noqa: E402
 
 
 def _job(seed, config, metrics, train_loss=0.01, name=None):
-    return JobRecord(config=config, metrics=metrics, seed=seed, job_dir=Path(name or f"job_{seed}_{id(metrics)}"),
-                     training=[{"seed": seed, "train_loss": train_loss, "test_acc": metrics.get("_acc", 0.9), "stopped_by": "target"}])
+    return JobRecord(
+        config=config,
+        metrics=metrics,
+        seed=seed,
+        job_dir=Path(name or f"job_{seed}_{id(metrics)}"),
+        training=[{"seed": seed, "train_loss": train_loss, "test_acc": metrics.get("_acc", 0.9), "stopped_by": "target"}],
+    )
 
 
 def test_sign_flip_is_positive_only_when_both_signs_are_as_claimed():

@@ -1,12 +1,10 @@
 """Every experiment (at every scale it declares) and every sweep template composes."""
 import os
-from pathlib import Path
 
 import pytest
 import yaml
-from omegaconf import OmegaConf
-
 from conftest import ROOT, run_module
+from omegaconf import OmegaConf
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 TEMPLATES = sorted(p.stem for p in (ROOT / "multirun_templates").glob("*.yaml"))

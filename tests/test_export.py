@@ -7,12 +7,12 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-
 from conftest import run_module
+from stored_jobs import connector_job, curves_job, pca_job, surface_job, tunnel_job
+
 from lsx.cli.export import export, main
 from lsx.landscape.engine.storage import load_store
 from lsx.utils.vtk_xml import HIDDEN_POINT, decode
-from stored_jobs import connector_job, curves_job, pca_job, surface_job, tunnel_job
 
 DTYPES = {"Float64": "f8", "Int64": "i8", "Int32": "i4", "UInt8": "u1"}
 

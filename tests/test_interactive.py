@@ -14,9 +14,10 @@ import pytest
 
 pytest.importorskip("plotly", reason="plotly is in the test extra: pip install -e '.[test]'")
 
+from stored_jobs import connector_job, curves_job, pca_job, surface_job, tunnel_job  # noqa: E402
+
 from lsx.plots import interactive  # noqa: E402
 from lsx.tracking.job_data import read_job  # noqa: E402
-from stored_jobs import connector_job, curves_job, pca_job, surface_job, tunnel_job  # noqa: E402
 
 
 def decode_plotly(v):
@@ -145,9 +146,19 @@ def test_page_weight_and_plotly_once(tmp_path):
 def _report(tmp_path, jobs):
     from lsx.claims.report import render_html
 
-    section = {"preset": "quickstart", "paper": "lsx sanity checks (no paper)", "header": "", "scale": "cpu", "seeds": {"discovery": [0], "replication": [1]},
-               "n_jobs": len(jobs), "n_failed": 0, "run_time_s": 1.0, "claims": [], "figures": [],
-               "jobs": [{"status": "ran", "overrides": [], "job_dir": str(j), "wall_s": 1.0} for j in jobs]}
+    section = {
+        "preset": "quickstart",
+        "paper": "lsx sanity checks (no paper)",
+        "header": "",
+        "scale": "cpu",
+        "seeds": {"discovery": [0], "replication": [1]},
+        "n_jobs": len(jobs),
+        "n_failed": 0,
+        "run_time_s": 1.0,
+        "claims": [],
+        "figures": [],
+        "jobs": [{"status": "ran", "overrides": [], "job_dir": str(j), "wall_s": 1.0} for j in jobs],
+    }
     report = {"generated_at": "now", "code_version": "test", "command": "python -m lsx.reproduce quickstart",
               "summary": {}, "presets": [section]}
     return render_html(report, tmp_path)

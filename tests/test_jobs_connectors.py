@@ -17,8 +17,16 @@ def _result(out, job):
 
 def test_toy_wedges_job_shows_the_threshold(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=toy_wedges", "analysis.pairs=[[20,5]]", "analysis.trials=4",
-                   "analysis.dim_offsets=[-6,6]", "analysis.steps=400", "analysis.connector_steps=100", "analysis.radial_directions=4")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=toy_wedges",
+        "analysis.pairs=[[20,5]]",
+        "analysis.trials=4",
+        "analysis.dim_offsets=[-6,6]",
+        "analysis.steps=400",
+        "analysis.connector_steps=100",
+        "analysis.radial_directions=4",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "toy_wedges")
     m = res["metrics"]

@@ -3,7 +3,6 @@ import json
 import math
 
 import pytest
-
 from conftest import run_module
 
 TINY = ("analysis=autoneb", "debug=fast", "trainer.progress_bar=false", "optima.seeds=[0,1]",

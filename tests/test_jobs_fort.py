@@ -8,14 +8,36 @@ TINY = ("debug=fast", "trainer.progress_bar=false")
 FORT_PRESETS = ("fort_fig3", "fort_fig4", "fort_fig5", "fort_fig5_batch", "fort_fig5_dropout", "fort_fig5_l2", "fort_fig6")
 # per preset: overrides that make its reproduce grid tiny (the statistics still see ≥ 2 units)
 TINY_REPRO = {
-    "fort_fig3": ["training.epochs=1", "analysis.steps=3", "analysis.num_segments=5", "analysis.short_directions.k_max=4",
-                  "analysis.hessian_examples=64", "data.landscape_test=64", "data.landscape_train=64"],
-    "fort_fig4": ["training.epochs=1", "analysis.steps=3", "analysis.m=2", "analysis.num_samples=1",
-                  "analysis.short_directions.k_max=4", "analysis.hessian_examples=64", "data.landscape_test=64", "data.landscape_train=64"],
-    "fort_fig6": ["training.epochs=4", "scheduler.cycle_epochs=1", "analysis.burn_in_epochs=1", "analysis.num_snapshots=2",
-                  "analysis.max_lrs=[0.001,0.01,0.1]"],
-    **{p: ["training.epochs=2", "analysis.num_directions=2", "data.landscape_train=128"]
-       for p in ("fort_fig5", "fort_fig5_batch", "fort_fig5_dropout", "fort_fig5_l2")},
+    "fort_fig3": [
+        "training.epochs=1",
+        "analysis.steps=3",
+        "analysis.num_segments=5",
+        "analysis.short_directions.k_max=4",
+        "analysis.hessian_examples=64",
+        "data.landscape_test=64",
+        "data.landscape_train=64",
+    ],
+    "fort_fig4": [
+        "training.epochs=1",
+        "analysis.steps=3",
+        "analysis.m=2",
+        "analysis.num_samples=1",
+        "analysis.short_directions.k_max=4",
+        "analysis.hessian_examples=64",
+        "data.landscape_test=64",
+        "data.landscape_train=64",
+    ],
+    "fort_fig6": [
+        "training.epochs=4",
+        "scheduler.cycle_epochs=1",
+        "analysis.burn_in_epochs=1",
+        "analysis.num_snapshots=2",
+        "analysis.max_lrs=[0.001,0.01,0.1]",
+    ],
+    **{
+        p: ["training.epochs=2", "analysis.num_directions=2", "data.landscape_train=128"]
+        for p in ("fort_fig5", "fort_fig5_batch", "fort_fig5_dropout", "fort_fig5_l2")
+    },
 }
 
 
@@ -34,7 +56,9 @@ def test_tunnel_width_job_reports_angle_distance_and_norm(lsx_dirs):
 
     assert m["angle"] == "arctan" and m["threshold_mode"] == "relative_delta"
     assert m["threshold"] == pytest.approx(m["base_train_loss"] + 1.0)
-    assert m["width_mean"] == pytest.approx(math.atan(m["distance_mean"] / m["theta_norm"]), rel=0.2)  # mean of atan ≈ atan of mean
+    assert m["width_mean"] == pytest.approx(
+        math.atan(m["distance_mean"] / m["theta_norm"]), rel=0.2
+    )  # mean of atan ≈ atan of mean
     assert (d / "tunnel_widths.png").exists()
 
 
@@ -87,9 +111,13 @@ def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
 
 def test_fort_bad_inputs_are_clear_errors(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=tunnel_width", *TINY, "analysis.threshold.mode=absolute", "analysis.threshold.value=0.01")
+    r = run_module(
+        "lsx.analyze", "analysis=tunnel_width", *TINY, "analysis.threshold.mode=absolute", "analysis.threshold.value=0.01"
+    )
     assert r.returncode == 2 and "not above the loss at the optimum" in r.stderr
-    r = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=1", *TINY, "analysis.num_snapshots=0")
+    r = run_module(
+        "lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=1", *TINY, "analysis.num_snapshots=0"
+    )
     assert r.returncode == 2 and ">= 1" in r.stderr
     r = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=5", *TINY)
     assert r.returncode == 2 and "longer than training" in r.stderr
@@ -106,7 +134,11 @@ def test_each_fort_preset_claim_evaluates_to_a_verdict_on_a_tiny_run(lsx_dirs, p
     report = reproduce([preset, "trainer.progress_bar=false", *TINY_REPRO[preset]], echo=lambda *a, **k: None)
     (section,) = report["presets"]
     assert section["n_failed"] == 0, section["jobs"]
-    assert section["claims"] and all(c["verdict"] in ("reproduced", "not reproduced", "unstable", "inconclusive") for c in section["claims"])
-    assert all(d["estimate"] is not None for c in section["claims"] for d in c["sets"].values()), [c["reason"] for c in section["claims"]]
+    assert section["claims"] and all(
+        c["verdict"] in ("reproduced", "not reproduced", "unstable", "inconclusive") for c in section["claims"]
+    )
+    assert all(d["estimate"] is not None for c in section["claims"] for d in c["sets"].values()), [
+        c["reason"] for c in section["claims"]
+    ]
     if preset == "fort_fig5_l2":  # the 4-panel Fig. 5 figure is drawn (sibling panels empty in this isolated run)
         assert section["figures"] and all(f.get("path") for f in section["figures"]), section["figures"]

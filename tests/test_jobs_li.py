@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_module
 
 TINY = ("debug=fast", "trainer.progress_bar=false")

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from lsx.landscape.engine.bn_policy import uses_buffers
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.engine.grids import grid2d
+from lsx.landscape.surfaces.directions import random_direction
 from lsx.models import build_model
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.paths.connectors import (
     ConnectorWarning,
     as_step_loss,
@@ -17,7 +18,6 @@ from lsx.landscape.paths.connectors import (
     short_directions_along_path,
     short_directions_vs_m,
 )
-from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.toy.wedges import WedgeLoss
 
 

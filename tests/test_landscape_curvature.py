@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from lsx.landscape.curvature.sharpness import (
-    chaos_summary, convexity_ratio, filter_normalized_sharpness, principal_curvatures, strided_indices,
+    chaos_summary,
+    convexity_ratio,
+    filter_normalized_sharpness,
+    principal_curvatures,
+    strided_indices,
 )
 
 F64 = torch.float64

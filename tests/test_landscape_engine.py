@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsx.landscape.engine.bn_policy import reestimate_bn
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.engine.grids import grid2d, line
 from lsx.landscape.engine.storage import load_store
 from lsx.landscape.engine.surface import compute_surface
+from lsx.landscape.surfaces.directions import random_direction
 
 
 def tiny_bn_net(seed=0, dtype=torch.float64):

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from lsx.landscape.paths.explore import (
-    LandscapeExploration, connect_with_autoneb, load_edges, load_pair, minimax_matrix, mst_edges, pair_path,
+    LandscapeExploration,
+    connect_with_autoneb,
+    load_edges,
+    load_pair,
+    minimax_matrix,
+    mst_edges,
+    pair_path,
     suggest_pair,
 )
 from lsx.landscape.toy.potentials import MULLER_BROWN, refine_stationary_point

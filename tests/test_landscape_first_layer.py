@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from lsx.landscape.engine.bn_policy import uses_buffers
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.engine.grids import grid2d, line
+from lsx.landscape.surfaces.directions import random_direction
 from lsx.models import build_model
 
 

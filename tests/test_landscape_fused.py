@@ -4,12 +4,11 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from test_landscape_engine import data, tiny_bn_net
 from torch import nn
 
 from lsx.landscape.engine.evaluator import Evaluator, InferenceGraph
 from lsx.landscape.engine.flat import FlatParams
-
-from test_landscape_engine import data, tiny_bn_net
 
 
 class Residual(nn.Module):

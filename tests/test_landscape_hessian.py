@@ -4,11 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.curvature.hessian import (
-    count_short_directions, exact_hessian, hutchinson_trace, hvp_operator, krylov_size, slq_density, top_eigenpairs,
+    count_short_directions,
+    exact_hessian,
+    hutchinson_trace,
+    hvp_operator,
+    krylov_size,
+    slq_density,
+    top_eigenpairs,
     trace_estimate,
 )
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 
 
 def tiny_problem():

@@ -1,19 +1,32 @@
 """NEB / AutoNEB on analytic potentials with known saddles, and the pieces they are built from."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from lsx.landscape.paths.autoneb import (
-    MEP, auto_neb, between_points, check_schedule, dense_path, evaluate_path, find_insertions, insert_pivots, paper_schedule,
+    MEP,
+    auto_neb,
+    between_points,
+    check_schedule,
+    dense_path,
+    evaluate_path,
+    find_insertions,
+    insert_pivots,
+    paper_schedule,
 )
 from lsx.landscape.paths.neb import arc_lengths, improved_tangents, linear_path, neb, project_out_tangent, redistribute
 from lsx.landscape.toy.potentials import (
     CURVED_VALLEY,
-    DOUBLE_WELL, MULLER_BROWN, double_well, gradient_and_hessian, morse_index, muller_brown, refine_stationary_point,
+    DOUBLE_WELL,
+    MULLER_BROWN,
+    double_well,
+    gradient_and_hessian,
+    morse_index,
+    muller_brown,
+    refine_stationary_point,
 )
 
 F64 = torch.float64

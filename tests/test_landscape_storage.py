@@ -11,13 +11,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from test_landscape_engine import data, naive_metrics, setup
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.grids import grid2d, line
 from lsx.landscape.engine.storage import PointStore, StoreMismatch, load_store
 from lsx.landscape.engine.surface import compute_surface
-
-from test_landscape_engine import data, naive_metrics, setup
 
 ROOT = Path(__file__).resolve().parents[1]
 PROV = {"kind": "random_gaussian", "seeds": [1, 2], "norm": "filter", "ignore": "biasbn", "center": "ckpt/epoch_3.pt"}
@@ -123,13 +122,17 @@ def test_failed_write_leaves_the_previous_file_intact_and_no_temp_file(tmp_path,
 
 
 def test_flush_every_n_points_or_t_seconds(tmp_path, monkeypatch):
-    store = PointStore(tmp_path / "s.h5", line(0, 1, 10), np.ones((1, 3)), ["train_loss"], {}, {}, flush_every=3, flush_seconds=3600)
+    store = PointStore(
+        tmp_path / "s.h5", line(0, 1, 10), np.ones((1, 3)), ["train_loss"], {}, {}, flush_every=3, flush_seconds=3600
+    )
     flushed = [store.record(i, {"train_loss": float(i)}) or store.maybe_flush() for i in range(7)]
     assert flushed == [False, False, True, False, False, True, False]
     assert load_store(store.path).done.sum() == 6
     clock = {"t": 1000.0}
     monkeypatch.setattr("lsx.landscape.engine.storage.time.monotonic", lambda: clock["t"])
-    timed = PointStore(tmp_path / "t.h5", line(0, 1, 10), np.ones((1, 3)), ["train_loss"], {}, {}, flush_every=100, flush_seconds=5)
+    timed = PointStore(
+        tmp_path / "t.h5", line(0, 1, 10), np.ones((1, 3)), ["train_loss"], {}, {}, flush_every=100, flush_seconds=5
+    )
     timed.record(0, {"train_loss": 0.0})
     assert not timed.maybe_flush()
     clock["t"] += 6

@@ -18,7 +18,9 @@ def test_bisection_finds_known_width_of_isotropic_bowl():
                        max_distance=10, rtol=1e-6)
     assert np.allclose(res.distances, 0.5, rtol=2e-6)
     assert np.allclose(res.angular, np.arctan(0.5 / float(c.norm())))  # default angle: arctan(r/‖θ‖)
-    assert res.summary["theta_norm"] == pytest.approx(float(c.norm())) and res.summary["distance_mean"] == pytest.approx(0.5, rel=2e-6)
+    assert res.summary["theta_norm"] == pytest.approx(float(c.norm())) and res.summary["distance_mean"] == pytest.approx(
+        0.5, rel=2e-6
+    )
     assert res.summary["fraction_reached"] == 1.0
     assert res.evaluations < 6 * 40  # bisection, not a grid
 

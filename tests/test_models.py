@@ -31,12 +31,12 @@ def test_param_counts_match_the_papers():
 
 def test_simple_cnn_structure_and_options():
     m = build_model("simple_cnn", 3, 32, 10)
-    convs = [l for l in m if isinstance(l, torch.nn.Conv2d)]
+    convs = [layer for layer in m if isinstance(layer, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [16, 32, 32] and all(c.kernel_size == (3, 3) for c in convs)
-    assert any(isinstance(l, torch.nn.Tanh) for l in m)
+    assert any(isinstance(layer, torch.nn.Tanh) for layer in m)
     wide = build_model("simple_cnn", 3, 32, 10, width=2.0, activation="relu", dropout=0.2)
     assert [c.out_channels for c in wide if isinstance(c, torch.nn.Conv2d)] == [32, 64, 64]
-    assert any(isinstance(l, torch.nn.Dropout) for l in wide)
+    assert any(isinstance(layer, torch.nn.Dropout) for layer in wide)
 
 
 def test_noshort_resnet_has_no_shortcut_projection():

@@ -22,8 +22,13 @@ def rendered(monkeypatch):
 
 
 def test_main_figures_have_labels_and_constrained_layout(rendered, tmp_path):
-    from lsx.plots.surfaces import (plot_curves, plot_interpolation, plot_pca_trajectory, plot_surface_views,
-                                    plot_weight_histograms)
+    from lsx.plots.surfaces import (
+        plot_curves,
+        plot_interpolation,
+        plot_pca_trajectory,
+        plot_surface_views,
+        plot_weight_histograms,
+    )
     from lsx.plots.training import plot_learning_curve
 
     a = np.linspace(-1, 1, 7)

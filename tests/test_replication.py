@@ -11,7 +11,7 @@ from lsx.claims.replication import UNSTABLE, combine, evaluate_replicated
 from lsx.claims.units import Unit, check_sets, next_block, parse_unit, parse_units
 from lsx.claims.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 
-R, N, I = REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE
+R, N, I = REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE  # noqa: E741 - the verdicts' initials, for the tables below
 
 
 @pytest.mark.parametrize("d, r, headline", [

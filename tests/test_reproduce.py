@@ -63,9 +63,20 @@ def _fake_jobs(root: Path) -> dict[str, list[dict]]:
         (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "analysis": {"seed": k}}))
         (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": {}, "training": [],
                                                     "code_version": "aaa111", "torch_threads": 1}))
-        runs["fort_toy"].append({"overrides": ["experiment=fort_toy", "scale=cpu", f"analysis.seed={k}"], "set": name, "unit": k,
-                                 "seed": k, "status": "ran", "job_dir": str(d), "job": "toy_wedges", "elapsed_s": 1.0, "wall_s": 1.0,
-                                 "torch_threads": 1})
+        runs["fort_toy"].append(
+            {
+                "overrides": ["experiment=fort_toy", "scale=cpu", f"analysis.seed={k}"],
+                "set": name,
+                "unit": k,
+                "seed": k,
+                "status": "ran",
+                "job_dir": str(d),
+                "job": "toy_wedges",
+                "elapsed_s": 1.0,
+                "wall_s": 1.0,
+                "torch_threads": 1,
+            }
+        )
     x = np.linspace(-1, 1, 5)
     for name, units in (("discovery", DISC), ("replication", REPL)):
         for ds in ([101, 202], [303, 404]):
@@ -75,13 +86,44 @@ def _fake_jobs(root: Path) -> dict[str, list[dict]]:
                 z = 0.1 + np.add.outer(x**2, x**2) + 0.01 * rng.random((5, 5))
                 np.savez(d / "surface_grid.npz", x=x, y=x, train_loss=z)
                 (d / "config.yaml").write_text(yaml.safe_dump({"seed": s, "analysis": {"direction_seeds": ds}}))
-                (d / "results.json").write_text(json.dumps({"job": "surface2d", "seed": s, "metrics": {}, "torch_threads": 1,
-                                                            "code_version": "bbb222" if ds[0] == 101 else "ccc333-dirty", "training": [
-                    {"seed": s, "run_dir": f"/cache/s{s}", "train_loss": 0.1 + 0.01 * s, "train_acc": 0.9, "test_loss": 0.3,
-                     "test_acc": 0.8, "epochs_run": 3, "steps": 30, "stopped_by": "epochs"}]}))
-                runs["quickstart"].append({"overrides": ["experiment=quickstart", "scale=cpu", f"seed={s}"], "set": name, "unit": s,
-                                           "seed": s, "status": "ran", "job_dir": str(d), "job": "surface2d", "elapsed_s": 1.0,
-                                           "wall_s": 1.0, "torch_threads": 1})
+                (d / "results.json").write_text(
+                    json.dumps(
+                        {
+                            "job": "surface2d",
+                            "seed": s,
+                            "metrics": {},
+                            "torch_threads": 1,
+                            "code_version": "bbb222" if ds[0] == 101 else "ccc333-dirty",
+                            "training": [
+                                {
+                                    "seed": s,
+                                    "run_dir": f"/cache/s{s}",
+                                    "train_loss": 0.1 + 0.01 * s,
+                                    "train_acc": 0.9,
+                                    "test_loss": 0.3,
+                                    "test_acc": 0.8,
+                                    "epochs_run": 3,
+                                    "steps": 30,
+                                    "stopped_by": "epochs",
+                                }
+                            ],
+                        }
+                    )
+                )
+                runs["quickstart"].append(
+                    {
+                        "overrides": ["experiment=quickstart", "scale=cpu", f"seed={s}"],
+                        "set": name,
+                        "unit": s,
+                        "seed": s,
+                        "status": "ran",
+                        "job_dir": str(d),
+                        "job": "surface2d",
+                        "elapsed_s": 1.0,
+                        "wall_s": 1.0,
+                        "torch_threads": 1,
+                    }
+                )
     return runs
 
 
@@ -95,7 +137,9 @@ def fake_two_presets(tmp_path_factory):
     out = root / "reproduce"
     runs = _fake_jobs(root)
     plans = {p: make_plan(p) for p in ("quickstart", "fort_toy")}
-    plans["quickstart"].figures = [{"figure": "metric_vs_key", "args": {"x": "analysis.direction_seeds.0", "y": "training.train_loss"}}]
+    plans["quickstart"].figures = [
+        {"figure": "metric_vs_key", "args": {"x": "analysis.direction_seeds.0", "y": "training.train_loss"}}
+    ]
     sections = [build_preset_report(PresetRun(plans[p], runs[p], 2.0), out) for p in ("quickstart", "fort_toy")]
     return out, write_report(sections, out, ["quickstart", "fort_toy"], environment(2), 4.0)
 
@@ -131,7 +175,12 @@ def test_report_has_every_section(report_run):
     env = report["environment"]
     assert env["torch_threads"] == 1 and env["torch"] and env["cpu"] and env["python"]
     for s in report["presets"]:
-        assert s["n_failed"] == 0 and s["run_time_s"] > 0 and s["jobs"] and all(f["path"] and not f.get("error") for f in s["figures"])
+        assert (
+            s["n_failed"] == 0
+            and s["run_time_s"] > 0
+            and s["jobs"]
+            and all(f["path"] and not f.get("error") for f in s["figures"])
+        )
         assert s["seeds"] == {"discovery": DISC, "replication": REPL} and s["job_torch_threads"] == {"1": len(s["jobs"])}
         assert {(j["set"], j["unit"]) for j in s["jobs"]} == {("discovery", u) for u in DISC} | {("replication", u) for u in REPL}
         for c in s["claims"]:
@@ -289,7 +338,10 @@ def test_seed_lists_change_the_units_of_every_preset(preset, first, last):
     assert units[0] == first and units[-1] == last and len(set(units)) == 12
     assert not set(map(tuple, plan.points)) & set(map(tuple, default.points))  # every job differs from the default's
     explicit = make_plan(preset, seeds="[20,21,22,23,24,25]", replication="40-45")
-    assert explicit.seeds["replication"] == list(range(40, 46)) and explicit.points[:len(plan.points) // 2] == plan.points[:len(plan.points) // 2]
+    assert (
+        explicit.seeds["replication"] == list(range(40, 46))
+        and explicit.points[: len(plan.points) // 2] == plan.points[: len(plan.points) // 2]
+    )
 
 
 def _git_status() -> str:
@@ -326,7 +378,9 @@ def test_two_workers_give_the_same_report_as_one(lsx_dirs):
         report = reproduce([*TINY_TOY, "analysis.trials=2", "analysis.steps=100", *extra], echo=lambda s: None)
         (s,) = report["presets"]
         assert all(j["status"] == "ran" for j in s["jobs"])  # computed afresh, not read from the other run
-        metrics = {(j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]}
+        metrics = {
+            (j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]
+        }
         claims = [(c["id"], c["verdict"], {n: (d["verdict"], (d["estimate"] or {}).get("value"), (d["estimate"] or {}).get("lo"))
                                            for n, d in c["sets"].items()}) for c in s["claims"]]
         shutil.rmtree(lsx_dirs[1])
@@ -363,7 +417,9 @@ def test_generator_refuses_a_mixed_dirty_or_incomplete_report(fake_two_presets, 
     out, report = fake_two_presets
     readme_path = tmp_path / "README.md"
     readme_path.write_text(SRC)
-    assert readme.main(["--report", str(out / "report.json"), "--docs", str(tmp_path / "docs"), "--readme", str(readme_path)]) == 2
+    assert (
+        readme.main(["--report", str(out / "report.json"), "--docs", str(tmp_path / "docs"), "--readme", str(readme_path)]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "refusing to generate the README" in err and "mixed: jobs computed by 3 code versions" in err
     assert "ccc333-dirty" in err and readme_path.read_text() == SRC and not (tmp_path / "docs").exists()
@@ -374,7 +430,9 @@ def test_generator_refuses_a_mixed_dirty_or_incomplete_report(fake_two_presets, 
     assert readme.problems(_clean(report)) == []
     incomplete = _clean(report)
     incomplete["presets"] = incomplete["presets"][:1]
-    assert readme.problems(incomplete) == ["incomplete: no section for preset(s) quickstart (run `make reproduce` without PRESETS)"]
+    assert readme.problems(incomplete) == [
+        "incomplete: no section for preset(s) quickstart (run `make reproduce` without PRESETS)"
+    ]
 
 
 def test_generator_publishes_and_regenerates_the_committed_block_byte_for_byte(fake_two_presets, tmp_path, two_preset_repo):
@@ -390,10 +448,16 @@ def test_generator_publishes_and_regenerates_the_committed_block_byte_for_byte(f
     assert (docs / "report.html").read_bytes() == (out / "report.html").read_bytes()
     assert json.loads((docs / "report.json").read_text())["published"] == {"allow_mixed": False, "problems": []}
     block = readme.results_block(json.loads((docs / "report.json").read_text()))
-    assert "all 36 jobs computed by code 0123456789ab" in block and "paper claims: " in block and "sanity checks (no paper): " in block
+    assert (
+        "all 36 jobs computed by code 0123456789ab" in block
+        and "paper claims: " in block
+        and "sanity checks (no paper): " in block
+    )
     assert "; whole run 0 min wall" in block and "kept from earlier runs" not in block
     merged = dict(_clean(report), kept_from_earlier_runs=["fort_toy"])  # `lsx.reproduce quickstart` after a full run
-    assert "sections of fort_toy kept from earlier runs" in readme.results_block(merged) and "whole run" not in readme.results_block(merged)
+    assert "sections of fort_toy kept from earlier runs" in readme.results_block(
+        merged
+    ) and "whole run" not in readme.results_block(merged)
     for s in report["presets"]:
         for c in s["claims"]:
             assert f"`{s['preset']}` | {c['id']} |" in block and f"**{c['verdict']}** |" in block
@@ -408,7 +472,10 @@ def test_generator_allow_mixed_says_so(fake_two_presets, tmp_path, two_preset_re
     out, _ = fake_two_presets
     docs, readme_path = tmp_path / "docs", tmp_path / "README.md"
     readme_path.write_text(SRC)
-    assert readme.main(["--report", str(out / "report.json"), "--docs", str(docs), "--readme", str(readme_path), "--allow-mixed"]) == 0
+    assert (
+        readme.main(["--report", str(out / "report.json"), "--docs", str(docs), "--readme", str(readme_path), "--allow-mixed"])
+        == 0
+    )
     text = readme_path.read_text()
     assert "**Published with `--allow-mixed` despite:** mixed: jobs computed by 3 code versions" in text
     assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0  # the committed flag is kept
@@ -419,7 +486,9 @@ def test_readme_block_regenerates_identically(report_run, tmp_path):
     report = json.loads((out / "report.json").read_text())
     first = readme.render(SRC, report)
     assert readme.render(first, json.loads((out / "report.json").read_text())) == first  # idempotent, same input → same text
-    assert "\nold\n" not in first and first.endswith("text\n<!-- presets:begin -->\n" + readme.presets_block(report) + "<!-- presets:end -->\n")
+    assert "\nold\n" not in first and first.endswith(
+        "text\n<!-- presets:begin -->\n" + readme.presets_block(report) + "<!-- presets:end -->\n"
+    )
     assert readme.results_block(None).count("not run") >= 4  # presets absent from the report
     with pytest.raises(ValueError, match="README has no <!-- results:begin -->"):
         readme.render("no markers", report)

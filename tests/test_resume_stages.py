@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 import torch
-
 from conftest import run_module
+
 from lsx.landscape.paths.connectors import low_loss_connector
 from lsx.landscape.paths.tunnel import tunnel_width
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-import sys
 
 import pytest
 import torch
-
 from conftest import run_module
+
 from lsx.training.checkpoints import CheckpointError, load_checkpoint
 from lsx.training.runner import run_dir_for, train
 
@@ -311,9 +310,10 @@ def test_readme_step_schedule_example_drops_the_lr(compose):
     import shlex
 
     from conftest import ROOT
+
     from lsx.training.optim import lr_multiplier
 
-    line = next(l for l in (ROOT / "README.md").read_text().splitlines() if "scheduler=step" in l and "lsx.train" in l)
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if "scheduler=step" in ln and "lsx.train" in ln)
     args = [a for a in shlex.split(line.split("#")[0])[3:]]
     c = compose(*args)
     mult = lr_multiplier(c["scheduler"], steps_per_epoch=1, total_epochs=c["training"]["epochs"])
@@ -364,7 +364,9 @@ def test_external_checkpoint_is_validated(compose, tmp_path):
         run_analysis(compose(*FAST, "analysis=hessian", f"analysis.center_ckpt={bad}"), tmp_path / "r1", progress=False)
     mlp = train(compose(*FAST, "model=mlp"), progress=False)
     with pytest.raises(CheckpointError, match="expected 'simple_cnn'"):
-        run_analysis(compose(*FAST, "analysis=tunnel_width", f"analysis.center_ckpt={mlp.final}"), tmp_path / "r2", progress=False)
+        run_analysis(
+            compose(*FAST, "analysis=tunnel_width", f"analysis.center_ckpt={mlp.final}"), tmp_path / "r2", progress=False
+        )
 
 
 # ----------------------------------------------------------------- logs off a terminal (item 9)

@@ -20,7 +20,9 @@ def _width_jobs(widths_by_x, key="optimizer.lr", noise=0.0, seeds=range(6)):
     for s in seeds:
         for x, w in widths_by_x.items():
             section, name = key.split(".")
-            jobs.append(Job(s, {section: {name: x}, "seed": s}, {"width_mean": w + noise * rng.normal(), "base_train_loss": 0.05}))
+            jobs.append(
+                Job(s, {section: {name: x}, "seed": s}, {"width_mean": w + noise * rng.normal(), "base_train_loss": 0.05})
+            )
     return jobs
 
 
@@ -83,8 +85,14 @@ def test_width_panels_draw_own_and_sibling_presets(tmp_path):
     cfg = {"analysis": {"job": "tunnel_width"}, "training": {"epochs": 5}, "scale": "cpu", "data": {"name": "digits"},
            "model": {"name": "simple_cnn", "dropout": 0.0}, "optimizer": {"lr": 1e-3, "weight_decay": 0.0}}
     own = []
-    for i, (preset, key, x) in enumerate([("fort_fig5", "lr", 1e-3), ("fort_fig5", "lr", 1e-2), ("fort_fig5_l2", "weight_decay", 1e-3),
-                                          ("fort_fig5_l2", "weight_decay", 0.0)]):
+    for i, (preset, key, x) in enumerate(
+        [
+            ("fort_fig5", "lr", 1e-3),
+            ("fort_fig5", "lr", 1e-2),
+            ("fort_fig5_l2", "weight_decay", 1e-3),
+            ("fort_fig5_l2", "weight_decay", 0.0),
+        ]
+    ):
         d = root / f"tunnel_width_{preset}_{i:012d}"
         d.mkdir(parents=True)
         c = json.loads(json.dumps(cfg))

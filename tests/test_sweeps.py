@@ -3,7 +3,6 @@ import csv
 import json
 
 import yaml
-
 from conftest import run_module
 
 DIVERGE = ("optimizer=sgd", "debug=fast", "data.batch_size=8")  # lr=1e8 gives a NaN loss within 8 steps

@@ -122,8 +122,16 @@ def test_resume_points_follow_the_schedule(compose, monkeypatch, every, interval
 
     spy = _spy_resume_points(monkeypatch)
     every_arg = "null" if every is None else every
-    run = train(compose(*FAST, f"training.epochs={epochs}", f"training.resume_every={every_arg}",
-                        f"training.resume_min_interval_s={interval}", f"training.keep_resume={str(keep).lower()}"), progress=False)
+    run = train(
+        compose(
+            *FAST,
+            f"training.epochs={epochs}",
+            f"training.resume_every={every_arg}",
+            f"training.resume_min_interval_s={interval}",
+            f"training.keep_resume={str(keep).lower()}",
+        ),
+        progress=False,
+    )
     assert spy == written
     assert _usable_resume_point(run.run_dir / "resume.ckpt") == kept
 
@@ -168,7 +176,9 @@ def test_resume_schedule_keys_never_change_the_cache_key(compose):
     key = config_hash(training_config(without))
     assert config_hash(training_config(default)) == key
     for every, interval in ((0, 0), (None, 0.5), (7, 3600)):
-        other = compose(f"training.resume_every={'null' if every is None else every}", f"training.resume_min_interval_s={interval}")
+        other = compose(
+            f"training.resume_every={'null' if every is None else every}", f"training.resume_min_interval_s={interval}"
+        )
         assert config_hash(training_config(other)) == key
         assert job_key(dict(other, analysis={"job": "x"})) == job_key(dict(default, analysis={"job": "x"}))
     assert config_hash(training_config(compose("training.epochs=11"))) != key  # the key still sees real changes
@@ -215,8 +225,16 @@ def test_summary_metrics_equal_the_plain_evaluation_up_to_rounding(compose, extr
 
 def test_gradient_clipping_bounds_every_step(compose):
     # plain SGD (no momentum, no weight decay) moves the weights by lr · ‖clipped gradient‖ <= lr · clip per step
-    base = (*FAST, "optimizer=sgd", "optimizer.lr=0.5", "optimizer.momentum=0", "optimizer.weight_decay=0", "optimizer.nesterov=false", "training.epochs=1",
-            "data.batch_size=32")
+    base = (
+        *FAST,
+        "optimizer=sgd",
+        "optimizer.lr=0.5",
+        "optimizer.momentum=0",
+        "optimizer.weight_decay=0",
+        "optimizer.nesterov=false",
+        "training.epochs=1",
+        "data.batch_size=32",
+    )
     steps = 128 // 32  # debug=fast: 128 examples
 
     def moved(run):
@@ -250,7 +268,15 @@ def test_epoch_metrics_reach_the_csv_logger_and_the_progress_bar(compose):
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(compose):
-    c = compose(*FAST, "model=mlp", "optimizer=sgd", "optimizer.lr=1e30", "optimizer.nesterov=false", "optimizer.momentum=0", "training.epochs=3")
+    c = compose(
+        *FAST,
+        "model=mlp",
+        "optimizer=sgd",
+        "optimizer.lr=1e30",
+        "optimizer.nesterov=false",
+        "optimizer.momentum=0",
+        "training.epochs=3",
+    )
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
         train(c, progress=False)
     from lsx.training.runner import run_dir_for

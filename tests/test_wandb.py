@@ -5,7 +5,9 @@ from conftest import run_module
 
 def test_two_job_multirun_gives_two_offline_runs(lsx_dirs):
     cache, out = lsx_dirs
-    res = run_module("lsx.train", "-m", "seed=0,1", "debug=fast", "logger=wandb", env={"WANDB_MODE": "offline", "WANDB_SILENT": ""})
+    res = run_module(
+        "lsx.train", "-m", "seed=0,1", "debug=fast", "logger=wandb", env={"WANDB_MODE": "offline", "WANDB_SILENT": ""}
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert not [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("wandb:")]  # quiet outside make
     assert not list(cache.rglob("wandb")), "W&B files belong to the sweep's job directories, not the training cache"

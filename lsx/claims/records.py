@@ -83,9 +83,11 @@ class JobRecord:
             return _dig(self.metrics, rest, key, f"job {self.job_dir.name} has no metric {rest!r}; its metrics: "
                         f"{', '.join(sorted(self.metrics)[:40])}")
         if head == "training" and rest in _NUMERIC_TRAINING:
-            values = [t.get(rest) for t in self.training if t.get(rest) is not None]
+            values = [v for v in (t.get(rest) for t in self.training) if v is not None]
             if not values:
-                raise MissingKey(f"job {self.job_dir.name} records no trained optimum with {rest!r} (results.json 'training' is empty)")
+                raise MissingKey(
+                    f"job {self.job_dir.name} records no trained optimum with {rest!r} (results.json 'training' is empty)"
+                )
             return float(sum(values) / len(values))
         return _dig(self.config, key, key, f"job {self.job_dir.name} has no config key {key!r}", none_is_missing=False)
 

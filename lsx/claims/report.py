@@ -23,8 +23,8 @@ from lsx.utils.io import atomic_write_json, atomic_write_text
 
 from .figures import draw_figure
 from .records import JobRecord
-from .statistics import get_statistic_plot
 from .replication import HEADLINES, UNSTABLE, evaluate_replicated
+from .statistics import get_statistic_plot
 from .units import SETS
 from .verdicts import CLAIM_KEYS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FailedJob
 
@@ -206,7 +206,8 @@ def _img(out_dir: Path, rel: str | None, alt: str) -> str:
     if not rel or not (out_dir / rel).is_file():
         return ""
     data = base64.b64encode((out_dir / rel).read_bytes()).decode()
-    return f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+    return (f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
 
 
 def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None, columns: Sequence[str] | None = None) -> str:
@@ -224,7 +225,8 @@ def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None
 
 
 def _verdict(v: str) -> str:
-    return f'<span class="verdict" data-verdict="{html.escape(v)}" style="background:{COLOURS.get(v, "#555")}">{html.escape(v)}</span>'
+    return (f'<span class="verdict" data-verdict="{html.escape(v)}" style="background:{COLOURS.get(v, "#555")}">'
+            f'{html.escape(v)}</span>')
 
 
 def interval_text(est: dict[str, Any] | None) -> str:
@@ -254,8 +256,13 @@ def unmatched(d: dict[str, Any]) -> bool:
 
 def _set_html(preset: str, cid: str, name: str, d: dict[str, Any], out_dir: Path) -> str:
     est = d.get("estimate") or {}
-    compared = [{k: r.get(k) for k in ("group_key", "group", "seed", "train_loss", "test_acc", "epochs_run", "steps", "stopped_by", "flag")}
-                for r in d.get("compared") or []]
+    compared = [
+        {
+            k: r.get(k)
+            for k in ("group_key", "group", "seed", "train_loss", "test_acc", "epochs_run", "steps", "stopped_by", "flag")
+        }
+        for r in d.get("compared") or []
+    ]
     key = next((r["group_key"] for r in compared if r.get("group_key")), None)
     for r in compared:
         r.pop("group_key")
@@ -267,14 +274,17 @@ def _set_html(preset: str, cid: str, name: str, d: dict[str, Any], out_dir: Path
     flag = f'<p class="{"flag" if unmatched(d) else "match"}">{html.escape(match)}</p>' if match else ""
     failed = ""
     if d.get("failed"):
-        items = "".join(f"<li><code>{html.escape(' '.join(f['overrides']))}</code>: {html.escape(f['reason'])}</li>" for f in d["failed"])
+        items = "".join(
+            f"<li><code>{html.escape(' '.join(f['overrides']))}</code>: {html.escape(f['reason'])}</li>" for f in d["failed"]
+        )
         failed = f'<div class="failed"><b>Failed jobs (excluded):</b><ul>{items}</ul></div>'
     plot_err = f'<p class="flag">plot failed: {html.escape(d["plot_error"])}</p>' if d.get("plot_error") else ""
     return f"""
   <div class="set" id="claim-{html.escape(preset)}-{html.escape(cid)}-{name}">
   <h5>{name} set {_verdict(d['verdict'])}</h5>
   <dl>
-    <dt>statistic</dt><dd><span class="value">{html.escape(interval_text(est))}</span><br><small>{_e(est.get('method'))}</small></dd>
+    <dt>statistic</dt><dd><span class="value">{html.escape(interval_text(est))}</span><br>
+      <small>{_e(est.get('method'))}</small></dd>
     <dt>verdict</dt><dd>{_verdict(d['verdict'])} — {_e(d.get('reason'))}</dd>
   </dl>
   {failed}
@@ -310,14 +320,22 @@ def _claim_html(preset: str, c: dict[str, Any], out_dir: Path) -> str:
 
 def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
     figs = "".join(
-        _img(out_dir, f.get("path"), f"{s['preset']}: {f['figure']}") or f'<p class="flag">figure {html.escape(f["figure"])} failed: {_e(f.get("error"))}</p>'
-        for f in s.get("figures") or [])
+        _img(out_dir, f.get("path"), f"{s['preset']}: {f['figure']}")
+        or f'<p class="flag">figure {html.escape(f["figure"])} failed: {_e(f.get("error"))}</p>'
+        for f in s.get("figures") or []
+    )
     jobs = "".join(
         f"<li>{html.escape(str(j.get('set')))} unit {_e(j.get('unit'))}: {html.escape(j['status'])} in {_e(j.get('wall_s'))} s: "
         f"<code>{html.escape(' '.join(o for o in j['overrides'] if not o.startswith('experiment=')))}</code>"
-        + (f' → <a href="{html.escape(Path(j["job_dir"]).as_uri())}">{html.escape(Path(j["job_dir"]).name)}</a>' if j.get("job_dir") else "")
-        + (f" — {html.escape(j['reason'])}" if j.get("reason") else "") + "</li>"
-        for j in s.get("jobs") or [])
+        + (
+            f' → <a href="{html.escape(Path(j["job_dir"]).as_uri())}">{html.escape(Path(j["job_dir"]).name)}</a>'
+            if j.get("job_dir")
+            else ""
+        )
+        + (f" — {html.escape(j['reason'])}" if j.get("reason") else "")
+        + "</li>"
+        for j in s.get("jobs") or []
+    )
     budget = f", budget ~{_e(s.get('budget_min'))} min" if s.get("budget_min") else ""
     seeds = s.get("seeds") or {}
     return f"""
@@ -326,8 +344,10 @@ def _preset_html(s: dict[str, Any], out_dir: Path) -> str:
   <p class="header">{html.escape(s.get('header') or '')}</p>
   <p class="meta">scale <b>{_e(s['scale'])}</b>; a unit is {html.escape(str((s.get('unit') or {}).get('what')))};
      discovery units {_e(seeds.get('discovery'))}, replication units {_e(seeds.get('replication'))};
-     {s['n_jobs']} job(s), {s['n_failed']} failed; run time {_e(s['run_time_s'])} s (jobs' own compute {_e(s.get('compute_s'))} s){budget};
-     train-loss factor {_e(s.get('train_loss_ratio'))}; torch threads of the jobs {_e(s.get('job_torch_threads'))}{_versions_html(s.get('job_code_versions'))}</p>
+     {s['n_jobs']} job(s), {s['n_failed']} failed;
+     run time {_e(s['run_time_s'])} s (jobs' own compute {_e(s.get('compute_s'))} s){budget};
+     train-loss factor {_e(s.get('train_loss_ratio'))};
+     torch threads of the jobs {_e(s.get('job_torch_threads'))}{_versions_html(s.get('job_code_versions'))}</p>
   {''.join(_claim_html(s['preset'], c, out_dir) for c in s['claims'])}
   {f'<h4>Figures</h4>{figs}' if figs else ''}
   {interactive.report_section(s.get("jobs") or [])}
@@ -356,12 +376,14 @@ def environment_text(env: dict[str, Any] | None) -> str:
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1f2328;
+  line-height:1.45}
 h1{font-size:1.6em}h2{border-bottom:2px solid #d0d7de;padding-bottom:.2em;margin-top:2em}h3{margin-top:1.5em}
 .verdict{color:#fff;border-radius:4px;padding:1px 7px;font-size:.85em;font-weight:600;white-space:nowrap}
 .claim{border:1px solid #d0d7de;border-radius:6px;padding:.6em 1em;margin:1em 0;background:#f6f8fa}
 dl{display:grid;grid-template-columns:9em 1fr;gap:.2em .8em;margin:.4em 0}dt{font-weight:600;color:#57606a}dd{margin:0}
-table{border-collapse:collapse;margin:.4em 0;font-size:.88em;background:#fff}th,td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
+table{border-collapse:collapse;margin:.4em 0;font-size:.88em;background:#fff}
+th,td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
 th{background:#eaeef2}tr.flagged td{background:#ffebe9}.flag{color:#cf222e}.failed{color:#cf222e}
 img.fig{max-width:100%;border:1px solid #d0d7de;background:#fff}figure{margin:.6em 0}figcaption{font-size:.8em;color:#57606a}
 .summary td,.summary th{text-align:left}code{font-size:.9em}.match{color:#1a7f37}
@@ -375,13 +397,17 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
     for s in report["presets"]:
         papers.setdefault(s["paper"], []).append(s)
     rows = "".join(
-        f'<tr><td>{html.escape(s["paper"].split(" — ")[0])}</td><td><a href="#preset-{html.escape(s["preset"])}">{html.escape(s["preset"])}</a></td>'
+        f'<tr><td>{html.escape(s["paper"].split(" — ")[0])}</td>'
+        f'<td><a href="#preset-{html.escape(s["preset"])}">{html.escape(s["preset"])}</a></td>'
         f'<td><a href="#claim-{html.escape(s["preset"])}-{html.escape(c["id"])}">{html.escape(c["id"])}</a></td>'
         f'<td>{_e(c.get("paper_value"))}</td><td>{html.escape(str((c.get("units") or {}).get("what")))}</td>'
-        + "".join(f'<td>{html.escape(interval_text(d.get("estimate")))} {_verdict(d["verdict"])}</td>'
-                  for d in c["sets"].values())
+        + "".join(
+            f'<td>{html.escape(interval_text(d.get("estimate")))} {_verdict(d["verdict"])}</td>' for d in c["sets"].values()
+        )
         + f'<td>{_verdict(c["verdict"])}</td></tr>'
-        for s in report["presets"] for c in s["claims"])
+        for s in report["presets"]
+        for c in s["claims"]
+    )
     body = "".join(
         f'<section class="paper"><h2>{html.escape(p)}</h2>{"".join(_preset_html(s, out_dir) for s in ss)}</section>'
         for p, ss in papers.items())
@@ -426,8 +452,21 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
     kw = init_kwargs(dict(logger_cfg, group="reproduce"), "reproduce", "reproduce", str(out_dir),
                      {"command": report["command"], "presets": [s["preset"] for s in report["presets"]]})
     run = wandb.init(**{k: v for k, v in kw.items() if v is not None})
-    cols = ["paper", "preset", "claim", "statement", "paper_value", "statistic", "unit", "discovery", "discovery_verdict",
-            "replication", "replication_verdict", "verdict", "reason"]
+    cols: list[str | int] = [
+        "paper",
+        "preset",
+        "claim",
+        "statement",
+        "paper_value",
+        "statistic",
+        "unit",
+        "discovery",
+        "discovery_verdict",
+        "replication",
+        "replication_verdict",
+        "verdict",
+        "reason",
+    ]
     table = wandb.Table(columns=cols)
     images = {}
     for s in report["presets"]:

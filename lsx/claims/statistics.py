@@ -387,7 +387,9 @@ def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str
     r = float(va.mean() / vb.mean())
     n = min(va.size, vb.size)
     if n < 2:
-        return Estimate(r, math.nan, math.nan, n, "ratio of means (too few units for an interval)", details | {"paired": False}, table)
+        return Estimate(
+            r, math.nan, math.nan, n, "ratio of means (too few units for an interval)", details | {"paired": False}, table
+        )
     from scipy import stats
 
     se = math.sqrt(va.var(ddof=1) / (va.size * va.mean() ** 2) + vb.var(ddof=1) / (vb.size * vb.mean() ** 2))
@@ -432,7 +434,9 @@ def _plot_mean(jobs: Sequence[JobRecord], est: Estimate, path: Path, y: str, uni
     vals = [r["mean"] for r in est.table]
     ax.plot(np.zeros(len(vals)), vals, "o", alpha=0.7, label=f"per {unit}")
     if math.isfinite(est.lo):
-        ax.errorbar([0.25], [est.value], yerr=[[est.value - est.lo], [est.hi - est.value]], fmt="ks", capsize=4, label="mean, 95% CI")
+        ax.errorbar(
+            [0.25], [est.value], yerr=[[est.value - est.lo], [est.hi - est.value]], fmt="ks", capsize=4, label="mean, 95% CI"
+        )
     ax.set_xlim(-0.5, 0.75)
     ax.set_xticks([])
     ax.set_ylabel(y)

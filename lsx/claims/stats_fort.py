@@ -13,7 +13,6 @@ Spearman is rank based, so a log scale of x changes nothing; ``log_x`` only sets
 """
 from __future__ import annotations
 
-
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,8 +44,12 @@ def _per_x_table(xs: np.ndarray, ys: np.ndarray, extra: dict[str, np.ndarray]) -
     rows = []
     for xv in np.unique(xs):
         sel = xs == xv
-        row = {"x": float(xv), "mean": float(np.mean(ys[sel])), "sd": float(np.std(ys[sel], ddof=1)) if sel.sum() > 1 else float("nan"),
-               "n": int(sel.sum())}
+        row = {
+            "x": float(xv),
+            "mean": float(np.mean(ys[sel])),
+            "sd": float(np.std(ys[sel], ddof=1)) if sel.sum() > 1 else float("nan"),
+            "n": int(sel.sum()),
+        }
         for k, v in extra.items():
             vals = v[sel][np.isfinite(v[sel])]
             row[k] = float(np.mean(vals)) if vals.size else float("nan")
@@ -64,7 +67,8 @@ def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: fl
     (``t``: mean ρ, the default; ``sign``: median ρ). Why t: see the generic ``spearman``; per-unit
     ρ over 3–4 sweep values is bounded and, under the null, symmetric, where the simulated t
     interval keeps its level and has more power than the sign interval (docs/statistics.md)."""
-    points, cols = [], {k: [] for k in extra}
+    points: list[tuple[Any, float, float]] = []
+    cols: dict[str, list[float]] = {k: [] for k in extra}
     for j in jobs:
         xv = _num(j.get(x))
         if (x_min is not None and xv < x_min) or (x_max is not None and xv > x_max):
@@ -175,7 +179,15 @@ def tunnel_width_panels(jobs: list, path: Path, panels: Sequence[dict] = (), y: 
             if p.get("log_x"):
                 ax.set_xscale("log")
         else:
-            ax.text(0.5, 0.5, f"no finished jobs of {preset or 'this preset'}", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            ax.text(
+                0.5,
+                0.5,
+                f"no finished jobs of {preset or 'this preset'}",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
         ax.set_xlabel(p.get("label", p["x"]))
         ax.set_ylabel(p.get("y_label", "tunnel angular width (rad)"))
         ax.set_title(f"{preset or ''} n={seeds} seeds, {xs.size} jobs", fontsize=8)

@@ -20,8 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lsx.claims.records import JobRecord
 from lsx.claims.inference import LEVEL, check_test, unit_interval
+from lsx.claims.records import JobRecord
 from lsx.claims.statistics import Estimate, InsufficientData, group_rows, register_statistic, same_value, unit_of
 
 
@@ -76,7 +76,8 @@ def li_sign_flip(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, lo
 
 def trained_jobs(jobs: Sequence[JobRecord], max_train_loss: float) -> tuple[list[JobRecord], list[dict[str, Any]]]:
     """Jobs whose every optimum reached ``max_train_loss``, and the excluded ones with the reason."""
-    keep, excluded = [], []
+    keep: list[JobRecord] = []
+    excluded: list[dict[str, Any]] = []
     for j in jobs:
         if not j.training:
             excluded.append({"job": j.job_dir.name, "reason": "results.json records no trained optimum"})
@@ -86,8 +87,14 @@ def trained_jobs(jobs: Sequence[JobRecord], max_train_loss: float) -> tuple[list
             keep.append(j)
         else:
             stops = sorted({str(t.get("stopped_by")) for t in j.training})
-            excluded.append({"job": j.job_dir.name, "seed": j.seed, "train_loss": worst,
-                             "reason": f"not trained: train loss {worst:.3g} > {max_train_loss:g} (stopped by {', '.join(stops)})"})
+            excluded.append(
+                {
+                    "job": j.job_dir.name,
+                    "seed": j.seed,
+                    "train_loss": worst,
+                    "reason": f"not trained: train loss {worst:.3g} > {max_train_loss:g} (stopped by {', '.join(stops)})",
+                }
+            )
     return keep, excluded
 
 

@@ -12,10 +12,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .records import JobRecord
 from .inference import check_test, describe, unit_interval
+from .records import JobRecord
 from .statistics import (
-    Estimate, InsufficientData, get_statistic_plot, register_statistic, register_statistic_plot, spearman, unit_of,
+    Estimate,
+    InsufficientData,
+    get_statistic_plot,
+    register_statistic,
+    register_statistic_plot,
+    spearman,
+    unit_of,
 )
 
 
@@ -136,6 +142,8 @@ def _plot_rise_spearman(jobs: Sequence[JobRecord], est: Estimate, path: Path, x:
                         metric: str = "train_loss", unit: str = "seed", log_x: bool = False, **_: Any) -> Path:
     """The rise against x, one line per unit (the generic spearman plot on the derived value)."""
     plot = get_statistic_plot("spearman")
+    if plot is None:  # registered by lsx.claims.statistics, which this module imports
+        raise LookupError("the generic 'spearman' statistic plot is not registered")
     return plot(_with_rise(jobs, radius, metric), est, path, x=x, y=f"metrics.{RISE_KEY}", log_x=log_x, unit=unit)
 
 

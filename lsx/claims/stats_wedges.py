@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .records import JobRecord
 from .inference import check_test, describe, unit_interval
+from .records import JobRecord
 from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, unit_of
 
 
@@ -114,7 +114,7 @@ def plot_success_curves(jobs: Sequence[JobRecord], est: Estimate, path: Path, un
     from lsx.plots.common import save_figure
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
-    colours = {}
+    colours: dict[tuple[int, int], str] = {}
     for j in jobs:
         for (D, n), (dims, s) in sorted(_curves(j).items()):
             c = colours.setdefault((D, n), f"C{len(colours)}")

@@ -19,7 +19,7 @@ import inspect
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .inference import MIN_UNITS
 from .records import JobRecord, MissingKey
@@ -103,7 +103,7 @@ def check_decision(decision: Any) -> tuple[str, tuple[float, ...]]:
     raise ValueError(f"decision {decision!r} is malformed; {valid} (with a <= b)")
 
 
-def decide_interval(lo: float, hi: float, decision: dict[str, Any]) -> str:
+def decide_interval(lo: float, hi: float, decision: Mapping[str, Any]) -> str:
     """The verdict of a 95% interval [lo, hi] under a decision rule (NaN bounds: inconclusive)."""
     rule, bounds = check_decision(decision)
     if not (_finite(lo) and _finite(hi)):
@@ -116,7 +116,7 @@ def decide_interval(lo: float, hi: float, decision: dict[str, Any]) -> str:
     return REPRODUCED if a <= lo and hi <= b else NOT_REPRODUCED if hi < a or lo > b else INCONCLUSIVE
 
 
-def decide(est: Estimate, decision: dict[str, Any]) -> tuple[str, str]:
+def decide(est: Estimate, decision: Mapping[str, Any]) -> tuple[str, str]:
     """(verdict, reason) for an estimate under a decision rule.
 
     Below ``MIN_UNITS`` independent units the verdict is inconclusive whatever the interval says:
@@ -255,7 +255,9 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
     can inflate it), and ``matching.measure`` says so."""
     key = args.get("x") or args.get("key")
     jobs = compared_jobs(jobs, args)
-    rows, seen, fallback = [], set(), set()
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[str, Any]] = set()
+    fallback: set[str] = set()
     for j in jobs:
         group = j.get(key, None) if key else None
         measured = any(t.get("analysis_train_loss") is not None for t in j.training)
@@ -281,13 +283,14 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
         lo_row = min(usable, key=lambda r: r["compared_loss"])
         hi_row = max(usable, key=lambda r: r["compared_loss"])
         lo, hi = lo_row["compared_loss"], hi_row["compared_loss"]
-        m.spread = res.train_loss_spread = hi / lo
+        spread = float(hi / lo)
+        m.spread = res.train_loss_spread = spread
         if ratio:
             for r in usable:
                 r["flag"] = bool(max(r["compared_loss"] / lo, hi / r["compared_loss"]) > float(ratio))
-            res.train_loss_flag = m.spread > float(ratio)
+            res.train_loss_flag = spread > float(ratio)
             if res.train_loss_flag:
-                parts.append(f"train losses differ {m.spread:.3g}x (> the preset's {float(ratio):g}; {m.measure}): "
+                parts.append(f"train losses differ {spread:.3g}x (> the preset's {float(ratio):g}; {m.measure}): "
                              f"highest {_run_text(hi_row)} {hi:.3g}, lowest {_run_text(lo_row)} {lo:.3g}")
     missed = [r for r in rows if r["reached_target"] is False]
     if missed:
@@ -317,8 +320,13 @@ def compared_jobs(jobs: Sequence[JobRecord], args: dict[str, Any]) -> list[JobRe
     if x and (args.get("x_min") is not None or args.get("x_max") is not None):
         lo = -math.inf if args.get("x_min") is None else float(args["x_min"])
         hi = math.inf if args.get("x_max") is None else float(args["x_max"])
-        out = [j for j in out if not _finite(_number(j.get(x, None))) or lo <= _number(j.get(x, None)) <= hi]
+        out = [j for j in out if _kept_by_range(_number(j.get(x, None)), lo, hi)]
     return out
+
+
+def _kept_by_range(v: float | None, lo: float, hi: float) -> bool:
+    """Kept by an ``x`` range: a value with no finite number (the statistic reports it) or one within [lo, hi]."""
+    return v is None or not math.isfinite(v) or lo <= v <= hi
 
 
 def _number(v: Any) -> float | None:

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from lsx.tracking.aggregate import (
-    collect, failed_rows, metric_keys, missed_target_rows, ok_rows, resolve_key, series, swept_keys, write_summary,
+    collect,
+    failed_rows,
+    metric_keys,
+    missed_target_rows,
+    ok_rows,
+    resolve_key,
+    series,
+    swept_keys,
+    write_summary,
 )
 
 
@@ -91,7 +99,9 @@ def log_to_wandb(sweep_dir: Path, out: dict, project: str | None = None, entity:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sweep_dir", type=Path)
-    ap.add_argument("--x", action="append", help="swept key(s) for the x axis, e.g. optimizer.lr (default: every key that varies)")
+    ap.add_argument(
+        "--x", action="append", help="swept key(s) for the x axis, e.g. optimizer.lr (default: every key that varies)"
+    )
     ap.add_argument("--y", action="append", help="metric(s) to plot, e.g. metrics.test_acc (default: all scalar metrics)")
     ap.add_argument("--linear-x", action="store_true")
     ap.add_argument("--wandb", action="store_true", help="also log summary table and figures to W&B (offline without a key)")

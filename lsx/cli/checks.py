@@ -136,7 +136,7 @@ def print_scaled_job_config(argv: list[str]) -> bool:
             cfg_type = a.split("=", 1)[1]
     if cfg_type != "job" or any(a in ("-m", "--multirun", "-p", "--package") or a.startswith("--package=") for a in argv):
         return False
-    from lsx.config import compose_config, scale_overrides, _compose
+    from lsx.config import _compose, compose_config, scale_overrides
 
     overrides = _overrides(argv)
     if not scale_overrides(_compose(overrides)):

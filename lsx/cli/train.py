@@ -60,8 +60,10 @@ def main(cfg: DictConfig) -> None:
     res = run_training_job(cfg)
     if res:
         m = res["metrics"]
-        print(f"trained {res['training_run']}: test acc {m.get('test_acc', float('nan')):.4f}, test loss {m.get('test_loss', float('nan')):.4f}")
-
+        print(
+            f"trained {res['training_run']}: test acc {m.get('test_acc', float('nan')):.4f}, "
+            f"test loss {m.get('test_loss', float('nan')):.4f}"
+        )
 
 
 def cli() -> None:

@@ -13,18 +13,17 @@ argmax is kept as ``test_loss_at_train_saddle``); ``chance_loss`` = ln C is note
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.paths.autoneb import auto_neb, check_schedule, evaluate_path
 from lsx.landscape.engine.bn_policy import has_batchnorm
 from lsx.landscape.engine.evaluator import Evaluator
-from lsx.landscape.paths.explore import LandscapeExploration, load_pair, pair_path
 from lsx.landscape.engine.flat import FlatParams, functional_loss
+from lsx.landscape.paths.autoneb import auto_neb, check_schedule, evaluate_path
+from lsx.landscape.paths.explore import LandscapeExploration, load_pair, pair_path
 from lsx.plots.common import save_figure
 from lsx.plots.surfaces import plot_surface_views
 from lsx.utils.io import atomic_write_json
@@ -126,20 +125,28 @@ def run(ctx: JobContext) -> JobOutput:
         k = int(np.nanargmax(path["train_loss"]))
         ends = [0, -1]
         # Table 1 caption: the saddle value of each metric is its maximum along the final path
-        rows.append({
-            "pair": [seeds[i], seeds[j]], "in_mst": (i, j) in mst_pairs,
-            "train_loss_minima": float(np.mean(path["train_loss"][ends])), "train_loss_saddle": float(path["train_loss"][k]),
-            "test_loss_minima": float(np.mean(path["test_loss"][ends])), "test_loss_saddle": float(np.nanmax(path["test_loss"])),
-            "test_loss_at_train_saddle": float(path["test_loss"][k]),
-            "test_error_minima": float(np.mean(path["test_error"][ends])), "test_error_saddle": float(np.nanmax(path["test_error"])),
-            "linear_max_train_loss": float(np.nanmax(line["train_loss"])),
-            "linear_max_test_loss": float(np.nanmax(line["test_loss"])),
-            "num_pivots": len(pivots),
-            "saddle_minimum_factor": float(path["train_loss"][k]) / max(float(np.mean(path["train_loss"][ends])), 1e-12),
-            "test_error_rise": float(np.nanmax(path["test_error"]) - np.mean(path["test_error"][ends])),
-            "first_epoch_below_saddle": _first_epoch_below(runs[i], float(path["train_loss"][k])),
-        })
-        np.savez(ctx.path(f"{name}.npz"), **{f"path_{k2}": v for k2, v in path.items()}, **{f"line_{k2}": v for k2, v in line.items()})
+        rows.append(
+            {
+                "pair": [seeds[i], seeds[j]],
+                "in_mst": (i, j) in mst_pairs,
+                "train_loss_minima": float(np.mean(path["train_loss"][ends])),
+                "train_loss_saddle": float(path["train_loss"][k]),
+                "test_loss_minima": float(np.mean(path["test_loss"][ends])),
+                "test_loss_saddle": float(np.nanmax(path["test_loss"])),
+                "test_loss_at_train_saddle": float(path["test_loss"][k]),
+                "test_error_minima": float(np.mean(path["test_error"][ends])),
+                "test_error_saddle": float(np.nanmax(path["test_error"])),
+                "linear_max_train_loss": float(np.nanmax(line["train_loss"])),
+                "linear_max_test_loss": float(np.nanmax(line["test_loss"])),
+                "num_pivots": len(pivots),
+                "saddle_minimum_factor": float(path["train_loss"][k]) / max(float(np.mean(path["train_loss"][ends])), 1e-12),
+                "test_error_rise": float(np.nanmax(path["test_error"]) - np.mean(path["test_error"][ends])),
+                "first_epoch_below_saddle": _first_epoch_below(runs[i], float(path["train_loss"][k])),
+            }
+        )
+        np.savez(
+            ctx.path(f"{name}.npz"), **{f"path_{k2}": v for k2, v in path.items()}, **{f"line_{k2}": v for k2, v in line.items()}
+        )
     mst_rows = [r for r in rows if r["in_mst"]]
     # Table 1 note 1: "the average loss for an untrained network", −log(1/C) for the cross-entropy loss
     chance_loss = float(np.log(dm.shape.num_classes))
@@ -211,8 +218,8 @@ def _plane(ctx, a, ckpt, ti, tj, pivots, name) -> dict:
     res = evaluate_points(ctx, p, torch.stack([e1, e2]), np.stack([X.ravel(), Y.ravel()], 1), f"{name}_plane.h5",
                           {"kind": "autoneb_plane", "pair": name}, "upbn" if has_batchnorm(p.model) else "keep", None, 50)
     loss = np.asarray(res["train_loss"]).reshape(n, n)
-    views = plot_surface_views(x, y, loss, ctx.job_dir, f"{name}_plane", "train loss", log=True,
-                               points={"A": (0.0, 0.0), "B": (float(u.norm()), 0.0)})
+    plot_surface_views(x, y, loss, ctx.job_dir, f"{name}_plane", "train loss", log=True,
+                       points={"A": (0.0, 0.0), "B": (float(u.norm()), 0.0)})
     # draw the path on the filled contour
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=30, cmap="viridis")

@@ -76,7 +76,19 @@ class JobOutput:
 
 
 # keys that do not change a job's result (where/how it is logged and run)
-_NOT_HASHED = ("hydra", "paths", "logger", "trainer", "_overrides", "_run_dir", "experiment_name", "scales", "reproduce", "claims", "cache")
+_NOT_HASHED = (
+    "hydra",
+    "paths",
+    "logger",
+    "trainer",
+    "_overrides",
+    "_run_dir",
+    "experiment_name",
+    "scales",
+    "reproduce",
+    "claims",
+    "cache",
+)
 
 
 # analysis keys that say how a job runs, not what it computes: not hashed, not checked against stores

@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from lsx.landscape.engine.evaluator import Evaluator
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.paths.connectors import (
     label_change_by_half,
     low_loss_connector,
@@ -15,19 +17,18 @@ from lsx.landscape.paths.connectors import (
     short_threshold,
     two_block_at_equal_lag,
 )
-from lsx.landscape.engine.evaluator import Evaluator
-from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
 from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import record_centre_loss, same_architecture
 
-
 EVAL_SPLITS = ("heldout", "train")
 
 
-def optimization_and_evaluation_data(ctx: JobContext) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def optimization_and_evaluation_data(
+    ctx: JobContext,
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """(optimization data, evaluation data) of the connector jobs.
 
     Nodes and m-connector points are optimized on minibatches of the training split; their
@@ -268,8 +269,8 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
             more_thresholds=levels))
         axes[1].plot(sd["m"], sd["count"], "o-", label="middle of the m-connector")
         axes[1].axhline(float(sd["count_at_optimum"]), color="k", ls="--", lw=0.8, label="at an optimum")
-        for mm, c, l in zip(sd["m"], sd["count"], sd["loss_mid"]):
-            axes[1].annotate(f"L={l:.2f}", (mm, c), fontsize=6, textcoords="offset points", xytext=(0, 4))
+        for mm, c, loss in zip(sd["m"], sd["count"], sd["loss_mid"]):
+            axes[1].annotate(f"L={loss:.2f}", (mm, c), fontsize=6, textcoords="offset points", xytext=(0, 4))
         axes[1].set_xlabel("m")
         integer_ticks(axes[1], "xy")
         rel = f" = {thr / lam:.3g}·λmax(θ₀)" if np.isfinite(lam) else ""

@@ -11,8 +11,8 @@ Direction kinds and how they are scaled:
   fixed window resolves both). Measured on seed 0: the MLP's minimum sits at λ* (the quadratic model is
   exact there), the ResNet's (UpBN, epoch 2) at 0.27·λ*, four grid steps beyond the "at the point" tolerance
   (0.1·k·λ*) at k = 1 and one step at k = 2; a minimum beyond the window leaves the curve monotone, which
-  reads v-side as well. A number fixes the window (``auto`` falls back to ``scale`` when gᵀHg ≤ 0). ``gradient_norm: filter`` scales it to ‖θ‖ per
-  filter instead;
+  reads v-side as well. A number fixes the window (``auto`` falls back to ``scale`` when gᵀHg ≤ 0).
+  ``gradient_norm: filter`` scales it to ‖θ‖ per filter instead;
 - ``pe`` / ``ne`` (the ``eigen_curves`` Hessian eigenvectors with the largest / smallest eigenvalues):
   used as eigsh returns them, unit norm in parameter space times ``eigen_scale`` (``eigen_norm: unit``;
   filter normalization reweights each filter and the result is no longer an eigenvector), λ ∈ [−s, s].

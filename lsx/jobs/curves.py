@@ -27,7 +27,14 @@ def run(ctx: JobContext) -> JobOutput:
     coords = np.zeros((k * len(xs), k))
     for i in range(k):
         coords[i * len(xs) : (i + 1) * len(xs), i] = xs
-    prov = {"kind": "random_gaussian", "seeds": seeds, "norm": a["norm"], "ignore": a["ignore"], "bn": a["bn"], "center": str(ckpt.path)}
+    prov = {
+        "kind": "random_gaussian",
+        "seeds": seeds,
+        "norm": a["norm"],
+        "ignore": a["ignore"],
+        "bn": a["bn"],
+        "center": str(ckpt.path),
+    }
     res = evaluate_points(ctx, p, dirs, coords, "curves.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     curves = {m: np.asarray(res[m]).reshape(k, len(xs)) for m in ("train_loss", "train_acc", "test_loss", "test_acc")}
     record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(curves["train_loss"][0], xs))
@@ -37,7 +44,11 @@ def run(ctx: JobContext) -> JobOutput:
                 title=f"{ckpt.model_name}: {k} {a['norm']}-normalized directions")
     plot_curves(xs, curves["test_acc"], labels, ctx.path("curves_test_acc.png"), "test accuracy")
     np.savez(ctx.path("curves.npz"), x=xs, seeds=np.array(seeds), stationary_points=np.array(counts), **curves)
-    metrics = {"stationary_points": counts, "mean_stationary_points": float(np.mean(counts)),
-               "max_train_loss": float(np.nanmax(curves["train_loss"])), "center_train_loss": float(curves["train_loss"][0, np.abs(xs).argmin()])}
+    metrics = {
+        "stationary_points": counts,
+        "mean_stationary_points": float(np.mean(counts)),
+        "max_train_loss": float(np.nanmax(curves["train_loss"])),
+        "center_train_loss": float(curves["train_loss"][0, np.abs(xs).argmin()]),
+    }
     return JobOutput(metrics, {"plot_train_loss": "curves_train_loss.png", "plot_test_acc": "curves_test_acc.png",
                                "data": "curves.h5", "curves": "curves.npz"})

@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.curvature.hessian import hutchinson_trace, slq_density, top_eigenpairs
+from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

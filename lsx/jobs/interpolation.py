@@ -16,17 +16,22 @@ network there, but a different BN treatment than the interpolated one just insid
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from lsx.landscape.engine.bn_policy import bn_state, check_extrapolated_bn, has_batchnorm, variance_floors
-from lsx.landscape.surfaces.directions import direction_between
 from lsx.landscape.engine.surface import compute_surface
+from lsx.landscape.surfaces.directions import direction_between
 from lsx.plots.surfaces import plot_interpolation
 from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
-    axis, build_evaluator, endpoint_checkpoint, evaluate_points, load_point, record_centre_loss, same_architecture,
+    axis,
+    build_evaluator,
+    endpoint_checkpoint,
+    evaluate_points,
+    load_point,
+    record_centre_loss,
+    same_architecture,
     value_at_origin,
 )
 from .sharpness import sharpness_at, weight_norm
@@ -98,7 +103,9 @@ def _with_extrapolated_bn(ctx, a, pa, pb, ca, cb, d, alphas, outside, prov, poli
     """Inside [0, 1]: statistics interpolated (``states``); outside: re-estimated (upbn) or floored (floor)."""
     curves = {k: np.full(len(alphas), np.nan) for k in CURVES}
     inside = ~outside
-    res = evaluate_points(ctx, pa, d[None], alphas[inside][:, None], "interpolation.h5", prov, a["bn"], a["chunk"], a["flush_every"])
+    res = evaluate_points(
+        ctx, pa, d[None], alphas[inside][:, None], "interpolation.h5", prov, a["bn"], a["chunk"], a["flush_every"]
+    )
     for k in CURVES:
         curves[k][inside] = np.asarray(res[k])
     if policy == "upbn":

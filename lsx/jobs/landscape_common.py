@@ -7,7 +7,6 @@ resumable HDF5 store and a progress bar.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

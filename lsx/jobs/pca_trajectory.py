@@ -36,14 +36,22 @@ def run(ctx: JobContext) -> JobOutput:
     X, Y = np.meshgrid(x, y)
     coords = np.stack([X.ravel(), Y.ravel()], 1)
     dirs = torch.as_tensor(np.asarray(pca.directions), dtype=final.theta.dtype)
-    prov = {"kind": "pca", "epochs": epochs, "ignore": a["ignore"], "explained_variance_ratio": list(map(float, pca.explained_variance_ratio)),
-            "run": str(run_.run_dir), "bn": a["bn"]}
+    prov = {
+        "kind": "pca",
+        "epochs": epochs,
+        "ignore": a["ignore"],
+        "explained_variance_ratio": list(map(float, pca.explained_variance_ratio)),
+        "run": str(run_.run_dir),
+        "bn": a["bn"],
+    }
     res = evaluate_points(ctx, final, dirs, coords, "pca.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(n, n)
     record_centre_loss(ctx, final.checkpoint, a["bn"])  # the final point is the origin; the grid need not hit it
     np.savez(ctx.path("pca.npz"), x=x, y=y, train_loss=loss, path=path_xy, epochs=np.array(epochs),
              explained=np.asarray(pca.explained_variance_ratio), off_plane=np.asarray(pca.off_plane_distance))
-    plot_pca_trajectory(x, y, loss, path_xy, epochs, pca.explained_variance_ratio, ctx.path("pca_trajectory.png"), log=bool(a["log_scale"]))
+    plot_pca_trajectory(
+        x, y, loss, path_xy, epochs, pca.explained_variance_ratio, ctx.path("pca_trajectory.png"), log=bool(a["log_scale"])
+    )
     ev = [float(v) for v in pca.explained_variance_ratio]
     metrics = {"explained_variance_ratio": ev[:2], "explained_variance_2d": float(sum(ev[:2])),
                "max_off_plane_distance": float(np.max(pca.off_plane_distance)), "epochs": epochs,

@@ -62,7 +62,9 @@ def run(ctx: JobContext) -> JobOutput:
         cosines.append(float(np.mean([vecs[i] @ vecs[j] / (norms[i] * norms[j]) for i, j in ((0, 1), (0, 2), (1, 2))])))
         radius = norms[0]
         ax.set_title(f"epoch {e}: ‖θ‖≈{radius:.1f}", fontsize=9)
-        metrics[f"epoch{e}_mean_pair_distance"] = float(np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))]))
+        metrics[f"epoch{e}_mean_pair_distance"] = float(
+            np.mean([np.linalg.norm(pos[i] - pos[j]) for i, j in ((0, 1), (0, 2), (1, 2))])
+        )
         radii.append(float(np.mean(norms)))
         pair_dists.append(metrics[f"epoch{e}_mean_pair_distance"])
         losses.append(float(np.mean([c.get(e, float("nan")) for c in curves])))

@@ -21,9 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.landscape.curvature.sharpness import filter_normalized_sharpness
 from lsx.landscape.surfaces.directions import random_direction
-from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
@@ -96,7 +96,9 @@ def run(ctx: JobContext) -> JobOutput:
     metrics.update(weight_norm=weight_norm(p), radius=float(a["radius"]), norm=a["norm"], bn=a.get("bn", "keep"),
                    direction_seeds=[int(x) for x in a["direction_seeds"]], epoch=ckpt.epoch)
     if (a.get("hessian") or {}).get("enabled", True):
-        metrics.update(ctx.stage("lambda_max", lambda: top_hessian_eigenvalue(ctx, ckpt.build_model(), a["hessian"], a.get("bn", "keep"))))
+        metrics.update(
+            ctx.stage("lambda_max", lambda: top_hessian_eigenvalue(ctx, ckpt.build_model(), a["hessian"], a.get("bn", "keep")))
+        )
     arts = {}
     if "curves" in s:
         c = s["curves"]

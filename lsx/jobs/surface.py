@@ -42,8 +42,16 @@ def run(ctx: JobContext) -> JobOutput:
     res = evaluate_points(ctx, p, dirs, coords, "surface.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(len(y), len(x)) for k in METRICS}
     np.savez(ctx.path("surface_grid.npz"), x=x, y=y, **grids)
-    views = plot_surface_views(x, y, grids[a["plot_metric"]], ctx.job_dir, "surface", label=a["plot_metric"].replace("_", " "),
-                               log=bool(a["log_scale"]), points={"θ*": (0.0, 0.0)} if x[0] <= 0 <= x[-1] and y[0] <= 0 <= y[-1] else None)
+    views = plot_surface_views(
+        x,
+        y,
+        grids[a["plot_metric"]],
+        ctx.job_dir,
+        "surface",
+        label=a["plot_metric"].replace("_", " "),
+        log=bool(a["log_scale"]),
+        points={"θ*": (0.0, 0.0)} if x[0] <= 0 <= x[-1] and y[0] <= 0 <= y[-1] else None,
+    )
     i0 = (np.abs(y).argmin(), np.abs(x).argmin())
     tl = grids["train_loss"]
     record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, y, x))
@@ -96,8 +104,16 @@ def convexity_map(ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y
     X, Y = np.meshgrid(x, y)
     ax.contour(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=15, colors="0.6", linewidths=0.6)
     mask = np.isfinite(ratio)
-    sc = ax.scatter(X[mask], Y[mask], c=ratio[mask], cmap="viridis", vmin=0, vmax=max(0.5, float(np.nanmax(ratio)) if mask.any() else 0.5),
-                    s=max(20, 1600 / max(1, int(np.sqrt(mask.sum()))) ** 2), marker="s")
+    sc = ax.scatter(
+        X[mask],
+        Y[mask],
+        c=ratio[mask],
+        cmap="viridis",
+        vmin=0,
+        vmax=max(0.5, float(np.nanmax(ratio)) if mask.any() else 0.5),
+        s=max(20, 1600 / max(1, int(np.sqrt(mask.sum()))) ** 2),
+        marker="s",
+    )
     fig.colorbar(sc, ax=ax, label="|λ_min / λ_max|")
     ax.set_xlabel("α (direction 1)")
     ax.set_ylabel("β (direction 2)")

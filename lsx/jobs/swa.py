@@ -24,7 +24,10 @@ def run(ctx: JobContext) -> JobOutput:
     from lsx.training.runner import train
 
     if ctx.cfg["scheduler"]["name"] != "cyclic":
-        raise ValueError(f"swa_ensemble needs scheduler=cyclic (snapshots at the low-LR end of each cycle), got {ctx.cfg['scheduler']['name']!r}")
+        raise ValueError(
+            "swa_ensemble needs scheduler=cyclic (snapshots at the low-LR end of each cycle), "
+            f"got {ctx.cfg['scheduler']['name']!r}"
+        )
     lrs = [float(v) for v in a["max_lrs"]]
     if len(lrs) < 1:
         raise ValueError("analysis.max_lrs is empty")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsx.landscape.engine.evaluator import Evaluator
 from lsx.distributed import run_memo_loop_sharded
+from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.paths.tunnel import RadialResult, tunnel_width
 
 from .base import JobContext, JobOutput, register_job
@@ -32,9 +32,20 @@ def run(ctx: JobContext) -> JobOutput:
 
     def directions(memo):  # each direction's search is independent: sharded over ranks under torchrun/SLURM
         return tunnel_width(
-            loss, theta, int(a["num_directions"]), int(a["direction_seed"]), a["threshold"]["mode"], float(a["threshold"]["value"]),
-            a.get("initial_step"), a.get("max_distance"), float(a["rtol"]), mask, memo=memo, progress=ctx.progress,
-            angle=a.get("angle", "arctan"), orthogonal=bool(a.get("orthogonal", True)),
+            loss,
+            theta,
+            int(a["num_directions"]),
+            int(a["direction_seed"]),
+            a["threshold"]["mode"],
+            float(a["threshold"]["value"]),
+            a.get("initial_step"),
+            a.get("max_distance"),
+            float(a["rtol"]),
+            mask,
+            memo=memo,
+            progress=ctx.progress,
+            angle=a.get("angle", "arctan"),
+            orthogonal=bool(a.get("orthogonal", True)),
         )
 
     res = run_memo_loop_sharded(ctx, "tunnel_", directions, lambda: RadialResult(float("nan"), False, 0, (0.0, float("inf"))))

@@ -9,11 +9,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from lsx.landscape.curvature.perturbation import (
+    cosine_scale_ratio,
+    descent_cosines,
+    perturbation_loss_change,
+    quadratic_model_along,
+    spectrum_at,
+)
+from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives
 from lsx.landscape.surfaces.directions import random_direction
-from lsx.landscape.engine.flat import FlatParams
-from lsx.landscape.curvature.perturbation import (cosine_scale_ratio, descent_cosines, perturbation_loss_change,
-                                                  quadratic_model_along, spectrum_at)
 from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job

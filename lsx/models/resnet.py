@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .layers import scaled
 from .registry import DataShape, register
@@ -36,7 +36,9 @@ class CifarResNet(nn.Module):
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
         widths = [scaled(c, width) for c in (16, 32, 64)]
-        self.stem = nn.Sequential(nn.Conv2d(shape.in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(shape.in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()
+        )
         blocks: list[nn.Module] = []
         c_in = widths[0]
         for stage, c_out in enumerate(widths):

@@ -11,7 +11,6 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import colors
 
 from .common import new_figure, save_figure
 
@@ -44,7 +43,9 @@ def plot_interpolation(alphas, metrics: dict[str, np.ndarray], path: Path, title
     return save_figure(fig, path)
 
 
-def plot_curves(xs, curves: Sequence[np.ndarray], labels: Sequence[str], path: Path, ylabel="train loss", title="", log=False) -> Path:
+def plot_curves(
+    xs, curves: Sequence[np.ndarray], labels: Sequence[str], path: Path, ylabel="train loss", title="", log=False
+) -> Path:
     """Several 1D curves (e.g. random directions) in one plot; labels carry stationary-point counts."""
     fig, ax = new_figure(figsize=(6, 4))
     for y, lab in zip(curves, labels):

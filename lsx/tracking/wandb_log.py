@@ -96,7 +96,11 @@ def data_tables(path: Path) -> dict[str, tuple[list[str], list[list[Any]]]]:
                 coords = coords[:, None]
             names = json.loads(f["coords"].attrs.get("axis_names", "[]") or "[]")
             if len(names) != coords.shape[1]:
-                names = ["alpha", "beta", "gamma"][: coords.shape[1]] if coords.shape[1] <= 3 else [f"c{i}" for i in range(coords.shape[1])]
+                names = (
+                    ["alpha", "beta", "gamma"][: coords.shape[1]]
+                    if coords.shape[1] <= 3
+                    else [f"c{i}" for i in range(coords.shape[1])]
+                )
             metrics = {k: np.asarray(v) for k, v in f["metrics"].items() if np.asarray(v).shape[:1] == coords.shape[:1]}
             if len(coords) <= MAX_TABLE_ROWS and metrics:
                 cols = list(names) + list(metrics)
@@ -258,7 +262,7 @@ def log_aggregate(sweep_dir: Path, rows: list[dict[str, Any]], plots: list[Path]
     the summary as a table of typed cells (numbers stay numbers), the constants as config, the figures."""
     import wandb
 
-    from .aggregate import META, constant_columns, swept_keys, summary_columns
+    from .aggregate import META, constant_columns, summary_columns, swept_keys
 
     def common(key: str) -> Any:
         vals = {str(r.get(key)) for r in rows if r.get(key) is not None}
@@ -271,7 +275,9 @@ def log_aggregate(sweep_dir: Path, rows: list[dict[str, Any]], plots: list[Path]
     run = _init(ident, "aggregate", Path(sweep_dir), {"sweep_dir": str(sweep_dir), **constant_columns(rows)})
     try:
         cols = summary_columns(rows)
-        table = wandb.Table(columns=cols, data=[[_number(r.get(k)) if k not in META[:2] else r.get(k) for k in cols] for r in rows])
+        table = wandb.Table(
+            columns=cols, data=[[_number(r.get(k)) if k not in META[:2] else r.get(k) for k in cols] for r in rows]
+        )
         run.log({"summary": table, **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
         _announce(run, ident)
     finally:

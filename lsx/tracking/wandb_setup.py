@@ -12,8 +12,8 @@ import os
 import socket
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
 from typing import Any
+from urllib.parse import urlparse
 
 
 @functools.lru_cache(maxsize=None)

@@ -272,8 +272,16 @@ class EpochLog(L.Callback):
         if not trainer.is_global_zero:
             return
         m = epoch_metrics(pl_module)
-        parts = [f"{name} {m[key]:.4f}" for key, name in
-                 (("train/loss", "train loss"), ("train/acc", "train acc"), ("val/loss", "val loss"), ("val/acc", "val acc")) if key in m]
+        parts = [
+            f"{name} {m[key]:.4f}"
+            for key, name in (
+                ("train/loss", "train loss"),
+                ("train/acc", "train acc"),
+                ("val/loss", "val loss"),
+                ("val/acc", "val acc"),
+            )
+            if key in m
+        ]
         log.info("epoch %d/%d: %s", trainer.current_epoch + 1, self.epochs, ", ".join(parts))
 
 

@@ -158,7 +158,9 @@ class ClassifierModule(L.LightningModule):
                     sums += _weighted(loss, acc, count, self.device)
                     continue
                 loss, hits = summed_loss_and_hits(self.model(self._as_input(x[i:j])).float(), y[i:j])
-                sums += torch.stack([loss.double(), hits.double(), torch.tensor(float(j - i), dtype=torch.float64, device=self.device)])
+                sums += torch.stack(
+                    [loss.double(), hits.double(), torch.tensor(float(j - i), dtype=torch.float64, device=self.device)]
+                )
         finally:
             self.model.train(was_training)
         return sums

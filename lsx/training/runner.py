@@ -64,7 +64,9 @@ class TrainedRun:
         if epoch not in self.checkpoints:
             stopped = (f" (training stopped at epoch {self.stop['epochs_run']} by {self.stop['stopped_by']})"
                        if self.stop.get("stopped_by") in ("target", "max_steps") else "")
-            raise ValueError(f"run {self.run_dir.name} has no checkpoint at epoch {epoch}{stopped}; saved: {sorted(self.checkpoints)}")
+            raise ValueError(
+                f"run {self.run_dir.name} has no checkpoint at epoch {epoch}{stopped}; saved: {sorted(self.checkpoints)}"
+            )
         return load_checkpoint(self.checkpoints[epoch])
 
     def learning_curve(self) -> list[dict[str, float]]:
@@ -106,10 +108,16 @@ class TrainedRun:
     def record(self) -> dict[str, Any]:
         """What a job's results.json says about an optimum it used (``training`` entries)."""
         m = self.summary
-        return {"seed": self.seed, "run_dir": str(self.run_dir), **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
-                **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}, "torch_threads": self.torch_threads,
-                "target_train_loss": self.target_train_loss, "reached_target": self.reached_target,
-                "stop_train_loss": self.stop_train_loss()}
+        return {
+            "seed": self.seed,
+            "run_dir": str(self.run_dir),
+            **{k: m.get(k) for k in ("train_loss", "train_acc", "test_loss", "test_acc")},
+            **{k: self.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")},
+            "torch_threads": self.torch_threads,
+            "target_train_loss": self.target_train_loss,
+            "reached_target": self.reached_target,
+            "stop_train_loss": self.stop_train_loss(),
+        }
 
 
 class DivergedError(RuntimeError):
@@ -333,7 +341,9 @@ def _stale(c: dict[str, Any], run_dir: Path) -> bool:
     from lsx.utils.fingerprint import is_stale, training_fingerprint
 
     recorded = read_json(run_dir / "summary.json").get("code_fingerprint")
-    return is_stale(recorded, training_fingerprint(), str((c.get("cache") or {}).get("stale", "warn")), f"trained model {run_dir}")
+    return is_stale(
+        recorded, training_fingerprint(), str((c.get("cache") or {}).get("stale", "warn")), f"trained model {run_dir}"
+    )
 
 
 def _final_checkpoint(run_dir: Path, outcome: dict[str, Any]) -> tuple[Checkpoint, dict[str, Any]]:
@@ -384,7 +394,12 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     dm = build_data(c).prepare()
     dm.set_loader_seed(seed)
     shape = dm.shape
-    data_shape = {"in_channels": shape.in_channels, "height": shape.height, "width": shape.width, "num_classes": shape.num_classes}
+    data_shape = {
+        "in_channels": shape.in_channels,
+        "height": shape.height,
+        "width": shape.width,
+        "num_classes": shape.num_classes,
+    }
     model = model_from_config(c["model"], data_shape)
     from .losses import build_loss
 

@@ -65,7 +65,7 @@ def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np
         return hvp(t).cpu().double().numpy()
 
     op = LinearOperator((n, n), matvec=matvec, dtype=dtype)
-    op.calls = calls  # type: ignore[attr-defined]
+    op.calls = calls  # scipy is untyped here (LinearOperator is Any)
     return op
 
 
@@ -142,7 +142,7 @@ def top_eigenpairs(
     finally:
         tick(None)
     order = np.argsort(vals)[::-1]
-    return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])  # type: ignore[attr-defined]
+    return EigenResult(np.asarray(vals)[order], np.asarray(vecs)[:, order], ok, msg, op.calls["n"])
 
 
 def lanczos_extreme(

@@ -9,7 +9,7 @@ All functions take a differentiable ``loss_fn(theta_flat) -> scalar``.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ def descent_cosines(loss_fn: LossFn, theta: torch.Tensor, num: int, seed: int = 
 
 
 def perturbation_loss_change(loss_fn: LossFn, theta: torch.Tensor, sigmas: Sequence[float], samples: int,
-                             seed: int = 0, trace_samples: int = 20) -> dict[str, np.ndarray]:
+                             seed: int = 0, trace_samples: int = 20) -> dict[str, np.ndarray | np.generic]:
     """δL = L(θ+σε) − L(θ), ε ~ N(0, I), per σ; with the prediction ½σ² tr(H) (Hutchinson).
 
     Antithetic pairs (±ε, averaged) cancel the first-order term σgᵀε exactly, whose noise would
@@ -69,7 +69,7 @@ def perturbation_loss_change(loss_fn: LossFn, theta: torch.Tensor, sigmas: Seque
 
 
 def quadratic_model_along(loss_fn: LossFn, theta: torch.Tensor, direction: torch.Tensor,
-                          lams: Sequence[float]) -> dict[str, np.ndarray]:
+                          lams: Sequence[float]) -> dict[str, np.ndarray | np.generic]:
     """True L(θ+λd) vs its second-order Taylor model at λ=0 (with gᵀd and dᵀHd)."""
     if direction.shape != theta.shape:
         raise ValueError(f"direction has {direction.numel()} entries, θ has {theta.numel()}")
@@ -93,7 +93,7 @@ def cosine_scale_ratio(cosines: np.ndarray, dim: int) -> float:
     return float(c.std(ddof=1) * np.sqrt(dim))
 
 
-def bulk_edge(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarray], q: float = 0.9) -> float:
+def bulk_edge(nodes: Iterable[np.ndarray], weights: Iterable[np.ndarray], q: float = 0.9) -> float:
     """The ``q``-quantile of |λ| under the SLQ spectral measure (Ritz nodes weighted by their weights,
     averaged over probes): the half-width of the bulk that holds a fraction q of the spectrum."""
     if not 0 < q < 1:

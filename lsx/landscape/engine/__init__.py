@@ -1,1 +1,2 @@
-"""Evaluating a model at many points of parameter space: flat parameters, the fast evaluator, BatchNorm policy, grids and the resumable store."""
+"""Evaluating a model at many points of parameter space: flat parameters, the fast evaluator, BatchNorm policy,
+grids and the resumable store."""

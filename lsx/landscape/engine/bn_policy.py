@@ -40,7 +40,7 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+def batchnorm_layers(model: nn.Module) -> list[_BN]:
     return [m for m in model.modules() if isinstance(m, _BN)]
 
 
@@ -132,11 +132,18 @@ def variance_floors(state_a: list[dict[str, torch.Tensor]], state_b: list[dict[s
     return out
 
 
+def _per_layer(floors: float | list[torch.Tensor | None], n: int) -> list[float | torch.Tensor | None]:
+    """One floor per BN layer: the given list, or one number repeated."""
+    if isinstance(floors, (list, tuple)):
+        return list(floors)
+    return [floors] * n
+
+
 @torch.no_grad()
-def clamp_running_var(layers: Iterable[nn.Module], floors: float | list[torch.Tensor | None] = 0.0) -> None:
+def clamp_running_var(layers: Iterable[_BN], floors: float | list[torch.Tensor | None] = 0.0) -> None:
     """Clamp each BN layer's running variance from below: one number for all, or a per-layer, per-channel floor."""
     layers = list(layers)
-    per_layer = floors if isinstance(floors, (list, tuple)) else [floors] * len(layers)
+    per_layer = _per_layer(floors, len(layers))
     if len(per_layer) != len(layers):
         raise ValueError(f"{len(per_layer)} variance floors for {len(layers)} BN layers")
     for m, f in zip(layers, per_layer):
@@ -151,5 +158,5 @@ def clamp_running_var(layers: Iterable[nn.Module], floors: float | list[torch.Te
 def floors_by_buffer_name(model: nn.Module, floors: float | list[torch.Tensor | None]) -> dict[str, torch.Tensor | float]:
     """``{"<module>.running_var": floor}`` for every BN layer (for code that moves buffers functionally)."""
     names = [n for n, m in model.named_modules() if isinstance(m, _BN)]
-    per_layer = floors if isinstance(floors, (list, tuple)) else [floors] * len(names)
+    per_layer = _per_layer(floors, len(names))
     return {f"{n}.running_var" if n else "running_var": (0.0 if f is None else f) for n, f in zip(names, per_layer)}

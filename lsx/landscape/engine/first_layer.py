@@ -25,6 +25,10 @@ from torch import nn
 from .flat import FlatParams
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
+_BN = nn.modules.batchnorm._BatchNorm
+# per chunk: the (K+1, M) block of C0 and the D_k, the output's shape in memory order, the permutation back
+_Chunk = tuple[torch.Tensor, tuple[int, ...], tuple[int, ...]]
 _SHAPE_MODULES = (nn.Flatten, nn.Identity)
 _SHAPE_FUNCTIONS = (torch.flatten, torch.reshape, operator.getitem)
 _SHAPE_METHODS = ("flatten", "view", "reshape", "contiguous")
@@ -44,8 +48,8 @@ class FirstLayerPlane:
 
     reason: str = ""
 
-    def __init__(self, gm: torch.fx.GraphModule, layer_name: str, layer: nn.Module, raw_layer: nn.Module,
-                 bn: nn.Module | None, tail: torch.fx.GraphModule, flat: FlatParams) -> None:
+    def __init__(self, gm: torch.fx.GraphModule, layer_name: str, layer: _Layer, raw_layer: _Layer,
+                 bn: _BN | None, tail: torch.fx.GraphModule, flat: FlatParams) -> None:
         self.gm = gm
         self.layer = layer          # the module the graph calls (a folded conv when BN was folded)
         self.raw_layer = raw_layer  # the model's own conv/linear (its weight is in the flat layout)
@@ -55,7 +59,7 @@ class FirstLayerPlane:
         by_tensor = {id(t): e for e, t in zip(flat.entries, flat._tensors)}
         self.weight_entry = by_tensor.get(id(raw_layer.weight))
         self.flat = flat
-        self.cache: dict[str, list[torch.Tensor]] = {}
+        self.cache: dict[str, list[_Chunk]] = {}
         self.active = False
 
     @classmethod
@@ -89,10 +93,13 @@ class FirstLayerPlane:
         layer = modules[layer_node.target]
         if sum(1 for n in gm.graph.nodes if n.op == "call_module" and n.target == layer_node.target) != 1:
             return "the first layer module runs more than once"
-        raw, bn = layer, None
+        raw: nn.Module = layer
+        bn: nn.Module | None = None
         for fused, conv, norm in pairs:
             if fused is layer:
                 raw, bn = conv, norm
+        if not (isinstance(layer, _LAYERS) and isinstance(raw, _LAYERS) and (bn is None or isinstance(bn, _BN))):
+            return "the first layer was folded into something other than a conv/linear layer and its BatchNorm"
         if not raw.weight.requires_grad:
             return "the first layer's weight is frozen (not in the flat layout)"
         # the rest of the network: a copy of the graph whose input is the first layer's output
@@ -158,6 +165,8 @@ class FirstLayerPlane:
         """Compute C0 and D_k for every chunk; False (and nothing kept) when they would exceed ``budget_bytes``."""
         self.cache, self.active = {}, False
         e = self.weight_entry
+        if e is None:  # build() returns no plane without it
+            raise RuntimeError("the first layer's weight is not in the flat layout")
         dtype = self.raw_layer.weight.dtype
         weights = [theta0[e.start : e.stop].view(e.shape).to(dtype)] + [
             d[e.start : e.stop].view(e.shape).to(dtype) for d in directions
@@ -166,7 +175,7 @@ class FirstLayerPlane:
             memory_format=torch.channels_last) else torch.contiguous_format
         weights = [w.contiguous(memory_format=fmt) for w in weights]
         total = 0
-        cache: dict[str, list[torch.Tensor]] = {}
+        cache: dict[str, list[_Chunk]] = {}
         for split, parts in chunks.items():
             cache[split] = []
             for xb, _ in parts:
@@ -195,11 +204,14 @@ class FirstLayerPlane:
         ch = 1 if h.dim() > 2 else -1
         view = [1] * h.dim()
         view[ch] = -1
-        if self.bn is not None:  # folded BN: s·(conv without bias) + folded bias; the folded module holds both
-            s = torch.rsqrt(self.bn.running_var + self.bn.eps)
-            if self.bn.weight is not None:
-                s = s * self.bn.weight
-            h.mul_(s.view(view)).add_(self.layer.bias.view(view))
+        bn, folded_bias = self.bn, self.layer.bias
+        if bn is not None:  # folded BN: s·(conv without bias) + folded bias; the folded module holds both
+            if bn.running_var is None or folded_bias is None:
+                raise RuntimeError("a folded BatchNorm needs its running variance and the folded layer's bias")
+            s = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                s = s * bn.weight
+            h.mul_(s.view(view)).add_(folded_bias.view(view))
         elif self.raw_layer.bias is not None:
             h.add_(self.raw_layer.bias.view(view))
         return self.tail(h)

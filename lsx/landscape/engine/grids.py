@@ -19,7 +19,7 @@ import numpy as np
 def _as_count(num: Any, name: str) -> int:
     if isinstance(num, bool) or not isinstance(num, numbers.Integral):
         if isinstance(num, numbers.Real) and float(num).is_integer():
-            num = int(num)
+            num = int(float(num))
         else:
             raise ValueError(f"{name}: num must be a positive integer, got {num!r}; e.g. {name}.num=21")
     if int(num) < 1:
@@ -27,7 +27,7 @@ def _as_count(num: Any, name: str) -> int:
     return int(num)
 
 
-def linspace_axis(lo: float, hi: float, num: int, name: str = "range") -> np.ndarray:
+def linspace_axis(lo: float, hi: float, num: int | float, name: str = "range") -> np.ndarray:
     """``num`` evenly spaced coordinates on [lo, hi], both ends included.
 
     0 at an endpoint is fine (e.g. α∈[0, 1] for an interpolation). ``num=1`` gives ``[lo]``.

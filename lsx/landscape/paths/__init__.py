@@ -1,1 +1,2 @@
-"""Paths between and around optima: NEB/AutoNEB minimum energy paths, the minimum spanning tree over minima, low-loss connectors, radial tunnels, SWA vs ensembles."""
+"""Paths between and around optima: NEB/AutoNEB minimum energy paths, the minimum spanning tree over minima,
+low-loss connectors, radial tunnels, SWA vs ensembles."""

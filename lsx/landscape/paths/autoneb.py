@@ -299,6 +299,8 @@ def auto_neb(
             pivots = insert_pivots(pivots, inserted, num_between)
         if on_cycle is not None:
             on_cycle(c, pivots, entry)
+    if e_piv is None or e_bet is None:  # check_schedule() gives at least one cycle
+        raise RuntimeError("AutoNEB ran no cycle")
     finite = np.where(np.isfinite(e_piv), e_piv, -np.inf)
     idx = int(np.argmax(finite))
     return MEP(pivots=pivots, energies=e_piv, pivot_saddle_index=idx, between_energies=e_bet, cycles=log,

@@ -34,6 +34,7 @@ import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Sequence, Union
 
 import numpy as np
@@ -45,7 +46,7 @@ from ..engine.memo import Memo, compute_now
 LossFn = Union[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, int], torch.Tensor]]
 OptimizerSpec = Union[str, Callable[[list[torch.Tensor], float], torch.optim.Optimizer]]
 
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
@@ -202,8 +203,11 @@ def optimize_in_affine_subspace(
         last_loss = value
         last_good = theta.detach().clone()
         loss.backward()
+        grad = theta.grad
+        if grad is None:
+            raise RuntimeError("the loss does not depend on the point being optimized (no gradient)")
         with torch.no_grad():
-            theta.grad.copy_(project_out(theta.grad, basis))
+            grad.copy_(project_out(grad, basis))
         opt.step()
         if sched is not None:
             sched.step()
@@ -484,9 +488,9 @@ def low_loss_connector(
 
     runs: list[ConstrainedRun] = []
     for k in tqdm(range(1, num_segments), desc="connector nodes", disable=not progress, leave=False):
-        runs.append(memo(f"node_{k}", lambda k=k: optimize_in_affine_subspace(
-            loss_fn, line[k], u, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
-            schedule=schedule, divergence_factor=divergence_factor,
+        runs.append(memo(f"node_{k}", partial(
+            optimize_in_affine_subspace, loss_fn, line[k], u, steps=steps, lr=lr, optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs, schedule=schedule, divergence_factor=divergence_factor,
         )))
     msgs = _warn_diverged(runs, [f"connector node {k}" for k in range(1, num_segments)])
     nodes = torch.stack([a.detach()] + [r.theta for r in runs] + [b.detach()])
@@ -596,9 +600,9 @@ def m_connector(
     before = torch.as_tensor(w, dtype=stack.dtype, device=stack.device) @ stack
 
     runs = [
-        memo(f"point_{i}", lambda p=p: optimize_in_affine_subspace(
-            loss_fn, p, basis, steps=steps, lr=lr, optimizer=optimizer, optimizer_kwargs=optimizer_kwargs,
-            schedule=schedule, divergence_factor=divergence_factor,
+        memo(f"point_{i}", partial(
+            optimize_in_affine_subspace, loss_fn, p, basis, steps=steps, lr=lr, optimizer=optimizer,
+            optimizer_kwargs=optimizer_kwargs, schedule=schedule, divergence_factor=divergence_factor,
         ))
         for i, p in enumerate(tqdm(before, desc=f"{m}-connector hull points", disable=not progress, leave=False))
     ]
@@ -670,14 +674,17 @@ def short_threshold(loss_fn: LossFn, reference: torch.Tensor, mode: str, value: 
         return float(value), float("nan")
     lam = top_eigenvalue(loss_fn, reference, seed)
     if not lam > 0:
-        raise ValueError(f"the top Hessian eigenvalue at the reference optimum is {lam:.4g} (not > 0): a relative threshold needs a positive one")
+        raise ValueError(
+            f"the top Hessian eigenvalue at the reference optimum is {lam:.4g} (not > 0): "
+            "a relative threshold needs a positive one"
+        )
     return float(value) * lam, lam
 
 
 def short_directions_along_path(
     loss_fn: LossFn, points: torch.Tensor | Sequence[torch.Tensor], threshold: float, k_max: int, seed: int = 0,
     more_thresholds: Sequence[float] = (),
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | np.generic]:
     """Number of Hessian eigenvalues above ``threshold`` at each point of a path (Fig. 4 left).
 
     ``points`` is e.g. ``ConnectorResult.points``. ``saturated`` marks counts that hit ``k_max``
@@ -707,7 +714,7 @@ def short_directions_vs_m(
     hessian_loss_fn: LossFn | None = None,
     more_thresholds: Sequence[float] = (),
     **connector_kwargs: Any,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | np.generic]:
     """Short directions in the middle of m-connectors, m = 1..max_m (Fig. 4 middle).
 
     For each m the barycentre of the first m+1 optima is optimised on ``loss_fn`` in its (D−m)-dim

@@ -25,7 +25,9 @@ def snapshot_epochs(total_epochs: int, cycle_length: int, num_snapshots: int | N
     if cycle_length > total_epochs:
         raise ValueError(f"cycle length {cycle_length} is longer than training ({total_epochs} epochs)")
     if not 0 <= burn_in_epochs < total_epochs:
-        raise ValueError(f"burn_in_epochs must be in 0..{total_epochs - 1} (training has {total_epochs} epochs), got {burn_in_epochs}")
+        raise ValueError(
+            f"burn_in_epochs must be in 0..{total_epochs - 1} (training has {total_epochs} epochs), got {burn_in_epochs}"
+        )
     ends = [e for e in range(cycle_length, total_epochs + 1, cycle_length) if e > burn_in_epochs]
     if num_snapshots is not None:
         if num_snapshots < 1:

@@ -8,14 +8,15 @@ threshold) and bisection to a relative tolerance, not by a fixed grid, so each d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..surfaces.directions import random_unit_direction
 from ..engine.memo import Memo, compute_now
+from ..surfaces.directions import random_unit_direction
 
 THRESHOLD_MODES = ("absolute", "relative_factor", "relative_delta")
 ANGLES = ("arctan", "ratio")
@@ -135,7 +136,7 @@ def tunnel_width(
             if float(along.norm()) > 0:
                 u = u - (u @ along) / (along @ along) * along
         u = u / u.norm()
-        r = memo(f"direction_{k}", lambda u=u: radial_distance(lambda t: float(loss_fn(theta + t * u)), thr, step, far, rtol))
+        r = memo(f"direction_{k}", partial(radial_distance, lambda t: float(loss_fn(theta + t * u)), thr, step, far, rtol))
         dists.append(r.distance)
         reached.append(r.reached)
         evals += r.evaluations

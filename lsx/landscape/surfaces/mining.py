@@ -91,7 +91,7 @@ def mine_direction(
     for t in tqdm(range(1, steps + 1), desc="mining", disable=not progress, leave=False):
         alpha = t / steps if anneal else 1.0
         d = eps * (norm / eps.norm())
-        obj = objective(lambda lam, d=d: loss_fn(theta + lam * d), alpha, gen)
+        obj = objective(lambda lam: loss_fn(theta + lam * d), alpha, gen)  # called at once: d is this step's
         opt.zero_grad()
         obj.backward()
         opt.step()
@@ -190,9 +190,9 @@ def mine_w_peak_paper(
     for e in tqdm(range(1, epochs + 1), desc="Algorithm 1", disable=not progress, leave=False):
         a_e = alpha * e / epochs
         for f_b in batches:
-            lams = a_e * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
+            drawn = a_e * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
             # d/dε L(θ + λε) = λ∇L(θ̂): the step of Algo. 1, line 6
-            obj = torch.stack([f_b(theta + float(l) * eps) for l in lams]).mean()
+            obj = torch.stack([f_b(theta + float(lam) * eps) for lam in drawn]).mean()
             opt.zero_grad()
             obj.backward()
             opt.step()
@@ -237,8 +237,8 @@ def mine_vvv_basin_paper(
     log = []
     for t in tqdm(range(epochs * len(batches)), desc="Algorithm 2", disable=not progress, leave=False):
         f_b = batches[t % len(batches)]
-        lams = 0.5 + alpha * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
-        obj = torch.stack([eq3_objective(f_b, theta, phi, float(l), gamma) for l in lams]).mean()
+        drawn = 0.5 + alpha * (2 * torch.rand(samples, generator=gen, dtype=torch.float64) - 1)
+        obj = torch.stack([eq3_objective(f_b, theta, phi, float(lam), gamma) for lam in drawn]).mean()
         opt.zero_grad()
         obj.backward()
         opt.step()

@@ -41,7 +41,9 @@ class TrajectoryPCA:
 
 def _as_matrix(trajectory: torch.Tensor | np.ndarray | Sequence) -> torch.Tensor:
     if isinstance(trajectory, (list, tuple)):
-        trajectory = torch.stack([torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).reshape(-1) for t in trajectory])
+        trajectory = torch.stack(
+            [torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).reshape(-1) for t in trajectory]
+        )
     t = torch.as_tensor(trajectory).detach().cpu()
     if t.dim() != 2:
         raise ValueError(f"a trajectory is an (n, numel) matrix of flat checkpoints, got shape {tuple(t.shape)}")
@@ -116,10 +118,8 @@ def trajectory_pca(
     ratio = lam / total if total > 0 else np.zeros_like(lam)
     ratio[rank:] = 0.0
     sing = np.sqrt(lam)
-    A = [C @ U[:, j] / sing[j] for j in range(min(k, rank))]
-    A = _complete_basis(A, gram, k, trace)
-
-    A = np.stack(A, axis=1)  # (m, k), Aᵀ G A = I
+    leading = [C @ U[:, j] / sing[j] for j in range(min(k, rank))]
+    A = np.stack(_complete_basis(leading, gram, k, trace), axis=1)  # (m, k), Aᵀ G A = I
     proj = gram @ A           # coordinates of the rows of M on the directions
     # deterministic signs: the checkpoint farthest along each axis has a positive coordinate
     signs = np.sign(proj[np.abs(proj).argmax(axis=0), np.arange(k)])

@@ -109,7 +109,7 @@ def hyperplane_success(
     steps: int = 1000,
     lr: float = 0.1,
     tol: float = 1e-3,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | np.generic]:
     """Success rate of optimisation restricted to a random d-dim hyperplane P = Mθ + P0 (Sec. 3).
 
     M (D×d) has N(0, 1/D) entries, P0 is a random point at distance ``radius`` from the origin,
@@ -184,7 +184,7 @@ def radial_profile(
     distances: Sequence[float] | np.ndarray | None = None,
     rotation_seed: int | None = None,
     radius: float = 10.0,
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | np.generic]:
     """Loss vs distance along random unit directions from a point on a wedge (a round-looking well).
 
     The point is a random point at distance ``radius`` moved to its nearest wedge. For small r
