@@ -58,7 +58,8 @@ def links(page: Path) -> list[str]:
 def shown_commands() -> list[tuple[str, str, str, list[str]]]:
     """(page, line, entry, overrides) of every ``python -m lsx.train|analyze`` command in a fenced block or
     a code span; lines with placeholders (``<job>``, ``[overrides]``, ``...``) are left out, and so is the
-    generated docs/jobs.md (its ``analysis=<job>`` lines come from the registry and link to existing configs)."""
+    generated docs/jobs.md (its ``analysis=<job>`` lines come from the registry and link to existing configs), and
+    commands that read a user's own ``--config-dir``."""
     out = []
     for page in PAGES:
         if page == ROOT / "docs" / "jobs.md":
@@ -69,8 +70,8 @@ def shown_commands() -> list[tuple[str, str, str, list[str]]]:
         for line in candidates:
             line = line.strip().removeprefix("$ ")
             m = COMMAND.search(line)
-            if not m or PLACEHOLDER.search(line):
-                continue
+            if not m or PLACEHOLDER.search(line) or "--config-dir" in line:
+                continue  # a user's own config directory (docs/byo.md; tests/test_byo.py runs that example as written)
             tokens = shlex.split(line[m.end(1):], comments=True)
             out.append((_page_id(page), line, m.group(1), tokens))
     return out

@@ -131,10 +131,12 @@ def test_analyze_warns_and_aggregate_lists_a_run_that_missed_its_target(compose,
     sweep = tmp_path / "sweep"
     results = []
     c = compose(*FAST)
-    for point in ("0", "1"):  # the second is the cached job (a no-op): it warns again, and aggregate needs 2 jobs
+    # two points of a sweep (a 3- and a 5-column grid) on the same cached optimum: each job warns about it
+    # (a cached job reached twice would count once: lsx.tracking.aggregate)
+    for point, cfg in (("0", c), ("1", compose(*FAST, "analysis.x.num=5"))):
         (sweep / point / ".hydra").mkdir(parents=True)
         with caplog.at_level(logging.WARNING, logger="lsx.analyze"):
-            results.append(run_analysis(c, sweep / point, progress=False))
+            results.append(run_analysis(cfg, sweep / point, progress=False))
     (entry,) = results[0]["training"]
     # the recorded analysis loss is the surface's own centre point, in its BN mode
     assert entry["analysis_train_loss"] == results[0]["metrics"]["center_train_loss"]

@@ -68,7 +68,7 @@ def test_the_job_evaluator_takes_points_per_pass_from_the_config(compose):
     model = surface_case()[0]
     x, y = data()
     subset = SimpleNamespace(train=(x, y), test=None)
-    ctx = SimpleNamespace(analysis={"points_per_pass": 5}, landscape_subset=lambda: subset)
+    ctx = SimpleNamespace(analysis={"points_per_pass": 5}, landscape_subset=lambda: subset, loss_fn=lambda: None)
     assert build_evaluator(ctx, model, "keep", None).points_per_pass == 5
     ctx.analysis = {"points_per_pass": None}
     assert build_evaluator(ctx, model, "keep", None).points_per_pass == 1  # automatic on CPU

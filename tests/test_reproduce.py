@@ -61,7 +61,8 @@ def _fake_jobs(root: Path) -> dict[str, list[dict]]:
         dims = np.array([4, 6, 7, 8, 10])
         np.savez(d / "toy_wedges.npz", success_D10_n3=np.array([0, 0, 0.4 + 0.03 * k, 1, 1]), dims_D10_n3=dims)
         (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "analysis": {"seed": k}}))
-        (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": {}, "training": [],
+        toy = {"tunnel_barrier_ratio": 1e-5, "tunnel_two_block_relative_contrast": 0.8 + 0.01 * k, "radial_max_relative_spread": 0.1}
+        (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": toy, "training": [],
                                                     "code_version": "aaa111", "torch_threads": 1}))
         runs["fort_toy"].append(
             {
@@ -171,7 +172,7 @@ def two_presets(tmp_path_factory):
 def test_report_has_every_section(report_run):
     out, report = report_run
     assert [s["preset"] for s in report["presets"]] == ["fort_toy", "quickstart"]  # paper sections first
-    assert sum(report["summary"]["paper"].values()) == 2 and sum(report["summary"]["sanity"].values()) == 2  # counted apart
+    assert sum(report["summary"]["paper"].values()) == 5 and sum(report["summary"]["sanity"].values()) == 2  # counted apart
     env = report["environment"]
     assert env["torch_threads"] == 1 and env["torch"] and env["cpu"] and env["python"]
     for s in report["presets"]:
@@ -359,7 +360,7 @@ def test_reproduce_writes_outputs_only_fast(lsx_dirs, monkeypatch, tmp_path):
     before = _git_status()
     report = reproduce(["fort_toy", "jobs=1"], echo=lambda s: None)
     assert _git_status() == before and (lsx_dirs[1] / "reproduce" / "report.html").is_file()
-    assert [c["units"]["n"] for c in report["presets"][0]["claims"]] == [{"discovery": 6, "replication": 6}] * 2
+    assert [c["units"]["n"] for c in report["presets"][0]["claims"]] == [{"discovery": 6, "replication": 6}] * 5
 
 
 @pytest.mark.slow  # ~25 s of CPU (12 toy jobs)
