@@ -1,9 +1,13 @@
 """Aggregation reads a small real multirun (2 learning rates x 2 seeds) from its results files."""
 import csv
 
+import pytest
+
+
 from conftest import run_module
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_aggregate_real_multirun(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.train", "-m", "seed=0,1", "optimizer.lr=0.001,0.01", "debug=fast")

@@ -35,6 +35,7 @@ def test_toy_wedges_job_shows_the_threshold(lsx_dirs):
     assert (d / "hyperplane_success.png").exists()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_connector_and_mconnector_jobs(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", "analysis=connector", *TINY, "analysis.num_segments=3", "analysis.steps=5")

@@ -10,6 +10,7 @@ TINY = ("analysis=autoneb", "debug=fast", "trainer.progress_bar=false", "optima.
         "data.landscape_train=64", "data.landscape_test=64")
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_autoneb_job_writes_table_and_path_plots(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", *TINY, "analysis.plane_num=4")

@@ -62,6 +62,7 @@ def test_tunnel_width_job_reports_angle_distance_and_norm(lsx_dirs):
     assert (d / "tunnel_widths.png").exists()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
     cache, out = lsx_dirs
     r1 = run_module("lsx.analyze", "analysis=radial_tunnels", *TINY, "training.epochs=2", "training.checkpoint_epochs=[0,1]",
@@ -85,6 +86,7 @@ def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
     assert (d / "swa_vs_ensemble.png").exists()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
     """Two-block at equal lag, label change by half, counts at every threshold, the hull's barrier ratio."""
     cache, out = lsx_dirs

@@ -75,6 +75,7 @@ def test_bad_grid_is_one_clear_error(lsx_dirs):
     assert "analysis.x" in res.stderr and "Traceback" not in res.stderr
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_sharpness_job_reports_filter_normalized_sharpness_and_lambda_max(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.analyze", "analysis=sharpness", *TINY, "analysis.direction_seeds=[1,2,3]", "analysis.curve.num=5",
@@ -88,6 +89,7 @@ def test_sharpness_job_reports_filter_normalized_sharpness_and_lambda_max(lsx_di
     assert curves["train_loss"].shape == (3, 5) and np.isfinite(curves["train_loss"]).all()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_surface_convexity_map_on_a_strided_grid(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.analyze", "analysis=surface2d", *TINY, "analysis.x.num=5", "analysis.y.num=3",

@@ -11,6 +11,7 @@ def _result(out, job):
     return json.loads((d / "results.json").read_text()), d
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_hessian_and_taxonomy_jobs(lsx_dirs):
     cache, out = lsx_dirs
     tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16")
@@ -69,6 +70,7 @@ def test_xu_theory_job(lsx_dirs):
     assert m["ne_type_first"] == m["ne_types_by_epoch"][:1] and m["ne_type_first"][0] in m["ne_alt_types_first"][0]
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     cache, out = lsx_dirs
     tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16", "analysis=mining",
