@@ -14,6 +14,7 @@
   iteration on the Hessian-vector product of a gradient built once with ``create_graph``; stops when
   the Rayleigh quotient changes by less than ``tol`` relative (default 1e-3, max 100 iterations).
 """
+
 from __future__ import annotations
 
 import copy
@@ -101,8 +102,9 @@ def loss_landscapes_plane(model: nn.Module, flat, theta0, dirs, side: int, x, y,
 
 
 # ---------------------------------------------------------------- PyHessian
-def pyhessian_top_eigenvalue(model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_iter: int = 100,
-                             tol: float = 1e-3, seed: int = 0) -> tuple[float, int]:
+def pyhessian_top_eigenvalue(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, max_iter: int = 100, tol: float = 1e-3, seed: int = 0
+) -> tuple[float, int]:
     """(top eigenvalue, Hessian-vector products) as PyHessian's ``hessian(model, criterion, data=(x, y))``."""
     model.eval()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -8,6 +8,7 @@ the finished run and job are made once, first, in a temporary cache.
 
 Usage: ``python benchmarks/bench_cli.py [--repeats 5]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, LSX_CACHE_DIR=f"{tmp}/cache", LSX_OUTPUT_DIR=f"{tmp}/outputs", WANDB_MODE="offline")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
-        command(TRAIN, env)()      # the finished run ...
-        command(ANALYZE, env)()    # ... and the finished job that the timed calls find
+        command(TRAIN, env)()  # the finished run ...
+        command(ANALYZE, env)()  # ... and the finished job that the timed calls find
         contenders = {
             "python -c 'import torch'": command(["-c", "import torch"], env),
             "lsx.train, cache hit": command(TRAIN, env),
@@ -50,8 +51,13 @@ def main() -> None:
         t = interleave(contenders, args.repeats, args.warmup)
     ref = "python -c 'import torch'"
     rows = [f"| {c} | {fmt_time(t, c)} | {fmt_ratio(t, c, ref)} |" for c in contenders]
-    lines = [title + f"; after: {load_average()}", "",
-             "| command | median s (min–max) | time ÷ import torch |", "|---|---|---|", *rows]
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        "| command | median s (min–max) | time ÷ import torch |",
+        "|---|---|---|",
+        *rows,
+    ]
     print(block("cli", lines))
 
 

@@ -7,6 +7,7 @@ use the same chunk of the subset per pass. Every batched result is checked again
 Without CUDA it says "no CUDA, CPU only" and runs a small version on the CPU (the check still counts).
 Usage: ``python benchmarks/bench_gpu.py [--repeats 5] [--per-pass 4 16 64]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def run_case(name, model_name, data, side, per_pass, chunk, repeats, warmup, dev
             if device.type == "cuda":
                 torch.cuda.synchronize()
             return out
+
         return run
 
     t = interleave({n: runner(ev) for n, ev in evs.items()}, repeats, warmup)
@@ -71,12 +73,16 @@ def main() -> None:
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
         torch.backends.cudnn.benchmark = True
-        cases = [("simple_cnn / digits 8x8", "simple_cnn", digits_data(1797), 11, 1797),
-                 ("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(1024), 7, 1024)]
+        cases = [
+            ("simple_cnn / digits 8x8", "simple_cnn", digits_data(1797), 11, 1797),
+            ("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(1024), 7, 1024),
+        ]
         per_pass, where = args.per_pass, f"CUDA: {torch.cuda.get_device_name()}"
     else:
-        cases = [("simple_cnn / digits 8x8", "simple_cnn", digits_data(300), 4, 300),
-                 ("resnet20 / synthetic 16x16x3", "resnet20", synthetic_data(32)[0][:, :, :16, :16], 2, 32)]
+        cases = [
+            ("simple_cnn / digits 8x8", "simple_cnn", digits_data(300), 4, 300),
+            ("resnet20 / synthetic 16x16x3", "resnet20", synthetic_data(32)[0][:, :, :16, :16], 2, 32),
+        ]
         cases[1] = (cases[1][0], cases[1][1], (cases[1][2], synthetic_data(32)[1]), cases[1][3], cases[1][4])
         per_pass, where = [p for p in args.per_pass if p <= 4] or [4], "no CUDA, CPU only (small sizes; checks values, not speed)"
         args.repeats, args.warmup = min(args.repeats, 2), 0

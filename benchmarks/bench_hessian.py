@@ -7,6 +7,7 @@ relative error against a reference from ``eigsh`` at tol 1e-8 computed once outs
 Cases: simple_cnn on 8x8 digits after 150 Adam steps, resnet20 on synthetic 32x32x3 after 20 steps.
 Usage: ``python benchmarks/bench_hessian.py [--repeats 3] [--threads 1]``. Target: lsx ≤ 1.0x PyHessian's time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,11 +57,15 @@ def run_case(name, model_name, data, steps, lr, repeats, warmup, trace_tol):
     for n in contenders:
         errs = [abs(v - ref) / abs(ref) for v, _ in record[n][warmup:]]
         hvps = [h for _, h in record[n][warmup:]]
-        rows.append(f"| {name} | {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, 'PyHessian power iteration')} | "
-                    f"{min(hvps)}–{max(hvps)} | {max(errs):.1e} |")
+        rows.append(
+            f"| {name} | {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, 'PyHessian power iteration')} | "
+            f"{min(hvps)}–{max(hvps)} | {max(errs):.1e} |"
+        )
     est = trace_estimate(f, theta, max_samples=200, rel_tol=trace_tol, seed=0)
-    note = (f"{name}: λ_max = {ref:.4g}; adaptive Hutchinson trace at rel. stderr ≤ {trace_tol}: "
-            f"{est.mean:.4g} ± {est.stderr:.2g} after {est.samples} HVPs (max 200)")
+    note = (
+        f"{name}: λ_max = {ref:.4g}; adaptive Hutchinson trace at rel. stderr ≤ {trace_tol}: "
+        f"{est.mean:.4g} ± {est.stderr:.2g} after {est.samples} HVPs (max 200)"
+    )
     return rows, note
 
 
@@ -78,17 +83,25 @@ def main() -> None:
     set_threads(args.threads)
     title = header("bench_hessian", f"{args.digits_repeats} (simple_cnn) / {args.repeats} (resnet20)", args.warmup)
     rows, notes = [], []
-    cases = [("simple_cnn / digits 8x8", "simple_cnn", lambda: digits_data(args.digits_images), 150, 1e-2, args.digits_repeats),
-             ("resnet20 / synthetic 32x32x3", "resnet20", lambda: synthetic_data(args.resnet_images), 20, 1e-3, args.repeats)]
+    cases = [
+        ("simple_cnn / digits 8x8", "simple_cnn", lambda: digits_data(args.digits_images), 150, 1e-2, args.digits_repeats),
+        ("resnet20 / synthetic 32x32x3", "resnet20", lambda: synthetic_data(args.resnet_images), 20, 1e-3, args.repeats),
+    ]
     for name, model_name, data, steps, lr, repeats in cases:
         if args.only and not model_name.startswith({"digits": "simple", "resnet": "resnet"}[args.only]):
             continue
         r, n = run_case(name, model_name, data(), steps, lr, repeats, args.warmup, args.trace_tol)
         rows += r
         notes.append(f"{n}; {repeats} timed rounds")
-    lines = [title + f"; after: {load_average()}", "",
-             "| case | method | median s (min–max) | time ÷ PyHessian | HVPs | max rel. error of λ_max |",
-             "|---|---|---|---|---|---|", *rows, "", *[f"- {n}" for n in notes]]
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        "| case | method | median s (min–max) | time ÷ PyHessian | HVPs | max rel. error of λ_max |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        *[f"- {n}" for n in notes],
+    ]
     print(block("hessian", lines))
 
 

@@ -9,6 +9,7 @@ on ``--images`` inputs (two forward passes and one assignment per group) vs one 
 network over the same inputs (what an evaluation of that subset costs).
 Usage: ``python benchmarks/bench_permutation.py [--repeats 3] [--threads 1]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,12 +67,19 @@ def main() -> None:
     rows = [f"| {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, ref)} |" for n in contenders]
     wm = t.median("weight matching (2 x ResNet-20)")
     title = header("bench_permutation", args.repeats, args.warmup)
-    lines = [title + f"; after: {load_average()}", "",
-             f"ResNet-20 (32x32x3): {len(spec.groups)} permutation groups, {sum(spec.sizes.values())} units; "
-             f"networks trained {args.steps} Adam steps from seeds 0 and 1.", "",
-             "| contender | median s (min–max) | time ÷ one evaluation pass |", "|---|---|---|", *rows, "",
-             f"- weight matching target ≤ 10 s: {'met' if wm <= 10 else 'NOT met'} ({wm:.2f} s)",
-             "- activation matching runs both networks over the subset (two passes) plus one assignment per group"]
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        f"ResNet-20 (32x32x3): {len(spec.groups)} permutation groups, {sum(spec.sizes.values())} units; "
+        f"networks trained {args.steps} Adam steps from seeds 0 and 1.",
+        "",
+        "| contender | median s (min–max) | time ÷ one evaluation pass |",
+        "|---|---|---|",
+        *rows,
+        "",
+        f"- weight matching target ≤ 10 s: {'met' if wm <= 10 else 'NOT met'} ({wm:.2f} s)",
+        "- activation matching runs both networks over the subset (two passes) plus one assignment per group",
+    ]
     print(block("permutation", lines))
 
 

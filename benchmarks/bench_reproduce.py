@@ -13,6 +13,7 @@ Why: doubling the units doubles the jobs, so what each job costs besides its com
 The compute share is the cold job minus the per-job fixed costs it contains (compose, data, Trainer).
 Usage: ``python benchmarks/bench_reproduce.py [--repeats 3]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ from pathlib import Path
 
 from timing import block, fmt_time, header, interleave, load_average, set_threads
 
-WORKER_IMPORTS = ("from lsx.cli.reproduce import init_worker; init_worker(); "
-                  "import lsx.cli.analyze, lsx.jobs.registry, lsx.training.runner, lsx.claims.report")
+WORKER_IMPORTS = (
+    "from lsx.cli.reproduce import init_worker; init_worker(); "
+    "import lsx.cli.analyze, lsx.jobs.registry, lsx.training.runner, lsx.claims.report"
+)
 
 
 def fresh(code: str, env: dict[str, str]):
@@ -48,21 +51,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, LSX_CACHE_DIR=f"{tmp}/cache", LSX_OUTPUT_DIR=f"{tmp}/outputs", WANDB_MODE="offline")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (os.getcwd(), env.get("PYTHONPATH", "")) if p)
-        imports = interleave({"python -c 'import torch'": fresh("import torch", env),
-                              "worker imports (once per worker)": fresh(WORKER_IMPORTS, env)}, args.repeats, args.warmup)
+        imports = interleave(
+            {
+                "python -c 'import torch'": fresh("import torch", env),
+                "worker imports (once per worker)": fresh(WORKER_IMPORTS, env),
+            },
+            args.repeats,
+            args.warmup,
+        )
         os.environ.update(LSX_CACHE_DIR=env["LSX_CACHE_DIR"], LSX_OUTPUT_DIR=env["LSX_OUTPUT_DIR"], WANDB_MODE="offline")
         exec(WORKER_IMPORTS, {})
         rows, total = per_job(args.preset, Path(tmp), args.repeats, args.warmup)
-    lines = [title + f"; after: {load_average()}", "",
-             f"| stage ({args.preset}, first discovery job) | median s (min–max) | share of a cold job |", "|---|---|---|"]
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        f"| stage ({args.preset}, first discovery job) | median s (min–max) | share of a cold job |",
+        "|---|---|---|",
+    ]
     for name in imports.seconds:
         lines.append(f"| {name} | {fmt_time(imports, name)} | — |")
     cold = rows.median("cold job (train + surface)")
     for name in rows.seconds:
         lines.append(f"| {name} | {fmt_time(rows, name)} | {rows.median(name) / cold:.0%} |")
     fixed = sum(rows.median(n) for n in ("compose config", "load data", "build Trainer"))
-    lines += ["", f"Per-job fixed cost inside a worker: {fixed:.2f} s ({fixed / cold:.0%} of a cold job); compute "
-              f"≈ {cold - fixed:.2f} s. Imports are paid once per worker process, not per job ({total} jobs timed)."]
+    lines += [
+        "",
+        f"Per-job fixed cost inside a worker: {fixed:.2f} s ({fixed / cold:.0%} of a cold job); compute "
+        f"≈ {cold - fixed:.2f} s. Imports are paid once per worker process, not per job ({total} jobs timed).",
+    ]
     print(block("reproduce", lines))
 
 
@@ -90,9 +106,18 @@ def per_job(preset: str, tmp: Path, repeats: int, warmup: int):
             raise RuntimeError(f"cached job: {entry}")
 
     def trainer() -> None:
-        L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                  enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, deterministic=True,
-                  default_root_dir=str(tmp / "trainer"))
+        L.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            deterministic=True,
+            default_root_dir=str(tmp / "trainer"),
+        )
 
     cold()  # the job the cache-hit contender finds
     os.environ.update(LSX_CACHE_DIR=str(tmp / "cold1" / "cache"), LSX_OUTPUT_DIR=str(tmp / "cold1" / "outputs"))
@@ -109,6 +134,7 @@ def per_job(preset: str, tmp: Path, repeats: int, warmup: int):
             out = fn()
             os.environ.update(LSX_CACHE_DIR=str(tmp / "cold1" / "cache"), LSX_OUTPUT_DIR=str(tmp / "cold1" / "outputs"))
             return out
+
         return run
 
     t = interleave({k: keep_cache(v) for k, v in contenders.items()}, repeats, warmup)

@@ -11,6 +11,7 @@ Usage: ``python benchmarks/bench_scaling.py [--procs 2] [--side 6] [--train 256]
 ``--device cuda`` (1 GPU vs ``--procs`` GPUs, default all). Prints a markdown table (``make bench-scaling``).
 Target (issue 17): >= 1.8x with 2 processes on 2 free cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,14 @@ def _surface(store: Path, side: int, n_train: int, device: str, threads: int) ->
 
 
 def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), LSX_DIST_BACKEND="nccl" if args.device == "cuda" else "gloo")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        LSX_DIST_BACKEND="nccl" if args.device == "cuda" else "gloo",
+    )
     from lsx import distributed
 
     distributed.init_from_env()
@@ -124,9 +131,13 @@ def main() -> None:
     except OSError:
         load = "n/a"
     name = "scaling" if args.device == "cpu" else "scaling-gpu"  # README block (benchmarks/update_readme.py)
-    lines = [f"ResNet-20, {n} points ({args.side}x{args.side} grid), {args.train} train images per point, "
-             f"best of {args.repeats}; load average {load}, {os.cpu_count()} cores", "",
-             f"| ranks ({unit} each) | seconds | points/s | speed-up |", "|---|---|---|---|"]
+    lines = [
+        f"ResNet-20, {n} points ({args.side}x{args.side} grid), {args.train} train images per point, "
+        f"best of {args.repeats}; load average {load}, {os.cpu_count()} cores",
+        "",
+        f"| ranks ({unit} each) | seconds | points/s | speed-up |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {w} | {best[w]:.2f} | {n / best[w]:.2f} | {best[1] / best[w]:.2f}x |" for w in worlds]
     print("\n".join([f"<!-- bench:{name} -->", *lines, f"<!-- /bench:{name} -->"]))
 

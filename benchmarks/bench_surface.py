@@ -23,6 +23,7 @@ Usage: ``python benchmarks/bench_surface.py [--repeats 5] [--threads 1]``; the m
 ``<!-- bench:surface -->`` markers goes into the README with ``python benchmarks/update_readme.py FILE``.
 Targets: engine ≤ 1.05x floor; original ≥ 4x engine on simple_cnn/digits; ≥ 1.3x on resnet20.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,9 @@ def has_loss_landscapes() -> bool:
     return True
 
 
-def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: int,
-             args_workers: int = 2) -> tuple[list[str], list[str]]:
+def run_case(
+    name: str, model_name: str, data, side: int, repeats: int, warmup: int, args_workers: int = 2
+) -> tuple[list[str], list[str]]:
     x, y = data
     torch.manual_seed(0)
     model = build_model(model_name, x.shape[1], tuple(x.shape[2:]), int(y.max()) + 1).eval()
@@ -146,19 +148,25 @@ def run_case(name: str, model_name: str, data, side: int, repeats: int, warmup: 
         f"accuracies equal: {bool(np.allclose(res['train_acc'], base_acc))}"
     ]
     rp = t.results[other]
-    checks.append(f"{name}: plane=\"auto\" {'combines the first layer' if auto_plane else 'recomputes the first layer'} "
-                  f"({auto_reason}); {other} vs engine max |Δloss| {np.max(np.abs(rp['train_loss'] - res['train_loss'])):.1e}")
+    checks.append(
+        f"{name}: plane=\"auto\" {'combines the first layer' if auto_plane else 'recomputes the first layer'} "
+        f"({auto_reason}); {other} vs engine max |Δloss| {np.max(np.abs(rp['train_loss'] - res['train_loss'])):.1e}"
+    )
     per_point = (t.median("engine") - t.median("floor (fused fwd)")) / grid.num_points
     upd_s, loss_s = per_point_work(ev, theta0, dirs)
-    checks.append(f"{name}: engine − floor = {per_point * 1e3:+.3f} ms per point "
-                  f"({per_point / (t.median('floor (fused fwd)') / grid.num_points):+.1%} of a point's forward passes); "
-                  f"the engine's own work per point, timed alone: moving the weights {upd_s * 1e3:.3f} ms, "
-                  f"loss and hits {loss_s * 1e3:.3f} ms")
+    checks.append(
+        f"{name}: engine − floor = {per_point * 1e3:+.3f} ms per point "
+        f"({per_point / (t.median('floor (fused fwd)') / grid.num_points):+.1%} of a point's forward passes); "
+        f"the engine's own work per point, timed alone: moving the weights {upd_s * 1e3:.3f} ms, "
+        f"loss and hits {loss_s * 1e3:.3f} ms"
+    )
     if ll_points is not None:
         at_ll = ev.evaluate(theta0, dirs, ll_points)["train_loss"]
-        checks.append(f"{name}: loss-landscapes vs engine at the package's own points max |Δloss| "
-                      f"{np.max(np.abs(t.results['loss-landscapes pkg'] - at_ll)):.1e}; its y offsets per column: "
-                      f"{'/'.join(f'{v:+.2f}' for v in ll_points[:: side][:2, 1])} (off by one step between columns)")
+        checks.append(
+            f"{name}: loss-landscapes vs engine at the package's own points max |Δloss| "
+            f"{np.max(np.abs(t.results['loss-landscapes pkg'] - at_ll)):.1e}; its y offsets per column: "
+            f"{'/'.join(f'{v:+.2f}' for v in ll_points[:: side][:2, 1])} (off by one step between columns)"
+        )
     rows = []
     for c in contenders:
         rows.append(
@@ -183,23 +191,35 @@ def main() -> None:
     title = header("bench_surface", args.repeats, args.warmup)
     rows, checks = [], []
     if args.only is None or "digits" in args.only:
-        r, c = run_case("simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid,
-                        args.repeats, args.warmup)
+        r, c = run_case(
+            "simple_cnn / digits 8x8", "simple_cnn", digits_data(args.digits_images), args.digits_grid, args.repeats, args.warmup
+        )
         rows += r
         checks += c
     if args.only is None or "mlp" in args.only:
-        r, c = run_case("mlp / digits 8x8", "mlp", digits_data(args.digits_images), args.digits_grid,
-                        args.repeats, args.warmup)
+        r, c = run_case("mlp / digits 8x8", "mlp", digits_data(args.digits_images), args.digits_grid, args.repeats, args.warmup)
         rows += r
         checks += c
     if args.only is None or "mlp28" in args.only:
-        r, c = run_case("mlp / synthetic 28x28", "mlp", synthetic_data(args.digits_images, shape=(1, 28, 28)),
-                        args.digits_grid, args.repeats, args.warmup)
+        r, c = run_case(
+            "mlp / synthetic 28x28",
+            "mlp",
+            synthetic_data(args.digits_images, shape=(1, 28, 28)),
+            args.digits_grid,
+            args.repeats,
+            args.warmup,
+        )
         rows += r
         checks += c
     if args.only is None or "resnet" in args.only:
-        r, c = run_case("resnet20 / synthetic 32x32x3", "resnet20", synthetic_data(args.resnet_images), args.resnet_grid,
-                        args.repeats, args.warmup)
+        r, c = run_case(
+            "resnet20 / synthetic 32x32x3",
+            "resnet20",
+            synthetic_data(args.resnet_images),
+            args.resnet_grid,
+            args.repeats,
+            args.warmup,
+        )
         rows += r
         checks += c
     if not has_loss_landscapes():

@@ -18,6 +18,7 @@
 2. Throughput of full Adam steps on synthetic 32x32x3 batches, NCHW vs channels_last.
 Usage: ``python benchmarks/bench_train.py [--repeats R] [--threads T] [--resnet-epochs E]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,8 +108,12 @@ def plain_loop(overrides: list[str]):
                     with torch.no_grad():
                         loss_sum += loss.detach().double() * len(yb)
                         hits += (out.argmax(1) == yb).sum()
-                row = {"epoch": epoch + 1, "train/loss": float(loss_sum) / len(x), "train/acc": int(hits) / len(x),
-                       "lr": opt.param_groups[0]["lr"]}
+                row = {
+                    "epoch": epoch + 1,
+                    "train/loss": float(loss_sum) / len(x),
+                    "train/acc": int(hits) / len(x),
+                    "lr": opt.param_groups[0]["lr"],
+                }
                 if len(vx):  # evaluate_model: eval mode, inference mode, batches of data.eval_batch_size
                     v = evaluate_model(model, as_input(vx), vy, chunk=ebs)
                     row.update({"val/loss": v["loss"], "val/acc": v["acc"]})
@@ -167,21 +172,36 @@ def main() -> None:
         ov = ov + ["logger=csv"]
         t = interleave({"lsx runner": lsx_runner(ov), "plain loop": plain_loop(ov)}, args.repeats, args.warmup)
         acc_lsx, acc_plain = t.results["lsx runner"].get("test_acc"), t.results["plain loop"]["test_acc"]
-        fit_rows.append(f"| {name} | {fmt_time(t, 'lsx runner')} | {fmt_time(t, 'plain loop')} | "
-                        f"{fmt_ratio(t, 'lsx runner', 'plain loop')} | {acc_lsx:.4f} / {acc_plain:.4f} |")
+        fit_rows.append(
+            f"| {name} | {fmt_time(t, 'lsx runner')} | {fmt_time(t, 'plain loop')} | "
+            f"{fmt_ratio(t, 'lsx runner', 'plain loop')} | {acc_lsx:.4f} / {acc_plain:.4f} |"
+        )
     rows = []
     for name in ("simple_cnn", "resnet20"):
         steps = args.steps if name == "simple_cnn" else max(3, args.steps // 3)
-        t = interleave({"NCHW": stepper(name, args.batch, steps, False),
-                        "channels_last": stepper(name, args.batch, steps, True)}, args.repeats, args.warmup)
+        t = interleave(
+            {"NCHW": stepper(name, args.batch, steps, False), "channels_last": stepper(name, args.batch, steps, True)},
+            args.repeats,
+            args.warmup,
+        )
         imgs = args.batch * steps
-        rows.append(f"| {name} | {imgs / t.median('NCHW'):.0f} | {imgs / t.median('channels_last'):.0f} | "
-                    f"{fmt_ratio(t, 'NCHW', 'channels_last')} | {fmt_time(t, 'channels_last')} |")
-    lines = [title + f"; after: {load_average()}", "",
-             "| training | lsx runner s | plain loop s | lsx ÷ plain | test acc lsx / plain |", "|---|---|---|---|---|",
-             *fit_rows, "", f"Adam steps on 32x32x3 batches of {args.batch}:", "",
-             "| model | NCHW img/s | channels_last img/s | NCHW time ÷ channels_last | channels_last s per round |",
-             "|---|---|---|---|---|", *rows]
+        rows.append(
+            f"| {name} | {imgs / t.median('NCHW'):.0f} | {imgs / t.median('channels_last'):.0f} | "
+            f"{fmt_ratio(t, 'NCHW', 'channels_last')} | {fmt_time(t, 'channels_last')} |"
+        )
+    lines = [
+        title + f"; after: {load_average()}",
+        "",
+        "| training | lsx runner s | plain loop s | lsx ÷ plain | test acc lsx / plain |",
+        "|---|---|---|---|---|",
+        *fit_rows,
+        "",
+        f"Adam steps on 32x32x3 batches of {args.batch}:",
+        "",
+        "| model | NCHW img/s | channels_last img/s | NCHW time ÷ channels_last | channels_last s per round |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
     print(block("train", lines))
 
 

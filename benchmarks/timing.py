@@ -5,6 +5,7 @@ drift enter the ratio; here every round runs every contender once (a rotated ord
 always first or last), and ratios are taken *within* a round before the median is formed. The load
 average is printed before and after so a reader can judge how busy the machine was.
 """
+
 from __future__ import annotations
 
 import os

@@ -7,6 +7,7 @@ Usage: ``python benchmarks/bench_surface.py | tee bench_surface.md; python bench
 (several files, or ``-`` for stdin; ``--readme PATH`` for another file than docs/benchmarks.md). Blocks of the same name from
 several files (e.g. one run per ``--only`` case) are concatenated in the order given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ def replace_blocks(readme: str, new: dict[str, str]) -> str:
     have = blocks(readme)
     missing = sorted(set(new) - set(have))
     if missing:
-        raise ValueError(f"the page has no <!-- bench:{missing[0]} --> … <!-- /bench:{missing[0]} --> block; "
-                         f"it has: {', '.join(sorted(have)) or 'none'}")
+        raise ValueError(
+            f"the page has no <!-- bench:{missing[0]} --> … <!-- /bench:{missing[0]} --> block; "
+            f"it has: {', '.join(sorted(have)) or 'none'}"
+        )
     return BLOCK.sub(lambda m: new.get(m.group(1), m.group(0)), readme)
 
 

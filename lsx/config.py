@@ -5,6 +5,7 @@ list holds the Hydra overrides that shrink it (e.g. ``data=digits``). Group over
 allowed inside interpolated defaults, so the scale overrides are applied by composing again
 with them placed *before* the user's own overrides (the user still wins).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -71,9 +72,9 @@ def _foreign_analysis_key(cfg: DictConfig, override: str) -> bool:
 
 def _compose(overrides: Sequence[str]) -> DictConfig:
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from lsx.cli import resolvers  # noqa: F401  (the configs' resolvers, e.g. ${shape:num_classes})
-    from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
         return compose(CONFIG_NAME, overrides=list(overrides))
@@ -157,8 +158,11 @@ def world_size(trainer: dict[str, Any]) -> int:
 def hashed_training(training: dict[str, Any]) -> dict[str, Any]:
     """``training`` without the keys that change no model: the stop-rule keys while unset (null) and
     the resume-point schedule always (a run resumed from an epoch-2 or an epoch-3 point is the same run)."""
-    return {k: v for k, v in training.items()
-            if k not in _TRAINING_KEYS_NOT_HASHED and not (k in _TRAINING_KEYS_HASHED_WHEN_SET and v is None)}
+    return {
+        k: v
+        for k, v in training.items()
+        if k not in _TRAINING_KEYS_NOT_HASHED and not (k in _TRAINING_KEYS_HASHED_WHEN_SET and v is None)
+    }
 
 
 def config_hash(obj: Any) -> str:

@@ -11,6 +11,7 @@ with the launcher's environment hidden from Lightning.
 Nothing changes in a single process: without a launcher (or with 1 rank) no group is created and
 every helper here is the identity.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,10 +32,27 @@ DEFAULT_TIMEOUT_MIN = 24 * 60
 
 # variables through which Lightning (and torch) would detect a multi-process launch
 _LAUNCH_ENV = (
-    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK", "ROLE_WORLD_SIZE",
-    "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS", "MASTER_ADDR", "MASTER_PORT",
-    "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_STEP_NUM_TASKS",
-    "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK", "PMI_SIZE", "PMI_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "ROLE_WORLD_SIZE",
+    "TORCHELASTIC_RUN_ID",
+    "TORCHELASTIC_RESTART_COUNT",
+    "TORCHELASTIC_MAX_RESTARTS",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "SLURM_NTASKS",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_STEP_NUM_TASKS",
+    "OMPI_COMM_WORLD_SIZE",
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_SIZE",
+    "PMI_RANK",
 )
 
 
@@ -50,10 +68,17 @@ def launch_env() -> dict[str, Any] | None:
     env = os.environ
     if "WORLD_SIZE" in env and "RANK" in env:  # torchrun / torch.distributed.launch (also sets MASTER_*)
         world = int(env["WORLD_SIZE"])
-        return None if world <= 1 else {
-            "rank": int(env["RANK"]), "world": world, "local_rank": int(env.get("LOCAL_RANK", 0)),
-            "addr": env.get("MASTER_ADDR", "127.0.0.1"), "port": int(env.get("MASTER_PORT", 29500)),
-        }
+        return (
+            None
+            if world <= 1
+            else {
+                "rank": int(env["RANK"]),
+                "world": world,
+                "local_rank": int(env.get("LOCAL_RANK", 0)),
+                "addr": env.get("MASTER_ADDR", "127.0.0.1"),
+                "port": int(env.get("MASTER_PORT", 29500)),
+            }
+        )
     # srun / submitit with tasks_per_node: the step's tasks (a batch script of an --ntasks=4 allocation run
     # without srun has SLURM_NTASKS=4 but no step of 4 tasks: it is one process)
     if "SLURM_PROCID" in env and int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1:
@@ -109,13 +134,18 @@ def init_from_env(timeout_min: float | None = None) -> tuple[int, int]:
         elif spec["local_rank"] < n_gpus:
             torch.cuda.set_device(spec["local_rank"])
         else:
-            raise ValueError(f"local rank {spec['local_rank']} but {n_gpus} visible GPU(s); launch at most one "
-                             "process per GPU (--nproc_per_node / tasks_per_node), or LSX_DIST_BACKEND=gloo for CPU ranks")
+            raise ValueError(
+                f"local rank {spec['local_rank']} but {n_gpus} visible GPU(s); launch at most one "
+                "process per GPU (--nproc_per_node / tasks_per_node), or LSX_DIST_BACKEND=gloo for CPU ranks"
+            )
     os.environ.setdefault("MASTER_ADDR", spec["addr"])  # torchrun sets both; SLURM does not
     os.environ.setdefault("MASTER_PORT", str(spec["port"]))
     torch.distributed.init_process_group(
-        backend=backend, init_method="env://",
-        rank=spec["rank"], world_size=spec["world"], timeout=datetime.timedelta(minutes=timeout),
+        backend=backend,
+        init_method="env://",
+        rank=spec["rank"],
+        world_size=spec["world"],
+        timeout=datetime.timedelta(minutes=timeout),
     )
     import atexit
 
@@ -322,7 +352,7 @@ def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], 
     memo = ctx.memo(prefix)
     if world == 1:
         return loop(memo)
-    stored = from_rank0({p.stem[len(prefix):] for p in (ctx.job_dir / "stages").glob(f"{prefix}*.pt")} if rank == 0 else None)
+    stored = from_rank0({p.stem[len(prefix) :] for p in (ctx.job_dir / "stages").glob(f"{prefix}*.pt")} if rank == 0 else None)
     mine: dict[str, Any] = {}
     position = [0]
 

@@ -1,4 +1,5 @@
 """Shared fixtures: every test runs with W&B offline and its own cache/output directories."""
+
 from __future__ import annotations
 
 import os

@@ -1,9 +1,8 @@
 """Aggregation reads a small real multirun (2 learning rates x 2 seeds) from its results files."""
+
 import csv
 
 import pytest
-
-
 from conftest import run_module
 
 
@@ -41,8 +40,13 @@ def _job(d, lr, seed, job="tunnel_width", shared=None, results=True, status="ok"
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     (d / "status.json").write_text(json.dumps({"status": status, **({"reason": "boom"} if status != "ok" else {})}))
     if results:
-        res = {"job": job, "seed": seed, "metrics": {"width": lr * 10 + seed}, "overrides": [f"optimizer.lr={lr}", f"seed={seed}"],
-               "job_dir": shared or str(d / "job")}
+        res = {
+            "job": job,
+            "seed": seed,
+            "metrics": {"width": lr * 10 + seed},
+            "overrides": [f"optimizer.lr={lr}", f"seed={seed}"],
+            "job_dir": shared or str(d / "job"),
+        }
         (d / "results.json").write_text(json.dumps(res) if results is True else results)
         (d / "DONE").write_text("done\n")
 
@@ -72,7 +76,10 @@ def test_failed_job_adds_no_paths_columns_and_job_types_get_their_own_plots(tmp_
     out = aggregate(tmp_path, ["optimizer.lr"], ["metrics.width"])
     header = open(tmp_path / "summary.csv").readline()
     assert "paths." not in header
-    assert sorted(p.name for p in out["plots"]) == ["sharpness_width_vs_optimizer_lr.png", "tunnel_width_width_vs_optimizer_lr.png"]
+    assert sorted(p.name for p in out["plots"]) == [
+        "sharpness_width_vs_optimizer_lr.png",
+        "tunnel_width_width_vs_optimizer_lr.png",
+    ]
 
 
 def test_a_killed_sweep_lists_the_jobs_that_never_started(tmp_path):
@@ -80,8 +87,11 @@ def test_a_killed_sweep_lists_the_jobs_that_never_started(tmp_path):
 
     from lsx.tracking.aggregate import collect
 
-    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(
-        {"hydra": {"overrides": {"task": ["optimizer.lr=0.1,0.01", "seed=0,1"]}, "sweep": {"subdir": "${hydra.job.num}"}}}))
+    (tmp_path / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {"hydra": {"overrides": {"task": ["optimizer.lr=0.1,0.01", "seed=0,1"]}, "sweep": {"subdir": "${hydra.job.num}"}}}
+        )
+    )
     _job(tmp_path / "0", 0.1, 0)
     _job(tmp_path / "1", 0.1, 1)
     rows = collect(tmp_path)

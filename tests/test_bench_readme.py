@@ -1,11 +1,13 @@
 """The README's benchmark tables are replaced only between their markers, by name."""
+
 import importlib.util
 from pathlib import Path
 
 import pytest
 
 _spec = importlib.util.spec_from_file_location(
-    "update_readme", Path(__file__).resolve().parents[1] / "benchmarks" / "update_readme.py")
+    "update_readme", Path(__file__).resolve().parents[1] / "benchmarks" / "update_readme.py"
+)
 update_readme = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(update_readme)
 

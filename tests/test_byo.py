@@ -1,4 +1,5 @@
 """Your model, your data, your loss: _target_ models/losses/data, external checkpoints, model=hf, the docs example."""
+
 from __future__ import annotations
 
 import re
@@ -6,10 +7,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, run_module
 from omegaconf import OmegaConf
 from torch import nn
-
-from conftest import ROOT, run_module
 
 SHAPE = {"in_channels": 1, "height": 8, "width": 8, "num_classes": 10}
 
@@ -64,8 +64,16 @@ HERE = "test_byo"  # this module as tests import it (tests/ is on sys.path)
 def test_model_by_target_gets_the_data_shape_and_round_trips_through_a_checkpoint(tmp_path):
     from lsx.training.checkpoints import load_checkpoint, model_from_config, model_label, save_checkpoint
 
-    cfg = _resolved({"model": {"_target_": f"{HERE}.make_mlp", "in_features": "${shape:numel}",
-                               "num_classes": "${shape:num_classes}", "hidden": 5}})
+    cfg = _resolved(
+        {
+            "model": {
+                "_target_": f"{HERE}.make_mlp",
+                "in_features": "${shape:numel}",
+                "num_classes": "${shape:num_classes}",
+                "hidden": 5,
+            }
+        }
+    )
     model = model_from_config(cfg["model"], SHAPE)
     assert model[1].in_features == 64 and model[3].out_features == 10 and model_label(cfg["model"]) == "make_mlp"
     path = save_checkpoint(tmp_path / "epoch_0001.pt", model, cfg, "h", 1, SHAPE)
@@ -92,8 +100,10 @@ def test_loss_that_is_not_a_finite_scalar_is_refused_on_the_first_batch():
 
     model = make_mlp(64, 10)
     batch = (torch.randn(2, 1, 8, 8), torch.tensor([1, 2]))
-    for target, match in ((f"{HERE}.vector_loss", r"returned \(2,\) on the first batch, not a scalar"),
-                          (f"{HERE}.nan_loss", "is nan on the first batch")):
+    for target, match in (
+        (f"{HERE}.vector_loss", r"returned \(2,\) on the first batch, not a scalar"),
+        (f"{HERE}.nan_loss", "is nan on the first batch"),
+    ):
         with pytest.raises(ValueError, match=match) as err:
             check_loss(build_loss({"_target_": target}), model, batch)
         assert "\n" not in str(err.value)
@@ -135,7 +145,9 @@ def test_next_token_loss_ignores_padding_and_chunks_combine_exactly():
     assert float(loss(model, (x, y))["loss"]) == pytest.approx(float(want), rel=1e-6)
     one = Evaluator(model, (x, y), chunk_size=100, loss_fn=loss).evaluate_at(torch.cat([p.flatten() for p in model.parameters()]))
     many = Evaluator(model, (x, y), chunk_size=2, loss_fn=loss).evaluate_at(torch.cat([p.flatten() for p in model.parameters()]))
-    assert one["train_loss"] == pytest.approx(float(want), rel=1e-6) and many["train_loss"] == pytest.approx(one["train_loss"], rel=1e-6)
+    assert one["train_loss"] == pytest.approx(float(want), rel=1e-6) and many["train_loss"] == pytest.approx(
+        one["train_loss"], rel=1e-6
+    )
     acc = float(((logits.argmax(-1) == y) & keep).sum() / keep.sum())
     assert many["train_acc"] == pytest.approx(acc)
 
@@ -163,8 +175,15 @@ def test_dataset_by_target_keeps_lsx_splits_and_real_targets():
 def test_sequences_task_and_bad_datasets():
     from lsx.data import build_datamodule
 
-    dm = build_datamodule("sequences", _target_="lsx.data.sequences.rule_sequences", num_train=50, num_test=20,
-                          seq_len=6, vocab_size=5, normalize=False).prepare()
+    dm = build_datamodule(
+        "sequences",
+        _target_="lsx.data.sequences.rule_sequences",
+        num_train=50,
+        num_test=20,
+        seq_len=6,
+        vocab_size=5,
+        normalize=False,
+    ).prepare()
     x, y = dm.split("train")
     assert x.dtype == torch.int64 and x.shape[1] == 5 and torch.equal(x[:, 1:], y[:, :-1])
     step = (x[:, 1] - x[:, 0]) % 5
@@ -318,8 +337,17 @@ def test_hf_transformer_trains_and_an_external_copy_centres_a_surface(compose, t
     from lsx.training.checkpoints import file_sha256
     from lsx.training.runner import train
 
-    tiny = ["experiment=byo_transformer", "training.epochs=2", "data.num_train=200", "data.num_test=50",
-            "data.landscape_train=100", "data.landscape_test=50", "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3"]
+    tiny = [
+        "experiment=byo_transformer",
+        "training.epochs=2",
+        "data.num_train=200",
+        "data.num_test=50",
+        "data.landscape_train=100",
+        "data.landscape_test=50",
+        "analysis=surface2d",
+        "analysis.x.num=3",
+        "analysis.y.num=3",
+    ]
     c = compose(*tiny)
     run = train(c, progress=False)
     assert run.summary["train_loss"] < np.log(16) and np.isfinite(run.summary["test_acc"])

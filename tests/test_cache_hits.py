@@ -1,4 +1,5 @@
 """A finished run or job found in the cache returns without importing the heavy parts (plots, job modules)."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """Claims on hand-made job records: every verdict reachable, intervals honoured, bad input named."""
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,23 @@ from lsx.claims.verdicts import (
 
 def job(seed: int, lr: float = 1e-3, train_loss: float = 0.1, **metrics) -> JobRecord:
     return JobRecord(
-        config={"seed": seed, "optimizer": {"lr": lr}, "training": {"epochs": 5}}, metrics=dict(metrics), seed=seed,
+        config={"seed": seed, "optimizer": {"lr": lr}, "training": {"epochs": 5}},
+        metrics=dict(metrics),
+        seed=seed,
         job_dir=Path(f"/tmp/job_s{seed}_lr{lr}"),
-        training=[{"seed": seed, "run_dir": f"/cache/s{seed}_lr{lr}", "train_loss": train_loss, "train_acc": 0.99,
-                   "test_loss": 0.3, "test_acc": 0.9, "epochs_run": 5, "steps": 50, "stopped_by": "epochs"}],
+        training=[
+            {
+                "seed": seed,
+                "run_dir": f"/cache/s{seed}_lr{lr}",
+                "train_loss": train_loss,
+                "train_acc": 0.99,
+                "test_loss": 0.3,
+                "test_acc": 0.9,
+                "epochs_run": 5,
+                "steps": 50,
+                "stopped_by": "epochs",
+            }
+        ],
     )
 
 
@@ -45,8 +59,13 @@ def lr_grid(slope: float, seeds=range(6), noise: float = 0.0, lrs=(1e-4, 1e-3, 1
     return [job(s, lr, width=slope * np.log10(lr) + noise * rng.normal()) for s in seeds for lr in lrs]
 
 
-SPEARMAN = {"id": "w", "statement": "width grows with lr", "statistic": "spearman",
-            "args": {"x": "optimizer.lr", "y": "metrics.width", "log_x": True}, "decision": {"greater": 0.0}}
+SPEARMAN = {
+    "id": "w",
+    "statement": "width grows with lr",
+    "statistic": "spearman",
+    "args": {"x": "optimizer.lr", "y": "metrics.width", "log_x": True},
+    "decision": {"greater": 0.0},
+}
 
 
 # ----------------------------------------------------------------------------- records
@@ -54,8 +73,16 @@ def test_record_get_metrics_training_and_config(tmp_path):
     d = tmp_path / "job"
     d.mkdir()
     (d / "config.yaml").write_text(yaml.safe_dump({"seed": 4, "optimizer": {"lr": 0.01}, "training": {"epochs": 7}}))
-    (d / "results.json").write_text(json.dumps({"seed": 4, "job": "x", "metrics": {"a": 1.5, "nested": {"b": 2}},
-                                                "training": [{"train_loss": 0.2}, {"train_loss": 0.4}]}))
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "seed": 4,
+                "job": "x",
+                "metrics": {"a": 1.5, "nested": {"b": 2}},
+                "training": [{"train_loss": 0.2}, {"train_loss": 0.4}],
+            }
+        )
+    )
     r = JobRecord.from_dir(d)
     assert (r.seed, r.get("metrics.a"), r.get("metrics.nested.b")) == (4, 1.5, 2)
     assert r.get("training.train_loss") == pytest.approx(0.3)  # mean over the optima
@@ -69,21 +96,24 @@ def test_record_get_metrics_training_and_config(tmp_path):
 
 
 # ----------------------------------------------------------------------------- decisions
-@pytest.mark.parametrize("decision, lo, hi, verdict", [
-    ({"greater": 0.0}, 0.1, 0.5, REPRODUCED),
-    ({"greater": 0.0}, -0.5, -0.1, NOT_REPRODUCED),
-    ({"greater": 0.0}, -0.5, 0.0, NOT_REPRODUCED),  # hi <= b
-    ({"greater": 0.0}, -0.1, 0.5, INCONCLUSIVE),
-    ({"greater": 0.0}, 0.0, 0.5, INCONCLUSIVE),  # lo must be strictly above b
-    ({"less": 1.0}, 0.2, 0.8, REPRODUCED),
-    ({"less": 1.0}, 1.0, 2.0, NOT_REPRODUCED),
-    ({"less": 1.0}, 0.5, 1.5, INCONCLUSIVE),
-    ({"between": [0.0, 1.0]}, 0.0, 1.0, REPRODUCED),
-    ({"between": [0.0, 1.0]}, 1.1, 2.0, NOT_REPRODUCED),
-    ({"between": [0.0, 1.0]}, -2.0, -0.5, NOT_REPRODUCED),
-    ({"between": [0.0, 1.0]}, 0.5, 1.5, INCONCLUSIVE),
-    ({"between": [0.0, 1.0]}, -0.5, 1.5, INCONCLUSIVE),
-])
+@pytest.mark.parametrize(
+    "decision, lo, hi, verdict",
+    [
+        ({"greater": 0.0}, 0.1, 0.5, REPRODUCED),
+        ({"greater": 0.0}, -0.5, -0.1, NOT_REPRODUCED),
+        ({"greater": 0.0}, -0.5, 0.0, NOT_REPRODUCED),  # hi <= b
+        ({"greater": 0.0}, -0.1, 0.5, INCONCLUSIVE),
+        ({"greater": 0.0}, 0.0, 0.5, INCONCLUSIVE),  # lo must be strictly above b
+        ({"less": 1.0}, 0.2, 0.8, REPRODUCED),
+        ({"less": 1.0}, 1.0, 2.0, NOT_REPRODUCED),
+        ({"less": 1.0}, 0.5, 1.5, INCONCLUSIVE),
+        ({"between": [0.0, 1.0]}, 0.0, 1.0, REPRODUCED),
+        ({"between": [0.0, 1.0]}, 1.1, 2.0, NOT_REPRODUCED),
+        ({"between": [0.0, 1.0]}, -2.0, -0.5, NOT_REPRODUCED),
+        ({"between": [0.0, 1.0]}, 0.5, 1.5, INCONCLUSIVE),
+        ({"between": [0.0, 1.0]}, -0.5, 1.5, INCONCLUSIVE),
+    ],
+)
 def test_decide_honours_the_interval(decision, lo, hi, verdict):
     v, reason = decide(Estimate((lo + hi) / 2, lo, hi, MIN_UNITS, "m"), decision)
     assert v == verdict, reason
@@ -176,14 +206,24 @@ def test_ratio_paired_geometric_mean():
     jobs = [job(s, 1e-3, loss=1.0 + s) for s in range(6)] + [job(s, 1e-2, loss=2.0 * (1.0 + s)) for s in range(6)]
     est = get_statistic("ratio")(jobs, key="optimizer.lr", a=1e-2, b=1e-3, y="metrics.loss")
     assert est.value == pytest.approx(2.0) and est.details["paired"]
-    claim = {"id": "r", "statement": "s", "statistic": "ratio", "decision": {"greater": 1.5},
-             "args": {"key": "optimizer.lr", "a": 1e-2, "b": 1e-3, "y": "metrics.loss"}}
+    claim = {
+        "id": "r",
+        "statement": "s",
+        "statistic": "ratio",
+        "decision": {"greater": 1.5},
+        "args": {"key": "optimizer.lr", "a": 1e-2, "b": 1e-3, "y": "metrics.loss"},
+    }
     assert evaluate_claim(claim, jobs).verdict == REPRODUCED
 
 
 def test_difference_with_an_empty_group_is_inconclusive():
-    claim = {"id": "d", "statement": "s", "statistic": "difference", "decision": {"greater": 0},
-             "args": {"key": "optimizer.lr", "a": 0.5, "b": 1e-3, "y": "metrics.err"}}
+    claim = {
+        "id": "d",
+        "statement": "s",
+        "statistic": "difference",
+        "decision": {"greater": 0},
+        "args": {"key": "optimizer.lr", "a": 0.5, "b": 1e-3, "y": "metrics.err"},
+    }
     res = evaluate_claim(claim, [job(s, 1e-3, err=0.1) for s in range(3)])
     assert res.verdict == INCONCLUSIVE and "optimizer.lr=0.5" in res.reason
 

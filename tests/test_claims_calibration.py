@@ -7,6 +7,7 @@ and the false "not reproduced" rates are each ≤ 5%; under an effect of the siz
 units of one sign never reproduce. Rates are printed in the assertion messages; every simulation is
 seeded, so the file is deterministic.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,13 @@ SIM_DIR = Path("/sim/job")  # never read: the statistics here take everything fr
 
 
 def _job(seed: int, config: dict[str, Any] | None = None, **metrics: Any) -> JobRecord:
-    return JobRecord(config={"seed": seed, **(config or {})}, metrics=metrics, seed=seed, job_dir=SIM_DIR,
-                     training=[{"seed": seed, "run_dir": f"/sim/run_{seed}", "train_loss": 0.01, "test_acc": 0.9}])
+    return JobRecord(
+        config={"seed": seed, **(config or {})},
+        metrics=metrics,
+        seed=seed,
+        job_dir=SIM_DIR,
+        training=[{"seed": seed, "run_dir": f"/sim/run_{seed}", "train_loss": 0.01, "test_acc": 0.9}],
+    )
 
 
 def _rates(draw: Callable[[np.random.Generator], Estimate], decision: dict[str, Any], seed: int, trials: int = TRIALS) -> dict:
@@ -79,8 +85,10 @@ def _trend_jobs(rng: np.random.Generator, n: int, step: float, xs=LRS) -> list[J
 
 def _list_jobs(rng: np.random.Generator, n: int, step: float, xs=LRS) -> list[JobRecord]:
     """fort_list_trend's records: one job per unit holding the whole curve as metric lists."""
-    return [_job(s, max_lrs=list(xs), advantage=list(5.0 * rng.normal() + step * np.arange(len(xs)) + rng.normal(size=len(xs))))
-            for s in range(n)]
+    return [
+        _job(s, max_lrs=list(xs), advantage=list(5.0 * rng.normal() + step * np.arange(len(xs)) + rng.normal(size=len(xs))))
+        for s in range(n)
+    ]
 
 
 TRENDS = {
@@ -102,8 +110,10 @@ SWEEPS = {"spearman": (WIDTHS,), "fort_trend": (LRS, WIDTHS), "fort_list_trend":
 def test_trend_null_is_calibrated(name):
     for n in UNITS:
         for xs in SWEEPS[name]:
-            _assert_calibrated(f"{name}, {n} units, {len(xs)} x values, y independent of x",
-                               _rates(_trend_draw(name, n, 0.0, xs), {"greater": 0.0}, seed=n))
+            _assert_calibrated(
+                f"{name}, {n} units, {len(xs)} x values, y independent of x",
+                _rates(_trend_draw(name, n, 0.0, xs), {"greater": 0.0}, seed=n),
+            )
     sign = _rates(_trend_draw(name, 6, 0.0, interval="sign"), {"less": 0.0}, seed=1)
     _assert_calibrated(f"{name}, 6 units, sign interval", sign)
 
@@ -163,14 +173,19 @@ def _pair_draw(stat, n: int, delta: float, paired: bool = True, **kw: Any) -> Ca
 def test_paired_null_is_calibrated(stat, decision):
     for n in UNITS:
         for interval in ("t", "sign"):
-            _assert_calibrated(f"{stat.__name__} ({interval}), {n} units, zero-mean differences / log-ratios",
-                               _rates(_pair_draw(stat, n, 0.0, interval=interval), decision, seed=n))
-        _assert_calibrated(f"{stat.__name__} (unpaired fallback), {n} units per group, equal means",
-                           _rates(_pair_draw(stat, n, 0.0, paired=False), decision, seed=200 + n))
+            _assert_calibrated(
+                f"{stat.__name__} ({interval}), {n} units, zero-mean differences / log-ratios",
+                _rates(_pair_draw(stat, n, 0.0, interval=interval), decision, seed=n),
+            )
+        _assert_calibrated(
+            f"{stat.__name__} (unpaired fallback), {n} units per group, equal means",
+            _rates(_pair_draw(stat, n, 0.0, paired=False), decision, seed=200 + n),
+        )
 
 
-@pytest.mark.parametrize("stat, decision, delta", [(difference, {"greater": 0.0}, 2.0), (ratio, {"less": 1.0}, -2.0)],
-                         ids=["difference", "ratio"])
+@pytest.mark.parametrize(
+    "stat, decision, delta", [(difference, {"greater": 0.0}, 2.0), (ratio, {"less": 1.0}, -2.0)], ids=["difference", "ratio"]
+)
 def test_paired_power(stat, decision, delta):
     _assert_power(f"{stat.__name__}, 6 units, effect 2 sd", _power(_pair_draw(stat, 6, delta), decision, seed=5))
 
@@ -182,16 +197,20 @@ def _mean_draw(n: int, centre: float, skewed: bool = False, **kw: Any) -> Callab
     def draw(rng: np.random.Generator) -> Estimate:
         v = centre + (rng.exponential(size=n) - math.log(2) if skewed else rng.normal(size=n))
         return mean([_job(s, gap=float(x)) for s, x in enumerate(v)], y="metrics.gap", **kw)
+
     return draw
 
 
-@pytest.mark.parametrize("decision", [{"greater": 0.5}, {"less": 0.5}, {"between": [0.5, 3.0]}],
-                         ids=["greater", "less", "between"])
+@pytest.mark.parametrize(
+    "decision", [{"greater": 0.5}, {"less": 0.5}, {"between": [0.5, 3.0]}], ids=["greater", "less", "between"]
+)
 def test_mean_null_is_calibrated(decision):
     for n in UNITS:
         _assert_calibrated(f"mean (t), {n} units, mean at the bound", _rates(_mean_draw(n, 0.5), decision, seed=n))
-        _assert_calibrated(f"mean (sign), {n} units, skewed, median at the bound",
-                           _rates(_mean_draw(n, 0.5, skewed=True, interval="sign"), decision, seed=100 + n))
+        _assert_calibrated(
+            f"mean (sign), {n} units, skewed, median at the bound",
+            _rates(_mean_draw(n, 0.5, skewed=True, interval="sign"), decision, seed=100 + n),
+        )
 
 
 def test_mean_power():
@@ -207,6 +226,7 @@ def _flip_draw(n: int, mu_a: float, mu_b: float) -> Callable[[np.random.Generato
         jobs = [_job(s, {"wd": 0.0}, r=math.exp(mu_a + rng.normal())) for s in range(n)]
         jobs += [_job(s, {"wd": 5e-3}, r=math.exp(mu_b + rng.normal())) for s in range(n)]
         return stats_li.li_sign_flip(jobs, key="wd", a=0.0, b=5e-3, y="metrics.r", log=True)
+
     return draw
 
 
@@ -216,8 +236,10 @@ def test_li_sign_flip_null_is_calibrated():
         # (false "reproduced" ≤ 1.25%; the mirrored case is the same computation), and both at 0
         # (false "not reproduced" ≤ 2.5%; with two 95% group intervals it would be 4.9%)
         for mu_a, mu_b in ((0.0, -10.0), (0.0, 0.0)):
-            _assert_calibrated(f"li_sign_flip, {n} units per group, μ_a = {mu_a}, μ_b = {mu_b}",
-                               _rates(_flip_draw(n, mu_a, mu_b), {"greater": 0.0}, seed=n))
+            _assert_calibrated(
+                f"li_sign_flip, {n} units per group, μ_a = {mu_a}, μ_b = {mu_b}",
+                _rates(_flip_draw(n, mu_a, mu_b), {"greater": 0.0}, seed=n),
+            )
 
 
 def test_li_sign_flip_power():
@@ -228,20 +250,36 @@ def test_li_sign_flip_power():
 # ----------------------------------------------------------------------------- wedges and surfaces
 def _wedge_draw(n: int, centre: float, **kw: Any) -> Callable[[np.random.Generator], Estimate]:
     """fort_toy's aggregation: one value per (D, n) pair, averaged per trial seed, then over seeds."""
+
     def draw(rng: np.random.Generator) -> Estimate:
-        jobs = [JobRecord(config={"analysis": {"seed": s}}, metrics={"pairs": centre + rng.normal(size=3)}, seed=0,
-                          job_dir=Path(f"/sim/toy_{s}")) for s in range(n)]
-        return stats_wedges._mean_over_units(jobs, "analysis.seed", kw.get("interval", "t"),
-                                             lambda j: {(10 + k, 2): float(v) for k, v in enumerate(j.metrics["pairs"])})
+        jobs = [
+            JobRecord(
+                config={"analysis": {"seed": s}},
+                metrics={"pairs": centre + rng.normal(size=3)},
+                seed=0,
+                job_dir=Path(f"/sim/toy_{s}"),
+            )
+            for s in range(n)
+        ]
+        return stats_wedges._mean_over_units(
+            jobs,
+            "analysis.seed",
+            kw.get("interval", "t"),
+            lambda j: {(10 + k, 2): float(v) for k, v in enumerate(j.metrics["pairs"])},
+        )
+
     return draw
 
 
 def test_wedge_statistics_are_calibrated_and_powered():
     for n in UNITS:
-        _assert_calibrated(f"wedge offset (t), {n} trial seeds, mean at −2",
-                           _rates(_wedge_draw(n, -2.0), {"between": [-2.0, 2.0]}, seed=n))
-        _assert_calibrated(f"wedge offset (sign), {n} trial seeds, median at 2",
-                           _rates(_wedge_draw(n, 2.0, interval="sign"), {"between": [-2.0, 2.0]}, seed=50 + n))
+        _assert_calibrated(
+            f"wedge offset (t), {n} trial seeds, mean at −2", _rates(_wedge_draw(n, -2.0), {"between": [-2.0, 2.0]}, seed=n)
+        )
+        _assert_calibrated(
+            f"wedge offset (sign), {n} trial seeds, median at 2",
+            _rates(_wedge_draw(n, 2.0, interval="sign"), {"between": [-2.0, 2.0]}, seed=50 + n),
+        )
     _assert_power("wedge offset, 6 trial seeds, centred at 0", _power(_wedge_draw(6, 0.0), {"between": [-2.0, 2.0]}, seed=10))
 
 
@@ -268,19 +306,25 @@ def test_surface_statistics_are_calibrated_and_powered(monkeypatch):
 
 # ----------------------------------------------------------------------------- degenerate intervals
 DEGENERATE = {
-    "spearman": lambda: spearman([_job(s, {"optimizer": {"lr": x}}, width=x) for s in range(3) for x in LRS],
-                                 x="optimizer.lr", y="metrics.width"),
-    "fort_trend": lambda: stats_fort.fort_trend([_job(s, {"optimizer": {"lr": x}}, width=x) for s in range(3) for x in LRS],
-                                                x="optimizer.lr", y="metrics.width", extra=()),
-    "fort_list_trend": lambda: stats_fort.fort_list_trend([_job(s, max_lrs=list(LRS), adv=list(LRS)) for s in range(3)],
-                                                          x="metrics.max_lrs", y="metrics.adv"),
+    "spearman": lambda: spearman(
+        [_job(s, {"optimizer": {"lr": x}}, width=x) for s in range(3) for x in LRS], x="optimizer.lr", y="metrics.width"
+    ),
+    "fort_trend": lambda: stats_fort.fort_trend(
+        [_job(s, {"optimizer": {"lr": x}}, width=x) for s in range(3) for x in LRS], x="optimizer.lr", y="metrics.width", extra=()
+    ),
+    "fort_list_trend": lambda: stats_fort.fort_list_trend(
+        [_job(s, max_lrs=list(LRS), adv=list(LRS)) for s in range(3)], x="metrics.max_lrs", y="metrics.adv"
+    ),
     "mean": lambda: mean([_job(s, gap=1.0 + 0.01 * s) for s in range(3)], y="metrics.gap"),
-    "difference": lambda: difference([_job(s, {"k": k}, y=float(k + s)) for s in range(3) for k in (0, 1)],
-                                     key="k", a=1, b=0, y="metrics.y"),
-    "ratio": lambda: ratio([_job(s, {"k": k}, y=float(1 + k) * (1 + s)) for s in range(3) for k in (0, 1)],
-                           key="k", a=1, b=0, y="metrics.y"),
-    "li_sign_flip": lambda: stats_li.li_sign_flip([_job(s, {"k": k}, y=2.0 if k else 0.5) for s in range(3) for k in (0, 1)],
-                                                  key="k", a=1, b=0, y="metrics.y", log=True),
+    "difference": lambda: difference(
+        [_job(s, {"k": k}, y=float(k + s)) for s in range(3) for k in (0, 1)], key="k", a=1, b=0, y="metrics.y"
+    ),
+    "ratio": lambda: ratio(
+        [_job(s, {"k": k}, y=float(1 + k) * (1 + s)) for s in range(3) for k in (0, 1)], key="k", a=1, b=0, y="metrics.y"
+    ),
+    "li_sign_flip": lambda: stats_li.li_sign_flip(
+        [_job(s, {"k": k}, y=2.0 if k else 0.5) for s in range(3) for k in (0, 1)], key="k", a=1, b=0, y="metrics.y", log=True
+    ),
 }
 
 
@@ -297,6 +341,7 @@ def test_the_check_fails_a_miscalibrated_rule():
     """The harness can fail: the 3-seed percentile bootstrap these statistics used (its interval is
     [min, max] of the units, as each single-unit resample has probability 1/27 > 2.5%) and an 80% t
     interval both exceed 5% false "reproduced" under a symmetric null."""
+
     def bootstrap3(rng):
         v = rng.normal(size=3)
         return float(v.min()), float(v.max())
@@ -343,8 +388,11 @@ def _print_table() -> None:
         if not name.startswith("test_") or not callable(fn):
             continue
         marks = [m for m in getattr(fn, "pytestmark", []) if m.name == "parametrize"]
-        argsets = [dict(zip([a.strip() for a in m.args[0].split(",")], v if isinstance(v, tuple) else (v,))) for m in marks
-                   for v in m.args[1]] or [{}]
+        argsets = [
+            dict(zip([a.strip() for a in m.args[0].split(",")], v if isinstance(v, tuple) else (v,)))
+            for m in marks
+            for v in m.args[1]
+        ] or [{}]
         for args in argsets:
             with pytest.MonkeyPatch.context() as mp, tempfile.TemporaryDirectory() as tmp:
                 extra = {"monkeypatch": mp, "tmp_path": Path(tmp)}

@@ -1,5 +1,6 @@
 """Draxler et al. Table 1 claims: every rule accepts the paper's own Table 1 and rejects a failing row;
 the statistic takes one value per independent set of minima."""
+
 import math
 from pathlib import Path
 
@@ -16,9 +17,18 @@ CLAIMS = {c["id"]: c for c in yaml.safe_load(PRESET.read_text())["claims"]}
 
 # a unit far outside the paper's regime on every measure: a saddle near chance, a test-loss bump, a large error
 # rise, a straight line barely above the path
-FAILING = {"train_loss_minima": 0.05, "train_loss_saddle": 1.5, "saddle_minimum_factor": 30.0, "chance_loss": math.log(10),
-           "test_loss_minima": 0.8, "test_loss_saddle": 1.6, "test_error_minima": 0.10, "test_error_saddle": 0.16,
-           "test_error_rise": 0.06, "linear_max_train_loss": 2.0}
+FAILING = {
+    "train_loss_minima": 0.05,
+    "train_loss_saddle": 1.5,
+    "saddle_minimum_factor": 30.0,
+    "chance_loss": math.log(10),
+    "test_loss_minima": 0.8,
+    "test_loss_saddle": 1.6,
+    "test_error_minima": 0.10,
+    "test_error_saddle": 0.16,
+    "test_error_rise": 0.06,
+    "linear_max_train_loss": 2.0,
+}
 
 
 def _table_claims():
@@ -28,8 +38,12 @@ def _table_claims():
 def test_table1_is_entered_as_printed():
     assert len(PAPER_TABLE1) == 12 and sum(r["dataset"] == "C100+" for r in PAPER_TABLE1) == 6
     r20 = PAPER_TABLE1[0]
-    assert (r20["architecture"], r20["train_loss_minima"], r20["train_loss_saddle"], r20["test_error_rise"]) == \
-        ("ResNet-20", 0.016, 0.032, pytest.approx(0.005))
+    assert (r20["architecture"], r20["train_loss_minima"], r20["train_loss_saddle"], r20["test_error_rise"]) == (
+        "ResNet-20",
+        0.016,
+        0.032,
+        pytest.approx(0.005),
+    )
     assert PAPER_TABLE1[6]["chance_loss"] == pytest.approx(4.605, abs=1e-3)  # note 1: -log(0.01)
 
 
@@ -52,14 +66,25 @@ def test_the_former_absolute_rules_rejected_the_papers_own_table():
 
 
 def _pair(row, pair):
-    keys = ("train_loss_minima", "train_loss_saddle", "test_loss_minima", "test_loss_saddle", "test_error_minima",
-            "test_error_saddle", "linear_max_train_loss")
+    keys = (
+        "train_loss_minima",
+        "train_loss_saddle",
+        "test_loss_minima",
+        "test_loss_saddle",
+        "test_error_minima",
+        "test_error_saddle",
+        "linear_max_train_loss",
+    )
     return {"pair": pair, **{k: row[k] for k in keys}}
 
 
 def _job(seeds, pairs, name, chance=math.log(10)):
-    return JobRecord(config={"optima": {"seeds": list(seeds)}}, metrics={"mst_pairs": pairs, "chance_loss": chance,
-                     "test_examples": 1000}, seed=0, job_dir=Path(name))
+    return JobRecord(
+        config={"optima": {"seeds": list(seeds)}},
+        metrics={"mst_pairs": pairs, "chance_loss": chance, "test_examples": 1000},
+        seed=0,
+        job_dir=Path(name),
+    )
 
 
 def _paper_jobs(rows):
@@ -78,7 +103,7 @@ def test_statistic_takes_one_value_per_disjoint_set_of_minima():
     stat = get_statistic("draxler_table1")
     jobs = _paper_jobs(PAPER_TABLE1[:6])
     e = stat(jobs, measure="saddle_over_chance")
-    assert e.n == 6 and len(e.table) == 6 and e.table[0]["pairs"] == 2   # 12 MST pairs, 6 units
+    assert e.n == 6 and len(e.table) == 6 and e.table[0]["pairs"] == 2  # 12 MST pairs, 6 units
     want = sorted(paper_values("saddle_over_chance")[:6])
     assert (e.lo, e.hi) == (pytest.approx(want[0]), pytest.approx(want[-1]))  # sign interval at n = 6: [min, max]
     assert e.details["paper_table1"]["max"] == pytest.approx(max(paper_values("saddle_over_chance")))

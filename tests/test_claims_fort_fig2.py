@@ -1,5 +1,6 @@
 """fort_fig2 (Fort & Jastrzebski Fig. 2, radial tunnels): the preset composes at cpu scale, its claims name
 registered statistics, and those give the right verdict on hand-made per-epoch lists (no training)."""
+
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,18 @@ def _jobs(tmp_path: Path, sign: float) -> list[JobRecord]:
         d.mkdir()
         radius = [20.0 + sign * 2.0 * e + 0.3 * k for e in EPOCHS]
         dist = [5.0 + sign * 0.5 * e + 0.1 * k for e in EPOCHS]
-        jobs.append(JobRecord(config={"analysis": {"seeds": seeds}}, seed=0, job_dir=d,
-                              metrics={"epochs": EPOCHS, "radius_by_epoch": radius, "pair_distance_by_epoch": dist},
-                              training=[{"seed": s, "train_loss": 0.05, "test_acc": 0.95, "run_dir": f"run_{s}",
-                                         "stopped_by": "epochs"} for s in seeds]))
+        jobs.append(
+            JobRecord(
+                config={"analysis": {"seeds": seeds}},
+                seed=0,
+                job_dir=d,
+                metrics={"epochs": EPOCHS, "radius_by_epoch": radius, "pair_distance_by_epoch": dist},
+                training=[
+                    {"seed": s, "train_loss": 0.05, "test_acc": 0.95, "run_dir": f"run_{s}", "stopped_by": "epochs"}
+                    for s in seeds
+                ],
+            )
+        )
     return jobs
 
 
@@ -66,8 +75,14 @@ def test_orthogonality_claim_reads_the_last_epoch_per_set_of_optima(tmp_path, co
     jobs = []
     for k in range(6):
         curve = [0.0] * (len(EPOCHS) - 1) + [cosine + (0.01 * k if cosine != 0.2 else 0.04 * (k - 2.5))]
-        jobs.append(JobRecord(config={"analysis": {"seeds": [3 * k, 3 * k + 1, 3 * k + 2]}}, seed=0, job_dir=tmp_path / f"s{k}",
-                              metrics={"epochs": EPOCHS, "pair_cosine_by_epoch": curve}))
+        jobs.append(
+            JobRecord(
+                config={"analysis": {"seeds": [3 * k, 3 * k + 1, 3 * k + 2]}},
+                seed=0,
+                job_dir=tmp_path / f"s{k}",
+                metrics={"epochs": EPOCHS, "pair_cosine_by_epoch": curve},
+            )
+        )
     res = evaluate_claim(claim, jobs)
     assert res.verdict == expected, res.reason
     assert res.estimate.n == 6

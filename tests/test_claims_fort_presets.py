@@ -1,11 +1,21 @@
 """Every Fort preset's claims parse, name a registered statistic that accepts their args, quote the paper,
 and the statistics of lsx.claims.stats_fort_paths name their independent unit."""
+
 import pytest
 
 from lsx.claims.verdicts import check_claims
 
-FORT = ("fort_fig2", "fort_fig3", "fort_fig4", "fort_fig5", "fort_fig5_batch", "fort_fig5_dropout", "fort_fig5_l2",
-        "fort_fig6", "fort_toy")
+FORT = (
+    "fort_fig2",
+    "fort_fig3",
+    "fort_fig4",
+    "fort_fig5",
+    "fort_fig5_batch",
+    "fort_fig5_dropout",
+    "fort_fig5_l2",
+    "fort_fig6",
+    "fort_toy",
+)
 UNIT_STATS = ("fort_unit_value", "fort_list_at", "fort_threshold_robust")
 
 

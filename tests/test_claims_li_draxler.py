@@ -1,4 +1,5 @@
 """Li claim statistics on hand-made job records with known answers (Draxler: tests/test_claims_draxler.py)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,16 @@ def test_trained_difference_excludes_untrained_nets_and_says_why():
         jobs.append(_job(s, {"model": {"name": "r56", "shortcut": False}}, {"chaos": 0.5 + 0.01 * s}))
         jobs.append(_job(s, {"model": {"name": "r56", "shortcut": True}}, {"chaos": 0.1 + 0.02 * s}))
     untrained = _job(3, {"model": {"name": "r56", "shortcut": False}}, {"chaos": 5.0}, train_loss=2.0, name="untrained")
-    e = diff(jobs + [untrained], key="model.shortcut", a=False, b=True, y="metrics.chaos", max_train_loss=0.1,
-             where={"model.name": "r56"})
-    assert e.value == pytest.approx(0.4 - 0.01) and e.lo > 0          # the untrained net's 5.0 is not averaged in
+    e = diff(
+        jobs + [untrained],
+        key="model.shortcut",
+        a=False,
+        b=True,
+        y="metrics.chaos",
+        max_train_loss=0.1,
+        where={"model.name": "r56"},
+    )
+    assert e.value == pytest.approx(0.4 - 0.01) and e.lo > 0  # the untrained net's 5.0 is not averaged in
     assert [x["job"] for x in e.details["excluded"]] == ["untrained"]
     assert "not trained" in e.details["excluded"][0]["reason"]
     only_untrained = [j for j in jobs if j.config["model"]["shortcut"]] + [untrained]
@@ -62,7 +70,14 @@ def test_convexity_panels_figure_draws_one_map_per_architecture(tmp_path):
         ratio = np.full((3, 3), np.nan)
         ratio[::2, ::2] = 0.1 * k
         np.savez(d / "convexity.npz", x=np.linspace(-1, 1, 3), y=np.linspace(-1, 1, 3), ratio=ratio)
-        jobs.append(JobRecord(config={"model": {"name": name, "shortcut": short}}, metrics={}, seed=0, job_dir=d,
-                              training=[{"train_loss": 0.03}]))
+        jobs.append(
+            JobRecord(
+                config={"model": {"name": name, "shortcut": short}},
+                metrics={},
+                seed=0,
+                job_dir=d,
+                training=[{"train_loss": 0.03}],
+            )
+        )
     out = get_figure("li_convexity_panels")(jobs, tmp_path / "panels.png")
     assert out.exists() and out.stat().st_size > 1000

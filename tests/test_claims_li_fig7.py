@@ -1,5 +1,6 @@
 """li_fig7 (Li et al. Fig. 7, width): the preset composes at cpu scale, its claims name real statistics,
 and those statistics give the right verdict on hand-made surfaces (no training)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_preset_composes_at_cpu_scale_and_its_claims_parse():
 
 def test_mean_rise_counts_points_within_the_radius():
     X, Y = np.meshgrid(AXIS, AXIS)
-    z = 0.1 + X**2 + Y**2                       # rise = r²
+    z = 0.1 + X**2 + Y**2  # rise = r²
     inner = np.hypot(X, Y)[(np.hypot(X, Y) <= 0.5 + 1e-9) & (np.hypot(X, Y) > 0)]
     assert inner.size == 20
     assert mean_rise(AXIS, AXIS, z, 0.5) == pytest.approx(float(np.mean(inner**2)))
@@ -51,12 +52,22 @@ def _surface_job(tmp_path: Path, seed: int, width: float, curvature: float, chao
     d.mkdir()
     X, Y = np.meshgrid(AXIS, AXIS)
     loss = 0.03 + curvature * (X**2 + Y**2)
-    np.savez(d / "surface_grid.npz", x=AXIS, y=AXIS, train_loss=loss, train_acc=np.ones_like(loss),
-             test_loss=loss, test_acc=np.ones_like(loss))
-    return JobRecord(config={"model": {"name": "resnet20", "width": width}}, seed=seed, job_dir=d,
-                     metrics={"convexity_mean_negative_ratio": chaos, "center_train_loss": 0.03},
-                     training=[{"seed": seed, "train_loss": 0.045, "test_acc": acc, "run_dir": f"run_{width}_{seed}",
-                                "stopped_by": "target"}])
+    np.savez(
+        d / "surface_grid.npz",
+        x=AXIS,
+        y=AXIS,
+        train_loss=loss,
+        train_acc=np.ones_like(loss),
+        test_loss=loss,
+        test_acc=np.ones_like(loss),
+    )
+    return JobRecord(
+        config={"model": {"name": "resnet20", "width": width}},
+        seed=seed,
+        job_dir=d,
+        metrics={"convexity_mean_negative_ratio": chaos, "center_train_loss": 0.03},
+        training=[{"seed": seed, "train_loss": 0.045, "test_acc": acc, "run_dir": f"run_{width}_{seed}", "stopped_by": "target"}],
+    )
 
 
 def _jobs(tmp_path: Path, wider_better: bool) -> list[JobRecord]:
@@ -64,8 +75,16 @@ def _jobs(tmp_path: Path, wider_better: bool) -> list[JobRecord]:
     for s in range(6):  # a verdict needs ≥ 6 seeds
         for k, w in enumerate(WIDTHS):
             k = k if wider_better else 2 - k
-            jobs.append(_surface_job(tmp_path, s, w, curvature=4.0 / (1 + k) + 0.1 * s, chaos=0.3 / (1 + k) + 0.01 * s,
-                                     acc=0.90 + 0.02 * k + 0.001 * s))
+            jobs.append(
+                _surface_job(
+                    tmp_path,
+                    s,
+                    w,
+                    curvature=4.0 / (1 + k) + 0.1 * s,
+                    chaos=0.3 / (1 + k) + 0.01 * s,
+                    acc=0.90 + 0.02 * k + 0.001 * s,
+                )
+            )
     return jobs
 
 

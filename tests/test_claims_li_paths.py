@@ -1,5 +1,6 @@
 """Li et al. per-unit claims (stats_li_paths): each preset rule accepts the paper's reported numbers and can
 fail, on synthetic job records with one value per training seed."""
+
 import math
 from pathlib import Path
 
@@ -19,8 +20,13 @@ def _claims(preset):
 
 
 def _job(seed, config, metrics, train_loss=0.01, test_acc=0.9, job_dir=None):
-    return JobRecord(config=config, metrics=metrics, seed=seed, job_dir=job_dir or Path(f"job_{seed}_{id(metrics)}"),
-                     training=[{"seed": seed, "train_loss": train_loss, "test_acc": test_acc, "stopped_by": "target"}])
+    return JobRecord(
+        config=config,
+        metrics=metrics,
+        seed=seed,
+        job_dir=job_dir or Path(f"job_{seed}_{id(metrics)}"),
+        training=[{"seed": seed, "train_loss": train_loss, "test_acc": test_acc, "stopped_by": "target"}],
+    )
 
 
 # ------------------------------------------------------------------------------------------- Fig. 9 / Sec. 7.1
@@ -35,11 +41,14 @@ def test_unit_value_is_one_value_per_seed_with_a_sign_interval():
         stat(jobs, y="metrics.v", where={"optimizer.name": "adam"})
 
 
-@pytest.mark.parametrize("shares, verdict", [
-    ([0.40, 0.52, 0.65, 0.78, 0.88, 0.90], REPRODUCED),      # the paper's range, 40-90%, Sec. 7.2
-    ([0.97, 0.98, 0.985, 0.99, 0.99, 0.995], REPRODUCED),    # lower-dimensional still
-    ([0.07, 0.10, 0.12, 0.15, 0.2, 0.25], NOT_REPRODUCED),   # variation spread over the path's dimensions
-])
+@pytest.mark.parametrize(
+    "shares, verdict",
+    [
+        ([0.40, 0.52, 0.65, 0.78, 0.88, 0.90], REPRODUCED),  # the paper's range, 40-90%, Sec. 7.2
+        ([0.97, 0.98, 0.985, 0.99, 0.99, 0.995], REPRODUCED),  # lower-dimensional still
+        ([0.07, 0.10, 0.12, 0.15, 0.2, 0.25], NOT_REPRODUCED),  # variation spread over the path's dimensions
+    ],
+)
 def test_fig9_rule_accepts_the_papers_range_and_fails_a_spread_path(shares, verdict):
     claim = _claims("li_fig9")["two_components_explain_most"]
     jobs = [_job(s, {}, {"explained_variance_2d": v}) for s, v in enumerate(shares)]
@@ -59,15 +68,24 @@ def test_sign_flip_units_is_positive_only_for_seeds_that_flip():
     stat = get_statistic("li_sign_flip_units")
     claim = _claims("li_fig2")["weight_norm_flips_with_wd"]
     wd_b = claim["args"]["b"]
-    flips = [_job(s, {"optimizer": {"weight_decay": w}}, {"weight_norm_ratio": r}) for s in range(6)
-             for w, r in ((0.0, 2.4 + 0.1 * s), (wd_b, 0.33 + 0.02 * s))]
+    flips = [
+        _job(s, {"optimizer": {"weight_decay": w}}, {"weight_norm_ratio": r})
+        for s in range(6)
+        for w, r in ((0.0, 2.4 + 0.1 * s), (wd_b, 0.33 + 0.02 * s))
+    ]
     e = stat(flips, **claim["args"])
-    assert e.n == 6 and e.lo > 0 and e.value == pytest.approx(np.median([min(math.log(2.4 + 0.1 * s), -math.log(0.33 + 0.02 * s))
-                                                                         for s in range(6)]))
+    assert (
+        e.n == 6
+        and e.lo > 0
+        and e.value == pytest.approx(np.median([min(math.log(2.4 + 0.1 * s), -math.log(0.33 + 0.02 * s)) for s in range(6)]))
+    )
     assert evaluate_claim(claim, flips).verdict == REPRODUCED
     # no flip: the small batch has the larger weights at both decays (the former CPU preset's outcome)
-    same = [_job(s, {"optimizer": {"weight_decay": w}}, {"weight_norm_ratio": r}) for s in range(6)
-            for w, r in ((0.0, 2.0), (wd_b, 1.07 + 0.01 * s))]
+    same = [
+        _job(s, {"optimizer": {"weight_decay": w}}, {"weight_norm_ratio": r})
+        for s in range(6)
+        for w, r in ((0.0, 2.0), (wd_b, 1.07 + 0.01 * s))
+    ]
     assert evaluate_claim(claim, same).verdict == NOT_REPRODUCED
     with pytest.raises(InsufficientData, match="not positive"):
         stat([_job(0, {"optimizer": {"weight_decay": 0.0}}, {"weight_norm_ratio": 0.0})], **claim["args"])
@@ -92,11 +110,16 @@ def test_small_batch_flatter_is_decided_per_panel():
     """Fig. 4's four panels (optimizer x weight decay) each get a verdict; one panel's reversal is not averaged away."""
     claims = _claims("li_fig5")
     assert {c for c in claims if c.startswith("small_batch_flatter_")} == {
-        f"small_batch_flatter_{o}_{w}" for o in ("sgd", "adam") for w in ("wd0", "wd5e4")}
+        f"small_batch_flatter_{o}_{w}" for o in ("sgd", "adam") for w in ("wd0", "wd5e4")
+    }
     flat = {32: [0.01 + 0.001 * s for s in range(6)], 512: [0.03] * 6}
     sharp = {32: [0.05] * 6, 512: [0.02 + 0.001 * s for s in range(6)]}
-    jobs = (_panel_jobs(flat, wd=0.0) + _panel_jobs(sharp, wd=5e-4) + _panel_jobs(flat, wd=0.0, opt="adam")
-            + _panel_jobs(flat, wd=5e-4, opt="adam"))
+    jobs = (
+        _panel_jobs(flat, wd=0.0)
+        + _panel_jobs(sharp, wd=5e-4)
+        + _panel_jobs(flat, wd=0.0, opt="adam")
+        + _panel_jobs(flat, wd=5e-4, opt="adam")
+    )
     want = {"sgd_wd0": REPRODUCED, "sgd_wd5e4": NOT_REPRODUCED, "adam_wd0": REPRODUCED, "adam_wd5e4": REPRODUCED}
     for tag, verdict in want.items():
         r = evaluate_claim(claims[f"small_batch_flatter_{tag}"], jobs)
@@ -117,21 +140,29 @@ def test_li_paired_excludes_seeds_that_did_not_reach_the_target():
         stat(jobs, **dict(args, where={"optimizer.weight_decay": 0.1}))
 
 
-@pytest.mark.parametrize("cid, errors", [
-    ("small_batch_generalizes_better_sgd_wd0", {32: 7.37, 512: 11.07}),      # Table 1, SGD, WD 0
-    ("small_batch_generalizes_better_sgd_wd5e4", {32: 6.00, 512: 10.19}),    # Table 1, SGD, WD 5e-4
-    ("small_batch_generalizes_better_adam_wd0", {32: 7.44, 512: 10.91}),     # Table 1, Adam, WD 0
-    ("small_batch_generalizes_better_adam_wd5e4", {32: 7.80, 512: 9.52}),    # Table 1, Adam, WD 5e-4
-    ("adam_higher_test_error_than_sgd", {"sgd": 6.00, "adam": 7.80}),        # Table 1, bs 128, WD 5e-4
-])
+@pytest.mark.parametrize(
+    "cid, errors",
+    [
+        ("small_batch_generalizes_better_sgd_wd0", {32: 7.37, 512: 11.07}),  # Table 1, SGD, WD 0
+        ("small_batch_generalizes_better_sgd_wd5e4", {32: 6.00, 512: 10.19}),  # Table 1, SGD, WD 5e-4
+        ("small_batch_generalizes_better_adam_wd0", {32: 7.44, 512: 10.91}),  # Table 1, Adam, WD 0
+        ("small_batch_generalizes_better_adam_wd5e4", {32: 7.80, 512: 9.52}),  # Table 1, Adam, WD 5e-4
+        ("adam_higher_test_error_than_sgd", {"sgd": 6.00, "adam": 7.80}),  # Table 1, bs 128, WD 5e-4
+    ],
+)
 def test_generalization_rules_accept_table1_and_reject_a_reversed_gap(cid, errors):
     claim = _claims("li_fig5")[cid]
     a = claim["args"]
     wd = a["where"]["optimizer.weight_decay"]
     noise = [-0.2, -0.1, 0.0, 0.05, 0.1, 0.2]  # points of test error across seeds
     acc = {k: [1 - (e + n) / 100 for n in noise] for k, e in errors.items()}
-    kw = dict(key=a["key"], wd=wd, metric="center_test_acc", bs=a["where"].get("data.batch_size"),
-              opt=a["where"].get("optimizer.name", "sgd"))
+    kw = dict(
+        key=a["key"],
+        wd=wd,
+        metric="center_test_acc",
+        bs=a["where"].get("data.batch_size"),
+        opt=a["where"].get("optimizer.name", "sgd"),
+    )
     assert evaluate_claim(claim, _panel_jobs(acc, **kw)).verdict == REPRODUCED
     reversed_ = dict(zip(acc, reversed(list(acc.values()))))
     assert evaluate_claim(claim, _panel_jobs(reversed_, **kw)).verdict == NOT_REPRODUCED
@@ -173,7 +204,7 @@ def test_flatness_tracks_test_error_per_seed(tmp_path, agree, verdict):
     jobs = []
     for s in range(6):
         for k, w in enumerate((0.25, 0.5, 1.0)):
-            curv = 3.0 - k + 0.1 * s                  # wider: flatter (Fig. 7)
+            curv = 3.0 - k + 0.1 * s  # wider: flatter (Fig. 7)
             err = 0.10 - 0.02 * k if agree else 0.06 + 0.02 * k
             jobs.append(_surface_job(tmp_path, s, w, curv, 1 - err - 0.001 * s))
     r = evaluate_claim(claim, jobs)
@@ -226,7 +257,7 @@ def test_false_positive_rate_of_each_per_unit_rule_at_six_units(preset):
 
     mine = ("li_unit_value", "li_paired", "li_sign_flip_units", "li_flatness_tracks_error", "draxler_table1")
     for c in [c for c in _claims(preset).values() if c["statistic"] in mine]:
-        (_, b), = c["decision"].items()
+        ((_, b),) = c["decision"].items()
 
         def draw(rng, b=float(b), test=c["args"].get("test", "sign")):
             v = rng.normal(0.0, 0.3, 6)

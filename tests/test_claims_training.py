@@ -1,5 +1,6 @@
 """Matched training: the stop rule (target train loss, max_steps, epochs cap), its record in
 summary.json and in each analysis job's results.json, its determinism and its hash behaviour."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ def test_stops_at_the_first_epoch_at_or_below_the_target(compose):
     losses = _losses(full)
     target = losses[3] + 1e-9  # the 4th epoch's train loss: reached at epoch 4 (losses fall here)
     first = next(i for i, v in enumerate(losses) if v <= target) + 1
-    run = train(compose(*FAST, "training.epochs=6", f"training.target_train_loss={target}",
-                        "training.checkpoint_epochs=[0,2,6]"), progress=False)
+    run = train(
+        compose(*FAST, "training.epochs=6", f"training.target_train_loss={target}", "training.checkpoint_epochs=[0,2,6]"),
+        progress=False,
+    )
     assert run.stop == {"epochs_run": first, "steps": 4 * first, "stopped_by": "target"}
     assert first <= 4 and sorted(run.checkpoints) == sorted({0, 2, first}) and run.final_epoch == first  # no epoch 6
     assert len(run.learning_curve()) == first
@@ -70,8 +73,10 @@ def test_stop_keys_hash_only_when_set(compose):
     assert job_key(dict(plain, reproduce={"seeds": [0]}, claims=[{"id": "x"}])) == job_key(plain)
 
 
-@pytest.mark.parametrize("bad, msg", [("training.target_train_loss=0", "target_train_loss must be > 0"),
-                                      ("training.max_steps=0", "max_steps must be >= 1")])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [("training.target_train_loss=0", "target_train_loss must be > 0"), ("training.max_steps=0", "max_steps must be >= 1")],
+)
 def test_bad_stop_rule_values(compose, bad, msg):
     with pytest.raises(ValueError, match=msg):
         train(compose(*FAST, bad), progress=False)

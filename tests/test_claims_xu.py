@@ -1,4 +1,5 @@
 """Xu statistics and the xu_taxonomy claims on hand-made job records with known answers."""
+
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,14 @@ SEEDS = range(10)
 
 
 def job(seed, job_name="curve_taxonomy", **metrics):
-    return JobRecord(config={"analysis": {"job": job_name}, "seed": seed}, metrics=metrics, seed=seed, job=job_name,
-                     job_dir=Path(f"/tmp/{job_name}_{seed}"), training=[{"seed": seed, "train_loss": 0.1}])
+    return JobRecord(
+        config={"analysis": {"job": job_name}, "seed": seed},
+        metrics=metrics,
+        seed=seed,
+        job=job_name,
+        job_dir=Path(f"/tmp/{job_name}_{seed}"),
+        training=[{"seed": seed, "train_loss": 0.1}],
+    )
 
 
 def test_curve_kind_is_a_per_seed_fraction_with_a_sign_interval():
@@ -44,16 +51,16 @@ def test_curve_kind_needs_six_seeds_and_drops_types_a_grid_step_decides():
     jobs = [job(s, types_ng=["w-basin"], alt_ng=[["w-basin", "w-peak"]]) for s in SEEDS]
     assert stat(jobs, y="metrics.types_ng", expect="v-side", alt="metrics.alt_ng").hi == 0.0
     with pytest.raises(ValueError, match="entries"):
-        stat([job(s, types_ng=["v-side"], alt_ng=[]) for s in SEEDS], y="metrics.types_ng", expect="v-side",
-             alt="metrics.alt_ng")
+        stat([job(s, types_ng=["v-side"], alt_ng=[]) for s in SEEDS], y="metrics.types_ng", expect="v-side", alt="metrics.alt_ng")
 
 
 def test_gmi_ratio_is_a_geometric_mean_over_seeds():
     stat = get_statistic("xu_gmi_ratio")
 
     def theory(seed, r):
-        return job(seed, "xu_theory", gmi_ratios=[r, 2 * r], sigmas=[1e-3, 1e-2], delta_means=[r, 1.0],
-                   delta_predicted=[1.0, 1.0])
+        return job(
+            seed, "xu_theory", gmi_ratios=[r, 2 * r], sigmas=[1e-3, 1e-2], delta_means=[r, 1.0], delta_predicted=[1.0, 1.0]
+        )
 
     rs = [1.0, 1.21] * 5
     est = stat([theory(s, r) for s, r in zip(SEEDS, rs)])
@@ -91,8 +98,14 @@ def _paper_records(rng, wrong: bool = False) -> list[JobRecord]:
     """Records whose values are the paper's (or, with ``wrong``, the opposite), with seed-to-seed noise."""
     jobs = []
     for s in SEEDS:
-        kinds = {"gaussian": "v-basin", "pe": "v-basin", "neg_gradient": "v-side", "later_checkpoint": "v-side",
-                 "independent": "w-basin", "ne": "w-peak"}
+        kinds = {
+            "gaussian": "v-basin",
+            "pe": "v-basin",
+            "neg_gradient": "v-side",
+            "later_checkpoint": "v-side",
+            "independent": "w-basin",
+            "ne": "w-peak",
+        }
         flip = {"v-basin": "v-side", "v-side": "v-basin", "w-basin": "v-basin", "w-peak": "v-side"}
         ct = {}
         for k, t in kinds.items():
@@ -102,14 +115,33 @@ def _paper_records(rng, wrong: bool = False) -> list[JobRecord]:
         ct["stationary_counts_gaussian"] = [3, 5, 4] if wrong else [1, 1, 1 + int(rng.integers(0, 2))]
         jobs.append(job(s, **ct))
         vvv = ["vvv-basin"] * 5 + ["w-basin"] if wrong else ["w-basin"] * 5 + ["w-peak"]
-        jobs.append(job(s, "mining", w_peak_type_after="v-basin" if wrong else "w-peak",
-                        w_peak_alt_types=[["v-basin" if wrong else "w-peak"]], vvv_types=vvv, vvv_alt_types=[[t] for t in vvv]))
+        jobs.append(
+            job(
+                s,
+                "mining",
+                w_peak_type_after="v-basin" if wrong else "w-peak",
+                w_peak_alt_types=[["v-basin" if wrong else "w-peak"]],
+                vvv_types=vvv,
+                vvv_alt_types=[[t] for t in vvv],
+            )
+        )
         r = float(rng.normal(1.0, 0.05))
-        jobs.append(job(s, "xu_theory", cosine_std_ratio=3 * r if wrong else r,
-                        hessian_outlier_ratio=2.0 if wrong else 10 ** rng.uniform(1.5, 3),
-                        lambda_min_abs_trend=1.0 if wrong else -1.0, ne_peak_height_trend=0.8 if wrong else -0.8,
-                        ne_type_first=["v-side" if wrong else "w-peak"], ne_alt_types_first=[["v-side" if wrong else "w-peak"]],
-                        gmi_ratios=[3.0 * r if wrong else r], sigmas=[1e-3], delta_means=[r], delta_predicted=[1.0]))
+        jobs.append(
+            job(
+                s,
+                "xu_theory",
+                cosine_std_ratio=3 * r if wrong else r,
+                hessian_outlier_ratio=2.0 if wrong else 10 ** rng.uniform(1.5, 3),
+                lambda_min_abs_trend=1.0 if wrong else -1.0,
+                ne_peak_height_trend=0.8 if wrong else -0.8,
+                ne_type_first=["v-side" if wrong else "w-peak"],
+                ne_alt_types_first=[["v-side" if wrong else "w-peak"]],
+                gmi_ratios=[3.0 * r if wrong else r],
+                sigmas=[1e-3],
+                delta_means=[r],
+                delta_predicted=[1.0],
+            )
+        )
     return jobs
 
 
@@ -151,8 +183,13 @@ def test_report_plots_draw_from_the_records(tmp_path):
         j.job_dir = tmp_path / f"ct{s}"
         j.job_dir.mkdir()
         lam = np.linspace(-1, 1, 5)
-        np.savez(j.job_dir / "curve_taxonomy.npz", loss=np.stack([lam**2, lam + 1]), kinds=np.array(["gaussian"] * 2),
-                 types=np.array(["v-basin", "v-side"]), lams=np.stack([lam, lam]))
+        np.savez(
+            j.job_dir / "curve_taxonomy.npz",
+            loss=np.stack([lam**2, lam + 1]),
+            kinds=np.array(["gaussian"] * 2),
+            types=np.array(["v-basin", "v-side"]),
+            lams=np.stack([lam, lam]),
+        )
         jobs.append(j)
     est = get_statistic("xu_curve_kind")(jobs, y="metrics.types_gaussian", expect="v-basin")
     out = get_statistic_plot("xu_curve_kind")(jobs, est, tmp_path / "kind.png", expect="v-basin")

@@ -1,6 +1,7 @@
 """xu_resnet32 (Xu et al.'s ResNet-32 setting): the preset composes at cpu scale, its claims name real
 statistics and the metric keys the curve_taxonomy job writes, and they give the right verdict on
 hand-made job records (no training)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,14 @@ from lsx.claims.records import JobRecord  # noqa: E402
 from lsx.claims.verdicts import NOT_REPRODUCED, REPRODUCED, evaluate_claim  # noqa: E402
 
 # the paper's type per direction kind (Xu et al. Sec. 2), independent of what the preset declares
-PAPER_TYPES = {"gaussian": "v-basin", "pe": "v-basin", "neg_gradient": "v-side", "later_checkpoint": "v-side",
-               "independent": "w-basin", "ne": "w-peak"}
+PAPER_TYPES = {
+    "gaussian": "v-basin",
+    "pe": "v-basin",
+    "neg_gradient": "v-side",
+    "later_checkpoint": "v-side",
+    "independent": "w-basin",
+    "ne": "w-peak",
+}
 WRONG_TYPE = {"v-basin": "v-side", "v-side": "v-basin", "w-basin": "v-basin", "w-peak": "v-side"}
 
 
@@ -67,13 +74,31 @@ def _records(job_config, seeds, kind_types, vvv: str = "vvv-basin") -> list[JobR
         metrics = {f"types_{k}": [kind_types[k]] * counts.get(k, 1) for k in a["directions"]}
         metrics |= {f"alt_types_{k}": [[kind_types[k]]] * counts.get(k, 1) for k in a["directions"]}
         metrics["stationary_counts_gaussian"] = [1] * counts["gaussian"] if kind_types["gaussian"] == "v-basin" else [3, 5, 3]
-        training = [{"seed": s, "run_dir": f"run{s}", "train_loss": 0.005},
-                    {"seed": s + 1000, "run_dir": f"run{s + 1000}", "train_loss": 0.005}]
-        jobs.append(JobRecord(config={**job_config, "seed": s}, metrics=metrics, seed=s, job="curve_taxonomy",
-                              job_dir=Path(f"/tmp/xu_resnet32_{s}"), training=training))
+        training = [
+            {"seed": s, "run_dir": f"run{s}", "train_loss": 0.005},
+            {"seed": s + 1000, "run_dir": f"run{s + 1000}", "train_loss": 0.005},
+        ]
+        jobs.append(
+            JobRecord(
+                config={**job_config, "seed": s},
+                metrics=metrics,
+                seed=s,
+                job="curve_taxonomy",
+                job_dir=Path(f"/tmp/xu_resnet32_{s}"),
+                training=training,
+            )
+        )
         types = [vvv] + ["w-basin"] * 5
-        jobs.append(JobRecord(config={"seed": s}, metrics={"vvv_types": types, "vvv_alt_types": [[t] for t in types]},
-                              seed=s, job="mining", job_dir=Path(f"/tmp/xu_resnet32_mining_{s}"), training=training))
+        jobs.append(
+            JobRecord(
+                config={"seed": s},
+                metrics={"vvv_types": types, "vvv_alt_types": [[t] for t in types]},
+                seed=s,
+                job="mining",
+                job_dir=Path(f"/tmp/xu_resnet32_mining_{s}"),
+                training=training,
+            )
+        )
     return jobs
 
 
@@ -118,8 +143,13 @@ def test_log_scale_taxonomy_figure_draws_curves_that_blow_up(tmp_path, plan, mon
         d = tmp_path / f"ct{s}"
         d.mkdir()
         loss = np.stack([0.01 + lam**2, np.exp(30 * np.abs(lam))])  # a basin and a curve reaching 1e13
-        np.savez(d / "curve_taxonomy.npz", loss=loss, kinds=np.array(["gaussian", "independent"]),
-                 types=np.array(["v-basin", "v-basin"]), lams=np.stack([lam, lam]))
+        np.savez(
+            d / "curve_taxonomy.npz",
+            loss=loss,
+            kinds=np.array(["gaussian", "independent"]),
+            types=np.array(["v-basin", "v-basin"]),
+            lams=np.stack([lam, lam]),
+        )
         jobs.append(JobRecord(config={}, metrics={}, seed=s, job="curve_taxonomy", job_dir=d))
     out = draw_figure(plan.figures[0], jobs, tmp_path / "curves.png")
     assert out.is_file() and out.stat().st_size > 1000 and scales == ["log", "log"]

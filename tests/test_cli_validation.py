@@ -1,4 +1,5 @@
 """Bad input is refused with one line before Hydra creates anything (no run directory, no training)."""
+
 from __future__ import annotations
 
 import pytest

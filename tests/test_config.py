@@ -1,4 +1,5 @@
 """Every experiment (at every scale it declares) and every sweep template composes."""
+
 import os
 
 import pytest
@@ -78,8 +79,12 @@ def test_launcher_configs_compose(lsx_dirs, launcher, target):
 
 
 DATA_SHAPES = {  # (channels, size, classes) of the torchvision datasets the paper-scale presets name
-    "cifar10": (3, 32, 10), "cifar100": (3, 32, 100), "mnist": (1, 28, 10), "fashion_mnist": (1, 28, 10),
-    "digits": (1, 8, 10), "synthetic": (3, 32, 10),
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "mnist": (1, 28, 10),
+    "fashion_mnist": (1, 28, 10),
+    "digits": (1, 8, 10),
+    "synthetic": (3, 32, 10),
 }
 
 
@@ -90,9 +95,8 @@ def test_paper_scale_preset_builds_and_takes_a_training_step(compose, name):
     import torch
 
     from lsx.training.checkpoints import model_from_config
-    from lsx.training.optim import build_optimizer, build_scheduler
-
     from lsx.training.losses import build_loss, loss_terms
+    from lsx.training.optim import build_optimizer, build_scheduler
 
     c = compose(f"experiment={name}")
     torch.manual_seed(0)
@@ -164,8 +168,9 @@ def test_a_built_wheel_ships_its_configs(tmp_path):
     for name in ("lsx", "conf"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    out = subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wh")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "wh")], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr[-1500:]
     wheel = next((tmp_path / "wh").glob("lsx-*.whl"))
     assert "lsx/conf/config.yaml" in zipfile.ZipFile(wheel).namelist()
@@ -173,7 +178,9 @@ def test_a_built_wheel_ships_its_configs(tmp_path):
     subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)
-    probe = ("import lsx.config as c; assert str(c.CONF_DIR).startswith(%r), c.CONF_DIR; "
-             "print(c.compose_config(['experiment=quickstart']).experiment_name)" % str(target))
+    probe = (
+        "import lsx.config as c; assert str(c.CONF_DIR).startswith(%r), c.CONF_DIR; "
+        "print(c.compose_config(['experiment=quickstart']).experiment_name)" % str(target)
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0 and "quickstart" in out.stdout, out.stderr[-1500:]

@@ -1,4 +1,5 @@
 """The DDP code path on 2 CPU processes (gloo, ddp_spawn inside pytest)."""
+
 import json
 
 import pytest

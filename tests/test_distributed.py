@@ -1,5 +1,6 @@
 """A job sharded over 2 gloo CPU processes: same surface as 1 process, one set of outputs, resumable
 with another world size (lsx.distributed + the sharding in lsx.landscape.engine.surface)."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-FAST = ("debug=fast", "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3", "analysis.flush_every=2",
-        "training.max_steps=3")
+FAST = (
+    "debug=fast",
+    "analysis=surface2d",
+    "analysis.x.num=3",
+    "analysis.y.num=3",
+    "analysis.flush_every=2",
+    "training.max_steps=3",
+)
 
 
 def _free_port() -> int:
@@ -24,8 +31,14 @@ def _free_port() -> int:
 
 def _rank_main(rank: int, world: int, port: int, c: dict, run_root: str, fail_on_call: int | None) -> None:
     """One launched rank, as torchrun would start it (env vars), running the analysis entry's job path."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        LSX_DIST_BACKEND="gloo",
+    )
     torch.set_num_threads(1)
     from lsx import distributed
     from lsx.cli.analyze import run_analysis
@@ -82,8 +95,14 @@ def _files(root: Path) -> set[str]:
 
 def _core_rank(rank: int, world: int, port: int, root: str) -> None:
     """compute_surface on one rank: rank 0's store in the job dir, rank 1's in a scratch dir (as run_analysis does)."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        LSX_DIST_BACKEND="gloo",
+    )
     torch.set_num_threads(1)
     from lsx import distributed
 
@@ -215,8 +234,14 @@ def test_single_process_job_resumes_on_two_ranks(compose, lsx_dirs, tmp_path, mo
 
 
 def _memo_rank(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        LSX_DIST_BACKEND="gloo",
+    )
     from lsx import distributed
     from lsx.jobs.base import JobContext
 
@@ -254,8 +279,19 @@ def test_memo_loop_items_are_computed_once_across_ranks_and_stored_by_rank0(tmp_
 def test_launch_env_reads_torchrun_and_srun_steps_and_ignores_single_processes(monkeypatch):
     from lsx.distributed import launch_env, single_process_env
 
-    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
-              "SLURM_STEP_NUM_TASKS", "SLURM_LOCALID", "SLURM_JOB_ID", "SLURM_JOB_NODELIST"):
+    for k in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "SLURM_PROCID",
+        "SLURM_NTASKS",
+        "SLURM_STEP_NUM_TASKS",
+        "SLURM_LOCALID",
+        "SLURM_JOB_ID",
+        "SLURM_JOB_NODELIST",
+    ):
         monkeypatch.delenv(k, raising=False)
     assert launch_env() is None
     monkeypatch.setenv("SLURM_PROCID", "0")

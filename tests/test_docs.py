@@ -3,6 +3,7 @@
 Commands are composed in-process (``lsx.config.compose_config`` and the pre-Hydra checks of ``lsx.cli.checks``,
 what ``--cfg job`` does without printing), so the whole file runs in seconds.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,7 +73,7 @@ def shown_commands() -> list[tuple[str, str, str, list[str]]]:
             m = COMMAND.search(line)
             if not m or PLACEHOLDER.search(line) or "--config-dir" in line:
                 continue  # a user's own config directory (docs/byo.md; tests/test_byo.py runs that example as written)
-            tokens = shlex.split(line[m.end(1):], comments=True)
+            tokens = shlex.split(line[m.end(1) :], comments=True)
             out.append((_page_id(page), line, m.group(1), tokens))
     return out
 
@@ -98,7 +99,8 @@ def test_job_reference_covers_every_job_and_key():
 def test_config_parser_reads_comments_and_block_lists():
     header, keys = docs_gen.parse_job_config(
         "# what the job does\njob: x\n# a note on a\na: 1  # the a\nlist:\n  - {k: 1}\n  - {k: 2}\nsub:\n  b: '#x'  # the b\n"
-        "# trailing note\n")
+        "# trailing note\n"
+    )
     by_path = {k.path: k for k in keys}
     assert header == "what the job does"
     assert by_path["a"].comment == "a note on a the a"

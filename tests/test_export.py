@@ -1,4 +1,5 @@
 """``python -m lsx.export``: VTK XML surfaces (.vts) and paths (.vtp), CSV; exact round trips, one-line errors."""
+
 from __future__ import annotations
 
 import csv
@@ -106,14 +107,20 @@ def test_writes_are_atomic_and_replace(tmp_path):
     assert path.read_text() != first and sorted(p.name for p in path.parent.iterdir()) == ["surface.vts"]  # no temp file left
 
 
-@pytest.mark.parametrize("make, fmt, message", [
-    (tunnel_job, "vts", r"^lsx.export: error: job 'tunnel_width' in \S+ has no 2D surface to export as vts "
-                        r"\(surfaces come from: "),
-    (curves_job, "vtp", r"^lsx.export: error: job 'curves1d' in \S+ has no path to export as vtp \(paths come from: "),
-    (tunnel_job, "csv", r"^lsx.export: error: job 'tunnel_width' in \S+ has no surface or curve to export"),
-    (surface_job, "obj", r"^lsx.export: error: unknown format 'obj'; valid: csv, vtp, vts$"),
-    (None, "vts", r"^lsx.export: error: \S+ is not a directory; give a job directory"),
-])
+@pytest.mark.parametrize(
+    "make, fmt, message",
+    [
+        (
+            tunnel_job,
+            "vts",
+            r"^lsx.export: error: job 'tunnel_width' in \S+ has no 2D surface to export as vts " r"\(surfaces come from: ",
+        ),
+        (curves_job, "vtp", r"^lsx.export: error: job 'curves1d' in \S+ has no path to export as vtp \(paths come from: "),
+        (tunnel_job, "csv", r"^lsx.export: error: job 'tunnel_width' in \S+ has no surface or curve to export"),
+        (surface_job, "obj", r"^lsx.export: error: unknown format 'obj'; valid: csv, vtp, vts$"),
+        (None, "vts", r"^lsx.export: error: \S+ is not a directory; give a job directory"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, capsys, make, fmt, message):
     d = make(tmp_path) if make else tmp_path / "nope"
     assert main([str(d), "--format", fmt]) == 2

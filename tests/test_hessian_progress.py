@@ -1,4 +1,5 @@
 """Long Hessian loops report progress off a terminal: periodic log lines (progress="log"), as the surface engine does."""
+
 import time
 
 import torch
@@ -22,8 +23,12 @@ def test_hessian_stages_log_progress_lines(monkeypatch, caplog):
         la = top_eigenpairs(f, theta, 1, "LA", progress="log")
         sa = top_eigenpairs(f, theta, 2, "SA", progress="log")
     text = caplog.text
-    for desc in ("Hessian trace (Hutchinson probes)", "Hessian density (SLQ, 2 probes)", "Hessian Lanczos LA (k=1)",
-                 "Hessian eigsh SA (k=2; of ARPACK's cap)"):
+    for desc in (
+        "Hessian trace (Hutchinson probes)",
+        "Hessian density (SLQ, 2 probes)",
+        "Hessian Lanczos LA (k=1)",
+        "Hessian eigsh SA (k=2; of ARPACK's cap)",
+    ):
         assert f"{desc}: 1/" in text and f"{desc}: " in text and " done in " in text, desc
     assert tr == hutchinson_trace(f, theta, 12, seed=0)
     assert (dens["density"] == slq_density(f, theta, 2, 10, seed=0)["density"]).all()

@@ -1,5 +1,6 @@
 """Interactive (Plotly) figures: built from the stored files, the same numbers as the stores and the export,
 plotly.js once per page and offline, rendered by headless Chromium without console errors, logged to W&B."""
+
 from __future__ import annotations
 
 import base64
@@ -32,8 +33,12 @@ def decode_plotly(v):
 
 
 def page_specs(page: str) -> list[dict]:
-    return [json.loads(m.replace("<\\/", "</")) for m in
-            re.findall(r'<script type="application/json" class="lsx-plot-spec" data-target="[^"]+">(.*?)</script>', page, re.S)]
+    return [
+        json.loads(m.replace("<\\/", "</"))
+        for m in re.findall(
+            r'<script type="application/json" class="lsx-plot-spec" data-target="[^"]+">(.*?)</script>', page, re.S
+        )
+    ]
 
 
 def test_same_numbers_in_store_npz_figure_page_and_export(tmp_path):
@@ -137,7 +142,7 @@ def test_page_weight_and_plotly_once(tmp_path):
     page = (d / "interactive.html").read_text()
     marker = get_plotlyjs()[:200]
     assert page.count(marker) == 1
-    assert not re.search(r'<script[^>]+src=', page)  # nothing fetched: offline
+    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: offline
     (spec_text,) = re.findall(r'class="lsx-plot-spec" data-target="[^"]+">(.*?)</script>', page, re.S)
     assert len(spec_text) < 1_000_000 / 2, len(spec_text)  # a 51×51 surface: well under 1 MB
     assert len(page) - len(get_plotlyjs()) < 1_000_000
@@ -159,8 +164,13 @@ def _report(tmp_path, jobs):
         "figures": [],
         "jobs": [{"status": "ran", "overrides": [], "job_dir": str(j), "wall_s": 1.0} for j in jobs],
     }
-    report = {"generated_at": "now", "code_version": "test", "command": "python -m lsx.reproduce quickstart",
-              "summary": {}, "presets": [section]}
+    report = {
+        "generated_at": "now",
+        "code_version": "test",
+        "command": "python -m lsx.reproduce quickstart",
+        "summary": {},
+        "presets": [section],
+    }
     return render_html(report, tmp_path)
 
 
@@ -171,7 +181,7 @@ def test_report_embeds_each_jobs_figures_and_plotly_once(tmp_path):
     page = _report(tmp_path, jobs)
     assert page.count(get_plotlyjs()[:200]) == 1
     assert page.count('class="lsx-plot-spec"') == 3 and page.count('<details class="lsx-interactive">') == 3
-    assert "Interactive figures" in page and not re.search(r'<script[^>]+src=', page)
+    assert "Interactive figures" in page and not re.search(r"<script[^>]+src=", page)
     assert _report(tmp_path, [tunnel_job(tmp_path / "b")]).count(get_plotlyjs()[:200]) == 0  # no figure: no bundle
 
 
@@ -179,21 +189,37 @@ def _chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-PROBE_HEAD = ("<script>window.__errs=[];window.addEventListener('error',function(e){window.__errs.push(String(e.message))});"
-              "var __ce=console.error;console.error=function(){window.__errs.push([].map.call(arguments,String).join(' '));"
-              "__ce.apply(console,arguments)};</script>")
-PROBE_TAIL = ("<script>setTimeout(function(){var b=document.body;b.setAttribute('data-errors',JSON.stringify(window.__errs));"
-              "b.setAttribute('data-svg',document.querySelectorAll('.lsx-plotly svg.main-svg').length);"
-              "b.setAttribute('data-gl',document.querySelectorAll('.lsx-plotly canvas').length);"
-              "b.setAttribute('data-drawn',document.querySelectorAll('.lsx-plotly[data-drawn]').length);},2000)</script>")
+PROBE_HEAD = (
+    "<script>window.__errs=[];window.addEventListener('error',function(e){window.__errs.push(String(e.message))});"
+    "var __ce=console.error;console.error=function(){window.__errs.push([].map.call(arguments,String).join(' '));"
+    "__ce.apply(console,arguments)};</script>"
+)
+PROBE_TAIL = (
+    "<script>setTimeout(function(){var b=document.body;b.setAttribute('data-errors',JSON.stringify(window.__errs));"
+    "b.setAttribute('data-svg',document.querySelectorAll('.lsx-plotly svg.main-svg').length);"
+    "b.setAttribute('data-gl',document.querySelectorAll('.lsx-plotly canvas').length);"
+    "b.setAttribute('data-drawn',document.querySelectorAll('.lsx-plotly[data-drawn]').length);},2000)</script>"
+)
 
 
 def _render(page: str, path: Path) -> dict:
     """Load ``page`` in headless Chromium (software WebGL) and read what it drew and what it logged."""
     path.write_text(page.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>"))
-    dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                          "--virtual-time-budget=10000", "--dump-dom", path.as_uri()],
-                         capture_output=True, text=True, timeout=180).stdout
+    dom = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--use-angle=swiftshader",
+            "--enable-unsafe-swiftshader",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
     body = re.search(r"<body[^>]*>", dom)
     assert body, dom[-2000:]
     attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', body.group(0)))
@@ -244,8 +270,12 @@ def test_job_runner_lists_the_page_in_results(tmp_path, monkeypatch):
 
     base.get_job("surface2d")  # import the real module first, so it cannot re-register over the fake
     monkeypatch.setitem(base._FUNCS, "surface2d", fake_surface2d)
-    c = {"analysis": {"job": "surface2d", "log_scale": True}, "paths": {"output_root": str(tmp_path / "out")},
-         "experiment_name": "t", "seed": 0}
+    c = {
+        "analysis": {"job": "surface2d", "log_scale": True},
+        "paths": {"output_root": str(tmp_path / "out")},
+        "experiment_name": "t",
+        "seed": 0,
+    }
     res = run_analysis(c, tmp_path / "run", progress=False)
     job_dir = Path(res["job_dir"])
     assert res["artifacts"]["interactive"] == "interactive.html"

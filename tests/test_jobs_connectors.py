@@ -1,4 +1,5 @@
 """Fort & Jastrzebski connectors and the toy wedges, as jobs (the core is tested in test_landscape_*)."""
+
 import json
 from pathlib import Path
 
@@ -6,8 +7,15 @@ import pytest
 import torch
 from conftest import run_module
 
-TINY = ("debug=fast", "trainer.progress_bar=false", "data.landscape_train=64", "data.landscape_test=64",
-        "analysis.hessian_examples=64", "analysis.short_directions.k_max=3", "analysis.batch_size=32")
+TINY = (
+    "debug=fast",
+    "trainer.progress_bar=false",
+    "data.landscape_train=64",
+    "data.landscape_test=64",
+    "analysis.hessian_examples=64",
+    "analysis.short_directions.k_max=3",
+    "analysis.batch_size=32",
+)
 
 
 def _result(out, job):
@@ -47,8 +55,15 @@ def test_connector_and_mconnector_jobs(lsx_dirs):
     assert m["eval_split"] == "heldout" and m["eval_examples_in_optimization_data"] == 0
     assert 0.0 <= m["optima_label_disagreement"] <= 1.0 and "barrier_ratio" in m
     assert (d / "connector.png").exists()
-    r = run_module("lsx.analyze", "analysis=mconnector", *TINY, "optima.seeds=[0,1,2]", "analysis.m=2", "analysis.steps=5",
-                   "analysis.num_samples=1")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=mconnector",
+        *TINY,
+        "optima.seeds=[0,1,2]",
+        "analysis.m=2",
+        "analysis.steps=5",
+        "analysis.num_samples=1",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mconnector")
     m = res["metrics"]

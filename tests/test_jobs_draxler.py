@@ -1,13 +1,22 @@
 """Draxler et al.: the autoneb job end to end on two tiny minima, resume, and its bad inputs."""
+
 import json
 import math
 
 import pytest
 from conftest import run_module
 
-TINY = ("analysis=autoneb", "debug=fast", "trainer.progress_bar=false", "optima.seeds=[0,1]",
-        "analysis.cycles=[{repeat: 2, steps: 3, lr: 0.01}]", "analysis.dense_between=2", "analysis.batch_size=32",
-        "data.landscape_train=64", "data.landscape_test=64")
+TINY = (
+    "analysis=autoneb",
+    "debug=fast",
+    "trainer.progress_bar=false",
+    "optima.seeds=[0,1]",
+    "analysis.cycles=[{repeat: 2, steps: 3, lr: 0.01}]",
+    "analysis.dense_between=2",
+    "analysis.batch_size=32",
+    "data.landscape_train=64",
+    "data.landscape_test=64",
+)
 
 
 @pytest.mark.slow  # end to end, tens of seconds: make test-all

@@ -1,4 +1,5 @@
 """Fort & Jastrzebski jobs end to end at tiny scale, their bad inputs, and every Fort preset's claims."""
+
 import json
 
 import pytest
@@ -65,8 +66,15 @@ def test_tunnel_width_job_reports_angle_distance_and_norm(lsx_dirs):
 @pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
     cache, out = lsx_dirs
-    r1 = run_module("lsx.analyze", "analysis=radial_tunnels", *TINY, "training.epochs=2", "training.checkpoint_epochs=[0,1]",
-                    "analysis.epochs=[1,2]", "analysis.num=5")
+    r1 = run_module(
+        "lsx.analyze",
+        "analysis=radial_tunnels",
+        *TINY,
+        "training.epochs=2",
+        "training.checkpoint_epochs=[0,1]",
+        "analysis.epochs=[1,2]",
+        "analysis.num=5",
+    )
     assert r1.returncode == 0, r1.stderr[-3000:]
     res, d = _result(out, "radial_tunnels")
     assert (d / "radial_tunnels.png").exists() and res["metrics"]["epoch2_radius"] > 0
@@ -76,8 +84,17 @@ def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
     assert all(r > 0 for r in m["radius_by_epoch"]) and all(v > 0 for v in m["optima_train_loss_by_epoch"])
     # the angle between the optima is the distance's information beyond the radius: d² = r_i² + r_j² − 2 r_i r_j cos
     assert len(m["pair_cosine_by_epoch"]) == 2 and all(-1 <= c <= 1 for c in m["pair_cosine_by_epoch"])
-    r2 = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=1", *TINY,
-                    "training.epochs=4", "analysis.max_lrs=[0.001,0.01]", "analysis.num_snapshots=2", "analysis.burn_in_epochs=1")
+    r2 = run_module(
+        "lsx.analyze",
+        "analysis=swa_ensemble",
+        "scheduler=cyclic",
+        "scheduler.cycle_epochs=1",
+        *TINY,
+        "training.epochs=4",
+        "analysis.max_lrs=[0.001,0.01]",
+        "analysis.num_snapshots=2",
+        "analysis.burn_in_epochs=1",
+    )
     assert r2.returncode == 0, r2.stderr[-3000:]
     res, d = _result(out, "swa_ensemble")
     m = res["metrics"]
@@ -90,8 +107,15 @@ def test_radial_tunnels_and_swa_jobs_run(lsx_dirs):
 def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
     """Two-block at equal lag, label change by half, counts at every threshold, the hull's barrier ratio."""
     cache, out = lsx_dirs
-    tiny = (*TINY, "data.landscape_train=64", "data.landscape_test=64", "analysis.hessian_examples=64",
-            "analysis.short_directions.k_max=4", "analysis.batch_size=32", "analysis.steps=5")
+    tiny = (
+        *TINY,
+        "data.landscape_train=64",
+        "data.landscape_test=64",
+        "analysis.hessian_examples=64",
+        "analysis.short_directions.k_max=4",
+        "analysis.batch_size=32",
+        "analysis.steps=5",
+    )
     r = run_module("lsx.analyze", "analysis=connector", *tiny, "analysis.num_segments=5")
     assert r.returncode == 0, r.stderr[-3000:]
     m = _result(out, "connector")[0]["metrics"]
@@ -106,8 +130,14 @@ def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
     assert [len(row) for row in m["short_directions_vs_m_by_threshold"]] == [2, 2]
     assert m["short_directions_vs_m_by_threshold"][0] == m["short_directions_vs_m"]
     assert m["hull_barrier_after"] == pytest.approx(m["max_loss_after"] - m["optima_mean_loss"])
-    r = run_module("lsx.analyze", "analysis=mconnector", *tiny, "optima.seeds=[0,1,2]", "analysis.m=2",
-                   "analysis.short_directions.robustness_thresholds=[0]")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=mconnector",
+        *tiny,
+        "optima.seeds=[0,1,2]",
+        "analysis.m=2",
+        "analysis.short_directions.robustness_thresholds=[0]",
+    )
     assert r.returncode == 2 and "every threshold must be > 0" in r.stderr
 
 
@@ -123,8 +153,16 @@ def test_fort_bad_inputs_are_clear_errors(lsx_dirs):
     assert r.returncode == 2 and ">= 1" in r.stderr
     r = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=5", *TINY)
     assert r.returncode == 2 and "longer than training" in r.stderr
-    r = run_module("lsx.analyze", "analysis=swa_ensemble", "scheduler=cyclic", "scheduler.cycle_epochs=1", *TINY,
-                   "training.epochs=3", "analysis.num_snapshots=2", "analysis.burn_in_epochs=2")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=swa_ensemble",
+        "scheduler=cyclic",
+        "scheduler.cycle_epochs=1",
+        *TINY,
+        "training.epochs=3",
+        "analysis.num_snapshots=2",
+        "analysis.burn_in_epochs=2",
+    )
     assert r.returncode == 2 and "after the burn-in of 2 epochs" in r.stderr
 
 

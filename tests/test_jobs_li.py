@@ -1,4 +1,5 @@
 """End-to-end landscape jobs (Li et al.) at tiny scale, through the real entry point."""
+
 import json
 from pathlib import Path
 
@@ -59,8 +60,9 @@ def test_li_jobs_run(lsx_dirs, job, extra, artifact):
 def test_pca_trajectory_compares_random_and_pca_planes(lsx_dirs):
     """Li Sec. 7.1: the job reports the share of the path's variance in a random plane next to the PCA plane's."""
     cache, out = lsx_dirs
-    res = run_module("lsx.analyze", "analysis=pca_trajectory", *TINY, "training.epochs=4", "training.checkpoint_every=1",
-                     "analysis.num=3")
+    res = run_module(
+        "lsx.analyze", "analysis=pca_trajectory", *TINY, "training.epochs=4", "training.checkpoint_every=1", "analysis.num=3"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     m = _results(res.stdout, out, "pca_trajectory")["metrics"]
     assert m["random_directions"] == 2 and m["checkpoints"] >= 4
@@ -78,8 +80,14 @@ def test_bad_grid_is_one_clear_error(lsx_dirs):
 @pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_sharpness_job_reports_filter_normalized_sharpness_and_lambda_max(lsx_dirs):
     cache, out = lsx_dirs
-    res = run_module("lsx.analyze", "analysis=sharpness", *TINY, "analysis.direction_seeds=[1,2,3]", "analysis.curve.num=5",
-                     "analysis.hessian.num_examples=32")
+    res = run_module(
+        "lsx.analyze",
+        "analysis=sharpness",
+        *TINY,
+        "analysis.direction_seeds=[1,2,3]",
+        "analysis.curve.num=5",
+        "analysis.hessian.num_examples=32",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     r = _results(res.stdout, out, "sharpness")
     m = r["metrics"]
@@ -92,9 +100,16 @@ def test_sharpness_job_reports_filter_normalized_sharpness_and_lambda_max(lsx_di
 @pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_surface_convexity_map_on_a_strided_grid(lsx_dirs):
     cache, out = lsx_dirs
-    res = run_module("lsx.analyze", "analysis=surface2d", *TINY, "analysis.x.num=5", "analysis.y.num=3",
-                     "analysis.convexity.enabled=true", "analysis.convexity.hessian_every=2",
-                     "analysis.convexity.num_examples=32")
+    res = run_module(
+        "lsx.analyze",
+        "analysis=surface2d",
+        *TINY,
+        "analysis.x.num=5",
+        "analysis.y.num=3",
+        "analysis.convexity.enabled=true",
+        "analysis.convexity.hessian_every=2",
+        "analysis.convexity.num_examples=32",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     r = _results(res.stdout, out, "surface2d")
     m = r["metrics"]
@@ -114,8 +129,16 @@ def test_li_fig6_cpu_noshort_nets_reach_their_target_train_loss(lsx_dirs, depth)
     if "target_train_loss" not in (ROOT / "conf" / "config.yaml").read_text():
         pytest.skip("training.target_train_loss (the claims framework's stop rule) is not in conf/config.yaml yet")
     cache, out = lsx_dirs
-    res = run_module("lsx.train", "experiment=li_fig6", "scale=cpu", f"model={depth}", "model.shortcut=false",
-                     "training.target_train_loss=0.05", "logger=none", "trainer.progress_bar=false")
+    res = run_module(
+        "lsx.train",
+        "experiment=li_fig6",
+        "scale=cpu",
+        f"model={depth}",
+        "model.shortcut=false",
+        "training.target_train_loss=0.05",
+        "logger=none",
+        "trainer.progress_bar=false",
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     summaries = list((cache / "train").glob(f"{depth}_digits_*/summary.json"))
     assert len(summaries) == 1

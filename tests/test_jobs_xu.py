@@ -1,4 +1,5 @@
 """Xu et al.: Hessian, taxonomy, surface, theory and mining jobs end to end (the classifier: test_landscape_curves)."""
+
 import json
 
 import numpy as np
@@ -15,15 +16,32 @@ def _result(out, job):
 def test_hessian_and_taxonomy_jobs(lsx_dirs):
     cache, out = lsx_dirs
     tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16")
-    r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=3", "analysis.trace_samples=5",
-                   "analysis.slq_probes=2", "analysis.slq_steps=10", "analysis.num_examples=64")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=hessian",
+        *tiny,
+        "analysis.k=3",
+        "analysis.trace_samples=5",
+        "analysis.slq_probes=2",
+        "analysis.slq_steps=10",
+        "analysis.num_examples=64",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "hessian")
     m = res["metrics"]
     assert m["lambda_max"] >= max(m["top_eigenvalues"]) - 1e-9 and len(m["top_eigenvalues"]) == 3
     assert m["lambda_min"] <= m["lambda_max"] and (d / "hessian_spectrum.png").exists()
-    r = run_module("lsx.analyze", "analysis=curve_taxonomy", *tiny, "training.epochs=2", "training.checkpoint_epochs=[0,1]",
-                   "analysis.epoch=1", "analysis.side_epoch=0", "analysis.num=9", "analysis.hessian_examples=64")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=curve_taxonomy",
+        *tiny,
+        "training.epochs=2",
+        "training.checkpoint_epochs=[0,1]",
+        "analysis.epoch=1",
+        "analysis.side_epoch=0",
+        "analysis.num=9",
+        "analysis.hessian_examples=64",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     m = res["metrics"]
@@ -34,16 +52,26 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     assert all(t in alts for t, alts in zip(m["types_gaussian"], m["alt_types_gaussian"]))
     step = m["quadratic_step_neg_gradient"][0]
     assert step > 0 and m["windows_neg_gradient"][0] == pytest.approx(step)
-    assert set(sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])) \
-        <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
+    assert set(
+        sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])
+    ) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
     assert r.returncode == 2 and "parameter count" in r.stderr
 
 
 def test_surface_from_two_direction_kinds(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=surface_kinds", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "analysis.x.num=4", "analysis.y.num=3", "analysis.hessian_examples=64")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=surface_kinds",
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "model=mlp",
+        "model.hidden=16",
+        "analysis.x.num=4",
+        "analysis.y.num=3",
+        "analysis.hessian_examples=64",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "surface_kinds")
     import numpy as np
@@ -55,10 +83,24 @@ def test_surface_from_two_direction_kinds(lsx_dirs):
 
 def test_xu_theory_job(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=xu_theory", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "analysis.num_examples=64", "analysis.num_directions=20", "analysis.samples=5",
-                   "analysis.trace_samples=5", "analysis.num=5", "training.epochs=2", "training.checkpoint_epochs=[0,1,2]",
-                   "analysis.slq_probes=2", "analysis.slq_steps=10", "analysis.ne_num=11")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=xu_theory",
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "model=mlp",
+        "model.hidden=16",
+        "analysis.num_examples=64",
+        "analysis.num_directions=20",
+        "analysis.samples=5",
+        "analysis.trace_samples=5",
+        "analysis.num=5",
+        "training.epochs=2",
+        "training.checkpoint_epochs=[0,1,2]",
+        "analysis.slq_probes=2",
+        "analysis.slq_steps=10",
+        "analysis.ne_num=11",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "xu_theory")
     m = res["metrics"]
@@ -73,9 +115,19 @@ def test_xu_theory_job(lsx_dirs):
 @pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     cache, out = lsx_dirs
-    tiny = ("debug=fast", "trainer.progress_bar=false", "model=mlp", "model.hidden=16", "analysis=mining",
-            "analysis.epochs=2", "analysis.steps_per_epoch=5", "analysis.num=11", "analysis.vvv_gammas=[0.1,0.9]",
-            "analysis.vvv_num=31", "analysis.legacy_steps=10")
+    tiny = (
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "model=mlp",
+        "model.hidden=16",
+        "analysis=mining",
+        "analysis.epochs=2",
+        "analysis.steps_per_epoch=5",
+        "analysis.num=11",
+        "analysis.vvv_gammas=[0.1,0.9]",
+        "analysis.vvv_num=31",
+        "analysis.legacy_steps=10",
+    )
     r = run_module("lsx.analyze", *tiny)
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "mining")
@@ -99,8 +151,16 @@ def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
 
 def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "analysis.directions=[gaussian,later_checkpoint]", "analysis.num=11")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=curve_taxonomy",
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "model=mlp",
+        "model.hidden=16",
+        "analysis.directions=[gaussian,later_checkpoint]",
+        "analysis.num=11",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     assert res["metrics"]["epoch"] == 0 and "type_later_checkpoint" in res["metrics"]
@@ -109,10 +169,19 @@ def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
 def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
     """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=curve_taxonomy", "debug=fast", "trainer.progress_bar=false", "model=mlp",
-                   "model.hidden=16", "model.activation=tanh", "analysis.directions=[pe,ne]", "analysis.num=41",
-                   "analysis.scale=0.2",
-                   "analysis.eigen_curves=2")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=curve_taxonomy",
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "model=mlp",
+        "model.hidden=16",
+        "model.activation=tanh",
+        "analysis.directions=[pe,ne]",
+        "analysis.num=41",
+        "analysis.scale=0.2",
+        "analysis.eigen_curves=2",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "curve_taxonomy")
     m = res["metrics"]

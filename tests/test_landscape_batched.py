@@ -1,4 +1,5 @@
 """Several points per vmapped forward pass give the per-point loop's values (the GPU path, checked on CPU)."""
+
 import copy
 
 import numpy as np

@@ -1,4 +1,5 @@
 """BatchNorm at extrapolated interpolation points (α > 1): finite with a variance floor or re-estimation."""
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +12,16 @@ from lsx.landscape.engine.flat import FlatParams
 
 def _net(seed: int, var: float) -> nn.Module:
     torch.manual_seed(seed)
-    m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1),
-                      nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    m = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 3),
+    )
     with torch.no_grad():
         for bn in (m[1], m[4]):
             bn.running_var.fill_(var)
@@ -26,17 +35,17 @@ def _data():
 
 
 def test_alpha_1_5_stays_finite_with_a_variance_floor_and_with_upbn():
-    a, b = _net(0, 1.0), _net(1, 0.05)           # at α = 1.5 the running variance is 1 + 1.5·(0.05 − 1) < 0
+    a, b = _net(0, 1.0), _net(1, 0.05)  # at α = 1.5 the running variance is 1 + 1.5·(0.05 − 1) < 0
     ta, tb = FlatParams(a, include_buffers=True).get(), FlatParams(b, include_buffers=True).get()
-    at = lambda alpha: ta + alpha * (tb - ta)    # noqa: E731
+    at = lambda alpha: ta + alpha * (tb - ta)  # noqa: E731
     data = _data()
     ev = Evaluator(_net(0, 1.0), data, data, bn_policy="states", fuse=False)
-    zero = ev.evaluate_at(at(1.5), restore=True)["train_loss"]                 # old clamp at 0: σ² + ε = 1e-5
+    zero = ev.evaluate_at(at(1.5), restore=True)["train_loss"]  # old clamp at 0: σ² + ε = 1e-5
     ev.var_floor = variance_floors(bn_state(a), bn_state(b), 0.1)
     floored = ev.evaluate_at(at(1.5), restore=True)["train_loss"]
     inside = ev.evaluate_at(at(0.5), restore=True)["train_loss"]
     ev.var_floor = 0.0
-    assert ev.evaluate_at(at(0.5), restore=True)["train_loss"] == inside       # the floor never binds inside [0, 1]
+    assert ev.evaluate_at(at(0.5), restore=True)["train_loss"] == inside  # the floor never binds inside [0, 1]
     assert np.isfinite(floored) and floored < zero / 10 and floored < 100
     # upbn: parameters extrapolated, statistics re-estimated from the data
     pa, pb = FlatParams(a).get(), FlatParams(b).get()

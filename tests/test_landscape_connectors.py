@@ -1,4 +1,5 @@
 """Low-loss 1-connectors and m-connectors (Fort & Jastrzebski 2019, Sec. 4.2-4.3) and short directions."""
+
 import math
 import warnings
 
@@ -40,13 +41,17 @@ def _wedge_optima(wedge: WedgeLoss, count: int, seed: int) -> list[torch.Tensor]
 def test_loss_forms_are_recognised():
     calls = []
     plain = lambda th: calls.append("plain") or th.sum()  # noqa: E731
+
     def stepped(theta, step):
         calls.append(step)
         return theta.sum()
+
     closure = lambda th, c=2.0: th.sum() * c  # noqa: E731  (a default that is not a step)
+
     def named(theta, step=0):
         calls.append(("named", step))
         return theta.sum()
+
     x = torch.ones(3)
     as_step_loss(plain)(x, 5)
     as_step_loss(stepped)(x, 5)
@@ -133,8 +138,18 @@ def test_connector_on_a_network_with_minibatch_loss_and_hooks():
     a, b = train(1), train(2)
     seen = []
     metrics = lambda th: seen.append(1) or {"acc": float((predict(th) == y).float().mean()), "norm": float(th.norm())}  # noqa: E731
-    res = low_loss_connector(minibatch_loss, a, b, num_segments=6, steps=100, lr=0.01, eval_loss_fn=full,
-                             metrics_fn=metrics, predict_fn=predict, points_per_segment=1)
+    res = low_loss_connector(
+        minibatch_loss,
+        a,
+        b,
+        num_segments=6,
+        steps=100,
+        lr=0.01,
+        eval_loss_fn=full,
+        metrics_fn=metrics,
+        predict_fn=predict,
+        points_per_segment=1,
+    )
     n = 6 * 2 + 1
     assert len(seen) == 2 * n  # metrics at every point of both paths
     for path in (res.linear, res.connector):

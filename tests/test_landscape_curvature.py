@@ -1,4 +1,5 @@
 """Li et al. Sec. 6 convexity map and the filter-normalized sharpness on functions with known curvature."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,12 +23,15 @@ def _quadratic(eigs, seed=0):
     return lambda th: 0.5 * th @ a @ th
 
 
-@pytest.mark.parametrize("eigs, lo, hi", [
-    ([1.0, 2.0, 4.0, 7.0, 10.0], 1.0, 10.0),          # convex bowl: λ_min ≥ 0.02 λ_max, SA fallback
-    ([0.0, 1e-3, 3.0, 5.0, 10.0], 0.0, 10.0),         # flat direction
-    ([-2.0, 1.0, 3.0, 6.0, 8.0], -2.0, 8.0),          # saddle: the shifted run finds λ_min
-    ([-9.0, -1.0, 0.5, 2.0, 4.0], -9.0, 4.0),         # the largest-magnitude eigenvalue is negative
-])
+@pytest.mark.parametrize(
+    "eigs, lo, hi",
+    [
+        ([1.0, 2.0, 4.0, 7.0, 10.0], 1.0, 10.0),  # convex bowl: λ_min ≥ 0.02 λ_max, SA fallback
+        ([0.0, 1e-3, 3.0, 5.0, 10.0], 0.0, 10.0),  # flat direction
+        ([-2.0, 1.0, 3.0, 6.0, 8.0], -2.0, 8.0),  # saddle: the shifted run finds λ_min
+        ([-9.0, -1.0, 0.5, 2.0, 4.0], -9.0, 4.0),  # the largest-magnitude eigenvalue is negative
+    ],
+)
 def test_principal_curvatures_of_a_quadratic(eigs, lo, hi):
     f = _quadratic(eigs)
     c = principal_curvatures(f, torch.full((len(eigs),), 0.3, dtype=F64), tol=1e-10)
@@ -40,14 +44,14 @@ def test_chaos_summary_counts_significant_negative_curvature():
     hi = np.array([10.0, 10.0, 10.0, 4.0, 1.0])
     s = chaos_summary(lo, hi, threshold=0.1)
     assert s["points"] == 4
-    assert s["nonconvex_fraction"] == pytest.approx(1 / 4)          # only |−2/4| = 0.5 > 0.1
+    assert s["nonconvex_fraction"] == pytest.approx(1 / 4)  # only |−2/4| = 0.5 > 0.1
     assert s["mean_negative_ratio"] == pytest.approx((0.005 + 0.05 + 0.5) / 4)
     assert s["max_ratio"] == pytest.approx(0.5)
     assert chaos_summary(lo, hi, threshold=0.01)["nonconvex_fraction"] == pytest.approx(2 / 4)
     # weights: a point standing for 3x the area counts 3x
     w = chaos_summary(lo, hi, 0.1, weights=[1, 1, 1, 3, 1])
     assert w["nonconvex_fraction"] == pytest.approx(3 / 6)
-    assert chaos_summary([1.0, 2.0], [3.0, 4.0])["nonconvex_fraction"] == 0.0   # convex bowl: no chaos
+    assert chaos_summary([1.0, 2.0], [3.0, 4.0])["nonconvex_fraction"] == 0.0  # convex bowl: no chaos
     with pytest.raises(ValueError, match="must match"):
         chaos_summary([1.0], [1.0, 2.0])
     assert np.isnan(convexity_ratio(1.0, 0.0))

@@ -1,4 +1,5 @@
 """Xu et al.'s curve taxonomy on synthetic curves of every kind, with the minimum's position deciding."""
+
 import numpy as np
 import pytest
 
@@ -13,21 +14,21 @@ WIDE = np.linspace(-1, 2, 61)  # the independent-checkpoint window λ ∈ [−1,
     "lams, y, kind",
     [
         (LAM, LAM**2, "v-basin"),
-        (LAM, (LAM - 0.05) ** 2, "v-basin"),                      # minimum within the tolerance (0.1 · 1)
-        (LAM, LAM + 2, "v-side"),                                  # monotone
-        (LAM, (LAM - 0.5) ** 2, "v-side"),                         # minimum inside the window, off the point
+        (LAM, (LAM - 0.05) ** 2, "v-basin"),  # minimum within the tolerance (0.1 · 1)
+        (LAM, LAM + 2, "v-side"),  # monotone
+        (LAM, (LAM - 0.5) ** 2, "v-side"),  # minimum inside the window, off the point
         (LAM, (LAM + 0.3) ** 2, "v-side"),
-        (LAM, (LAM**2 - 0.25) ** 2, "w-peak"),                     # the point on the peak between two basins
-        (LAM, -(LAM**2), "w-peak"),                                # basins beyond the window's ends
-        (LAM, -(LAM**2) * (1 + 1.5 * LAM), "w-peak"),            # one basin inside (left), one beyond the right end
-        (LAM, LAM**2 * (1 - 1.5 * LAM), "w-basin"),              # the point in a basin, the other beyond the right end
-        (LAM, (LAM - 0.05) ** 2 * (LAM + 0.7) ** 2, "w-basin"),    # two basins, the point in one
-        (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),             # θ and an independent optimum at λ = 1
+        (LAM, (LAM**2 - 0.25) ** 2, "w-peak"),  # the point on the peak between two basins
+        (LAM, -(LAM**2), "w-peak"),  # basins beyond the window's ends
+        (LAM, -(LAM**2) * (1 + 1.5 * LAM), "w-peak"),  # one basin inside (left), one beyond the right end
+        (LAM, LAM**2 * (1 - 1.5 * LAM), "w-basin"),  # the point in a basin, the other beyond the right end
+        (LAM, (LAM - 0.05) ** 2 * (LAM + 0.7) ** 2, "w-basin"),  # two basins, the point in one
+        (WIDE, WIDE**2 * (WIDE - 1) ** 2, "w-basin"),  # θ and an independent optimum at λ = 1
         (LAM, np.cos(12 * LAM) + 0.2 * LAM**2, "vvv-basin"),
-        (LAM, -((LAM - 0.8) ** 2), "v-side"),                      # a rim off the point: the point on its slope
-        (LAM, LAM**3 - 0.75 * LAM, "v-side"),                      # the point on the slope from a rim to a basin
-        (LAM, -np.cos(5 * (LAM - 0.25)), "other"),                 # two rims and a basin, none at the point
-        (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "w-basin"),     # two basins, the point on one's side
+        (LAM, -((LAM - 0.8) ** 2), "v-side"),  # a rim off the point: the point on its slope
+        (LAM, LAM**3 - 0.75 * LAM, "v-side"),  # the point on the slope from a rim to a basin
+        (LAM, -np.cos(5 * (LAM - 0.25)), "other"),  # two rims and a basin, none at the point
+        (LAM, (LAM - 0.3) ** 2 * (LAM + 0.9) ** 2, "w-basin"),  # two basins, the point on one's side
         (WIDE, (WIDE + 0.3) ** 2 * (WIDE - 1.3) ** 2, "w-basin"),  # both minima beyond the two checkpoints
     ],
 )

@@ -1,4 +1,5 @@
 """The landscape evaluator against naive per-point references: exact metrics, restore, BN policies, NaN, sharding."""
+
 import copy
 import socket
 
@@ -20,9 +21,14 @@ from lsx.landscape.surfaces.directions import random_direction
 def tiny_bn_net(seed=0, dtype=torch.float64):
     torch.manual_seed(seed)
     net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Flatten(), nn.Linear(4 * 6 * 6, 3),
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 3),
     )
     with torch.no_grad():  # non-trivial running statistics, as a trained θ* has
         for m in net.modules():
@@ -134,8 +140,12 @@ def test_indices_subset_leaves_other_points_nan_and_calls_back():
     x, y = data()
     seen, ticks = [], []
     res = Evaluator(model, (x, y)).evaluate(
-        theta0, dirs, grid2d((-1, 1, 3), (-1, 1, 3)), indices=[0, 4, 8],
-        on_point=lambda i, m: seen.append(i), progress=lambda done, total: ticks.append((done, total)),
+        theta0,
+        dirs,
+        grid2d((-1, 1, 3), (-1, 1, 3)),
+        indices=[0, 4, 8],
+        on_point=lambda i, m: seen.append(i),
+        progress=lambda done, total: ticks.append((done, total)),
     )
     assert seen == [0, 4, 8] and ticks == [(1, 3), (2, 3), (3, 3)]
     assert np.isfinite(res["train_loss"][[0, 4, 8]]).all() and np.isnan(np.delete(res["train_loss"], [0, 4, 8])).all()
@@ -298,9 +308,14 @@ def _shard_worker(rank, world, port, out_dir):
         part = ev.evaluate(theta0, dirs, grid, indices=[1, 2, 5, 7, 11])
         passes = ev.forward_passes
         surf = compute_surface(ev, theta0, dirs, grid, f"{out_dir}/surface.h5", {"kind": "test"}, {"x": 1}, flush_every=2)
-        np.savez(f"{out_dir}/rank{rank}.npz", passes=passes, restored=torch.equal(flat.get(), theta0),
-                 **{f"full_{k}": v for k, v in res.items()}, **{f"part_{k}": v for k, v in part.items()},
-                 **{f"surf_{k}": v for k, v in surf.items()})
+        np.savez(
+            f"{out_dir}/rank{rank}.npz",
+            passes=passes,
+            restored=torch.equal(flat.get(), theta0),
+            **{f"full_{k}": v for k, v in res.items()},
+            **{f"part_{k}": v for k, v in part.items()},
+            **{f"surf_{k}": v for k, v in surf.items()},
+        )
     finally:
         dist.destroy_process_group()
 

@@ -1,4 +1,5 @@
 """Landscape exploration (Algorithm 3): which pairs get computed, the MST, the ultrametric bound, resume."""
+
 from __future__ import annotations
 
 import itertools
@@ -136,7 +137,7 @@ def test_resume_after_interruption_recomputes_nothing_and_matches(tmp_path):
 
     second = Recorder(TRUE)
     resumed = LandscapeExploration(_minima(), second, tmp_path / "run").run()
-    assert second.calls == ORDER[4:]                       # nothing finished is recomputed
+    assert second.calls == ORDER[4:]  # nothing finished is recomputed
     assert resumed.edges == reference.edges
     assert resumed.mst() == reference.mst()
     np.testing.assert_array_equal(resumed.saddle_matrix(), reference.saddle_matrix())

@@ -1,4 +1,5 @@
 """The first-layer plane (outputs precomputed at θ0 and along each direction) gives the plain evaluation's values."""
+
 import copy
 
 import numpy as np
@@ -27,13 +28,16 @@ def _setup(name, shape, policy, ignore="none"):
     return model, (x, y), theta, dirs
 
 
-@pytest.mark.parametrize("name,shape,policy,fuse", [
-    ("simple_cnn", (1, 8, 8), "keep", True),
-    ("resnet20", (3, 8, 8), "keep", True),     # conv → BN folded: s·(C0 + Σ c D) + folded bias
-    ("resnet20", (3, 8, 8), "states", True),   # BN statistics move with the direction
-    ("resnet20", (3, 8, 8), "upbn", False),    # re-estimated statistics, unfused graph
-    ("mlp", (1, 8, 8), "keep", True),          # flatten → linear
-])
+@pytest.mark.parametrize(
+    "name,shape,policy,fuse",
+    [
+        ("simple_cnn", (1, 8, 8), "keep", True),
+        ("resnet20", (3, 8, 8), "keep", True),  # conv → BN folded: s·(C0 + Σ c D) + folded bias
+        ("resnet20", (3, 8, 8), "states", True),  # BN statistics move with the direction
+        ("resnet20", (3, 8, 8), "upbn", False),  # re-estimated statistics, unfused graph
+        ("mlp", (1, 8, 8), "keep", True),  # flatten → linear
+    ],
+)
 def test_plane_matches_plain_evaluation(name, shape, policy, fuse):
     model, data, theta, dirs = _setup(name, shape, policy)
     grid = grid2d((-1, 1, 3), (-0.5, 1, 3))
@@ -46,8 +50,9 @@ def test_plane_matches_plain_evaluation(name, shape, policy, fuse):
     # parameters restored, and a 1D line (one direction) works the same way
     np.testing.assert_array_equal(fast.flat.get(), theta)
     one = line(-1, 1, 4)
-    np.testing.assert_allclose(fast.evaluate(theta, dirs[:1], one)["train_loss"],
-                               plain.evaluate(theta, dirs[:1], one)["train_loss"], rtol=2e-5)
+    np.testing.assert_allclose(
+        fast.evaluate(theta, dirs[:1], one)["train_loss"], plain.evaluate(theta, dirs[:1], one)["train_loss"], rtol=2e-5
+    )
 
 
 class _InputUsedTwice(nn.Module):

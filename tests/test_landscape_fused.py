@@ -1,4 +1,5 @@
 """The evaluator's rewritten forward graph computes the model's function: BN folding, pool/activation swap, in-place ReLU."""
+
 import copy
 
 import pytest

@@ -1,4 +1,5 @@
 """Coordinate arrays: validation, non-square layout values[i_y, i_x], lines with 0 at an endpoint, point lists."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Hessian toolkit against the exact Hessian of a tiny network and of quadratics."""
+
 import numpy as np
 import pytest
 import torch

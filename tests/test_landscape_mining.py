@@ -1,4 +1,5 @@
 """Mining algorithms on toy landscapes where the intended curve shape exists."""
+
 import math
 
 import numpy as np
@@ -67,8 +68,7 @@ def test_algorithm1_takes_the_papers_plain_step():
     t = theta.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(_double_well(t), t)
     assert torch.allclose(res.direction, -0.1 * lam * g)
-    adam = mine_w_peak_paper(_double_well, theta, alpha=1.0, epochs=1, steps_per_epoch=1, lr=0.1, seed=3, num=5,
-                             optimizer="adam")
+    adam = mine_w_peak_paper(_double_well, theta, alpha=1.0, epochs=1, steps_per_epoch=1, lr=0.1, seed=3, num=5, optimizer="adam")
     assert not torch.allclose(adam.direction, res.direction)  # the named option is another update
 
 
@@ -105,8 +105,18 @@ def test_algorithm2_reaches_eq3s_optimum_on_a_quadratic(alpha, gamma):
     def f(t):
         return 0.5 * ((t - a) ** 2).sum()
 
-    res = mine_vvv_basin_paper(f, theta, torch.zeros(3, dtype=torch.float64), alpha=alpha, gamma=gamma, epochs=40,
-                               steps_per_epoch=25, lr=0.05, samples=4 if alpha else 1, seed=0)
+    res = mine_vvv_basin_paper(
+        f,
+        theta,
+        torch.zeros(3, dtype=torch.float64),
+        alpha=alpha,
+        gamma=gamma,
+        epochs=40,
+        steps_per_epoch=25,
+        lr=0.05,
+        samples=4 if alpha else 1,
+        seed=0,
+    )
     want = _eq3_optimum(a, theta, alpha, gamma) - theta  # ε = φ − θ
     assert torch.allclose(res.direction, want, atol=0.02 if alpha else 1e-6)
     assert not torch.allclose(want, a - theta, atol=0.05)  # γ moved the optimum off L's own minimum
@@ -118,8 +128,7 @@ def test_algorithm2_takes_the_papers_step_and_draws_theta_and_phi():
 
     theta = torch.tensor([0.3, -0.4, 0.2, 0.1, 0.0, 0.4], dtype=torch.float64)
     phi0 = torch.tensor([1.0, 0.2, -0.3, 0.5, 0.1, 0.0], dtype=torch.float64)
-    res = mine_vvv_basin_paper(_double_well, theta, phi0, alpha=0.1, gamma=0.5, epochs=1, steps_per_epoch=1,
-                               lr=0.1, seed=1)
+    res = mine_vvv_basin_paper(_double_well, theta, phi0, alpha=0.1, gamma=0.5, epochs=1, steps_per_epoch=1, lr=0.1, seed=1)
     lam = 0.5 + 0.1 * float(2 * torch.rand(1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)[0] - 1)
 
     def grad(x):

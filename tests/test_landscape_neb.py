@@ -1,4 +1,5 @@
 """NEB / AutoNEB on analytic potentials with known saddles, and the pieces they are built from."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,12 +79,12 @@ def _tangent(energies, points=((0.0, 0.0), (1.0, 0.0), (1.0, 1.0))):
 @pytest.mark.parametrize(
     "energies, expected",
     [
-        ([0.0, 1.0, 2.0], (0.0, 1.0)),                   # rising towards i+1: τ+
-        ([2.0, 1.0, 0.0], (1.0, 0.0)),                   # rising towards i-1: τ-
-        ([0.0, 3.0, 1.0], (2.0, 3.0)),                   # maximum, E+ > E-: τ+·ΔEmax + τ-·ΔEmin = (0,1)·3 + (1,0)·2
-        ([2.0, 3.0, 0.0], (3.0, 1.0)),                   # maximum, E+ < E-: τ+·ΔEmin + τ-·ΔEmax = (0,1)·1 + (1,0)·3
-        ([1.0, 0.0, 3.0], (1.0, 3.0)),                   # minimum, E+ > E-: (0,1)·3 + (1,0)·1
-        ([5.0, 5.0, 5.0], (1.0, 1.0)),                   # flat: central difference
+        ([0.0, 1.0, 2.0], (0.0, 1.0)),  # rising towards i+1: τ+
+        ([2.0, 1.0, 0.0], (1.0, 0.0)),  # rising towards i-1: τ-
+        ([0.0, 3.0, 1.0], (2.0, 3.0)),  # maximum, E+ > E-: τ+·ΔEmax + τ-·ΔEmin = (0,1)·3 + (1,0)·2
+        ([2.0, 3.0, 0.0], (3.0, 1.0)),  # maximum, E+ < E-: τ+·ΔEmin + τ-·ΔEmax = (0,1)·1 + (1,0)·3
+        ([1.0, 0.0, 3.0], (1.0, 3.0)),  # minimum, E+ > E-: (0,1)·3 + (1,0)·1
+        ([5.0, 5.0, 5.0], (1.0, 1.0)),  # flat: central difference
     ],
 )
 def test_improved_tangent_hand_cases(energies, expected):
@@ -131,9 +132,9 @@ def test_neb_on_double_well_keeps_end_points_and_reaches_the_saddle():
     bent[1:-1, 1] = torch.tensor([0.3, 0.5, 0.4, -0.4, -0.2, 0.35], dtype=F64)  # start off the MEP (y = 0)
     res = neb(DOUBLE_WELL, bent, steps=300, lr=0.02)
     assert torch.equal(res.pivots[0], a) and torch.equal(res.pivots[-1], b)
-    assert res.pivots[:, 1].abs().max() < 1e-3                           # relaxed onto y = 0
+    assert res.pivots[:, 1].abs().max() < 1e-3  # relaxed onto y = 0
     seg = (res.pivots[1:] - res.pivots[:-1]).norm(dim=1)
-    assert float(seg.max() - seg.min()) < 1e-3                           # still equally spaced
+    assert float(seg.max() - seg.min()) < 1e-3  # still equally spaced
     assert not res.had_nan and res.steps == 300
 
 
@@ -182,8 +183,7 @@ def test_neb_works_on_a_network_with_minibatches():
     batches = [functional_loss(model, flat, [(x[i : i + 16], y[i : i + 16])]) for i in range(0, 64, 16)]
     a = flat.get().clone()
     b = a + 0.5 * torch.randn(a.numel(), generator=g)
-    res = neb(lambda th, step: batches[step % len(batches)](th), linear_path(a, b, 3), steps=20, lr=0.05,
-              weight_decay=1e-4)
+    res = neb(lambda th, step: batches[step % len(batches)](th), linear_path(a, b, 3), steps=20, lr=0.05, weight_decay=1e-4)
     assert res.pivots.shape == (5, a.numel()) and torch.isfinite(res.pivots).all()
     assert torch.equal(res.pivots[0], a) and torch.equal(res.pivots[-1], b)
 
@@ -227,7 +227,7 @@ def test_insertion_rule_on_a_hand_made_path():
     # pivots 0 → 10 → 0 (range 10, threshold 20% = 2); 3 between points per segment at t = 1/4, 1/2, 3/4
     e_piv = [0.0, 10.0, 0.0]
     lin0 = np.array([2.5, 5.0, 7.5])
-    seg0 = lin0 + np.array([0.0, 2.5, 0.0])    # bump of 2.5 at the middle point: insert there
+    seg0 = lin0 + np.array([0.0, 2.5, 0.0])  # bump of 2.5 at the middle point: insert there
     seg1 = lin0[::-1] + np.array([1.9, 0.0, 0.0])  # 1.9 < 2: no insertion
     assert find_insertions(e_piv, [seg0, seg1], 0.2) == [(0, 1)]
     assert find_insertions(e_piv, [seg0, seg1], 0.15) == [(0, 1), (1, 0)]
@@ -280,7 +280,7 @@ def test_autoneb_recovers_the_muller_brown_saddle(mb_points):
     sched = [(100, 5e-4)] * 3 + [(100, 5e-5)] * 2
     mep = auto_neb(MULLER_BROWN, torch.tensor(a), torch.tensor(b), sched, num_pivots=15)
     assert isinstance(mep, MEP) and len(mep.cycles) == 5
-    assert mep.saddle_energy == pytest.approx(saddle_e, abs=0.1)            # barrier ≈ 106, so 0.1%
+    assert mep.saddle_energy == pytest.approx(saddle_e, abs=0.1)  # barrier ≈ 106, so 0.1%
     assert np.linalg.norm(mep.saddle_point.numpy() - saddle_x) < 0.02
     assert 0 < mep.pivot_saddle_index < len(mep.pivots) - 1
     # the saddle is the dense path's maximum (an upper bound); the pivots' maximum is kept under its own name
@@ -300,9 +300,9 @@ def test_autoneb_inserts_pivots_where_the_path_has_a_bump(mb_points):
     mep = auto_neb(MULLER_BROWN, a, c, [(100, 5e-4)] * 3, num_pivots=2, insert_fraction=0.05)
     inserted = sum(cy["inserted"] for cy in mep.cycles)
     assert inserted > 0 and len(mep.pivots) == 4 + inserted
-    assert mep.cycles[-1]["inserted"] == 0                                   # none after the last cycle
+    assert mep.cycles[-1]["inserted"] == 0  # none after the last cycle
     assert [cy["num_pivots"] for cy in mep.cycles][0] == 4
-    assert mep.saddle_energy < saddles[0][1] + 5                             # close to the higher saddle
+    assert mep.saddle_energy < saddles[0][1] + 5  # close to the higher saddle
     capped = auto_neb(MULLER_BROWN, a, c, [(100, 5e-4)] * 3, num_pivots=2, insert_fraction=0.05, max_pivots=5)
     assert len(capped.pivots) <= 5
 

@@ -1,4 +1,5 @@
 """Trajectory PCA (Li Sec. 7) on synthetic trajectories with a known plane, and weight histograms (Li Fig. 3)."""
+
 import numpy as np
 import pytest
 import torch
@@ -148,8 +149,10 @@ def test_random_directions_capture_about_k_over_dim_of_a_planar_path():
     """Li Sec. 7.1: a random plane captures ~2/dim of a low-dimensional path's variance, the PCA plane all of it."""
     dim = 4000
     traj, _, _ = planar_trajectory(n=9, dim=dim)
-    shares = [variance_captured(traj, torch.randn(2, dim, generator=torch.Generator().manual_seed(s), dtype=torch.float64))
-              for s in range(40)]
+    shares = [
+        variance_captured(traj, torch.randn(2, dim, generator=torch.Generator().manual_seed(s), dtype=torch.float64))
+        for s in range(40)
+    ]
     assert np.mean(shares) == pytest.approx(2 / dim, rel=0.35)
     assert variance_captured(traj, trajectory_pca(traj, ignore="none").directions) == pytest.approx(1.0, abs=1e-10)
     # the mask restricts the entries (directions outside it count as zero there)

@@ -1,4 +1,5 @@
 """Xu et al. Sec. 3 checks against analytic expectations on quadratics."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """The resumable HDF5 store and compute_surface: resume, no-op, refusal, atomic writes, re-evaluation from the file."""
+
 import os
 import signal
 import subprocess

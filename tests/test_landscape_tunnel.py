@@ -1,4 +1,5 @@
 """Tunnel width by bracketing + bisection on analytic bowls; SWA vs ensembling on constructed cases."""
+
 import math
 
 import numpy as np
@@ -14,8 +15,17 @@ def test_bisection_finds_known_width_of_isotropic_bowl():
     c = torch.tensor([3.0, -1.0, 2.0, 0.5], dtype=torch.float64)
     loss = lambda th: float(((th - c) ** 2).sum())  # noqa: E731
     # L(c + r u) = r², threshold 0.25 (absolute) → width exactly 0.5 along every unit direction
-    res = tunnel_width(loss, c, num_directions=6, seed=0, threshold_mode="absolute", threshold=0.25, initial_step=0.01,
-                       max_distance=10, rtol=1e-6)
+    res = tunnel_width(
+        loss,
+        c,
+        num_directions=6,
+        seed=0,
+        threshold_mode="absolute",
+        threshold=0.25,
+        initial_step=0.01,
+        max_distance=10,
+        rtol=1e-6,
+    )
     assert np.allclose(res.distances, 0.5, rtol=2e-6)
     assert np.allclose(res.angular, np.arctan(0.5 / float(c.norm())))  # default angle: arctan(r/‖θ‖)
     assert res.summary["theta_norm"] == pytest.approx(float(c.norm())) and res.summary["distance_mean"] == pytest.approx(

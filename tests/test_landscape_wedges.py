@@ -1,4 +1,5 @@
 """The n-wedge toy model (Fort & Jastrzebski 2019, Sec. 3): the loss itself and its three experiments."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Launch errors at paper scale: every SLURM launcher preset without SLURM is one line and leaves no folder."""
+
 import os
 
 from conftest import run_module
@@ -16,8 +17,15 @@ def test_every_slurm_launcher_preset_without_sbatch_is_one_line(monkeypatch):
 
 def test_slurm_multigpu_from_the_command_line_creates_nothing(lsx_dirs, tmp_path):
     _, out = lsx_dirs
-    proc = run_module("lsx.analyze", "-m", "analysis=surface2d", "hydra/launcher=slurm_multigpu",
-                      env={"PATH": "/nonexistent"}, cwd=tmp_path, timeout=120)
+    proc = run_module(
+        "lsx.analyze",
+        "-m",
+        "analysis=surface2d",
+        "hydra/launcher=slurm_multigpu",
+        env={"PATH": "/nonexistent"},
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "sbatch" in lines[0], proc.stderr[-1500:]
@@ -34,8 +42,11 @@ def test_scratch_folders_of_killed_ranks_are_removed_at_the_next_start(tmp_path,
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid names no process now (as after SIGKILL)
-    orphan, live, foreign = (tmp_path / f"lsx-rank1-pid{dead.pid}-abc", tmp_path / f"lsx-rank1-pid{os.getpid()}-def",
-                             tmp_path / "lsx-rank1-old")
+    orphan, live, foreign = (
+        tmp_path / f"lsx-rank1-pid{dead.pid}-abc",
+        tmp_path / f"lsx-rank1-pid{os.getpid()}-def",
+        tmp_path / "lsx-rank1-old",
+    )
     for d in (orphan, live, foreign):
         d.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

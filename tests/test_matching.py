@@ -1,6 +1,7 @@
 """Matched training that counts: the loss the analysis measured decides, a missed target or a spread
 above the preset's factor makes the verdict inconclusive unless the claim waives it, and a run that
 stopped above its target is named by ``lsx.analyze`` and ``lsx.aggregate``."""
+
 from __future__ import annotations
 
 import csv
@@ -22,19 +23,45 @@ def _fixed(jobs, key: str = "", x: str = "", x_max: float | None = None, where: 
     return Estimate(value, value - 0.5, value + 0.5, len(jobs), "fixed (test)")
 
 
-CLAIM = {"id": "c", "statement": "s", "statistic": "test_matching_fixed", "args": {"key": "optimizer.lr"},
-         "decision": {"greater": 0.0}}
+CLAIM = {
+    "id": "c",
+    "statement": "s",
+    "statistic": "test_matching_fixed",
+    "args": {"key": "optimizer.lr"},
+    "decision": {"greater": 0.0},
+}
 
 
-def job(seed: int, lr: float, analysis: float | None, summary: float = 0.1, target: float | None = None,
-        reached: bool | None = None, stop_loss: float | None = None) -> JobRecord:
-    entry = {"seed": seed, "run_dir": f"/cache/s{seed}_lr{lr}", "train_loss": summary, "test_acc": 0.9, "epochs_run": 5,
-             "steps": 50, "stopped_by": "target" if reached else "epochs", "target_train_loss": target,
-             "reached_target": reached, "stop_train_loss": stop_loss}
+def job(
+    seed: int,
+    lr: float,
+    analysis: float | None,
+    summary: float = 0.1,
+    target: float | None = None,
+    reached: bool | None = None,
+    stop_loss: float | None = None,
+) -> JobRecord:
+    entry = {
+        "seed": seed,
+        "run_dir": f"/cache/s{seed}_lr{lr}",
+        "train_loss": summary,
+        "test_acc": 0.9,
+        "epochs_run": 5,
+        "steps": 50,
+        "stopped_by": "target" if reached else "epochs",
+        "target_train_loss": target,
+        "reached_target": reached,
+        "stop_train_loss": stop_loss,
+    }
     if analysis is not None:
         entry.update(analysis_train_loss=analysis, analysis_bn="upbn", analysis_epoch=5)
-    return JobRecord(config={"seed": seed, "optimizer": {"lr": lr}}, metrics={}, seed=seed,
-                     job_dir=Path(f"/tmp/job_s{seed}_lr{lr}"), training=[entry])
+    return JobRecord(
+        config={"seed": seed, "optimizer": {"lr": lr}},
+        metrics={},
+        seed=seed,
+        job_dir=Path(f"/tmp/job_s{seed}_lr{lr}"),
+        training=[entry],
+    )
 
 
 def grid(analysis: dict[float, float], summary: dict[float, float] | None = None, seeds=range(3), **kw) -> list[JobRecord]:
@@ -96,8 +123,14 @@ def test_a_waiver_keeps_the_verdict_and_is_reported():
     assert unflagged.matching.waived is None and "waived" not in unflagged.reason
 
 
-@pytest.mark.parametrize("matching, msg", [("yes", "matching 'yes' is malformed"), ({"waive": " "}, "must be a non-empty reason"),
-                                           ({"waive": "x", "ratio": 9}, "is malformed")])
+@pytest.mark.parametrize(
+    "matching, msg",
+    [
+        ("yes", "matching 'yes' is malformed"),
+        ({"waive": " "}, "must be a non-empty reason"),
+        ({"waive": "x", "ratio": 9}, "is malformed"),
+    ],
+)
 def test_a_bad_waiver_is_refused_with_one_line(matching, msg):
     with pytest.raises(ValueError, match=msg) as err:
         check_claims("p", [dict(CLAIM, matching=matching)])
@@ -107,21 +140,35 @@ def test_a_bad_waiver_is_refused_with_one_line(matching, msg):
 def test_results_from_older_code_read_the_target_from_the_run(tmp_path):
     run = tmp_path / "cache" / "run"
     run.mkdir(parents=True)
-    (run / "summary.json").write_text(json.dumps({"config": {"training": {"epochs": 2, "target_train_loss": 0.05}},
-                                                  "stopped_by": "epochs", "epochs_run": 2}))
+    (run / "summary.json").write_text(
+        json.dumps({"config": {"training": {"epochs": 2, "target_train_loss": 0.05}}, "stopped_by": "epochs", "epochs_run": 2})
+    )
     (run / "metrics.csv").write_text("epoch,train/loss,train/acc,val/loss,val/acc,lr\n1,0.9,0.5,,,0.1\n2,0.41,0.8,,,0.1\n")
     d = tmp_path / "job"
     d.mkdir()
     (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0}))
-    (d / "results.json").write_text(json.dumps({"seed": 0, "training": [
-        {"seed": 0, "run_dir": str(run), "train_loss": 0.3, "epochs_run": 2, "stopped_by": "epochs"}]}))
+    (d / "results.json").write_text(
+        json.dumps(
+            {
+                "seed": 0,
+                "training": [{"seed": 0, "run_dir": str(run), "train_loss": 0.3, "epochs_run": 2, "stopped_by": "epochs"}],
+            }
+        )
+    )
     (t,) = JobRecord.from_dir(d).training
     assert (t["target_train_loss"], t["reached_target"], t["stop_train_loss"]) == (0.05, False, 0.41)
 
 
 # ----------------------------------------------------------------------------- a real tiny run that misses its target
-FAST = ("debug=fast", "trainer.progress_bar=false", "data.batch_size=32", "training.target_train_loss=1e-6",
-        "analysis=surface2d", "analysis.x.num=3", "analysis.y.num=3")
+FAST = (
+    "debug=fast",
+    "trainer.progress_bar=false",
+    "data.batch_size=32",
+    "training.target_train_loss=1e-6",
+    "analysis=surface2d",
+    "analysis.x.num=3",
+    "analysis.y.num=3",
+)
 
 
 def test_analyze_warns_and_aggregate_lists_a_run_that_missed_its_target(compose, tmp_path, caplog, capsys):
@@ -156,15 +203,24 @@ def test_analyze_warns_and_aggregate_lists_a_run_that_missed_its_target(compose,
     assert [r["reached_target"] for r in rows] == ["False", "False"]
 
 
-@pytest.mark.parametrize("target, stopped_by, reached", [(None, "epochs", None), (0.05, "epochs", False),
-                                                         (0.05, "max_steps", False), (0.05, "target", True)])
+@pytest.mark.parametrize(
+    "target, stopped_by, reached",
+    [(None, "epochs", None), (0.05, "epochs", False), (0.05, "max_steps", False), (0.05, "target", True)],
+)
 def test_a_run_records_whether_it_reached_its_target(tmp_path, target, stopped_by, reached):
     from lsx.training.runner import TrainedRun
 
-    (tmp_path / "metrics.csv").write_text("epoch,train/loss,train/acc,val/loss,val/acc,lr\n1,0.9,0.5,,,0.1\n2,0.04,0.9,,,0.1\n"
-                                          "3,0.03,0.9,,,0.1\n")
-    run = TrainedRun(tmp_path, "h", {"seed": 0, "training": {"epochs": 3, "target_train_loss": target}}, {}, {"train_loss": 0.5},
-                     {"epochs_run": 2, "steps": 20, "stopped_by": stopped_by})
+    (tmp_path / "metrics.csv").write_text(
+        "epoch,train/loss,train/acc,val/loss,val/acc,lr\n1,0.9,0.5,,,0.1\n2,0.04,0.9,,,0.1\n" "3,0.03,0.9,,,0.1\n"
+    )
+    run = TrainedRun(
+        tmp_path,
+        "h",
+        {"seed": 0, "training": {"epochs": 3, "target_train_loss": target}},
+        {},
+        {"train_loss": 0.5},
+        {"epochs_run": 2, "steps": 20, "stopped_by": stopped_by},
+    )
     rec = run.record()
     assert (rec["target_train_loss"], rec["reached_target"], rec["stop_train_loss"]) == (target, reached, 0.04)
 

@@ -1,4 +1,5 @@
 """Every registered model runs forward+backward on every embedded data shape (timm-style)."""
+
 import pytest
 import torch
 

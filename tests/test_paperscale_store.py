@@ -1,14 +1,14 @@
 """GPU knobs and provenance: analysis.points_per_pass is a validated, unhashed key, and a point store records
 the device and points_per_pass it was evaluated with, so a resume on another path is refused in one line."""
+
 import h5py
 import pytest
+from test_landscape_engine import data
+from test_landscape_storage import PROV, surface_case
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.storage import StoreMismatch
 from lsx.landscape.engine.surface import compute_surface
-
-from test_landscape_engine import data
-from test_landscape_storage import PROV, surface_case
 
 
 def _partial_store(tmp_path, points_per_pass: int):
@@ -30,8 +30,10 @@ def test_resume_with_another_points_per_pass_is_refused_in_one_line(tmp_path):
     with h5py.File(path, "r") as f:
         assert '"points_per_pass": 3' in f.attrs["runtime"] and '"device": "cpu"' in f.attrs["runtime"]
     before = path.read_bytes()
-    with pytest.raises(StoreMismatch, match="evaluated with device=cpu, points_per_pass=3, this run uses "
-                                            "device=cpu, points_per_pass=1: refusing to mix") as err:
+    with pytest.raises(
+        StoreMismatch,
+        match="evaluated with device=cpu, points_per_pass=3, this run uses " "device=cpu, points_per_pass=1: refusing to mix",
+    ) as err:
         compute_surface(Evaluator(model, xy, points_per_pass=1), theta0, dirs, grid, path, PROV, {"a": 1})
     assert "\n" not in str(err.value) and path.read_bytes() == before
     # the same path resumes

@@ -1,4 +1,5 @@
 """Permutation core: specs traced from the model, invariance, weight/activation matching, REPAIR, barrier."""
+
 from __future__ import annotations
 
 import copy
@@ -175,7 +176,7 @@ def test_barrier_on_an_analytic_double_well():
     loss = ((2 * alphas - 1) ** 2 - 1) ** 2
     assert barrier(alphas, loss) == pytest.approx(1.0)
     # tilted: L(θ) = θ² + θ between θ=0 and θ=1 is convex: barrier 0 (at the endpoints)
-    assert barrier(alphas, alphas ** 2 + alphas) == pytest.approx(0.0, abs=1e-12)
+    assert barrier(alphas, alphas**2 + alphas) == pytest.approx(0.0, abs=1e-12)
     # Entezari's chord: endpoints 1 and 3, midpoint 4 → rise 4 − 2 = 2
     assert barrier([0, 0.5, 1], [1, 4, 3]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="hold both endpoints"):

@@ -1,4 +1,5 @@
 """Permutation claims' statistics on synthetic job records: one value per pair of optima, calibrated intervals."""
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,31 @@ from lsx.claims.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, decide
 
 
 def _job(width: float, rows: list[dict], name: str = "mlp", tag: str = "") -> JobRecord:
-    return JobRecord(config={"model": {"name": name, "width": width}}, metrics={"pairs": rows}, seed=0,
-                     job_dir=Path(f"/x/permutation_barrier_{name}_{width}{tag}"), job="permutation_barrier")
+    return JobRecord(
+        config={"model": {"name": name, "width": width}},
+        metrics={"pairs": rows},
+        seed=0,
+        job_dir=Path(f"/x/permutation_barrier_{name}_{width}{tag}"),
+        job="permutation_barrier",
+    )
 
 
 def _rows(barriers: dict[str, list[float]], seeds: list[tuple[int, int]] | None = None) -> list[dict]:
     n = len(next(iter(barriers.values())))
     seeds = seeds or [(2 * i, 2 * i + 1) for i in range(n)]
-    return [{"pair": f"{a}-{b}", "seeds": [a, b], "variant": v, "barrier_train_loss": x[i], "barrier_test_error": x[i] / 10,
-             "train_loss_a": 0.01, "train_loss_b": 0.01} for v, x in barriers.items() for i, (a, b) in enumerate(seeds)]
+    return [
+        {
+            "pair": f"{a}-{b}",
+            "seeds": [a, b],
+            "variant": v,
+            "barrier_train_loss": x[i],
+            "barrier_test_error": x[i] / 10,
+            "train_loss_a": 0.01,
+            "train_loss_b": 0.01,
+        }
+        for v, x in barriers.items()
+        for i, (a, b) in enumerate(seeds)
+    ]
 
 
 def test_barrier_ratio_per_pair_and_its_verdict():
@@ -51,15 +68,20 @@ def test_fewer_than_six_pairs_is_inconclusive_and_shared_optima_are_refused():
 def test_width_trend_pairs_seed_pairs_across_widths():
     narrow = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3]
     wide = [0.3, 0.5, 0.2, 0.4, 0.3, 0.6]
-    jobs = [_job(0.25, _rows({"naive": narrow})), _job(1.0, _rows({"naive": [0.6] * 6})), _job(4.0, _rows({"naive": wide})),
-            _job(4.0, _rows({"naive": narrow}), name="simple_cnn")]
+    jobs = [
+        _job(0.25, _rows({"naive": narrow})),
+        _job(1.0, _rows({"naive": [0.6] * 6})),
+        _job(4.0, _rows({"naive": wide})),
+        _job(4.0, _rows({"naive": narrow}), name="simple_cnn"),
+    ]
     est = get_statistic("perm_width_trend")(jobs, variant="naive", where={"model.name": "mlp"})
     logs = [math.log(w / n) for w, n in zip(wide, narrow)]
     m, lo, hi = unit_interval(logs, "t")
     assert est.n == 6 and est.value == pytest.approx(m) and (est.lo, est.hi) == pytest.approx((lo, hi))
     assert est.details["widths"] == [0.25, 1.0, 4.0] and decide(est, {"less": 0.0})[0] == REPRODUCED
-    up = get_statistic("perm_width_trend")([_job(0.25, _rows({"naive": wide})), _job(4.0, _rows({"naive": narrow}))],
-                                           variant="naive")
+    up = get_statistic("perm_width_trend")(
+        [_job(0.25, _rows({"naive": wide})), _job(4.0, _rows({"naive": narrow}))], variant="naive"
+    )
     assert decide(up, {"less": 0.0})[0] == NOT_REPRODUCED
     with pytest.raises(InsufficientData, match="one model.width value"):
         get_statistic("perm_width_trend")(jobs[:1], variant="naive")
@@ -67,6 +89,7 @@ def test_width_trend_pairs_seed_pairs_across_widths():
 
 def test_null_rates_at_six_pairs():
     """Under the null (no effect at the decision bound) each rule says 'reproduced' at most ~2.5% of the time."""
+
     def log_ratio_null(rng):  # width trend: per-pair log ratios centred on 0
         _, lo, hi = unit_interval(rng.normal(0.0, 0.5, 6), "t")
         return lo, hi

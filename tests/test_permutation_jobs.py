@@ -1,9 +1,9 @@
 """The permutation_barrier job, analysis.align on the path jobs, and their bad input (tiny runs)."""
+
 import json
 
-import yaml
-
 import pytest
+import yaml
 from conftest import run_module
 
 TINY = ("debug=fast", "model=mlp", "model.hidden=16")
@@ -17,8 +17,14 @@ def _result(out, job):
 @pytest.mark.slow  # ~10 s of CPU: trains 4 tiny MLPs
 def test_permutation_barrier_job(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module("lsx.analyze", "analysis=permutation_barrier", *TINY, "optima.seeds=[0,1,2,3]", "analysis.alpha_num=3",
-                   "analysis.match_examples=64")
+    r = run_module(
+        "lsx.analyze",
+        "analysis=permutation_barrier",
+        *TINY,
+        "optima.seeds=[0,1,2,3]",
+        "analysis.alpha_num=3",
+        "analysis.match_examples=64",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "permutation_barrier")
     m = res["metrics"]
@@ -37,7 +43,7 @@ def test_permutation_barrier_job(lsx_dirs):
 @pytest.mark.slow
 def test_align_on_interpolation_shortens_the_line(lsx_dirs):
     cache, out = lsx_dirs
-    ends = 'analysis.endpoints=[{label: a, overrides: {seed: 0}}, {label: b, overrides: {seed: 1}}]'
+    ends = "analysis.endpoints=[{label: a, overrides: {seed: 0}}, {label: b, overrides: {seed: 1}}]"
     common = ("analysis=interpolation", *TINY, ends, "analysis.alpha.num=5", "analysis.alpha.min=0", "analysis.alpha.max=1")
     for align in ("none", "weight"):
         r = run_module("lsx.analyze", *common, f"analysis.align={align}")
@@ -49,13 +55,22 @@ def test_align_on_interpolation_shortens_the_line(lsx_dirs):
     assert dist["weight"] < dist["none"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (("analysis=surface2d", "analysis.align=weight"), "align"),
-    pytest.param(("analysis=interpolation", "analysis.align=greedy"), "analysis.align='greedy'; valid: none, weight, activation",
-                 marks=pytest.mark.slow),  # the job checks align after training its two endpoints (~20 s)
-    pytest.param(("analysis=permutation_barrier", "optima.seeds=[0,1,2]"), "pairs=disjoint needs an even number",
-                 marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("analysis=surface2d", "analysis.align=weight"), "align"),
+        pytest.param(
+            ("analysis=interpolation", "analysis.align=greedy"),
+            "analysis.align='greedy'; valid: none, weight, activation",
+            marks=pytest.mark.slow,
+        ),  # the job checks align after training its two endpoints (~20 s)
+        pytest.param(
+            ("analysis=permutation_barrier", "optima.seeds=[0,1,2]"),
+            "pairs=disjoint needs an even number",
+            marks=pytest.mark.slow,
+        ),
+    ],
+)
 def test_bad_input_is_one_line(lsx_dirs, args, message):
     r = run_module("lsx.analyze", *args, *TINY[:1])
     assert r.returncode != 0

@@ -1,4 +1,5 @@
 """Every main figure: axis labels on every axes (α/β on 3D views), constrained layout, integer epoch ticks."""
+
 import numpy as np
 import pytest
 from matplotlib.ticker import MaxNLocator
@@ -37,14 +38,26 @@ def test_main_figures_have_labels_and_constrained_layout(rendered, tmp_path):
     plot_curves(a, [a**2, a**2 + 1], ["d0: 1 stationary", "d1"], tmp_path / "curves.png")
     x, y = np.linspace(-1, 1, 5), np.linspace(-1, 1, 4)
     plot_surface_views(x, y, np.add.outer(y**2, x**2) + 0.1, tmp_path, "s", points={"θ*": (0.0, 0.0)})
-    plot_pca_trajectory(x, y, np.add.outer(y**2, x**2) + 0.1, np.array([[0.5, 0.5], [0.0, 0.0]]), [1, 2], [0.6, 0.3],
-                        tmp_path / "pca.png")
+    plot_pca_trajectory(
+        x, y, np.add.outer(y**2, x**2) + 0.1, np.array([[0.5, 0.5], [0.0, 0.0]]), [1, 2], [0.6, 0.3], tmp_path / "pca.png"
+    )
     plot_weight_histograms({"m": (np.array([1.0, 2.0]), np.array([0.0, 0.5, 1.0]))}, tmp_path / "w.png")
-    plot_learning_curve([{"epoch": e, "train/loss": 1.0 / (e + 1), "train/acc": 0.5, "val/loss": 1.0, "val/acc": 0.4}
-                         for e in range(3)], tmp_path / "lc.png")
+    plot_learning_curve(
+        [{"epoch": e, "train/loss": 1.0 / (e + 1), "train/acc": 0.5, "val/loss": 1.0, "val/acc": 0.4} for e in range(3)],
+        tmp_path / "lc.png",
+    )
     names = {n for n, *_ in rendered}
-    assert {"interp.png", "curves.png", "s_contour.png", "s_contourf.png", "s_heatmap.png", "s_3d.png", "pca.png",
-            "w.png", "lc.png"} <= names
+    assert {
+        "interp.png",
+        "curves.png",
+        "s_contour.png",
+        "s_contourf.png",
+        "s_heatmap.png",
+        "s_3d.png",
+        "pca.png",
+        "w.png",
+        "lc.png",
+    } <= names
     for name, missing, engine, _ in rendered:
         assert missing == [], (name, missing)
         assert engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine", name

@@ -1,4 +1,5 @@
 """Long loops report off a terminal: periodic lines with rate and ETA, one closing line, nothing duplicated."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Replication and units: the headline needs both disjoint unit sets to agree; a disagreement is ``unstable``;
 unit indices become disjoint overrides; seed lists parse or are refused with one line."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,20 @@ from lsx.claims.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 R, N, I = REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE  # noqa: E741 - the verdicts' initials, for the tables below
 
 
-@pytest.mark.parametrize("d, r, headline", [
-    (R, R, R), (N, N, N), (I, I, I),
-    (R, N, UNSTABLE), (N, R, UNSTABLE),
-    (R, I, I), (I, R, I), (N, I, I), (I, N, I),
-])
+@pytest.mark.parametrize(
+    "d, r, headline",
+    [
+        (R, R, R),
+        (N, N, N),
+        (I, I, I),
+        (R, N, UNSTABLE),
+        (N, R, UNSTABLE),
+        (R, I, I),
+        (I, R, I),
+        (N, I, I),
+        (I, N, I),
+    ],
+)
 def test_headline_needs_both_sets(d, r, headline):
     verdict, reason = combine({"discovery": d, "replication": r})
     assert verdict == headline
@@ -27,8 +37,10 @@ def test_headline_needs_both_sets(d, r, headline):
 
 
 def _jobs(values: list[float], tmp: Path, first_seed: int) -> list[JobRecord]:
-    return [JobRecord(config={"seed": first_seed + k}, metrics={"y": v}, seed=first_seed + k, job_dir=tmp / f"j{first_seed + k}")
-            for k, v in enumerate(values)]
+    return [
+        JobRecord(config={"seed": first_seed + k}, metrics={"y": v}, seed=first_seed + k, job_dir=tmp / f"j{first_seed + k}")
+        for k, v in enumerate(values)
+    ]
 
 
 CLAIM = {"id": "c", "statement": "y > 0", "statistic": "mean", "args": {"y": "metrics.y"}, "decision": {"greater": 0.0}}
@@ -68,8 +80,13 @@ def test_seed_lists_parse_or_are_refused_with_one_line():
     assert parse_units("10-15") == [10, 11, 12, 13, 14, 15]
     assert parse_units("[3,1,2]") == parse_units("3,1,2") == parse_units([3, 1, 2]) == [3, 1, 2]
     assert next_block([10, 11, 12, 13, 14, 15]) == [16, 17, 18, 19, 20, 21]
-    for bad, msg in (("a-b", "not a list of unit indices"), ("5-1", "low to high"), ("[]", "non-negative unit indices"),
-                     ("[-1,2]", "non-negative"), ("1,1", "twice")):
+    for bad, msg in (
+        ("a-b", "not a list of unit indices"),
+        ("5-1", "low to high"),
+        ("[]", "non-negative unit indices"),
+        ("[-1,2]", "non-negative"),
+        ("1,1", "twice"),
+    ):
         with pytest.raises(ValueError, match=msg) as err:
             parse_units(bad)
         assert "\n" not in str(err.value)
@@ -83,6 +100,6 @@ def test_a_stride_keeps_units_that_train_two_seeds_disjoint():
     # curve_taxonomy trains seed and seed+1: with stride 2, unit u owns 2u and 2u+1 and shares no model with u+1
     unit = parse_unit("xu", {"key": "seed", "stride": 2})
     owned = [{unit.value(u), unit.value(u) + 1} for u in range(8)]
-    assert unit.override(3) == "seed=6" and all(not a & b for i, a in enumerate(owned) for b in owned[i + 1:])
+    assert unit.override(3) == "seed=6" and all(not a & b for i, a in enumerate(owned) for b in owned[i + 1 :])
     with pytest.raises(ValueError, match="not both"):
         parse_unit("xu", {"key": "optima.seeds", "size": 3, "stride": 2})

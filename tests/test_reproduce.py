@@ -3,6 +3,7 @@ every section, a rerun that is a no-op, failed jobs listed, seed lists that chan
 one-line refusals, outputs only (no tracked file touched), the README generator's refusals and its
 byte-for-byte regeneration from the committed report, and the HTML rendered by headless Chromium where
 it is installed."""
+
 from __future__ import annotations
 
 import base64
@@ -22,9 +23,18 @@ from lsx.cli.reproduce import make_plan, presets_with_claims, reproduce
 ROOT = Path(__file__).resolve().parent.parent
 DISC, REPL = list(range(6)), list(range(6, 12))
 TINY_QUICKSTART = ["quickstart", "jobs=1", "debug=fast", "analysis.x.num=5", "analysis.y.num=5"]
-TINY_TOY = ["fort_toy", "jobs=1", "analysis.trials=4", "analysis.steps=300", "analysis.pairs=[[10,3],[12,8]]",
-            "analysis.dim_offsets=[-3,-1,0,1,3]", "analysis.tunnel_pair=[10,3]", "analysis.connector_steps=20",
-            "analysis.num_segments=4", "analysis.radial_directions=2"]
+TINY_TOY = [
+    "fort_toy",
+    "jobs=1",
+    "analysis.trials=4",
+    "analysis.steps=300",
+    "analysis.pairs=[[10,3],[12,8]]",
+    "analysis.dim_offsets=[-3,-1,0,1,3]",
+    "analysis.tunnel_pair=[10,3]",
+    "analysis.connector_steps=20",
+    "analysis.num_segments=4",
+    "analysis.radial_directions=2",
+]
 
 
 class _Collect(HTMLParser):
@@ -61,9 +71,16 @@ def _fake_jobs(root: Path) -> dict[str, list[dict]]:
         dims = np.array([4, 6, 7, 8, 10])
         np.savez(d / "toy_wedges.npz", success_D10_n3=np.array([0, 0, 0.4 + 0.03 * k, 1, 1]), dims_D10_n3=dims)
         (d / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "analysis": {"seed": k}}))
-        toy = {"tunnel_barrier_ratio": 1e-5, "tunnel_two_block_relative_contrast": 0.8 + 0.01 * k, "radial_max_relative_spread": 0.1}
-        (d / "results.json").write_text(json.dumps({"job": "toy_wedges", "seed": 0, "metrics": toy, "training": [],
-                                                    "code_version": "aaa111", "torch_threads": 1}))
+        toy = {
+            "tunnel_barrier_ratio": 1e-5,
+            "tunnel_two_block_relative_contrast": 0.8 + 0.01 * k,
+            "radial_max_relative_spread": 0.1,
+        }
+        (d / "results.json").write_text(
+            json.dumps(
+                {"job": "toy_wedges", "seed": 0, "metrics": toy, "training": [], "code_version": "aaa111", "torch_threads": 1}
+            )
+        )
         runs["fort_toy"].append(
             {
                 "overrides": ["experiment=fort_toy", "scale=cpu", f"analysis.seed={k}"],
@@ -233,8 +250,11 @@ def test_html_is_self_contained_and_complete(report_run):
     for s in report["presets"]:
         assert f"preset-{s['preset']}" in p.ids
         for c in s["claims"]:
-            assert {f"claim-{s['preset']}-{c['id']}", f"claim-{s['preset']}-{c['id']}-discovery",
-                    f"claim-{s['preset']}-{c['id']}-replication"} <= p.ids
+            assert {
+                f"claim-{s['preset']}-{c['id']}",
+                f"claim-{s['preset']}-{c['id']}-discovery",
+                f"claim-{s['preset']}-{c['id']}-replication",
+            } <= p.ids
     n_plots = sum(1 for s in report["presets"] for c in s["claims"] for d in c["sets"].values() if d["plot"])
     n_plots += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert len(p.imgs) == n_plots and not p.external
@@ -243,7 +263,7 @@ def test_html_is_self_contained_and_complete(report_run):
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     job_links = [h for h in p.links if h.startswith("file://")]
     assert len(job_links) == sum(s["n_jobs"] for s in report["presets"])
-    assert all(Path(h[len("file://"):]).is_dir() for h in job_links)
+    assert all(Path(h[len("file://") :]).is_dir() for h in job_links)
     claims = [c for s in report["presets"] for c in s["claims"]]
     expected = [c["verdict"] for c in claims] * 3 + [d["verdict"] for c in claims for d in c["sets"].values()] * 3
     assert sorted(p.verdicts) == sorted(expected)  # headline: summary, title, dl; each set: summary, title, dl
@@ -282,22 +302,25 @@ def test_failed_job_is_listed_and_excluded(tmp_path, monkeypatch):
     assert "simulated crash" in (tmp_path / "outputs" / "reproduce" / "report.html").read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope"], "unknown preset 'nope'; valid presets: .*fort_toy"),
-    (["fort_toy", "claims=[]"], "preset 'fort_toy' declares no claims"),
-    (["fort_toy", "seeds=x"], r"seeds=x: not a list of unit indices; e.g. seeds=10-15"),
-    (["fort_toy", "seeds=15-10"], "a range runs from low to high"),
-    (["fort_toy", "seeds=[1,1,2,3,4,5]"], "lists a unit twice"),
-    (["fort_toy", "seeds=5-7"], r"3 discovery unit\(s\) \[5, 6, 7\]; a claim needs at least 6"),
-    (["fort_toy", "seeds=0-5", "replication=5-10"], r"share unit\(s\) \[5\]; the two sets must be disjoint"),
-    (["fort_toy", "seeds=0-5", "replication=6-8"], r"3 replication unit\(s\)"),
-    (["fort_toy", "reproduce.seeds=[5,6,7]"], "the reproduce block is read from the preset; on the command line use seeds="),
-    (["fort_toy", "analysis.seed=3"], "units are chosen with seeds=.*a unit is a trial seed"),
-    (["quickstart", "seed=3"], "units are chosen with seeds="),
-    (["fort_toy", "jobs=0"], "jobs takes a number of worker processes"),
-    (["fort_toy", "threads=0"], "threads takes a number of torch threads per job"),
-    (["fort_toy", "scale=huge"], "fort_toy has no scale 'huge'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope"], "unknown preset 'nope'; valid presets: .*fort_toy"),
+        (["fort_toy", "claims=[]"], "preset 'fort_toy' declares no claims"),
+        (["fort_toy", "seeds=x"], r"seeds=x: not a list of unit indices; e.g. seeds=10-15"),
+        (["fort_toy", "seeds=15-10"], "a range runs from low to high"),
+        (["fort_toy", "seeds=[1,1,2,3,4,5]"], "lists a unit twice"),
+        (["fort_toy", "seeds=5-7"], r"3 discovery unit\(s\) \[5, 6, 7\]; a claim needs at least 6"),
+        (["fort_toy", "seeds=0-5", "replication=5-10"], r"share unit\(s\) \[5\]; the two sets must be disjoint"),
+        (["fort_toy", "seeds=0-5", "replication=6-8"], r"3 replication unit\(s\)"),
+        (["fort_toy", "reproduce.seeds=[5,6,7]"], "the reproduce block is read from the preset; on the command line use seeds="),
+        (["fort_toy", "analysis.seed=3"], "units are chosen with seeds=.*a unit is a trial seed"),
+        (["quickstart", "seed=3"], "units are chosen with seeds="),
+        (["fort_toy", "jobs=0"], "jobs takes a number of worker processes"),
+        (["fort_toy", "threads=0"], "threads takes a number of torch threads per job"),
+        (["fort_toy", "scale=huge"], "fort_toy has no scale 'huge'"),
+    ],
+)
 def test_bad_input_is_one_line_and_runs_nothing(lsx_dirs, args, message):
     with pytest.raises(ValueError, match=message) as err:
         reproduce(args, echo=lambda s: pytest.fail(f"ran something: {s}"))
@@ -309,8 +332,10 @@ def test_claim_unit_must_be_the_preset_unit():
     from lsx.claims.units import Unit, check_claim_units
 
     claims = make_plan("fort_toy").claims
-    with pytest.raises(ValueError, match="claim 'hyperplane_threshold': its statistic groups by unit 'analysis.seed' but the "
-                                         "preset's unit is 'seed'"):
+    with pytest.raises(
+        ValueError,
+        match="claim 'hyperplane_threshold': its statistic groups by unit 'analysis.seed' but the " "preset's unit is 'seed'",
+    ):
         check_claim_units("fort_toy", claims, Unit("seed"))
     check_claim_units("fort_toy", claims, Unit("analysis.seed"))
 
@@ -323,13 +348,16 @@ def test_plan_units_sets_and_defaults():
     assert plan.labels[0] == ("discovery", 0) and plan.labels[-1] == ("replication", 11)
 
 
-@pytest.mark.parametrize("preset, first, last", [
-    ("fort_toy", "analysis.seed=20", "analysis.seed=31"),
-    ("quickstart", "seed=20", "seed=31"),
-    ("draxler_table1", "optima.seeds=[60,61,62]", "optima.seeds=[93,94,95]"),
-    ("fort_fig2", "analysis.seeds=[60,61,62]", "analysis.seeds=[93,94,95]"),
-    ("fort_fig3", "analysis.seeds=[40,41]", "analysis.seeds=[62,63]"),
-])
+@pytest.mark.parametrize(
+    "preset, first, last",
+    [
+        ("fort_toy", "analysis.seed=20", "analysis.seed=31"),
+        ("quickstart", "seed=20", "seed=31"),
+        ("draxler_table1", "optima.seeds=[60,61,62]", "optima.seeds=[93,94,95]"),
+        ("fort_fig2", "analysis.seeds=[60,61,62]", "analysis.seeds=[93,94,95]"),
+        ("fort_fig3", "analysis.seeds=[40,41]", "analysis.seeds=[62,63]"),
+    ],
+)
 def test_seed_lists_change_the_units_of_every_preset(preset, first, last):
     # the issue: `lsx.reproduce fort_toy reproduce.seeds=[5,6,7]` reproduced the committed numbers to every digit
     default = make_plan(preset)
@@ -354,9 +382,16 @@ def test_reproduce_writes_outputs_only_fast(lsx_dirs, monkeypatch, tmp_path):
     import lsx.cli.reproduce as cli
 
     jobs = {j["unit"]: j for j in _fake_jobs(tmp_path)["fort_toy"]}
-    monkeypatch.setattr(cli, "run_point", lambda overrides, run_dir: {
-        **{k: jobs[int(overrides[2].split("=")[1])][k] for k in ("status", "job_dir", "job", "elapsed_s", "torch_threads")},
-        "started": 0.0, "finished": 1.0, "wall_s": 1.0})
+    monkeypatch.setattr(
+        cli,
+        "run_point",
+        lambda overrides, run_dir: {
+            **{k: jobs[int(overrides[2].split("=")[1])][k] for k in ("status", "job_dir", "job", "elapsed_s", "torch_threads")},
+            "started": 0.0,
+            "finished": 1.0,
+            "wall_s": 1.0,
+        },
+    )
     before = _git_status()
     report = reproduce(["fort_toy", "jobs=1"], echo=lambda s: None)
     assert _git_status() == before and (lsx_dirs[1] / "reproduce" / "report.html").is_file()
@@ -382,8 +417,17 @@ def test_two_workers_give_the_same_report_as_one(lsx_dirs):
         metrics = {
             (j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]
         }
-        claims = [(c["id"], c["verdict"], {n: (d["verdict"], (d["estimate"] or {}).get("value"), (d["estimate"] or {}).get("lo"))
-                                           for n, d in c["sets"].items()}) for c in s["claims"]]
+        claims = [
+            (
+                c["id"],
+                c["verdict"],
+                {
+                    n: (d["verdict"], (d["estimate"] or {}).get("value"), (d["estimate"] or {}).get("lo"))
+                    for n, d in c["sets"].items()
+                },
+            )
+            for c in s["claims"]
+        ]
         shutil.rmtree(lsx_dirs[1])
         return report, metrics, claims
 
@@ -510,12 +554,22 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
         pytest.skip("headless Chromium not installed (Debian: apt-get install -y chromium); the HTML is checked by parsing above")
     out, report = report_run
     probe = tmp_path / "probe.html"  # the report plus a script that reports what the browser rendered
-    probe.write_text((out / "report.html").read_text().replace(
-        "</body>", "<script>window.onload=()=>{const ok=[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
-        "document.body.setAttribute('data-images-ok', ok);document.body.setAttribute('data-sections',"
-        "document.querySelectorAll('section.claim').length);}</script></body>"))
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
-                          probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    probe.write_text(
+        (out / "report.html")
+        .read_text()
+        .replace(
+            "</body>",
+            "<script>window.onload=()=>{const ok=[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
+            "document.body.setAttribute('data-images-ok', ok);document.body.setAttribute('data-sections',"
+            "document.querySelectorAll('section.claim').length);}</script></body>",
+        )
+    )
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     n_claims = sum(len(s["claims"]) for s in report["presets"])
     n_images = sum(1 for s in report["presets"] for c in s["claims"] for d in c["sets"].values() if d["plot"])
     n_images += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])

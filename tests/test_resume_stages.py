@@ -1,4 +1,5 @@
 """Resuming long loops: the core's memo hook, JobContext.stage, and a job that resumes between items."""
+
 import json
 
 import numpy as np
@@ -15,6 +16,7 @@ def _dict_memo(store: dict, log: list):
             log.append(key)
             store[key] = compute()
         return store[key]
+
     return memo
 
 
@@ -69,8 +71,14 @@ def test_job_stage_is_computed_once_saved_atomically_and_recomputed_when_damaged
 
 def test_killed_tunnel_job_resumes_between_directions(lsx_dirs):
     cache, out = lsx_dirs
-    args = ("lsx.analyze", "analysis=tunnel_width", "debug=fast", "trainer.progress_bar=false",
-            "analysis.num_directions=4", "analysis.threshold.value=3.0")
+    args = (
+        "lsx.analyze",
+        "analysis=tunnel_width",
+        "debug=fast",
+        "trainer.progress_bar=false",
+        "analysis.num_directions=4",
+        "analysis.threshold.value=3.0",
+    )
     r = run_module(*args)
     assert r.returncode == 0, r.stderr[-3000:]
     d = next((out / "jobs").glob("tunnel_width_*"))

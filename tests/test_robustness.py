@@ -1,6 +1,7 @@
 """Faults a researcher meets in practice: corrupt and truncated files, bad input, full or
 read-only disks, concurrent identical jobs, thread counts. Each gives one clear line or a
 clean recovery, never a traceback or a silently wrong result."""
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,18 @@ def test_thread_count_is_recorded_in_every_output(compose):
 
 def test_resnet_trains_at_one_thread_without_channels_last(lsx_dirs):
     """torch 2.13 CPU can abort channels_last ResNet steps at 1 thread; lsx trains NCHW there."""
-    out = run_module("lsx.train", "model=resnet20", "data=synthetic", "data.num_train=64", "data.num_test=32",
-                     "data.batch_size=16", "training.epochs=1", "logger=none", "trainer.progress_bar=false",
-                     env={"OMP_NUM_THREADS": "1"})
+    out = run_module(
+        "lsx.train",
+        "model=resnet20",
+        "data=synthetic",
+        "data.num_train=64",
+        "data.num_test=32",
+        "data.batch_size=16",
+        "training.epochs=1",
+        "logger=none",
+        "trainer.progress_bar=false",
+        env={"OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "channels_last disabled" in out.stdout + out.stderr
     run_dir = next((lsx_dirs[0] / "train").iterdir())
@@ -167,9 +177,11 @@ def test_disk_errors_become_one_line(code, words, capsys, monkeypatch):
 def test_h5py_full_disk_error_is_recognised():
     from lsx.cli.app import os_error_message
 
-    err = RuntimeError("Can't decrement id ref count (file write failed: time = Wed Nov 25 17:06:52 2026\n, "
-                       "filename = '/out/jobs/s/.surface.h5.tmp', file descriptor = 4, errno = 28, "
-                       "error message = 'No space left on device')")
+    err = RuntimeError(
+        "Can't decrement id ref count (file write failed: time = Wed Nov 25 17:06:52 2026\n, "
+        "filename = '/out/jobs/s/.surface.h5.tmp', file descriptor = 4, errno = 28, "
+        "error message = 'No space left on device')"
+    )
     assert "disk is full" in os_error_message(err) and "/out/jobs/s/.surface.h5.tmp" in os_error_message(err)
     assert os_error_message(OSError(2, "No such file")) is None
 
@@ -263,8 +275,14 @@ def _make(*args, env=None):
 
     if shutil.which("make") is None:
         pytest.skip("no make")
-    return subprocess.run(["make", "-s", *args], cwd=ROOT, env=dict(os.environ, **(env or {})),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    return subprocess.run(
+        ["make", "-s", *args],
+        cwd=ROOT,
+        env=dict(os.environ, **(env or {})),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_make_help_lists_the_targets():
@@ -294,8 +312,12 @@ def test_joblib_jobs_share_the_cores(n_jobs):
     from lsx.cli.app import _threads_per_parallel_job
 
     cores = len(os.sched_getaffinity(0))
-    hc = OmegaConf.create({"mode": RunMode.MULTIRUN, "launcher": {
-        "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": n_jobs}})
+    hc = OmegaConf.create(
+        {
+            "mode": RunMode.MULTIRUN,
+            "launcher": {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": n_jobs},
+        }
+    )
     before = torch.get_num_threads()
     try:
         _threads_per_parallel_job(hc)

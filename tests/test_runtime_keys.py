@@ -1,4 +1,5 @@
 """Keys that say how a job runs (local worker processes), not what it computes: not hashed, validated."""
+
 import pytest
 
 from lsx.jobs.base import job_key

@@ -1,5 +1,6 @@
 """Training cache keys at paper scale: precision and the DDP world size are keyed, launch details are not,
 and 32-bit single-process keys are the ones existing caches were written under."""
+
 import pytest
 
 from lsx.config import compose_config, config_hash, training_config
@@ -54,5 +55,8 @@ def test_all_visible_gpus_resolve_to_their_count(monkeypatch):
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.to_container(base, resolve=True)
-    keys = {config_hash(training_config({**cfg, **c4})), config_hash(training_config({**cfg, "trainer": {**c4["trainer"], "devices": -1}}))}
+    keys = {
+        config_hash(training_config({**cfg, **c4})),
+        config_hash(training_config({**cfg, "trainer": {**c4["trainer"], "devices": -1}})),
+    }
     assert len(keys) == 2  # devices: -1 on this 8-GPU mock is 8 processes, not the 4-GPU run

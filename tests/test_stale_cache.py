@@ -1,4 +1,5 @@
 """A cache hit computed by other code: warned about by default, recomputed on request, kept on purpose."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,15 @@ import logging
 
 import pytest
 
-TINY = ("analysis=surface2d", "training.epochs=1", "analysis.x.num=3", "analysis.y.num=3", "model=mlp", "model.hidden=8",
-        "trainer.progress_bar=false")
+TINY = (
+    "analysis=surface2d",
+    "training.epochs=1",
+    "analysis.x.num=3",
+    "analysis.y.num=3",
+    "model=mlp",
+    "model.hidden=8",
+    "trainer.progress_bar=false",
+)
 
 
 def _age(path, key="code_fingerprint"):

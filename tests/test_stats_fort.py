@@ -1,4 +1,5 @@
 """Fort statistics and the Fig. 5 panel figure on hand-made job records (no training)."""
+
 import json
 from pathlib import Path
 
@@ -38,8 +39,11 @@ def test_fort_trend_reaches_each_verdict_side():
 
 def test_fort_trend_is_within_seed_so_ties_do_not_cap_rho():
     # the same increasing curve in every seed: pooled over seeds the tied x values capped ρ at 0.896
-    e = sf.fort_trend(_width_jobs({0.0: 0.1, 0.2: 0.2, 0.5: 0.3}, key="model.dropout", seeds=range(3)), x="model.dropout",
-                      y="metrics.width_mean")
+    e = sf.fort_trend(
+        _width_jobs({0.0: 0.1, 0.2: 0.2, 0.5: 0.3}, key="model.dropout", seeds=range(3)),
+        x="model.dropout",
+        y="metrics.width_mean",
+    )
     assert e.value == 1.0 and e.n == 3 and "within each seed" in e.method
 
 
@@ -67,9 +71,17 @@ def test_fort_trend_one_seed_has_no_interval_and_bad_input_is_named():
 
 def test_fort_list_trend_is_within_each_job_then_over_jobs():
     rng = np.random.default_rng(0)
-    jobs = [Job(s, {}, {"max_lrs": [1e-3, 1e-2, 3e-2, 1e-1],
-                        "advantage_acc": list(np.array([0.0, 0.01, 0.02, 0.05]) + 0.002 * s + 0.003 * rng.normal(size=4))})
-            for s in range(6)]
+    jobs = [
+        Job(
+            s,
+            {},
+            {
+                "max_lrs": [1e-3, 1e-2, 3e-2, 1e-1],
+                "advantage_acc": list(np.array([0.0, 0.01, 0.02, 0.05]) + 0.002 * s + 0.003 * rng.normal(size=4)),
+            },
+        )
+        for s in range(6)
+    ]
     e = sf.fort_list_trend(jobs, x="metrics.max_lrs", y="metrics.advantage_acc")
     assert e.value > 0.8 and e.lo > 0 and e.n == 6 and len(e.details["per_unit"]) == 6 and "within each job" in e.method
     assert sf.fort_list_trend(jobs, x="metrics.max_lrs", y="metrics.advantage_acc", unit="seed").n == 6
@@ -82,8 +94,14 @@ def test_fort_list_trend_is_within_each_job_then_over_jobs():
 
 def test_width_panels_draw_own_and_sibling_presets(tmp_path):
     root = tmp_path / "jobs"
-    cfg = {"analysis": {"job": "tunnel_width"}, "training": {"epochs": 5}, "scale": "cpu", "data": {"name": "digits"},
-           "model": {"name": "simple_cnn", "dropout": 0.0}, "optimizer": {"lr": 1e-3, "weight_decay": 0.0}}
+    cfg = {
+        "analysis": {"job": "tunnel_width"},
+        "training": {"epochs": 5},
+        "scale": "cpu",
+        "data": {"name": "digits"},
+        "model": {"name": "simple_cnn", "dropout": 0.0},
+        "optimizer": {"lr": 1e-3, "weight_decay": 0.0},
+    }
     own = []
     for i, (preset, key, x) in enumerate(
         [
@@ -104,8 +122,13 @@ def test_width_panels_draw_own_and_sibling_presets(tmp_path):
         if preset == "fort_fig5":
             own.append(Job(0, c, {"width_mean": 0.1 * (i + 1)}, d))
     assert len(sf.sibling_jobs(own, "fort_fig5_l2")) == 2
-    out = sf.tunnel_width_panels(own, tmp_path / "fig.png", panels=[
-        {"x": "optimizer.lr", "preset": "fort_fig5", "log_x": True},
-        {"x": "optimizer.weight_decay", "preset": "fort_fig5_l2", "log_x": True},
-        {"x": "model.dropout", "preset": "fort_fig5_dropout"}])
+    out = sf.tunnel_width_panels(
+        own,
+        tmp_path / "fig.png",
+        panels=[
+            {"x": "optimizer.lr", "preset": "fort_fig5", "log_x": True},
+            {"x": "optimizer.weight_decay", "preset": "fort_fig5_l2", "log_x": True},
+            {"x": "model.dropout", "preset": "fort_fig5_dropout"},
+        ],
+    )
     assert out.exists() and out.stat().st_size > 5000

@@ -1,5 +1,6 @@
 """Fort statistics over independent units (lsx.claims.stats_fort_paths) and the connector measures they read,
 on hand-made matrices, curves and job records (no training)."""
+
 from pathlib import Path
 
 import numpy as np
@@ -63,18 +64,23 @@ def test_equal_lag_contrast_rejects_a_band_and_accepts_two_blocks():
         two_block_at_equal_lag(np.ones((3, 4)))
 
 
-@pytest.mark.parametrize("make, expected", [
-    (lambda rng: banded(8, noise=0.05, rng=rng), (NOT_REPRODUCED, INCONCLUSIVE)),
-    (lambda rng: banded(8, decay=0.05, noise=0.05, rng=rng), (NOT_REPRODUCED, INCONCLUSIVE)),
-    (lambda rng: two_blocks(8, decay=0.1, across=0.05, noise=0.05, rng=rng), (REPRODUCED,)),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda rng: banded(8, noise=0.05, rng=rng), (NOT_REPRODUCED, INCONCLUSIVE)),
+        (lambda rng: banded(8, decay=0.05, noise=0.05, rng=rng), (NOT_REPRODUCED, INCONCLUSIVE)),
+        (lambda rng: two_blocks(8, decay=0.1, across=0.05, noise=0.05, rng=rng), (REPRODUCED,)),
+    ],
+)
 def test_two_block_claim_on_six_units(make, expected):
     from lsx.cli.reproduce import make_plan
 
     rng = np.random.default_rng(1)
     claim = {c["id"]: c for c in make_plan("fort_fig3").claims}["deviations_form_two_blocks"]
-    jobs = [Job([2 * u, 2 * u + 1], {"two_block_relative_contrast": two_block_at_equal_lag(make(rng))["relative_contrast"]})
-            for u in range(6)]
+    jobs = [
+        Job([2 * u, 2 * u + 1], {"two_block_relative_contrast": two_block_at_equal_lag(make(rng))["relative_contrast"]})
+        for u in range(6)
+    ]
     res = evaluate_claim(claim, jobs)
     assert res.verdict in expected, res.reason
     assert res.estimate.n == 6
@@ -112,7 +118,8 @@ def test_unit_value_needs_six_units_and_averages_jobs_of_one_unit():
     assert e.n == 6 and e.details["per_unit"]["5"] == pytest.approx(0.3)
     assert (e.lo, e.hi) == (pytest.approx(0.1), pytest.approx(0.3)) and decide_interval(e.lo, e.hi, {"less": 0.5}) == REPRODUCED
     assert sp.fort_unit_value(jobs, y="metrics.barrier_ratio", unit="analysis.seeds", test="t").value == pytest.approx(
-        unit_interval([0.1, 0.11, 0.12, 0.13, 0.14, 0.3], "t")[0])
+        unit_interval([0.1, 0.11, 0.12, 0.13, 0.14, 0.3], "t")[0]
+    )
     with pytest.raises(ValueError, match="valid: sign, t"):
         sp.fort_unit_value(jobs, y="metrics.barrier_ratio", unit="analysis.seeds", test="bootstrap")
     # a unit whose value is undefined (written as NaN) is dropped and counted; a metric never written is missing
@@ -124,6 +131,7 @@ def test_unit_value_needs_six_units_and_averages_jobs_of_one_unit():
 
 def test_unit_value_sign_rule_rarely_passes_a_null_at_the_bound():
     """The sign interval with 6 units: a unit median exactly at the bound is called reproduced ≤ 2.5% of the time."""
+
     def draw(rng):
         _, lo, hi = unit_interval(0.5 + rng.normal(0, 0.2, 6), "sign")
         return lo, hi
@@ -133,9 +141,19 @@ def test_unit_value_sign_rule_rarely_passes_a_null_at_the_bound():
 
 
 def test_list_at_reads_the_highest_max_lr_and_subtracts():
-    jobs = [JobRecord(config={"seed": s}, seed=s, job_dir=Path(f"seed{s}"), metrics={
-        "max_lrs": [1e-3, 1e-2, 1e-1], "mean_snapshot_acc": [0.5, 0.52, 0.45 + 0.01 * s], "swa_acc": [0.51, 0.52, 0.30]})
-        for s in range(6)]  # unit: the training seed
+    jobs = [
+        JobRecord(
+            config={"seed": s},
+            seed=s,
+            job_dir=Path(f"seed{s}"),
+            metrics={
+                "max_lrs": [1e-3, 1e-2, 1e-1],
+                "mean_snapshot_acc": [0.5, 0.52, 0.45 + 0.01 * s],
+                "swa_acc": [0.51, 0.52, 0.30],
+            },
+        )
+        for s in range(6)
+    ]  # unit: the training seed
     e = sp.fort_list_at(jobs, x="metrics.max_lrs", y="metrics.mean_snapshot_acc", minus="metrics.swa_acc", at="max")
     assert e.n == 6 and e.lo == pytest.approx(0.15) and e.hi == pytest.approx(0.20)
     low = sp.fort_list_at(jobs, x="metrics.max_lrs", y="metrics.mean_snapshot_acc", minus="metrics.swa_acc", at=0.001)
@@ -156,19 +174,31 @@ def _m_jobs(slope_by_thr, noise=0.0, units=6, saturate=None):
     for u in range(units):
         rows = [[int(round(20 + s * m + noise * rng.normal())) for m in (1, 2, 3, 4)] for s in slope_by_thr]
         sat = [0, 0] if saturate is None or u != 0 else saturate
-        jobs.append(Job([5 * u + i for i in range(5)], {
-            "short_directions_m": [1, 2, 3, 4], "short_directions_thresholds": [0.5, 0.2],
-            "short_directions_vs_m_by_threshold": rows, "short_directions_saturated_by_threshold": sat,
-            "short_directions_gain_by_threshold": [float(r[-1] - 18) for r in rows]}, key="optima.seeds"))
+        jobs.append(
+            Job(
+                [5 * u + i for i in range(5)],
+                {
+                    "short_directions_m": [1, 2, 3, 4],
+                    "short_directions_thresholds": [0.5, 0.2],
+                    "short_directions_vs_m_by_threshold": rows,
+                    "short_directions_saturated_by_threshold": sat,
+                    "short_directions_gain_by_threshold": [float(r[-1] - 18) for r in rows],
+                },
+                key="optima.seeds",
+            )
+        )
     return jobs
 
 
-@pytest.mark.parametrize("slopes, verdict", [
-    ((3, 3), REPRODUCED),            # grows at both thresholds
-    ((3, 0), INCONCLUSIVE),          # grows at 0.5·λmax only (constant at 0.2: ρ = 0): decided by the threshold
-    ((3, -3), INCONCLUSIVE),
-    ((-3, -3), NOT_REPRODUCED),      # shrinks at both
-])
+@pytest.mark.parametrize(
+    "slopes, verdict",
+    [
+        ((3, 3), REPRODUCED),  # grows at both thresholds
+        ((3, 0), INCONCLUSIVE),  # grows at 0.5·λmax only (constant at 0.2: ρ = 0): decided by the threshold
+        ((3, -3), INCONCLUSIVE),
+        ((-3, -3), NOT_REPRODUCED),  # shrinks at both
+    ],
+)
 def test_threshold_robust_holds_only_if_it_holds_at_every_threshold(slopes, verdict):
     from lsx.cli.reproduce import make_plan
 
@@ -182,8 +212,9 @@ def test_threshold_robust_scalar_gain_and_saturated_units():
     jobs = _m_jobs((3, 3))
     e = sp.fort_threshold_robust(jobs, y="metrics.short_directions_gain_by_threshold", unit="optima.seeds")
     assert e.lo > 0 and e.n == 6
-    sat = sp.fort_threshold_robust(_m_jobs((3, 3), saturate=[0, 2]), y="metrics.short_directions_gain_by_threshold",
-                                   unit="optima.seeds")
+    sat = sp.fort_threshold_robust(
+        _m_jobs((3, 3), saturate=[0, 2]), y="metrics.short_directions_gain_by_threshold", unit="optima.seeds"
+    )
     assert sat.n == 5 and np.isnan(sat.lo)  # a saturated count leaves its unit out at that threshold: 5 units, no interval
     assert sp.envelope([(1.0, 0.5, 2.0), (0.2, -0.1, 0.4)]) == (pytest.approx(0.6), -0.1, 2.0)
     assert np.isnan(sp.envelope([(1.0, 0.5, 2.0), (0.2, float("nan"), 0.4)])[1])
@@ -193,9 +224,11 @@ def test_threshold_robust_scalar_gain_and_saturated_units():
 
 
 def test_unit_value_figure_draws_units_and_intervals(tmp_path):
-    est = sp.fort_threshold_robust(_m_jobs((3, 3), noise=1.0), y="metrics.short_directions_gain_by_threshold",
-                                   unit="optima.seeds")
+    est = sp.fort_threshold_robust(
+        _m_jobs((3, 3), noise=1.0), y="metrics.short_directions_gain_by_threshold", unit="optima.seeds"
+    )
     out = sp.plot_unit_values([], est, tmp_path / "robust.png")
-    single = sp.fort_unit_value([Job(u, {"barrier_ratio": 0.1 * u}) for u in range(6)], y="metrics.barrier_ratio",
-                                unit="analysis.seeds")
+    single = sp.fort_unit_value(
+        [Job(u, {"barrier_ratio": 0.1 * u}) for u in range(6)], y="metrics.barrier_ratio", unit="analysis.seeds"
+    )
     assert out.stat().st_size > 3000 and sp.plot_unit_values([], single, tmp_path / "one.png").stat().st_size > 3000

@@ -1,4 +1,5 @@
 """Sweeps a researcher can trust: failed jobs don't end a multirun, aggregation keeps every point."""
+
 import csv
 import json
 
@@ -13,13 +14,23 @@ def _fake_job(sweep, num, overrides, wd, lr=0.001, seed=0, metric=None, status="
     d = sweep / str(num)
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    cfg = {"seed": seed, "optimizer": {"name": "adam", "lr": lr, "weight_decay": wd}, "data": {"name": "digits"},
-           "analysis": {"job": "tunnel_width"}, "experiment_name": "fort_fig5"}
+    cfg = {
+        "seed": seed,
+        "optimizer": {"name": "adam", "lr": lr, "weight_decay": wd},
+        "data": {"name": "digits"},
+        "analysis": {"job": "tunnel_width"},
+        "experiment_name": "fort_fig5",
+    }
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
     rec = {"status": status}
     if status == "ok":
-        res = {"job": "tunnel_width", "seed": seed, "overrides": overrides,
-               "metrics": {"width_mean": metric, "elapsed_s": 1.0}, "artifacts": {}}
+        res = {
+            "job": "tunnel_width",
+            "seed": seed,
+            "overrides": overrides,
+            "metrics": {"width_mean": metric, "elapsed_s": 1.0},
+            "artifacts": {},
+        }
         (d / "results.json").write_text(json.dumps(res))
         (d / "DONE").write_text("x\n")
     else:
@@ -35,8 +46,14 @@ def _l2_sweep(tmp_path):
     n = 0
     for wd, ov in ((0.0, ["optimizer.lr=0.001"]), (1e-4, None), (1e-3, None)):
         for seed in (0, 1):
-            _fake_job(sweep, n, (ov or [f"optimizer.weight_decay={wd}"]) + [f"seed={seed}"], wd, seed=seed,
-                      metric=1.0 + 10 * wd + 0.1 * seed)
+            _fake_job(
+                sweep,
+                n,
+                (ov or [f"optimizer.weight_decay={wd}"]) + [f"seed={seed}"],
+                wd,
+                seed=seed,
+                metric=1.0 + 10 * wd + 0.1 * seed,
+            )
             n += 1
     _fake_job(sweep, n, ["optimizer.weight_decay=0.01", "seed=0"], 1e-2, status="failed", reason="loss became nan")
     return sweep
@@ -94,8 +111,13 @@ def test_unknown_x_or_y_is_one_error_listing_valid_keys(tmp_path):
 def test_cache_hit_records_the_current_runs_overrides(compose, tmp_path):
     from lsx.cli.analyze import run_analysis
 
-    c = compose("analysis=tunnel_width", "debug=fast", "analysis.num_directions=2",
-                "analysis.threshold.mode=relative_factor", "analysis.threshold.value=2.0")
+    c = compose(
+        "analysis=tunnel_width",
+        "debug=fast",
+        "analysis.num_directions=2",
+        "analysis.threshold.mode=relative_factor",
+        "analysis.threshold.value=2.0",
+    )
     first = run_analysis(dict(c, _overrides=["optimizer.lr=0.001"]), tmp_path / "run1", progress=False)
     second = run_analysis(dict(c, _overrides=["optimizer.weight_decay=0.0"]), tmp_path / "run2", progress=False)
     assert first["job_dir"] == second["job_dir"] and second["cached"] and not first["cached"]

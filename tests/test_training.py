@@ -1,4 +1,5 @@
 """Training: bitwise determinism, the config-hash cache, resume, and each bad input's error."""
+
 import json
 
 import lightning as L
@@ -64,8 +65,15 @@ def test_interrupted_run_resumes_to_the_same_weights(compose, tmp_path, monkeypa
 def test_interrupted_run_with_augmentation_resumes_to_the_same_weights(compose, tmp_path, monkeypatch, caplog):
     """The augmentation's random stream travels in resume.ckpt: without it, the resumed epochs draw crops and
     flips from a restarted stream and the final weights differ (by up to 0.02 on this config)."""
-    c = compose(*FAST, "data=synthetic", "data.augment=true", "data.image_size=16", "data.num_train=160",
-                "training.epochs=4", "training.resume_min_interval_s=0")
+    c = compose(
+        *FAST,
+        "data=synthetic",
+        "data.augment=true",
+        "data.image_size=16",
+        "data.num_train=160",
+        "training.epochs=4",
+        "training.resume_min_interval_s=0",
+    )
     reference = train(dict(c, paths=dict(c["paths"], cache_dir=str(tmp_path / "ref"))), progress=False)
     resumed = _killed_then_resumed(c, monkeypatch, caplog, kill_after_epoch=2)
     assert "after epoch 2 of 4" in caplog.text
@@ -108,15 +116,18 @@ def _spy_resume_points(monkeypatch) -> list[int]:
     return written
 
 
-@pytest.mark.parametrize("every, interval, keep, epochs, written, kept", [
-    (2, 0, True, 4, [2, 4], 4),    # the schedule; the kept point holds the last epoch
-    (2, 0, True, 3, [2, 3], 3),    # keep_resume: the final epoch too, off the schedule
-    (2, 0, False, 3, [2], None),   # not kept: no point at the end, and the run deletes it
-    (0, 0, True, 4, [], None),     # 0 = never
-    (None, 0, True, 2, [], None),  # null = never
-    (1, 1e9, False, 3, [], None),  # every epoch, but the start of training is younger than the interval
-    (1, 1e9, True, 3, [3], 3),     # ... except the final one when it is kept
-])
+@pytest.mark.parametrize(
+    "every, interval, keep, epochs, written, kept",
+    [
+        (2, 0, True, 4, [2, 4], 4),  # the schedule; the kept point holds the last epoch
+        (2, 0, True, 3, [2, 3], 3),  # keep_resume: the final epoch too, off the schedule
+        (2, 0, False, 3, [2], None),  # not kept: no point at the end, and the run deletes it
+        (0, 0, True, 4, [], None),  # 0 = never
+        (None, 0, True, 2, [], None),  # null = never
+        (1, 1e9, False, 3, [], None),  # every epoch, but the start of training is younger than the interval
+        (1, 1e9, True, 3, [3], 3),  # ... except the final one when it is kept
+    ],
+)
 def test_resume_points_follow_the_schedule(compose, monkeypatch, every, interval, keep, epochs, written, kept):
     from lsx.training.runner import _usable_resume_point
 
@@ -171,8 +182,9 @@ def test_resume_schedule_keys_never_change_the_cache_key(compose):
 
     default = compose()
     assert default["training"]["resume_every"] == 1 and default["training"]["resume_min_interval_s"] == 30
-    without = dict(default, training={k: v for k, v in default["training"].items()
-                                      if k not in ("resume_every", "resume_min_interval_s")})
+    without = dict(
+        default, training={k: v for k, v in default["training"].items() if k not in ("resume_every", "resume_min_interval_s")}
+    )
     key = config_hash(training_config(without))
     assert config_hash(training_config(default)) == key
     for every, interval in ((0, 0), (None, 0.5), (7, 3600)):
@@ -184,14 +196,17 @@ def test_resume_schedule_keys_never_change_the_cache_key(compose):
     assert config_hash(training_config(compose("training.epochs=11"))) != key  # the key still sees real changes
 
 
-@pytest.mark.parametrize("override, match", [
-    ("training.resume_every=-1", r"training.resume_every must be an integer >= 0 or null.*got -1"),
-    ("training.resume_every=1.5", r"training.resume_every must be an integer >= 0 or null.*got 1.5"),
-    ("training.resume_every=true", r"training.resume_every must be an integer >= 0 or null.*got True"),
-    ("training.resume_min_interval_s=-5", r"training.resume_min_interval_s must be a number of seconds >= 0.*got -5"),
-    ("training.resume_min_interval_s=null", r"training.resume_min_interval_s must be a number.*got None"),
-    ("training.resume_min_interval_s=soon", r"training.resume_min_interval_s must be a number.*got 'soon'"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("training.resume_every=-1", r"training.resume_every must be an integer >= 0 or null.*got -1"),
+        ("training.resume_every=1.5", r"training.resume_every must be an integer >= 0 or null.*got 1.5"),
+        ("training.resume_every=true", r"training.resume_every must be an integer >= 0 or null.*got True"),
+        ("training.resume_min_interval_s=-5", r"training.resume_min_interval_s must be a number of seconds >= 0.*got -5"),
+        ("training.resume_min_interval_s=null", r"training.resume_min_interval_s must be a number.*got None"),
+        ("training.resume_min_interval_s=soon", r"training.resume_min_interval_s must be a number.*got 'soon'"),
+    ],
+)
 def test_bad_resume_schedule_is_one_line(compose, override, match):
     from lsx.cli.validate import validate_config
 
@@ -349,7 +364,7 @@ def test_a_checkpoint_with_flipped_bytes_is_refused(tmp_path):
     load_checkpoint(path)  # intact: verified and loaded
     raw = bytearray(path.read_bytes())
     mid = len(raw) // 2
-    raw[mid:mid + 64] = bytes(b ^ 0xFF for b in raw[mid:mid + 64])
+    raw[mid : mid + 64] = bytes(b ^ 0xFF for b in raw[mid : mid + 64])
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="fails its sha256 check"):
         load_checkpoint(path)
@@ -359,8 +374,15 @@ def test_a_run_whose_loss_explodes_is_marked_diverged(compose):
     """Adam at lr 1e8 ends at a finite but huge loss: the run fails as diverged, now and on every cache hit."""
     from lsx.training.runner import DivergedError, run_dir_for, train
 
-    c = compose("model=mlp", "model.hidden=16", "data=digits", "optimizer=adam", "optimizer.lr=1e8", "training.epochs=2",
-                "trainer.progress_bar=false")
+    c = compose(
+        "model=mlp",
+        "model.hidden=16",
+        "data=digits",
+        "optimizer=adam",
+        "optimizer.lr=1e8",
+        "training.epochs=2",
+        "trainer.progress_bar=false",
+    )
     with pytest.raises(DivergedError, match="diverged: final train loss"):
         train(c, progress=False)
     run_dir, _ = run_dir_for(c)

@@ -1,4 +1,5 @@
 """W&B offline: a 2-job multirun writes one offline run per job, never hanging."""
+
 import pytest
 from conftest import run_module
 
@@ -43,8 +44,13 @@ def test_probe_of_a_closed_port_says_unreachable():
     assert server_reachable("http://127.0.0.1:9", timeout=1.0) is False  # discard port: nothing listens
 
 
-TUNNEL = ("analysis=tunnel_width", "debug=fast", "analysis.num_directions=1", "analysis.threshold.mode=relative_factor",
-          "analysis.threshold.value=2.0")
+TUNNEL = (
+    "analysis=tunnel_width",
+    "debug=fast",
+    "analysis.num_directions=1",
+    "analysis.threshold.mode=relative_factor",
+    "analysis.threshold.value=2.0",
+)
 
 
 def _offline_runs(root):
@@ -159,14 +165,22 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     np.savez(job_dir / "curve.npz", alpha=np.linspace(0, 1, 5), loss=np.arange(5.0), seeds=np.array([0, 1]))
     (optimum / "metrics.csv").write_text("epoch,train/loss,val/acc\n0,2.3,0.1\n1,1.9,\n")
     (optimum / "summary.json").write_text(json.dumps({"metrics": {"test_acc": 0.5}}))
-    results = {"job": "interpolation", "metrics": {"gap": 0.25, "widths": [1.0, 2.0]}, "artifacts": {"curves": "curve.npz"},
-               "training": [{"seed": 0, "run_dir": str(optimum)}]}
+    results = {
+        "job": "interpolation",
+        "metrics": {"gap": 0.25, "widths": [1.0, 2.0]},
+        "artifacts": {"curves": "curve.npz"},
+        "training": [{"seed": 0, "run_dir": str(optimum)}],
+    }
     (run_dir / "results.json").write_text(json.dumps(results))
     (run_dir / "config.yaml").write_text("seed: 1\n")
     fake = _FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
-    c = {"seed": 1, "experiment_name": "li_fig2", "logger": {"name": "wandb", "project": "p", "tags": ["mine"]},
-         "_overrides": ["experiment=li_fig2", "data.batch_size=512", "seed=1"]}
+    c = {
+        "seed": 1,
+        "experiment_name": "li_fig2",
+        "logger": {"name": "wandb", "project": "p", "tags": ["mine"]},
+        "_overrides": ["experiment=li_fig2", "data.batch_size=512", "seed=1"],
+    }
     log_job(c, run_dir, job_dir, results)
     (kw,) = fake.inits
     assert kw["name"] == "interpolation-batch_size=512-seed=1" and kw["group"] == "li_fig2"

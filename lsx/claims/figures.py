@@ -3,6 +3,7 @@
 A preset lists them under ``reproduce.figures: [{figure: <name>, args: {...}}]``; the functions live
 beside their paper's statistics in ``lsx/claims/stats_<paper>.py`` (imported with the statistics).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

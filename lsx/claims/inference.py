@@ -17,6 +17,7 @@ disjoint set of optima; what shares a trained model is one unit):
 :func:`null_rates` simulates a claim's null at a given number of units and returns its false
 "reproduced" / false "not reproduced" rates; the test suite uses it for every statistic.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 Read only from the job directory's output contract (config.yaml, results.json), so a claim can be
 re-evaluated from the files alone, long after the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,33 @@ from lsx.tracking.results import with_training_outcome
 
 # per-optimum fields of results.json "training" (one entry per trained run the job used; documented in
 # lsx.tracking.results): the run's summary, how it stopped, its target, and the loss the analysis measured
-TRAINING_FIELDS = ("seed", "run_dir", "train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps", "stopped_by",
-                   "target_train_loss", "reached_target", "stop_train_loss",
-                   "analysis_train_loss", "analysis_bn", "analysis_epoch")
-_NUMERIC_TRAINING = ("train_loss", "train_acc", "test_loss", "test_acc", "epochs_run", "steps", "stop_train_loss",
-                     "analysis_train_loss")
+TRAINING_FIELDS = (
+    "seed",
+    "run_dir",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "epochs_run",
+    "steps",
+    "stopped_by",
+    "target_train_loss",
+    "reached_target",
+    "stop_train_loss",
+    "analysis_train_loss",
+    "analysis_bn",
+    "analysis_epoch",
+)
+_NUMERIC_TRAINING = (
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "epochs_run",
+    "steps",
+    "stop_train_loss",
+    "analysis_train_loss",
+)
 
 
 class MissingKey(KeyError):
@@ -56,10 +79,14 @@ class JobRecord:
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
         seed = results.get("seed", config.get("seed", 0))
         return cls(
-            config=config or {}, metrics=dict(results.get("metrics") or {}), seed=int(seed if seed is not None else 0),
-            job_dir=job_dir, training=[with_training_outcome(t) for t in results.get("training") or []],
+            config=config or {},
+            metrics=dict(results.get("metrics") or {}),
+            seed=int(seed if seed is not None else 0),
+            job_dir=job_dir,
+            training=[with_training_outcome(t) for t in results.get("training") or []],
             job=str(results.get("job", "")),
-            elapsed_s=results.get("elapsed_s"), code_version=str(results.get("code_version") or ""),
+            elapsed_s=results.get("elapsed_s"),
+            code_version=str(results.get("code_version") or ""),
             code_fingerprint=str(results.get("code_fingerprint") or ""),
         )
 
@@ -80,8 +107,12 @@ class JobRecord:
             return self.seed
         head, _, rest = key.partition(".")
         if head == "metrics":
-            return _dig(self.metrics, rest, key, f"job {self.job_dir.name} has no metric {rest!r}; its metrics: "
-                        f"{', '.join(sorted(self.metrics)[:40])}")
+            return _dig(
+                self.metrics,
+                rest,
+                key,
+                f"job {self.job_dir.name} has no metric {rest!r}; its metrics: " f"{', '.join(sorted(self.metrics)[:40])}",
+            )
         if head == "training" and rest in _NUMERIC_TRAINING:
             values = [v for v in (t.get(rest) for t in self.training) if v is not None]
             if not values:

@@ -5,6 +5,7 @@ Why: with a handful of units one lucky set can clear a bound. A claim's headline
 ``unstable`` when one says reproduced and the other not reproduced; otherwise the weaker verdict
 (``inconclusive``). Both sets' results are kept, so the report can show why.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -35,7 +36,8 @@ def evaluate_replicated(
 ) -> tuple[str, str, dict[str, ClaimResult]]:
     """Evaluate ``claim`` on each set's own jobs (never pooled); returns (headline, reason, per-set results)."""
     failed = failed or {}
-    results = {name: evaluate_claim(claim, list(jobs.get(name) or ()), list(failed.get(name) or ()), train_loss_ratio)
-               for name in SETS}
+    results = {
+        name: evaluate_claim(claim, list(jobs.get(name) or ()), list(failed.get(name) or ()), train_loss_ratio) for name in SETS
+    }
     headline, reason = combine({name: res.verdict for name, res in results.items()})
     return headline, reason, results

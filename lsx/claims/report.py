@@ -8,6 +8,7 @@ each compared model's final train loss and test accuracy (flagged when unmatched
 verdict, the figures, run time, failed jobs, links to every job directory, and what the numbers were
 computed on (code versions, torch, threads, CPU, Python).
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,12 +61,18 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
     claims = []
     for claim in plan.claims:
         headline, reason, results = evaluate_replicated(claim, records, failed, plan.train_loss_ratio)
-        sets = {name: _set_dict(claim, res, records[name], fig_dir / f"claim_{claim['id']}_{name}.png", out_dir)
-                for name, res in results.items()}
-        units = {**plan.unit.to_dict(), "planned": {n: len(plan.seeds[n]) for n in SETS},
-                 "n": {n: (sets[n].get("estimate") or {}).get("n", 0) for n in SETS}}
-        claims.append({**{k: claim.get(k) for k in CLAIM_KEYS}, "verdict": headline, "reason": reason, "units": units,
-                       "sets": sets})
+        sets = {
+            name: _set_dict(claim, res, records[name], fig_dir / f"claim_{claim['id']}_{name}.png", out_dir)
+            for name, res in results.items()
+        }
+        units = {
+            **plan.unit.to_dict(),
+            "planned": {n: len(plan.seeds[n]) for n in SETS},
+            "n": {n: (sets[n].get("estimate") or {}).get("n", 0) for n in SETS},
+        }
+        claims.append(
+            {**{k: claim.get(k) for k in CLAIM_KEYS}, "verdict": headline, "reason": reason, "units": units, "sets": sets}
+        )
     every = [r for name in SETS for r in records[name]]
     figures = []
     for k, spec in enumerate(plan.figures):
@@ -79,10 +86,22 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
     n_failed = sum(len(f) for f in failed.values())
     threads = Counter(str(j.get("torch_threads")) for j in run.jobs if j["status"] != "failed")
     return {
-        "preset": plan.preset, "kind": plan.kind, "paper": paper_of(plan.preset, plan.kind), "header": plan.header,
-        "scale": plan.scale, "unit": plan.unit.to_dict(), "seeds": plan.seeds, "budget_min": plan.budget_min,
-        "train_loss_ratio": plan.train_loss_ratio, "run_time_s": run.run_time_s, "compute_s": round(sum(elapsed), 2),
-        "n_jobs": len(run.jobs), "n_failed": n_failed, "jobs": run.jobs, "figures": figures, "claims": claims,
+        "preset": plan.preset,
+        "kind": plan.kind,
+        "paper": paper_of(plan.preset, plan.kind),
+        "header": plan.header,
+        "scale": plan.scale,
+        "unit": plan.unit.to_dict(),
+        "seeds": plan.seeds,
+        "budget_min": plan.budget_min,
+        "train_loss_ratio": plan.train_loss_ratio,
+        "run_time_s": run.run_time_s,
+        "compute_s": round(sum(elapsed), 2),
+        "n_jobs": len(run.jobs),
+        "n_failed": n_failed,
+        "jobs": run.jobs,
+        "figures": figures,
+        "claims": claims,
         "job_code_versions": job_code_versions(every),
         "job_torch_threads": dict(sorted(threads.items())),
     }
@@ -146,8 +165,13 @@ def summarize(sections: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def write_report(sections: Sequence[dict[str, Any]], out_dir: Path, command: Sequence[str] = (),
-                 env: dict[str, Any] | None = None, run_time_s: float | None = None) -> dict[str, Any]:
+def write_report(
+    sections: Sequence[dict[str, Any]],
+    out_dir: Path,
+    command: Sequence[str] = (),
+    env: dict[str, Any] | None = None,
+    run_time_s: float | None = None,
+) -> dict[str, Any]:
     """Write report.json and report.html into ``out_dir`` (outputs only); presets from an earlier report
     that this run did not include are kept, so ``lsx.reproduce x`` updates only x's section."""
     from lsx.utils.version import code_version
@@ -160,10 +184,15 @@ def write_report(sections: Sequence[dict[str, Any]], out_dir: Path, command: Seq
     merged.update({s["preset"]: s for s in sections})
     ordered = sorted(merged.values(), key=lambda s: (s.get("kind") == "sanity", s["paper"], s["preset"]))
     report = {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "code_version": code_version(),
-        "command": "python -m lsx.reproduce " + " ".join(command), "environment": env or {}, "run_time_s": run_time_s,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "code_version": code_version(),
+        "command": "python -m lsx.reproduce " + " ".join(command),
+        "environment": env or {},
+        "run_time_s": run_time_s,
         "kept_from_earlier_runs": kept,  # their environment and run time are in their own sections
-        "summary": summarize(ordered), "presets": ordered, "job_code_versions": merged_code_versions(ordered),
+        "summary": summarize(ordered),
+        "presets": ordered,
+        "job_code_versions": merged_code_versions(ordered),
     }
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.html", render_html(report, out_dir))
@@ -181,8 +210,11 @@ def _previous_sections(out_dir: Path) -> list[dict[str, Any]]:
         sections = list(json.loads(path.read_text()).get("presets") or [])
     except (ValueError, AttributeError):
         return []
-    return [s for s in sections if (CONF_DIR / "experiment" / f"{s.get('preset')}.yaml").is_file()
-            and all("sets" in c for c in s.get("claims") or [])]
+    return [
+        s
+        for s in sections
+        if (CONF_DIR / "experiment" / f"{s.get('preset')}.yaml").is_file() and all("sets" in c for c in s.get("claims") or [])
+    ]
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -206,8 +238,10 @@ def _img(out_dir: Path, rel: str | None, alt: str) -> str:
     if not rel or not (out_dir / rel).is_file():
         return ""
     data = base64.b64encode((out_dir / rel).read_bytes()).decode()
-    return (f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-            f'<figcaption>{html.escape(alt)}</figcaption></figure>')
+    return (
+        f'<figure><img class="fig" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
 
 
 def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None, columns: Sequence[str] | None = None) -> str:
@@ -225,8 +259,10 @@ def _table(rows: Sequence[dict[str, Any]], cls: str, flag_key: str | None = None
 
 
 def _verdict(v: str) -> str:
-    return (f'<span class="verdict" data-verdict="{html.escape(v)}" style="background:{COLOURS.get(v, "#555")}">'
-            f'{html.escape(v)}</span>')
+    return (
+        f'<span class="verdict" data-verdict="{html.escape(v)}" style="background:{COLOURS.get(v, "#555")}">'
+        f'{html.escape(v)}</span>'
+    )
 
 
 def interval_text(est: dict[str, Any] | None) -> str:
@@ -242,8 +278,11 @@ def matching_text(d: dict[str, Any]) -> str:
     m = d.get("matching")
     if isinstance(m, dict) and m:
         rest = "; ".join(f"{k} = {fmt(v)}" for k, v in m.items() if k not in ("flag", "reason"))
-        return (("unmatched training" if m.get("flag") else "matched training") + (f": {m['reason']}" if m.get("reason") else "")
-                + (f" ({rest})" if rest else ""))
+        return (
+            ("unmatched training" if m.get("flag") else "matched training")
+            + (f": {m['reason']}" if m.get("reason") else "")
+            + (f" ({rest})" if rest else "")
+        )
     if d.get("train_loss_flag"):
         return f"unmatched training: final train losses differ by {fmt(d.get('train_loss_spread'))}x"
     return ""
@@ -298,8 +337,9 @@ def _set_html(preset: str, cid: str, name: str, d: dict[str, Any], out_dir: Path
 
 def _claim_html(preset: str, c: dict[str, Any], out_dir: Path) -> str:
     u = c.get("units") or {}
-    units = (f"a unit is {html.escape(str(u.get('what')))} (<code>{html.escape(str(u.get('key')))}</code>); "
-             + ", ".join(f"{n}: {_e((u.get('n') or {}).get(n))} of {_e((u.get('planned') or {}).get(n))} planned" for n in SETS))
+    units = f"a unit is {html.escape(str(u.get('what')))} (<code>{html.escape(str(u.get('key')))}</code>); " + ", ".join(
+        f"{n}: {_e((u.get('n') or {}).get(n))} of {_e((u.get('planned') or {}).get(n))} planned" for n in SETS
+    )
     sets = "".join(_set_html(preset, c["id"], name, d, out_dir) for name, d in (c.get("sets") or {}).items())
     return f"""
 <section class="claim" id="claim-{html.escape(preset)}-{html.escape(c['id'])}">
@@ -363,16 +403,21 @@ def _versions_html(counts: dict[str, int] | None) -> str:
 def summary_text(summary: dict[str, dict[str, int]]) -> str:
     """``paper claims: 3 reproduced, ...; sanity checks (no paper): 2 reproduced``."""
     names = {"paper": "paper claims", "sanity": "sanity checks (no paper)"}
-    return "; ".join(f"{names.get(kind, kind)}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-                     for kind, counts in summary.items() if any(counts.values()) or kind == "paper")
+    return "; ".join(
+        f"{names.get(kind, kind)}: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        for kind, counts in summary.items()
+        if any(counts.values()) or kind == "paper"
+    )
 
 
 def environment_text(env: dict[str, Any] | None) -> str:
     e = env or {}
     if not e:
         return ""
-    return (f"torch {e.get('torch')}, {e.get('torch_threads')} torch thread per job, {e.get('jobs')} worker(s), "
-            f"CPU {e.get('cpu')} ({e.get('cores')} cores), Python {e.get('python')}")
+    return (
+        f"torch {e.get('torch')}, {e.get('torch_threads')} torch thread per job, {e.get('jobs')} worker(s), "
+        f"CPU {e.get('cpu')} ({e.get('cores')} cores), Python {e.get('python')}"
+    )
 
 
 CSS = """
@@ -410,7 +455,8 @@ def render_html(report: dict[str, Any], out_dir: Path) -> str:
     )
     body = "".join(
         f'<section class="paper"><h2>{html.escape(p)}</h2>{"".join(_preset_html(s, out_dir) for s in ss)}</section>'
-        for p, ss in papers.items())
+        for p, ss in papers.items()
+    )
     env = environment_text(report.get("environment"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>lsx reproduction report</title>
@@ -438,8 +484,10 @@ def _report_versions_html(report: dict[str, Any]) -> str:
     text = code_versions_text(report.get("job_code_versions"))
     if not text:
         return ""
-    return (f"; the jobs were computed by code <code>{html.escape(text)}</code> (the job cache is keyed by config, "
-            "so a cached job keeps the code version that computed it)")
+    return (
+        f"; the jobs were computed by code <code>{html.escape(text)}</code> (the job cache is keyed by config, "
+        "so a cached job keeps the code version that computed it)"
+    )
 
 
 # ----------------------------------------------------------------------------- W&B
@@ -449,8 +497,13 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
 
     from lsx.tracking.wandb_setup import finish, init_kwargs
 
-    kw = init_kwargs(dict(logger_cfg, group="reproduce"), "reproduce", "reproduce", str(out_dir),
-                     {"command": report["command"], "presets": [s["preset"] for s in report["presets"]]})
+    kw = init_kwargs(
+        dict(logger_cfg, group="reproduce"),
+        "reproduce",
+        "reproduce",
+        str(out_dir),
+        {"command": report["command"], "presets": [s["preset"] for s in report["presets"]]},
+    )
     run = wandb.init(**{k: v for k, v in kw.items() if v is not None})
     cols: list[str | int] = [
         "paper",
@@ -472,9 +525,21 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
     for s in report["presets"]:
         for c in s["claims"]:
             d, r = c["sets"]["discovery"], c["sets"]["replication"]
-            table.add_data(s["paper"], s["preset"], c["id"], c.get("statement"), fmt(c.get("paper_value")), c.get("statistic"),
-                           (c.get("units") or {}).get("what"), interval_text(d.get("estimate")), d["verdict"],
-                           interval_text(r.get("estimate")), r["verdict"], c["verdict"], c["reason"])
+            table.add_data(
+                s["paper"],
+                s["preset"],
+                c["id"],
+                c.get("statement"),
+                fmt(c.get("paper_value")),
+                c.get("statistic"),
+                (c.get("units") or {}).get("what"),
+                interval_text(d.get("estimate")),
+                d["verdict"],
+                interval_text(r.get("estimate")),
+                r["verdict"],
+                c["verdict"],
+                c["reason"],
+            )
             for name, sd in c["sets"].items():
                 if sd.get("plot"):
                     images[f"{s['preset']}/{c['id']}/{name}"] = wandb.Image(str(Path(out_dir) / sd["plot"]))
@@ -482,6 +547,7 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
             if f.get("path"):
                 images[f"{s['preset']}/{f['figure']}"] = wandb.Image(str(Path(out_dir) / f["path"]))
     run.log({"claims": table, **images})
-    run.summary.update({f"{kind}_n_{k.replace(' ', '_')}": v
-                        for kind, counts in report["summary"].items() for k, v in counts.items()})
+    run.summary.update(
+        {f"{kind}_n_{k.replace(' ', '_')}": v for kind, counts in report["summary"].items() for k, v in counts.items()}
+    )
     finish()

@@ -13,6 +13,7 @@ statistic is looked up, so adding one needs no edit here.
 Two ways a statistic may fail: :class:`InsufficientData` (and :class:`~lsx.claims.records.MissingKey`)
 make the claim ``inconclusive`` with the reason; ``ValueError`` means the claim itself is malformed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -154,11 +155,16 @@ def group_rows(jobs: Sequence[JobRecord], key: str, y: str, unit: str = "seed") 
     for k in sorted(groups, key=lambda s: _sort_key(values[s])):
         units = per_unit_means(groups[k], y, unit)
         v = np.asarray(list(units.values()))
-        rows.append({
-            key: values[k], "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else None,
-            "n": int(v.size), "train_loss": _mean_training(groups[k], "train_loss"),
-            "test_acc": _mean_training(groups[k], "test_acc"),
-        })
+        rows.append(
+            {
+                key: values[k],
+                "mean": float(v.mean()),
+                "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+                "n": int(v.size),
+                "train_loss": _mean_training(groups[k], "train_loss"),
+                "test_acc": _mean_training(groups[k], "test_acc"),
+            }
+        )
     return rows
 
 
@@ -249,22 +255,35 @@ def trends_per_unit(points: Sequence[tuple[Any, float, float]]) -> tuple[dict[An
     return rho, dropped
 
 
-def trend_estimate(points: Sequence[tuple[Any, float, float]], unit: str, interval: str, what: str,
-                   details: dict[str, Any], table: list[dict[str, Any]]) -> Estimate:
+def trend_estimate(
+    points: Sequence[tuple[Any, float, float]],
+    unit: str,
+    interval: str,
+    what: str,
+    details: dict[str, Any],
+    table: list[dict[str, Any]],
+) -> Estimate:
     """Per-unit ρ (:func:`trends_per_unit`) combined over units by :func:`~lsx.claims.inference.unit_interval`."""
     check_test(interval)
     rho, dropped = trends_per_unit(points)
     if not rho:
-        raise InsufficientData(f"no {unit} has a trend of its own ({'; '.join(f'{u}: {r}' for u, r in dropped.items())}); "
-                               "a trend is computed within each unit, never pooled across units")
+        raise InsufficientData(
+            f"no {unit} has a trend of its own ({'; '.join(f'{u}: {r}' for u, r in dropped.items())}); "
+            "a trend is computed within each unit, never pooled across units"
+        )
     centre, lo, hi = unit_interval(list(rho.values()), interval)
     method = f"Spearman ρ of {what} within each {unit}, then the {describe(interval, len(rho), unit)}"
     if dropped:
         method += f" ({len(dropped)} {unit}(s) without a trend dropped)"
-    return Estimate(centre, lo, hi, len(rho), method,
-                    details | {"unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in rho.items()},
-                               "dropped_units": dropped},
-                    table)
+    return Estimate(
+        centre,
+        lo,
+        hi,
+        len(rho),
+        method,
+        details | {"unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in rho.items()}, "dropped_units": dropped},
+        table,
+    )
 
 
 # ----------------------------------------------------------------------------- generic statistics
@@ -280,8 +299,14 @@ def spearman(jobs: Sequence[JobRecord], x: str, y: str, log_x: bool = False, uni
     pts = [(unit_of(j, unit), float(j.get(x)), float(j.get(y))) for j in jobs]
     if len({p[1] for p in pts}) < 2:
         raise InsufficientData(f"spearman needs at least 2 values of {x}; the jobs have {sorted({p[1] for p in pts})}")
-    return trend_estimate(pts, unit, interval, f"{y} with {x}",
-                          {"x": x, "y": y, "log_x": bool(log_x), "n_jobs": len(pts)}, group_rows(jobs, x, y, unit))
+    return trend_estimate(
+        pts,
+        unit,
+        interval,
+        f"{y} with {x}",
+        {"x": x, "y": y, "log_x": bool(log_x), "n_jobs": len(pts)},
+        group_rows(jobs, x, y, unit),
+    )
 
 
 @register_statistic("mean")
@@ -294,13 +319,25 @@ def mean(jobs: Sequence[JobRecord], y: str, unit: str = "seed", interval: str = 
     lie beyond the bound)."""
     units = per_unit_means(jobs, y, unit)
     m, lo, hi = unit_interval(list(units.values()), check_test(interval))
-    table = [{unit: u, "mean": v, "n_jobs": sum(1 for j in jobs if unit_of(j, unit) == u),
-              "train_loss": _mean_training([j for j in jobs if unit_of(j, unit) == u], "train_loss"),
-              "test_acc": _mean_training([j for j in jobs if unit_of(j, unit) == u], "test_acc")}
-             for u, v in units.items()]
-    return Estimate(m, lo, hi, len(units), describe(interval, len(units), unit),
-                    details={"y": y, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
-                    table=table)
+    table = [
+        {
+            unit: u,
+            "mean": v,
+            "n_jobs": sum(1 for j in jobs if unit_of(j, unit) == u),
+            "train_loss": _mean_training([j for j in jobs if unit_of(j, unit) == u], "train_loss"),
+            "test_acc": _mean_training([j for j in jobs if unit_of(j, unit) == u], "test_acc"),
+        }
+        for u, v in units.items()
+    ]
+    return Estimate(
+        m,
+        lo,
+        hi,
+        len(units),
+        describe(interval, len(units), unit),
+        details={"y": y, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
+        table=table,
+    )
 
 
 def _two_groups(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str):
@@ -314,8 +351,10 @@ def _two_groups(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, uni
 
 def _unpaired_sign(interval: str, n_paired: int, unit: str) -> None:
     if interval == "sign":
-        raise InsufficientData(f"interval: sign needs units in both groups; {n_paired} {unit}(s) are (use interval: t for "
-                               "Welch's unpaired interval)")
+        raise InsufficientData(
+            f"interval: sign needs units in both groups; {n_paired} {unit}(s) are (use interval: t for "
+            "Welch's unpaired interval)"
+        )
 
 
 @register_statistic("difference")
@@ -329,18 +368,40 @@ def difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit
     check_test(interval)
     ua, ub = _two_groups(jobs, key, a, b, y, unit)
     paired = [u for u in ua if u in ub]
-    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "interval": interval,
-               "mean_a": float(np.mean(list(ua.values()))), "mean_b": float(np.mean(list(ub.values())))}
+    details = {
+        "key": key,
+        "a": a,
+        "b": b,
+        "y": y,
+        "unit": unit,
+        "interval": interval,
+        "mean_a": float(np.mean(list(ua.values()))),
+        "mean_b": float(np.mean(list(ub.values()))),
+    }
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         d = [ua[u] - ub[u] for u in paired]
         m, lo, hi = unit_interval(d, interval)
-        return Estimate(m, lo, hi, len(paired), f"paired difference per {unit}: {describe(interval, len(paired), unit)}",
-                        details | {"paired": True, "per_unit": {str(u): v for u, v in zip(paired, d)}}, table)
+        return Estimate(
+            m,
+            lo,
+            hi,
+            len(paired),
+            f"paired difference per {unit}: {describe(interval, len(paired), unit)}",
+            details | {"paired": True, "per_unit": {str(u): v for u, v in zip(paired, d)}},
+            table,
+        )
     _unpaired_sign(interval, len(paired), unit)
     m, lo, hi, n = _welch(list(ua.values()), list(ub.values()))
-    return Estimate(m, lo, hi, n, f"unpaired difference of means over {len(ua)} and {len(ub)} {unit}s, Welch interval",
-                    details | {"paired": False}, table)
+    return Estimate(
+        m,
+        lo,
+        hi,
+        n,
+        f"unpaired difference of means over {len(ua)} and {len(ub)} {unit}s, Welch interval",
+        details | {"paired": False},
+        table,
+    )
 
 
 def _welch(a: list[float], b: list[float]) -> tuple[float, float, float, int]:
@@ -373,15 +434,29 @@ def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str
     if min(list(ua.values()) + list(ub.values())) <= 0:
         raise InsufficientData(f"ratio needs positive {y}; got values ≤ 0 (use statistic: difference)")
     paired = [u for u in ua if u in ub]
-    details = {"key": key, "a": a, "b": b, "y": y, "unit": unit, "interval": interval,
-               "mean_a": float(np.mean(list(ua.values()))), "mean_b": float(np.mean(list(ub.values())))}
+    details = {
+        "key": key,
+        "a": a,
+        "b": b,
+        "y": y,
+        "unit": unit,
+        "interval": interval,
+        "mean_a": float(np.mean(list(ua.values()))),
+        "mean_b": float(np.mean(list(ub.values()))),
+    }
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         logs = [math.log(ua[u] / ub[u]) for u in paired]
         m, lo, hi = unit_interval(logs, interval)
-        return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(paired),
-                        f"paired log-ratio per {unit}: {describe(interval, len(paired), unit)}, exponentiated",
-                        details | {"paired": True, "per_unit": {str(u): math.exp(v) for u, v in zip(paired, logs)}}, table)
+        return Estimate(
+            math.exp(m),
+            math.exp(lo),
+            math.exp(hi),
+            len(paired),
+            f"paired log-ratio per {unit}: {describe(interval, len(paired), unit)}, exponentiated",
+            details | {"paired": True, "per_unit": {str(u): math.exp(v) for u, v in zip(paired, logs)}},
+            table,
+        )
     _unpaired_sign(interval, len(paired), unit)
     va, vb = np.asarray(list(ua.values())), np.asarray(list(ub.values()))
     r = float(va.mean() / vb.mean())
@@ -394,14 +469,22 @@ def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str
 
     se = math.sqrt(va.var(ddof=1) / (va.size * va.mean() ** 2) + vb.var(ddof=1) / (vb.size * vb.mean() ** 2))
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1) * se)
-    return Estimate(r, r * math.exp(-half), r * math.exp(half), n, "ratio of means, delta-method interval on the log",
-                    details | {"paired": False}, table)
+    return Estimate(
+        r,
+        r * math.exp(-half),
+        r * math.exp(half),
+        n,
+        "ratio of means, delta-method interval on the log",
+        details | {"paired": False},
+        table,
+    )
 
 
 # ----------------------------------------------------------------------------- their report plots
 @register_statistic_plot("spearman")
-def _plot_spearman(jobs: Sequence[JobRecord], est: Estimate, path: Path, x: str, y: str, log_x: bool = False,
-                   unit: str = "seed", **_: Any) -> Path:
+def _plot_spearman(
+    jobs: Sequence[JobRecord], est: Estimate, path: Path, x: str, y: str, log_x: bool = False, unit: str = "seed", **_: Any
+) -> Path:
     import matplotlib.pyplot as plt
 
     from lsx.plots.common import save_figure
@@ -445,8 +528,9 @@ def _plot_mean(jobs: Sequence[JobRecord], est: Estimate, path: Path, y: str, uni
     return save_figure(fig, path)
 
 
-def _plot_two_groups(jobs: Sequence[JobRecord], est: Estimate, path: Path, key: str, a: Any, b: Any, y: str,
-                     unit: str = "seed", **_: Any) -> Path:
+def _plot_two_groups(
+    jobs: Sequence[JobRecord], est: Estimate, path: Path, key: str, a: Any, b: Any, y: str, unit: str = "seed", **_: Any
+) -> Path:
     import matplotlib.pyplot as plt
 
     from lsx.plots.common import save_figure

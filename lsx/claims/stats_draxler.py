@@ -20,6 +20,7 @@ the relative quantities Sec. 4.3 argues from:
 The interval is :func:`lsx.claims.inference.unit_interval` over units. ``PAPER_TABLE1`` is the
 paper's Table 1 (every row a unit of the paper's own), so a rule can be checked against it.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,19 @@ from lsx.claims.statistics import Estimate, InsufficientData, register_statistic
 
 # Draxler et al. 2018, Table 1 (C10+/C100+, ResNets and DenseNets; losses are cross-entropies, errors in
 # percent, "delta" the paper's own ΔTEST ERROR column); chance = −log(1/C), Table 1 note 1.
-_COLUMNS = ("dataset", "architecture", "train_loss_minima", "train_loss_saddle", "factor", "epoch",
-            "test_loss_minima", "test_loss_saddle", "test_error_minima", "test_error_saddle", "delta")
+_COLUMNS = (
+    "dataset",
+    "architecture",
+    "train_loss_minima",
+    "train_loss_saddle",
+    "factor",
+    "epoch",
+    "test_loss_minima",
+    "test_loss_saddle",
+    "test_error_minima",
+    "test_error_saddle",
+    "delta",
+)
 _ROWS = (
     ("C10+", "ResNet-20", 0.016, 0.032, 2, 104, 0.36, 0.38, 8.5, 8.9, 0.5),
     ("C10+", "ResNet-32", 0.006, 0.012, 2, 107, 0.36, 0.37, 7.5, 7.9, 0.4),
@@ -67,6 +79,7 @@ PAPER_SOURCE = "Draxler et al. 2018, Table 1 (and its notes 1-3, Sec. 4.3)"
 def _ratio(num: str, den: str) -> Callable[[dict[str, Any]], float]:
     def f(r: dict[str, Any]) -> float:
         return float(r[num]) / float(r[den]) if float(r[den]) > 0 else math.nan
+
     return f
 
 
@@ -130,8 +143,10 @@ def unit_row(jobs: Sequence[JobRecord], measure: str) -> dict[str, Any]:
         for p in j.get("metrics.mst_pairs", None) or []:
             missing = [f for f in need if f not in p]
             if missing:
-                raise InsufficientData(f"MST pair {p.get('pair')} of job {j.job_dir.name} lacks {', '.join(missing)} "
-                                       f"(measure {measure}; rerun the autoneb job with this code); fields: {', '.join(p)}")
+                raise InsufficientData(
+                    f"MST pair {p.get('pair')} of job {j.job_dir.name} lacks {', '.join(missing)} "
+                    f"(measure {measure}; rerun the autoneb job with this code); fields: {', '.join(p)}"
+                )
             pairs.append(p)
     if not pairs:
         raise InsufficientData(f"jobs {', '.join(j.job_dir.name for j in jobs)} have no MST pairs (metrics.mst_pairs)")
@@ -163,14 +178,31 @@ def draxler_table1(jobs: Sequence[JobRecord], measure: str, test: str = "sign", 
             raise InsufficientData(f"{measure}={v} in unit {names} is not positive; its log is undefined")
         values.append(math.log(v) if log else v)
         seeds = sorted({int(s) for j in unit for s in (j.get("optima.seeds", None) or [])})
-        table.append({"unit": ", ".join(j.job_dir.name for j in unit), "minima": seeds, measure: v,
-                      **{k: row[k] for k in row if k != measure},
-                      "test_examples": unit[0].metrics.get("test_examples")})
+        table.append(
+            {
+                "unit": ", ".join(j.job_dir.name for j in unit),
+                "minima": seeds,
+                measure: v,
+                **{k: row[k] for k in row if k != measure},
+                "test_examples": unit[0].metrics.get("test_examples"),
+            }
+        )
     c, lo, hi = unit_interval(values, test)
     if log:
         c, lo, hi = (math.exp(x) if math.isfinite(x) else x for x in (c, lo, hi))
     paper = paper_values(measure) if measure != "line_over_path" else [math.nan]
-    return Estimate(c, lo, hi, len(values), f"{what}: {describe(test, len(values), 'independent set of minima')}"
-                    + (" on logs" if log else ""),
-                    {"measure": measure, "test": test, "log": log, "per_unit": [r[measure] for r in table],
-                     "paper_table1": {"source": PAPER_SOURCE, "min": min(paper), "max": max(paper)}}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(values),
+        f"{what}: {describe(test, len(values), 'independent set of minima')}" + (" on logs" if log else ""),
+        {
+            "measure": measure,
+            "test": test,
+            "log": log,
+            "per_unit": [r[measure] for r in table],
+            "paper_table1": {"source": PAPER_SOURCE, "min": min(paper), "max": max(paper)},
+        },
+        table,
+    )

@@ -11,6 +11,7 @@
 
 Spearman is rank based, so a log scale of x changes nothing; ``log_x`` only sets the figure axis.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,10 +59,17 @@ def _per_x_table(xs: np.ndarray, ys: np.ndarray, extra: dict[str, np.ndarray]) -
 
 
 @register_statistic("fort_trend")
-def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: float | None = None, log_x: bool = False,
-               unit: str = "seed", interval: str = "t",
-               extra: Sequence[str] = ("training.train_loss", "metrics.base_train_loss", "metrics.distance_mean",
-                                       "metrics.theta_norm")) -> Estimate:
+def fort_trend(
+    jobs: list,
+    x: str,
+    y: str,
+    x_min: float | None = None,
+    x_max: float | None = None,
+    log_x: bool = False,
+    unit: str = "seed",
+    interval: str = "t",
+    extra: Sequence[str] = ("training.train_loss", "metrics.base_train_loss", "metrics.distance_mean", "metrics.theta_norm"),
+) -> Estimate:
     """Spearman ρ of ``y`` with ``x`` over the jobs with x in [x_min, x_max], within each unit (a
     training seed: every x of the sweep is trained from it), combined over units by ``interval``
     (``t``: mean ρ, the default; ``sign``: median ρ). Why t: see the generic ``spearman``; per-unit
@@ -83,11 +91,18 @@ def fort_trend(jobs: list, x: str, y: str, x_min: float | None = None, x_max: fl
     if len(xs) < 2:
         raise InsufficientData(f"{x} takes {len(xs)} value(s) in [{x_min}, {x_max}] among {len(jobs)} jobs: no trend to measure")
     names = {k: (k.replace(".", "_") if k.startswith("training.") else k.split(".")[-1]) for k in extra}
-    table = _per_x_table(np.asarray([p[1] for p in points]), np.asarray([p[2] for p in points]),
-                         {names[k]: np.asarray(v) for k, v in cols.items()})
+    table = _per_x_table(
+        np.asarray([p[1] for p in points]), np.asarray([p[2] for p in points]), {names[k]: np.asarray(v) for k, v in cols.items()}
+    )
     rng = f" over {x} in [{x_min if x_min is not None else '-inf'}, {x_max if x_max is not None else 'inf'}]"
-    return trend_estimate(points, unit, interval, f"{y} with {x}{rng}",
-                          {"x": x, "y": y, "log_x": bool(log_x), "jobs": len(points), "x_values": sorted(xs)}, table)
+    return trend_estimate(
+        points,
+        unit,
+        interval,
+        f"{y} with {x}{rng}",
+        {"x": x, "y": y, "log_x": bool(log_x), "jobs": len(points), "x_values": sorted(xs)},
+        table,
+    )
 
 
 @register_statistic("fort_list_trend")
@@ -110,8 +125,14 @@ def fort_list_trend(jobs: list, x: str, y: str, unit: str | None = None, interva
         u = f"{i}:{Path(getattr(j, 'job_dir', '')).name}" if unit is None else unit_of(j, unit)
         points += [(u, float(a), float(b)) for a, b in zip(xa[ok], ya[ok])]
     name = "job" if unit is None else unit
-    return trend_estimate(points, name, interval, f"{y} with {x} (per-job lists)", {"x": x, "y": y, "pairs": len(points)},
-                          _per_x_table(np.asarray([p[1] for p in points]), np.asarray([p[2] for p in points]), {}))
+    return trend_estimate(
+        points,
+        name,
+        interval,
+        f"{y} with {x} (per-job lists)",
+        {"x": x, "y": y, "pairs": len(points)},
+        _per_x_table(np.asarray([p[1] for p in points]), np.asarray([p[2] for p in points]), {}),
+    )
 
 
 # ------------------------------------------------------------------------------------------ figure
@@ -121,8 +142,11 @@ def _same_setting(a: Any, b: Any) -> bool:
     """Jobs from one reproduction: same analysis, training rule, scale, data set and model family."""
     keys = ("analysis", "training", "scale")
     try:
-        return all(a.config.get(k) == b.config.get(k) for k in keys) and \
-            a.config["data"]["name"] == b.config["data"]["name"] and a.config["model"]["name"] == b.config["model"]["name"]
+        return (
+            all(a.config.get(k) == b.config.get(k) for k in keys)
+            and a.config["data"]["name"] == b.config["data"]["name"]
+            and a.config["model"]["name"] == b.config["model"]["name"]
+        )
     except (KeyError, TypeError, AttributeError):
         return False
 

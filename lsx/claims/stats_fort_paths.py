@@ -15,6 +15,7 @@ inconclusive by construction.
   at: reproduced only if it holds at each one, not reproduced only if it fails at each one, else
   inconclusive by rule (the threshold, not the landscape, would decide it).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,16 +50,22 @@ def _scalar(job: JobRecord, key: str) -> float:
     return float(job.get(key))
 
 
-def _estimate(units: dict[Any, float], unit: str, test: str, what: str, n_jobs: int, details: dict | None = None,
-              table: list | None = None) -> Estimate:
+def _estimate(
+    units: dict[Any, float], unit: str, test: str, what: str, n_jobs: int, details: dict | None = None, table: list | None = None
+) -> Estimate:
     if not units:
         raise InsufficientData(f"no unit has a finite value of {what} ({n_jobs} jobs)")
     centre, lo, hi = unit_interval(list(units.values()), test)
     note = "" if len(units) >= MIN_UNITS else f" (fewer than {MIN_UNITS} units: no interval)"
-    return Estimate(centre, lo, hi, len(units), f"{what}: {describe(test, len(units), unit)}{note}",
-                    {**(details or {}), "unit": unit, "test": test, "n_jobs": n_jobs,
-                     "per_unit": {str(u): v for u, v in units.items()}},
-                    table if table is not None else [{unit: str(u), "value": v} for u, v in units.items()])
+    return Estimate(
+        centre,
+        lo,
+        hi,
+        len(units),
+        f"{what}: {describe(test, len(units), unit)}{note}",
+        {**(details or {}), "unit": unit, "test": test, "n_jobs": n_jobs, "per_unit": {str(u): v for u, v in units.items()}},
+        table if table is not None else [{unit: str(u), "value": v} for u, v in units.items()],
+    )
 
 
 def _as_list(job: JobRecord, key: str) -> np.ndarray:
@@ -79,8 +86,9 @@ def fort_unit_value(jobs: Sequence[JobRecord], y: str, unit: str = "seed", test:
 
 
 @register_statistic("fort_list_at")
-def fort_list_at(jobs: Sequence[JobRecord], x: str, y: str, minus: str | None = None, at: Any = "max",
-                 unit: str = "seed", test: str = "sign") -> Estimate:
+def fort_list_at(
+    jobs: Sequence[JobRecord], x: str, y: str, minus: str | None = None, at: Any = "max", unit: str = "seed", test: str = "sign"
+) -> Estimate:
     """``y`` (minus ``minus``) where the per-job list ``x`` equals ``at`` (``max``/``min``: its largest or
     smallest entry, e.g. the highest max LR of a Fig. 6 sweep), one value per unit."""
 
@@ -140,9 +148,15 @@ def envelope(intervals: Sequence[tuple[float, float, float]]) -> tuple[float, fl
 
 
 @register_statistic("fort_threshold_robust")
-def fort_threshold_robust(jobs: Sequence[JobRecord], y: str, thresholds: str = "metrics.short_directions_thresholds",
-                          x: str | None = None, saturated: str | None = "metrics.short_directions_saturated_by_threshold",
-                          unit: str = "seed", test: str = "sign") -> Estimate:
+def fort_threshold_robust(
+    jobs: Sequence[JobRecord],
+    y: str,
+    thresholds: str = "metrics.short_directions_thresholds",
+    x: str | None = None,
+    saturated: str | None = "metrics.short_directions_saturated_by_threshold",
+    unit: str = "seed",
+    test: str = "sign",
+) -> Estimate:
     """A short-direction statistic at every threshold the jobs counted at, decided on the envelope.
 
     ``y`` holds one entry per threshold (aligned with ``thresholds``): a scalar (e.g. the count gain
@@ -184,11 +198,25 @@ def fort_threshold_robust(jobs: Sequence[JobRecord], y: str, thresholds: str = "
     centre, lo, hi = envelope(intervals)
     n = min(r["units"] for r in rows)
     what = f"Spearman ρ of {y} with {x} per unit" if x else f"{y} per unit"
-    return Estimate(centre, lo, hi, n, f"{what}, at each of {len(all_thr)} thresholds ({', '.join(f'{t:g}' for t in all_thr)}): "
-                    f"{describe(test, n, unit)} per threshold; the envelope of the intervals "
-                    "(holds at every threshold or is inconclusive)",
-                    {"y": y, "x": x, "unit": unit, "test": test, "thresholds": all_thr, "per_unit_by_threshold": per_unit,
-                     "n_jobs": len(jobs)}, rows)
+    return Estimate(
+        centre,
+        lo,
+        hi,
+        n,
+        f"{what}, at each of {len(all_thr)} thresholds ({', '.join(f'{t:g}' for t in all_thr)}): "
+        f"{describe(test, n, unit)} per threshold; the envelope of the intervals "
+        "(holds at every threshold or is inconclusive)",
+        {
+            "y": y,
+            "x": x,
+            "unit": unit,
+            "test": test,
+            "thresholds": all_thr,
+            "per_unit_by_threshold": per_unit,
+            "n_jobs": len(jobs),
+        },
+        rows,
+    )
 
 
 # ----------------------------------------------------------------------------- report figure

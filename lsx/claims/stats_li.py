@@ -12,6 +12,7 @@ Fig. 5 / Table 1 and Fig. 9 use the generic ``difference``, ``ratio`` and ``mean
 ``spearman`` and ``surface_rise_spearman`` (lsx/claims/stats_surface.py). Report figures:
 ``li_convexity_panels`` (Fig. 6 / Sec. 6) and ``li_width_surfaces`` (Fig. 7).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ GROUP_LEVEL = 1 - (1 - LEVEL) / 2  # each group's interval in li_sign_flip: Bonf
 
 
 @register_statistic("li_sign_flip")
-def li_sign_flip(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, log: bool = False,
-                 unit: str = "seed", interval: str = "t") -> Estimate:
+def li_sign_flip(
+    jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, log: bool = False, unit: str = "seed", interval: str = "t"
+) -> Estimate:
     """min(mean(y'|key=a), −mean(y'|key=b)) with y' = log(y) if ``log``: > 0 iff y' > 0 at a and < 0 at b.
 
     One value per unit in each group; each group gets a 97.5% interval (``t``: mean, the default, as
@@ -63,15 +65,33 @@ def li_sign_flip(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, lo
     lo, hi = min(la, -hb), min(ha, -lb)
     yname, centre = (f"log {y}" if log else y), ("mean" if interval == "t" else "median")
     table = group_rows([j for j in jobs if same_value(j.get(key), a) or same_value(j.get(key), b)], key, y, unit)
-    return Estimate(value, lo, hi, min(len(va), len(vb)),
-                    f"min({centre} {yname} at {key}={a}, −{centre} at {key}={b}) over {len(va)} and {len(vb)} {unit}s; "
-                    "each group's "
-                    f"{'Student-t' if interval == 't' else 'sign-test'} {GROUP_LEVEL * 100:g}% interval, combined into a ≥ "
-                    f"{LEVEL * 100:g}% one (Bonferroni)",
-                    {"key": key, "a": a, "b": b, "y": y, "log": log, "unit": unit, "interval": interval,
-                     "group_level": GROUP_LEVEL, "mean_a": ma, "ci_a": [la, ha], "mean_b": mb, "ci_b": [lb, hb],
-                     "per_unit_a": {str(u): v for u, v in va.items()}, "per_unit_b": {str(u): v for u, v in vb.items()}},
-                    table)
+    return Estimate(
+        value,
+        lo,
+        hi,
+        min(len(va), len(vb)),
+        f"min({centre} {yname} at {key}={a}, −{centre} at {key}={b}) over {len(va)} and {len(vb)} {unit}s; "
+        "each group's "
+        f"{'Student-t' if interval == 't' else 'sign-test'} {GROUP_LEVEL * 100:g}% interval, combined into a ≥ "
+        f"{LEVEL * 100:g}% one (Bonferroni)",
+        {
+            "key": key,
+            "a": a,
+            "b": b,
+            "y": y,
+            "log": log,
+            "unit": unit,
+            "interval": interval,
+            "group_level": GROUP_LEVEL,
+            "mean_a": ma,
+            "ci_a": [la, ha],
+            "mean_b": mb,
+            "ci_b": [lb, hb],
+            "per_unit_a": {str(u): v for u, v in va.items()},
+            "per_unit_b": {str(u): v for u, v in vb.items()},
+        },
+        table,
+    )
 
 
 def trained_jobs(jobs: Sequence[JobRecord], max_train_loss: float) -> tuple[list[JobRecord], list[dict[str, Any]]]:
@@ -99,8 +119,17 @@ def trained_jobs(jobs: Sequence[JobRecord], max_train_loss: float) -> tuple[list
 
 
 @register_statistic("li_trained_difference")
-def li_trained_difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, max_train_loss: float,
-                          where: dict[str, Any] | None = None, unit: str = "seed", interval: str = "t") -> Estimate:
+def li_trained_difference(
+    jobs: Sequence[JobRecord],
+    key: str,
+    a: Any,
+    b: Any,
+    y: str,
+    max_train_loss: float,
+    where: dict[str, Any] | None = None,
+    unit: str = "seed",
+    interval: str = "t",
+) -> Estimate:
     """mean(y | key=a) − mean(y | key=b) among jobs matching ``where`` whose optima reached
     ``max_train_loss``: the generic ``difference`` (paired per unit, ``interval`` t or sign) on them."""
     from lsx.claims.statistics import difference
@@ -108,8 +137,10 @@ def li_trained_difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y
     sel = [j for j in jobs if all(same_value(j.get(k), v) for k, v in (where or {}).items())]
     keep, excluded = trained_jobs(sel, float(max_train_loss))
     if not any(same_value(j.get(key), a) for j in keep) or not any(same_value(j.get(key), b) for j in keep):
-        raise InsufficientData(f"after excluding untrained nets no comparison of {key}={a!r} vs {b!r} is left; excluded: "
-                               + "; ".join(f"{e['job']}: {e['reason']}" for e in excluded))
+        raise InsufficientData(
+            f"after excluding untrained nets no comparison of {key}={a!r} vs {b!r} is left; excluded: "
+            + "; ".join(f"{e['job']}: {e['reason']}" for e in excluded)
+        )
     est = difference(keep, key, a, b, y, unit, interval)
     est.details.update(where=where or {}, max_train_loss=max_train_loss, excluded=excluded)
     est.method += f"; trained nets only (train loss ≤ {max_train_loss:g}), {len(excluded)} excluded"
@@ -136,8 +167,9 @@ def _register_figures() -> None:
         for j in sorted(jobs, key=lambda j: j.seed):
             cells.setdefault((str(j.get("model.name")), str(j.get("model.shortcut"))), j)
         keys = sorted(cells)
-        fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 3.2), layout="constrained",
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, max(1, len(keys)), figsize=(3.2 * max(1, len(keys)), 3.2), layout="constrained", squeeze=False
+        )
         im = None
         for ax, k in zip(axes[0], keys):
             j = cells[k]
@@ -146,11 +178,13 @@ def _register_figures() -> None:
                 ax.set_title(f"{k[0]} shortcut={k[1]}: no map", fontsize=8)
                 continue
             d = np.load(f)
-            im = ax.imshow(d["ratio"], origin="lower", vmin=0, vmax=1, cmap="viridis",
-                           extent=[d["x"][0], d["x"][-1], d["y"][0], d["y"][-1]])
+            im = ax.imshow(
+                d["ratio"], origin="lower", vmin=0, vmax=1, cmap="viridis", extent=[d["x"][0], d["x"][-1], d["y"][0], d["y"][-1]]
+            )
             tl = j.training[0].get("train_loss") if j.training else None
-            ax.set_title(f"{k[0]} shortcut={k[1]}\nseed {j.seed}, train loss {tl:.3g}" if tl is not None else f"{k[0]} {k[1]}",
-                         fontsize=8)
+            ax.set_title(
+                f"{k[0]} shortcut={k[1]}\nseed {j.seed}, train loss {tl:.3g}" if tl is not None else f"{k[0]} {k[1]}", fontsize=8
+            )
             ax.set_xlabel("α")
             ax.set_ylabel("β")
         if im is not None:
@@ -159,8 +193,9 @@ def _register_figures() -> None:
         return save_figure(fig, path)
 
     @register_figure("li_width_surfaces")
-    def width_surfaces(jobs: Sequence[JobRecord], path: Path, key: str = "model.width", metric: str = "train_loss",
-                       levels: int = 15, **_: Any) -> Path:
+    def width_surfaces(
+        jobs: Sequence[JobRecord], path: Path, key: str = "model.width", metric: str = "train_loss", levels: int = 15, **_: Any
+    ) -> Path:
         """Fig. 7 next to the paper: one filter-normalized contour plot per value of ``key`` (the first
         seed of each), on one shared log colour scale so flatter surfaces show wider low-loss regions."""
         import matplotlib.pyplot as plt
@@ -183,11 +218,11 @@ def _register_figures() -> None:
         for ax, k in zip(axes[0], keys):
             g, j = grids[k], cells[k]
             cs = ax.contourf(g["x"], g["y"], logz[k], levels=bounds, cmap="viridis")
-            ax.contour(g["x"], g["y"], logz[k], levels=bounds, colors="k", linewidths=0.4,
-                       linestyles="solid")
+            ax.contour(g["x"], g["y"], logz[k], levels=bounds, colors="k", linewidths=0.4, linestyles="solid")
             acc = j.get("training.test_acc", None)
-            ax.set_title(f"{key.split('.')[-1]} = {k:g}, seed {j.seed}" + (f"\ntest acc {acc:.3f}" if acc is not None else ""),
-                         fontsize=8)
+            ax.set_title(
+                f"{key.split('.')[-1]} = {k:g}, seed {j.seed}" + (f"\ntest acc {acc:.3f}" if acc is not None else ""), fontsize=8
+            )
             ax.set_xlabel("α")
             ax.set_aspect("equal")
         axes[0][0].set_ylabel("β")

@@ -14,6 +14,7 @@ Every one computes ONE value per unit and its interval with :func:`lsx.claims.in
 - ``li_flatness_tracks_error`` (Sec. 6.6, Fig. 7): per unit, Spearman ρ across architectures between
   the surface's loss rise around the optimum (flatness) and the test error.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,9 @@ def _interval(per_unit: dict[Any, float], test: str, unit: str, what: str, back=
 
 
 @register_statistic("li_unit_value")
-def li_unit_value(jobs: Sequence[JobRecord], y: str, test: str = "sign", unit: str = "seed",
-                  where: dict[str, Any] | None = None) -> Estimate:
+def li_unit_value(
+    jobs: Sequence[JobRecord], y: str, test: str = "sign", unit: str = "seed", where: dict[str, Any] | None = None
+) -> Estimate:
     """The per-unit value of ``y`` (jobs of one unit averaged) and its interval over units."""
     sel = _where(jobs, where)
     acc: dict[Any, list[float]] = {}
@@ -59,14 +61,31 @@ def li_unit_value(jobs: Sequence[JobRecord], y: str, test: str = "sign", unit: s
         raise InsufficientData(f"no job with a finite {y}" + (f" where {where}" if where else ""))
     c, lo, hi, method = _interval(per_unit, test, unit, y)
     table = [{unit: u, y: v, "n_jobs": len(acc[u])} for u, v in sorted(per_unit.items(), key=lambda kv: str(kv[0]))]
-    return Estimate(c, lo, hi, len(per_unit), method, {"y": y, "test": test, "unit": unit, "where": where or {},
-                    "dropped_units": sorted(map(str, set(acc) - set(per_unit)))}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(per_unit),
+        method,
+        {"y": y, "test": test, "unit": unit, "where": where or {}, "dropped_units": sorted(map(str, set(acc) - set(per_unit)))},
+        table,
+    )
 
 
 @register_statistic("li_paired")
-def li_paired(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, op: str = "log_ratio", test: str = "sign",
-              unit: str = "seed", where: dict[str, Any] | None = None, max_train_loss: float | None = None,
-              train_loss_key: str = "training.train_loss") -> Estimate:
+def li_paired(
+    jobs: Sequence[JobRecord],
+    key: str,
+    a: Any,
+    b: Any,
+    y: str,
+    op: str = "log_ratio",
+    test: str = "sign",
+    unit: str = "seed",
+    where: dict[str, Any] | None = None,
+    max_train_loss: float | None = None,
+    train_loss_key: str = "training.train_loss",
+) -> Estimate:
     """Per unit: y(key=a) vs y(key=b) within ``where``; ``op``: ``log_ratio`` (the per-unit log ratio; the
     centre and interval are reported back on the ratio scale) or ``difference``. Units whose optima did not reach
     ``max_train_loss`` (read from ``train_loss_key``, e.g. a job's loss with re-estimated BN statistics
@@ -88,8 +107,11 @@ def li_paired(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, op: s
         sides[side].setdefault(u, []).append(float(j.get(y)))
     both = sorted((set(sides["a"]) & set(sides["b"])) - set(untrained), key=str)
     if not both:
-        raise InsufficientData(f"no {unit} has trained jobs at both {key}={a!r} and {key}={b!r}"
-                               + (f" where {where}" if where else "") + (f"; untrained: {untrained}" if untrained else ""))
+        raise InsufficientData(
+            f"no {unit} has trained jobs at both {key}={a!r} and {key}={b!r}"
+            + (f" where {where}" if where else "")
+            + (f"; untrained: {untrained}" if untrained else "")
+        )
     ya = {u: float(np.mean(sides["a"][u])) for u in both}
     yb = {u: float(np.mean(sides["b"][u])) for u in both}
     if op == "difference":
@@ -103,17 +125,43 @@ def li_paired(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, op: s
         back, what = math.exp, f"{y} at {key}={a} / at {key}={b} (median of per-{unit} ratios)"
     per_unit = finite_units(per_unit)
     c, lo, hi, method = _interval(per_unit, test, unit, what, back)
-    table = [{unit: u, f"{key}={a}": ya[u], f"{key}={b}": yb[u], "value": (back(per_unit[u]) if back else per_unit[u])}
-             for u in per_unit]
+    table = [
+        {unit: u, f"{key}={a}": ya[u], f"{key}={b}": yb[u], "value": (back(per_unit[u]) if back else per_unit[u])}
+        for u in per_unit
+    ]
     table += [{unit: u, "excluded": reason} for u, reason in untrained.items()]
-    return Estimate(c, lo, hi, len(per_unit), method + (f" within {where}" if where else ""),
-                    {"key": key, "a": a, "b": b, "y": y, "op": op, "test": test, "unit": unit, "where": where or {},
-                     "max_train_loss": max_train_loss, "excluded": untrained}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(per_unit),
+        method + (f" within {where}" if where else ""),
+        {
+            "key": key,
+            "a": a,
+            "b": b,
+            "y": y,
+            "op": op,
+            "test": test,
+            "unit": unit,
+            "where": where or {},
+            "max_train_loss": max_train_loss,
+            "excluded": untrained,
+        },
+        table,
+    )
 
 
 @register_statistic("li_flatness_tracks_error")
-def li_flatness_tracks_error(jobs: Sequence[JobRecord], x: str, radius: float = 0.5, metric: str = "train_loss",
-                             error: str = "training.test_acc", test: str = "sign", unit: str = "seed") -> Estimate:
+def li_flatness_tracks_error(
+    jobs: Sequence[JobRecord],
+    x: str,
+    radius: float = 0.5,
+    metric: str = "train_loss",
+    error: str = "training.test_acc",
+    test: str = "sign",
+    unit: str = "seed",
+) -> Estimate:
     """Per unit: Spearman ρ, across the values of ``x`` (architectures), between the surface's mean loss
     rise within ``radius`` of the optimum (stats_surface.mean_rise: larger = sharper) and the test error
     (1 − ``error`` when ``error`` is an accuracy). ρ > 0: sharper minimizers have higher test error."""
@@ -140,13 +188,29 @@ def li_flatness_tracks_error(jobs: Sequence[JobRecord], x: str, radius: float = 
     what = f"within-{unit} Spearman ρ(loss rise within {radius}, test error) over {x}"
     c, lo, hi, method = _interval(per_unit, test, unit, what)
     table = [{unit: u, "rho": per_unit[u], "points": sorted(pts[u])} for u in per_unit]
-    return Estimate(c, lo, hi, len(per_unit), method, {"x": x, "radius": radius, "metric": metric, "error": error,
-                    "test": test, "unit": unit, "skipped_units": sorted(map(str, set(pts) - set(per_unit)))}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(per_unit),
+        method,
+        {
+            "x": x,
+            "radius": radius,
+            "metric": metric,
+            "error": error,
+            "test": test,
+            "unit": unit,
+            "skipped_units": sorted(map(str, set(pts) - set(per_unit))),
+        },
+        table,
+    )
 
 
 @register_statistic("li_sign_flip_units")
-def li_sign_flip_units(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, log: bool = True, test: str = "sign",
-                       unit: str = "seed") -> Estimate:
+def li_sign_flip_units(
+    jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, log: bool = True, test: str = "sign", unit: str = "seed"
+) -> Estimate:
     """Per unit: min(y'(key=a), −y'(key=b)), y' = log(y) with ``log``; > 0 iff the unit has y' > 0 at a and < 0 at b."""
     vals: dict[str, dict[Any, list[float]]] = {"a": {}, "b": {}}
     for j in jobs:
@@ -168,5 +232,21 @@ def li_sign_flip_units(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: s
     yname = f"log {y}" if log else y
     c, lo, hi, method = _interval(per_unit, test, unit, f"per-{unit} min({yname} at {key}={a}, −{yname} at {key}={b})")
     table = [{unit: u, f"{yname} at {a}": ya[u], f"{yname} at {b}": yb[u], "value": per_unit[u]} for u in per_unit]
-    return Estimate(c, lo, hi, len(per_unit), method, {"key": key, "a": a, "b": b, "y": y, "log": log, "test": test,
-                    "unit": unit, "unpaired_units": sorted(map(str, (set(vals["a"]) | set(vals["b"])) - set(both)))}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(per_unit),
+        method,
+        {
+            "key": key,
+            "a": a,
+            "b": b,
+            "y": y,
+            "log": log,
+            "test": test,
+            "unit": unit,
+            "unpaired_units": sorted(map(str, (set(vals["a"]) | set(vals["b"])) - set(both))),
+        },
+        table,
+    )

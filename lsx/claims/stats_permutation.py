@@ -11,6 +11,7 @@ is :func:`lsx.claims.inference.unit_interval` over those per-pair values; pairs 
 - ``perm_barrier_ratio``: barrier(num) / barrier(den) per pair (e.g. weight / naive; weight_repair / weight).
 - ``perm_width_trend``: log(barrier at the widest width / barrier at the narrowest) per seed pair.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,13 @@ def _unit_label(seeds: tuple[int, ...], job: JobRecord, multi: bool) -> str:
 
 
 @register_statistic("perm_barrier")
-def perm_barrier(jobs: Sequence[JobRecord], variant: str, y: str = "barrier_test_error", test: str = "sign",
-                 where: dict[str, Any] | None = None) -> Estimate:
+def perm_barrier(
+    jobs: Sequence[JobRecord],
+    variant: str,
+    y: str = "barrier_test_error",
+    test: str = "sign",
+    where: dict[str, Any] | None = None,
+) -> Estimate:
     """``y`` of ``variant`` per pair, over every pair of the selected jobs (each job its own optima)."""
     sel = _selected(jobs, where)
     values, table = {}, []
@@ -70,13 +76,26 @@ def perm_barrier(jobs: Sequence[JobRecord], variant: str, y: str = "barrier_test
             values[u] = float(r[y])
             table.append({"pair": u, variant: r[y], "train_loss_a": r.get("train_loss_a"), "train_loss_b": r.get("train_loss_b")})
     c, lo, hi = _interval(values, test, y)
-    return Estimate(c, lo, hi, len(values), f"{y} of {variant}: " + describe(test, len(values), "pair of optima"),
-                    {"variant": variant, "y": y, "where": where or {}, "min_units": MIN_UNITS}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(values),
+        f"{y} of {variant}: " + describe(test, len(values), "pair of optima"),
+        {"variant": variant, "y": y, "where": where or {}, "min_units": MIN_UNITS},
+        table,
+    )
 
 
 @register_statistic("perm_barrier_ratio")
-def perm_barrier_ratio(jobs: Sequence[JobRecord], num: str, den: str, y: str = "barrier_train_loss", test: str = "sign",
-                       where: dict[str, Any] | None = None) -> Estimate:
+def perm_barrier_ratio(
+    jobs: Sequence[JobRecord],
+    num: str,
+    den: str,
+    y: str = "barrier_train_loss",
+    test: str = "sign",
+    where: dict[str, Any] | None = None,
+) -> Estimate:
     """barrier(``num``) / barrier(``den``) per pair; pairs whose ``den`` barrier is not positive are dropped (listed)."""
     sel = _selected(jobs, where)
     values, table, dropped = {}, [], []
@@ -91,12 +110,20 @@ def perm_barrier_ratio(jobs: Sequence[JobRecord], num: str, den: str, y: str = "
             values[u] = b_num / b_den
             table.append({"pair": u, num: b_num, den: b_den, "ratio": values[u], "train_loss_a": rn[seeds].get("train_loss_a")})
     c, lo, hi = _interval(values, test, f"{y} ratio")
-    return Estimate(c, lo, hi, len(values), f"{y} {num}/{den}: " + describe(test, len(values), "pair of optima"),
-                    {"num": num, "den": den, "y": y, "where": where or {}, "dropped_nonpositive_den": dropped}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(values),
+        f"{y} {num}/{den}: " + describe(test, len(values), "pair of optima"),
+        {"num": num, "den": den, "y": y, "where": where or {}, "dropped_nonpositive_den": dropped},
+        table,
+    )
 
 
-def width_series(jobs: Sequence[JobRecord], variant: str, y: str, where: dict[str, Any] | None,
-                 key: str = "model.width") -> dict[tuple[int, ...], dict[float, float]]:
+def width_series(
+    jobs: Sequence[JobRecord], variant: str, y: str, where: dict[str, Any] | None, key: str = "model.width"
+) -> dict[tuple[int, ...], dict[float, float]]:
     """Seed pair → {width: barrier} over the selected jobs (one job per width)."""
     out: dict[tuple[int, ...], dict[float, float]] = {}
     for j in _selected(jobs, where):
@@ -109,8 +136,14 @@ def width_series(jobs: Sequence[JobRecord], variant: str, y: str, where: dict[st
 
 
 @register_statistic("perm_width_trend")
-def perm_width_trend(jobs: Sequence[JobRecord], variant: str = "naive", y: str = "barrier_train_loss", test: str = "t",
-                     where: dict[str, Any] | None = None, key: str = "model.width") -> Estimate:
+def perm_width_trend(
+    jobs: Sequence[JobRecord],
+    variant: str = "naive",
+    y: str = "barrier_train_loss",
+    test: str = "t",
+    where: dict[str, Any] | None = None,
+    key: str = "model.width",
+) -> Estimate:
     """log(barrier at the widest ``key`` / barrier at the narrowest) per seed pair (< 0: falls with width)."""
     series = width_series(jobs, variant, y, where, key)
     widths = sorted({w for s in series.values() for w in s})
@@ -125,14 +158,28 @@ def perm_width_trend(jobs: Sequence[JobRecord], variant: str = "naive", y: str =
             row["log_ratio"] = values[row["pair"]]
         table.append(row)
     c, lo, hi = _interval(values, test, "log barrier ratio")
-    return Estimate(c, lo, hi, len(values),
-                    f"log({y} of {variant} at {key}={hi_w:g} / at {lo_w:g}): " + describe(test, len(values), "seed pair"),
-                    {"variant": variant, "y": y, "widths": widths, "where": where or {}}, table)
+    return Estimate(
+        c,
+        lo,
+        hi,
+        len(values),
+        f"log({y} of {variant} at {key}={hi_w:g} / at {lo_w:g}): " + describe(test, len(values), "seed pair"),
+        {"variant": variant, "y": y, "widths": widths, "where": where or {}},
+        table,
+    )
 
 
 @register_statistic_plot("perm_width_trend")
-def plot_width_trend(jobs: Sequence[JobRecord], est: Estimate, path: Path, variant: str = "naive", y: str = "barrier_train_loss",
-                     where: dict[str, Any] | None = None, key: str = "model.width", **_: Any) -> Path:
+def plot_width_trend(
+    jobs: Sequence[JobRecord],
+    est: Estimate,
+    path: Path,
+    variant: str = "naive",
+    y: str = "barrier_train_loss",
+    where: dict[str, Any] | None = None,
+    key: str = "model.width",
+    **_: Any,
+) -> Path:
     """Barrier against width: one thin line per seed pair and the median, for naive and every aligned variant."""
     import matplotlib.pyplot as plt
 

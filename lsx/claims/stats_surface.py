@@ -3,6 +3,7 @@
 
 They read each ``surface2d`` job's ``surface_grid.npz`` (the train-loss grid and its axes).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ def mean_rise(x: np.ndarray, y: np.ndarray, z: np.ndarray, radius: float | None 
     inside[ic] = False
     vals = z[inside & np.isfinite(z)]
     if vals.size == 0:
-        raise InsufficientData(f"no finite grid point lies within radius {radius} of the centre (grid step "
-                               f"{float(np.diff(x).min()):.3g}); use a larger radius")
+        raise InsufficientData(
+            f"no finite grid point lies within radius {radius} of the centre (grid step "
+            f"{float(np.diff(x).min()):.3g}); use a larger radius"
+        )
     return float(vals.mean() - z[ic])
 
 
@@ -75,14 +78,22 @@ def _per_unit(jobs: Sequence[JobRecord], unit: str, metric: str, fn) -> tuple[di
         v = fn(*_grid(j, metric))
         u = unit_of(j, unit)
         acc.setdefault(u, []).append(v)
-        rows.append({unit: u, "direction_seeds": j.get("analysis.direction_seeds", None), "value": v,
-                     "train_loss": j.get("training.train_loss", None), "test_acc": j.get("training.test_acc", None)})
+        rows.append(
+            {
+                unit: u,
+                "direction_seeds": j.get("analysis.direction_seeds", None),
+                "value": v,
+                "train_loss": j.get("training.train_loss", None),
+                "test_acc": j.get("training.test_acc", None),
+            }
+        )
     return acc, rows
 
 
 @register_statistic("surface_border_ratio")
-def surface_border_ratio(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed",
-                         interval: str = "t") -> Estimate:
+def surface_border_ratio(
+    jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed", interval: str = "t"
+) -> Estimate:
     """Mean border loss / centre loss of each surface, one value per unit (direction seeds of one
     optimum averaged in log space first). > 1: the centre is lower. ``interval: t`` (default) on the
     logs, value their geometric mean: a loss ratio varies by factors, so its log is close to normal;
@@ -93,15 +104,26 @@ def surface_border_ratio(jobs: Sequence[JobRecord], metric: str = "train_loss", 
         raise InsufficientData(f"border/centre {metric} ratios must be positive and finite")
     logs = {u: float(np.mean(np.log(v))) for u, v in acc.items()}
     m, lo, hi = unit_interval(list(logs.values()), interval)
-    return Estimate(math.exp(m), math.exp(lo), math.exp(hi), len(logs),
-                    f"border/centre {metric}: {describe(interval, len(logs), unit)} on the logs",
-                    details={"metric": metric, "unit": unit, "interval": interval,
-                             "per_unit": {str(u): math.exp(v) for u, v in logs.items()}}, table=rows)
+    return Estimate(
+        math.exp(m),
+        math.exp(lo),
+        math.exp(hi),
+        len(logs),
+        f"border/centre {metric}: {describe(interval, len(logs), unit)} on the logs",
+        details={
+            "metric": metric,
+            "unit": unit,
+            "interval": interval,
+            "per_unit": {str(u): math.exp(v) for u, v in logs.items()},
+        },
+        table=rows,
+    )
 
 
 @register_statistic("surface_argmin_offset")
-def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed",
-                          interval: str = "sign") -> Estimate:
+def surface_argmin_offset(
+    jobs: Sequence[JobRecord], metric: str = "train_loss", unit: str = "seed", interval: str = "sign"
+) -> Estimate:
     """How far (in grid steps) the lowest grid point lies from the centre, one value per unit.
 
     ``interval: sign`` (default): the offset is a discrete grid distance (0, 1, √2, 2, …; mostly 0),
@@ -111,10 +133,15 @@ def surface_argmin_offset(jobs: Sequence[JobRecord], metric: str = "train_loss",
     acc, rows = _per_unit(jobs, unit, metric, argmin_offset)
     means = {u: float(np.mean(v)) for u, v in acc.items()}
     m, lo, hi = unit_interval(list(means.values()), interval)
-    return Estimate(m, lo, hi, len(means),
-                    f"argmin's distance from the centre (grid steps): {describe(interval, len(means), unit)}",
-                    details={"metric": metric, "unit": unit, "interval": interval,
-                             "per_unit": {str(u): v for u, v in means.items()}}, table=rows)
+    return Estimate(
+        m,
+        lo,
+        hi,
+        len(means),
+        f"argmin's distance from the centre (grid steps): {describe(interval, len(means), unit)}",
+        details={"metric": metric, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in means.items()}},
+        table=rows,
+    )
 
 
 RISE_KEY = "surface_mean_rise"  # the per-job rise, attached as a metric so the generic spearman can rank it
@@ -125,21 +152,40 @@ def _with_rise(jobs: Sequence[JobRecord], radius: float | None, metric: str) -> 
 
 
 @register_statistic("surface_rise_spearman")
-def surface_rise_spearman(jobs: Sequence[JobRecord], x: str, radius: float | None = None, metric: str = "train_loss",
-                          unit: str = "seed", log_x: bool = False, interval: str = "t") -> Estimate:
+def surface_rise_spearman(
+    jobs: Sequence[JobRecord],
+    x: str,
+    radius: float | None = None,
+    metric: str = "train_loss",
+    unit: str = "seed",
+    log_x: bool = False,
+    interval: str = "t",
+) -> Estimate:
     """Spearman ρ of each surface's mean loss rise within ``radius`` (:func:`mean_rise`) with ``x``
     (e.g. ``model.width``): < 0 when flatter surfaces go with larger x. Same estimator as the generic
     ``spearman``: ρ within each unit (seed), combined over units (``interval`` t: mean, or sign: median)."""
     est = spearman(_with_rise(jobs, radius, metric), x, f"metrics.{RISE_KEY}", log_x=log_x, unit=unit, interval=interval)
-    est.details.update(y=f"mean {metric} rise within radius {radius if radius is not None else 'all'} (surface_grid.npz)",
-                       radius=radius, metric=metric)
+    est.details.update(
+        y=f"mean {metric} rise within radius {radius if radius is not None else 'all'} (surface_grid.npz)",
+        radius=radius,
+        metric=metric,
+    )
     est.method = f"{est.method}; y = mean {metric} rise over the surface's points within radius {radius}"
     return est
 
 
 @register_statistic_plot("surface_rise_spearman")
-def _plot_rise_spearman(jobs: Sequence[JobRecord], est: Estimate, path: Path, x: str, radius: float | None = None,
-                        metric: str = "train_loss", unit: str = "seed", log_x: bool = False, **_: Any) -> Path:
+def _plot_rise_spearman(
+    jobs: Sequence[JobRecord],
+    est: Estimate,
+    path: Path,
+    x: str,
+    radius: float | None = None,
+    metric: str = "train_loss",
+    unit: str = "seed",
+    log_x: bool = False,
+    **_: Any,
+) -> Path:
     """The rise against x, one line per unit (the generic spearman plot on the derived value)."""
     plot = get_statistic_plot("spearman")
     if plot is None:  # registered by lsx.claims.statistics, which this module imports
@@ -149,8 +195,9 @@ def _plot_rise_spearman(jobs: Sequence[JobRecord], est: Estimate, path: Path, x:
 
 @register_statistic_plot("surface_border_ratio")
 @register_statistic_plot("surface_argmin_offset")
-def plot_centre_profiles(jobs: Sequence[JobRecord], est: Estimate, path: Path, metric: str = "train_loss",
-                         unit: str = "seed", **_: Any) -> Path:
+def plot_centre_profiles(
+    jobs: Sequence[JobRecord], est: Estimate, path: Path, metric: str = "train_loss", unit: str = "seed", **_: Any
+) -> Path:
     """The surface's two axis profiles through the centre, every job: the minimum should sit at 0."""
     import matplotlib.pyplot as plt
 

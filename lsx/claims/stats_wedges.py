@@ -3,6 +3,7 @@
 Both read each job's ``toy_wedges.npz`` (success rate per hyperplane dimension d for every (D, n)
 pair), so they need no metric the job does not store.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,14 +63,21 @@ def _mean_over_units(jobs: Sequence[JobRecord], unit: str, interval: str, per_jo
         acc.setdefault(unit_of(j, unit), []).append(float(np.mean(list(values.values()))))
     units = {u: float(np.mean(v)) for u, v in acc.items()}
     m, lo, hi = unit_interval(list(units.values()), interval)
-    return Estimate(m, lo, hi, len(units), f"mean over (D, n) pairs per unit, then the {describe(interval, len(units), unit)}",
-                    details={**details, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
-                    table=rows)
+    return Estimate(
+        m,
+        lo,
+        hi,
+        len(units),
+        f"mean over (D, n) pairs per unit, then the {describe(interval, len(units), unit)}",
+        details={**details, "unit": unit, "interval": interval, "per_unit": {str(u): v for u, v in units.items()}},
+        table=rows,
+    )
 
 
 @register_statistic("wedge_threshold_offset")
-def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: str = "analysis.seed",
-                           interval: str = "t") -> Estimate:
+def wedge_threshold_offset(
+    jobs: Sequence[JobRecord], level: float = 0.5, unit: str = "analysis.seed", interval: str = "t"
+) -> Estimate:
     """d* − (D − n): where random-hyperplane optimization starts to succeed (success rate ≥ ``level``)
     relative to the predicted threshold, averaged over the (D, n) pairs of a job, then over units
     (trial seeds: each job draws its own random hyperplanes) by ``interval``."""
@@ -79,8 +87,10 @@ def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: 
         for (D, n), (dims, s) in _curves(j).items():
             t = threshold_dim(dims, s, level)
             if not np.isfinite(t):
-                raise InsufficientData(f"job {j.job_dir.name}: D={D}, n={n} never reaches success rate {level} "
-                                       f"at d ≤ {int(dims.max())}; widen analysis.dim_offsets")
+                raise InsufficientData(
+                    f"job {j.job_dir.name}: D={D}, n={n} never reaches success rate {level} "
+                    f"at d ≤ {int(dims.max())}; widen analysis.dim_offsets"
+                )
             out[(D, n)] = t - (D - n)
         return out
 
@@ -88,8 +98,7 @@ def wedge_threshold_offset(jobs: Sequence[JobRecord], level: float = 0.5, unit: 
 
 
 @register_statistic("wedge_success_gap")
-def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "analysis.seed",
-                      interval: str = "t") -> Estimate:
+def wedge_success_gap(jobs: Sequence[JobRecord], margin: int = 3, unit: str = "analysis.seed", interval: str = "t") -> Estimate:
     """Success rate at d ≥ D−n+margin minus success rate at d ≤ D−n−margin (1 = a sharp threshold),
     averaged over the (D, n) pairs, then over units by ``interval``."""
 

@@ -15,6 +15,7 @@ inconclusive.
   ratio, a Spearman trend over epochs, a stationary-point count.
 Jobs of other analyses in the same preset are ignored (selected by ``analysis.job``).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,6 +37,7 @@ REDUCERS: dict[str, Callable[[np.ndarray], float]] = {"mean": np.mean, "median":
 def _of_job(jobs: Sequence[JobRecord], job: str) -> list[JobRecord]:
     def name(j: JobRecord) -> str:
         return str(getattr(j, "job", "") or (j.config.get("analysis") or {}).get("job", ""))
+
     return [j for j in jobs if name(j) == job]
 
 
@@ -57,8 +59,14 @@ def _mine(jobs: Sequence[JobRecord], job: str) -> list[JobRecord]:
     return sorted(mine, key=lambda j: j.seed)
 
 
-def unit_estimate(per_unit: dict[Any, float], test: str, what: str, table: list[dict[str, Any]],
-                  details: dict[str, Any] | None = None, why_undefined: str = "undefined") -> Estimate:
+def unit_estimate(
+    per_unit: dict[Any, float],
+    test: str,
+    what: str,
+    table: list[dict[str, Any]],
+    details: dict[str, Any] | None = None,
+    why_undefined: str = "undefined",
+) -> Estimate:
     """The Estimate over the units with a finite value (``test`` interval); fewer than MIN_UNITS → inconclusive."""
     if test not in TESTS:
         raise ValueError(f"unknown interval test {test!r}; valid: {', '.join(TESTS)}")
@@ -73,8 +81,14 @@ def unit_estimate(per_unit: dict[Any, float], test: str, what: str, table: list[
 
 
 @register_statistic("xu_curve_kind")
-def xu_curve_kind(jobs: Sequence[JobRecord], y: str, expect: str | list[str], job: str = "curve_taxonomy",
-                  alt: str | None = None, test: str = "sign") -> Estimate:
+def xu_curve_kind(
+    jobs: Sequence[JobRecord],
+    y: str,
+    expect: str | list[str],
+    job: str = "curve_taxonomy",
+    alt: str | None = None,
+    test: str = "sign",
+) -> Estimate:
     """Per seed, the fraction of its curves whose type (``y``: a type or a list of types, e.g.
     ``metrics.types_gaussian``) is in ``expect``; ``alt`` (e.g. ``metrics.alt_types_gaussian``) drops a seed
     whose fraction would move under one grid step or the extremum filter."""
@@ -93,12 +107,24 @@ def xu_curve_kind(jobs: Sequence[JobRecord], y: str, expect: str | list[str], jo
             fragile = any(len({a in expected for a in _as_types(al)}) > 1 for al in alts)
         per.setdefault(j.seed, []).append(float("nan") if fragile else frac)
         all_types += types
-        rows.append({"seed": j.seed, "types": ", ".join(types), "of the paper's type": frac,
-                     "rests on a grid step / filter": fragile, "train_loss": _train_loss(j)})
+        rows.append(
+            {
+                "seed": j.seed,
+                "types": ", ".join(types),
+                "of the paper's type": frac,
+                "rests on a grid step / filter": fragile,
+                "train_loss": _train_loss(j),
+            }
+        )
     per_unit = {s: float(np.mean(v)) for s, v in per.items()}
-    return unit_estimate(per_unit, test, f"fraction of a seed's curves classified {'/'.join(sorted(expected))}", rows,
-                         {"type_counts": dict(Counter(all_types)), "curves": len(all_types), "seeds": len(per)},
-                         "have a type that one grid step or the extremum filter decides")
+    return unit_estimate(
+        per_unit,
+        test,
+        f"fraction of a seed's curves classified {'/'.join(sorted(expected))}",
+        rows,
+        {"type_counts": dict(Counter(all_types)), "curves": len(all_types), "seeds": len(per)},
+        "have a type that one grid step or the extremum filter decides",
+    )
 
 
 @register_statistic("xu_gmi_ratio")
@@ -112,19 +138,39 @@ def xu_gmi_ratio(jobs: Sequence[JobRecord], sigma_index: int = 0, job: str = "xu
         if not -len(ratios) <= sigma_index < len(ratios):
             raise ValueError(f"sigma_index={sigma_index} but job {j.job_dir.name} measured {len(ratios)} sigmas")
         r = float(ratios[sigma_index])
-        rows.append({"seed": j.seed, "sigma": float(sigmas[sigma_index]),
-                     "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
-                     "½σ²tr(H)": j.get("metrics.delta_predicted")[sigma_index], "ratio": r, "train_loss": _train_loss(j)})
+        rows.append(
+            {
+                "seed": j.seed,
+                "sigma": float(sigmas[sigma_index]),
+                "measured E[δL]": j.get("metrics.delta_means")[sigma_index],
+                "½σ²tr(H)": j.get("metrics.delta_predicted")[sigma_index],
+                "ratio": r,
+                "train_loss": _train_loss(j),
+            }
+        )
         per.setdefault(j.seed, []).append(math.log(r) if r > 0 else float("nan"))
-    est = unit_estimate({s: float(np.mean(v)) for s, v in per.items()}, "t", "log(E[δL] / ½σ²tr(H))", rows,
-                        why_undefined="have a non-positive ratio (the quadratic model does not apply)")
-    return Estimate(math.exp(est.value), math.exp(est.lo), math.exp(est.hi), est.n,
-                    est.method.replace("mean over", "geometric mean over"), est.details, est.table)
+    est = unit_estimate(
+        {s: float(np.mean(v)) for s, v in per.items()},
+        "t",
+        "log(E[δL] / ½σ²tr(H))",
+        rows,
+        why_undefined="have a non-positive ratio (the quadratic model does not apply)",
+    )
+    return Estimate(
+        math.exp(est.value),
+        math.exp(est.lo),
+        math.exp(est.hi),
+        est.n,
+        est.method.replace("mean over", "geometric mean over"),
+        est.details,
+        est.table,
+    )
 
 
 @register_statistic("xu_per_unit")
-def xu_per_unit(jobs: Sequence[JobRecord], y: str, job: str, reduce: str = "mean", test: str = "sign",
-                log10: bool = False) -> Estimate:
+def xu_per_unit(
+    jobs: Sequence[JobRecord], y: str, job: str, reduce: str = "mean", test: str = "sign", log10: bool = False
+) -> Estimate:
     """Per seed, metric ``y`` of its ``job`` (a list is reduced by ``reduce``; ``log10`` takes log10 of the
     unit value, ≤ 0 → undefined); interval by ``test``."""
     if reduce not in REDUCERS:
@@ -136,8 +182,9 @@ def xu_per_unit(jobs: Sequence[JobRecord], y: str, job: str, reduce: str = "mean
         vals = np.asarray(raw if isinstance(raw, (list, tuple)) else [raw], dtype=float)
         v = float(REDUCERS[reduce](vals)) if vals.size else float("nan")
         per.setdefault(j.seed, []).append(v)
-        rows.append({"seed": j.seed, y: raw if vals.size <= 6 else f"{vals.size} values", "unit value": v,
-                     "train_loss": _train_loss(j)})
+        rows.append(
+            {"seed": j.seed, y: raw if vals.size <= 6 else f"{vals.size} values", "unit value": v, "train_loss": _train_loss(j)}
+        )
     per_unit = {s: float(np.mean(v)) for s, v in per.items()}
     if log10:
         per_unit = {s: math.log10(v) if v > 0 else float("nan") for s, v in per_unit.items()}
@@ -177,8 +224,11 @@ def _plot_curve_kind(jobs: Sequence[JobRecord], est: Estimate, path: Path, expec
     ax.bar(names, [counts[t] for t in names], color=["tab:green" if t in expected else "tab:gray" for t in names])
     ax.set_ylabel("curves")
     ax.set_xlabel("classified type (green: the paper's)")
-    ax.set_title(f"{est.details.get('curves', 0)} curves, {est.details.get('seeds', 0)} seeds; "
-                 f"median fraction {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]", fontsize=8)
+    ax.set_title(
+        f"{est.details.get('curves', 0)} curves, {est.details.get('seeds', 0)} seeds; "
+        f"median fraction {est.value:.2f} [{est.lo:.2f}, {est.hi:.2f}]",
+        fontsize=8,
+    )
     return save_figure(fig, path)
 
 

@@ -10,6 +10,7 @@ thing for every preset — unit indices — and changes what every preset comput
 train seed+1 (so unit u owns seeds 2u and 2u+1 and shares no model with unit u+1). Seed lists:
 ``10-15``, ``[10,11,12]`` or ``10,11,12``.
 """
+
 from __future__ import annotations
 
 import re
@@ -107,8 +108,10 @@ def check_sets(where: str, sets: dict[str, list[int]], min_units: int) -> dict[s
         if not sets.get(name):
             raise ValueError(f"{where}: no {name} units; give both, e.g. seeds=0-5 replication=6-11")
         if len(sets[name]) < min_units:
-            raise ValueError(f"{where}: {len(sets[name])} {name} unit(s) {sets[name]}; a claim needs at least {min_units} "
-                             f"independent units per set (MIN_UNITS)")
+            raise ValueError(
+                f"{where}: {len(sets[name])} {name} unit(s) {sets[name]}; a claim needs at least {min_units} "
+                f"independent units per set (MIN_UNITS)"
+            )
     common = sorted(set(sets["discovery"]) & set(sets["replication"]))
     if common:
         raise ValueError(f"{where}: discovery and replication share unit(s) {common}; the two sets must be disjoint")
@@ -118,8 +121,10 @@ def check_sets(where: str, sets: dict[str, list[int]], min_units: int) -> dict[s
 def preset_sets(preset: str, spec: Any) -> dict[str, list[int]]:
     """A preset's ``reproduce.seeds`` mapping → {discovery, replication} unit lists (not yet size-checked)."""
     if not isinstance(spec, dict) or set(spec) != set(SETS):
-        raise ValueError(f"preset {preset!r}: reproduce.seeds must be {{discovery: [...], replication: [...]}} (unit "
-                         f"indices), got {spec!r}; on the command line use seeds=10-15 replication=16-21")
+        raise ValueError(
+            f"preset {preset!r}: reproduce.seeds must be {{discovery: [...], replication: [...]}} (unit "
+            f"indices), got {spec!r}; on the command line use seeds=10-15 replication=16-21"
+        )
     return {name: parse_units(spec[name], f"reproduce.seeds.{name}") for name in SETS}
 
 
@@ -142,6 +147,8 @@ def check_claim_units(preset: str, claims: Sequence[dict[str, Any]], unit: Unit)
     for c in claims:
         key = claim_unit(c)
         if key is not None and key != unit.key:
-            raise ValueError(f"preset {preset!r} claim {c.get('id')!r}: its statistic groups by unit {key!r} but the preset's "
-                             f"unit is {unit.key!r} (reproduce.unit); set the claim's args.unit: {unit.key} "
-                             "or change reproduce.unit")
+            raise ValueError(
+                f"preset {preset!r} claim {c.get('id')!r}: its statistic groups by unit {key!r} but the preset's "
+                f"unit is {unit.key!r} (reproduce.unit); set the claim's args.unit: {unit.key} "
+                "or change reproduce.unit"
+            )

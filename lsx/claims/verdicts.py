@@ -13,6 +13,7 @@ on its examples) must agree within the preset's ``train_loss_ratio``, and every 
 reason starting ``unmatched training:``, unless the claim declares ``matching: {waive: "<why the
 mismatch does not matter>"}``; then the verdict stands and the waiver is reported beside it.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -55,8 +56,14 @@ class Matching:
     waived: str | None = None  # the claim's ``matching.waive`` text, when a flag was waived
 
     def to_dict(self) -> dict[str, Any]:
-        return {"flag": self.flag, "reason": self.reason, "measure": self.measure, "spread": self.spread,
-                "missed_target": list(self.missed_target), "waived": self.waived}
+        return {
+            "flag": self.flag,
+            "reason": self.reason,
+            "measure": self.measure,
+            "spread": self.spread,
+            "missed_target": list(self.missed_target),
+            "waived": self.waived,
+        }
 
 
 @dataclass
@@ -75,10 +82,14 @@ class ClaimResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             **{k: self.claim.get(k) for k in CLAIM_KEYS if k != "matching"},
-            "verdict": self.verdict, "reason": self.reason,
+            "verdict": self.verdict,
+            "reason": self.reason,
             "estimate": self.estimate.to_dict() if self.estimate else None,
-            "failed": [vars(f) for f in self.failed], "compared": self.compared,
-            "train_loss_spread": self.train_loss_spread, "train_loss_flag": self.train_loss_flag, "n_jobs": self.n_jobs,
+            "failed": [vars(f) for f in self.failed],
+            "compared": self.compared,
+            "train_loss_spread": self.train_loss_spread,
+            "train_loss_flag": self.train_loss_flag,
+            "n_jobs": self.n_jobs,
             "matching": self.matching.to_dict(),
         }
 
@@ -89,7 +100,7 @@ def check_decision(decision: Any) -> tuple[str, tuple[float, ...]]:
     valid = "valid: {greater: b}, {less: b}, {between: [a, b]}"
     if not isinstance(decision, dict) or len(decision) != 1:
         raise ValueError(f"decision {decision!r} must have exactly one rule; {valid}")
-    (rule, bound), = decision.items()
+    ((rule, bound),) = decision.items()
     try:
         if rule in ("greater", "less"):
             return rule, (float(bound),)
@@ -135,12 +146,18 @@ def decide(est: Estimate, decision: Mapping[str, Any]) -> tuple[str, str]:
         (b,) = bounds
         side = "above" if rule == "greater" else "below"
         other = "at or below" if rule == "greater" else "at or above"
-        text = {REPRODUCED: f"{ci} lies {side} {b:g}", NOT_REPRODUCED: f"{ci} lies {other} {b:g}",
-                INCONCLUSIVE: f"{ci} crosses {b:g}"}
+        text = {
+            REPRODUCED: f"{ci} lies {side} {b:g}",
+            NOT_REPRODUCED: f"{ci} lies {other} {b:g}",
+            INCONCLUSIVE: f"{ci} crosses {b:g}",
+        }
     else:
         a, b = bounds
-        text = {REPRODUCED: f"{ci} lies within [{a:g}, {b:g}]", NOT_REPRODUCED: f"{ci} lies outside [{a:g}, {b:g}]",
-                INCONCLUSIVE: f"{ci} overlaps a bound of [{a:g}, {b:g}]"}
+        text = {
+            REPRODUCED: f"{ci} lies within [{a:g}, {b:g}]",
+            NOT_REPRODUCED: f"{ci} lies outside [{a:g}, {b:g}]",
+            INCONCLUSIVE: f"{ci} overlaps a bound of [{a:g}, {b:g}]",
+        }
     return verdict, text[verdict]
 
 
@@ -210,7 +227,10 @@ def waiver(claim: dict[str, Any]) -> str | None:
 
 
 def evaluate_claim(
-    claim: dict[str, Any], jobs: Sequence[JobRecord], failed: Sequence[FailedJob] = (), train_loss_ratio: float | None = 3.0,
+    claim: dict[str, Any],
+    jobs: Sequence[JobRecord],
+    failed: Sequence[FailedJob] = (),
+    train_loss_ratio: float | None = 3.0,
 ) -> ClaimResult:
     """The claim's statistic over the finished jobs, its verdict, and whether the compared models' training
     was matched (an unmatched comparison is inconclusive unless the claim waives it, saying why)."""
@@ -269,12 +289,32 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
             measure = "analysis_train_loss" if measured else "train_loss"
             if not measured:
                 fallback.add(str(j.job_dir))
-            rows.append({"group": group, "group_key": key, "seed": t.get("seed"), "train_loss": t.get("train_loss"),
-                         **{k: t.get(k) for k in ("analysis_train_loss", "analysis_bn", "analysis_epoch", "target_train_loss",
-                                                  "reached_target", "stop_train_loss")},
-                         "compared_loss": t.get(measure), "measure": measure if t.get(measure) is not None else None,
-                         "test_acc": t.get("test_acc"), "epochs_run": t.get("epochs_run"), "steps": t.get("steps"),
-                         "stopped_by": t.get("stopped_by"), "job_dir": str(j.job_dir)})
+            rows.append(
+                {
+                    "group": group,
+                    "group_key": key,
+                    "seed": t.get("seed"),
+                    "train_loss": t.get("train_loss"),
+                    **{
+                        k: t.get(k)
+                        for k in (
+                            "analysis_train_loss",
+                            "analysis_bn",
+                            "analysis_epoch",
+                            "target_train_loss",
+                            "reached_target",
+                            "stop_train_loss",
+                        )
+                    },
+                    "compared_loss": t.get(measure),
+                    "measure": measure if t.get(measure) is not None else None,
+                    "test_acc": t.get("test_acc"),
+                    "epochs_run": t.get("epochs_run"),
+                    "steps": t.get("steps"),
+                    "stopped_by": t.get("stopped_by"),
+                    "job_dir": str(j.job_dir),
+                }
+            )
     m = res.matching
     m.measure = _measure_text(rows, len(fallback))
     parts = []
@@ -290,14 +330,33 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
                 r["flag"] = bool(max(r["compared_loss"] / lo, hi / r["compared_loss"]) > float(ratio))
             res.train_loss_flag = spread > float(ratio)
             if res.train_loss_flag:
-                parts.append(f"train losses differ {spread:.3g}x (> the preset's {float(ratio):g}; {m.measure}): "
-                             f"highest {_run_text(hi_row)} {hi:.3g}, lowest {_run_text(lo_row)} {lo:.3g}")
+                parts.append(
+                    f"train losses differ {spread:.3g}x (> the preset's {float(ratio):g}; {m.measure}): "
+                    f"highest {_run_text(hi_row)} {hi:.3g}, lowest {_run_text(lo_row)} {lo:.3g}"
+                )
     missed = [r for r in rows if r["reached_target"] is False]
     if missed:
-        m.missed_target = [{k: r.get(k) for k in ("group_key", "group", "seed", "target_train_loss", "stop_train_loss",
-                                                  "epochs_run", "stopped_by", "job_dir")} for r in missed]
-        shown = "; ".join(f"{_run_text(r)} at {_loss_text(r.get('stop_train_loss'))} > {r['target_train_loss']:g} after "
-                          f"{r.get('epochs_run')} epochs (stopped by {r.get('stopped_by')})" for r in missed[:4])
+        m.missed_target = [
+            {
+                k: r.get(k)
+                for k in (
+                    "group_key",
+                    "group",
+                    "seed",
+                    "target_train_loss",
+                    "stop_train_loss",
+                    "epochs_run",
+                    "stopped_by",
+                    "job_dir",
+                )
+            }
+            for r in missed
+        ]
+        shown = "; ".join(
+            f"{_run_text(r)} at {_loss_text(r.get('stop_train_loss'))} > {r['target_train_loss']:g} after "
+            f"{r.get('epochs_run')} epochs (stopped by {r.get('stopped_by')})"
+            for r in missed[:4]
+        )
         more = f"; and {len(missed) - 4} more" if len(missed) > 4 else ""
         parts.append(f"{len(missed)} of {len(rows)} compared run(s) missed training.target_train_loss: {shown}{more}")
     m.flag = bool(parts)

@@ -7,6 +7,7 @@ Turns a finished multirun directory into ``summary.csv`` (the columns that vary;
 printout) and never averaged; so are jobs whose optima stopped above ``training.target_train_loss``
 (summary.csv ``reached_target`` and ``missed_target``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,14 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
     swept = swept_keys(rows)
     if not ok_rows(rows):  # nothing to plot; the summary lists every failure
         summary = write_summary(rows, sweep_dir / "summary.csv")
-        return {"summary": summary, "plots": [], "rows": rows, "swept": swept, "failed": failed_rows(rows),
-                "missed_target": missed_target_rows(rows)}
+        return {
+            "summary": summary,
+            "plots": [],
+            "rows": rows,
+            "swept": swept,
+            "failed": failed_rows(rows),
+            "missed_target": missed_target_rows(rows),
+        }
     xs = [resolve_key(x, rows, "x") for x in x_keys] if x_keys else swept
     ys = [resolve_key(y, rows, "y") for y in y_keys] if y_keys else metric_keys(rows)
     summary = write_summary(rows, sweep_dir / "summary.csv", keep=(x_keys and xs or []) + (y_keys and ys or []))
@@ -48,12 +55,19 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
                 path = _plot(these, x, y, swept, sweep_dir, log_x, prefix)
                 if path is not None:
                     plots.append(path)
-    return {"summary": summary, "plots": plots, "rows": rows, "swept": xs, "failed": failed_rows(rows),
-            "missed_target": missed_target_rows(rows)}
+    return {
+        "summary": summary,
+        "plots": plots,
+        "rows": rows,
+        "swept": xs,
+        "failed": failed_rows(rows),
+        "missed_target": missed_target_rows(rows),
+    }
 
 
-def _plot(rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_dir: Path, log_x: bool,
-          prefix: str = "") -> Path | None:
+def _plot(
+    rows: list[dict[str, Any]], x: str, y: str, swept: list[str], sweep_dir: Path, log_x: bool, prefix: str = ""
+) -> Path | None:
     from lsx.plots.common import n_label, new_figure, save_figure
 
     lines = {label: pts for label, pts in series(rows, x, y, swept).items() if pts}
@@ -130,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lsx: error: no job of the sweep under {args.sweep_dir} succeeded; nothing to plot", file=sys.stderr)
         return 1
     return 0
-
 
 
 def cli() -> None:

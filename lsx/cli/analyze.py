@@ -6,6 +6,7 @@ results.json into the Hydra run directory for sweep aggregation, and logs to W&B
 Launched on several processes (torchrun, srun, submitit tasks) it shards the job's points over them;
 rank 0 owns every output (:mod:`lsx.distributed`, docs/scaling.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,11 +70,18 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra["code_fingerprint"] = fingerprint
             if ctx.inputs:  # checkpoint files given to the job (external ones included), with their sha256
                 extra["inputs"] = ctx.inputs
-            results = write_results(job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra)
+            results = write_results(
+                job_dir, name, {k: v for k, v in c.items() if k != "hydra"}, out.metrics, out.artifacts, extra
+            )
     # the run directory describes *this* run: a cache hit's stored results carry the overrides
     # of the sweep that computed them, which would misplace this point in aggregation
-    results = dict(results, job_dir=str(job_dir.resolve()), overrides=list(c.get("_overrides", [])),
-                   experiment=c.get("experiment_name", "default"), cached=cached)
+    results = dict(
+        results,
+        job_dir=str(job_dir.resolve()),
+        overrides=list(c.get("_overrides", [])),
+        experiment=c.get("experiment_name", "default"),
+        cached=cached,
+    )
     atomic_write_json(run_dir / "results.json", results)
     (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
     _warn_missed_targets(results)
@@ -141,7 +149,6 @@ def main(cfg: DictConfig) -> None:
         return
     print(f"{res['job']} finished: {res['job_dir']}")
     print(json.dumps({k: v for k, v in res["metrics"].items() if not isinstance(v, (list, dict))}, indent=1, default=str)[:2000])
-
 
 
 def cli() -> None:

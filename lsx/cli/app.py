@@ -1,4 +1,5 @@
 """Shared start-up of the Hydra entry points: scale presets, env, run dir, one clear error line."""
+
 from __future__ import annotations
 
 import errno
@@ -115,8 +116,13 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
             disk = os_error_message(err) if isinstance(err, (OSError, RuntimeError)) else None
             if run_dir is not None:
                 try:
-                    write_status(run_dir, FAILED, disk or f"{type(err).__name__}: {err}".splitlines()[0], type(err).__name__,
-                                 None if disk else traceback.format_exc())
+                    write_status(
+                        run_dir,
+                        FAILED,
+                        disk or f"{type(err).__name__}: {err}".splitlines()[0],
+                        type(err).__name__,
+                        None if disk else traceback.format_exc(),
+                    )
                 except OSError:
                     pass  # the disk that failed the job may refuse the status file too
             if not multirun:
@@ -136,8 +142,11 @@ def clean_errors(fn: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
 
 
 _DISK_ERRORS = {
-    errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-    errno.EACCES: "permission denied", errno.EPERM: "not permitted", errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "not permitted",
+    errno.EROFS: "the file system is read-only",
 }
 
 
@@ -172,5 +181,7 @@ def os_error_message(err: BaseException) -> str | None:
         found = re.search(r"name = '([^']+)'", str(err))
         target = found.group(1) if found else None
     where = f" {target}" if target else ""
-    return (f"cannot write{where}: {_DISK_ERRORS[code]} ({os.strerror(code)}); free space or point "
-            "paths.output_root / paths.cache_dir (LSX_OUTPUT_DIR / LSX_CACHE_DIR) at a writable place")
+    return (
+        f"cannot write{where}: {_DISK_ERRORS[code]} ({os.strerror(code)}); free space or point "
+        "paths.output_root / paths.cache_dir (LSX_OUTPUT_DIR / LSX_CACHE_DIR) at a writable place"
+    )

@@ -7,6 +7,7 @@ ones, an unusable launcher or an unwritable output directory is one line, and ``
 prints the config the job will really run. Group choices (model=..., data=...) are left to
 Hydra, whose message already lists the available options.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,8 +19,21 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-_FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                     "--config-dir", "-cd", "--info", "-i", "--experimental-rerun")
+_FLAGS_WITH_VALUE = (
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+    "--experimental-rerun",
+)
 
 
 def _overrides(argv: list[str]) -> list[str]:
@@ -79,13 +93,18 @@ def launcher_message(argv: list[str]) -> str | None:
     if launcher is None:
         return None
     base = _launcher_base(launcher)
-    plugin = {"submitit_slurm": "hydra_plugins.hydra_submitit_launcher", "submitit_local": "hydra_plugins.hydra_submitit_launcher",
-              "joblib": "hydra_plugins.hydra_joblib_launcher"}.get(base)
+    plugin = {
+        "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+        "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+        "joblib": "hydra_plugins.hydra_joblib_launcher",
+    }.get(base)
     if plugin and importlib.util.find_spec(plugin) is None:
         return f"hydra/launcher={launcher} needs its Hydra plugin; pip install -e '.[launchers]'"
     if base == "submitit_slurm" and shutil.which("sbatch") is None:
-        return (f"hydra/launcher={launcher} submits jobs with SLURM's sbatch, which is not on PATH here; run the sweep "
-                "on a SLURM login node, or use hydra/launcher=joblib_local for parallel jobs on this machine")
+        return (
+            f"hydra/launcher={launcher} submits jobs with SLURM's sbatch, which is not on PATH here; run the sweep "
+            "on a SLURM login node, or use hydra/launcher=joblib_local for parallel jobs on this machine"
+        )
     return None
 
 
@@ -120,8 +139,10 @@ def output_dir_message(argv: list[str]) -> str | None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as err:
-        return (f"output directory {root} is not writable ({err.strerror}); free space or choose another with "
-                "paths.output_root=... or LSX_OUTPUT_DIR")
+        return (
+            f"output directory {root} is not writable ({err.strerror}); free space or choose another with "
+            "paths.output_root=... or LSX_OUTPUT_DIR"
+        )
     return None
 
 

@@ -8,6 +8,7 @@ maps job names to modules), plus the presets whose defaults select the job. The 
 from ``conf/experiment/*.yaml`` the same way. ``--check`` exits 1 when a committed page differs from a
 fresh generation (``tests/test_docs.py`` checks the same).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,7 @@ def _split_comment(rest: str) -> tuple[str, str]:
         if ch in "'\"" and quote in (None, ch):
             quote = None if quote == ch else ch
         elif ch == "#" and quote is None and (i == 0 or rest[i - 1].isspace()):
-            return rest[:i].strip(), rest[i + 1:].strip()
+            return rest[:i].strip(), rest[i + 1 :].strip()
     return rest.strip(), ""
 
 
@@ -214,9 +215,13 @@ def presets_block() -> str:
         claims = [c.get("id", "?") for c in cfg.get("claims") or []]
         job = by_job.get(path.stem, "")
         scales = ", ".join(["paper", *(cfg.get("scales") or {})])
-        rows.append(f"| [`{path.stem}`](../conf/experiment/{path.name}) | {_cell(_preset_summary(text))} | "
-                    + (f"[`{job}`](jobs.md#{job})" if job else "") + f" | {scales} | {_cell(str(unit_text))} | "
-                    + (f"{len(claims)}: " + ", ".join(f"`{c}`" for c in claims) if claims else "none") + " |")
+        rows.append(
+            f"| [`{path.stem}`](../conf/experiment/{path.name}) | {_cell(_preset_summary(text))} | "
+            + (f"[`{job}`](jobs.md#{job})" if job else "")
+            + f" | {scales} | {_cell(str(unit_text))} | "
+            + (f"{len(claims)}: " + ", ".join(f"`{c}`" for c in claims) if claims else "none")
+            + " |"
+        )
     return "\n".join(rows) + "\n"
 
 

@@ -11,6 +11,7 @@ job's stored surfaces and paths as files ParaView (or a spreadsheet) opens.
 The numbers are read from the job's stores (:mod:`lsx.tracking.job_data`), never recomputed; files are
 written atomically into ``<job_dir>/export/`` (or ``--out``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,9 @@ def paths_vtp(views: JobViews, z: str, log: bool) -> dict[str, str]:
     return out
 
 
-def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_loss",
-           out_dir: str | Path | None = None) -> list[Path]:
+def export(
+    job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_loss", out_dir: str | Path | None = None
+) -> list[Path]:
     """Write the job's surfaces (vts), paths (vtp) or both as tables (csv); returns the written paths."""
     from lsx.utils.io import atomic_write_text
 
@@ -123,18 +125,23 @@ def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_los
     if fmt == "vts":
         files = {f"{s.key}.vts": surface_vts(s, z, log) for s in views.surfaces}
         if not files:
-            raise ExportError(f"job {views.job!r} in {job_dir} has no 2D surface to export as vts "
-                              f"(surfaces come from: {', '.join(SURFACE_JOBS)})")
+            raise ExportError(
+                f"job {views.job!r} in {job_dir} has no 2D surface to export as vts "
+                f"(surfaces come from: {', '.join(SURFACE_JOBS)})"
+            )
     elif fmt == "vtp":
         files = paths_vtp(views, z, log)
         if not files:
-            raise ExportError(f"job {views.job!r} in {job_dir} has no path to export as vtp "
-                              f"(paths come from: {', '.join(PATH_JOBS)})")
+            raise ExportError(
+                f"job {views.job!r} in {job_dir} has no path to export as vtp " f"(paths come from: {', '.join(PATH_JOBS)})"
+            )
     else:
         files = {f"{s.key}.csv": surface_csv(s) for s in views.surfaces} | {f"{f.key}.csv": curves_csv(f) for f in views.curves}
         if not files:
-            raise ExportError(f"job {views.job!r} in {job_dir} has no surface or curve to export "
-                              f"(they come from: {', '.join(jobs_with_views())})")
+            raise ExportError(
+                f"job {views.job!r} in {job_dir} has no surface or curve to export "
+                f"(they come from: {', '.join(jobs_with_views())})"
+            )
     target = Path(out_dir) if out_dir else job_dir / "export"
     written = []
     for name, text in files.items():
@@ -144,8 +151,9 @@ def export(job_dir: str | Path, fmt: str, log: bool = False, z: str = "train_los
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lsx.export", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m lsx.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("job_dir", type=Path, help="a finished job directory (holds results.json)")
     ap.add_argument("--format", required=True, help=f"one of {', '.join(FORMATS)}")
     ap.add_argument("--log", action="store_true", help="z = log10 of the loss (vts, vtp)")

@@ -5,8 +5,8 @@ of ``reproduce.grid`` values × independent unit, for two disjoint unit sets (di
 replication), and runs them through :func:`lsx.cli.analyze.run_analysis` — in ``jobs`` worker
 processes at ``threads`` torch threads each (defaults: one per core, one thread), so results do not
 depend on the schedule (``threads=2`` with fresh cache and output roots checks that no verdict moves
-with the thread count: CPU results differ in their last bits across thread counts); the job cache makes a rerun a no-op, the training cache's lock makes two jobs that need one
-model train it once, and a failed job is recorded with its reason while the others go on. Then it
+with the thread count: CPU results differ in their last bits across thread counts); the job cache
+makes a rerun a no-op, the training cache's lock makes two jobs that need one model train it once, and a failed job is recorded with its reason while the others go on. Then it
 evaluates each claim on each set, combines them (:mod:`lsx.claims.replication`) and writes
 ``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
 tracked file (``python -m lsx.claims.readme`` publishes a complete, clean report into the README).
@@ -18,6 +18,7 @@ computes. Any other ``key=value`` is a Hydra override for every job (e.g. ``logg
 would set a unit (``seed=``, the unit key, ``reproduce.*``) is refused. Presets, claims and the verdict
 rules: docs/reproduction.md, docs/presets.md and ``lsx/claims``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -129,8 +130,9 @@ def resolve_sets(preset: str, rep_seeds: Any, seeds: Any = None, replication: An
     return check_sets(where, sets, inference.MIN_UNITS)
 
 
-def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replication: Any = None,
-              extra: Sequence[str] = ()) -> Plan:
+def make_plan(
+    preset: str, scale: str | None = None, seeds: Any = None, replication: Any = None, extra: Sequence[str] = ()
+) -> Plan:
     """Read a preset's ``reproduce``/``claims`` blocks (after the command line's ``extra`` overrides) and
     expand its jobs over both unit sets (bad input → one-line ValueError, before anything runs)."""
     from omegaconf import OmegaConf
@@ -143,8 +145,10 @@ def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replicat
         raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(preset_names())}")
     for o in extra:
         if override_key(o).startswith("reproduce"):
-            raise ValueError(f"{o}: the reproduce block is read from the preset; on the command line use "
-                             f"seeds=10-15 replication=16-21 (unit indices), jobs=N, scale=NAME")
+            raise ValueError(
+                f"{o}: the reproduce block is read from the preset; on the command line use "
+                f"seeds=10-15 replication=16-21 (unit indices), jobs=N, scale=NAME"
+            )
     try:
         cfg = compose_config([f"experiment={preset}", *extra])
     except ValueError:
@@ -164,8 +168,10 @@ def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replicat
         raise ValueError(f"preset {preset!r}: reproduce.kind {kind!r}; valid: {', '.join(KINDS)}")
     for o in extra:  # an override of a unit would silently collapse the units into one
         if override_key(o) in (unit.key, "seed"):
-            raise ValueError(f"{o}: units are chosen with seeds=10-15 replication=16-21, not by overriding "
-                             f"{override_key(o)} (preset {preset!r}: a unit is {unit.describe()})")
+            raise ValueError(
+                f"{o}: units are chosen with seeds=10-15 replication=16-21, not by overriding "
+                f"{override_key(o)} (preset {preset!r}: a unit is {unit.describe()})"
+            )
     sets = resolve_sets(preset, rep.get("seeds"), seeds, replication)
     grid = rep.get("grid") or {}
     if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
@@ -173,18 +179,38 @@ def make_plan(preset: str, scale: str | None = None, seeds: Any = None, replicat
     fixed = [str(o) for o in (rep.get("overrides") or [])]
     clash = [k for k in [*grid, *map(override_key, fixed)] if k == unit.key]
     if clash:
-        raise ValueError(f"preset {preset!r}: reproduce.grid/overrides set the unit key {unit.key!r}; "
-                         "units come from reproduce.seeds")
+        raise ValueError(
+            f"preset {preset!r}: reproduce.grid/overrides set the unit key {unit.key!r}; " "units come from reproduce.seeds"
+        )
     scale = scale or str(rep.get("scale", "cpu"))
     points, labels = [], []
     for name in SETS:
         for combo in itertools.product(*grid.values()):
             for u in sets[name]:
-                points.append([f"experiment={preset}", f"scale={scale}", unit.override(u), *fixed,
-                               *(f"{k}={hydra_value(v)}" for k, v in zip(grid, combo))])
+                points.append(
+                    [
+                        f"experiment={preset}",
+                        f"scale={scale}",
+                        unit.override(u),
+                        *fixed,
+                        *(f"{k}={hydra_value(v)}" for k, v in zip(grid, combo)),
+                    ]
+                )
                 labels.append((name, u))
-    return Plan(preset, scale, unit, sets, points, labels, claims, figures,
-                float(rep.get("train_loss_ratio", DEFAULT_TRAIN_LOSS_RATIO)), rep.get("budget_min"), preset_header(preset), kind)
+    return Plan(
+        preset,
+        scale,
+        unit,
+        sets,
+        points,
+        labels,
+        claims,
+        figures,
+        float(rep.get("train_loss_ratio", DEFAULT_TRAIN_LOSS_RATIO)),
+        rep.get("budget_min"),
+        preset_header(preset),
+        kind,
+    )
 
 
 # ----------------------------------------------------------------------------- running the jobs
@@ -209,9 +235,14 @@ def run_point(overrides: Sequence[str], run_dir: str) -> dict[str, Any]:
     entry: dict[str, Any] = {"started": t}
     try:
         res = run_analysis(compose_point(overrides), Path(run_dir), progress=False)
-        entry.update(status="cached" if res.get("cached") else "ran", job_dir=res["job_dir"], job=res["job"],
-                     elapsed_s=res.get("elapsed_s"), torch_threads=res.get("torch_threads"),
-                     code_version=res.get("code_version"))
+        entry.update(
+            status="cached" if res.get("cached") else "ran",
+            job_dir=res["job_dir"],
+            job=res["job"],
+            elapsed_s=res.get("elapsed_s"),
+            torch_threads=res.get("torch_threads"),
+            code_version=res.get("code_version"),
+        )
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one failed job is listed, the rest go on
@@ -243,8 +274,14 @@ def _describe(overrides: Sequence[str]) -> str:
     return " ".join(o for o in overrides if not o.startswith(("experiment=", "scale=")))
 
 
-def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: int = 1, echo: Callable[[str], None] = print,
-              threads: int = 1) -> list[PresetRun]:
+def run_plans(
+    plans: Sequence[Plan],
+    extra: Sequence[str],
+    out_dir: Path,
+    jobs: int = 1,
+    echo: Callable[[str], None] = print,
+    threads: int = 1,
+) -> list[PresetRun]:
     """Run every point of every plan: in this process (``jobs=1``) or in ``jobs`` worker processes at ``threads``
     torch threads each. Entries are stored by point, so the report does not depend on the schedule."""
     tasks = [(k, i) for k, plan in enumerate(plans) for i in range(len(plan.points))]
@@ -252,9 +289,11 @@ def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: 
     done = {k: 0 for k in range(len(plans))}
     for plan in plans:
         per = {n: len(plan.seeds[n]) for n in SETS}
-        echo(f"[{plan.preset}] {len(plan.points)} job(s) at scale={plan.scale}: unit = {plan.unit.describe()}, discovery "
-             f"{plan.seeds['discovery']}, replication {plan.seeds['replication']} ({per['discovery']}+{per['replication']} units)"
-             + (f" (budget ~{plan.budget_min} min)" if plan.budget_min else ""))
+        echo(
+            f"[{plan.preset}] {len(plan.points)} job(s) at scale={plan.scale}: unit = {plan.unit.describe()}, discovery "
+            f"{plan.seeds['discovery']}, replication {plan.seeds['replication']} ({per['discovery']}+{per['replication']} units)"
+            + (f" (budget ~{plan.budget_min} min)" if plan.budget_min else "")
+        )
 
     def args(k: int, i: int) -> tuple[list[str], str]:
         plan = plans[k]
@@ -268,8 +307,10 @@ def run_plans(plans: Sequence[Plan], extra: Sequence[str], out_dir: Path, jobs: 
         runs[k].jobs[i] = {"overrides": overrides, "set": name, "unit": u, **entry}
         done[k] += 1
         tail = entry.get("reason") if entry["status"] == "failed" else Path(entry["job_dir"]).name
-        echo(f"[{plan.preset}] {done[k]}/{len(plan.points)} {name} {_describe(plan.points[i]) or 'default'}: "
-             f"{entry['status']} in {entry['wall_s']:.1f}s ({tail})")
+        echo(
+            f"[{plan.preset}] {done[k]}/{len(plan.points)} {name} {_describe(plan.points[i]) or 'default'}: "
+            f"{entry['status']} in {entry['wall_s']:.1f}s ({tail})"
+        )
 
     if jobs <= 1:
         import torch
@@ -294,8 +335,9 @@ def _run_pool(tasks, args, record, jobs: int, threads: int = 1) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker, initargs=(threads,)
+    ) as pool:
         futures = {pool.submit(run_point, *args(k, i)): (k, i) for k, i in tasks}
         try:
             for fut in as_completed(futures):
@@ -304,8 +346,13 @@ def _run_pool(tasks, args, record, jobs: int, threads: int = 1) -> None:
                     entry = fut.result()
                 except BrokenProcessPool as err:  # a worker died (killed, out of memory): its job is failed, not lost
                     now = time.time()
-                    entry = {"status": "failed", "reason": f"worker process died: {err}"[:500], "started": now, "finished": now,
-                             "wall_s": 0.0}
+                    entry = {
+                        "status": "failed",
+                        "reason": f"worker process died: {err}"[:500],
+                        "started": now,
+                        "finished": now,
+                        "wall_s": 0.0,
+                    }
                 record(k, i, entry)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -361,8 +408,15 @@ def environment(jobs: int, threads: int = 1) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"torch": torch.__version__, "torch_threads": threads, "jobs": jobs, "cpu": cpu, "cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "torch": torch.__version__,
+        "torch_threads": threads,
+        "jobs": jobs,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -382,8 +436,10 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
         try:
             base = compose_point(plan.points[0] + list(a.extra))
         except Exception as err:  # a bad override or scale: one line, before anything runs
-            raise ValueError(f"preset {plan.preset!r}: cannot compose its jobs ({' '.join(plan.points[0][1:] + list(a.extra))}): "
-                             f"{str(err).splitlines()[0]}") from None
+            raise ValueError(
+                f"preset {plan.preset!r}: cannot compose its jobs ({' '.join(plan.points[0][1:] + list(a.extra))}): "
+                f"{str(err).splitlines()[0]}"
+            ) from None
     out_dir = Path(base.get("paths", {}).get("output_root") or compose_config([]).paths.output_root) / "reproduce"
     jobs = a.jobs or os.cpu_count() or 1
     t0 = time.time()
@@ -392,9 +448,12 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
     for run in runs:
         sections.append(build_preset_report(run, out_dir))
         for c in sections[-1]["claims"]:
-            sets = "; ".join(f"{n} {s['verdict']} ({fmt((s.get('estimate') or {}).get('value'))} "
-                             f"[{fmt((s.get('estimate') or {}).get('lo'))}, {fmt((s.get('estimate') or {}).get('hi'))}], "
-                             f"n = {fmt((s.get('estimate') or {}).get('n'))})" for n, s in c["sets"].items())
+            sets = "; ".join(
+                f"{n} {s['verdict']} ({fmt((s.get('estimate') or {}).get('value'))} "
+                f"[{fmt((s.get('estimate') or {}).get('lo'))}, {fmt((s.get('estimate') or {}).get('hi'))}], "
+                f"n = {fmt((s.get('estimate') or {}).get('n'))})"
+                for n, s in c["sets"].items()
+            )
             echo(f"[{run.plan.preset}] claim {c['id']}: {c['verdict']} — {sets}")
     report = write_report(sections, out_dir, list(argv), environment(jobs, a.threads), round(time.time() - t0, 2))
     counts = "; ".join(f"{kind}: " + ", ".join(f"{v} {k}" for k, v in c.items()) for kind, c in report["summary"].items())

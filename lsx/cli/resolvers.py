@@ -1,4 +1,5 @@
 """OmegaConf resolvers used by the Hydra configs (registered on import of the entry points)."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Writes the run directory contract (config.yaml, results.json, learning-curve plot, DONE) and
 points to the cached checkpoints. Sweep ``seed=0,1,2 -m`` to get independent optima.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -41,11 +42,20 @@ def run_training_job(cfg: DictConfig) -> dict:
                 shutil.copyfile(drawn, tmp)
         artifacts["learning_curve"] = "learning_curve.png"
     results = write_results(
-        run_dir, "train", c, run.summary, artifacts,
+        run_dir,
+        "train",
+        c,
+        run.summary,
+        artifacts,
         # torch_threads: what trained the weights (a cache hit may run at another count, recorded beside it)
-        extra={"training_run": str(run.run_dir), "config_hash": run.config_hash, "cached": cached,
-               "torch_threads": run.torch_threads, "torch_threads_this_process": torch_threads(),
-               "checkpoints": {str(k): str(v) for k, v in run.checkpoints.items()}},
+        extra={
+            "training_run": str(run.run_dir),
+            "config_hash": run.config_hash,
+            "cached": cached,
+            "torch_threads": run.torch_threads,
+            "torch_threads_this_process": torch_threads(),
+            "checkpoints": {str(k): str(v) for k, v in run.checkpoints.items()},
+        },
     )
     if cached:
         from lsx.tracking.wandb_log import relog_training

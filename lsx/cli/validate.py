@@ -4,6 +4,7 @@ Why here and not where each value is used: a bad value found after training (or 
 surface was evaluated) costs the researcher the run and leaves half-made cache directories.
 Each check raises ``ValueError`` with one line naming the key, the value and what is valid.
 """
+
 from __future__ import annotations
 
 import logging
@@ -139,8 +140,14 @@ def _warn_schedule(c: dict[str, Any]) -> None:
     sched, epochs = c.get("scheduler") or {}, (c.get("training") or {}).get("epochs")
     if sched.get("name") == "step" and _is_int(epochs) and sched.get("milestones"):
         if min(int(m) for m in sched["milestones"]) >= epochs:
-            log.warning("scheduler.milestones %s are all >= training.epochs=%d: the learning rate never drops "
-                        "(e.g. scheduler.milestones=[%d,%d])", list(sched["milestones"]), epochs, epochs // 2, 3 * epochs // 4)
+            log.warning(
+                "scheduler.milestones %s are all >= training.epochs=%d: the learning rate never drops "
+                "(e.g. scheduler.milestones=[%d,%d])",
+                list(sched["milestones"]),
+                epochs,
+                epochs // 2,
+                3 * epochs // 4,
+            )
 
 
 def trainer_keys() -> list[str]:
@@ -192,7 +199,9 @@ def _check_precision(precision: Any, accel: str) -> None:
     if p.startswith("16") and not gpu:
         raise ValueError(f"trainer.precision={p} needs a CUDA GPU (fp16); on CPU use bf16-mixed or 32-true")
     if p.startswith("bf16") and gpu and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"trainer.precision={p}: this GPU ({torch.cuda.get_device_name()}) has no bfloat16; use 16-mixed or 32-true")
+        raise ValueError(
+            f"trainer.precision={p}: this GPU ({torch.cuda.get_device_name()}) has no bfloat16; use 16-mixed or 32-true"
+        )
 
 
 def _check_grids(a: dict[str, Any]) -> None:
@@ -204,7 +213,10 @@ def _check_grids(a: dict[str, Any]) -> None:
             axis_from_spec(spec, name=f"analysis.{key}")
     center = a.get("center_ckpt")
     if center and not Path(str(center)).is_file():
-        raise ValueError(f"analysis.center_ckpt: no checkpoint file at {center} (give an lsx epoch_*.pt or a state dict: .pt, .safetensors, Lightning .ckpt)")
+        raise ValueError(
+            f"analysis.center_ckpt: no checkpoint file at {center} "
+            "(give an lsx epoch_*.pt or a state dict: .pt, .safetensors, Lightning .ckpt)"
+        )
     sides = [k for k in ("x", "y") if isinstance(a.get(k), dict)]
     if len(sides) == 2:
         for k in sides:

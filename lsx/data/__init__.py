@@ -1,4 +1,5 @@
 """Data modules by name, so configs can say ``data=digits``."""
+
 from __future__ import annotations
 
 from .base import LandscapeSubset, TensorDataModule

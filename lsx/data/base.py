@@ -5,6 +5,7 @@ float32), and tensors make the landscape evaluator's repeated passes cheap. Spli
 landscape subset come from their own seeds, independent of the training seed, so every
 optimum of a sweep and every analysis job sees exactly the same examples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ class TensorDataModule(L.LightningDataModule):
         dims = tuple(int(d) for d in x.shape[1:])
         if len(dims) > 3:
             raise ValueError(f"data {self.name!r}: inputs of shape {tuple(x.shape)} have more than 3 dimensions per example")
-        c, h, w = (1, 1, 1, *dims)[len(dims):] if len(dims) < 2 else ((dims[0], 1, dims[1]) if len(dims) == 2 else dims)
+        c, h, w = (1, 1, 1, *dims)[len(dims) :] if len(dims) < 2 else ((dims[0], 1, dims[1]) if len(dims) == 2 else dims)
         return DataShape(c, h, w, int(self._num_classes))
 
     def landscape_subset(self) -> LandscapeSubset:
@@ -176,8 +177,13 @@ class TensorDataModule(L.LightningDataModule):
             return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers)
         # no augmentation: a batch is one slice x[indices] (same sampler, same batches, no per-example
         # indexing and re-stacking — ~8% of a small model's training step)
-        return DataLoader(SlicedTensorDataset(x, y), batch_size=batch_size, sampler=sampler,
-                          num_workers=self.num_workers, collate_fn=_already_batched)
+        return DataLoader(
+            SlicedTensorDataset(x, y),
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=_already_batched,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size)

@@ -10,6 +10,7 @@ What the target may return: a ``Dataset`` of ``(x, y)`` items (a test split of `
 loaders' datasets). Keys of the data config that lsx uses (batch sizes, splits, landscape subset, ``test_fraction``,
 ``num_classes``, ``name``) are not passed to the target; every other key is.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -21,14 +22,20 @@ import torch
 from .base import Arrays, TensorDataModule
 
 _LSX_KEYS = set(inspect.signature(TensorDataModule.__init__).parameters) - {"self", "unused"} | {
-    "test_fraction", "num_classes", "name", "_target_"}
+    "test_fraction",
+    "num_classes",
+    "name",
+    "_target_",
+}
 
 
 def _stack(ds: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) arrays of every item of a map-style dataset."""
     if isinstance(ds, torch.utils.data.IterableDataset) or not hasattr(ds, "__len__") or not hasattr(ds, "__getitem__"):
-        raise ValueError(f"data._target_ {what}: {type(ds).__name__} is not a map-style Dataset (needs __len__ and "
-                         "__getitem__ returning (x, y)); lsx reads every example once into tensors")
+        raise ValueError(
+            f"data._target_ {what}: {type(ds).__name__} is not a map-style Dataset (needs __len__ and "
+            "__getitem__ returning (x, y)); lsx reads every example once into tensors"
+        )
     if len(ds) == 0:
         raise ValueError(f"data._target_ {what}: the dataset is empty")
     items = [ds[i] for i in range(len(ds))]
@@ -55,8 +62,10 @@ def _datasets(obj: Any) -> tuple[Any, Any | None]:
         return train, test
     if isinstance(obj, Mapping):
         if "train" not in obj:
-            raise ValueError(f"data._target_ returned a dict without 'train' (keys: {', '.join(map(str, obj))}); "
-                             "valid: {'train': Dataset, 'test': Dataset}")
+            raise ValueError(
+                f"data._target_ returned a dict without 'train' (keys: {', '.join(map(str, obj))}); "
+                "valid: {'train': Dataset, 'test': Dataset}"
+            )
         return obj["train"], obj.get("test")
     return obj, None
 

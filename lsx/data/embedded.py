@@ -1,4 +1,5 @@
 """Datasets that need no download: sklearn digits, MNIST-1D (generated) and synthetic images."""
+
 from __future__ import annotations
 
 import numpy as np

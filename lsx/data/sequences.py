@@ -6,6 +6,7 @@ first target (the second token) depends on the unseen step and cannot be predict
 the two tokens before it, so the loss floor is about ln(len(steps)) / (seq_len - 1) per token, and a model that
 learned the rule gets next-token accuracy near (seq_len - 2) / (seq_len - 1) and above.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,11 +17,14 @@ from torch.utils.data import Dataset
 class RuleSequences(Dataset):
     """``num`` progressions (x, y) of length ``seq_len`` - 1, generated from ``seed``."""
 
-    def __init__(self, num: int, seq_len: int = 12, vocab_size: int = 16, steps: tuple[int, ...] = (1, 2, 3),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, num: int, seq_len: int = 12, vocab_size: int = 16, steps: tuple[int, ...] = (1, 2, 3), seed: int = 0
+    ) -> None:
         if seq_len < 3 or vocab_size < 2 or num < 1 or not steps:
-            raise ValueError(f"RuleSequences needs num >= 1, seq_len >= 3, vocab_size >= 2 and steps, got "
-                             f"num={num}, seq_len={seq_len}, vocab_size={vocab_size}, steps={steps}")
+            raise ValueError(
+                f"RuleSequences needs num >= 1, seq_len >= 3, vocab_size >= 2 and steps, got "
+                f"num={num}, seq_len={seq_len}, vocab_size={vocab_size}, steps={steps}"
+            )
         rng = np.random.default_rng(seed)
         start = rng.integers(0, vocab_size, num)
         step = np.asarray(steps)[rng.integers(0, len(steps), num)]
@@ -36,8 +40,14 @@ class RuleSequences(Dataset):
         return self.x[i], self.y[i]
 
 
-def rule_sequences(num_train: int = 2000, num_test: int = 500, seq_len: int = 12, vocab_size: int = 16,
-                   steps: tuple[int, ...] = (1, 2, 3), generator_seed: int = 0) -> dict[str, RuleSequences]:
+def rule_sequences(
+    num_train: int = 2000,
+    num_test: int = 500,
+    seq_len: int = 12,
+    vocab_size: int = 16,
+    steps: tuple[int, ...] = (1, 2, 3),
+    generator_seed: int = 0,
+) -> dict[str, RuleSequences]:
     """Train and test sets of :class:`RuleSequences` from disjoint generator streams."""
     make = lambda n, s: RuleSequences(n, seq_len, vocab_size, tuple(steps), s)  # noqa: E731
     return {"train": make(num_train, generator_seed * 2), "test": make(num_test, generator_seed * 2 + 1)}

@@ -4,6 +4,7 @@ torchvision is optional (on these CPU machines PyPI's torchvision is a CUDA buil
 breaks imports), so it is imported only here, only when such a dataset is asked for, and
 every failure becomes one message that says how to get the data.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,7 +56,7 @@ class TorchvisionDataModule(TensorDataModule):
         except Exception as err:
             raise DatasetUnavailable(
                 f"{self.name} not found under {Path(self.root).resolve()} ({err}). Put the torchvision "
-                f"copy there (e.g. on a machine with network: `python -c \"import torchvision; "
+                f'copy there (e.g. on a machine with network: `python -c "import torchvision; '
                 f"torchvision.datasets.{cls_name}('{self.root}', download=True)\"`), set data.root=..., "
                 "or pass data.download=true where there is network."
             ) from None

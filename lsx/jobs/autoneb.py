@@ -11,6 +11,7 @@ in examples of the full test split and the report can say what one example is wo
 says, a pair's saddle value of each metric is that metric's maximum along the final path (the train loss's
 argmax is kept as ``test_loss_at_train_saddle``); ``chance_loss`` = ln C is note 1's loss of an untrained net.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,10 +25,10 @@ from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams, functional_loss
 from lsx.landscape.paths.autoneb import auto_neb, check_schedule, evaluate_path
 from lsx.landscape.paths.explore import LandscapeExploration, load_pair, pair_path
+from lsx.landscape.permutation.align import align_checkpoints
 from lsx.plots.common import save_figure
 from lsx.plots.surfaces import plot_surface_views
 from lsx.utils.io import atomic_write_json
-from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
@@ -88,13 +89,26 @@ def run(ctx: JobContext) -> JobOutput:
         def report(c: int, pivots: torch.Tensor, entry: dict) -> None:
             # one line per cycle: paper-scale pairs take hours, and SLURM logs show no tqdm bars
             if ctx.progress:
-                print(f"AutoNEB {seeds[i]}-{seeds[j]} cycle {c + 1}/{len(schedule)}: {entry['steps']} steps at lr "
-                      f"{entry['lr']:g}, {len(pivots)} pivots (+{entry['inserted']}), max train loss "
-                      f"{entry['saddle_energy']:.4g}", flush=True)
+                print(
+                    f"AutoNEB {seeds[i]}-{seeds[j]} cycle {c + 1}/{len(schedule)}: {entry['steps']} steps at lr "
+                    f"{entry['lr']:g}, {len(pivots)} pivots (+{entry['inserted']}), max train loss "
+                    f"{entry['saddle_energy']:.4g}",
+                    flush=True,
+                )
 
-        mep = auto_neb(loss_fn, minima[i], minima[j], schedule, num_pivots=int(a["num_pivots"]), energy_fn=energy_fn,
-                       insert_fraction=float(a["insert_fraction"]), num_between=int(a["num_between"]),
-                       max_pivots=a.get("max_pivots"), weight_decay=float(a["weight_decay"]), on_cycle=report)
+        mep = auto_neb(
+            loss_fn,
+            minima[i],
+            minima[j],
+            schedule,
+            num_pivots=int(a["num_pivots"]),
+            energy_fn=energy_fn,
+            insert_fraction=float(a["insert_fraction"]),
+            num_between=int(a["num_between"]),
+            max_pivots=a.get("max_pivots"),
+            weight_decay=float(a["weight_decay"]),
+            on_cycle=report,
+        )
         if mep.nan_count:
             print(f"AutoNEB {i}-{j}: {mep.nan_count} NaN/inf losses during the cycles (path kept)")
         return mep.saddle_energy, mep
@@ -102,8 +116,9 @@ def run(ctx: JobContext) -> JobOutput:
     min_energies = [energy_fn(m) for m in minima]
     for c, e in zip(ckpts, min_energies):
         record_centre_loss(ctx, c, "upbn" if bn else "keep", e)
-    exploration = LandscapeExploration(minima, connect, ctx.path("pairs"), max_connections=a.get("max_connections"),
-                                       minima_energies=min_energies)
+    exploration = LandscapeExploration(
+        minima, connect, ctx.path("pairs"), max_connections=a.get("max_connections"), minima_energies=min_energies
+    )
     exploration.run()
 
     def full_metrics(theta: torch.Tensor) -> dict[str, float]:
@@ -112,7 +127,7 @@ def run(ctx: JobContext) -> JobOutput:
 
     rows, arts = [], {}
     mst_pairs = {(u, v) for u, v, _ in exploration.mst()}
-    for (i, j) in sorted(exploration.edges):
+    for i, j in sorted(exploration.edges):
         d = load_pair(pair_path(ctx.path("pairs"), (i, j)))
         pivots = torch.as_tensor(d["pivots"], dtype=minima[0].dtype)
         path = evaluate_path(pivots, full_metrics, int(a["dense_between"]))
@@ -150,15 +165,41 @@ def run(ctx: JobContext) -> JobOutput:
     mst_rows = [r for r in rows if r["in_mst"]]
     # Table 1 note 1: "the average loss for an untrained network", −log(1/C) for the cross-entropy loss
     chance_loss = float(np.log(dm.shape.num_classes))
-    table = dict(_table(mst_rows), table_pairs=len(mst_rows), table_data=table_data, test_examples=n_test,
-                 test_error_per_example=1.0 / n_test, chance_loss=chance_loss)
+    table = dict(
+        _table(mst_rows),
+        table_pairs=len(mst_rows),
+        table_data=table_data,
+        test_examples=n_test,
+        test_error_per_example=1.0 / n_test,
+        chance_loss=chance_loss,
+    )
     atomic_write_json(ctx.path("table1.json"), {"pairs": rows, "summary": table, "exploration": exploration.summary()})
     arts["table"] = "table1.json"
-    per_pair = [{k: r[k] for k in ("pair", "train_loss_minima", "train_loss_saddle", "saddle_minimum_factor",
-                                   "test_loss_minima", "test_loss_saddle", "test_error_minima", "test_error_saddle",
-                                   "test_error_rise", "linear_max_train_loss")} for r in mst_rows]
-    metrics = dict(table, known_pairs=len(exploration.edges), complete=exploration.complete,
-                   mst=[[seeds[u], seeds[v], e] for u, v, e in exploration.mst()], mst_pairs=per_pair)
+    per_pair = [
+        {
+            k: r[k]
+            for k in (
+                "pair",
+                "train_loss_minima",
+                "train_loss_saddle",
+                "saddle_minimum_factor",
+                "test_loss_minima",
+                "test_loss_saddle",
+                "test_error_minima",
+                "test_error_saddle",
+                "test_error_rise",
+                "linear_max_train_loss",
+            )
+        }
+        for r in mst_rows
+    ]
+    metrics = dict(
+        table,
+        known_pairs=len(exploration.edges),
+        complete=exploration.complete,
+        mst=[[seeds[u], seeds[v], e] for u, v, e in exploration.mst()],
+        mst_pairs=per_pair,
+    )
     return JobOutput(metrics, arts)
 
 
@@ -173,11 +214,15 @@ def _table(rows: list[dict]) -> dict:
     """Draxler Table 1 over the given (MST) pairs: means at minima and saddles, factor, error rise."""
     m = lambda k: float(np.mean([r[k] for r in rows]))  # noqa: E731
     return {
-        "train_loss_minima": m("train_loss_minima"), "train_loss_saddle": m("train_loss_saddle"),
+        "train_loss_minima": m("train_loss_minima"),
+        "train_loss_saddle": m("train_loss_saddle"),
         "saddle_minimum_factor": m("train_loss_saddle") / max(m("train_loss_minima"), 1e-12),
-        "test_loss_minima": m("test_loss_minima"), "test_loss_saddle": m("test_loss_saddle"),
-        "test_error_minima": m("test_error_minima"), "test_error_rise": m("test_error_saddle") - m("test_error_minima"),
-        "linear_max_train_loss": m("linear_max_train_loss"), "linear_max_test_loss": m("linear_max_test_loss"),
+        "test_loss_minima": m("test_loss_minima"),
+        "test_loss_saddle": m("test_loss_saddle"),
+        "test_error_minima": m("test_error_minima"),
+        "test_error_rise": m("test_error_saddle") - m("test_error_minima"),
+        "linear_max_train_loss": m("linear_max_train_loss"),
+        "linear_max_test_loss": m("linear_max_test_loss"),
     }
 
 
@@ -215,11 +260,21 @@ def _plane(ctx, a, ckpt, ti, tj, pivots, name) -> dict:
     X, Y = np.meshgrid(x, y)
     p = load_point(ckpt, "keep")
     p.theta = ti
-    res = evaluate_points(ctx, p, torch.stack([e1, e2]), np.stack([X.ravel(), Y.ravel()], 1), f"{name}_plane.h5",
-                          {"kind": "autoneb_plane", "pair": name}, "upbn" if has_batchnorm(p.model) else "keep", None, 50)
+    res = evaluate_points(
+        ctx,
+        p,
+        torch.stack([e1, e2]),
+        np.stack([X.ravel(), Y.ravel()], 1),
+        f"{name}_plane.h5",
+        {"kind": "autoneb_plane", "pair": name},
+        "upbn" if has_batchnorm(p.model) else "keep",
+        None,
+        50,
+    )
     loss = np.asarray(res["train_loss"]).reshape(n, n)
-    plot_surface_views(x, y, loss, ctx.job_dir, f"{name}_plane", "train loss", log=True,
-                       points={"A": (0.0, 0.0), "B": (float(u.norm()), 0.0)})
+    plot_surface_views(
+        x, y, loss, ctx.job_dir, f"{name}_plane", "train loss", log=True, points={"A": (0.0, 0.0), "B": (float(u.norm()), 0.0)}
+    )
     # draw the path on the filled contour
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     cf = ax.contourf(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=30, cmap="viridis")

@@ -5,6 +5,7 @@ by a hash of the resolved job config (Dora-style): relaunching a finished job is
 a killed job resumes inside the same directory: its data store skips finished points, and
 long loops store each finished item with :meth:`JobContext.stage`.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -189,8 +190,11 @@ class JobContext:
         old = self.analysis_losses.get(run_dir)
         if old is not None and old["analysis_epoch"] > int(checkpoint.epoch):
             return
-        self.analysis_losses[run_dir] = {"analysis_train_loss": float(train_loss), "analysis_bn": str(bn),
-                                         "analysis_epoch": int(checkpoint.epoch)}
+        self.analysis_losses[run_dir] = {
+            "analysis_train_loss": float(train_loss),
+            "analysis_bn": str(bn),
+            "analysis_epoch": int(checkpoint.epoch),
+        }
 
     def path(self, name: str) -> Path:
         return self.job_dir / name
@@ -205,8 +209,7 @@ class JobContext:
         if self.sharded:  # rank 0's stage on every rank; computed by all (in step), saved by rank 0
             from lsx.distributed import shared_stage
 
-            return shared_stage(path, compute, lambda: torch.load(path, weights_only=False),
-                                lambda v: atomic_torch_save(v, path))
+            return shared_stage(path, compute, lambda: torch.load(path, weights_only=False), lambda v: atomic_torch_save(v, path))
         if path.exists():
             try:
                 return torch.load(path, weights_only=False)

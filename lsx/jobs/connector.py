@@ -1,5 +1,6 @@
 """``analysis=connector`` and ``analysis=mconnector``: low-loss connectors between trained optima
 (Fort & Jastrzebski Sec. 4.2–4.3, Fig. 3 and Fig. 4)."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -17,8 +18,8 @@ from lsx.landscape.paths.connectors import (
     short_threshold,
     two_block_at_equal_lag,
 )
-from lsx.plots.common import integer_ticks, save_figure
 from lsx.landscape.permutation.align import align_checkpoints
+from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import record_centre_loss, same_architecture
@@ -83,17 +84,26 @@ def _network(ctx: JobContext, seeds: list[int]):
         with torch.no_grad():
             return float(full_eval(theta))
 
-    facts = {"eval_split": a.get("eval_split", "heldout"), "eval_examples": int(len(ex)), "hessian_examples": n_h,
-             "optimization_examples": int(len(tx)), "eval_examples_in_optimization_data": shared_examples(tx, ex),
-             "optima_train_loss": [float(r.summary.get("train_loss", float("nan"))) for r in runs],
-             "optima_test_acc": [float(r.summary.get("test_acc", float("nan"))) for r in runs]}
+    facts = {
+        "eval_split": a.get("eval_split", "heldout"),
+        "eval_examples": int(len(ex)),
+        "hessian_examples": n_h,
+        "optimization_examples": int(len(tx)),
+        "eval_examples_in_optimization_data": shared_examples(tx, ex),
+        "optima_train_loss": [float(r.summary.get("train_loss", float("nan"))) for r in runs],
+        "optima_test_acc": [float(r.summary.get("test_acc", float("nan"))) for r in runs],
+    }
     return optima, step_loss, eval_loss, hess_loss, ev, facts
 
 
 def _short_threshold(ctx: JobContext, hess_loss, reference: torch.Tensor) -> tuple[float, float]:
     sd = ctx.analysis["short_directions"]
-    return ctx.stage("short_threshold", lambda: short_threshold(
-        hess_loss, reference, sd.get("threshold_mode", "relative"), float(sd["threshold"]), int(sd.get("seed", 0))))
+    return ctx.stage(
+        "short_threshold",
+        lambda: short_threshold(
+            hess_loss, reference, sd.get("threshold_mode", "relative"), float(sd["threshold"]), int(sd.get("seed", 0))
+        ),
+    )
 
 
 def robustness_thresholds(ctx: JobContext, threshold: float) -> tuple[list[float], list[float]]:
@@ -115,8 +125,10 @@ def threshold_metrics(ctx: JobContext, settings: list[float], saturated: np.ndar
     k_max (``saturated``: (T, …) flags); the ``*_by_threshold`` lists are aligned with
     ``short_directions_thresholds``, and a claim drops a threshold's value where any count saturated."""
     sat = np.asarray(saturated).reshape(len(settings) + 1, -1)
-    return {"short_directions_thresholds": [float(ctx.analysis["short_directions"]["threshold"])] + [float(v) for v in settings],
-            "short_directions_saturated_by_threshold": [int(np.sum(r)) for r in sat]}
+    return {
+        "short_directions_thresholds": [float(ctx.analysis["short_directions"]["threshold"])] + [float(v) for v in settings],
+        "short_directions_saturated_by_threshold": [int(np.sum(r)) for r in sat],
+    }
 
 
 @register_job("connector")
@@ -129,9 +141,19 @@ def run_connector(ctx: JobContext) -> JobOutput:
     if torch.equal(optima[0], optima[1]):
         raise ValueError("the two optima are identical; a connector needs two different points")
     res = low_loss_connector(
-        step_loss, optima[0], optima[1], num_segments=int(a["num_segments"]), steps=int(a["steps"]), lr=float(a["lr"]),
-        optimizer=a["optimizer"], points_per_segment=int(a["points_per_segment"]), eval_loss_fn=eval_loss,
-        metrics_fn=ev.evaluate_at, predict_fn=ev.predict, progress=ctx.progress, memo=ctx.memo("connector_"),
+        step_loss,
+        optima[0],
+        optima[1],
+        num_segments=int(a["num_segments"]),
+        steps=int(a["steps"]),
+        lr=float(a["lr"]),
+        optimizer=a["optimizer"],
+        points_per_segment=int(a["points_per_segment"]),
+        eval_loss_fn=eval_loss,
+        metrics_fn=ev.evaluate_at,
+        predict_fn=ev.predict,
+        progress=ctx.progress,
+        memo=ctx.memo("connector_"),
     )
     for w in res.warnings:
         print(f"connector warning: {w}")
@@ -165,8 +187,12 @@ def run_connector(ctx: JobContext) -> JobOutput:
     metrics["min_test_acc_connector"] = float(np.nanmin(res.connector["metric/test_acc"]))
     metrics["optima_label_disagreement"] = float(1.0 - res.linear["agree_with_1"][0])
     blocks = two_block_at_equal_lag(res.cosines)
-    metrics.update(two_block_lags=blocks["lags"], two_block_within_by_lag=blocks["within"],
-                   two_block_across_by_lag=blocks["across"], two_block_relative_contrast=blocks["relative_contrast"])
+    metrics.update(
+        two_block_lags=blocks["lags"],
+        two_block_within_by_lag=blocks["within"],
+        two_block_across_by_lag=blocks["across"],
+        two_block_relative_contrast=blocks["relative_contrast"],
+    )
     for key in ("connector", "linear"):
         d = getattr(res, key)
         lab = label_change_by_half(res.t, d["agree_with_0"], d["agree_with_1"])
@@ -178,17 +204,28 @@ def run_connector(ctx: JobContext) -> JobOutput:
     if a["short_directions"]["enabled"]:
         thr, lam = _short_threshold(ctx, hess_loss, optima[0])
         settings, levels = robustness_thresholds(ctx, thr)
-        sd = ctx.stage("short_directions", lambda: short_directions_along_path(
-            hess_loss, res.points, thr, int(a["short_directions"]["k_max"]), more_thresholds=levels))
-        save.update({"short_t": sd["t"], "short_count": np.asarray(sd["count"]), "short_loss": sd["loss"],
-                     "short_counts_by_threshold": np.asarray(sd["counts"])})
+        sd = ctx.stage(
+            "short_directions",
+            lambda: short_directions_along_path(
+                hess_loss, res.points, thr, int(a["short_directions"]["k_max"]), more_thresholds=levels
+            ),
+        )
+        save.update(
+            {
+                "short_t": sd["t"],
+                "short_count": np.asarray(sd["count"]),
+                "short_loss": sd["loss"],
+                "short_counts_by_threshold": np.asarray(sd["counts"]),
+            }
+        )
         _plot_short_path(sd, thr, lam, ctx)
         arts["short_directions"] = "short_directions_path.png"
         metrics.update(short_path_metrics(sd["count"], sd["loss"], sd["saturated"], thr, lam))
         metrics.update(threshold_metrics(ctx, settings, sd["saturated_by_threshold"]))
         metrics["short_directions_gain_by_threshold"] = [
             short_path_metrics(c, sd["loss"], sat, thr, lam)["short_directions_gain"]
-            for c, sat in zip(sd["counts"], sd["saturated_by_threshold"])]
+            for c, sat in zip(sd["counts"], sd["saturated_by_threshold"])
+        ]
     np.savez(ctx.path("connector.npz"), **save)
     arts["data"] = "connector.npz"
     return JobOutput(metrics, arts)
@@ -202,8 +239,7 @@ def path_metrics(linear_loss: np.ndarray, connector_loss: np.ndarray) -> dict[st
     ends = 0.5 * (float(linear_loss[0]) + float(linear_loss[-1]))
     b_lin = float(np.nanmax(linear_loss)) - ends
     b_con = float(np.nanmax(connector_loss)) - ends
-    return {"barrier_linear": b_lin, "barrier_connector": b_con,
-            "barrier_ratio": b_con / b_lin if b_lin > 0 else float("nan")}
+    return {"barrier_linear": b_lin, "barrier_connector": b_con, "barrier_ratio": b_con / b_lin if b_lin > 0 else float("nan")}
 
 
 def short_path_metrics(count: np.ndarray, loss: np.ndarray, saturated: np.ndarray, threshold: float, lam: float) -> dict:
@@ -211,10 +247,16 @@ def short_path_metrics(count: np.ndarray, loss: np.ndarray, saturated: np.ndarra
     count = np.asarray(count, dtype=float)
     mid = int(np.argmin(np.abs(np.linspace(0, 1, len(count)) - 0.5)))
     ends = 0.5 * (count[0] + count[-1])
-    return {"short_directions_along_path": [int(c) for c in count], "short_directions_loss": [float(v) for v in loss],
-            "short_directions_middle": float(count[mid]), "short_directions_ends": float(ends),
-            "short_directions_gain": float(count[mid] - ends), "short_directions_saturated": int(np.sum(saturated)),
-            "short_threshold": float(threshold), "reference_top_eigenvalue": float(lam)}
+    return {
+        "short_directions_along_path": [int(c) for c in count],
+        "short_directions_loss": [float(v) for v in loss],
+        "short_directions_middle": float(count[mid]),
+        "short_directions_ends": float(ends),
+        "short_directions_gain": float(count[mid] - ends),
+        "short_directions_saturated": int(np.sum(saturated)),
+        "short_threshold": float(threshold),
+        "reference_top_eigenvalue": float(lam),
+    }
 
 
 def _plot_short_path(sd: dict, thr: float, lam: float, ctx: JobContext) -> None:
@@ -227,8 +269,9 @@ def _plot_short_path(sd: dict, thr: float, lam: float, ctx: JobContext) -> None:
     ax2.plot(sd["t"], sd["loss"], "s:", color="tab:red", ms=3)
     ax2.set_ylabel("held-out loss at the node", color="tab:red")
     rel = f" = {thr / lam:.3g}·λmax(θ₀)" if np.isfinite(lam) else ""
-    ax.set_title(f"short directions along the connector (Fig. 4 left), threshold {thr:.3g}{rel}, n={len(sd['count'])} nodes",
-                 fontsize=8)
+    ax.set_title(
+        f"short directions along the connector (Fig. 4 left), threshold {thr:.3g}{rel}, n={len(sd['count'])} nodes", fontsize=8
+    )
     save_figure(fig, ctx.path("short_directions_path.png"))
 
 
@@ -242,9 +285,19 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
     if len(seeds) < m + 1:
         raise ValueError(f"an m-connector with m={m} needs m+1={m + 1} optima; optima.seeds has {len(seeds)}: {seeds}")
     optima, step_loss, eval_loss, hess_loss, ev, facts = _network(ctx, seeds[: m + 1])
-    res = m_connector(step_loss, optima, m=m, num_samples=int(a["num_samples"]), seed=int(a["seed"]), steps=int(a["steps"]),
-                      lr=float(a["lr"]), optimizer=a["optimizer"], eval_loss_fn=eval_loss, progress=ctx.progress,
-                      memo=ctx.memo("mconnector_"))
+    res = m_connector(
+        step_loss,
+        optima,
+        m=m,
+        num_samples=int(a["num_samples"]),
+        seed=int(a["seed"]),
+        steps=int(a["steps"]),
+        lr=float(a["lr"]),
+        optimizer=a["optimizer"],
+        eval_loss_fn=eval_loss,
+        progress=ctx.progress,
+        memo=ctx.memo("mconnector_"),
+    )
     for w in res.warnings:
         print(f"m-connector warning: {w}")
     metrics = dict(res.summary, **facts)
@@ -263,10 +316,23 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
     if a["short_directions"]["enabled"]:
         thr, lam = _short_threshold(ctx, hess_loss, optima[0])
         settings, levels = robustness_thresholds(ctx, thr)
-        sd = ctx.stage("short_directions_vs_m", lambda: short_directions_vs_m(
-            step_loss, optima, thr, int(a["short_directions"]["k_max"]), max_m=m, seed=int(a["seed"]), steps=int(a["steps"]),
-            lr=float(a["lr"]), optimizer=a["optimizer"], hessian_loss_fn=hess_loss, eval_loss_fn=eval_loss,
-            more_thresholds=levels))
+        sd = ctx.stage(
+            "short_directions_vs_m",
+            lambda: short_directions_vs_m(
+                step_loss,
+                optima,
+                thr,
+                int(a["short_directions"]["k_max"]),
+                max_m=m,
+                seed=int(a["seed"]),
+                steps=int(a["steps"]),
+                lr=float(a["lr"]),
+                optimizer=a["optimizer"],
+                hessian_loss_fn=hess_loss,
+                eval_loss_fn=eval_loss,
+                more_thresholds=levels,
+            ),
+        )
         axes[1].plot(sd["m"], sd["count"], "o-", label="middle of the m-connector")
         axes[1].axhline(float(sd["count_at_optimum"]), color="k", ls="--", lw=0.8, label="at an optimum")
         for mm, c, loss in zip(sd["m"], sd["count"], sd["loss_mid"]):
@@ -294,8 +360,14 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         metrics["short_directions_gain_by_threshold"] = [float(row[-1] - c) for row, c in zip(sd["counts"], at_opt)]
     save_figure(fig, ctx.path("mconnector.png"))
     arts["plot"] = "mconnector.png"
-    np.savez(ctx.path("mconnector.npz"), weights=res.weights, loss_before=res.loss_before, loss_after=res.loss_after,
-             optima_loss=res.optima_loss, diverged=res.diverged)
+    np.savez(
+        ctx.path("mconnector.npz"),
+        weights=res.weights,
+        loss_before=res.loss_before,
+        loss_after=res.loss_after,
+        optima_loss=res.optima_loss,
+        diverged=res.diverged,
+    )
     arts["data"] = "mconnector.npz"
     return JobOutput(metrics, arts)
 
@@ -309,5 +381,9 @@ def hull_metrics(loss_before: np.ndarray, loss_after: np.ndarray, optima_loss: n
     base = float(np.mean(optima_loss))
     b_before = float(np.nanmax(loss_before)) - base
     b_after = float(np.nanmax(loss_after)) - base
-    return {"optima_mean_loss": base, "hull_barrier_before": b_before, "hull_barrier_after": b_after,
-            "hull_barrier_ratio": b_after / b_before if b_before > 0 else float("nan")}
+    return {
+        "optima_mean_loss": base,
+        "hull_barrier_before": b_before,
+        "hull_barrier_after": b_after,
+        "hull_barrier_ratio": b_after / b_before if b_before > 0 else float("nan"),
+    }

@@ -31,6 +31,7 @@ Every curve also records ``alt_types_<kind>``: the types one grid step or the ex
 (:func:`lsx.landscape.surfaces.curves.curve_type_alternatives`), which the claims use to call a type that
 rests on either inconclusive.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -99,8 +100,13 @@ def kind_directions(kind: str, ctx: JobContext, a, p, later, count: int = 1) -> 
             curv = float(dd @ hvp_function(f, th)(dd.to(th.dtype)))
             step = float(-(g @ dd)) / curv if curv > 0 else float("nan")  # the quadratic model's minimum along d
             meta["quadratic_step"] = step
-            meta["scale"] = (float(a["gradient_window"]) * step if gs == "auto" and step > 0 else
-                             float(a["scale"]) if gs == "auto" else float(gs))
+            meta["scale"] = (
+                float(a["gradient_window"]) * step
+                if gs == "auto" and step > 0
+                else float(a["scale"])
+                if gs == "auto"
+                else float(gs)
+            )
         return [(d, meta)]
     vecs, vals, ok = hessian_eigen_directions(f, th, count, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
     eig_norm, scale = a["eigen_norm"], float(a["eigen_scale"])
@@ -110,8 +116,9 @@ def kind_directions(kind: str, ctx: JobContext, a, p, later, count: int = 1) -> 
     for i, (v, lam) in enumerate(zip(vecs, vals)):
         d = _embed(v, p)
         d = unit_direction(d, scale) if eig_norm == "unit" else normalize_direction(d, p.theta, p.flat, eig_norm)
-        out.append((d, {"index": i, "eigenvalue": float(lam), "normalization": eig_norm, "converged": bool(ok),
-                        "norm": float(d.norm())}))
+        out.append(
+            (d, {"index": i, "eigenvalue": float(lam), "normalization": eig_norm, "converged": bool(ok), "norm": float(d.norm())})
+        )
     return out
 
 
@@ -144,8 +151,10 @@ def study_point(ctx: JobContext, kinds: list[str]):
     if "later_checkpoint" in kinds:
         after = [e for e in epochs if e > epoch]
         if not after:
-            raise ValueError(f"'later_checkpoint' needs a checkpoint after epoch {epoch}; saved: {epochs} "
-                             "(set analysis.epoch to an earlier saved epoch)")
+            raise ValueError(
+                f"'later_checkpoint' needs a checkpoint after epoch {epoch}; saved: {epochs} "
+                "(set analysis.epoch to an earlier saved epoch)"
+            )
         later = load_point(run_.load(after[-1]), a["bn"])
     return run_, epoch, p, later
 
@@ -161,7 +170,7 @@ def _plot(path, curves, bn: str) -> None:
         mine = [c for c in curves if c["kind"] == k]
         for c in mine:
             ax.plot(c["lams"], c["loss"], label=c["type"])
-        ax.set_title(f"{k} (n={len(mine)}): " + ", ".join(sorted({c['type'] for c in mine})), fontsize=8)
+        ax.set_title(f"{k} (n={len(mine)}): " + ", ".join(sorted({c["type"] for c in mine})), fontsize=8)
         ax.set_xlabel("λ")
         ax.set_ylabel(f"train loss ({bn} BN)")
         ax.legend(fontsize=6)
@@ -223,13 +232,17 @@ def run(ctx: JobContext) -> JobOutput:
         raise ValueError(f"gaussian_curves and eigen_curves must be >= 1, got {counts['gaussian']} and {counts['pe']}")
     gs = a.get("gradient_scale")
     if gs is not None and gs != "auto" and not (isinstance(gs, (int, float)) and gs > 0):
-        raise ValueError(f"analysis.gradient_scale={gs!r}; valid: null (use scale), auto (window from the quadratic step), "
-                         "or a positive number")
+        raise ValueError(
+            f"analysis.gradient_scale={gs!r}; valid: null (use scale), auto (window from the quadratic step), "
+            "or a positive number"
+        )
     n_hess = a.get("hessian_examples")
     n_land = len(ctx.landscape_subset().train_x)
     if n_hess is not None and int(n_hess) != n_land:
-        raise ValueError(f"analysis.hessian_examples={n_hess} differs from the {n_land} landscape train examples the "
-                         "curves use; set it to null (or data.landscape_train to the same number)")
+        raise ValueError(
+            f"analysis.hessian_examples={n_hess} differs from the {n_land} landscape train examples the "
+            "curves use; set it to null (or data.landscape_train to the same number)"
+        )
     run_, epoch, p, later = study_point(ctx, kinds)
     s_epoch, ps, later_s = side_point(ctx, run_, epoch, p, later, kinds)
     side = [k for k in kinds if k in SIDE_KINDS] if s_epoch != epoch else []
@@ -241,9 +254,13 @@ def run(ctx: JobContext) -> JobOutput:
     at_centre = [v for v in (value_at_origin(c["loss"], c["lams"]) for c in main) if v is not None]
     record_centre_loss(ctx, p.checkpoint, a["bn"], at_centre[0] if at_centre else None)
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
-    np.savez(ctx.path("curve_taxonomy.npz"), loss=np.stack([c["loss"] for c in curves]),
-             kinds=np.array([c["kind"] for c in curves]),
-             types=np.array([c["type"] for c in curves]), lams=np.stack([c["lams"] for c in curves]))
+    np.savez(
+        ctx.path("curve_taxonomy.npz"),
+        loss=np.stack([c["loss"] for c in curves]),
+        kinds=np.array([c["kind"] for c in curves]),
+        types=np.array([c["type"] for c in curves]),
+        lams=np.stack([c["lams"] for c in curves]),
+    )
     metrics: dict = {"epoch": epoch, "side_epoch": s_epoch, "curve_points": n, "examples": n_land}
     for k in kinds:
         mine = [c for c in curves if c["kind"] == k]

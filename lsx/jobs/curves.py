@@ -1,4 +1,5 @@
 """``analysis=curves1d``: 1D curves along several random directions with stationary-point counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,15 @@ def run(ctx: JobContext) -> JobOutput:
     record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(curves["train_loss"][0], xs))
     counts = [count_stationary_points(c) for c in curves["train_loss"]]
     labels = [f"dir seed {s}: {n} stationary pts" for s, n in zip(seeds, counts)]
-    plot_curves(xs, curves["train_loss"], labels, ctx.path("curves_train_loss.png"), "train loss", log=bool(a["log_scale"]),
-                title=f"{ckpt.model_name}: {k} {a['norm']}-normalized directions")
+    plot_curves(
+        xs,
+        curves["train_loss"],
+        labels,
+        ctx.path("curves_train_loss.png"),
+        "train loss",
+        log=bool(a["log_scale"]),
+        title=f"{ckpt.model_name}: {k} {a['norm']}-normalized directions",
+    )
     plot_curves(xs, curves["test_acc"], labels, ctx.path("curves_test_acc.png"), "test accuracy")
     np.savez(ctx.path("curves.npz"), x=xs, seeds=np.array(seeds), stationary_points=np.array(counts), **curves)
     metrics = {
@@ -50,5 +58,12 @@ def run(ctx: JobContext) -> JobOutput:
         "max_train_loss": float(np.nanmax(curves["train_loss"])),
         "center_train_loss": float(curves["train_loss"][0, np.abs(xs).argmin()]),
     }
-    return JobOutput(metrics, {"plot_train_loss": "curves_train_loss.png", "plot_test_acc": "curves_test_acc.png",
-                               "data": "curves.h5", "curves": "curves.npz"})
+    return JobOutput(
+        metrics,
+        {
+            "plot_train_loss": "curves_train_loss.png",
+            "plot_test_acc": "curves_test_acc.png",
+            "data": "curves.h5",
+            "curves": "curves.npz",
+        },
+    )

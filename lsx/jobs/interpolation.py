@@ -13,15 +13,16 @@ inactive inside [0, 1], so the curve is continuous at the end points and the app
 like with like; ``upbn`` re-estimates the statistics at those points from train data (the deployable
 network there, but a different BN treatment than the interpolated one just inside the end points).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from lsx.landscape.engine.bn_policy import bn_state, check_extrapolated_bn, has_batchnorm, variance_floors
 from lsx.landscape.engine.surface import compute_surface
+from lsx.landscape.permutation.align import align_checkpoints
 from lsx.landscape.surfaces.directions import direction_between
 from lsx.plots.surfaces import plot_interpolation
-from lsx.landscape.permutation.align import align_checkpoints
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
@@ -67,8 +68,13 @@ def run(ctx: JobContext) -> JobOutput:
     else:
         res = evaluate_points(ctx, pa, d[None], alphas[:, None], "interpolation.h5", prov, a["bn"], a["chunk"], a["flush_every"])
         curves = {k: np.asarray(res[k]) for k in CURVES}
-    plot_interpolation(alphas, curves, ctx.path("interpolation.png"),
-                       title=f"{ca.model_name}: {labels[0]} → {labels[1]} (n={len(alphas)} points)", labels=labels)
+    plot_interpolation(
+        alphas,
+        curves,
+        ctx.path("interpolation.png"),
+        title=f"{ca.model_name}: {labels[0]} → {labels[1]} (n={len(alphas)} points)",
+        labels=labels,
+    )
     np.savez(ctx.path("interpolation.npz"), alpha=alphas, **curves)
     at = lambda x: int(np.abs(alphas - x).argmin())  # noqa: E731
     tl = curves["train_loss"]
@@ -76,10 +82,13 @@ def run(ctx: JobContext) -> JobOutput:
         record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, alphas - alpha))
     inner = (alphas >= 0) & (alphas <= 1)
     metrics = {
-        "train_loss_a": float(tl[at(0)]), "train_loss_b": float(tl[at(1)]),
-        "test_acc_a": float(curves["test_acc"][at(0)]), "test_acc_b": float(curves["test_acc"][at(1)]),
+        "train_loss_a": float(tl[at(0)]),
+        "train_loss_b": float(tl[at(1)]),
+        "test_acc_a": float(curves["test_acc"][at(0)]),
+        "test_acc_b": float(curves["test_acc"][at(1)]),
         "max_train_loss_between": float(np.nanmax(tl[inner])) if inner.any() else float("nan"),
-        "distance": float(d.norm()), "nonfinite_points": int((~np.isfinite(tl)).sum()),
+        "distance": float(d.norm()),
+        "nonfinite_points": int((~np.isfinite(tl)).sum()),
         "bn_extrapolation": extrapolated_bn if bn_moves else None,
     }
     # Li Fig. 3: weight norms, and which end looks sharper on this (unnormalized) curve
@@ -89,13 +98,20 @@ def run(ctx: JobContext) -> JobOutput:
     if alphas[0] <= -delta and alphas[-1] >= 1 + delta:
         app_a = 0.5 * (tl[at(-delta)] + tl[at(delta)]) - tl[at(0)]
         app_b = 0.5 * (tl[at(1 - delta)] + tl[at(1 + delta)]) - tl[at(1)]
-        metrics.update(apparent_sharpness_a=float(app_a), apparent_sharpness_b=float(app_b),
-                       apparent_sharpness_ratio=float(app_a / app_b) if app_b > 0 else float("nan"), sharpness_delta=delta)
+        metrics.update(
+            apparent_sharpness_a=float(app_a),
+            apparent_sharpness_b=float(app_b),
+            apparent_sharpness_ratio=float(app_a / app_b) if app_b > 0 else float("nan"),
+            sharpness_delta=delta,
+        )
     spec = a.get("sharpness") or {}
     if spec.get("enabled", False):
         sa, sb = (sharpness_at(ctx, p, dict(spec, curve=None)) for p in (ka, kb))
-        metrics.update(fn_sharpness_a=sa["sharpness"], fn_sharpness_b=sb["sharpness"],
-                       fn_sharpness_ratio=sa["sharpness"] / sb["sharpness"] if sb["sharpness"] > 0 else float("nan"))
+        metrics.update(
+            fn_sharpness_a=sa["sharpness"],
+            fn_sharpness_b=sb["sharpness"],
+            fn_sharpness_ratio=sa["sharpness"] / sb["sharpness"] if sb["sharpness"] > 0 else float("nan"),
+        )
     return JobOutput(metrics, {"plot": "interpolation.png", "data": "interpolation.h5", "curves": "interpolation.npz"})
 
 
@@ -117,9 +133,17 @@ def _with_extrapolated_bn(ctx, a, pa, pb, ca, cb, d, alphas, outside, prov, poli
         ev = build_evaluator(ctx, pa.model, "states", a["chunk"])
         ev.var_floor = variance_floors(bn_state(pa.model), bn_state(pb.model), float(a.get("var_floor", 0.1)))
         theta0, dirs = pa.theta, d[None]
-    res = compute_surface(ev, theta0, dirs, alphas[outside][:, None], ctx.path(f"interpolation_outside_{policy}.h5"),
-                          provenance=dict(prov, bn_extrapolation=policy), config=ctx.analysis,
-                          flush_every=int(a["flush_every"]), progress=ctx.progress)
+    res = compute_surface(
+        ev,
+        theta0,
+        dirs,
+        alphas[outside][:, None],
+        ctx.path(f"interpolation_outside_{policy}.h5"),
+        provenance=dict(prov, bn_extrapolation=policy),
+        config=ctx.analysis,
+        flush_every=int(a["flush_every"]),
+        progress=ctx.progress,
+    )
     for k in CURVES:
         curves[k][outside] = np.asarray(res[k])
     return curves

@@ -4,9 +4,11 @@ Kept in one place so every landscape job (surfaces, curves, planes, PCA, connect
 evaluates points the same way: the fixed landscape subset, the configured BN policy, the
 resumable HDF5 store and a progress bar.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -85,7 +87,9 @@ def input_checkpoint(ctx: JobContext, path: str, role: str, check: bool = True) 
         if ckpt.model_name != model_label(ctx.cfg["model"]):
             raise CheckpointError(f"{role} {path} holds a {ckpt.model_name!r} model, expected {model_label(ctx.cfg['model'])!r}")
         if dict(ckpt.data_shape) != shape:
-            raise CheckpointError(f"{role} {path} was trained on data of shape {ckpt.data_shape}, the configured data have {shape}")
+            raise CheckpointError(
+                f"{role} {path} was trained on data of shape {ckpt.data_shape}, the configured data have {shape}"
+            )
         ckpt.build_model()  # weights match the architecture (raises CheckpointError otherwise)
     ctx.record_input(role, {"path": str(Path(path).resolve()), "sha256": ckpt.sha256, "external": ckpt.epoch < 0})
     return ckpt
@@ -104,8 +108,15 @@ def build_evaluator(ctx: JobContext, model: torch.nn.Module, bn: str, chunk: int
     if device().type != "cpu":  # one GPU per rank under a sharded launch
         model = model.to(device())
     ppp = ctx.analysis.get("points_per_pass")  # null: the evaluator's choice for this device
-    return Evaluator(model, train=subset.train, test=subset.test, bn_policy=bn, chunk_size=int(chunk) if chunk else None,
-                     points_per_pass=None if ppp is None else int(ppp), loss_fn=ctx.loss_fn())
+    return Evaluator(
+        model,
+        train=subset.train,
+        test=subset.test,
+        bn_policy=bn,
+        chunk_size=int(chunk) if chunk else None,
+        points_per_pass=None if ppp is None else int(ppp),
+        loss_fn=ctx.loss_fn(),
+    )
 
 
 def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: float | None = None) -> float:
@@ -139,8 +150,15 @@ def value_at_origin(values: np.ndarray, *axes: np.ndarray) -> float | None:
 
 
 def evaluate_points(
-    ctx: JobContext, point: Point, directions: torch.Tensor, coords: np.ndarray, store: str,
-    provenance: dict[str, Any], bn: str = "keep", chunk: int | None = None, flush_every: int = 25,
+    ctx: JobContext,
+    point: Point,
+    directions: torch.Tensor,
+    coords: np.ndarray,
+    store: str,
+    provenance: dict[str, Any],
+    bn: str = "keep",
+    chunk: int | None = None,
+    flush_every: int = 25,
 ) -> dict[str, np.ndarray]:
     """Evaluate θ + coords @ directions at every row of ``coords`` (resumable store under the job dir)."""
     from lsx.landscape.engine.surface import compute_surface
@@ -152,8 +170,16 @@ def evaluate_points(
     if ctx.inputs:  # checkpoint files the job was given, with their sha256
         provenance = dict(provenance, inputs=ctx.inputs)
     return compute_surface(
-        evaluator, point.theta, directions, np.asarray(coords, dtype=np.float64), ctx.path(store),
-        provenance=provenance, config=config, flush_every=int(flush_every), progress=ctx.point_progress, workers=workers,
+        evaluator,
+        point.theta,
+        directions,
+        np.asarray(coords, dtype=np.float64),
+        ctx.path(store),
+        provenance=provenance,
+        config=config,
+        flush_every=int(flush_every),
+        progress=ctx.point_progress,
+        workers=workers,
     )
 
 

@@ -5,6 +5,7 @@ Algorithm 2 runs once per (α, γ) of the paper's grid (``vvv_alphas`` × ``vvv_
 γ ∈ {0.1, 0.5, 0.9}). φ starts (``phi_init``) at a fresh initialization of the network (``random``, seed
 ``seed``: Eq. 3 "optimizes the loss of φ", as training a new model does) or at the studied epoch's checkpoint of
 the independent partner run (``independent``: seed ``independent_seed``, default target + 1000)."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -84,49 +85,92 @@ def run(ctx: JobContext) -> JobOutput:
     with torch.no_grad():  # the loss every mined curve starts from (BN in eval mode, these examples)
         record_centre_loss(ctx, ckpt, "keep", float(f(theta)))
     ref = random_direction(flat, theta, int(a["direction_seed"]), a["norm"], "biasbn")
-    sched = dict(epochs=int(a["epochs"]), steps_per_epoch=int(a["steps_per_epoch"]), lr=float(a["lr"]),
-                 optimizer=a["optimizer"], samples=int(a["samples"]), seed=int(a["seed"]), center_tol=float(a["center_tol"]),
-                 progress=ctx.progress, batch_losses=batch_losses)
-    legacy = dict(steps=int(a["legacy_steps"]), seed=int(a["seed"]), num=int(a["num"]), lr=float(a["legacy_lr"]),
-                  progress=ctx.progress)
+    sched = dict(
+        epochs=int(a["epochs"]),
+        steps_per_epoch=int(a["steps_per_epoch"]),
+        lr=float(a["lr"]),
+        optimizer=a["optimizer"],
+        samples=int(a["samples"]),
+        seed=int(a["seed"]),
+        center_tol=float(a["center_tol"]),
+        progress=ctx.progress,
+        batch_losses=batch_losses,
+    )
+    legacy = dict(
+        steps=int(a["legacy_steps"]), seed=int(a["seed"]), num=int(a["num"]), lr=float(a["legacy_lr"]), progress=ctx.progress
+    )
     # each mined direction is saved when done (a killed job resumes after it)
-    w = ctx.stage(f"w_peak_{wm}", lambda: mine_w_peak_paper(f, theta, alpha=float(a["alpha"]), num=int(a["num"]),
-                                                             reference=ref, **sched) if wm == "paper" else
-                  mine_w_peak(f, theta, ref, scale=float(a["scale"]), **legacy))
+    w = ctx.stage(
+        f"w_peak_{wm}",
+        lambda: mine_w_peak_paper(f, theta, alpha=float(a["alpha"]), num=int(a["num"]), reference=ref, **sched)
+        if wm == "paper"
+        else mine_w_peak(f, theta, ref, scale=float(a["scale"]), **legacy),
+    )
     if vm == "paper":
         phi0 = _phi_init(ctx, a, ckpt, flat)
         settings = [(float(al), float(g)) for al in a["vvv_alphas"] for g in a["vvv_gammas"]]
         window = tuple(float(x) for x in a["vvv_window"])
         ve = a.get("vvv_epochs")
         vsched = dict(sched, epochs=int(sched["epochs"] if ve is None else ve))
-        vvv = [ctx.stage(f"vvv_basin_paper_a{al:g}_g{g:g}", lambda al=al, g=g: mine_vvv_basin_paper(
-            f, theta, phi0, alpha=al, gamma=g, window=window, num=int(a["vvv_num"]), **vsched)) for al, g in settings]
+        vvv = [
+            ctx.stage(
+                f"vvv_basin_paper_a{al:g}_g{g:g}",
+                lambda al=al, g=g: mine_vvv_basin_paper(
+                    f, theta, phi0, alpha=al, gamma=g, window=window, num=int(a["vvv_num"]), **vsched
+                ),
+            )
+            for al, g in settings
+        ]
     else:
         settings = [(float("nan"), float(a["gamma"]))]
-        vvv = [ctx.stage("vvv_basin_lattice_barrier", lambda: mine_vvv_basin(
-            f, theta, ref, gamma=float(a["gamma"]), k=int(a["k"]), barrier=float(a["barrier"]), beta=float(a["beta"]),
-            **legacy))]
+        vvv = [
+            ctx.stage(
+                "vvv_basin_lattice_barrier",
+                lambda: mine_vvv_basin(
+                    f,
+                    theta,
+                    ref,
+                    gamma=float(a["gamma"]),
+                    k=int(a["k"]),
+                    barrier=float(a["barrier"]),
+                    beta=float(a["beta"]),
+                    **legacy,
+                ),
+            )
+        ]
     fig, axes = plt.subplots(1, 1 + len(vvv), figsize=(3.3 * (1 + len(vvv)), 3.2), squeeze=False, layout="constrained")
     _panel(axes[0][0], w, f"Algorithm 1 ({wm}): w-peak?")
     for ax, (al, g), r in zip(axes[0][1:], settings, vvv):
         _panel(ax, r, f"Algorithm 2 ({vm}) α={al:g} γ={g:g}")
     save_figure(fig, ctx.path("mining.png"))
-    save = {"w_peak_lams": w.lams, "w_peak_before": w.curve_before, "w_peak_after": w.curve_after,
-            "w_peak_direction": w.direction.numpy().astype(np.float32), "vvv_settings": np.array(settings),
-            "vvv_lams": np.stack([r.lams for r in vvv]), "vvv_after": np.stack([r.curve_after for r in vvv])}
+    save = {
+        "w_peak_lams": w.lams,
+        "w_peak_before": w.curve_before,
+        "w_peak_after": w.curve_after,
+        "w_peak_direction": w.direction.numpy().astype(np.float32),
+        "vvv_settings": np.array(settings),
+        "vvv_lams": np.stack([r.lams for r in vvv]),
+        "vvv_after": np.stack([r.curve_after for r in vvv]),
+    }
     np.savez(ctx.path("mining.npz"), **save)
     i0 = int(np.argmin(np.abs(w.lams)))
     metrics = {
-        "epoch": int(ckpt.epoch), "batches_per_epoch": len(batch_losses) if batch_losses else 0,
-        "w_peak_method": wm, "vvv_method": vm, "w_peak_type_before": w.type_before, "w_peak_type_after": w.type_after,
+        "epoch": int(ckpt.epoch),
+        "batches_per_epoch": len(batch_losses) if batch_losses else 0,
+        "w_peak_method": wm,
+        "vvv_method": vm,
+        "w_peak_type_before": w.type_before,
+        "w_peak_type_after": w.type_after,
         "w_peak_success": w.type_after == "w-peak",
         "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))],
         "w_peak_final_objective": w.objective[-1],
-        "w_peak_direction_norm": float(w.direction.norm()), "w_peak_loss_at_point": float(w.curve_after[i0]),
+        "w_peak_direction_norm": float(w.direction.norm()),
+        "w_peak_loss_at_point": float(w.curve_after[i0]),
         "w_peak_loss_min": float(np.nanmin(w.curve_after)),
         # the peak's height (Fig. 9): how far the mined curve falls below L(θ) inside the window
         "w_peak_height": float(w.curve_after[i0] - np.nanmin(w.curve_after)),
-        "vvv_settings": [[al, g] for al, g in settings], "vvv_types": [r.type_after for r in vvv],
+        "vvv_settings": [[al, g] for al, g in settings],
+        "vvv_types": [r.type_after for r in vvv],
         "vvv_alt_types": [curve_type_alternatives(r.lams, r.curve_after, center_tol=float(a["center_tol"])) for r in vvv],
         "vvv_minima": [int(len(extrema(r.curve_after)[0])) for r in vvv],
         "vvv_basin_fraction": float(np.mean([r.type_after == "vvv-basin" for r in vvv])),

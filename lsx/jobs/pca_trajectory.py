@@ -3,6 +3,7 @@
 Also Sec. 7.1's comparison: the share of the same (centred) variance that a plane of random directions
 (``random_seeds``, normalized by ``random_norm`` as Li's plots are) and the first-to-last direction
 (Goodfellow et al.'s axis, Fig. 8(b)) capture, next to the PCA plane's share."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,9 +23,7 @@ def run(ctx: JobContext) -> JobOutput:
     run_ = ctx.train(seed=int(a["target_seed"]))
     epochs = sorted(run_.checkpoints)
     if len(epochs) < 3:
-        raise ValueError(
-            f"PCA needs at least 3 saved epochs, the run has {epochs}; set training.checkpoint_every (e.g. 1)"
-        )
+        raise ValueError(f"PCA needs at least 3 saved epochs, the run has {epochs}; set training.checkpoint_every (e.g. 1)")
     final = load_point(run_.load(epochs[-1]), a["bn"])
     traj = torch.stack([load_point(run_.load(e), a["bn"]).theta for e in epochs])
     pca = trajectory_pca(traj, final.flat, ignore=a["ignore"])
@@ -47,15 +46,27 @@ def run(ctx: JobContext) -> JobOutput:
     res = evaluate_points(ctx, final, dirs, coords, "pca.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(n, n)
     record_centre_loss(ctx, final.checkpoint, a["bn"])  # the final point is the origin; the grid need not hit it
-    np.savez(ctx.path("pca.npz"), x=x, y=y, train_loss=loss, path=path_xy, epochs=np.array(epochs),
-             explained=np.asarray(pca.explained_variance_ratio), off_plane=np.asarray(pca.off_plane_distance))
+    np.savez(
+        ctx.path("pca.npz"),
+        x=x,
+        y=y,
+        train_loss=loss,
+        path=path_xy,
+        epochs=np.array(epochs),
+        explained=np.asarray(pca.explained_variance_ratio),
+        off_plane=np.asarray(pca.off_plane_distance),
+    )
     plot_pca_trajectory(
         x, y, loss, path_xy, epochs, pca.explained_variance_ratio, ctx.path("pca_trajectory.png"), log=bool(a["log_scale"])
     )
     ev = [float(v) for v in pca.explained_variance_ratio]
-    metrics = {"explained_variance_ratio": ev[:2], "explained_variance_2d": float(sum(ev[:2])),
-               "max_off_plane_distance": float(np.max(pca.off_plane_distance)), "epochs": epochs,
-               "checkpoints": len(epochs)}
+    metrics = {
+        "explained_variance_ratio": ev[:2],
+        "explained_variance_2d": float(sum(ev[:2])),
+        "max_off_plane_distance": float(np.max(pca.off_plane_distance)),
+        "epochs": epochs,
+        "checkpoints": len(epochs),
+    }
     metrics.update(_random_shares(a, traj, final, pca))
     return JobOutput(metrics, {"plot": "pca_trajectory.png", "data": "pca.h5", "pca": "pca.npz"})
 
@@ -68,8 +79,12 @@ def _random_shares(a, traj: torch.Tensor, final, pca) -> dict:
     rand = torch.stack([random_direction(final.flat, final.theta, s, a.get("random_norm", "filter"), a["ignore"]) for s in seeds])
     random_share = variance_captured(traj, rand, mask=pca.mask)
     line_share = variance_captured(traj, direction_between(traj[-1], traj[0])[None], mask=pca.mask)
-    out = {"random_variance": random_share, "random_directions": len(seeds), "first_last_variance": line_share,
-           "pca_variance_k": float(sum(pca.explained_variance_ratio[: len(seeds)]))}
+    out = {
+        "random_variance": random_share,
+        "random_directions": len(seeds),
+        "first_last_variance": line_share,
+        "pca_variance_k": float(sum(pca.explained_variance_ratio[: len(seeds)])),
+    }
     if random_share > 0:
         out["pca_over_random_log10"] = float(np.log10(out["pca_variance_k"] / random_share))
     return out

@@ -10,6 +10,7 @@ Entezari barrier of each curve; ‖θ_a − π(θ_b)‖ before and after; the ti
 one evaluation pass over the matching subset. Activation matching and REPAIR use the first
 ``match_examples`` train examples of the landscape subset.
 """
+
 from __future__ import annotations
 
 import time
@@ -82,22 +83,46 @@ def run(ctx: JobContext) -> JobOutput:
 
     rows, curves, distances, seconds = [], {}, {m: [] for m in methods}, {m: [] for m in methods}
     for sa, sb in pairs:
-        res = ctx.stage(f"pair_{sa}_{sb}", lambda sa=sa, sb=sb: analyse_pair(
-            build, spec, ckpts[sa].state_dict, ckpts[sb].state_dict, alphas, evaluate, inputs, methods=methods,
-            repair=bool(a["repair"]), reset=reset, seed=int(a["weight_matching"]["seed"]),
-            max_iter=int(a["weight_matching"]["max_iter"]), param_keys=param_keys))
+        res = ctx.stage(
+            f"pair_{sa}_{sb}",
+            lambda sa=sa, sb=sb: analyse_pair(
+                build,
+                spec,
+                ckpts[sa].state_dict,
+                ckpts[sb].state_dict,
+                alphas,
+                evaluate,
+                inputs,
+                methods=methods,
+                repair=bool(a["repair"]),
+                reset=reset,
+                seed=int(a["weight_matching"]["seed"]),
+                max_iter=int(a["weight_matching"]["max_iter"]),
+                param_keys=param_keys,
+            ),
+        )
         for m in methods:
             distances[m].append(res.distance[m])
             seconds[m].append(res.seconds[m])
         for variant, b in res.barriers.items():
             method = variant.split("_")[0]
             c = res.curves[variant]
-            rows.append({"pair": f"{sa}-{sb}", "seeds": [sa, sb], "variant": variant, "method": method,
-                         **{f"barrier_{k}": v for k, v in b.items()},
-                         "distance": res.distance[method], "distance_naive": res.distance.get("naive"),
-                         "align_seconds": res.seconds[method],
-                         "train_loss_a": float(c["train_loss"][0]), "train_loss_b": float(c["train_loss"][-1]),
-                         "test_error_a": float(1 - c["test_acc"][0]), "test_error_b": float(1 - c["test_acc"][-1])})
+            rows.append(
+                {
+                    "pair": f"{sa}-{sb}",
+                    "seeds": [sa, sb],
+                    "variant": variant,
+                    "method": method,
+                    **{f"barrier_{k}": v for k, v in b.items()},
+                    "distance": res.distance[method],
+                    "distance_naive": res.distance.get("naive"),
+                    "align_seconds": res.seconds[method],
+                    "train_loss_a": float(c["train_loss"][0]),
+                    "train_loss_b": float(c["train_loss"][-1]),
+                    "test_error_a": float(1 - c["test_acc"][0]),
+                    "test_error_b": float(1 - c["test_acc"][-1]),
+                }
+            )
             for k, v in c.items():
                 curves[f"{sa}-{sb}__{variant}__{k}"] = v
     variants = list(dict.fromkeys(r["variant"] for r in rows))
@@ -105,9 +130,15 @@ def run(ctx: JobContext) -> JobOutput:
     _plot_curves(alphas, curves, variants, ctx.path("permutation_curves.png"), first.model_name)
     _plot_barriers(rows, variants, ctx.path("permutation_barriers.png"), first.model_name)
     metrics: dict[str, Any] = {
-        "pairs": rows, "n_pairs": len(pairs), "variants": variants, "has_batchnorm": bn, "match_examples": int(len(inputs)),
-        "groups": len(spec.groups), "hidden_units": int(sum(spec.sizes.values())),
-        "width": ctx.cfg["model"].get("width"), "eval_pass_seconds": _eval_pass_seconds(build(), inputs),
+        "pairs": rows,
+        "n_pairs": len(pairs),
+        "variants": variants,
+        "has_batchnorm": bn,
+        "match_examples": int(len(inputs)),
+        "groups": len(spec.groups),
+        "hidden_units": int(sum(spec.sizes.values())),
+        "width": ctx.cfg["model"].get("width"),
+        "eval_pass_seconds": _eval_pass_seconds(build(), inputs),
     }
     for v in variants:
         for k in BARRIERS:
@@ -115,8 +146,11 @@ def run(ctx: JobContext) -> JobOutput:
     for m in methods:
         metrics[f"distance_{m}"] = float(np.mean(distances[m]))
         metrics[f"align_seconds_{m}"] = float(np.mean(seconds[m]))
-    arts = {"curves": "permutation_curves.npz", "plot_curves": "permutation_curves.png",
-            "plot_barriers": "permutation_barriers.png"}
+    arts = {
+        "curves": "permutation_curves.npz",
+        "plot_curves": "permutation_curves.png",
+        "plot_barriers": "permutation_barriers.png",
+    }
     return JobOutput(metrics, arts)
 
 
@@ -139,7 +173,7 @@ def _plot_curves(alphas, curves, variants, path, model_name) -> None:
     for v in variants:
         for ax, metric, f in ((axes[0], "train_loss", lambda x: x), (axes[1], "test_acc", lambda x: 1 - x)):
             ys = np.array([f(c) for k, c in curves.items() if k.split("__")[1] == v and k.endswith(f"__{metric}")])
-            line, = ax.plot(alphas, ys.mean(0), label=f"{v} (mean of {len(ys)})")
+            (line,) = ax.plot(alphas, ys.mean(0), label=f"{v} (mean of {len(ys)})")
             for y in ys:
                 ax.plot(alphas, y, color=line.get_color(), alpha=0.2, lw=0.7)
     axes[0].set(xlabel="α", ylabel="train loss", title=f"{model_name}: (1−α)θ_a + α·π(θ_b)")

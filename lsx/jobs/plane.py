@@ -1,11 +1,12 @@
 """``analysis=plane``: the loss on the plane through three independently trained optima."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from lsx.plots.surfaces import plot_surface_views
 from lsx.landscape.permutation.align import align_checkpoints
+from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
@@ -58,10 +59,21 @@ def run(ctx: JobContext) -> JobOutput:
     for c in ckpts:  # the grid need not pass through the optima
         record_centre_loss(ctx, c, a["bn"])
     np.savez(ctx.path("plane_grid.npz"), x=x, y=y, positions=pos, **grids)
-    views = plot_surface_views(x, y, grids["train_loss"], ctx.job_dir, "plane", "train loss", log=bool(a["log_scale"]),
-                               points={f"seed {s}": tuple(p) for s, p in zip(seeds, pos)})
+    views = plot_surface_views(
+        x,
+        y,
+        grids["train_loss"],
+        ctx.job_dir,
+        "plane",
+        "train loss",
+        log=bool(a["log_scale"]),
+        points={f"seed {s}": tuple(p) for s, p in zip(seeds, pos)},
+    )
     arts = {f"plot_{k}": v.name for k, v in views.items()}
     arts.update(data="plane.h5", grid="plane_grid.npz")
-    metrics = {"distances": [float(np.linalg.norm(pos[i] - pos[j])) for i, j in ((0, 1), (0, 2), (1, 2))],
-               "max_train_loss": float(np.nanmax(grids["train_loss"])), "min_train_loss": float(np.nanmin(grids["train_loss"]))}
+    metrics = {
+        "distances": [float(np.linalg.norm(pos[i] - pos[j])) for i, j in ((0, 1), (0, 2), (1, 2))],
+        "max_train_loss": float(np.nanmax(grids["train_loss"])),
+        "min_train_loss": float(np.nanmin(grids["train_loss"])),
+    }
     return JobOutput(metrics, arts)

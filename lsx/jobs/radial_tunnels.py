@@ -10,6 +10,7 @@ Fig. 2's "individual low-loss radial tunnels are approximately orthogonal to eac
 train loss at that epoch — the running mean over the epoch's batches, no extra evaluation; NaN where the curve
 has no row, e.g. epoch 0).
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -30,8 +31,10 @@ def run(ctx: JobContext) -> JobOutput:
     epochs = [int(e) for e in a["epochs"]]
     missing = sorted({e for e in epochs for r in runs if e not in r.checkpoints})
     if missing:
-        raise ValueError(f"epochs {missing} are not saved by the training runs (saved: {sorted(runs[0].checkpoints)}); "
-                         "add them to training.checkpoint_epochs")
+        raise ValueError(
+            f"epochs {missing} are not saved by the training runs (saved: {sorted(runs[0].checkpoints)}); "
+            "add them to training.checkpoint_epochs"
+        )
     n = int(a["num"])
     fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 3.8), squeeze=False, layout="constrained")
     metrics: dict = {}
@@ -44,10 +47,14 @@ def run(ctx: JobContext) -> JobOutput:
         basis, pos = plane_basis(*(p.theta for p in pts))
         x, y, coords = plane_grid(pos, a["margin"], n)
         X, Y = np.meshgrid(x, y)
-        prov = {"kind": "plane_of_three", "epoch": e, "checkpoints": [str(c.path) for c in ckpts], "bn": a["bn"],
-                "positions": pos.tolist()}  # the optima on the plane, for the interactive figure and export
-        res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov,
-                              a["bn"], a.get("chunk"), a["flush_every"])
+        prov = {
+            "kind": "plane_of_three",
+            "epoch": e,
+            "checkpoints": [str(c.path) for c in ckpts],
+            "bn": a["bn"],
+            "positions": pos.tolist(),
+        }  # the optima on the plane, for the interactive figure and export
+        res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
         loss = np.asarray(res["train_loss"]).reshape(n, n)
         if e == max(epochs):  # the optima at the last epoch shown (the plane grid need not pass through them)
             for c in ckpts:
@@ -70,7 +77,12 @@ def run(ctx: JobContext) -> JobOutput:
         losses.append(float(np.mean([c.get(e, float("nan")) for c in curves])))
         metrics[f"epoch{e}_radius"] = radius
         metrics[f"epoch{e}_max_loss"] = float(np.nanmax(loss))
-    metrics.update(epochs=epochs, radius_by_epoch=radii, pair_distance_by_epoch=pair_dists, pair_cosine_by_epoch=cosines,
-                   optima_train_loss_by_epoch=losses)
+    metrics.update(
+        epochs=epochs,
+        radius_by_epoch=radii,
+        pair_distance_by_epoch=pair_dists,
+        pair_cosine_by_epoch=cosines,
+        optima_train_loss_by_epoch=losses,
+    )
     save_figure(fig, ctx.path("radial_tunnels.png"))
     return JobOutput(metrics, {"plot": "radial_tunnels.png"})

@@ -1,4 +1,5 @@
 """Every analysis job by name → module (imported only when that job runs)."""
+
 from .base import declare
 
 declare("train", "lsx.jobs.train_only")

@@ -13,6 +13,7 @@ for the Hessian): a large-batch run stopped after a few dozen steps carries runn
 its weights (its eval-mode loss can be 100x its train-mode loss), which would be measured instead of the
 minimizer itself.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -53,17 +54,25 @@ def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -
         return [ev.evaluate_at(point.theta + o, splits=("train",), restore=True)["train_loss"] for o in offsets]
 
     out = filter_normalized_sharpness(losses_at, base["train_loss"], dirs, radius)
-    res: dict[str, Any] = {"sharpness": out["mean"], "sharpness_stderr": out["stderr"], "sharpness_rises": out["rises"].tolist(),
-                           "center_train_loss": base["train_loss"], "center_test_acc": base["test_acc"]}
+    res: dict[str, Any] = {
+        "sharpness": out["mean"],
+        "sharpness_stderr": out["stderr"],
+        "sharpness_rises": out["rises"].tolist(),
+        "center_train_loss": base["train_loss"],
+        "center_test_acc": base["test_acc"],
+    }
     curve = spec.get("curve") or {}
     if int(curve.get("num", 0) or 0) > 0:
         xs = axis(curve, "analysis.curve")
         coords = np.zeros((len(xs) * len(dirs), len(dirs)))
         for k in range(len(dirs)):
-            coords[k * len(xs):(k + 1) * len(xs), k] = xs
+            coords[k * len(xs) : (k + 1) * len(xs), k] = xs
         r = ev.evaluate(point.theta, torch.stack(dirs), coords)
-        res["curves"] = {"x": xs, "train_loss": np.asarray(r["train_loss"]).reshape(len(dirs), len(xs)),
-                         "test_loss": np.asarray(r["test_loss"]).reshape(len(dirs), len(xs))}
+        res["curves"] = {
+            "x": xs,
+            "train_loss": np.asarray(r["train_loss"]).reshape(len(dirs), len(xs)),
+            "test_loss": np.asarray(r["test_loss"]).reshape(len(dirs), len(xs)),
+        }
     return res
 
 
@@ -93,8 +102,14 @@ def run(ctx: JobContext) -> JobOutput:
     s = sharpness_at(ctx, p, a)
     record_centre_loss(ctx, ckpt, a.get("bn", "keep"), s["center_train_loss"])
     metrics: dict[str, Any] = {k: v for k, v in s.items() if k != "curves"}
-    metrics.update(weight_norm=weight_norm(p), radius=float(a["radius"]), norm=a["norm"], bn=a.get("bn", "keep"),
-                   direction_seeds=[int(x) for x in a["direction_seeds"]], epoch=ckpt.epoch)
+    metrics.update(
+        weight_norm=weight_norm(p),
+        radius=float(a["radius"]),
+        norm=a["norm"],
+        bn=a.get("bn", "keep"),
+        direction_seeds=[int(x) for x in a["direction_seeds"]],
+        epoch=ckpt.epoch,
+    )
     if (a.get("hessian") or {}).get("enabled", True):
         metrics.update(
             ctx.stage("lambda_max", lambda: top_hessian_eigenvalue(ctx, ckpt.build_model(), a["hessian"], a.get("bn", "keep")))
@@ -102,8 +117,13 @@ def run(ctx: JobContext) -> JobOutput:
     arts = {}
     if "curves" in s:
         c = s["curves"]
-        np.savez(ctx.path("sharpness_curves.npz"), x=c["x"], train_loss=c["train_loss"], test_loss=c["test_loss"],
-                 seeds=np.asarray(a["direction_seeds"]))
+        np.savez(
+            ctx.path("sharpness_curves.npz"),
+            x=c["x"],
+            train_loss=c["train_loss"],
+            test_loss=c["test_loss"],
+            seeds=np.asarray(a["direction_seeds"]),
+        )
         fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
         for k, sd in enumerate(a["direction_seeds"]):
             ax.plot(c["x"], c["train_loss"][k], "-", color="tab:blue", alpha=0.6, label="train" if k == 0 else None)
@@ -112,8 +132,11 @@ def run(ctx: JobContext) -> JobOutput:
         ax.axvspan(-r, r, color="0.9", zorder=0, label=f"radius {r:g}")
         ax.set_xlabel(f"step along a {a['norm']}-normalized direction")
         ax.set_ylabel("loss")
-        ax.set_title(f"{ckpt.model_name} seed {ckpt.config.get('seed')}: sharpness {s['sharpness']:.3g} "
-                     f"(n={len(a['direction_seeds'])} directions)", fontsize=9)
+        ax.set_title(
+            f"{ckpt.model_name} seed {ckpt.config.get('seed')}: sharpness {s['sharpness']:.3g} "
+            f"(n={len(a['direction_seeds'])} directions)",
+            fontsize=9,
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         save_figure(fig, ctx.path("sharpness_curves.png"))

@@ -5,6 +5,7 @@ point (rows and columns, anchored at the centre) the extreme Hessian eigenvalues
 (all parameters, BN in eval mode with the centre's statistics), the map of |λ_min/λ_max|, and a chaos
 summary (fraction of the mapped points with significant negative curvature, mean negative ratio).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,14 @@ def run(ctx: JobContext) -> JobOutput:
     dirs = torch.stack([random_direction(p.flat, p.theta, int(s), a["norm"], a["ignore"]) for s in a["direction_seeds"]])
     X, Y = np.meshgrid(x, y)  # rows follow y, columns follow x: values[i_y, i_x]
     coords = np.stack([X.ravel(), Y.ravel()], axis=1)
-    prov = {"kind": "random_gaussian", "seeds": list(map(int, a["direction_seeds"])), "norm": a["norm"],
-            "ignore": a["ignore"], "bn": a["bn"], "center": str(ckpt.path)}
+    prov = {
+        "kind": "random_gaussian",
+        "seeds": list(map(int, a["direction_seeds"])),
+        "norm": a["norm"],
+        "ignore": a["ignore"],
+        "bn": a["bn"],
+        "center": str(ckpt.path),
+    }
     res = evaluate_points(ctx, p, dirs, coords, "surface.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(len(y), len(x)) for k in METRICS}
     np.savez(ctx.path("surface_grid.npz"), x=x, y=y, **grids)
@@ -56,9 +63,13 @@ def run(ctx: JobContext) -> JobOutput:
     tl = grids["train_loss"]
     record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, y, x))
     metrics = {
-        "center_train_loss": float(tl[i0]), "center_test_acc": float(grids["test_acc"][i0]),
-        "max_train_loss": float(np.nanmax(tl)), "min_train_loss": float(np.nanmin(tl)),
-        "nan_points": int(np.isnan(tl).sum()), "grid": [len(x), len(y)], **extra_metrics,
+        "center_train_loss": float(tl[i0]),
+        "center_test_acc": float(grids["test_acc"][i0]),
+        "max_train_loss": float(np.nanmax(tl)),
+        "min_train_loss": float(np.nanmin(tl)),
+        "nan_points": int(np.isnan(tl).sum()),
+        "grid": [len(x), len(y)],
+        **extra_metrics,
     }
     arts = {f"plot_{k}": v.name for k, v in views.items()}
     arts.update(data="surface.h5", grid="surface_grid.npz")
@@ -70,8 +81,9 @@ def run(ctx: JobContext) -> JobOutput:
     return JobOutput(metrics, arts)
 
 
-def convexity_map(ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y: np.ndarray, loss: np.ndarray,
-                  conv: dict) -> tuple[dict, dict]:
+def convexity_map(
+    ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y: np.ndarray, loss: np.ndarray, conv: dict
+) -> tuple[dict, dict]:
     """λ_min, λ_max at strided grid points (one resumable stage per point), the ratio map and its summary."""
     import matplotlib.pyplot as plt
 
@@ -93,8 +105,11 @@ def convexity_map(ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y
         c = ctx.stage(f"curvature_{iy}_{ix}", lambda theta=theta: principal_curvatures(f, theta, tol=tol, seed=seed))
         lo[i], hi[i] = c.lambda_min, c.lambda_max
         if ctx.progress:
-            print(f"convexity: point {n + 1}/{len(idx)} (x={x[ix]:.3g}, y={y[iy]:.3g}): λ_min {c.lambda_min:.3g}, "
-                  f"λ_max {c.lambda_max:.3g}", flush=True)
+            print(
+                f"convexity: point {n + 1}/{len(idx)} (x={x[ix]:.3g}, y={y[iy]:.3g}): λ_min {c.lambda_min:.3g}, "
+                f"λ_max {c.lambda_max:.3g}",
+                flush=True,
+            )
     lo, hi = lo.reshape(len(y), len(x)), hi.reshape(len(y), len(x))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(lo / hi)
@@ -117,11 +132,17 @@ def convexity_map(ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y
     fig.colorbar(sc, ax=ax, label="|λ_min / λ_max|")
     ax.set_xlabel("α (direction 1)")
     ax.set_ylabel("β (direction 2)")
-    ax.set_title(f"convexity map (n={int(mask.sum())} points, every {every}): non-convex fraction "
-                 f"{summary['nonconvex_fraction']:.2f}", fontsize=9)
+    ax.set_title(
+        f"convexity map (n={int(mask.sum())} points, every {every}): non-convex fraction " f"{summary['nonconvex_fraction']:.2f}",
+        fontsize=9,
+    )
     save_figure(fig, ctx.path("convexity_map.png"))
     ic = (int(np.abs(y).argmin()), int(np.abs(x).argmin()))
     metrics = {f"convexity_{k}": v for k, v in summary.items()}
-    metrics.update(convexity_center_ratio=float(ratio[ic]), convexity_center_lambda_max=float(hi[ic]),
-                   convexity_center_lambda_min=float(lo[ic]), convexity_threshold=float(conv.get("threshold", 0.1)))
+    metrics.update(
+        convexity_center_ratio=float(ratio[ic]),
+        convexity_center_lambda_max=float(hi[ic]),
+        convexity_center_lambda_min=float(lo[ic]),
+        convexity_threshold=float(conv.get("threshold", 0.1)),
+    )
     return metrics, {"convexity_map": "convexity_map.png", "convexity": "convexity.npz"}

@@ -1,5 +1,6 @@
 """``analysis=surface_kinds``: a 2D surface spanned by any two of Xu et al.'s direction kinds
 (e.g. P.E. × N.E. shows a saddle; Gaussian × independent checkpoint the "bottom of a wine bottle")."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,11 +26,27 @@ def run(ctx: JobContext) -> JobOutput:
     res = evaluate_points(ctx, p, dirs, grid_points(x, y), "surface.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(len(y), len(x))
     record_centre_loss(ctx, p.checkpoint, a["bn"], value_at_origin(loss, y, x))
-    views = plot_surface_views(x, y, loss, ctx.job_dir, "surface", "train loss", log=bool(a["log_scale"]),
-                               points={"θ": (0.0, 0.0)}, xlabel=f"λ ({kinds[0]})", ylabel=f"μ ({kinds[1]})")
+    views = plot_surface_views(
+        x,
+        y,
+        loss,
+        ctx.job_dir,
+        "surface",
+        "train loss",
+        log=bool(a["log_scale"]),
+        points={"θ": (0.0, 0.0)},
+        xlabel=f"λ ({kinds[0]})",
+        ylabel=f"μ ({kinds[1]})",
+    )
     np.savez(
         ctx.path("surface_grid.npz"), x=x, y=y, train_loss=loss, test_loss=np.asarray(res["test_loss"]).reshape(len(y), len(x))
     )
     arts = {f"plot_{k}": v.name for k, v in views.items()} | {"data": "surface.h5", "grid": "surface_grid.npz"}
-    return JobOutput({"min_train_loss": float(np.nanmin(loss)), "max_train_loss": float(np.nanmax(loss)),
-                      "center_train_loss": float(loss[np.abs(y).argmin(), np.abs(x).argmin()])}, arts)
+    return JobOutput(
+        {
+            "min_train_loss": float(np.nanmin(loss)),
+            "max_train_loss": float(np.nanmax(loss)),
+            "center_train_loss": float(loss[np.abs(y).argmin(), np.abs(x).argmin()]),
+        },
+        arts,
+    )

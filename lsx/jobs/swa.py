@@ -6,6 +6,7 @@ space (SWA, BN re-estimated) and in prediction space (ensemble), both evaluated 
 test examples of the landscape subset. Metrics carry per-max-LR lists (``max_lrs``,
 ``advantage_acc``, ``advantage_nll``, ...) so a claim can test the trend over max LR.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -39,8 +40,9 @@ def run(ctx: JobContext) -> JobOutput:
     no_stop = {k: None for k in ("target_train_loss", "max_steps") if k in ctx.cfg["training"]}
     rows = []
     for lr in lrs:
-        cfg = merged_config(ctx, {"optimizer": {"lr": lr},
-                                  "training": {"checkpoint_epochs": sorted(set(snaps) | {0}), **no_stop}})
+        cfg = merged_config(
+            ctx, {"optimizer": {"lr": lr}, "training": {"checkpoint_epochs": sorted(set(snaps) | {0}), **no_stop}}
+        )
         run_ = train(cfg, progress=ctx.progress)
         models = [run_.load(e).build_model() for e in snaps]
         record_centre_loss(ctx, run_.load(), "keep")  # the run's final weights, its own BN statistics
@@ -48,30 +50,45 @@ def run(ctx: JobContext) -> JobOutput:
         rows.append({"max_lr": lr, "train_loss": run_.summary.get("train_loss"), **res})
     _plot(rows, snaps, ctx)
     metrics = _metrics(rows, snaps)
-    np.savez(ctx.path("swa_ensemble.npz"), max_lr=np.array(lrs), snapshots=np.array(snaps),
-             swa_acc=[r["swa"]["acc"] for r in rows], ens_acc=[r["ensemble"]["acc"] for r in rows],
-             swa_loss=[r["swa"]["loss"] for r in rows], ens_loss=[r["ensemble"]["loss"] for r in rows],
-             snapshot_acc=np.array([[s["acc"] for s in r["snapshots"]] for r in rows]),
-             snapshot_loss=np.array([[s["loss"] for s in r["snapshots"]] for r in rows]))
+    np.savez(
+        ctx.path("swa_ensemble.npz"),
+        max_lr=np.array(lrs),
+        snapshots=np.array(snaps),
+        swa_acc=[r["swa"]["acc"] for r in rows],
+        ens_acc=[r["ensemble"]["acc"] for r in rows],
+        swa_loss=[r["swa"]["loss"] for r in rows],
+        ens_loss=[r["ensemble"]["loss"] for r in rows],
+        snapshot_acc=np.array([[s["acc"] for s in r["snapshots"]] for r in rows]),
+        snapshot_loss=np.array([[s["loss"] for s in r["snapshots"]] for r in rows]),
+    )
     return JobOutput(metrics, {"plot": "swa_vs_ensemble.png", "data": "swa_ensemble.npz"})
 
 
 def _metrics(rows: list[dict], snaps: list[int]) -> dict:
     m: dict = {"snapshot_epochs": list(snaps), "max_lrs": [r["max_lr"] for r in rows]}
     lists = {
-        "swa_acc": lambda r: r["swa"]["acc"], "ensemble_acc": lambda r: r["ensemble"]["acc"],
-        "swa_nll": lambda r: r["swa"]["loss"], "ensemble_nll": lambda r: r["ensemble"]["loss"],
+        "swa_acc": lambda r: r["swa"]["acc"],
+        "ensemble_acc": lambda r: r["ensemble"]["acc"],
+        "swa_nll": lambda r: r["swa"]["loss"],
+        "ensemble_nll": lambda r: r["ensemble"]["loss"],
         "mean_snapshot_acc": lambda r: float(np.mean([s["acc"] for s in r["snapshots"]])),
         "mean_snapshot_nll": lambda r: float(np.mean([s["loss"] for s in r["snapshots"]])),
-        "advantage_acc": lambda r: r["advantage_acc"], "advantage_nll": lambda r: r["advantage_loss"],
+        "advantage_acc": lambda r: r["advantage_acc"],
+        "advantage_nll": lambda r: r["advantage_loss"],
         "final_train_loss": lambda r: r["train_loss"],
     }
     for name, f in lists.items():
         m[name] = [float(f(r)) if f(r) is not None else float("nan") for r in rows]
     for r in rows:  # flat scalars too (aggregate's CSV and W&B summaries read scalars)
         k = f"lr{r['max_lr']:g}"
-        m.update({f"{k}_swa_acc": r["swa"]["acc"], f"{k}_ensemble_acc": r["ensemble"]["acc"],
-                  f"{k}_advantage_acc": r["advantage_acc"], f"{k}_advantage_loss": r["advantage_loss"]})
+        m.update(
+            {
+                f"{k}_swa_acc": r["swa"]["acc"],
+                f"{k}_ensemble_acc": r["ensemble"]["acc"],
+                f"{k}_advantage_acc": r["advantage_acc"],
+                f"{k}_advantage_loss": r["advantage_loss"],
+            }
+        )
     return m
 
 

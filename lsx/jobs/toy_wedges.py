@@ -2,6 +2,7 @@
 random-hyperplane optimization success vs d (threshold at d ≈ D−n), the tunnel between two
 optima with its two-block cosine structure (compared at equal lag: ``tunnel_two_block_relative_contrast``)
 and barrier ratio, and the round-looking radial profile."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -35,8 +36,9 @@ def _run(ctx: JobContext, a) -> JobOutput:
     for k, pair in enumerate(a["pairs"]):
         D, n = int(pair[0]), int(pair[1])
         dims = sorted({max(1, min(D, D - n + off)) for off in a["dim_offsets"]})
-        res = hyperplane_success(D, n, dims, int(a["trials"]), int(a["seed"]) + k,
-                                 rotation_seed=a.get("rotation_seed"), steps=int(a["steps"]))
+        res = hyperplane_success(
+            D, n, dims, int(a["trials"]), int(a["seed"]) + k, rotation_seed=a.get("rotation_seed"), steps=int(a["steps"])
+        )
         ax.plot(np.asarray(dims) - (D - n), res["success_rate"], "o-", label=f"D={D}, n={n}")
         saved[f"success_D{D}_n{n}"] = res["success_rate"]
         saved[f"dims_D{D}_n{n}"] = np.asarray(dims)
@@ -54,8 +56,14 @@ def _run(ctx: JobContext, a) -> JobOutput:
 
     # (2) two optima, the linear path and the tunnel
     D, n = (int(v) for v in a["tunnel_pair"])
-    t = two_optima_tunnel(D, n, int(a["seed"]), rotation_seed=a.get("rotation_seed"), num_segments=int(a["num_segments"]),
-                          connector_steps=int(a["connector_steps"]))
+    t = two_optima_tunnel(
+        D,
+        n,
+        int(a["seed"]),
+        rotation_seed=a.get("rotation_seed"),
+        num_segments=int(a["num_segments"]),
+        connector_steps=int(a["connector_steps"]),
+    )
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     a1.plot(t["t"], t["linear_loss"], "--", label="linear path")
     a1.plot(t["t"], t["connector_loss"], "-o", ms=3, label="connector")
@@ -73,8 +81,11 @@ def _run(ctx: JobContext, a) -> JobOutput:
     metrics.update({f"tunnel_{k}": v for k, v in t["summary"].items()})
     metrics.update({f"tunnel_{k}": v for k, v in path_metrics(t["linear_loss"], t["connector_loss"]).items()})
     blocks = two_block_at_equal_lag(t["cosines"])
-    metrics.update(tunnel_two_block_lags=blocks["lags"], tunnel_two_block_within_by_lag=blocks["within"],
-                   tunnel_two_block_across_by_lag=blocks["across"])
+    metrics.update(
+        tunnel_two_block_lags=blocks["lags"],
+        tunnel_two_block_within_by_lag=blocks["within"],
+        tunnel_two_block_across_by_lag=blocks["across"],
+    )
 
     # (3) radial profile
     r = radial_profile(D, n, int(a["seed"]), num_directions=int(a["radial_directions"]), rotation_seed=a.get("rotation_seed"))
@@ -91,7 +102,14 @@ def _run(ctx: JobContext, a) -> JobOutput:
     metrics["radial_max_relative_spread"] = float(np.nanmax(r["relative_spread"][1:]))
     # "everywhere you look (at random), the loss increases": the share of random directions whose loss never falls
     metrics["radial_increasing_fraction"] = float(np.mean(np.all(np.diff(r["losses"], axis=1) >= -1e-12, axis=1)))
-    np.savez(ctx.path("toy_wedges.npz"), **saved, tunnel_linear=t["linear_loss"], tunnel_connector=t["connector_loss"],
-             tunnel_cosines=t["cosines"], radial_losses=r["losses"], radial_distances=r["distances"])
+    np.savez(
+        ctx.path("toy_wedges.npz"),
+        **saved,
+        tunnel_linear=t["linear_loss"],
+        tunnel_connector=t["connector_loss"],
+        tunnel_cosines=t["cosines"],
+        radial_losses=r["losses"],
+        radial_distances=r["distances"],
+    )
     arts["data"] = "toy_wedges.npz"
     return JobOutput(metrics, arts)

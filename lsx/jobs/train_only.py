@@ -1,4 +1,5 @@
 """``analysis=train``: just train the optima of ``optima.seeds`` (useful to pre-fill the cache)."""
+
 from __future__ import annotations
 
 from .base import JobContext, JobOutput, register_job

@@ -3,6 +3,7 @@
 Sweep it over learning rate, L2, dropout or batch size with the multirun templates, then
 ``python -m lsx.aggregate <sweep_dir>`` draws width vs hyperparameter (Fort Fig. 5).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,10 +55,16 @@ def run(ctx: JobContext) -> JobOutput:
     np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)
     # the angle can move through r or through ‖θ‖: both are reported beside it, with the model's training state
-    metrics = dict(res.summary, base_train_loss=res.base_loss, threshold=res.threshold, theta_norm=res.theta_norm,
-                   angle=res.angle, threshold_mode=a["threshold"]["mode"],
-                   train_loss=trained.summary.get("train_loss") if trained else None,
-                   train_test_acc=trained.summary.get("test_acc") if trained else None)
+    metrics = dict(
+        res.summary,
+        base_train_loss=res.base_loss,
+        threshold=res.threshold,
+        theta_norm=res.theta_norm,
+        angle=res.angle,
+        threshold_mode=a["threshold"]["mode"],
+        train_loss=trained.summary.get("train_loss") if trained else None,
+        train_test_acc=trained.summary.get("test_acc") if trained else None,
+    )
     return JobOutput(metrics, {"plot": "tunnel_widths.png", "data": "tunnel.npz"}, {"center": str(p.checkpoint.path)})
 
 
@@ -73,7 +80,10 @@ def _plot(res, ctx: JobContext) -> None:
     ax.set_xlabel("angular width  " + ("arctan(r / ‖θ‖)" if res.angle == "arctan" else "r / ‖θ‖") + "  (rad)")
     ax.set_ylabel("directions")
     integer_ticks(ax, "y")
-    ax.set_title(f"tunnel width (loss > {res.threshold:.3g}, L(θ)={res.base_loss:.3g}, ‖θ‖={res.theta_norm:.3g}), "
-                 f"n={ok.sum()}/{len(ok)} reached", fontsize=8)
+    ax.set_title(
+        f"tunnel width (loss > {res.threshold:.3g}, L(θ)={res.base_loss:.3g}, ‖θ‖={res.theta_norm:.3g}), "
+        f"n={ok.sum()}/{len(ok)} reached",
+        fontsize=8,
+    )
     ax.legend(fontsize=8)
     save_figure(fig, ctx.path("tunnel_widths.png"))

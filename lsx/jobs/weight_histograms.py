@@ -1,4 +1,5 @@
 """``analysis=weight_histograms``: weight distributions of several trained models (Li et al. Fig. 3)."""
+
 from __future__ import annotations
 
 import numpy as np

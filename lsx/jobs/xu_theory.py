@@ -3,6 +3,7 @@
 along GMI (Gaussian) and MLI (initialization → optimum) curves (Fig. 14), and the Hessian across the
 run's checkpoints (``spectrum_epochs``; null: every saved epoch ≥ 1): λ_max, λ_min, the SLQ bulk
 (Fig. 13 first row) and the N.E. curve's peak height (Fig. 8), with Spearman trends over the epochs."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -36,9 +37,11 @@ def _spectra(ctx: JobContext, a, run_) -> dict[int, dict]:
     lams = np.linspace(-float(a["ne_scale"]), float(a["ne_scale"]), int(a["ne_num"]))
     out = {}
     for e in epochs:
+
         def one(e=e):
             f, flat = network_loss(ctx, run_.load(e).build_model(), a["num_examples"])
             return spectrum_at(f, flat.get(), lams, int(a["slq_probes"]), int(a["slq_steps"]), seed=int(a["seed"]))
+
         out[e] = ctx.stage(f"spectrum_e{e}", one)
     return out
 
@@ -60,13 +63,20 @@ def _spectrum_metrics(spec: dict[int, dict], center_tol: float = 0.1) -> dict:
     height = [spec[k]["ne_peak_height"] for k in e]
     last = spec[e[-1]]
     return {
-        "spectrum_epochs": e, "lambda_min_by_epoch": lmin, "lambda_max_by_epoch": [spec[k]["lambda_max"] for k in e],
-        "bulk_edge_by_epoch": [spec[k]["bulk_edge"] for k in e], "ne_peak_height_by_epoch": height,
+        "spectrum_epochs": e,
+        "lambda_min_by_epoch": lmin,
+        "lambda_max_by_epoch": [spec[k]["lambda_max"] for k in e],
+        "bulk_edge_by_epoch": [spec[k]["bulk_edge"] for k in e],
+        "ne_peak_height_by_epoch": height,
         "spectrum_converged": all(spec[k]["converged"] for k in e),
         # Fig. 8: the N.E. curve's type at each epoch; the first (smallest) epoch on its own, for a claim
-        "ne_types_by_epoch": types, "ne_alt_types_by_epoch": alts, "ne_type_first": [types[0]], "ne_alt_types_first": [alts[0]],
+        "ne_types_by_epoch": types,
+        "ne_alt_types_by_epoch": alts,
+        "ne_type_first": [types[0]],
+        "ne_alt_types_first": [alts[0]],
         # Sec. 3: |λ_min| "becomes smaller when E increases"; Sec. 2.4: the N.E. peak's height decreases
-        "lambda_min_abs_trend": _trend(e, [abs(v) for v in lmin]), "ne_peak_height_trend": _trend(e, height),
+        "lambda_min_abs_trend": _trend(e, [abs(v) for v in lmin]),
+        "ne_peak_height_trend": _trend(e, height),
         # Fig. 13: a bulk around zero and large positive outliers: λ_max over the bulk's 90% half-width
         "hessian_outlier_ratio": float(last["lambda_max"] / last["bulk_edge"]) if last["bulk_edge"] > 0 else float("inf"),
         "lambda_max_over_abs_min": float(last["lambda_max"] / abs(last["lambda_min"])) if last["lambda_min"] else float("inf"),
@@ -87,11 +97,16 @@ def run(ctx: JobContext) -> JobOutput:
     theta0 = FlatParams(run_.load(0).build_model()).get()
     # each part is saved when done: a killed job resumes after the last finished one
     cos = ctx.stage("cosines", lambda: descent_cosines(f, theta, int(a["num_directions"]), seed=int(a["seed"])))
-    pert = ctx.stage("perturbation", lambda: perturbation_loss_change(
-        f, theta, list(a["sigmas"]), int(a["samples"]), seed=int(a["seed"]), trace_samples=int(a["trace_samples"])))
+    pert = ctx.stage(
+        "perturbation",
+        lambda: perturbation_loss_change(
+            f, theta, list(a["sigmas"]), int(a["samples"]), seed=int(a["seed"]), trace_samples=int(a["trace_samples"])
+        ),
+    )
     lams = np.linspace(-float(a["scale"]), float(a["scale"]), int(a["num"]))
-    gmi = ctx.stage("gmi", lambda: quadratic_model_along(
-        f, theta, random_direction(flat, theta, int(a["seed"]), "filter", "biasbn"), lams))
+    gmi = ctx.stage(
+        "gmi", lambda: quadratic_model_along(f, theta, random_direction(flat, theta, int(a["seed"]), "filter", "biasbn"), lams)
+    )
     mli = ctx.stage("mli", lambda: quadratic_model_along(f, theta, theta0 - theta, np.linspace(0, 1, int(a["num"]))))
     spec = _spectra(ctx, a, run_)
 
@@ -117,23 +132,35 @@ def run(ctx: JobContext) -> JobOutput:
         axx.set_ylabel("train loss")
         axx.legend(fontsize=7)
     for e, sp in spec.items():
-        ax[4].plot(sp["ne_lams"], sp["ne_curve"] - sp["ne_curve"][len(sp["ne_lams"]) // 2],
-                   label=f"E={e}: λmin {sp['lambda_min']:.3g}")
+        ax[4].plot(
+            sp["ne_lams"], sp["ne_curve"] - sp["ne_curve"][len(sp["ne_lams"]) // 2], label=f"E={e}: λmin {sp['lambda_min']:.3g}"
+        )
     ax[4].set_title("N.E. curves by epoch (Fig. 8)", fontsize=9)
     ax[4].set_xlabel("λ")
     ax[4].set_ylabel("L − L(θ)")
     ax[4].legend(fontsize=6)
     save_figure(fig, ctx.path("xu_theory.png"))
-    np.savez(ctx.path("xu_theory.npz"), cosines=cos, sigmas=pert["sigmas"], delta=pert["delta"],
-             predicted_mean=pert["predicted_mean"], gmi_true=gmi["true"], gmi_quadratic=gmi["quadratic"],
-             mli_true=mli["true"], mli_quadratic=mli["quadratic"])
+    np.savez(
+        ctx.path("xu_theory.npz"),
+        cosines=cos,
+        sigmas=pert["sigmas"],
+        delta=pert["delta"],
+        predicted_mean=pert["predicted_mean"],
+        gmi_true=gmi["true"],
+        gmi_quadratic=gmi["quadratic"],
+        mli_true=mli["true"],
+        mli_quadratic=mli["quadratic"],
+    )
     small = int(np.argmin(pert["sigmas"]))
     metrics = {
-        "cosine_mean": float(cos.mean()), "cosine_std": float(cos.std()),
+        "cosine_mean": float(cos.mean()),
+        "cosine_std": float(cos.std()),
         "expected_cosine_std": float(1 / np.sqrt(theta.numel())),
-        "trace": float(pert["trace"]), "trace_stderr": float(pert["trace_stderr"]),
+        "trace": float(pert["trace"]),
+        "trace_stderr": float(pert["trace_stderr"]),
         # Sec. 3: E[δL] = ½σ² tr(H) to second order; the ratio measured / predicted per σ
-        "sigmas": [float(x) for x in pert["sigmas"]], "delta_means": [float(x) for x in pert["mean"]],
+        "sigmas": [float(x) for x in pert["sigmas"]],
+        "delta_means": [float(x) for x in pert["mean"]],
         "delta_predicted": [float(x) for x in pert["predicted_mean"]],
         "gmi_ratios": [float(m / p) if p else float("nan") for m, p in zip(pert["mean"], pert["predicted_mean"])],
         "delta_mean_smallest_sigma": float(pert["mean"][small]),

@@ -1,4 +1,5 @@
 """CIFAR DenseNets (Huang et al. 2017): DenseNet-40-12 and DenseNet-BC-100-12 (Draxler et al. Table 1)."""
+
 from __future__ import annotations
 
 import torch

@@ -5,14 +5,18 @@
 ``pretrained_dir`` loads a model saved with ``save_pretrained`` from a local directory instead
 (``local_files_only``: lsx never reaches the hub at run time).
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from torch import nn
 
-_TASKS = {"causal_lm": "AutoModelForCausalLM", "sequence_classification": "AutoModelForSequenceClassification",
-          "image_classification": "AutoModelForImageClassification"}
+_TASKS = {
+    "causal_lm": "AutoModelForCausalLM",
+    "sequence_classification": "AutoModelForSequenceClassification",
+    "image_classification": "AutoModelForImageClassification",
+}
 
 
 def _transformers():
@@ -23,8 +27,9 @@ def _transformers():
     return transformers
 
 
-def from_config(model_type: str = "gpt2", config: dict[str, Any] | None = None, task: str = "causal_lm",
-                pretrained_dir: str | None = None) -> nn.Module:
+def from_config(
+    model_type: str = "gpt2", config: dict[str, Any] | None = None, task: str = "causal_lm", pretrained_dir: str | None = None
+) -> nn.Module:
     """A ``transformers`` model of ``model_type`` for ``task``, from ``config`` (or a local ``pretrained_dir``)."""
     tf = _transformers()
     if task not in _TASKS:

@@ -1,4 +1,5 @@
 """Two-layer MLP (hidden 128), the Xu et al. CIFAR-10 baseline."""
+
 from __future__ import annotations
 
 from torch import nn

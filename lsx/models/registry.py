@@ -3,6 +3,7 @@
 Why a registry: configs name models as strings, tests are generated for every entry,
 and an unknown name lists the valid ones instead of failing deep in a factory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,9 +46,7 @@ def available_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(
-    name: str, in_channels: int, image_size: int | tuple[int, int], num_classes: int, **kwargs
-) -> nn.Module:
+def build_model(name: str, in_channels: int, image_size: int | tuple[int, int], num_classes: int, **kwargs) -> nn.Module:
     """Build a registered model for data of the given shape; unknown names and kwargs list valid choices.
 
     ``image_size`` is the side of a square image or a (height, width) pair.

@@ -1,4 +1,5 @@
 """CIFAR ResNets (He et al. 2016, 6n+2 layers) with optional shortcuts and width multiplier (Li et al. Fig. 6–7)."""
+
 from __future__ import annotations
 
 import torch

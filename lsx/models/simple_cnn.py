@@ -1,4 +1,5 @@
 """SimpleCNN of Fort & Jastrzebski: 3x3 convs with 16/32/32 channels, 2x2 pooling, tanh."""
+
 from __future__ import annotations
 
 from torch import nn

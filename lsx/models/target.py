@@ -2,17 +2,18 @@
 
 Why: researchers study their own networks. ``model: {_target_: my_pkg.make_net, width: 64}`` builds
 ``my_pkg.make_net(width=64)``; the data's shape is available through ``${shape:num_classes}`` (also
-``in_channels``, ``height``, ``width`` and ``numel``, their product), which lsx fills in when the data are known (the config is composed and
-hashed before any data set is loaded, so the resolver leaves a placeholder that :func:`fill_shape` replaces).
+``in_channels``, ``height``, ``width`` and ``numel``, their product), which lsx fills in when the data are
+known (the config is composed and hashed before any data set is loaded, so the resolver leaves a placeholder
+that :func:`fill_shape` replaces).
 ``name`` in a target config is lsx's label for the model (cache directory names), never passed to the target.
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from torch import nn
-
 from omegaconf import OmegaConf
+from torch import nn
 
 # the same resolver as lsx.cli.resolvers registers (the core does not import the command line): whichever
 # module loads first registers it; both leave the same placeholder
@@ -49,8 +50,10 @@ def locate(path: str, key: str) -> Any:
         return _locate(str(path))
     except Exception as err:  # ImportError, AttributeError, ... wrapped by Hydra
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{key}._target_={path!r} cannot be imported ({reason}); give an importable "
-                         "'package.module.name' (is its package on PYTHONPATH?)") from None
+        raise ValueError(
+            f"{key}._target_={path!r} cannot be imported ({reason}); give an importable "
+            "'package.module.name' (is its package on PYTHONPATH?)"
+        ) from None
 
 
 def check_target(cfg: Mapping[str, Any] | None, key: str) -> None:
@@ -64,8 +67,10 @@ def check_target(cfg: Mapping[str, Any] | None, key: str) -> None:
 
     missing = [m for m in getattr(obj, "requires", ()) if importlib.util.find_spec(m) is None]
     if missing:  # an optional extra (e.g. model=hf needs transformers): say so before anything trains
-        raise ValueError(f"{key}._target_={cfg['_target_']!r} needs the {', '.join(missing)} package: "
-                         f"pip install {' '.join(missing)} (or the lsx extra that names it, e.g. 'lsx[hf]')")
+        raise ValueError(
+            f"{key}._target_={cfg['_target_']!r} needs the {', '.join(missing)} package: "
+            f"pip install {' '.join(missing)} (or the lsx extra that names it, e.g. 'lsx[hf]')"
+        )
 
 
 def fill_shape(value: Any, shape: Mapping[str, int]) -> Any:
@@ -92,14 +97,18 @@ def instantiate(cfg: Mapping[str, Any], key: str, drop: tuple[str, ...] = ("name
         return hydra_instantiate(args, **kwargs, _convert_="all")
     except Exception as err:
         cause = err.__cause__ or err
-        raise ValueError(f"{key}._target_={cfg['_target_']!r} failed: {type(cause).__name__}: "
-                         f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}") from None
+        raise ValueError(
+            f"{key}._target_={cfg['_target_']!r} failed: {type(cause).__name__}: "
+            f"{str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
+        ) from None
 
 
 def instantiate_model(cfg: Mapping[str, Any], data_shape: Mapping[str, int]) -> nn.Module:
     """The module ``model._target_`` builds for data of ``data_shape``; refuses anything that is not an ``nn.Module``."""
     model = instantiate(fill_shape(dict(cfg), data_shape), "model")
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model._target_={cfg['_target_']!r} returned a {type(model).__name__}, not a torch.nn.Module; "
-                         "the target must build the network (a class or a factory returning one)")
+        raise ValueError(
+            f"model._target_={cfg['_target_']!r} returned a {type(model).__name__}, not a torch.nn.Module; "
+            "the target must build the network (a class or a factory returning one)"
+        )
     return model

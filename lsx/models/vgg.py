@@ -1,4 +1,5 @@
 """VGG-9 with BatchNorm (Li et al. Fig. 2–5): 7 conv layers + 2 fully connected."""
+
 from __future__ import annotations
 
 from torch import nn

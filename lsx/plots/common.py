@@ -3,6 +3,7 @@
 Every figure is made with constrained layout (labels never overlap), every axis is labelled
 (α/β on 3D views), and axes that count things get integer ticks.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

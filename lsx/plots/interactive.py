@@ -10,6 +10,7 @@ CDN. Each figure is a ``<div>`` plus its JSON spec (:func:`figure_block`); a sma
 figures that are visible and those inside a ``<details>`` when it is opened (and frees them when it
 is closed: browsers allow only ~16 WebGL contexts per page, a report can hold more 3D surfaces).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,10 +74,21 @@ def _at(view: SurfaceView, metric: str, points: np.ndarray) -> np.ndarray:
 
 
 def _scale_menu(axis: str, initial: str) -> dict[str, Any]:
-    return dict(type="buttons", direction="right", x=0.0, y=MENU_Y, xanchor="left", yanchor="bottom", showactive=True,
-                active=0 if initial == "linear" else 1, pad={"r": 4, "t": 2},
-                buttons=[dict(label="linear", method="relayout", args=[{axis: "linear"}]),
-                         dict(label="log", method="relayout", args=[{axis: "log"}])])
+    return dict(
+        type="buttons",
+        direction="right",
+        x=0.0,
+        y=MENU_Y,
+        xanchor="left",
+        yanchor="bottom",
+        showactive=True,
+        active=0 if initial == "linear" else 1,
+        pad={"r": 4, "t": 2},
+        buttons=[
+            dict(label="linear", method="relayout", args=[{axis: "linear"}]),
+            dict(label="log", method="relayout", args=[{axis: "log"}]),
+        ],
+    )
 
 
 def _metric_menu(labels: Sequence[str], groups: Sequence[Sequence[int]], n_traces: int, title_key: str) -> dict[str, Any]:
@@ -99,36 +111,73 @@ def surface_figure(view: SurfaceView):
     traces, groups = [], []
     for k, m in enumerate(losses):
         idx = [len(traces)]
-        traces.append(go.Surface(x=view.x, y=view.y, z=view.values[m], customdata=custom, name=_label(m), visible=k == 0,
-                                 colorscale="Viridis", colorbar=dict(title=dict(text=_label(m)), len=0.75),
-                                 hovertemplate=_hover(("α", "β"), metrics),
-                                 contours=dict(z=dict(show=True, usecolormap=True, project=dict(z=True), width=1))))
+        traces.append(
+            go.Surface(
+                x=view.x,
+                y=view.y,
+                z=view.values[m],
+                customdata=custom,
+                name=_label(m),
+                visible=k == 0,
+                colorscale="Viridis",
+                colorbar=dict(title=dict(text=_label(m)), len=0.75),
+                hovertemplate=_hover(("α", "β"), metrics),
+                contours=dict(z=dict(show=True, usecolormap=True, project=dict(z=True), width=1)),
+            )
+        )
         if view.markers:
             pts = np.array(list(view.markers.values()), np.float64)
             idx.append(len(traces))
-            traces.append(go.Scatter3d(x=pts[:, 0], y=pts[:, 1], z=_at(view, m, pts), mode="markers+text",
-                                       text=list(view.markers),
-                                       name="trained optima", visible=k == 0, textposition="top center",
-                                       marker=dict(size=5, color="red", symbol="diamond"),
-                                       hovertemplate=f"%{{text}}<br>α=%{{x:.4g}}<br>β=%{{y:.4g}}<br>{_label(m)}≈%{{z:.6g}}"
-                                                     "<extra></extra>"))
+            traces.append(
+                go.Scatter3d(
+                    x=pts[:, 0],
+                    y=pts[:, 1],
+                    z=_at(view, m, pts),
+                    mode="markers+text",
+                    text=list(view.markers),
+                    name="trained optima",
+                    visible=k == 0,
+                    textposition="top center",
+                    marker=dict(size=5, color="red", symbol="diamond"),
+                    hovertemplate=f"%{{text}}<br>α=%{{x:.4g}}<br>β=%{{y:.4g}}<br>{_label(m)}≈%{{z:.6g}}" "<extra></extra>",
+                )
+            )
         if view.trajectory is not None:
             idx.append(len(traces))
-            traces.append(go.Scatter3d(x=view.trajectory[:, 0], y=view.trajectory[:, 1], z=_at(view, m, view.trajectory),
-                                       mode="lines+markers", text=view.trajectory_labels, name="trajectory", visible=k == 0,
-                                       line=dict(color="white", width=4), marker=dict(size=3, color="white"),
-                                       hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra>trajectory</extra>"))
+            traces.append(
+                go.Scatter3d(
+                    x=view.trajectory[:, 0],
+                    y=view.trajectory[:, 1],
+                    z=_at(view, m, view.trajectory),
+                    mode="lines+markers",
+                    text=view.trajectory_labels,
+                    name="trajectory",
+                    visible=k == 0,
+                    line=dict(color="white", width=4),
+                    marker=dict(size=3, color="white"),
+                    hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra>trajectory</extra>",
+                )
+            )
         groups.append(idx)
     fig = go.Figure(traces)
     initial = "log" if view.log and spans_decades(*(view.values[m] for m in losses)) else "linear"
     menus = [_scale_menu("scene.zaxis.type", initial)] if spans_decades(*(view.values[m] for m in losses)) else []
     if len(losses) > 1:
         menus.append(_metric_menu([_label(m) for m in losses], groups, len(traces), "scene.zaxis.title.text"))
-    fig.update_layout(title=_title(view.title), height=560, margin=dict(l=0, r=0, t=90, b=0),
-                      updatemenus=menus, showlegend=False,
-                      scene=dict(xaxis_title=view.xlabel, yaxis_title=view.ylabel,
-                                 zaxis=dict(title=_label(losses[0]), type=initial),
-                                 aspectmode="manual", aspectratio=dict(x=1, y=1, z=0.7)))
+    fig.update_layout(
+        title=_title(view.title),
+        height=560,
+        margin=dict(l=0, r=0, t=90, b=0),
+        updatemenus=menus,
+        showlegend=False,
+        scene=dict(
+            xaxis_title=view.xlabel,
+            yaxis_title=view.ylabel,
+            zaxis=dict(title=_label(losses[0]), type=initial),
+            aspectmode="manual",
+            aspectratio=dict(x=1, y=1, z=0.7),
+        ),
+    )
     return fig
 
 
@@ -144,34 +193,91 @@ def contour_figure(view: SurfaceView):
         logz = np.log10(np.where(z > 0, z, np.nan))
     decades = spans_decades(z)
     start_log = view.log and decades
-    traces = [go.Contour(x=view.x, y=view.y, z=z, customdata=custom, name=_label(m), ncontours=30, colorscale="Viridis",
-                         visible=not start_log, colorbar=dict(title=dict(text=_label(m))),
-                         hovertemplate=_hover(("α", "β"), metrics))]
+    traces = [
+        go.Contour(
+            x=view.x,
+            y=view.y,
+            z=z,
+            customdata=custom,
+            name=_label(m),
+            ncontours=30,
+            colorscale="Viridis",
+            visible=not start_log,
+            colorbar=dict(title=dict(text=_label(m))),
+            hovertemplate=_hover(("α", "β"), metrics),
+        )
+    ]
     if decades:
-        traces.append(go.Contour(x=view.x, y=view.y, z=logz, customdata=custom, name=f"log10 {_label(m)}", ncontours=30,
-                                 colorscale="Viridis", visible=start_log, colorbar=dict(title=dict(text=f"log10 {_label(m)}")),
-                                 hovertemplate=_hover(("α", "β"), metrics)))
+        traces.append(
+            go.Contour(
+                x=view.x,
+                y=view.y,
+                z=logz,
+                customdata=custom,
+                name=f"log10 {_label(m)}",
+                ncontours=30,
+                colorscale="Viridis",
+                visible=start_log,
+                colorbar=dict(title=dict(text=f"log10 {_label(m)}")),
+                hovertemplate=_hover(("α", "β"), metrics),
+            )
+        )
     if view.trajectory is not None:
-        traces.append(go.Scatter(x=view.trajectory[:, 0], y=view.trajectory[:, 1], mode="lines+markers", name="trajectory",
-                                 text=view.trajectory_labels, line=dict(color="white", width=2),
-                                 marker=dict(size=6, color="white"),
-                                 hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra>trajectory</extra>"))
+        traces.append(
+            go.Scatter(
+                x=view.trajectory[:, 0],
+                y=view.trajectory[:, 1],
+                mode="lines+markers",
+                name="trajectory",
+                text=view.trajectory_labels,
+                line=dict(color="white", width=2),
+                marker=dict(size=6, color="white"),
+                hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra>trajectory</extra>",
+            )
+        )
     if view.markers:
         pts = np.array(list(view.markers.values()), np.float64)
-        traces.append(go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers+text", text=list(view.markers), name="trained optima",
-                                 textposition="top center", textfont=dict(color="white"),
-                                 marker=dict(size=12, color="red", symbol="star"),
-                                 hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra></extra>"))
+        traces.append(
+            go.Scatter(
+                x=pts[:, 0],
+                y=pts[:, 1],
+                mode="markers+text",
+                text=list(view.markers),
+                name="trained optima",
+                textposition="top center",
+                textfont=dict(color="white"),
+                marker=dict(size=12, color="red", symbol="star"),
+                hovertemplate="%{text}<br>α=%{x:.4g}<br>β=%{y:.4g}<extra></extra>",
+            )
+        )
     fig = go.Figure(traces)
     menus = []
     if decades:
         n = len(traces)
-        menus.append(dict(type="buttons", direction="right", x=0.0, y=MENU_Y, xanchor="left", yanchor="bottom",
-                          active=1 if start_log else 0, buttons=[
-                              dict(label="linear", method="restyle", args=[{"visible": [True, False] + [True] * (n - 2)}]),
-                              dict(label="log", method="restyle", args=[{"visible": [False, True] + [True] * (n - 2)}])]))
-    fig.update_layout(title=_title(view.title), height=520, margin=dict(l=60, r=20, t=90, b=50),
-                      updatemenus=menus, showlegend=False, xaxis_title=view.xlabel, yaxis_title=view.ylabel)
+        menus.append(
+            dict(
+                type="buttons",
+                direction="right",
+                x=0.0,
+                y=MENU_Y,
+                xanchor="left",
+                yanchor="bottom",
+                active=1 if start_log else 0,
+                buttons=[
+                    dict(label="linear", method="restyle", args=[{"visible": [True, False] + [True] * (n - 2)}]),
+                    dict(label="log", method="restyle", args=[{"visible": [False, True] + [True] * (n - 2)}]),
+                ],
+            )
+        )
+    fig.update_layout(
+        title=_title(view.title),
+        height=520,
+        margin=dict(l=60, r=20, t=90, b=50),
+        updatemenus=menus,
+        showlegend=False,
+        xaxis_title=view.xlabel,
+        yaxis_title=view.ylabel,
+    )
     return fig
 
 
@@ -189,13 +295,31 @@ def curves_figure(fam: CurveFamily):
         colour = COLOURS[i % len(COLOURS)]
         for m in _losses(c.values):
             all_losses.append(c.values[m])
-            traces.append(go.Scatter(x=c.x, y=c.values[m], customdata=custom, mode="lines", name=f"{c.label}: {_label(m)}",
-                                     line=dict(color=colour, dash=dashes.get(m, "solid")),
-                                     hovertemplate=_hover(("α",), metrics)))
+            traces.append(
+                go.Scatter(
+                    x=c.x,
+                    y=c.values[m],
+                    customdata=custom,
+                    mode="lines",
+                    name=f"{c.label}: {_label(m)}",
+                    line=dict(color=colour, dash=dashes.get(m, "solid")),
+                    hovertemplate=_hover(("α",), metrics),
+                )
+            )
         for m in (k for k in ("train_acc", "test_acc") if k in c.values):
-            traces.append(go.Scatter(x=c.x, y=c.values[m], customdata=custom, mode="lines", name=f"{c.label}: {_label(m)}",
-                                     yaxis="y2", visible="legendonly", line=dict(color=colour, dash="dashdot", width=1),
-                                     hovertemplate=_hover(("α",), metrics)))
+            traces.append(
+                go.Scatter(
+                    x=c.x,
+                    y=c.values[m],
+                    customdata=custom,
+                    mode="lines",
+                    name=f"{c.label}: {_label(m)}",
+                    yaxis="y2",
+                    visible="legendonly",
+                    line=dict(color=colour, dash="dashdot", width=1),
+                    hovertemplate=_hover(("α",), metrics),
+                )
+            )
     for name, pos in fam.markers.items():
         ys = []
         for c in fam.curves:
@@ -203,17 +327,37 @@ def curves_figure(fam: CurveFamily):
             ok = np.isfinite(c.values[m])
             inside = ok.any() and c.x[ok][0] <= pos <= c.x[ok][-1]
             ys.append(float(np.interp(pos, c.x[ok], c.values[m][ok])) if inside else np.nan)
-        traces.append(go.Scatter(x=[pos] * len(ys), y=ys, mode="markers", name=name,
-                                 marker=dict(size=11, color="red", symbol="star"),
-                                 hovertemplate=f"{html.escape(name)}<br>α=%{{x:.4g}}<br>loss=%{{y:.6g}}<extra></extra>"))
+        traces.append(
+            go.Scatter(
+                x=[pos] * len(ys),
+                y=ys,
+                mode="markers",
+                name=name,
+                marker=dict(size=11, color="red", symbol="star"),
+                hovertemplate=f"{html.escape(name)}<br>α=%{{x:.4g}}<br>loss=%{{y:.6g}}<extra></extra>",
+            )
+        )
     fig = go.Figure(traces)
     decades = spans_decades(*all_losses)
     initial = "log" if fam.log and decades else "linear"
-    fig.update_layout(title=_title(fam.title), height=480, margin=dict(l=60, r=60, t=90, b=50),
-                      xaxis_title=fam.xlabel, yaxis=dict(title="loss", type=initial),
-                      yaxis2=dict(title="accuracy", overlaying="y", side="right", type="linear", range=[0, 1], showgrid=False,
-                                  tickvals=[0, 0.25, 0.5, 0.75, 1]),
-                      legend=dict(font=dict(size=10)), updatemenus=[_scale_menu("yaxis.type", initial)] if decades else [])
+    fig.update_layout(
+        title=_title(fam.title),
+        height=480,
+        margin=dict(l=60, r=60, t=90, b=50),
+        xaxis_title=fam.xlabel,
+        yaxis=dict(title="loss", type=initial),
+        yaxis2=dict(
+            title="accuracy",
+            overlaying="y",
+            side="right",
+            type="linear",
+            range=[0, 1],
+            showgrid=False,
+            tickvals=[0, 0.25, 0.5, 0.75, 1],
+        ),
+        legend=dict(font=dict(size=10)),
+        updatemenus=[_scale_menu("yaxis.type", initial)] if decades else [],
+    )
     return fig
 
 
@@ -266,9 +410,11 @@ def figure_json(fig: Any) -> str:
 def figure_block(fig: Any, fid: str, caption: str = "") -> str:
     height = int(fig.layout.height or 500)
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (f'<figure class="lsx-figure"><div id="{fid}" class="lsx-plotly" style="width:100%;height:{height}px"></div>'
-            f'<script type="application/json" class="lsx-plot-spec" data-target="{fid}">{figure_json(fig)}</script>'
-            f"{cap}</figure>")
+    return (
+        f'<figure class="lsx-figure"><div id="{fid}" class="lsx-plotly" style="width:100%;height:{height}px"></div>'
+        f'<script type="application/json" class="lsx-plot-spec" data-target="{fid}">{figure_json(fig)}</script>'
+        f"{cap}</figure>"
+    )
 
 
 def page_scripts(body: str = "") -> str:
@@ -284,24 +430,33 @@ def page_scripts(body: str = "") -> str:
 def job_blocks(views: JobViews) -> str:
     """The figure blocks of one job (captions name the stored file each one shows)."""
     src = {s.key: s.source for s in views.surfaces} | {c.key: c.source for c in views.curves}
-    return "".join(figure_block(fig, figure_id(views.job_dir.resolve(), key), f"{views.job}: {key} (from {src[key]})")
-                   for key, fig in job_figures(views))
+    return "".join(
+        figure_block(fig, figure_id(views.job_dir.resolve(), key), f"{views.job}: {key} (from {src[key]})")
+        for key, fig in job_figures(views)
+    )
 
 
 def job_page_html(views: JobViews) -> str:
     body = job_blocks(views)
     title = html.escape(f"{views.job}: {views.job_dir.name}")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
-            f'<body style="font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto">\n'
-            f'<h1 style="font-size:1.3em">{title}</h1>\n'
-            f"<p>Drag to rotate or pan, scroll to zoom, hover for values; the buttons switch linear/log scale "
-            f"and the shown loss. "
-            f"Values are the job's stored results.</p>\n{body}\n{page_scripts()}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"></head>\n'
+        f'<body style="font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto">\n'
+        f'<h1 style="font-size:1.3em">{title}</h1>\n'
+        f"<p>Drag to rotate or pan, scroll to zoom, hover for values; the buttons switch linear/log scale "
+        f"and the shown loss. "
+        f"Values are the job's stored results.</p>\n{body}\n{page_scripts()}\n</body></html>\n"
+    )
 
 
-def write_job_page(job_dir: str | Path, job: str | None = None, config: dict[str, Any] | None = None,
-                   metrics: dict[str, Any] | None = None, out: str | Path | None = None) -> dict[str, str]:
+def write_job_page(
+    job_dir: str | Path,
+    job: str | None = None,
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+) -> dict[str, str]:
     """Write ``interactive.html`` (or ``out``) for a job that has a surface or curve; returns the artifact
     entry ({} when the job has none, or plotly is not installed). ``job``/``config``/``metrics`` default
     to the job directory's results.json and config.yaml."""
@@ -342,10 +497,14 @@ def report_section(jobs: Sequence[dict[str, Any]]) -> str:
                 continue
             blocks = job_blocks(views)
         except Exception as err:  # a figure must not cost the report
-            parts.append(f'<p class="flag">interactive figure of {html.escape(Path(d).name)} failed: '
-                         f"{html.escape(type(err).__name__)}: {html.escape(str(err))}</p>")
+            parts.append(
+                f'<p class="flag">interactive figure of {html.escape(Path(d).name)} failed: '
+                f"{html.escape(type(err).__name__)}: {html.escape(str(err))}</p>"
+            )
             continue
         n = len(views.surfaces) + len(views.curves)
-        parts.append(f'<details class="lsx-interactive"><summary>{html.escape(views.job)}: {html.escape(Path(d).name)} '
-                     f"({n} interactive figure{'s' if n != 1 else ''})</summary>{blocks}</details>")
+        parts.append(
+            f'<details class="lsx-interactive"><summary>{html.escape(views.job)}: {html.escape(Path(d).name)} '
+            f"({n} interactive figure{'s' if n != 1 else ''})</summary>{blocks}</details>"
+        )
     return f"<h4>Interactive figures</h4>{''.join(parts)}" if parts else ""

@@ -4,6 +4,7 @@ Array layout everywhere: ``values[i_y, i_x]`` with ``x`` the first direction's c
 (columns) and ``y`` the second's (rows) — matplotlib's convention, so non-square grids are
 never transposed. NaN values (diverged far points) are drawn as gaps, not errors.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,9 +62,17 @@ def plot_curves(
 
 
 def plot_surface_views(
-    x: np.ndarray, y: np.ndarray, values: np.ndarray, out_dir: Path, stem: str, label: str = "train loss",
-    log: bool = False, points: dict[str, tuple[float, float]] | None = None, levels: int = 30,
-    xlabel: str = "α (direction 1)", ylabel: str = "β (direction 2)",
+    x: np.ndarray,
+    y: np.ndarray,
+    values: np.ndarray,
+    out_dir: Path,
+    stem: str,
+    label: str = "train loss",
+    log: bool = False,
+    points: dict[str, tuple[float, float]] | None = None,
+    levels: int = 30,
+    xlabel: str = "α (direction 1)",
+    ylabel: str = "β (direction 2)",
 ) -> dict[str, Path]:
     """Contour, filled contour, heatmap and 3D surface of ``values[i_y, i_x]``; returns name → path."""
     values = np.asarray(values, dtype=float)
@@ -116,8 +125,14 @@ def plot_surface_views(
 
 
 def plot_pca_trajectory(
-    x: np.ndarray, y: np.ndarray, values: np.ndarray | None, path_xy: np.ndarray, epochs: Sequence[int],
-    explained: Sequence[float], out: Path, log: bool = True,
+    x: np.ndarray,
+    y: np.ndarray,
+    values: np.ndarray | None,
+    path_xy: np.ndarray,
+    epochs: Sequence[int],
+    explained: Sequence[float],
+    out: Path,
+    log: bool = True,
 ) -> Path:
     """The optimizer's path projected on the top-2 PCA plane, over the loss contours (Li Fig. 9)."""
     fig, ax = new_figure(figsize=(5.5, 5))

@@ -1,4 +1,5 @@
 """Learning curves of a training run."""
+
 from __future__ import annotations
 
 from pathlib import Path

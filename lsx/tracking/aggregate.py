@@ -13,6 +13,7 @@ True, False when any stopped above it, empty without a target) and, in ``missed_
 not (run dir, final epoch's train loss, target, epochs): a point of a sweep whose models stopped at
 the epoch cap is not at matched training.
 """
+
 from __future__ import annotations
 
 import csv
@@ -162,8 +163,9 @@ def never_started(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], list[str]
         for num, point in enumerate(points):
             d = spec_path.parent / subdir.replace("${hydra.job.num}", str(num))
             if not d.exists():
-                out.append((d, {"status": "not started", "reason": f"never started (the sweep was stopped): {' '.join(point)}"},
-                            point))
+                out.append(
+                    (d, {"status": "not started", "reason": f"never started (the sweep was stopped): {' '.join(point)}"}, point)
+                )
     return out
 
 
@@ -171,8 +173,10 @@ def _target_columns(res: dict[str, Any] | None) -> dict[str, Any]:
     """``reached_target`` (None without a target) and ``missed_target`` (one line per optimum that missed)."""
     entries = [e for e in training_entries(res or {}) if e.get("reached_target") is not None]
     missed = [e for e in entries if e["reached_target"] is False]
-    return {"reached_target": (not missed) if entries else None,
-            "missed_target": " | ".join(missed_target_line(e) for e in missed)}
+    return {
+        "reached_target": (not missed) if entries else None,
+        "missed_target": " | ".join(missed_target_line(e) for e in missed),
+    }
 
 
 def missed_target_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

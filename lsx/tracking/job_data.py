@@ -8,6 +8,7 @@ A 2D surface is read from the job's HDF5 store (every metric, ``values[i_y, i_x]
 curves from the job's ``.npz`` (the arrays its PNG plots). Jobs without a surface or curve (tunnel
 widths, Hessian spectra, ...) have no view.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,9 +17,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-METRIC_LABELS = {"train_loss": "train loss", "test_loss": "test loss", "eval_loss": "held-out loss",
-                 "train_acc": "train accuracy", "test_acc": "test accuracy",
-                 "train_error": "train error", "test_error": "test error"}
+METRIC_LABELS = {
+    "train_loss": "train loss",
+    "test_loss": "test loss",
+    "eval_loss": "held-out loss",
+    "train_acc": "train accuracy",
+    "test_acc": "test accuracy",
+    "train_error": "train error",
+    "test_error": "test error",
+}
 
 
 @dataclass
@@ -90,8 +97,9 @@ def jobs_with_views() -> list[str]:
     return sorted(_READERS)
 
 
-def read_job(job_dir: str | Path, job: str | None = None, config: dict[str, Any] | None = None,
-             metrics: dict[str, Any] | None = None) -> JobViews:
+def read_job(
+    job_dir: str | Path, job: str | None = None, config: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None
+) -> JobViews:
     """The surfaces and curves of a job directory. ``job``/``config``/``metrics`` default to the
     directory's results.json and config.yaml (the job runner passes them before writing those)."""
     job_dir = Path(job_dir)
@@ -138,8 +146,10 @@ def stored_grid(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarra
         x, y = c[:nx, 0], c[::nx, 1]
         if len(x) * len(y) != len(c) or not np.array_equal(grid_points(x, y), c):
             raise ValueError(f"{path}: its points are not a row-major grid (values[i_y, i_x]); cannot show it as a surface")
-    values = {m: np.asarray(st.grid.reshape(v) if st.grid.kind == "grid" else v.reshape(len(y), len(x)), dtype=np.float64)
-              for m, v in st.metrics.items()}
+    values = {
+        m: np.asarray(st.grid.reshape(v) if st.grid.kind == "grid" else v.reshape(len(y), len(x)), dtype=np.float64)
+        for m, v in st.metrics.items()
+    }
     return np.asarray(x, np.float64), np.asarray(y, np.float64), values, st.provenance
 
 
@@ -171,9 +181,20 @@ def _surface2d(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
 def _surface_kinds(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
     x, y, values, prov, src = grid_file(job_dir, "surface.h5", "surface_grid.npz")
     kinds = [d.get("kind", "?") for d in prov.get("directions") or []] or [a.get("x_kind", "?"), a.get("y_kind", "?")]
-    return [SurfaceView("surface", f"{kinds[0]} × {kinds[1]} directions", x, y, values, src,
-                        xlabel=f"λ ({kinds[0]})", ylabel=f"μ ({kinds[1]})", markers={"θ (trained)": (0.0, 0.0)},
-                        log=bool(a.get("log_scale")))], []
+    return [
+        SurfaceView(
+            "surface",
+            f"{kinds[0]} × {kinds[1]} directions",
+            x,
+            y,
+            values,
+            src,
+            xlabel=f"λ ({kinds[0]})",
+            ylabel=f"μ ({kinds[1]})",
+            markers={"θ (trained)": (0.0, 0.0)},
+            log=bool(a.get("log_scale")),
+        )
+    ], []
 
 
 def _plane_markers(prov: dict[str, Any], seeds: list[Any]) -> dict[str, tuple[float, float]]:
@@ -191,8 +212,20 @@ def _plane(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
     if not prov.get("positions") and (job_dir / "plane_grid.npz").is_file():
         with np.load(job_dir / "plane_grid.npz") as z:
             prov = {"positions": z["positions"].tolist()} if "positions" in z.files else prov
-    return [SurfaceView("plane", "plane through three trained optima", x, y, values, src,
-                        "plane direction 1", "plane direction 2", _plane_markers(prov, seeds), log=bool(a.get("log_scale")))], []
+    return [
+        SurfaceView(
+            "plane",
+            "plane through three trained optima",
+            x,
+            y,
+            values,
+            src,
+            "plane direction 1",
+            "plane direction 2",
+            _plane_markers(prov, seeds),
+            log=bool(a.get("log_scale")),
+        )
+    ], []
 
 
 @reader("radial_tunnels")
@@ -205,8 +238,20 @@ def _radial(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
         if not (job_dir / name).is_file():
             continue
         x, y, values, prov = stored_grid(job_dir / name)
-        out.append(SurfaceView(f"plane_epoch{e}", f"epoch {e}: plane of three optima", x, y, values, name,
-                               "plane direction 1", "plane direction 2", _plane_markers(prov, seeds), log=True))
+        out.append(
+            SurfaceView(
+                f"plane_epoch{e}",
+                f"epoch {e}: plane of three optima",
+                x,
+                y,
+                values,
+                name,
+                "plane direction 1",
+                "plane direction 2",
+                _plane_markers(prov, seeds),
+                log=True,
+            )
+        )
     return out, []
 
 
@@ -216,9 +261,22 @@ def _pca(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
     with np.load(job_dir / "pca.npz") as z:
         path, epochs, ev = z["path"], z["epochs"], z["explained"]
     labels = [f"PC{i + 1} ({100 * float(ev[i]):.1f}% of variance)" if i < len(ev) else f"PC{i + 1}" for i in range(2)]
-    return [SurfaceView("pca", "training trajectory on its first two principal components", x, y, values, "pca.h5",
-                        labels[0], labels[1], {f"epoch {int(epochs[-1])} (final)": (0.0, 0.0)},
-                        np.asarray(path, np.float64), [f"epoch {int(e)}" for e in epochs], log=bool(a.get("log_scale")))], []
+    return [
+        SurfaceView(
+            "pca",
+            "training trajectory on its first two principal components",
+            x,
+            y,
+            values,
+            "pca.h5",
+            labels[0],
+            labels[1],
+            {f"epoch {int(epochs[-1])} (final)": (0.0, 0.0)},
+            np.asarray(path, np.float64),
+            [f"epoch {int(e)}" for e in epochs],
+            log=bool(a.get("log_scale")),
+        )
+    ], []
 
 
 # ----------------------------------------------------------------------------- 1D curves
@@ -227,10 +285,21 @@ def _curves1d(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
     with np.load(job_dir / "curves.npz") as z:
         xs, seeds, counts = z["x"], z["seeds"], z["stationary_points"]
         data = {m: z[m] for m in ("train_loss", "train_acc", "test_loss", "test_acc") if m in z.files}
-    curves = [Curve(f"dir seed {int(s)}: {int(n)} stationary pts", xs, {m: v[i] for m, v in data.items()})
-              for i, (s, n) in enumerate(zip(seeds, counts))]
-    return [], [CurveFamily("curves", f"{a.get('norm', '')}-normalized random directions".lstrip("-"), "step along the direction",
-                            curves, "curves.npz", {"θ* (trained)": 0.0}, log=bool(a.get("log_scale")))]
+    curves = [
+        Curve(f"dir seed {int(s)}: {int(n)} stationary pts", xs, {m: v[i] for m, v in data.items()})
+        for i, (s, n) in enumerate(zip(seeds, counts))
+    ]
+    return [], [
+        CurveFamily(
+            "curves",
+            f"{a.get('norm', '')}-normalized random directions".lstrip("-"),
+            "step along the direction",
+            curves,
+            "curves.npz",
+            {"θ* (trained)": 0.0},
+            log=bool(a.get("log_scale")),
+        )
+    ]
 
 
 @reader("interpolation")
@@ -239,8 +308,18 @@ def _interpolation(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
         alpha = z["alpha"]
         data = {m: z[m] for m in ("train_loss", "train_acc", "test_loss", "test_acc") if m in z.files}
     labels = [str((e or {}).get("label") or f"endpoint {i}") for i, e in enumerate(a.get("endpoints") or [{}, {}])]
-    return [], [CurveFamily("interpolation", f"{labels[0]} → {labels[1]}", "α", [Curve("θ(α)", alpha, data)],
-                            "interpolation.npz", {labels[0]: 0.0, labels[1]: 1.0}, is_path=True, log=True)]
+    return [], [
+        CurveFamily(
+            "interpolation",
+            f"{labels[0]} → {labels[1]}",
+            "α",
+            [Curve("θ(α)", alpha, data)],
+            "interpolation.npz",
+            {labels[0]: 0.0, labels[1]: 1.0},
+            is_path=True,
+            log=True,
+        )
+    ]
 
 
 @reader("curve_taxonomy")
@@ -248,8 +327,17 @@ def _taxonomy(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
     with np.load(job_dir / "curve_taxonomy.npz") as z:
         loss, kinds, types, lams = z["loss"], z["kinds"], z["types"], z["lams"]
     curves = [Curve(f"{k} #{i}: {t}", lams[i], {"train_loss": loss[i]}) for i, (k, t) in enumerate(zip(kinds, types))]
-    return [], [CurveFamily("curve_taxonomy", "curves along Xu et al.'s direction kinds", "λ", curves, "curve_taxonomy.npz",
-                            {"θ (trained)": 0.0}, log=False)]
+    return [], [
+        CurveFamily(
+            "curve_taxonomy",
+            "curves along Xu et al.'s direction kinds",
+            "λ",
+            curves,
+            "curve_taxonomy.npz",
+            {"θ (trained)": 0.0},
+            log=False,
+        )
+    ]
 
 
 @reader("connector")
@@ -260,12 +348,26 @@ def _connector(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
         curves = []
         for part, label in (("linear", "straight line"), ("connector", "low-loss connector")):
             vals = {"eval_loss": z[f"{part}_loss"]}
-            vals.update({k: z[f"{part}_metric_{k}"] for k in ("train_loss", "train_acc", "test_loss", "test_acc")
-                         if f"{part}_metric_{k}" in z.files})
+            vals.update(
+                {
+                    k: z[f"{part}_metric_{k}"]
+                    for k in ("train_loss", "train_acc", "test_loss", "test_acc")
+                    if f"{part}_metric_{k}" in z.files
+                }
+            )
             curves.append(Curve(label, t, vals))
-    return [], [CurveFamily("connector", f"seed {seeds[0]} → seed {seeds[-1]}", "position along the path", curves,
-                            "connector.npz", {f"seed {seeds[0]}": float(t[0]), f"seed {seeds[-1]}": float(t[-1])},
-                            is_path=True, log=True)]
+    return [], [
+        CurveFamily(
+            "connector",
+            f"seed {seeds[0]} → seed {seeds[-1]}",
+            "position along the path",
+            curves,
+            "connector.npz",
+            {f"seed {seeds[0]}": float(t[0]), f"seed {seeds[-1]}": float(t[-1])},
+            is_path=True,
+            log=True,
+        )
+    ]
 
 
 @reader("autoneb")
@@ -278,6 +380,16 @@ def _autoneb(job_dir: Path, a: dict[str, Any], metrics: dict[str, Any]):
             for part, label in (("path", "AutoNEB path (MEP)"), ("line", "straight line")):
                 vals = {k: z[f"{part}_{k}"] for k in PATH_METRICS if f"{part}_{k}" in z.files}
                 curves.append(Curve(label, z[f"{part}_arc_length"], vals))
-        fams.append(CurveFamily(f.stem, f"seed {si} → seed {sj}", "normalized arc length", curves, f.name,
-                                {f"seed {si}": 0.0, f"seed {sj}": 1.0}, is_path=True, log=True))
+        fams.append(
+            CurveFamily(
+                f.stem,
+                f"seed {si} → seed {sj}",
+                "normalized arc length",
+                curves,
+                f.name,
+                {f"seed {si}": 0.0, f"seed {sj}": 1.0},
+                is_path=True,
+                log=True,
+            )
+        )
     return [], fams

@@ -1,4 +1,5 @@
 """Lightning loggers from ``cfg.logger`` (wandb, csv or none)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,14 @@ from .wandb_setup import init_kwargs
 LOGGERS = ("wandb", "csv", "none")
 
 
-def build_loggers(logger_cfg: dict[str, Any], run_dir: Path, name: str, config: dict[str, Any],
-                  run_config: dict[str, Any] | None = None, wandb_dir: Path | None = None) -> list:
+def build_loggers(
+    logger_cfg: dict[str, Any],
+    run_dir: Path,
+    name: str,
+    config: dict[str, Any],
+    run_config: dict[str, Any] | None = None,
+    wandb_dir: Path | None = None,
+) -> list:
     """Loggers of one training run; ``run_config`` (the full config, with ``_overrides``) names the
     W&B run by its swept values and tags it with the experiment and the swept keys. ``wandb_dir`` (the
     command's run directory) keeps W&B's files out of the training cache, which must hold the model only."""

@@ -18,6 +18,7 @@ results.json ``training`` has one entry per trained run (optimum) the job used:
   measured no loss at this run (e.g. a run that only supplies a direction). Matched-training checks
   compare this number: a summary loss with stale BN statistics can differ from it by orders of magnitude.
 """
+
 from __future__ import annotations
 
 import time
@@ -115,8 +116,10 @@ def with_training_outcome(entry: dict[str, Any]) -> dict[str, Any]:
     for k in ("epochs_run", "stopped_by"):  # a ``lsx.train`` job's results name only the run
         if out.get(k) is None:
             out[k] = summary.get(k)
-    out.update(target_train_loss=None if target is None else float(target),
-               reached_target=None if target is None else out.get("stopped_by") == "target")
+    out.update(
+        target_train_loss=None if target is None else float(target),
+        reached_target=None if target is None else out.get("stopped_by") == "target",
+    )
     if out.get("stop_train_loss") is None:
         out["stop_train_loss"] = stop_epoch_loss(run_dir, out.get("epochs_run"))
     return out
@@ -142,8 +145,10 @@ def missed_target_line(entry: dict[str, Any]) -> str:
     loss = e.get("stop_train_loss")
     loss = e.get("train_loss") if loss is None else loss
     loss_text = "?" if loss is None else f"{float(loss):.4g}"
-    return (f"{e.get('run_dir')} (seed {e.get('seed')}) missed training.target_train_loss={e.get('target_train_loss'):g}: "
-            f"final epoch's train loss {loss_text} after {e.get('epochs_run')} epochs (stopped by {e.get('stopped_by')})")
+    return (
+        f"{e.get('run_dir')} (seed {e.get('seed')}) missed training.target_train_loss={e.get('target_train_loss'):g}: "
+        f"final epoch's train loss {loss_text} after {e.get('epochs_run')} epochs (stopped by {e.get('stopped_by')})"
+    )
 
 
 def training_entries(results: dict[str, Any]) -> list[dict[str, Any]]:

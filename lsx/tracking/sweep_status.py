@@ -6,6 +6,7 @@ error type); :class:`SweepStatusCallback` (registered in ``conf/config.yaml``'s
 ``hydra.callbacks``) runs in the launching process after all jobs — with the basic and the
 joblib launcher alike — prints one summary line and exits non-zero when any job failed.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ STATUS = "status.json"
 OK, FAILED, INCOMPLETE = "ok", "failed", "incomplete"
 
 
-def write_status(run_dir: str | Path, status: str, reason: str | None = None, error_type: str | None = None,
-                 detail: str | None = None) -> Path:
+def write_status(
+    run_dir: str | Path, status: str, reason: str | None = None, error_type: str | None = None, detail: str | None = None
+) -> Path:
     """Record how a job ended (``detail``: a traceback for unexpected errors)."""
     record: dict[str, Any] = {"status": status}
     if reason is not None:
@@ -53,7 +55,7 @@ def job_dirs(sweep_dir: str | Path) -> list[Path]:
     dirs = {p.parent for p in sweep_dir.rglob(".hydra") if p.is_dir()}
     dirs |= {p.parent for p in sweep_dir.rglob(STATUS)}
     # a job's own cache (output_root/jobs/...) may sit inside the sweep when output_root points there
-    dirs = {d for d in dirs if "jobs" not in d.parts[len(sweep_dir.parts):]}
+    dirs = {d for d in dirs if "jobs" not in d.parts[len(sweep_dir.parts) :]}
     return sorted(dirs, key=_job_order)
 
 

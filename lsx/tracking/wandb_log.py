@@ -5,6 +5,7 @@ so a job logs the same run whether it computed its results now or re-logs stored
 (``logger.relog=true``). An analysis job's optima are trained without a W&B logger; their
 learning curves go into the job's run as tables, so a job is one W&B run, not 1 + #optima.
 """
+
 from __future__ import annotations
 
 import csv
@@ -139,8 +140,11 @@ def html_panels(job_dir: Path, results: dict[str, Any], run_dir: Path) -> dict[s
     for a job stored before those existed, a page built now from its stored files into ``run_dir``."""
     import wandb
 
-    pages = {k: job_dir / p for k, p in (results.get("artifacts") or {}).items()
-             if str(p).endswith(".html") and (job_dir / p).is_file()}
+    pages = {
+        k: job_dir / p
+        for k, p in (results.get("artifacts") or {}).items()
+        if str(p).endswith(".html") and (job_dir / p).is_file()
+    }
     if not pages:
         from lsx.plots.interactive import PAGE_NAME, write_job_page
 
@@ -206,17 +210,30 @@ def log_job(c: dict[str, Any], run_dir: Path, job_dir: Path, results: dict[str, 
                 tm = json.loads((tr / "summary.json").read_text()).get("metrics", {})
                 payload.update({f"optima/{tr.name}/{k}": v for k, v in scalars(tm).items()})
         payload.update({k: wandb.Table(columns=cols, data=data) for k, (cols, data) in tables.items()})
-        payload.update({f"plots/{k}": wandb.Image(str(job_dir / p)) for k, p in (results.get("artifacts") or {}).items()
-                        if str(p).endswith(".png") and (job_dir / p).exists()})
+        payload.update(
+            {
+                f"plots/{k}": wandb.Image(str(job_dir / p))
+                for k, p in (results.get("artifacts") or {}).items()
+                if str(p).endswith(".png") and (job_dir / p).exists()
+            }
+        )
         payload.update(html_panels(job_dir, results, run_dir))
         run.log(payload)
         run.summary.update(scalars(metrics))
-        run.config.update({"optima": [tr.name for tr in optima], "job_dir": str(job_dir), "cached": bool(results.get("cached"))},
-                          allow_val_change=True)
+        run.config.update(
+            {"optima": [tr.name for tr in optima], "job_dir": str(job_dir), "cached": bool(results.get("cached"))},
+            allow_val_change=True,
+        )
         files = [(run_dir / "results.json", "results.json"), (run_dir / "config.yaml", "config.yaml")]
         files += [(f, f.name) for f in data_files] + [(tr / "summary.json", f"optima/{tr.name}/summary.json") for tr in optima]
-        run.log_artifact(_artifact(f"{job}-{Path(job_dir).name}", "analysis-results", files,
-                                   {"job_dir": str(job_dir), "optima": [str(p) for p in optima]}))
+        run.log_artifact(
+            _artifact(
+                f"{job}-{Path(job_dir).name}",
+                "analysis-results",
+                files,
+                {"job_dir": str(job_dir), "optima": [str(p) for p in optima]},
+            )
+        )
         _announce(run, ident)
     finally:
         finish()
@@ -247,17 +264,23 @@ def log_training(c: dict[str, Any], run_dir: Path, training_run: Path, results: 
             payload["learning_curve"] = wandb.Table(columns=cols, data=data)
         run.log(payload)
         run.summary.update(scalars(results.get("metrics") or {}))
-        run.log_artifact(_artifact(f"train-{training_run.name}", "training-results",
-                                   [(run_dir / "results.json", "results.json")]
-                                   + [(training_run / n, n) for n in ("config.yaml", "summary.json", "metrics.csv")],
-                                   {"training_run": str(training_run)}))
+        run.log_artifact(
+            _artifact(
+                f"train-{training_run.name}",
+                "training-results",
+                [(run_dir / "results.json", "results.json")]
+                + [(training_run / n, n) for n in ("config.yaml", "summary.json", "metrics.csv")],
+                {"training_run": str(training_run)},
+            )
+        )
         _announce(run, ident)
     finally:
         finish()
 
 
-def log_aggregate(sweep_dir: Path, rows: list[dict[str, Any]], plots: list[Path], project: str | None = None,
-                  entity: str | None = None) -> None:
+def log_aggregate(
+    sweep_dir: Path, rows: list[dict[str, Any]], plots: list[Path], project: str | None = None, entity: str | None = None
+) -> None:
     """One run of job_type ``aggregate`` in the jobs' project/entity, grouped by their experiment:
     the summary as a table of typed cells (numbers stay numbers), the constants as config, the figures."""
     import wandb
@@ -269,9 +292,14 @@ def log_aggregate(sweep_dir: Path, rows: list[dict[str, Any]], plots: list[Path]
         return next(iter(vals)) if len(vals) == 1 else None
 
     experiment = common("config.experiment_name") or "default"
-    ident = dict(project=project or common("config.logger.project") or "lsx", entity=entity or common("config.logger.entity"),
-                 group=experiment, name=f"aggregate-{Path(sweep_dir).name}", tags=[experiment, *swept_keys(rows)],
-                 mode=wandb_mode(common("config.logger.mode")))
+    ident = dict(
+        project=project or common("config.logger.project") or "lsx",
+        entity=entity or common("config.logger.entity"),
+        group=experiment,
+        name=f"aggregate-{Path(sweep_dir).name}",
+        tags=[experiment, *swept_keys(rows)],
+        mode=wandb_mode(common("config.logger.mode")),
+    )
     run = _init(ident, "aggregate", Path(sweep_dir), {"sweep_dir": str(sweep_dir), **constant_columns(rows)})
     try:
         cols = summary_columns(rows)

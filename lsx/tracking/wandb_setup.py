@@ -4,6 +4,7 @@ Why: with a key but no network, ``wandb.init`` waits up to 90 s. We pick the mod
 init: an explicit WANDB_MODE wins; otherwise online only with an API key (env or netrc) and a
 W&B server that answers a TCP connect within a few seconds.
 """
+
 from __future__ import annotations
 
 import functools

@@ -12,6 +12,7 @@
 - :class:`DataState` puts the training data's random state (augmentation) into ``resume.ckpt``.
 - :class:`SpawnedWorkerExit` closes a spawned DDP worker's process group before the worker exits.
 """
+
 from __future__ import annotations
 
 import csv
@@ -96,7 +97,13 @@ class StopRule(L.Callback):
 
 class EpochCheckpoints(L.Callback):
     def __init__(
-        self, run_dir: Path, epochs: set[int], config: dict[str, Any], config_hash: str, data_shape: dict, code_version: str,
+        self,
+        run_dir: Path,
+        epochs: set[int],
+        config: dict[str, Any],
+        config_hash: str,
+        data_shape: dict,
+        code_version: str,
         stop: StopRule | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
@@ -112,8 +119,14 @@ class EpochCheckpoints(L.Callback):
             return
         metrics = epoch_metrics(pl_module) if epoch else {}
         save_checkpoint(
-            self.run_dir / checkpoint_name(epoch), pl_module.model, self.config, self.config_hash, epoch,
-            self.data_shape, metrics, self.code_version,
+            self.run_dir / checkpoint_name(epoch),
+            pl_module.model,
+            self.config,
+            self.config_hash,
+            epoch,
+            self.data_shape,
+            metrics,
+            self.code_version,
             # a DDP-spawn parent never sees the workers' StopRule: it reads the outcome from here (runner)
             stop=self.stop.outcome if self.stop is not None else None,
         )
@@ -143,8 +156,15 @@ class ResumePoint(L.Callback):
     of training. Must follow :class:`StopRule` (which decides whether an epoch is the final one).
     """
 
-    def __init__(self, path: Path, every: int | None = 1, min_interval_s: float = 30.0, stop: StopRule | None = None,
-                 keep_final: bool = False, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        path: Path,
+        every: int | None = 1,
+        min_interval_s: float = 30.0,
+        stop: StopRule | None = None,
+        keep_final: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         check_resume_schedule(every, min_interval_s)
         self.path = Path(path)
         self.every = int(every or 0)
@@ -213,8 +233,11 @@ class LearningCurve(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         m = epoch_metrics(pl_module)
-        row = {"epoch": float(trainer.current_epoch + 1), **{k: m[k] for k in self.FIELDS[1:-1] if k in m},
-               "lr": float(trainer.optimizers[0].param_groups[0]["lr"])}
+        row = {
+            "epoch": float(trainer.current_epoch + 1),
+            **{k: m[k] for k in self.FIELDS[1:-1] if k in m},
+            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]),
+        }
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         if self.written_at is None or self.clock() - self.written_at >= self.min_interval_s:
             self.write(trainer)

@@ -7,6 +7,7 @@ Integrity: each save records the file's sha256 in ``checksums.json`` beside it (
 metadata), and every load verifies it. Why: a flipped byte inside a tensor still unpickles, so a
 damaged checkpoint would otherwise be used silently with different weights.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -127,8 +128,10 @@ def _read_checksums(directory: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise CheckpointError(f"{directory / CHECKSUMS} is unreadable ({type(err).__name__}: {err}); "
-                              f"delete it to trust the checkpoints in {directory} again") from None
+        raise CheckpointError(
+            f"{directory / CHECKSUMS} is unreadable ({type(err).__name__}: {err}); "
+            f"delete it to trust the checkpoints in {directory} again"
+        ) from None
     return data if isinstance(data, dict) else {}
 
 
@@ -151,8 +154,10 @@ def verify_checksum(path: Path) -> str | None:
         return None
     actual = file_sha256(path)
     if actual != expected:
-        raise CheckpointError(f"checkpoint {path} fails its sha256 check ({actual[:12]}… recorded {expected[:12]}…): the "
-                              f"file changed after it was written; delete {path.parent} to retrain it")
+        raise CheckpointError(
+            f"checkpoint {path} fails its sha256 check ({actual[:12]}… recorded {expected[:12]}…): the "
+            f"file changed after it was written; delete {path.parent} to retrain it"
+        )
     return actual
 
 
@@ -223,7 +228,7 @@ def _strip_prefix(sd: dict[str, torch.Tensor], expected: set[str]) -> dict[str, 
     """Drop a wrapper's prefix on every key (``model.`` of a LightningModule, ``module.`` of DDP) when that makes keys fit."""
     for prefix in ("model.", "module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in sd) and not (set(sd) & expected):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return sd
 
 
@@ -240,21 +245,35 @@ def load_external_checkpoint(path: str | Path, config: dict[str, Any], data_shap
     model = model_from_config(config["model"], data_shape)
     expected = model.state_dict()
     sd = _strip_prefix(_read_state_dict(path), set(expected))
-    tied = {n for n, t in expected.items() if n not in sd and any(
-        m in sd and t.data_ptr() == expected[m].data_ptr() for m in expected if m != n)}
+    tied = {
+        n
+        for n, t in expected.items()
+        if n not in sd and any(m in sd and t.data_ptr() == expected[m].data_ptr() for m in expected if m != n)
+    }
     missing = [k for k in expected if k not in sd and k not in tied]
     unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}" for k in expected
-             if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)]
+    wrong = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != tuple(expected[k].shape)
+    ]
     if missing or unexpected or wrong:
         show = lambda ks: f"{len(ks)} [{', '.join(ks[:6])}{', ...' if len(ks) > 6 else ''}]"  # noqa: E731
-        raise CheckpointError(f"{path} does not fit model {model_label(config['model'])!r}: missing keys {show(missing)}, "
-                              f"unexpected keys {show(unexpected)}" + (f", wrong shapes {show(wrong)}" if wrong else ""))
+        raise CheckpointError(
+            f"{path} does not fit model {model_label(config['model'])!r}: missing keys {show(missing)}, "
+            f"unexpected keys {show(unexpected)}" + (f", wrong shapes {show(wrong)}" if wrong else "")
+        )
     model.load_state_dict(sd, strict=False)
     digest = file_sha256(path)
-    return Checkpoint(path=path, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-                      config=config, config_hash=f"external-{digest[:12]}", epoch=-1, data_shape=dict(data_shape),
-                      sha256=digest)
+    return Checkpoint(
+        path=path,
+        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        config=config,
+        config_hash=f"external-{digest[:12]}",
+        epoch=-1,
+        data_shape=dict(data_shape),
+        sha256=digest,
+    )
 
 
 def load_any_checkpoint(path: str | Path, config: dict[str, Any], data_shape: dict[str, int]) -> Checkpoint:

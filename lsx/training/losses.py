@@ -10,6 +10,7 @@ units the mean is over (tokens for a language model; default the batch's example
 different sizes combine exactly. A ``_target_`` that is a class is instantiated with the config's other keys; a
 function is bound to them (``functools.partial``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,10 @@ def model_logits(out: Any) -> torch.Tensor:
         return out.logits
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
         return out[0]
-    raise ValueError(f"cannot find logits in a model output of type {type(out).__name__}: return a tensor, "
-                     "a dict or object with 'logits', or a tuple whose first item is the logits")
+    raise ValueError(
+        f"cannot find logits in a model output of type {type(out).__name__}: return a tensor, "
+        "a dict or object with 'logits', or a tuple whose first item is the logits"
+    )
 
 
 class CrossEntropy:
@@ -118,16 +121,21 @@ def check_loss(loss_fn: LossFn, model: nn.Module, batch: Any, key: str = "loss")
     except ValueError:
         raise
     except Exception as err:
-        raise ValueError(f"{key} failed on the first batch: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise ValueError(
+            f"{key} failed on the first batch: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     finally:
         model.train(was_training)
     if isinstance(out, Mapping) and "loss" not in out:
-        raise ValueError(f"{key} returned a dict without 'loss' (keys: {', '.join(map(str, out))}); valid: a scalar "
-                         "tensor or {'loss': scalar, 'acc': scalar, 'count': n}")
+        raise ValueError(
+            f"{key} returned a dict without 'loss' (keys: {', '.join(map(str, out))}); valid: a scalar "
+            "tensor or {'loss': scalar, 'acc': scalar, 'count': n}"
+        )
     loss = loss_terms(out, 0)[0]
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"{key} returned {shape} on the first batch, not a scalar tensor: reduce it to one number "
-                         "(e.g. .mean())")
+        raise ValueError(
+            f"{key} returned {shape} on the first batch, not a scalar tensor: reduce it to one number " "(e.g. .mean())"
+        )
     if not math.isfinite(float(loss)):
         raise ValueError(f"{key} is {float(loss)} on the first batch (before any training): check the data and the loss")

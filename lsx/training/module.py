@@ -11,6 +11,7 @@ per-logged-key machinery is a large share of a run (measured by ``make bench-tra
   all-reduced), instead of Lightning's validation loop and ``self.log``. They land in
   :attr:`ClassifierModule.epoch_metrics` (what lsx's callbacks read) and go to the run's loggers.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,9 +34,15 @@ EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
 
 class ClassifierModule(L.LightningModule):
     def __init__(
-        self, model: nn.Module, optimizer_cfg: dict[str, Any], scheduler_cfg: dict[str, Any], epochs: int,
-        channels_last: bool = True, gradient_clip_val: float | None = None,
-        val: tuple[torch.Tensor, torch.Tensor] | None = None, eval_batch_size: int = 500,
+        self,
+        model: nn.Module,
+        optimizer_cfg: dict[str, Any],
+        scheduler_cfg: dict[str, Any],
+        epochs: int,
+        channels_last: bool = True,
+        gradient_clip_val: float | None = None,
+        val: tuple[torch.Tensor, torch.Tensor] | None = None,
+        eval_batch_size: int = 500,
         loss_fn: Callable[[nn.Module, Any], Any] | None = None,
     ) -> None:
         super().__init__()
@@ -84,10 +91,13 @@ class ClassifierModule(L.LightningModule):
             logits = self.model(x)
             loss = F.cross_entropy(logits, y)
             with torch.no_grad():
-                self._train_sums += torch.stack([
-                    loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                    torch.tensor(float(len(y)), dtype=torch.float64, device=loss.device),
-                ])
+                self._train_sums += torch.stack(
+                    [
+                        loss.detach().double() * len(y),
+                        (logits.argmax(1) == y).sum().double(),
+                        torch.tensor(float(len(y)), dtype=torch.float64, device=loss.device),
+                    ]
+                )
         else:
             loss = self._custom_step_sums(batch, len(x))
         if not math.isfinite(float(loss.detach())):

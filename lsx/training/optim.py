@@ -3,6 +3,7 @@
 Schedules are LambdaLR multipliers stepped once per optimizer step, so constant, step,
 cosine and cyclic (snapshot-ensemble) schedules share one code path and resume exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,9 +53,7 @@ def lr_multiplier(cfg: Any, steps_per_epoch: int, total_epochs: int):
         if cycle < 1:
             raise ValueError(f"scheduler.cycle_epochs must be >= 1, got {cycle}")
         if cycle > total_epochs:
-            raise ValueError(
-                f"scheduler.cycle_epochs={cycle} is longer than training (training.epochs={total_epochs})"
-            )
+            raise ValueError(f"scheduler.cycle_epochs={cycle} is longer than training (training.epochs={total_epochs})")
         floor = float(cfg.get("min_factor", 0.01))
         period = cycle * spe
 

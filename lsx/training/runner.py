@@ -6,6 +6,7 @@ configured epochs, ``resume.ckpt`` (full Lightning state), ``metrics.csv`` (lear
 without training; an interrupted one resumes from ``resume.ckpt``; concurrent sweep jobs
 asking for the same run wait on a file lock instead of training twice.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,8 +63,11 @@ class TrainedRun:
     def load(self, epoch: int | None = None) -> Checkpoint:
         epoch = self.final_epoch if epoch is None else epoch
         if epoch not in self.checkpoints:
-            stopped = (f" (training stopped at epoch {self.stop['epochs_run']} by {self.stop['stopped_by']})"
-                       if self.stop.get("stopped_by") in ("target", "max_steps") else "")
+            stopped = (
+                f" (training stopped at epoch {self.stop['epochs_run']} by {self.stop['stopped_by']})"
+                if self.stop.get("stopped_by") in ("target", "max_steps")
+                else ""
+            )
             raise ValueError(
                 f"run {self.run_dir.name} has no checkpoint at epoch {epoch}{stopped}; saved: {sorted(self.checkpoints)}"
             )
@@ -192,8 +196,13 @@ def _usable_resume_point(resume: Path) -> int | None:
     except Exception as err:  # truncated by a kill or a full disk, or not a Lightning checkpoint
         aside = resume.with_name(resume.name + ".corrupt")
         os.replace(resume, aside)
-        log.warning("%s is unreadable (%s: %s); moved to %s, restarting this run from scratch",
-                    resume, type(err).__name__, str(err)[:120], aside.name)
+        log.warning(
+            "%s is unreadable (%s: %s); moved to %s, restarting this run from scratch",
+            resume,
+            type(err).__name__,
+            str(err)[:120],
+            aside.name,
+        )
         return None
 
 
@@ -209,14 +218,14 @@ def check_model_fits(model: torch.nn.Module, dm: TensorDataModule, model_name: s
         with torch.no_grad():
             out = model.eval()(x[:2])
     except RuntimeError as err:
-        raise ValueError(
-            f"model {model_name!r} does not fit data {dm.name!r} of shape {tuple(x.shape[1:])}: {err}"
-        ) from None
+        raise ValueError(f"model {model_name!r} does not fit data {dm.name!r} of shape {tuple(x.shape[1:])}: {err}") from None
     finally:
         model.train()
     if not isinstance(out, torch.Tensor):
-        raise ValueError(f"model {model_name!r} returns a {type(out).__name__}, not a logits tensor, which the default loss "
-                         "(cross-entropy) needs: set loss (e.g. loss=next_token, or loss._target_=<your (model, batch) -> scalar>)")
+        raise ValueError(
+            f"model {model_name!r} returns a {type(out).__name__}, not a logits tensor, which the default loss "
+            "(cross-entropy) needs: set loss (e.g. loss=next_token, or loss._target_=<your (model, batch) -> scalar>)"
+        )
     if out.shape[-1] != dm.shape.num_classes:
         raise ValueError(f"model {model_name!r} outputs {out.shape[-1]} classes, data {dm.name!r} has {dm.shape.num_classes}")
 
@@ -254,8 +263,9 @@ SPLITS = ("train", "val", "test")
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
-def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None,
-                  loss_fn=None) -> dict[str, float]:
+def final_metrics(
+    model: torch.nn.Module, dm: TensorDataModule, channels_last: bool | None = None, loss_fn=None
+) -> dict[str, float]:
     """``{split}_loss``/``{split}_acc`` of ``model`` on every non-empty split (``val_fraction: 0`` has no val).
 
     Through the landscape :class:`~lsx.landscape.engine.evaluator.Evaluator` (inference mode, channels_last,
@@ -272,8 +282,15 @@ def final_metrics(model: torch.nn.Module, dm: TensorDataModule, channels_last: b
     train, test = splits.pop("train"), splits.pop("test", None)
     # fuse=False: the fused graph (trace, fold, probe check) pays off over many landscape points, not in one
     # evaluation (measured: 26 → 16 ms on the default config, 93 → 76 ms on resnet20)
-    ev = Evaluator(model, train, test, channels_last=channels_last_safe() if channels_last is None else channels_last,
-                   extra_splits=splits, fuse=False, loss_fn=loss_fn)
+    ev = Evaluator(
+        model,
+        train,
+        test,
+        channels_last=channels_last_safe() if channels_last is None else channels_last,
+        extra_splits=splits,
+        fuse=False,
+        loss_fn=loss_fn,
+    )
     return ev.evaluate_at(ev.flat.get())
 
 
@@ -319,8 +336,14 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             (log.debug if run_dir in _TRAINED_HERE else log.info)("training cache hit: %s", run_dir)
             run = _verified_cached_run(run_dir)
         else:
-            log.info("training %s on %s, seed %s (config hash %s) into %s",
-                     model_label(c["model"]), data_label(c["data"]), c["seed"], h[:12], run_dir)
+            log.info(
+                "training %s on %s, seed %s (config hash %s) into %s",
+                model_label(c["model"]),
+                data_label(c["data"]),
+                c["seed"],
+                h[:12],
+                run_dir,
+            )
             try:
                 from lsx.distributed import check_training_can_relaunch
 
@@ -383,7 +406,14 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     import lightning as L
 
     from .callbacks import (
-        DataState, EpochCheckpoints, EpochLog, EpochMetricsBar, LearningCurve, ResumePoint, SpawnedWorkerExit, StopRule,
+        DataState,
+        EpochCheckpoints,
+        EpochLog,
+        EpochMetricsBar,
+        LearningCurve,
+        ResumePoint,
+        SpawnedWorkerExit,
+        StopRule,
     )
     from .module import ClassifierModule
 
@@ -407,18 +437,31 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     check_model_fits(model, dm, model_label(c["model"]), loss_fn)
     channels_last = bool(training.get("channels_last", True))
     if channels_last and not channels_last_safe(str((c.get("trainer") or {}).get("accelerator", "cpu"))):
-        log.info("training.channels_last disabled: unsafe with %d torch thread(s) on torch %s", torch.get_num_threads(), torch.__version__)
+        log.info(
+            "training.channels_last disabled: unsafe with %d torch thread(s) on torch %s",
+            torch.get_num_threads(),
+            torch.__version__,
+        )
         channels_last = False
-    module = ClassifierModule(model, c["optimizer"], c["scheduler"], int(training["epochs"]), channels_last,
-                              gradient_clip_val=training.get("gradient_clip_val"), val=dm.split("val"),
-                              eval_batch_size=dm.eval_batch_size, loss_fn=loss_fn)
+    module = ClassifierModule(
+        model,
+        c["optimizer"],
+        c["scheduler"],
+        int(training["epochs"]),
+        channels_last,
+        gradient_clip_val=training.get("gradient_clip_val"),
+        val=dm.split("val"),
+        eval_batch_size=dm.eval_batch_size,
+        loss_fn=loss_fn,
+    )
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(tcfg, sort_keys=False))
 
     from lsx.tracking.loggers import build_loggers
 
     trainer_cfg = dict(c.get("trainer") or {})
-    loggers = build_loggers(dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c,
-                            wandb_dir=Path(c["_run_dir"]) if c.get("_run_dir") else None)
+    loggers = build_loggers(
+        dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c, wandb_dir=Path(c["_run_dir"]) if c.get("_run_dir") else None
+    )
     resume = run_dir / "resume.ckpt"
     stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
     resume_epoch = _usable_resume_point(resume)
@@ -446,8 +489,13 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
             stop,  # before EpochCheckpoints: it decides whether this epoch is the final one
             EpochCheckpoints(run_dir, checkpoint_epochs(training), tcfg, h, data_shape, code_version(), stop),
             LearningCurve(run_dir / "metrics.csv"),
-            ResumePoint(resume, training.get("resume_every", 1), training.get("resume_min_interval_s", 30.0), stop,
-                        keep_final=bool(training.get("keep_resume", False))),
+            ResumePoint(
+                resume,
+                training.get("resume_every", 1),
+                training.get("resume_min_interval_s", 30.0),
+                stop,
+                keep_final=bool(training.get("keep_resume", False)),
+            ),
             EpochMetricsBar() if progress_bar else EpochLog(int(training["epochs"])),
             DataState(loader.dataset),  # the augmentation's random stream, so a resume stays exact
             *([SpawnedWorkerExit()] if str(trainer_cfg.get("strategy", "auto")).startswith(SPAWNING_STRATEGIES) else []),
@@ -468,12 +516,21 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
 
     metrics = final_metrics(final.build_model(), dm, loss_fn=loss_fn)
     diverged = divergence(metrics.get("train_loss"), run_dir, dm, loss_fn)
-    atomic_write_json(run_dir / "summary.json", {
-        "config_hash": h, "config": tcfg, "metrics": metrics, **outcome, **({"diverged": diverged} if diverged else {}),
-        # CPU results differ slightly across thread counts: record what produced these weights
-        "torch_threads": torch.get_num_threads(), "channels_last": channels_last, "code_fingerprint": training_fingerprint(),
-        **_trained_by(trainer_cfg, trainer, int(c["data"]["batch_size"])),
-    })
+    atomic_write_json(
+        run_dir / "summary.json",
+        {
+            "config_hash": h,
+            "config": tcfg,
+            "metrics": metrics,
+            **outcome,
+            **({"diverged": diverged} if diverged else {}),
+            # CPU results differ slightly across thread counts: record what produced these weights
+            "torch_threads": torch.get_num_threads(),
+            "channels_last": channels_last,
+            "code_fingerprint": training_fingerprint(),
+            **_trained_by(trainer_cfg, trainer, int(c["data"]["batch_size"])),
+        },
+    )
     atomic_write_text(run_dir / "DONE", "done\n")
     if resume.exists() and not training.get("keep_resume", False):
         os.unlink(resume)
@@ -486,8 +543,11 @@ def _trained_by(trainer_cfg: dict[str, Any], trainer: Any, batch_size: int) -> d
     from lsx.config import normalized_precision
 
     world = int(trainer.world_size)
-    return {"precision": normalized_precision(trainer_cfg.get("precision", "32-true")), "world_size": world,
-            "effective_batch_size": world * batch_size}
+    return {
+        "precision": normalized_precision(trainer_cfg.get("precision", "32-true")),
+        "world_size": world,
+        "effective_batch_size": world * batch_size,
+    }
 
 
 DIVERGED_FACTOR = 3.0  # a final train loss this many times the initial one (or chance, ln C) is a diverged run
@@ -509,5 +569,7 @@ def divergence(final_loss: float | None, run_dir: Path, dm: TensorDataModule, lo
         initial = max(chance, float(final_metrics(load_checkpoint(first).build_model(), dm, loss_fn=loss_fn)["train_loss"]))
     if math.isfinite(final_loss) and final_loss <= DIVERGED_FACTOR * initial:
         return None
-    return (f"diverged: final train loss {final_loss:.4g} vs {initial:.4g} at initialization (> {DIVERGED_FACTOR:g}x or "
-            "not finite); lower optimizer.lr or add training.gradient_clip_val")
+    return (
+        f"diverged: final train loss {final_loss:.4g} vs {initial:.4g} at initialization (> {DIVERGED_FACTOR:g}x or "
+        "not finite); lower optimizer.lr or add training.gradient_clip_val"
+    )

@@ -3,6 +3,7 @@
 Why here: the checks that run before Hydra (``lsx.cli.checks``) must stay light — a cache hit must not
 pay for importing Lightning — yet they catch errors raised deep in the data code.
 """
+
 from __future__ import annotations
 
 

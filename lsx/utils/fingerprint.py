@@ -11,6 +11,7 @@ A commit that touches none of those files keeps every cached result valid.
 ``recompute`` (what ``lsx.reproduce`` uses, so a report rests on one code version), ``keep`` (reuse
 it on purpose, without a warning).
 """
+
 from __future__ import annotations
 
 import functools
@@ -68,8 +69,13 @@ def is_stale(recorded: str | None, current: str, mode: str, what: str) -> bool:
         return False
     was = recorded or "no fingerprint (older lsx)"
     if mode == "warn":
-        log.warning("%s was computed by other code (%s, now %s): reused; cache.stale=recompute recomputes it, "
-                    "cache.stale=keep silences this", what, was, current)
+        log.warning(
+            "%s was computed by other code (%s, now %s): reused; cache.stale=recompute recomputes it, "
+            "cache.stale=keep silences this",
+            what,
+            was,
+            current,
+        )
         return False
     log.warning("%s was computed by other code (%s, now %s): recomputing (cache.stale=recompute)", what, was, current)
     return True

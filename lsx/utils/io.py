@@ -3,6 +3,7 @@
 Files come out with the permissions a plain ``open()`` would give (0o666 & ~umask), not
 mkstemp's private 0600, so a lab's shared cache stays readable to the group.
 """
+
 from __future__ import annotations
 
 import io
@@ -73,8 +74,9 @@ def file_lock(directory: str | os.PathLike, name: str = ".lock") -> Iterator[Non
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # say why nothing happens while another process computes the same result
-                logging.getLogger("lsx").info("waiting for %s: another process holds its lock (computing the same result)",
-                                              directory)
+                logging.getLogger("lsx").info(
+                    "waiting for %s: another process holds its lock (computing the same result)", directory
+                )
                 fcntl.flock(fh, fcntl.LOCK_EX)
             if _names_open_file(path, fh):
                 break

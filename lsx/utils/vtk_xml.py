@@ -10,6 +10,7 @@ count followed by the little-endian values), so float64 values, NaN included, ro
 Points whose height is not finite (a diverged point of a surface) are flagged in the standard
 ``vtkGhostType`` array as hidden (``HIDDENPOINT``): ParaView skips the cells that touch them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,8 +44,7 @@ def _array(name: str | None, values: np.ndarray, components: int = 1) -> str:
     if kind is None:
         raise ValueError(f"VTK export: array {name!r} has dtype {a.dtype}; valid: {', '.join(TYPES)}")
     nm = f' Name="{_attr(name)}"' if name else ""
-    return (f'<DataArray type="{kind}"{nm} NumberOfComponents="{components}" format="binary">'
-            f"{encode(a.ravel())}</DataArray>")
+    return f'<DataArray type="{kind}"{nm} NumberOfComponents="{components}" format="binary">' f"{encode(a.ravel())}</DataArray>"
 
 
 def _attr(s: str) -> str:
@@ -63,8 +63,7 @@ def _point_data(data: Mapping[str, np.ndarray], n: int, ghost: np.ndarray | None
     return f"<PointData>{''.join(arrays)}</PointData>"
 
 
-def structured_grid(x: np.ndarray, y: np.ndarray, z: np.ndarray, point_data: Mapping[str, np.ndarray],
-                    comment: str = "") -> str:
+def structured_grid(x: np.ndarray, y: np.ndarray, z: np.ndarray, point_data: Mapping[str, np.ndarray], comment: str = "") -> str:
     """A ``.vts`` surface: points (x[i], y[j], z[j, i]) with x varying fastest (VTK's order, and
     ``values[i_y, i_x].ravel()``'s), extent nx × ny × 1; every ``point_data`` array is ``[i_y, i_x]``."""
     x, y, z = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(z, np.float64)
@@ -75,9 +74,11 @@ def structured_grid(x: np.ndarray, y: np.ndarray, z: np.ndarray, point_data: Map
     ghost = np.where(np.isfinite(pts[:, 2]), 0, HIDDEN_POINT)
     ext = f"0 {len(x) - 1} 0 {len(y) - 1} 0 0"
     note = f"<!-- {comment.replace('--', '-')} -->\n" if comment else ""
-    return (f'<?xml version="1.0"?>\n{note}{HEADER.format(kind="StructuredGrid")}\n<StructuredGrid WholeExtent="{ext}">\n'
-            f'<Piece Extent="{ext}">\n{_point_data(point_data, len(pts), ghost)}\n'
-            f"<Points>{_array('Points', pts, 3)}</Points>\n</Piece>\n</StructuredGrid>\n</VTKFile>\n")
+    return (
+        f'<?xml version="1.0"?>\n{note}{HEADER.format(kind="StructuredGrid")}\n<StructuredGrid WholeExtent="{ext}">\n'
+        f'<Piece Extent="{ext}">\n{_point_data(point_data, len(pts), ghost)}\n'
+        f"<Points>{_array('Points', pts, 3)}</Points>\n</Piece>\n</StructuredGrid>\n</VTKFile>\n"
+    )
 
 
 def polylines(lines: Sequence[np.ndarray], point_data: Mapping[str, Sequence[np.ndarray]], names: Sequence[str] = ()) -> str:
@@ -97,9 +98,11 @@ def polylines(lines: Sequence[np.ndarray], point_data: Mapping[str, Sequence[np.
     conn = np.arange(len(allp), dtype=np.int64)
     offsets = np.cumsum(counts)
     note = "; ".join(f"line {k}: {n}" for k, n in enumerate(names)).replace("--", "-")
-    return (f'<?xml version="1.0"?>\n{f"<!-- {note} -->" + chr(10) if note else ""}{HEADER.format(kind="PolyData")}\n<PolyData>\n'
-            f'<Piece NumberOfPoints="{len(allp)}" NumberOfVerts="0" NumberOfLines="{len(pts)}" '
-            f'NumberOfStrips="0" NumberOfPolys="0">\n'
-            f"{_point_data(data, len(allp), ghost)}\n<CellData>{_array('line', np.arange(len(pts), dtype=np.int32))}</CellData>\n"
-            f"<Points>{_array('Points', allp, 3)}</Points>\n"
-            f"<Lines>{_array('connectivity', conn)}{_array('offsets', offsets)}</Lines>\n</Piece>\n</PolyData>\n</VTKFile>\n")
+    return (
+        f'<?xml version="1.0"?>\n{f"<!-- {note} -->" + chr(10) if note else ""}{HEADER.format(kind="PolyData")}\n<PolyData>\n'
+        f'<Piece NumberOfPoints="{len(allp)}" NumberOfVerts="0" NumberOfLines="{len(pts)}" '
+        f'NumberOfStrips="0" NumberOfPolys="0">\n'
+        f"{_point_data(data, len(allp), ghost)}\n<CellData>{_array('line', np.arange(len(pts), dtype=np.int32))}</CellData>\n"
+        f"<Points>{_array('Points', allp, 3)}</Points>\n"
+        f"<Lines>{_array('connectivity', conn)}{_array('offsets', offsets)}</Lines>\n</Piece>\n</PolyData>\n</VTKFile>\n"
+    )

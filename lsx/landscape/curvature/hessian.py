@@ -5,6 +5,7 @@ Everything works on a differentiable ``loss_fn(theta_flat) -> scalar`` (a networ
 backward; scipy's ``eigsh`` (ARPACK Lanczos) gets it as a LinearOperator — the Hessian is
 never formed except by :func:`exact_hessian`, kept for small models and tests.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,13 @@ def hvp_function(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0) -> Calla
     return hvp
 
 
-def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np.float64,
-                 hvp: Callable[[torch.Tensor], torch.Tensor] | None = None) -> LinearOperator:
+def hvp_operator(
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    l2: float = 0.0,
+    dtype=np.float64,
+    hvp: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> LinearOperator:
     """The Hessian at θ as a scipy LinearOperator (float64 on the scipy side); ``hvp`` a ready product to wrap."""
     hvp = hvp or hvp_function(loss_fn, theta, l2)
     n = theta.numel()
@@ -71,8 +77,8 @@ def hvp_operator(loss_fn: LossFn, theta: torch.Tensor, l2: float = 0.0, dtype=np
 
 @dataclass
 class EigenResult:
-    values: np.ndarray     # sorted descending
-    vectors: np.ndarray    # (numel, k) columns matching values
+    values: np.ndarray  # sorted descending
+    vectors: np.ndarray  # (numel, k) columns matching values
     converged: bool
     message: str
     matvecs: int
@@ -93,8 +99,16 @@ def krylov_size(k: int, n: int, which: str) -> int | None:
 
 
 def top_eigenpairs(
-    loss_fn: LossFn, theta: torch.Tensor, k: int, which: str = "LA", tol: float | None = None,
-    maxiter: int | None = None, seed: int = 0, l2: float = 0.0, ncv: int | None = None, progress: Progress = False,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    k: int,
+    which: str = "LA",
+    tol: float | None = None,
+    maxiter: int | None = None,
+    seed: int = 0,
+    l2: float = 0.0,
+    ncv: int | None = None,
+    progress: Progress = False,
 ) -> EigenResult:
     """k extreme eigenpairs of the Hessian by Lanczos (LA largest, SA smallest, LM largest |λ|).
 
@@ -129,8 +143,12 @@ def top_eigenpairs(
         ncv = krylov_size(k, n, which)
     tol = 1e-3 if tol is None else float(tol)
     basis = ncv or min(n, max(2 * k + 1, 20))  # scipy's default basis size
-    hvp, tick = _counted(hvp_function(loss_fn, theta, l2), progress, (int(maxiter) if maxiter else 10 * n) * basis,
-                         f"Hessian eigsh {which} (k={k}; of ARPACK's cap)")
+    hvp, tick = _counted(
+        hvp_function(loss_fn, theta, l2),
+        progress,
+        (int(maxiter) if maxiter else 10 * n) * basis,
+        f"Hessian eigsh {which} (k={k}; of ARPACK's cap)",
+    )
     op = hvp_operator(loss_fn, theta, l2, hvp=hvp)
     v0 = np.random.default_rng(seed).standard_normal(n)
     try:
@@ -146,8 +164,13 @@ def top_eigenpairs(
 
 
 def lanczos_extreme(
-    hvp: Callable[[torch.Tensor], torch.Tensor], n: int, k: int, which: str, v0: torch.Tensor,
-    value_tol: float = 1e-4, max_steps: int | None = None,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    k: int,
+    which: str,
+    v0: torch.Tensor,
+    value_tol: float = 1e-4,
+    max_steps: int | None = None,
 ) -> EigenResult:
     """The k largest (LA) or largest-magnitude (LM) eigenpairs by Lanczos with full reorthogonalization.
 
@@ -218,8 +241,14 @@ class TraceEstimate(NamedTuple):
 
 
 def trace_estimate(
-    loss_fn: LossFn, theta: torch.Tensor, max_samples: int, rel_tol: float | None = None, min_samples: int = 10,
-    seed: int = 0, l2: float = 0.0, progress: Progress = False,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    max_samples: int,
+    rel_tol: float | None = None,
+    min_samples: int = 10,
+    seed: int = 0,
+    l2: float = 0.0,
+    progress: Progress = False,
 ) -> TraceEstimate:
     """tr(H) ≈ mean of vᵀHv over Rademacher v, stopping early once the standard error is small enough.
 
@@ -253,8 +282,14 @@ def trace_estimate(
 
 
 def hutchinson_trace(
-    loss_fn: LossFn, theta: torch.Tensor, num_samples: int, seed: int = 0, l2: float = 0.0,
-    rel_tol: float | None = None, min_samples: int = 10, progress: Progress = False,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    num_samples: int,
+    seed: int = 0,
+    l2: float = 0.0,
+    rel_tol: float | None = None,
+    min_samples: int = 10,
+    progress: Progress = False,
 ) -> tuple[float, float]:
     """tr(H) ≈ mean of vᵀHv over Rademacher v; returns (mean, standard error).
 
@@ -287,16 +322,23 @@ def lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, steps: int, v0:
 
 
 def slq_density(
-    loss_fn: LossFn, theta: torch.Tensor, num_probes: int = 4, lanczos_steps: int = 40, seed: int = 0,
-    grid: np.ndarray | None = None, sigma: float | None = None, progress: Progress = False,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    num_probes: int = 4,
+    lanczos_steps: int = 40,
+    seed: int = 0,
+    grid: np.ndarray | None = None,
+    sigma: float | None = None,
+    progress: Progress = False,
 ) -> dict[str, np.ndarray]:
     """Eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019), Gaussian-broadened.
 
     Returns grid, density (integrates to ~1), and the Ritz nodes/weights of every probe.
     """
     n = theta.numel()
-    hvp, tick = _counted(hvp_function(loss_fn, theta), progress, num_probes * min(lanczos_steps, n),
-                         f"Hessian density (SLQ, {num_probes} probes)")
+    hvp, tick = _counted(
+        hvp_function(loss_fn, theta), progress, num_probes * min(lanczos_steps, n), f"Hessian density (SLQ, {num_probes} probes)"
+    )
     g = torch.Generator().manual_seed(seed)
     nodes, weights = [], []
     try:

@@ -7,6 +7,7 @@
 - along a direction d, L(θ+λd) ≈ L(θ) + λ gᵀd + ½λ² dᵀHd (Fig. 14), compared with the true curve.
 All functions take a differentiable ``loss_fn(theta_flat) -> scalar``.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable, Sequence
@@ -25,8 +26,9 @@ def gradient(loss_fn: LossFn, theta: torch.Tensor) -> torch.Tensor:
     return g.detach()
 
 
-def descent_cosines(loss_fn: LossFn, theta: torch.Tensor, num: int, seed: int = 0,
-                    mask: torch.Tensor | None = None) -> np.ndarray:
+def descent_cosines(
+    loss_fn: LossFn, theta: torch.Tensor, num: int, seed: int = 0, mask: torch.Tensor | None = None
+) -> np.ndarray:
     """Cosines between ``num`` Gaussian directions and −∇L at θ (restricted to ``mask`` if given)."""
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
@@ -43,8 +45,9 @@ def descent_cosines(loss_fn: LossFn, theta: torch.Tensor, num: int, seed: int = 
     return np.asarray(out)
 
 
-def perturbation_loss_change(loss_fn: LossFn, theta: torch.Tensor, sigmas: Sequence[float], samples: int,
-                             seed: int = 0, trace_samples: int = 20) -> dict[str, np.ndarray | np.generic]:
+def perturbation_loss_change(
+    loss_fn: LossFn, theta: torch.Tensor, sigmas: Sequence[float], samples: int, seed: int = 0, trace_samples: int = 20
+) -> dict[str, np.ndarray | np.generic]:
     """δL = L(θ+σε) − L(θ), ε ~ N(0, I), per σ; with the prediction ½σ² tr(H) (Hutchinson).
 
     Antithetic pairs (±ε, averaged) cancel the first-order term σgᵀε exactly, whose noise would
@@ -64,12 +67,20 @@ def perturbation_loss_change(loss_fn: LossFn, theta: torch.Tensor, sigmas: Seque
                 up, down = float(loss_fn(theta + float(s) * eps)), float(loss_fn(theta - float(s) * eps))
                 deltas[i, j] = 0.5 * (up + down) - base
     sig = np.asarray(sigmas, dtype=float)
-    return {"sigmas": sig, "delta": deltas, "mean": deltas.mean(1), "std": deltas.std(1),
-            "predicted_mean": 0.5 * sig**2 * tr, "trace": np.float64(tr), "trace_stderr": np.float64(tr_se)}
+    return {
+        "sigmas": sig,
+        "delta": deltas,
+        "mean": deltas.mean(1),
+        "std": deltas.std(1),
+        "predicted_mean": 0.5 * sig**2 * tr,
+        "trace": np.float64(tr),
+        "trace_stderr": np.float64(tr_se),
+    }
 
 
-def quadratic_model_along(loss_fn: LossFn, theta: torch.Tensor, direction: torch.Tensor,
-                          lams: Sequence[float]) -> dict[str, np.ndarray | np.generic]:
+def quadratic_model_along(
+    loss_fn: LossFn, theta: torch.Tensor, direction: torch.Tensor, lams: Sequence[float]
+) -> dict[str, np.ndarray | np.generic]:
     """True L(θ+λd) vs its second-order Taylor model at λ=0 (with gᵀd and dᵀHd)."""
     if direction.shape != theta.shape:
         raise ValueError(f"direction has {direction.numel()} entries, θ has {theta.numel()}")
@@ -80,8 +91,13 @@ def quadratic_model_along(loss_fn: LossFn, theta: torch.Tensor, direction: torch
     with torch.no_grad():
         base = float(loss_fn(theta))
         true = np.array([float(loss_fn(theta + float(l) * direction)) for l in lam])
-    return {"lams": lam, "true": true, "quadratic": base + slope * lam + 0.5 * curv * lam**2,
-            "slope": np.float64(slope), "curvature": np.float64(curv)}
+    return {
+        "lams": lam,
+        "true": true,
+        "quadratic": base + slope * lam + 0.5 * curv * lam**2,
+        "slope": np.float64(slope),
+        "curvature": np.float64(curv),
+    }
 
 
 def cosine_scale_ratio(cosines: np.ndarray, dim: int) -> float:
@@ -107,8 +123,9 @@ def bulk_edge(nodes: Iterable[np.ndarray], weights: Iterable[np.ndarray], q: flo
     return float(x[order][np.searchsorted(cum, q)])
 
 
-def spectrum_at(loss_fn: LossFn, theta: torch.Tensor, lams: Sequence[float], slq_probes: int = 4,
-                slq_steps: int = 40, seed: int = 0) -> dict:
+def spectrum_at(
+    loss_fn: LossFn, theta: torch.Tensor, lams: Sequence[float], slq_probes: int = 4, slq_steps: int = 40, seed: int = 0
+) -> dict:
     """Sec. 3 / Fig. 8 / Fig. 13 at one checkpoint: λ_max, λ_min (Lanczos / eigsh), the SLQ bulk edge
     (90% of the spectral mass within ±edge), and the curve L(θ + λ v_min) along the unit N.E. direction
     with its peak height L(θ) − min_λ L (0 when the curve has no dip: no w-peak)."""
@@ -123,7 +140,12 @@ def spectrum_at(loss_fn: LossFn, theta: torch.Tensor, lams: Sequence[float], slq
     with torch.no_grad():
         curve = np.array([float(loss_fn(theta + float(x) * v)) for x in lam])
     i0 = int(np.argmin(np.abs(lam)))
-    return {"lambda_max": float(top.values[0]), "lambda_min": float(bottom.values[0]),
-            "converged": bool(top.converged and bottom.converged),
-            "bulk_edge": bulk_edge(dens["nodes"], dens["weights"]), "ne_lams": lam, "ne_curve": curve,
-            "ne_peak_height": float(curve[i0] - np.nanmin(curve))}
+    return {
+        "lambda_max": float(top.values[0]),
+        "lambda_min": float(bottom.values[0]),
+        "converged": bool(top.converged and bottom.converged),
+        "bulk_edge": bulk_edge(dens["nodes"], dens["weights"]),
+        "ne_lams": lam,
+        "ne_curve": curve,
+        "ne_peak_height": float(curve[i0] - np.nanmin(curve)),
+    }

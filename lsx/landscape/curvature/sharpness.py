@@ -12,6 +12,7 @@
 
 All Hessian work goes through :mod:`lsx.landscape.curvature.hessian` (eigsh on an HVP operator).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ class Curvatures:
         return convexity_ratio(self.lambda_min, self.lambda_max)
 
 
-def principal_curvatures(loss_fn: LossFn, theta: torch.Tensor, tol: float = 1e-2, maxiter: int | None = None,
-                         seed: int = 0) -> Curvatures:
+def principal_curvatures(
+    loss_fn: LossFn, theta: torch.Tensor, tol: float = 1e-2, maxiter: int | None = None, seed: int = 0
+) -> Curvatures:
     """(λ_min, λ_max) of the Hessian of ``loss_fn`` at θ (see the module docstring for the method)."""
     top = top_eigenpairs(loss_fn, theta, 1, "LM", tol=tol, maxiter=maxiter, seed=seed)
     lam_top = float(top.values[0]) if len(top.values) else float("nan")
@@ -70,8 +72,9 @@ def convexity_ratio(lambda_min, lambda_max):
     return float(r) if r.ndim == 0 else r
 
 
-def chaos_summary(lambda_min: np.ndarray, lambda_max: np.ndarray, threshold: float = 0.1,
-                  weights: np.ndarray | None = None) -> dict[str, float]:
+def chaos_summary(
+    lambda_min: np.ndarray, lambda_max: np.ndarray, threshold: float = 0.1, weights: np.ndarray | None = None
+) -> dict[str, float]:
     """Numbers for a convexity map (Li Sec. 6): how much of the region has significant negative curvature.
 
     - ``nonconvex_fraction``: (weighted) fraction of points with λ_min < 0 and |λ_min/λ_max| > ``threshold``;
@@ -121,7 +124,9 @@ def _anchored(n: int, every: int) -> list[int]:
 
 
 def filter_normalized_sharpness(
-    losses_at: Callable[[torch.Tensor], Sequence[float]], base_loss: float, directions: Sequence[torch.Tensor],
+    losses_at: Callable[[torch.Tensor], Sequence[float]],
+    base_loss: float,
+    directions: Sequence[torch.Tensor],
     radius: float,
 ) -> dict[str, np.ndarray | float]:
     """Mean loss rise at ±radius along each direction: ½(L(θ+rd) + L(θ−rd)) − L(θ), then over directions.
@@ -140,5 +145,4 @@ def filter_normalized_sharpness(
         up, down = losses_at(torch.stack([d * radius, -d * radius]))
         rises.append(0.5 * (float(up) + float(down)) - float(base_loss))
     a = np.asarray(rises)
-    return {"rises": a, "mean": float(a.mean()),
-            "stderr": float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")}
+    return {"rises": a, "mean": float(a.mean()), "stderr": float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")}

@@ -8,6 +8,7 @@ BatchNorm runs in eval mode with the model's running statistics (``keep``) or wi
 with the direction (``states``, stacked like the parameters); ``upbn`` needs a train-mode pass per
 point and is not batched.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -22,8 +23,14 @@ from .bn_policy import floors_by_buffer_name
 
 @torch.inference_mode()
 def evaluate_batched(
-    ev, theta0: torch.Tensor, dirs: torch.Tensor, pts: np.ndarray, todo: Sequence[int], points_per_pass: int,
-    on_point: Callable[[int, dict[str, float]], None] | None = None, tick: Callable[[int | None], None] | None = None,
+    ev,
+    theta0: torch.Tensor,
+    dirs: torch.Tensor,
+    pts: np.ndarray,
+    todo: Sequence[int],
+    points_per_pass: int,
+    on_point: Callable[[int, dict[str, float]], None] | None = None,
+    tick: Callable[[int | None], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Metrics at θ0 + pts[i] @ dirs for i in ``todo``, ``points_per_pass`` points per vmapped forward.
 
@@ -54,8 +61,11 @@ def evaluate_batched(
             for e in flat.entries:
                 if e.kind == "buffer" and e.name.endswith("running_var"):
                     f = floors.get(e.name, 0.0)
-                    params[e.name] = (torch.maximum(params[e.name], f.to(params[e.name])) if isinstance(f, torch.Tensor)
-                                      else params[e.name].clamp(min=float(f)))
+                    params[e.name] = (
+                        torch.maximum(params[e.name], f.to(params[e.name]))
+                        if isinstance(f, torch.Tensor)
+                        else params[e.name].clamp(min=float(f))
+                    )
         for split in ev.sets:
             n = len(ev.sets[split][1])
             loss_sum = torch.zeros(len(idx), dtype=torch.float64, device=ev.device)

@@ -20,6 +20,7 @@ running variance moves linearly too and can become ≤ 0 there, which has no mea
 - ``upbn``: re-estimate the statistics at the point from train data (as ``upbn`` above) — the
   network one would deploy at that point.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -118,8 +119,9 @@ def check_extrapolated_bn(policy: str) -> str:
     return policy
 
 
-def variance_floors(state_a: list[dict[str, torch.Tensor]], state_b: list[dict[str, torch.Tensor]],
-                    fraction: float = DEFAULT_VAR_FLOOR_FRACTION) -> list[torch.Tensor | None]:
+def variance_floors(
+    state_a: list[dict[str, torch.Tensor]], state_b: list[dict[str, torch.Tensor]], fraction: float = DEFAULT_VAR_FLOOR_FRACTION
+) -> list[torch.Tensor | None]:
     """Per layer and channel: ``fraction`` × min(var_a, var_b) of two end points' BN states (:func:`bn_state`)."""
     if not fraction > 0:
         raise ValueError(f"the variance floor fraction must be > 0, got {fraction}")

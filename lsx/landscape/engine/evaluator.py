@@ -10,6 +10,7 @@ split and point.
 With ``torch.distributed`` initialized (world size > 1), points are sharded across ranks and merged,
 so every rank returns the full arrays.
 """
+
 from __future__ import annotations
 
 import operator
@@ -34,7 +35,6 @@ from .progress import Progress, ticker
 # 64- and 784-input first layers run 1.4x and 4x faster that way, while 3x3 convolutions on 1-3 channels
 # (fan-in 9-27, memory-bound either way) gain nothing or lose a little
 PLANE_MIN_FAN_IN_PER_OUTPUT = 16
-
 
 
 class Evaluator:
@@ -184,7 +184,7 @@ class Evaluator:
             # one host sync per split (no accumulators for the common single chunk: every small op costs
             # a few µs of dispatch); NaN/inf survive the division (far points may overflow)
             if len(sums) == 1:
-                (loss_sum, correct), = sums
+                ((loss_sum, correct),) = sums
             else:
                 loss_sum, correct = torch.stack([l for l, _ in sums]).sum(), torch.stack([h for _, h in sums]).sum()
             out[f"{name}_loss"] = float(loss_sum) / n
@@ -352,7 +352,9 @@ class Evaluator:
             return None
         if self._plane is None:
             built = FirstLayerPlane.build(
-                self.graph.module if self.graph is not None else None, self.model, self.flat,
+                self.graph.module if self.graph is not None else None,
+                self.model,
+                self.flat,
                 self.graph.pairs if self.graph is not None else (),
             )
             if isinstance(built, str):
@@ -362,8 +364,10 @@ class Evaluator:
         if self.plane == "auto":
             fan_in, k = self._plane.fan_in, dirs.shape[0]
             if fan_in < PLANE_MIN_FAN_IN_PER_OUTPUT * (k + 1):
-                self.plane_reason = (f"auto: the first layer's fan-in {fan_in} is below {PLANE_MIN_FAN_IN_PER_OUTPUT}·(K+1) = "
-                                     f"{PLANE_MIN_FAN_IN_PER_OUTPUT * (k + 1)} for K={k} directions; recomputing it is as cheap")
+                self.plane_reason = (
+                    f"auto: the first layer's fan-in {fan_in} is below {PLANE_MIN_FAN_IN_PER_OUTPUT}·(K+1) = "
+                    f"{PLANE_MIN_FAN_IN_PER_OUTPUT * (k + 1)} for K={k} directions; recomputing it is as cheap"
+                )
                 return None
         if self.graph is not None:
             self.graph.sync()
@@ -418,8 +422,13 @@ def summed_loss_and_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
 
 
 def evaluate_in_workers(
-    ev: "Evaluator", theta0: torch.Tensor, directions, coords, workers: int,
-    indices: Sequence[int] | None = None, on_point: Callable[[int, dict[str, float]], None] | None = None,
+    ev: "Evaluator",
+    theta0: torch.Tensor,
+    directions,
+    coords,
+    workers: int,
+    indices: Sequence[int] | None = None,
+    on_point: Callable[[int, dict[str, float]], None] | None = None,
     progress: Progress = False,
 ) -> dict[str, np.ndarray]:
     """:meth:`Evaluator.evaluate` with the points split over ``workers`` forked processes of 1 thread each.
@@ -494,6 +503,7 @@ def _worker(ev: "Evaluator", theta0, directions, pts, share, send) -> None:
 def _progress_fn(progress: Progress, total: int, rank: int) -> Callable[[int | None], None]:
     """A tick(done) function for the landscape points (see :func:`lsx.landscape.engine.progress.ticker`)."""
     return ticker(progress, total, "landscape points", rank)
+
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -572,8 +582,17 @@ def _fold_conv_bn(gm: torch.fx.GraphModule) -> list[tuple[nn.Module, nn.Module, 
         if not isinstance(conv, _CONVS) or len(prev.users) != 1 or conv.out_channels != bn.num_features:
             continue
         fused = type(conv)(
-            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-            conv.groups, bias=True, padding_mode=conv.padding_mode, device=conv.weight.device, dtype=conv.weight.dtype,
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            bias=True,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
         ).requires_grad_(False)
         if conv.weight.dim() == 4 and conv.weight.is_contiguous(memory_format=torch.channels_last):
             fused = fused.to(memory_format=torch.channels_last)
@@ -629,12 +648,13 @@ def _pool_before_activation(gm: torch.fx.GraphModule) -> int:
         if not act.args or not isinstance(act.args[0], torch.fx.Node) or any(isinstance(a, torch.fx.Node) for a in act.args[1:]):
             continue
         x = act.args[0]
-        pool.replace_all_uses_with(act)          # users of the pool now read the activation
+        pool.replace_all_uses_with(act)  # users of the pool now read the activation
         pool.args = (x,) + tuple(pool.args[1:])  # the pool reads the activation's input
         act.args = (pool,) + tuple(act.args[1:])  # the activation reads the pool
-        act.prepend(pool)                        # keep topological order: pool before activation
+        act.prepend(pool)  # keep topological order: pool before activation
         swapped += 1
     return swapped
+
 
 def _relu_in_place(gm: torch.fx.GraphModule) -> int:
     """ReLU in place where its input is a freshly computed tensor read by nothing else."""

@@ -13,6 +13,7 @@ It applies when the model traces with torch.fx and its input reaches a Conv/Line
 through shape operations (flatten, view, reshape), and that module runs once; :meth:`FirstLayerPlane.build`
 returns None (with :attr:`reason`) otherwise, and the evaluator runs the whole model.
 """
+
 from __future__ import annotations
 
 import operator
@@ -48,12 +49,20 @@ class FirstLayerPlane:
 
     reason: str = ""
 
-    def __init__(self, gm: torch.fx.GraphModule, layer_name: str, layer: _Layer, raw_layer: _Layer,
-                 bn: _BN | None, tail: torch.fx.GraphModule, flat: FlatParams) -> None:
+    def __init__(
+        self,
+        gm: torch.fx.GraphModule,
+        layer_name: str,
+        layer: _Layer,
+        raw_layer: _Layer,
+        bn: _BN | None,
+        tail: torch.fx.GraphModule,
+        flat: FlatParams,
+    ) -> None:
         self.gm = gm
-        self.layer = layer          # the module the graph calls (a folded conv when BN was folded)
+        self.layer = layer  # the module the graph calls (a folded conv when BN was folded)
         self.raw_layer = raw_layer  # the model's own conv/linear (its weight is in the flat layout)
-        self.bn = bn                # the folded BatchNorm, or None
+        self.bn = bn  # the folded BatchNorm, or None
         self.tail = tail
         self.layer_name = layer_name
         by_tensor = {id(t): e for e, t in zip(flat.entries, flat._tensors)}
@@ -63,8 +72,13 @@ class FirstLayerPlane:
         self.active = False
 
     @classmethod
-    def build(cls, gm: torch.fx.GraphModule | None, model: nn.Module, flat: FlatParams,
-              pairs: Sequence[tuple[nn.Module, nn.Module, nn.Module]] = ()) -> "FirstLayerPlane | str":
+    def build(
+        cls,
+        gm: torch.fx.GraphModule | None,
+        model: nn.Module,
+        flat: FlatParams,
+        pairs: Sequence[tuple[nn.Module, nn.Module, nn.Module]] = (),
+    ) -> "FirstLayerPlane | str":
         """The plane helper for ``gm`` (the fused graph, or None to trace ``model``), or a reason string why not."""
         if gm is None:
             try:
@@ -140,6 +154,7 @@ class FirstLayerPlane:
 
     def _layer_input(self, xb: torch.Tensor) -> torch.Tensor:
         """What the first layer receives for input ``xb`` (after flatten/view), via a pre-hook that stops the pass."""
+
         def grab(_m, args):
             raise _Captured(args[0])
 
@@ -160,8 +175,13 @@ class FirstLayerPlane:
         return raw._conv_forward(inp, weight, None)
 
     @torch.inference_mode()
-    def prepare(self, theta0: torch.Tensor, directions: torch.Tensor,
-                chunks: dict[str, list[tuple[torch.Tensor, torch.Tensor]]], budget_bytes: int) -> bool:
+    def prepare(
+        self,
+        theta0: torch.Tensor,
+        directions: torch.Tensor,
+        chunks: dict[str, list[tuple[torch.Tensor, torch.Tensor]]],
+        budget_bytes: int,
+    ) -> bool:
         """Compute C0 and D_k for every chunk; False (and nothing kept) when they would exceed ``budget_bytes``."""
         self.cache, self.active = {}, False
         e = self.weight_entry
@@ -171,8 +191,11 @@ class FirstLayerPlane:
         weights = [theta0[e.start : e.stop].view(e.shape).to(dtype)] + [
             d[e.start : e.stop].view(e.shape).to(dtype) for d in directions
         ]
-        fmt = torch.channels_last if self.raw_layer.weight.dim() == 4 and self.raw_layer.weight.is_contiguous(
-            memory_format=torch.channels_last) else torch.contiguous_format
+        fmt = (
+            torch.channels_last
+            if self.raw_layer.weight.dim() == 4 and self.raw_layer.weight.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
         weights = [w.contiguous(memory_format=fmt) for w in weights]
         total = 0
         cache: dict[str, list[_Chunk]] = {}

@@ -5,6 +5,7 @@ a state_dict per point is the main cost of the original loss-landscape code; her
 parameters are overwritten in place from one flat tensor, and the same layout gives a
 differentiable functional loss for gradients and Hessian-vector products.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -7,6 +7,7 @@ row by row (``i = i_y * len(x) + i_x``), so ``values_flat.reshape(len(y), len(x)
 non-square grid (e.g. 21 x 11) can never have its axes swapped silently: :class:`Grid` keeps both axis
 vectors and checks every reshape against them.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -122,7 +123,8 @@ def line(lo: float, hi: float, num: int, name: str = "range") -> Grid:
 
 
 def grid2d(
-    x_range: Sequence[float] | Mapping[str, Any], y_range: Sequence[float] | Mapping[str, Any],
+    x_range: Sequence[float] | Mapping[str, Any],
+    y_range: Sequence[float] | Mapping[str, Any],
     names: tuple[str, str] = ("x", "y"),
 ) -> Grid:
     """A 2D grid from two ``(min, max, num)`` ranges (tuples or ``{min, max, num}`` mappings).

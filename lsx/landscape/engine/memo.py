@@ -5,6 +5,7 @@ A long loop (tunnel directions, connector nodes, m-connector hull points) hands 
 in its directory (:meth:`lsx.jobs.base.JobContext.stage`), so a killed job resumes after the last
 finished item and a finished one is never recomputed.
 """
+
 from __future__ import annotations
 
 from typing import Callable, TypeVar

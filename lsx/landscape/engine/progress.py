@@ -5,6 +5,7 @@ either nothing or a flood of carriage returns, and an hour-long surface that pri
 ends looks hung. ``progress="log"`` prints one line every ``LOG_EVERY_S`` seconds (points done, rate,
 ETA) and one when the loop ends.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ def _duration(seconds: float) -> str:
 class LogTicker:
     """tick(done) logs ``desc: done/total (p%), rate, ETA`` at most every ``every_s`` seconds; tick(None) ends."""
 
-    def __init__(self, desc: str, total: int, unit: str = "pt", every_s: float = LOG_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, desc: str, total: int, unit: str = "pt", every_s: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.desc, self.total, self.unit, self.every_s, self.clock = desc, int(total), unit, float(every_s), clock
         self.t0 = self.last = clock()
         self.done = 0
@@ -44,8 +46,16 @@ class LogTicker:
         self.last = now
         rate = self.done / max(now - self.t0, 1e-9)
         eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        log.info("%s: %d/%d (%d%%), %.3g %s/s, ETA %s", self.desc, self.done, self.total, 100 * self.done // max(self.total, 1),
-                 rate, self.unit, _duration(eta) if eta != float("inf") else "?")
+        log.info(
+            "%s: %d/%d (%d%%), %.3g %s/s, ETA %s",
+            self.desc,
+            self.done,
+            self.total,
+            100 * self.done // max(self.total, 1),
+            rate,
+            self.unit,
+            _duration(eta) if eta != float("inf") else "?",
+        )
 
 
 def ticker(progress: Progress, total: int, desc: str, rank: int = 0, unit: str = "pt") -> Callable[[int | None], None]:

@@ -16,6 +16,7 @@ File layout (``format = "lsx-points/1"``)::
 Every flush writes a complete new file to a temp file in the same directory and ``os.replace``-s it
 over the old one, so a kill (or a failing write) never leaves a half-written store.
 """
+
 from __future__ import annotations
 
 import errno
@@ -80,7 +81,11 @@ def _attr_value(v: Any) -> Any:
     """A provenance value as an HDF5 attribute: strings and numbers as is, anything else as JSON."""
     if isinstance(v, (str, bool, int, float, np.integer, np.floating)):
         return v
-    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v):
+    if (
+        isinstance(v, (list, tuple))
+        and v
+        and all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v)
+    ):
         return np.asarray(v)
     if isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v):
         return np.asarray(v, dtype=h5py.string_dtype())
@@ -156,9 +161,14 @@ class PointStore:
             raise StoreMismatch(f"{self.path} exists but is not a readable HDF5 store ({e}); delete it to start over") from e
         with f:
             if f.attrs.get("format") != FORMAT:
-                raise StoreMismatch(f"{self.path} is not an {FORMAT} store (made by another version?); delete it or use a new directory")
-            differs = [part for part, h in self.signature.items() if f.attrs.get(f"sig_{part}") != h
-                       and not (part == "runtime" and "sig_runtime" not in f.attrs)]
+                raise StoreMismatch(
+                    f"{self.path} is not an {FORMAT} store (made by another version?); delete it or use a new directory"
+                )
+            differs = [
+                part
+                for part, h in self.signature.items()
+                if f.attrs.get(f"sig_{part}") != h and not (part == "runtime" and "sig_runtime" not in f.attrs)
+            ]
             if differs == ["runtime"]:
                 stored = json.loads(f.attrs.get("runtime", "{}"))
                 raise StoreMismatch(

@@ -5,6 +5,7 @@ complete), and flushes every ``flush_every`` points or ``flush_seconds``. Under 
 every rank evaluates a strided share of each block of missing points; the block's results are
 merged on all ranks and rank 0 writes the store, so a killed multi-process job also resumes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -50,9 +51,16 @@ def compute_surface(
     dirs = evaluator.check_directions(theta0, directions)
     rank, world = dist_rank_world()
     store = PointStore(
-        store_path, grid, dirs.detach().cpu().numpy(), evaluator.metric_names, provenance, config,
-        theta0=theta0.detach().cpu().numpy(), layout=evaluator.flat.layout(),
-        flush_every=flush_every, flush_seconds=flush_seconds,
+        store_path,
+        grid,
+        dirs.detach().cpu().numpy(),
+        evaluator.metric_names,
+        provenance,
+        config,
+        theta0=theta0.detach().cpu().numpy(),
+        layout=evaluator.flat.layout(),
+        flush_every=flush_every,
+        flush_seconds=flush_seconds,
         runtime={"device": evaluator.device.type, "points_per_pass": evaluator.points_per_pass},
     )
     if world > 1:
@@ -85,8 +93,9 @@ def _run_single(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStor
             store.flush()
 
 
-def _run_blocks(evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress,
-                workers: int, rank: int, world: int) -> None:
+def _run_blocks(
+    evaluator: Evaluator, theta0, dirs, grid: Grid, store: PointStore, progress: Progress, workers: int, rank: int, world: int
+) -> None:
     """Blocks of missing points, each sharded over the ranks (and ``workers`` local processes), then flushed."""
     missing = store.missing
     block = store.flush_every * world * max(1, workers)
@@ -112,8 +121,10 @@ def _agree_on_done(store: PointStore) -> None:
     torch.distributed.all_gather_object(signatures, store.signature)
     differ = sorted({k for sig in signatures for k in sig if sig[k] != signatures[0][k]})
     if differ:
-        raise ValueError(f"ranks disagree on the surface's {', '.join(differ)}: every rank must build the same "
-                         "θ0, directions and coordinates (seeded, deterministic)")
+        raise ValueError(
+            f"ranks disagree on the surface's {', '.join(differ)}: every rank must build the same "
+            "θ0, directions and coordinates (seeded, deterministic)"
+        )
     state = [(store.done, store.metrics)]
     torch.distributed.broadcast_object_list(state, src=0)
     done, metrics = state[0]

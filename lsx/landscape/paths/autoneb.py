@@ -15,6 +15,7 @@ The saddle estimate is the maximum of the densely interpolated path (pivots and 
 them), an upper bound on the best walkable path's barrier; the pivots' maximum alone lies below the
 true saddle when two pivots straddle it and is kept under the name ``pivot_saddle_energy``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from .neb import LossFn, OptimizerFactory, arc_lengths, check_path, linear_path,
 
 #: The paper's 14 cycles as (steps, learning rate).
 PAPER_SCHEDULE: tuple[tuple[int, float], ...] = (
-    (1000, 0.1),) * 4 + ((2000, 0.1),) * 2 + ((1000, 0.01),) * 4 + ((1000, 0.001),) * 4
+    ((1000, 0.1),) * 4 + ((2000, 0.1),) * 2 + ((1000, 0.01),) * 4 + ((1000, 0.001),) * 4
+)
 
 
 def paper_schedule(step_scale: float = 1.0, lr_scale: float = 1.0) -> list[tuple[int, float]]:
@@ -79,7 +81,9 @@ def between_points(pivots: torch.Tensor, num_between: int) -> torch.Tensor:
 
 
 def evaluate_path(
-    pivots: torch.Tensor, eval_fn: Callable[[torch.Tensor], dict[str, float]], num_between: int = 9,
+    pivots: torch.Tensor,
+    eval_fn: Callable[[torch.Tensor], dict[str, float]],
+    num_between: int = 9,
 ) -> dict[str, np.ndarray]:
     """``eval_fn`` (e.g. full train/test loss and error) along the dense path.
 
@@ -105,7 +109,9 @@ def _normalized(cum: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- insertion
 def find_insertions(
-    pivot_energies, between_energies, insert_fraction: float = 0.2,
+    pivot_energies,
+    between_energies,
+    insert_fraction: float = 0.2,
 ) -> list[tuple[int, int]]:
     """Where to add pivots: (segment index, index of the between point) pairs, in path order.
 
@@ -175,10 +181,10 @@ def insert_pivots(pivots: torch.Tensor, insertions: Sequence[tuple[int, int]], n
 class MEP:
     """A minimum energy path estimate between two minima."""
 
-    pivots: torch.Tensor              # (n, d), end points included
-    energies: np.ndarray              # ``energy_fn`` at the pivots
-    pivot_saddle_index: int           # the highest pivot
-    between_energies: np.ndarray      # (n−1, num_between) at the final check (max may exceed the pivots')
+    pivots: torch.Tensor  # (n, d), end points included
+    energies: np.ndarray  # ``energy_fn`` at the pivots
+    pivot_saddle_index: int  # the highest pivot
+    between_energies: np.ndarray  # (n−1, num_between) at the final check (max may exceed the pivots')
     cycles: list[dict] = field(default_factory=list)
     nan_count: int = 0
 
@@ -265,6 +271,7 @@ def auto_neb(
     if max_pivots is not None and max_pivots < num_pivots + 2:
         raise ValueError(f"max_pivots={max_pivots} is below the starting path's {num_pivots + 2} pivots")
     if energy_fn is None:
+
         def energy_fn(theta: torch.Tensor) -> float:
             with torch.no_grad():
                 return float(loss_fn(theta, 0))
@@ -275,24 +282,33 @@ def auto_neb(
     nan_total = 0
     e_piv = e_bet = None
     for c, (steps, lr) in enumerate(cycles):
-        res = neb(loss_fn, pivots, steps, lr, optimizer=optimizer, weight_decay=weight_decay,
-                  start_step=step, log_every=log_every)
+        res = neb(
+            loss_fn, pivots, steps, lr, optimizer=optimizer, weight_decay=weight_decay, start_step=step, log_every=log_every
+        )
         step += steps
         nan_total += res.nan_count
         pivots = res.pivots
         e_piv = np.array([energy_fn(p) for p in pivots], dtype=np.float64)
-        e_bet = np.array([[energy_fn(q) for q in seg] for seg in between_points(pivots, num_between)],
-                         dtype=np.float64).reshape(len(pivots) - 1, num_between)
+        e_bet = np.array([[energy_fn(q) for q in seg] for seg in between_points(pivots, num_between)], dtype=np.float64).reshape(
+            len(pivots) - 1, num_between
+        )
         last = c == len(cycles) - 1
         inserted = [] if last else find_insertions(e_piv, e_bet, insert_fraction)
         if max_pivots is not None and len(pivots) + len(inserted) > max_pivots:
             inserted = _largest_excess(inserted, e_piv, e_bet, max(0, max_pivots - len(pivots)))
         entry = {
-            "cycle": c, "steps": steps, "lr": lr, "end_step": step, "num_pivots": len(pivots),
+            "cycle": c,
+            "steps": steps,
+            "lr": lr,
+            "end_step": step,
+            "num_pivots": len(pivots),
             "pivot_saddle_energy": float(np.nanmax(e_piv)) if np.isfinite(e_piv).any() else float("nan"),
-            "saddle_energy": _finite_max(e_piv, e_bet), "dense_max_energy": _finite_max(e_piv, e_bet),
+            "saddle_energy": _finite_max(e_piv, e_bet),
+            "dense_max_energy": _finite_max(e_piv, e_bet),
             "inserted": len(inserted),
-            "nan_count": res.nan_count, "nan_steps": res.nan_steps[:20], "neb_log": res.log,
+            "nan_count": res.nan_count,
+            "nan_steps": res.nan_steps[:20],
+            "neb_log": res.log,
         }
         log.append(entry)
         if inserted:
@@ -303,8 +319,7 @@ def auto_neb(
         raise RuntimeError("AutoNEB ran no cycle")
     finite = np.where(np.isfinite(e_piv), e_piv, -np.inf)
     idx = int(np.argmax(finite))
-    return MEP(pivots=pivots, energies=e_piv, pivot_saddle_index=idx, between_energies=e_bet, cycles=log,
-               nan_count=nan_total)
+    return MEP(pivots=pivots, energies=e_piv, pivot_saddle_index=idx, between_energies=e_bet, cycles=log, nan_count=nan_total)
 
 
 def _finite_max(*arrays: np.ndarray) -> float:

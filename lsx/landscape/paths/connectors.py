@@ -28,6 +28,7 @@ diverges (non-finite loss, or loss above ``divergence_factor`` × its starting l
 raised: the node keeps its last good iterate, ``diverged`` is set for it and a
 :class:`ConnectorWarning` names it.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -143,9 +144,9 @@ def make_optimizer(spec: OptimizerSpec, params: list[torch.Tensor], lr: float, *
 
 @dataclass
 class ConstrainedRun:
-    theta: torch.Tensor        # final (or last good) iterate, on the affine subspace
+    theta: torch.Tensor  # final (or last good) iterate, on the affine subspace
     start_loss: float
-    final_loss: float          # loss of ``theta`` at step 0 (comparable with start_loss); last good loss if diverged
+    final_loss: float  # loss of ``theta`` at step 0 (comparable with start_loss); last good loss if diverged
     diverged: bool
     steps_done: int
     message: str
@@ -195,9 +196,8 @@ def optimize_in_affine_subspace(
         limit = divergence_factor * max(abs(start_loss), 1e-12) if math.isfinite(start_loss) else float("nan")
         if not math.isfinite(value) or not value <= limit:
             diverged = True
-            message = (
-                f"diverged at step {step}: loss {value:.4g} "
-                + ("is not finite" if not math.isfinite(value) else f"> {divergence_factor:g} x start loss {start_loss:.4g}")
+            message = f"diverged at step {step}: loss {value:.4g} " + (
+                "is not finite" if not math.isfinite(value) else f"> {divergence_factor:g} x start loss {start_loss:.4g}"
             )
             break
         last_loss = value
@@ -358,9 +358,12 @@ def label_change_by_half(t: np.ndarray, agree_with_0: np.ndarray, agree_with_1: 
     total = sum(halves)
     disagreement = 0.5 * (float(d0[-1]) + float(d1[0]))
     far = tv(d0, second) + tv(d1, first)
-    return {"first_half": halves[0], "second_half": halves[1],
-            "one_half_share": max(halves) / total if total > 0 else float("nan"),
-            "constancy": 1.0 - far / (2.0 * disagreement) if disagreement > 0 else float("nan")}
+    return {
+        "first_half": halves[0],
+        "second_half": halves[1],
+        "one_half_share": max(halves) / total if total > 0 else float("nan"),
+        "constancy": 1.0 - far / (2.0 * disagreement) if disagreement > 0 else float("nan"),
+    }
 
 
 def _evaluate_path(
@@ -408,18 +411,18 @@ def _warn_diverged(runs: Sequence[ConstrainedRun], names: Sequence[str]) -> list
 
 @dataclass
 class ConnectorResult:
-    t: np.ndarray                    # (P,) positions along the path, 0..1 (nodes and in-between points)
-    node_index: np.ndarray           # (K+1,) indices of the nodes in ``t``
-    points: torch.Tensor             # (K+1, D) connector nodes: θ_a, optimised interior nodes, θ_b
-    line_points: torch.Tensor        # (K+1, D) the same nodes on the straight line
-    linear: dict[str, np.ndarray]    # per point of the straight path: "loss", "metric/<k>", "agree_with_0/1"
+    t: np.ndarray  # (P,) positions along the path, 0..1 (nodes and in-between points)
+    node_index: np.ndarray  # (K+1,) indices of the nodes in ``t``
+    points: torch.Tensor  # (K+1, D) connector nodes: θ_a, optimised interior nodes, θ_b
+    line_points: torch.Tensor  # (K+1, D) the same nodes on the straight line
+    linear: dict[str, np.ndarray]  # per point of the straight path: "loss", "metric/<k>", "agree_with_0/1"
     connector: dict[str, np.ndarray]  # the same along the connector (polyline through ``points``)
-    start_loss: np.ndarray           # (K+1,) training loss at the nodes before optimisation (step 0)
-    final_loss: np.ndarray           # (K+1,) after (endpoints: their own loss)
-    diverged: np.ndarray             # (K+1,) bool; endpoints False
+    start_loss: np.ndarray  # (K+1,) training loss at the nodes before optimisation (step 0)
+    final_loss: np.ndarray  # (K+1,) after (endpoints: their own loss)
+    diverged: np.ndarray  # (K+1,) bool; endpoints False
     constraint_residual: np.ndarray  # (K+1,) |u·(θ_k − line_k)| per node (0 at the endpoints)
-    cosines: np.ndarray              # (K−1, K−1) cosines between interior deviations from the line
-    deviation_norms: np.ndarray      # (K−1,)
+    cosines: np.ndarray  # (K−1, K−1) cosines between interior deviations from the line
+    deviation_norms: np.ndarray  # (K−1,)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -488,10 +491,23 @@ def low_loss_connector(
 
     runs: list[ConstrainedRun] = []
     for k in tqdm(range(1, num_segments), desc="connector nodes", disable=not progress, leave=False):
-        runs.append(memo(f"node_{k}", partial(
-            optimize_in_affine_subspace, loss_fn, line[k], u, steps=steps, lr=lr, optimizer=optimizer,
-            optimizer_kwargs=optimizer_kwargs, schedule=schedule, divergence_factor=divergence_factor,
-        )))
+        runs.append(
+            memo(
+                f"node_{k}",
+                partial(
+                    optimize_in_affine_subspace,
+                    loss_fn,
+                    line[k],
+                    u,
+                    steps=steps,
+                    lr=lr,
+                    optimizer=optimizer,
+                    optimizer_kwargs=optimizer_kwargs,
+                    schedule=schedule,
+                    divergence_factor=divergence_factor,
+                ),
+            )
+        )
     msgs = _warn_diverged(runs, [f"connector node {k}" for k in range(1, num_segments)])
     nodes = torch.stack([a.detach()] + [r.theta for r in runs] + [b.detach()])
 
@@ -507,12 +523,19 @@ def low_loss_connector(
     cos, dev_norms = deviation_cosines(nodes[1:-1], line[1:-1])
     end_loss = [float(linear["loss"][0]), float(linear["loss"][-1])]
     return ConnectorResult(
-        t=t, node_index=node_idx, points=nodes, line_points=line, linear=linear, connector=connector,
+        t=t,
+        node_index=node_idx,
+        points=nodes,
+        line_points=line,
+        linear=linear,
+        connector=connector,
         start_loss=np.asarray([end_loss[0]] + [r.start_loss for r in runs] + [end_loss[1]]),
         final_loss=np.asarray([end_loss[0]] + [r.final_loss for r in runs] + [end_loss[1]]),
         diverged=np.asarray([False] + [r.diverged for r in runs] + [False]),
         constraint_residual=np.asarray([0.0] + [r.constraint_residual for r in runs] + [0.0]),
-        cosines=cos, deviation_norms=dev_norms, warnings=msgs,
+        cosines=cos,
+        deviation_norms=dev_norms,
+        warnings=msgs,
     )
 
 
@@ -523,15 +546,15 @@ def low_loss_connector(
 @dataclass
 class MConnectorResult:
     m: int
-    weights: np.ndarray              # (S, m+1) convex weights of the hull points (last row: barycentre if asked)
-    points_before: torch.Tensor      # (S, D) hull points
-    points_after: torch.Tensor       # (S, D) optimised points (on their (D−m)-dim affine subspaces)
-    loss_before: np.ndarray          # (S,) evaluation loss at the hull points
-    loss_after: np.ndarray           # (S,)
-    optima_loss: np.ndarray          # (m+1,) evaluation loss at the optima themselves
-    diverged: np.ndarray             # (S,) bool
+    weights: np.ndarray  # (S, m+1) convex weights of the hull points (last row: barycentre if asked)
+    points_before: torch.Tensor  # (S, D) hull points
+    points_after: torch.Tensor  # (S, D) optimised points (on their (D−m)-dim affine subspaces)
+    loss_before: np.ndarray  # (S,) evaluation loss at the hull points
+    loss_after: np.ndarray  # (S,)
+    optima_loss: np.ndarray  # (m+1,) evaluation loss at the optima themselves
+    diverged: np.ndarray  # (S,) bool
     constraint_residual: np.ndarray  # (S,) max |Qᵀ(θ_after − θ_before)|, Q the orthonormal span of the optima
-    basis: torch.Tensor              # (D, m) orthonormal basis of span{θ_i − θ_0}
+    basis: torch.Tensor  # (D, m) orthonormal basis of span{θ_i − θ_0}
     barycentre_index: int | None
     warnings: list[str] = field(default_factory=list)
 
@@ -600,10 +623,21 @@ def m_connector(
     before = torch.as_tensor(w, dtype=stack.dtype, device=stack.device) @ stack
 
     runs = [
-        memo(f"point_{i}", partial(
-            optimize_in_affine_subspace, loss_fn, p, basis, steps=steps, lr=lr, optimizer=optimizer,
-            optimizer_kwargs=optimizer_kwargs, schedule=schedule, divergence_factor=divergence_factor,
-        ))
+        memo(
+            f"point_{i}",
+            partial(
+                optimize_in_affine_subspace,
+                loss_fn,
+                p,
+                basis,
+                steps=steps,
+                lr=lr,
+                optimizer=optimizer,
+                optimizer_kwargs=optimizer_kwargs,
+                schedule=schedule,
+                divergence_factor=divergence_factor,
+            ),
+        )
         for i, p in enumerate(tqdm(before, desc=f"{m}-connector hull points", disable=not progress, leave=False))
     ]
     msgs = _warn_diverged(runs, [f"{m}-connector hull point {i}" for i in range(len(runs))])
@@ -614,10 +648,18 @@ def m_connector(
         la = np.asarray([float(eval_loss(p)) for p in after])
         lo = np.asarray([float(eval_loss(p)) for p in stack])
     return MConnectorResult(
-        m=m, weights=w, points_before=before, points_after=after, loss_before=lb, loss_after=la, optima_loss=lo,
+        m=m,
+        weights=w,
+        points_before=before,
+        points_after=after,
+        loss_before=lb,
+        loss_after=la,
+        optima_loss=lo,
         diverged=np.asarray([r.diverged for r in runs]),
         constraint_residual=np.asarray([r.constraint_residual for r in runs]),
-        basis=basis, barycentre_index=(len(w) - 1) if barycentre else None, warnings=msgs,
+        basis=basis,
+        barycentre_index=(len(w) - 1) if barycentre else None,
+        warnings=msgs,
     )
 
 
@@ -682,7 +724,11 @@ def short_threshold(loss_fn: LossFn, reference: torch.Tensor, mode: str, value: 
 
 
 def short_directions_along_path(
-    loss_fn: LossFn, points: torch.Tensor | Sequence[torch.Tensor], threshold: float, k_max: int, seed: int = 0,
+    loss_fn: LossFn,
+    points: torch.Tensor | Sequence[torch.Tensor],
+    threshold: float,
+    k_max: int,
+    seed: int = 0,
     more_thresholds: Sequence[float] = (),
 ) -> dict[str, np.ndarray | np.generic]:
     """Number of Hessian eigenvalues above ``threshold`` at each point of a path (Fig. 4 left).
@@ -699,9 +745,16 @@ def short_directions_along_path(
     f = as_plain_loss(loss_fn, 0)
     with torch.no_grad():
         losses = np.asarray([float(f(p)) for p in pts])
-    return {"t": np.linspace(0.0, 1.0, len(pts)), "count": counts[0], "saturated": counts[0] >= k_max, "loss": losses,
-            "threshold": np.float64(threshold), "thresholds": np.asarray(thr), "counts": counts,
-            "saturated_by_threshold": counts >= k_max}
+    return {
+        "t": np.linspace(0.0, 1.0, len(pts)),
+        "count": counts[0],
+        "saturated": counts[0] >= k_max,
+        "loss": losses,
+        "threshold": np.float64(threshold),
+        "thresholds": np.asarray(thr),
+        "counts": counts,
+        "saturated_by_threshold": counts >= k_max,
+    }
 
 
 def short_directions_vs_m(
@@ -753,11 +806,19 @@ def short_directions_vs_m(
     with torch.no_grad():
         opt_loss = float(h_plain(pts[0]))
     return {
-        "m": np.asarray(ms), "count": counts_a, "saturated": counts_a >= k_max,
-        "thresholds": np.asarray(thr), "counts": counts_t, "counts_at_optimum": at_opt,
+        "m": np.asarray(ms),
+        "count": counts_a,
+        "saturated": counts_a >= k_max,
+        "thresholds": np.asarray(thr),
+        "counts": counts_t,
+        "counts_at_optimum": at_opt,
         "saturated_by_threshold": counts_t >= k_max,
-        "loss_before": np.asarray(before), "loss_after": np.asarray(after), "diverged": np.asarray(diverged),
-        "loss_mid": np.asarray(mid_loss), "loss_at_optimum": np.float64(opt_loss),
+        "loss_before": np.asarray(before),
+        "loss_after": np.asarray(after),
+        "diverged": np.asarray(diverged),
+        "loss_mid": np.asarray(mid_loss),
+        "loss_at_optimum": np.float64(opt_loss),
         "count_at_optimum": np.int64(at_opt[0]),
-        "threshold": np.float64(threshold), "warnings": np.asarray(msgs, dtype=object),
+        "threshold": np.float64(threshold),
+        "warnings": np.asarray(msgs, dtype=object),
     }

@@ -4,6 +4,7 @@ Why both: averaging weights works when the snapshots lie in one convex-ish basin
 maximal learning rate sends the cyclic snapshots into different "wedges", the weight average
 falls between them (high loss) while averaging predictions still helps.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -35,7 +36,8 @@ def snapshot_epochs(total_epochs: int, cycle_length: int, num_snapshots: int | N
         if num_snapshots > len(ends):
             raise ValueError(
                 f"{num_snapshots} snapshots requested but training has only {len(ends)} cycle ends after the "
-                f"burn-in of {burn_in_epochs} epochs (cycle {cycle_length}, {total_epochs} epochs)")
+                f"burn-in of {burn_in_epochs} epochs (cycle {cycle_length}, {total_epochs} epochs)"
+            )
         ends = ends[-num_snapshots:]
     return ends
 
@@ -64,7 +66,9 @@ def weight_average(models: Sequence[nn.Module], bn_batches: Iterable[torch.Tenso
 
 
 def compare_swa_and_ensemble(
-    models: Sequence[nn.Module], test: tuple[torch.Tensor, torch.Tensor], bn_batches: Sequence[torch.Tensor] | None = None,
+    models: Sequence[nn.Module],
+    test: tuple[torch.Tensor, torch.Tensor],
+    bn_batches: Sequence[torch.Tensor] | None = None,
 ) -> dict[str, object]:
     """Per-snapshot, weight-average and prediction-ensemble test metrics, and the ensemble's advantage."""
     x, y = test

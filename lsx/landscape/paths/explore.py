@@ -19,6 +19,7 @@ Resumable: each finished pair is one ``pair_IIII_JJJJ.npz`` in the directory, wr
 (temp file + ``os.replace``); a new exploration on the same directory loads them and computes only
 what is missing, so a killed run continues where it stopped and ends with the same result.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,9 +54,7 @@ def check_minima(minima: Sequence[torch.Tensor]) -> None:
     if any(len(s) != 1 for s in sizes):
         raise ValueError(f"minima must be flat parameter vectors (1-D), got shapes {sorted(set(sizes))}")
     if len(set(sizes)) != 1:
-        raise ValueError(
-            f"minima have different sizes {sorted({s[0] for s in sizes})}: they are not the same architecture"
-        )
+        raise ValueError(f"minima have different sizes {sorted({s[0] for s in sizes})}: they are not the same architecture")
     for i in range(len(minima)):
         for j in range(i + 1, len(minima)):
             if torch.equal(torch.as_tensor(minima[i]), torch.as_tensor(minima[j])):
@@ -112,7 +111,9 @@ def minimax_matrix(num_nodes: int, tree: Sequence[tuple[int, int, float]], diago
 
 
 def suggest_pair(
-    num_nodes: int, edges: dict[Pair, float], minima_energies: Sequence[float] | None = None,
+    num_nodes: int,
+    edges: dict[Pair, float],
+    minima_energies: Sequence[float] | None = None,
 ) -> Pair | None:
     """The next pair to connect (Algorithm 3), or None when every pair is known.
 
@@ -246,8 +247,11 @@ class LandscapeExploration:
         self.computed: list[Pair] = []  # pairs computed by this object (not loaded)
 
     def _check_meta(self, minima: Sequence[torch.Tensor]) -> None:
-        meta = {"num_minima": self.num_minima, "num_params": int(torch.as_tensor(minima[0]).numel()),
-                "fingerprint": minima_fingerprint(minima)}
+        meta = {
+            "num_minima": self.num_minima,
+            "num_params": int(torch.as_tensor(minima[0]).numel()),
+            "fingerprint": minima_fingerprint(minima),
+        }
         file = self.directory / self.META
         if file.exists():
             old = json.loads(file.read_text())

@@ -12,6 +12,7 @@ differentiable scalar; the step index lets the caller cycle minibatches (every p
 points see the same batch within a step, so their energies are comparable). It is called once per
 pivot. Non-finite losses or gradients are counted and that pivot is left where it is for the step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -123,12 +124,12 @@ def redistribute(path: torch.Tensor) -> torch.Tensor:
 class NEBResult:
     """The relaxed path and what happened on the way."""
 
-    pivots: torch.Tensor            # (n, d), end points included, detached
-    energies: np.ndarray            # losses of the last step at the pivots (before its update; minibatch values)
+    pivots: torch.Tensor  # (n, d), end points included, detached
+    energies: np.ndarray  # losses of the last step at the pivots (before its update; minibatch values)
     steps: int
-    nan_steps: list[int] = field(default_factory=list)   # global step indices with a non-finite loss/gradient
-    nan_count: int = 0              # pivot evaluations that were non-finite
-    log: list[dict] = field(default_factory=list)        # every ``log_every`` steps: step, max, mean energy
+    nan_steps: list[int] = field(default_factory=list)  # global step indices with a non-finite loss/gradient
+    nan_count: int = 0  # pivot evaluations that were non-finite
+    log: list[dict] = field(default_factory=list)  # every ``log_every`` steps: step, max, mean energy
 
     @property
     def had_nan(self) -> bool:
@@ -205,8 +206,13 @@ def neb(
                 p.copy_(new)
         if log_every and (k % log_every == 0 or k == steps - 1):
             fin = energies[np.isfinite(energies)]
-            log.append({"step": step, "max": float(fin.max()) if fin.size else float("nan"),
-                        "mean": float(fin.mean()) if fin.size else float("nan")})
+            log.append(
+                {
+                    "step": step,
+                    "max": float(fin.max()) if fin.size else float("nan"),
+                    "mean": float(fin.mean()) if fin.size else float("nan"),
+                }
+            )
     final = torch.stack([start, *[p.detach() for p in params], end])
     return NEBResult(final, energies.copy(), steps, nan_steps, nan_count, log)
 

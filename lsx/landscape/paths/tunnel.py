@@ -5,6 +5,7 @@ exceeds a threshold — by geometric bracketing (double the step until the loss 
 threshold) and bisection to a relative tolerance, not by a fixed grid, so each direction costs
 ~log2(max/initial) + log2(1/tol) loss evaluations. The angular width is r_k / ‖θ‖.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,14 +45,18 @@ def threshold_value(mode: str, value: float, base_loss: float) -> float:
 
 @dataclass
 class RadialResult:
-    distance: float            # first distance where loss > threshold (NaN when not reached)
+    distance: float  # first distance where loss > threshold (NaN when not reached)
     reached: bool
     evaluations: int
     bracket: tuple[float, float]
 
 
 def radial_distance(
-    loss_at: Callable[[float], float], threshold: float, initial_step: float, max_distance: float, rtol: float = 1e-3,
+    loss_at: Callable[[float], float],
+    threshold: float,
+    initial_step: float,
+    max_distance: float,
+    rtol: float = 1e-3,
 ) -> RadialResult:
     """First r in (0, max_distance] with loss_at(r) > threshold, by doubling then bisection.
 
@@ -83,9 +88,9 @@ def radial_distance(
 
 @dataclass
 class TunnelWidth:
-    distances: np.ndarray       # (K,) r_k, NaN where not reached
-    angular: np.ndarray         # (K,) arctan(r_k/‖θ‖) or r_k/‖θ‖ (``angle``)
-    reached: np.ndarray         # (K,) bool
+    distances: np.ndarray  # (K,) r_k, NaN where not reached
+    angular: np.ndarray  # (K,) arctan(r_k/‖θ‖) or r_k/‖θ‖ (``angle``)
+    reached: np.ndarray  # (K,) bool
     evaluations: int
     theta_norm: float
     base_loss: float

@@ -5,6 +5,7 @@ For every permutation group, the correlation between a's and b's units over a fi
 one linear assignment maximizing the total correlation. Groups do not interact: one forward pass of
 each network, one assignment per group.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,13 +17,16 @@ from .apply import Perms
 from .spec import PermutationSpec, UnsupportedModel
 
 
-def activation_matching(spec: PermutationSpec, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor,
-                        batch_size: int = 500) -> Perms:
+def activation_matching(
+    spec: PermutationSpec, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor, batch_size: int = 500
+) -> Perms:
     """Permutations of b's units that bring ``model_b`` to ``model_a`` (apply with ``permute_state``)."""
     unobserved = [g for g in spec.groups if not spec.observe.get(g)]
     if unobserved:
-        raise UnsupportedModel(f"groups {unobserved} have no nonlinearity after them to observe; activation matching "
-                               "needs one (use weight matching)")
+        raise UnsupportedModel(
+            f"groups {unobserved} have no nonlinearity after them to observe; activation matching "
+            "needs one (use weight matching)"
+        )
     nodes = sorted({n for g in spec.groups for n in spec.observe[g]})
     corr = cross_correlation(model_a, model_b, nodes, inputs, batch_size)
     perms: Perms = {}

@@ -4,6 +4,7 @@ A traced copy of the model returns the chosen nodes' outputs instead of the logi
 model's modules, so it always sees the model's current weights). Unit = channel (dim 1); for conv
 maps every spatial position is one more sample of its channel.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -36,12 +37,13 @@ def units(t: torch.Tensor) -> torch.Tensor:
 
 def batches(x: torch.Tensor, size: int = 500) -> Iterable[torch.Tensor]:
     for i in range(0, len(x), int(size)):
-        yield x[i: i + int(size)]
+        yield x[i : i + int(size)]
 
 
 @torch.no_grad()
-def unit_stats(model: nn.Module, nodes: Sequence[str], inputs: torch.Tensor,
-               batch_size: int = 500) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def unit_stats(
+    model: nn.Module, nodes: Sequence[str], inputs: torch.Tensor, batch_size: int = 500
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per node: (mean, std) of every unit over ``inputs`` (population std, float64), model in eval mode."""
     was_training = model.training
     model.eval()
@@ -63,8 +65,9 @@ def unit_stats(model: nn.Module, nodes: Sequence[str], inputs: torch.Tensor,
 
 
 @torch.no_grad()
-def cross_correlation(model_a: nn.Module, model_b: nn.Module, nodes: Sequence[str], inputs: torch.Tensor,
-                      batch_size: int = 500, eps: float = 1e-8) -> dict[str, torch.Tensor]:
+def cross_correlation(
+    model_a: nn.Module, model_b: nn.Module, nodes: Sequence[str], inputs: torch.Tensor, batch_size: int = 500, eps: float = 1e-8
+) -> dict[str, torch.Tensor]:
     """Per node: the units × units Pearson correlation between a's units (rows) and b's (columns)."""
     ga, gb = capture(model_a.eval(), nodes), capture(model_b.eval(), nodes)
     acc: dict[str, list] = {}

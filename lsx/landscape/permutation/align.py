@@ -6,6 +6,7 @@ matching on ``inputs``. Every model computes the same function afterwards; only 
 between them change. Jobs call it right after loading their optima (interpolation, connector, plane,
 autoneb), so "does the barrier / connector length shrink after alignment?" is one override away.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,8 +42,15 @@ def check_same_states(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tenso
             raise ValueError(f"{what} differ in shape at {k}: {tuple(a[k].shape)} vs {tuple(b[k].shape)}")
 
 
-def match(spec: PermutationSpec, model_a: nn.Module, model_b: nn.Module, method: str, inputs: torch.Tensor | None = None,
-          seed: int = 0, max_iter: int = 100) -> Perms:
+def match(
+    spec: PermutationSpec,
+    model_a: nn.Module,
+    model_b: nn.Module,
+    method: str,
+    inputs: torch.Tensor | None = None,
+    seed: int = 0,
+    max_iter: int = 100,
+) -> Perms:
     """The permutations that align b to a by ``method`` (``weight`` or ``activation``)."""
     if method == "weight":
         return weight_matching(spec, model_a.state_dict(), model_b.state_dict(), max_iter=max_iter, seed=seed)
@@ -86,5 +94,7 @@ def align_checkpoints(ckpts: Sequence[Any], method: Any, inputs: Inputs | None =
         return list(ckpts)
     models = [c.build_model() for c in ckpts]
     align_models(models, method, inputs, seed)
-    return [ckpts[0]] + [dataclasses.replace(c, state_dict={k: v.detach().clone() for k, v in m.state_dict().items()})
-                         for c, m in zip(ckpts[1:], models[1:])]
+    return [ckpts[0]] + [
+        dataclasses.replace(c, state_dict={k: v.detach().clone() for k, v in m.state_dict().items()})
+        for c, m in zip(ckpts[1:], models[1:])
+    ]

@@ -4,6 +4,7 @@ A permutation ``p`` of group P reorders every axis of P: entry i of the result i
 input (in blocks for flattened axes), so ``permute_state(θ_b, spec, p)`` puts b's unit ``p[i]`` where a
 has its unit i. A network and its permuted state compute the same function.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -21,12 +22,13 @@ def permute_axis(t: torch.Tensor, ax: Axis, perm: torch.Tensor) -> torch.Tensor:
         return t.index_select(ax.axis, perm)
     shape = t.shape
     n = shape[ax.axis] // ax.block
-    split = t.reshape(*shape[: ax.axis], n, ax.block, *shape[ax.axis + 1:])
+    split = t.reshape(*shape[: ax.axis], n, ax.block, *shape[ax.axis + 1 :])
     return split.index_select(ax.axis, perm).reshape(shape)
 
 
-def permute_state(state: Mapping[str, torch.Tensor], spec: PermutationSpec, perms: Mapping[str, torch.Tensor],
-                  skip: str | None = None) -> dict[str, torch.Tensor]:
+def permute_state(
+    state: Mapping[str, torch.Tensor], spec: PermutationSpec, perms: Mapping[str, torch.Tensor], skip: str | None = None
+) -> dict[str, torch.Tensor]:
     """A new state dict with every group's permutation applied (all groups but ``skip``)."""
     out = dict(state)
     for g, axes in spec.groups.items():

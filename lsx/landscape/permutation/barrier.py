@@ -4,6 +4,7 @@ B(θ₁, θ₂) = max_α [ L(αθ₁ + (1−α)θ₂) − (αL(θ₁) + (1−α)
 loss above the chord between the endpoints' losses. Evaluated on a grid of α that must hold both
 endpoints; the maximum over a grid is a lower bound of the continuous one.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -7,6 +7,7 @@ permuted by that matching. The plain curve interpolates every tensor (BN running
 ``_repair`` applies REPAIR at each α. The caller supplies ``evaluate(state, reset) -> metrics`` on its
 own data, so this module knows nothing of datasets or jobs.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,10 +46,21 @@ def curve_barriers(alphas: np.ndarray, curves: Mapping[str, np.ndarray]) -> dict
     return out
 
 
-def analyse_pair(build: Callable[[], nn.Module], spec: PermutationSpec, state_a: Mapping[str, torch.Tensor],
-                 state_b: Mapping[str, torch.Tensor], alphas: Sequence[float], evaluate: Evaluate, inputs: torch.Tensor,
-                 methods: Sequence[str] = METHODS, repair: bool = True, reset: bool = False, seed: int = 0,
-                 max_iter: int = 100, param_keys: Sequence[str] | None = None) -> PairResult:
+def analyse_pair(
+    build: Callable[[], nn.Module],
+    spec: PermutationSpec,
+    state_a: Mapping[str, torch.Tensor],
+    state_b: Mapping[str, torch.Tensor],
+    alphas: Sequence[float],
+    evaluate: Evaluate,
+    inputs: torch.Tensor,
+    methods: Sequence[str] = METHODS,
+    repair: bool = True,
+    reset: bool = False,
+    seed: int = 0,
+    max_iter: int = 100,
+    param_keys: Sequence[str] | None = None,
+) -> PairResult:
     """Curves and barriers of every variant for one pair; ``build()`` gives a fresh model of the architecture."""
     bad = [m for m in methods if m not in METHODS]
     if bad:

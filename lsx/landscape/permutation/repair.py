@@ -11,6 +11,7 @@ layers before it are repaired, so every unit ends with exactly its target statis
 BatchNorm "reset" (re-estimating running statistics at α, Jordan et al.'s RESET) is
 ``lsx.landscape.engine.bn_policy.reestimate_bn``; a model in eval mode is repaired as it evaluates.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -80,8 +81,9 @@ def _fold(m: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
     m.bias.mul_(scale.to(m.bias.dtype)).add_(shift.to(m.bias.dtype))
 
 
-def repaired_state(model: nn.Module, spec: PermutationSpec, state: Mapping[str, torch.Tensor], targets: Stats,
-                   inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+def repaired_state(
+    model: nn.Module, spec: PermutationSpec, state: Mapping[str, torch.Tensor], targets: Stats, inputs: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The REPAIRed version of ``state`` (loaded into ``model``, which is left holding it)."""
     model.load_state_dict(state)
     repair(model, spec, targets, inputs)

@@ -9,6 +9,7 @@ stream is one permutation; ``flatten`` of a C×H×W map keeps the channel group 
 entries. Groups that reach the network's input or output are fixed (not permuted).
 An operation outside this set raises :class:`UnsupportedModel` naming it (one line).
 """
+
 from __future__ import annotations
 
 import operator
@@ -22,11 +23,42 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 # modules and functions that map channel c to channel c (elementwise or per-channel spatial ops)
-_PASS_MODULES = (nn.ReLU, nn.Tanh, nn.GELU, nn.ELU, nn.Sigmoid, nn.LeakyReLU, nn.SiLU, nn.Softplus, nn.Dropout,
-                 nn.Dropout2d, nn.Identity, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-                 nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-_PASS_FUNCTIONS = (F.relu, torch.relu, torch.tanh, F.gelu, F.elu, torch.sigmoid, F.silu, F.leaky_relu, F.dropout,
-                   F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d, F.adaptive_avg_pool1d)
+_PASS_MODULES = (
+    nn.ReLU,
+    nn.Tanh,
+    nn.GELU,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.LeakyReLU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Dropout,
+    nn.Dropout2d,
+    nn.Identity,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool2d,
+)
+_PASS_FUNCTIONS = (
+    F.relu,
+    torch.relu,
+    torch.tanh,
+    F.gelu,
+    F.elu,
+    torch.sigmoid,
+    F.silu,
+    F.leaky_relu,
+    F.dropout,
+    F.max_pool2d,
+    F.avg_pool2d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_max_pool2d,
+    F.adaptive_avg_pool1d,
+)
 NONLINEAR = (nn.ReLU, nn.Tanh, nn.GELU, nn.ELU, nn.Sigmoid, nn.LeakyReLU, nn.SiLU, nn.Softplus)
 _NONLINEAR_FUNCTIONS = (F.relu, torch.relu, torch.tanh, F.gelu, F.elu, torch.sigmoid, F.silu, F.leaky_relu)
 _ADD = (operator.add, operator.iadd, torch.add)
@@ -151,8 +183,9 @@ def derive_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
                     preact.append((node.name, node.target, g))
             elif isinstance(m, NORMS):
                 if isinstance(m, nn.GroupNorm) and m.num_groups != 1:
-                    raise UnsupportedModel(f"{_describe(node, modules)} normalizes groups of channels "
-                                           f"(num_groups={m.num_groups})")
+                    raise UnsupportedModel(
+                        f"{_describe(node, modules)} normalizes groups of channels " f"(num_groups={m.num_groups})"
+                    )
                 g = in_group(src, node)
                 params = {name for name, _ in m.named_parameters(recurse=False)}
                 for name, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
@@ -190,8 +223,10 @@ def derive_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
             else:
                 raise UnsupportedModel(f"unsupported operation {_describe(node, modules)} in {type(model).__name__}")
         elif node.op == "get_attr":
-            raise UnsupportedModel(f"{type(model).__name__} uses the tensor {node.target!r} directly in forward "
-                                   "(only nn.Linear/Conv/norm modules are permuted)")
+            raise UnsupportedModel(
+                f"{type(model).__name__} uses the tensor {node.target!r} directly in forward "
+                "(only nn.Linear/Conv/norm modules are permuted)"
+            )
     fixed_roots = {uf.find(f) for f in fixed}
     state = model.state_dict()
     names: dict[int, str] = {}
@@ -224,8 +259,9 @@ def _pass_through(node, src, m, group_of, block_of, in_group) -> None:
         shape = src.meta["tensor_meta"].shape
         out_shape = node.meta["tensor_meta"].shape
         if len(out_shape) != 2 or len(shape) < 2:
-            raise UnsupportedModel(f"flatten/view of {tuple(shape)} to {tuple(out_shape)}: "
-                                   "only (N, C, ...) → (N, C·...) is supported")
+            raise UnsupportedModel(
+                f"flatten/view of {tuple(shape)} to {tuple(out_shape)}: " "only (N, C, ...) → (N, C·...) is supported"
+            )
         spatial = 1
         for s in shape[2:]:
             spatial *= int(s)

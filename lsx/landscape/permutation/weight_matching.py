@@ -7,6 +7,7 @@ A = Σ_{axes of P} W_a(axis) · π_{−P}(W_b)(axis)ᵀ. Stops when a full sweep
 Why written here, not taken from a package: the reference implementations are JAX (git-re-basin) or
 tied to hand-written specs per model (rebasin, git-re-basin-pytorch); the step itself is scipy's.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -23,12 +24,13 @@ def _matrix(t: torch.Tensor, ax: Axis) -> torch.Tensor:
     """The axis' units as rows (n_units × everything else), a flattened axis split into its blocks."""
     shape = t.shape
     n = shape[ax.axis] // ax.block
-    split = t.reshape(*shape[: ax.axis], n, ax.block, *shape[ax.axis + 1:])
+    split = t.reshape(*shape[: ax.axis], n, ax.block, *shape[ax.axis + 1 :])
     return split.movedim(ax.axis, 0).reshape(n, -1)
 
 
-def _permuted_except(state: Mapping[str, torch.Tensor], spec: PermutationSpec, perms: Perms, key: str,
-                     group: str, axis: int) -> torch.Tensor:
+def _permuted_except(
+    state: Mapping[str, torch.Tensor], spec: PermutationSpec, perms: Perms, key: str, group: str, axis: int
+) -> torch.Tensor:
     t = state[key]
     for g, ax in spec.axes_of(key):
         if not (g == group and ax.axis == axis):
@@ -36,8 +38,14 @@ def _permuted_except(state: Mapping[str, torch.Tensor], spec: PermutationSpec, p
     return t
 
 
-def weight_matching(spec: PermutationSpec, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
-                    max_iter: int = 100, seed: int = 0, init: Perms | None = None) -> Perms:
+def weight_matching(
+    spec: PermutationSpec,
+    state_a: Mapping[str, torch.Tensor],
+    state_b: Mapping[str, torch.Tensor],
+    max_iter: int = 100,
+    seed: int = 0,
+    init: Perms | None = None,
+) -> Perms:
     """Permutations of b's units that bring ``state_b`` to ``state_a`` (apply with ``permute_state``).
 
     Which tensors count: the parameters on every axis of the spec — weights, biases, norm-layer affine

@@ -33,6 +33,7 @@ default, i.e. 2 grid steps of the paper's 41 points on [−s, s]):
 - three or more minima: **vvv-basin**;
 - anything else (e.g. two maxima and one minimum): **other**.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -103,7 +104,7 @@ def _type(lams: np.ndarray, losses: np.ndarray, mins: np.ndarray, maxs: np.ndarr
         return "v-side"  # no extremum at the point: it sits on a slope, a rim (and a basin) off it
     if len(mins) == 2:
         # the separating maximum (a two-sample plateau is not a strict stationary point, but separates)
-        between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0]:mins[1] + 1]))]
+        between = [m for m in maxs if mins[0] < m < mins[1]] or [mins[0] + int(np.argmax(losses[mins[0] : mins[1] + 1]))]
         return "w-peak" if any(at_point(m) for m in between) else "w-basin"
     return "other"
 

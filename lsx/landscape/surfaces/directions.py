@@ -4,6 +4,7 @@ A direction is a flat tensor in a :class:`~lsx.landscape.engine.flat.FlatParams`
 directions are drawn from a seeded generator so that (kind, seed, normalization, ignore)
 is enough provenance to redraw them; jobs still store the vectors themselves.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -45,9 +46,7 @@ def normalize_direction(
     """
     _check_choice(norm, NORMALIZATIONS, "direction normalization")
     if direction.shape != theta.shape or direction.numel() != flat.numel:
-        raise ValueError(
-            f"direction of size {direction.numel()} does not match the model's flat size {flat.numel}"
-        )
+        raise ValueError(f"direction of size {direction.numel()} does not match the model's flat size {flat.numel}")
     if norm == "none":
         return direction.clone()
     if norm == "model":
@@ -106,8 +105,9 @@ def unit_direction(direction: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     return direction * (float(scale) / n)
 
 
-def hessian_eigen_directions(loss_fn, theta: torch.Tensor, k: int, which: str = "LA", tol: float = 1e-4,
-                             seed: int = 0) -> tuple[torch.Tensor, np.ndarray, bool]:
+def hessian_eigen_directions(
+    loss_fn, theta: torch.Tensor, k: int, which: str = "LA", tol: float = 1e-4, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray, bool]:
     """The ``k`` Hessian eigenvectors with the largest (``LA``, Xu's P.E.) or smallest (``SA``, N.E.)
     eigenvalues, as unit rows, with their eigenvalues (ordered from the extreme inwards) and ARPACK's
     convergence flag."""

@@ -31,6 +31,7 @@ of Algorithm 1's ε has nothing to grow from but the first steps' ±∇L). Gener
   on the lattice λ ∈ {±γ, …, ±Kγ} *and* raises it half-way between lattice points up to a barrier
   L(θ) + Δ with a hinge, β·mean relu(L(θ)+Δ − L(θ ± (j−½)γ ε̂)): it builds the vvv shape into the objective.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,14 +68,24 @@ Objective = Callable[[Callable[[float], torch.Tensor], float, torch.Generator], 
 
 def lattice_mean(offsets: Callable[[torch.Generator], torch.Tensor]) -> Objective:
     """The plain mining objective mean_λ L(θ + α λ ε̂), λ drawn by ``offsets(gen)``."""
+
     def objective(loss_at: Callable[[float], torch.Tensor], alpha: float, gen: torch.Generator) -> torch.Tensor:
         return torch.stack([loss_at(alpha * float(l)) for l in offsets(gen)]).mean()
+
     return objective
 
 
 def mine_direction(
-    loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, objective: Objective,
-    steps: int = 200, lr: float = 0.05, seed: int = 0, scale: float = 1.0, num: int = 41, anneal: bool = True,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    init: torch.Tensor,
+    objective: Objective,
+    steps: int = 200,
+    lr: float = 0.05,
+    seed: int = 0,
+    scale: float = 1.0,
+    num: int = 41,
+    anneal: bool = True,
     progress: bool = False,
 ) -> tuple[torch.Tensor, list[float], np.ndarray, np.ndarray, np.ndarray]:
     """Minimize ``objective(loss_at, α_t, gen)`` over ε with ‖ε̂‖ fixed, where loss_at(λ) = L(θ + λ ε̂)
@@ -101,22 +112,45 @@ def mine_direction(
     return d, log, lams, _curve(loss_fn, theta, init, lams), _curve(loss_fn, theta, d, lams)
 
 
-def mine_w_peak(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, scale: float = 1.0, batch: int = 4,
-                steps: int = 200, lr: float = 0.05, seed: int = 0, num: int = 41, progress: bool = False) -> MinedDirection:
+def mine_w_peak(
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    init: torch.Tensor,
+    scale: float = 1.0,
+    batch: int = 4,
+    steps: int = 200,
+    lr: float = 0.05,
+    seed: int = 0,
+    num: int = 41,
+    progress: bool = False,
+) -> MinedDirection:
     """The ``fixed_norm`` w-peak variant (not the paper's Algorithm 1): fixed ‖ε‖, λ ∈ ±[s/4, s]."""
+
     def offsets(gen: torch.Generator) -> torch.Tensor:
         mag = scale * (0.25 + 0.75 * torch.rand(batch, generator=gen, dtype=torch.float64))
         sign = torch.where(torch.arange(batch) % 2 == 0, 1.0, -1.0).to(torch.float64)
         return mag * sign
 
-    d, log, lams, before, after = mine_direction(loss_fn, theta, init, lattice_mean(offsets), steps, lr, seed,
-                                                 scale, num, progress=progress)
+    d, log, lams, before, after = mine_direction(
+        loss_fn, theta, init, lattice_mean(offsets), steps, lr, seed, scale, num, progress=progress
+    )
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
 
 
-def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gamma: float = 0.5, k: int = 2,
-                   barrier: float = 0.5, beta: float = 2.0, steps: int = 300, lr: float = 0.2, seed: int = 0,
-                   num: int = 41, progress: bool = False) -> MinedDirection:
+def mine_vvv_basin(
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    init: torch.Tensor,
+    gamma: float = 0.5,
+    k: int = 2,
+    barrier: float = 0.5,
+    beta: float = 2.0,
+    steps: int = 300,
+    lr: float = 0.2,
+    seed: int = 0,
+    num: int = 41,
+    progress: bool = False,
+) -> MinedDirection:
     """The ``lattice_barrier`` vvv-basin objective (not the paper's Algorithm 2): basins at θ, θ ± γ,
     ±2γ, … (K on each side), separated by barriers of height ≥ ``barrier`` above L(θ) at the half-way
     points (weight ``beta``; 0 disables)."""
@@ -138,9 +172,9 @@ def mine_vvv_basin(loss_fn: LossFn, theta: torch.Tensor, init: torch.Tensor, gam
 
     # no α continuation here: near θ the lattice objective prefers the locally flattest direction,
     # which has no basins at ±γ; the basins must be carved at their final offsets
-    d, log, lams, before, after = mine_direction(loss_fn, theta, init, objective, steps, lr, seed,
-                                                 scale=gamma * (k + 0.5), num=num, anneal=False,
-                                                 progress=progress)
+    d, log, lams, before, after = mine_direction(
+        loss_fn, theta, init, objective, steps, lr, seed, scale=gamma * (k + 0.5), num=num, anneal=False, progress=progress
+    )
     return MinedDirection(d, lams, before, after, classify_curve(lams, before), classify_curve(lams, after), log)
 
 
@@ -155,8 +189,10 @@ def _optimizer(params: list[torch.Tensor], optimizer: str, lr: float) -> torch.o
 
 def _check_schedule(epochs: int, steps_per_epoch: int, lr: float, samples: int) -> None:
     if epochs < 1 or steps_per_epoch < 1 or samples < 1 or not lr > 0:
-        raise ValueError(f"epochs, steps_per_epoch and samples must be >= 1 and lr > 0, got epochs={epochs}, "
-                         f"steps_per_epoch={steps_per_epoch}, samples={samples}, lr={lr}")
+        raise ValueError(
+            f"epochs, steps_per_epoch and samples must be >= 1 and lr > 0, got epochs={epochs}, "
+            f"steps_per_epoch={steps_per_epoch}, samples={samples}, lr={lr}"
+        )
 
 
 def _batches(loss_fn: LossFn, batch_losses: Sequence[LossFn] | None, steps_per_epoch: int) -> list[LossFn]:
@@ -169,9 +205,19 @@ def _batches(loss_fn: LossFn, batch_losses: Sequence[LossFn] | None, steps_per_e
 
 
 def mine_w_peak_paper(
-    loss_fn: LossFn, theta: torch.Tensor, alpha: float = 1.0, epochs: int = 30, steps_per_epoch: int = 10,
-    lr: float = 0.1, optimizer: str = "sgd", samples: int = 1, seed: int = 0, num: int = 41,
-    reference: torch.Tensor | None = None, center_tol: float = 0.1, progress: bool = False,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    alpha: float = 1.0,
+    epochs: int = 30,
+    steps_per_epoch: int = 10,
+    lr: float = 0.1,
+    optimizer: str = "sgd",
+    samples: int = 1,
+    seed: int = 0,
+    num: int = 41,
+    reference: torch.Tensor | None = None,
+    center_tol: float = 0.1,
+    progress: bool = False,
     batch_losses: Sequence[LossFn] | None = None,
 ) -> MinedDirection:
     """Algorithm 1 as written: ε₀ = 0, α_e = α·e/E, λ ~ U[−α_e, α_e], ε ← ε − ηλ∇L_b(θ + λε) (``sgd``),
@@ -203,8 +249,7 @@ def mine_w_peak_paper(
     after = _curve(loss_fn, theta, d, lams)
     before = _curve(loss_fn, theta, reference, lams) if reference is not None else np.full(num, np.nan)
     type_before = classify_curve(lams, before, center_tol=center_tol) if reference is not None else "none"
-    return MinedDirection(d, lams, before, after, type_before, classify_curve(lams, after, center_tol=center_tol),
-                          log, norms)
+    return MinedDirection(d, lams, before, after, type_before, classify_curve(lams, after, center_tol=center_tol), log, norms)
 
 
 def eq3_objective(loss_fn: LossFn, theta: torch.Tensor, phi: torch.Tensor, lam: float, gamma: float) -> torch.Tensor:
@@ -213,10 +258,22 @@ def eq3_objective(loss_fn: LossFn, theta: torch.Tensor, phi: torch.Tensor, lam: 
 
 
 def mine_vvv_basin_paper(
-    loss_fn: LossFn, theta: torch.Tensor, phi_init: torch.Tensor, alpha: float = 0.0, gamma: float = 0.1,
-    epochs: int = 30, steps_per_epoch: int = 10, lr: float = 0.1, optimizer: str = "sgd", samples: int = 1,
-    seed: int = 0, window: tuple[float, float] = (-1.0, 2.0), num: int = 61, center_tol: float = 0.1,
-    progress: bool = False, batch_losses: Sequence[LossFn] | None = None,
+    loss_fn: LossFn,
+    theta: torch.Tensor,
+    phi_init: torch.Tensor,
+    alpha: float = 0.0,
+    gamma: float = 0.1,
+    epochs: int = 30,
+    steps_per_epoch: int = 10,
+    lr: float = 0.1,
+    optimizer: str = "sgd",
+    samples: int = 1,
+    seed: int = 0,
+    window: tuple[float, float] = (-1.0, 2.0),
+    num: int = 61,
+    center_tol: float = 0.1,
+    progress: bool = False,
+    batch_losses: Sequence[LossFn] | None = None,
 ) -> MinedDirection:
     """Algorithm 2 as written: φ ← φ − η(∇_φL_b(φ) + γλ∇L_b(φ̂)), λ ~ U[0.5−α, 0.5+α], from ``phi_init``, one
     step per data batch b (as :func:`mine_w_peak_paper`); ε = φ − θ, curve L(θ + λε) on ``window`` (θ at
@@ -224,8 +281,9 @@ def mine_vvv_basin_paper(
     _check_schedule(epochs, steps_per_epoch, lr, samples)
     batches = _batches(loss_fn, batch_losses, steps_per_epoch)
     if not 0 <= alpha <= 0.5 or gamma < 0:
-        raise ValueError(f"need 0 <= alpha <= 0.5 (λ ∈ [0.5−α, 0.5+α] ⊂ [0, 1]) and gamma >= 0, got alpha={alpha}, "
-                         f"gamma={gamma}")
+        raise ValueError(
+            f"need 0 <= alpha <= 0.5 (λ ∈ [0.5−α, 0.5+α] ⊂ [0, 1]) and gamma >= 0, got alpha={alpha}, " f"gamma={gamma}"
+        )
     if phi_init.shape != theta.shape:
         raise ValueError(f"phi_init has {phi_init.numel()} entries, θ has {theta.numel()}")
     lo, hi = (float(w) for w in window)
@@ -247,5 +305,13 @@ def mine_vvv_basin_paper(
     lams = np.linspace(lo, hi, num)
     after = _curve(loss_fn, theta, d, lams)
     before = _curve(loss_fn, theta, phi_init - theta, lams)
-    return MinedDirection(d, lams, before, after, classify_curve(lams, before, center_tol=center_tol),
-                          classify_curve(lams, after, center_tol=center_tol), log, [float(d.norm())])
+    return MinedDirection(
+        d,
+        lams,
+        before,
+        after,
+        classify_curve(lams, before, center_tol=center_tol),
+        classify_curve(lams, after, center_tol=center_tol),
+        log,
+        [float(d.norm())],
+    )

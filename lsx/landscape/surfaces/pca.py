@@ -11,6 +11,7 @@ directions, projections and off-plane residuals come from one more blockwise pas
 matrix has fewer than k independent components (e.g. 3 checkpoints with ``center=True``), the plane is
 completed by the trajectory's own remaining directions (variance ratio 0), so it still holds the path.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,12 +27,12 @@ _REL_TOL = 1e-12  # eigenvalues of the Gram matrix below this fraction of the la
 
 @dataclass
 class TrajectoryPCA:
-    directions: np.ndarray                # (k, numel) orthonormal, zero on ignored entries
+    directions: np.ndarray  # (k, numel) orthonormal, zero on ignored entries
     explained_variance_ratio: np.ndarray  # (r,) every component, descending, sums to 1
-    coords: np.ndarray                    # (n, k) projection of θ_i − θ_n on each direction
-    off_plane_distance: np.ndarray        # (n,) ‖θ_i − θ_n − projection‖ over the PCA'd entries
-    singular_values: np.ndarray           # (r,) of the (centred) matrix M
-    mask: np.ndarray                      # (numel,) entries that took part (weights only for ignore=biasbn)
+    coords: np.ndarray  # (n, k) projection of θ_i − θ_n on each direction
+    off_plane_distance: np.ndarray  # (n,) ‖θ_i − θ_n − projection‖ over the PCA'd entries
+    singular_values: np.ndarray  # (r,) of the (centred) matrix M
+    mask: np.ndarray  # (numel,) entries that took part (weights only for ignore=biasbn)
     centered: bool
 
     @property
@@ -120,7 +121,7 @@ def trajectory_pca(
     sing = np.sqrt(lam)
     leading = [C @ U[:, j] / sing[j] for j in range(min(k, rank))]
     A = np.stack(_complete_basis(leading, gram, k, trace), axis=1)  # (m, k), Aᵀ G A = I
-    proj = gram @ A           # coordinates of the rows of M on the directions
+    proj = gram @ A  # coordinates of the rows of M on the directions
     # deterministic signs: the checkpoint farthest along each axis has a positive coordinate
     signs = np.sign(proj[np.abs(proj).argmax(axis=0), np.arange(k)])
     signs[signs == 0] = 1.0

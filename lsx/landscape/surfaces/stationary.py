@@ -4,6 +4,7 @@ A sample t is stationary when (y_t − y_{t+1})·(y_t − y_{t−1}) > 0, i.e. i
 local minimum or maximum of the sampled curve; the two endpoints are never counted.
 NaN samples (diverged far points) break the comparison and are never stationary.
 """
+
 from __future__ import annotations
 
 import numpy as np

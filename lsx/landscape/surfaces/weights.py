@@ -4,6 +4,7 @@ Why: Li et al. show that small-batch / weight-decay training changes the scale o
 is why unnormalized 1D plots mislead. All checkpoints share one set of bin edges so the histograms
 compare directly; biases and BN parameters can be left out (``ignore='biasbn'``) as in the paper.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from .pca import trajectory_mask
 
 @dataclass
 class WeightHistograms:
-    edges: np.ndarray                  # (bins + 1,) shared by every checkpoint
-    counts: dict[str, np.ndarray]      # label → (bins,) number of weights per bin
-    density: dict[str, np.ndarray]     # label → (bins,) counts / (n · bin width): integrates to 1
+    edges: np.ndarray  # (bins + 1,) shared by every checkpoint
+    counts: dict[str, np.ndarray]  # label → (bins,) number of weights per bin
+    density: dict[str, np.ndarray]  # label → (bins,) counts / (n · bin width): integrates to 1
     stats: dict[str, dict[str, float]]  # label → n, mean, std, mean_abs, min, max
 
 
@@ -65,8 +66,14 @@ def weight_histograms(
     width = np.diff(edges)
     density = {k: c / (c.sum() * width) if c.sum() else np.zeros_like(width) for k, c in counts.items()}
     stats = {
-        k: dict(n=int(v.size), mean=float(v.mean()), std=float(v.std()), mean_abs=float(np.abs(v).mean()),
-                min=float(v.min()), max=float(v.max()))
+        k: dict(
+            n=int(v.size),
+            mean=float(v.mean()),
+            std=float(v.std()),
+            mean_abs=float(np.abs(v).mean()),
+            min=float(v.min()),
+            max=float(v.max()),
+        )
         for k, v in values.items()
     }
     return WeightHistograms(edges, counts, density, stats)

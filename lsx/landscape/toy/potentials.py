@@ -8,6 +8,7 @@ The stationary points listed are literature values to a few decimals (Müller & 
 :func:`refine_stationary_point` polishes them to machine precision by root finding on the
 gradient, so tests compare against refined values, not against remembered digits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -122,8 +123,12 @@ def gradient_and_hessian(fn: Callable[[torch.Tensor], torch.Tensor], point) -> t
 
 def refine_stationary_point(fn: Callable[[torch.Tensor], torch.Tensor], guess, tol: float = 1e-12) -> tuple[np.ndarray, float]:
     """Solve ∇V = 0 near ``guess`` (scipy root with the exact Hessian as Jacobian); returns (point, energy)."""
-    sol = root(lambda p: gradient_and_hessian(fn, p)[0], np.asarray(guess, dtype=np.float64),
-               jac=lambda p: gradient_and_hessian(fn, p)[1], tol=tol)
+    sol = root(
+        lambda p: gradient_and_hessian(fn, p)[0],
+        np.asarray(guess, dtype=np.float64),
+        jac=lambda p: gradient_and_hessian(fn, p)[1],
+        tol=tol,
+    )
     if not sol.success:
         raise RuntimeError(f"no stationary point found near {guess}: {sol.message}")
     return sol.x, float(fn(torch.as_tensor(sol.x, dtype=torch.float64)))

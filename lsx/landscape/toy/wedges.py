@@ -16,6 +16,7 @@ answer, it reproduces the paper's qualitative claims:
 The problems are tiny and batched: on a CPU shared with other processes run them with
 ``torch.set_num_threads(1)`` (measured 70x faster than 2 contending threads).
 """
+
 from __future__ import annotations
 
 import math
@@ -132,9 +133,13 @@ def hyperplane_success(
             final[i] = on_plane(th).numpy()
             initial[i] = wedge(P0).numpy()
     return {
-        "dims": np.asarray(dims), "success_rate": (final < tol).mean(axis=1), "final_loss": final,
-        "median_final_loss": np.median(final, axis=1), "initial_loss": initial,
-        "threshold_dim": np.int64(D - n), "tol": np.float64(tol),
+        "dims": np.asarray(dims),
+        "success_rate": (final < tol).mean(axis=1),
+        "final_loss": final,
+        "median_final_loss": np.median(final, axis=1),
+        "initial_loss": initial,
+        "threshold_dim": np.int64(D - n),
+        "tol": np.float64(tol),
     }
 
 
@@ -162,15 +167,29 @@ def two_optima_tunnel(
     starts = _random_far_points(2, D, radius, g)
     optima = _minimize_batch(wedge, starts, optimum_steps, optimum_lr)
     res = low_loss_connector(
-        wedge, optima[0], optima[1], num_segments=num_segments, steps=connector_steps, lr=connector_lr,
-        schedule="cosine", points_per_segment=points_per_segment,
+        wedge,
+        optima[0],
+        optima[1],
+        num_segments=num_segments,
+        steps=connector_steps,
+        lr=connector_lr,
+        schedule="cosine",
+        points_per_segment=points_per_segment,
     )
     return {
-        "optima": optima.numpy(), "optima_loss": wedge(optima).detach().numpy(),
-        "t": res.t, "linear_loss": res.linear["loss"], "connector_loss": res.connector["loss"],
-        "node_start_loss": res.start_loss, "node_final_loss": res.final_loss, "diverged": res.diverged,
-        "constraint_residual": res.constraint_residual, "cosines": res.cosines, "deviation_norms": res.deviation_norms,
-        "points": res.points.numpy(), "line_points": res.line_points.numpy(),
+        "optima": optima.numpy(),
+        "optima_loss": wedge(optima).detach().numpy(),
+        "t": res.t,
+        "linear_loss": res.linear["loss"],
+        "connector_loss": res.connector["loss"],
+        "node_start_loss": res.start_loss,
+        "node_final_loss": res.final_loss,
+        "diverged": res.diverged,
+        "constraint_residual": res.constraint_residual,
+        "cosines": res.cosines,
+        "deviation_norms": res.deviation_norms,
+        "points": res.points.numpy(),
+        "line_points": res.line_points.numpy(),
         "summary": res.summary,
         "warnings": res.warnings,
     }
@@ -209,7 +228,13 @@ def radial_profile(
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = np.where(mean > 0, std / np.where(mean > 0, mean, 1.0), np.nan)
     return {
-        "distances": r, "losses": losses, "mean": mean, "std": std, "relative_spread": spread,
-        "along_wedge": along, "expected_slope": np.float64(math.sqrt((D - n) / D)),
-        "center": p.numpy(), "center_loss": np.float64(float(wedge(p))),
+        "distances": r,
+        "losses": losses,
+        "mean": mean,
+        "std": std,
+        "relative_spread": spread,
+        "along_wedge": along,
+        "expected_slope": np.float64(math.sqrt((D - n) / D)),
+        "center": p.numpy(),
+        "center_loss": np.float64(float(wedge(p))),
     }
