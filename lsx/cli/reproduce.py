@@ -7,7 +7,8 @@ processes at ``threads`` torch threads each (defaults: one per core, one thread)
 depend on the schedule (``threads=2`` with fresh cache and output roots checks that no verdict moves
 with the thread count: CPU results differ in their last bits across thread counts); the job cache
 makes a rerun a no-op, the training cache's lock makes two jobs that need one model train it once,
-and a failed job is recorded with its reason while the others go on. Then it evaluates each claim on each set, combines them (:mod:`lsx.claims.replication`) and writes
+and a failed job is recorded with its reason while the others go on. Then it evaluates each claim on
+each set, combines them (:mod:`lsx.claims.replication`) and writes
 ``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
 tracked file (``python -m lsx.claims.readme`` publishes a complete, clean report into the README).
 
