@@ -23,9 +23,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m lsx.analyze experiment=quickstart
 
-## lint (ruff) and type-check the numerical core and the claims (mypy); both configured in pyproject.toml
+## lint and format check (ruff) and type-check the numerical core and the claims (mypy); configured in pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check lsx tests benchmarks
+	$(BIN)/ruff format --check lsx tests benchmarks
 	$(BIN)/mypy
 
 ## the fast test suite (slow tests excluded; `make test-all` runs everything)

@@ -134,9 +134,9 @@ def top_eigenpairs(
     if tol is None and ncv is None and which in ("LA", "LM") and k <= 8:
         cap = min(n, int(maxiter) if maxiter else 30 + 10 * k)
         hvp, tick = _counted(hvp_function(loss_fn, theta, l2), progress, cap, f"Hessian Lanczos {which} (k={k})")
-        v0 = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
+        start = torch.as_tensor(np.random.default_rng(seed).standard_normal(n))
         try:
-            return lanczos_extreme(hvp, n, k, which, v0, value_tol=1e-5, max_steps=maxiter)
+            return lanczos_extreme(hvp, n, k, which, start, value_tol=1e-5, max_steps=maxiter)
         finally:
             tick(None)
     if ncv is None:
