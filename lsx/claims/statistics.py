@@ -357,6 +357,20 @@ def _unpaired_sign(interval: str, n_paired: int, unit: str) -> None:
         )
 
 
+def _two_group_details(key: str, a: Any, b: Any, y: str, unit: str, interval: str, ua: dict, ub: dict) -> dict[str, Any]:
+    """What a two-group comparison records beside its estimate (the groups' means over units)."""
+    return {
+        "key": key,
+        "a": a,
+        "b": b,
+        "y": y,
+        "unit": unit,
+        "interval": interval,
+        "mean_a": float(np.mean(list(ua.values()))),
+        "mean_b": float(np.mean(list(ub.values()))),
+    }
+
+
 @register_statistic("difference")
 def difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str = "seed", interval: str = "t") -> Estimate:
     """mean(y | key=a) − mean(y | key=b), paired per unit: one difference per unit present in both
@@ -368,16 +382,7 @@ def difference(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit
     check_test(interval)
     ua, ub = _two_groups(jobs, key, a, b, y, unit)
     paired = [u for u in ua if u in ub]
-    details = {
-        "key": key,
-        "a": a,
-        "b": b,
-        "y": y,
-        "unit": unit,
-        "interval": interval,
-        "mean_a": float(np.mean(list(ua.values()))),
-        "mean_b": float(np.mean(list(ub.values()))),
-    }
+    details = _two_group_details(key, a, b, y, unit, interval, ua, ub)
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         d = [ua[u] - ub[u] for u in paired]
@@ -434,16 +439,7 @@ def ratio(jobs: Sequence[JobRecord], key: str, a: Any, b: Any, y: str, unit: str
     if min(list(ua.values()) + list(ub.values())) <= 0:
         raise InsufficientData(f"ratio needs positive {y}; got values ≤ 0 (use statistic: difference)")
     paired = [u for u in ua if u in ub]
-    details = {
-        "key": key,
-        "a": a,
-        "b": b,
-        "y": y,
-        "unit": unit,
-        "interval": interval,
-        "mean_a": float(np.mean(list(ua.values()))),
-        "mean_b": float(np.mean(list(ub.values()))),
-    }
+    details = _two_group_details(key, a, b, y, unit, interval, ua, ub)
     table = group_rows(_select(jobs, key, a) + _select(jobs, key, b), key, y, unit)
     if len(paired) >= 2:
         logs = [math.log(ua[u] / ub[u]) for u in paired]

@@ -12,23 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from omegaconf import OmegaConf
 from torch import nn
 
-# the same resolver as lsx.cli.resolvers registers (the core does not import the command line): whichever
-# module loads first registers it; both leave the same placeholder
-SHAPE_KEYS = ("in_channels", "height", "width", "num_classes", "numel")  # numel = in_channels * height * width
-_PLACEHOLDER = "<lsx-shape:{}>"
-
-
-def _shape_placeholder(key: str) -> str:
-    if key not in SHAPE_KEYS:
-        raise ValueError(f"${{shape:{key}}}: unknown data shape key {key!r}; valid: {', '.join(SHAPE_KEYS)}")
-    return _PLACEHOLDER.format(key)
-
-
-if not OmegaConf.has_resolver("shape"):
-    OmegaConf.register_new_resolver("shape", _shape_placeholder)
+from lsx.utils.shape_resolver import SHAPE_KEYS  # importing it registers ${shape:KEY}
+from lsx.utils.shape_resolver import SHAPE_PLACEHOLDER as _PLACEHOLDER
 
 
 def is_target(cfg: Mapping[str, Any] | None) -> bool:
