@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import operator
 from contextlib import nullcontext
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.fx
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
 
 from .alloc import keep_large_allocations_on_heap
 from .bn_policy import batchnorm_layers, check_policy, clamp_running_var, preserved_bn_state, reestimate_bn, uses_buffers
@@ -90,7 +92,8 @@ class Evaluator:
         self.model = model.eval()
         self.channels_last = bool(channels_last)
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # torch's stubs for Module.to omit the memory_format keyword it accepts
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.flat = FlatParams(self.model, include_buffers=uses_buffers(bn_policy))
         self.sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {"train": self._prepare("train", *train)}
         if test is not None:
@@ -195,11 +198,14 @@ class Evaluator:
         """The configured loss per chunk, chunk means weighted by their counts (tokens, examples); one sync per split."""
         from lsx.training.losses import loss_terms
 
+        loss_fn = self.loss_fn
+        if loss_fn is None:
+            raise ValueError("the generic path evaluates a loss_fn; this evaluator has none")
         out: dict[str, float] = {}
         for name in splits or self.sets:
             rows = []
             for xb, yb in self._chunked[name]:
-                loss, acc, count = loss_terms(self.loss_fn(self.forward_model, (xb, yb)), len(xb))
+                loss, acc, count = loss_terms(loss_fn(self.forward_model, (xb, yb)), len(xb))
                 self.forward_passes += 1
                 c = torch.as_tensor(count, dtype=torch.float64, device=loss.device)
                 a = torch.full((), float("nan"), dtype=torch.float64, device=loss.device) if acc is None else acc.double()
@@ -506,6 +512,8 @@ def _progress_fn(progress: Progress, total: int, rank: int) -> Callable[[int | N
 
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# (folded conv, original conv, original BN) of one conv → BatchNorm pair an InferenceGraph rewrote
+FoldedPair = tuple[_ConvNd, _ConvNd, _BatchNorm]
 _MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
 _MONOTONE_MODULES = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.ReLU6, nn.Hardtanh, nn.Softplus)
 _MONOTONE_FUNCTIONS = (torch.relu, torch.tanh, torch.sigmoid, F.relu, F.tanh, F.sigmoid, F.leaky_relu, F.elu, F.relu6)
@@ -530,7 +538,7 @@ class InferenceGraph:
     output on a probe batch, so callers fall back to the model itself.
     """
 
-    def __init__(self, module: torch.fx.GraphModule, pairs: list[tuple[nn.Module, nn.Module, nn.Module]]) -> None:
+    def __init__(self, module: torch.fx.GraphModule, pairs: list[FoldedPair]) -> None:
         self.module = module
         self.pairs = pairs  # (folded conv, original conv, original BN)
 
@@ -562,40 +570,61 @@ class InferenceGraph:
     def sync(self) -> None:
         """Recompute the folded convolutions from the model's current weights and BN statistics."""
         for fused, conv, bn in self.pairs:
-            s = torch.rsqrt(bn.running_var + bn.eps)
+            mean, var, fused_bias = bn.running_mean, bn.running_var, fused.bias
+            if mean is None or var is None or fused_bias is None:  # _fold_conv_bn pairs only BNs that track them
+                raise RuntimeError(f"{type(bn).__name__} folded into a convolution lost its running statistics or bias")
+            s = torch.rsqrt(var + bn.eps)
             if bn.weight is not None:
                 s = s * bn.weight
             fused.weight.copy_(conv.weight * s.view(-1, *([1] * (conv.weight.dim() - 1))))
-            shift = -bn.running_mean * s if conv.bias is None else (conv.bias - bn.running_mean) * s
-            fused.bias.copy_(shift if bn.bias is None else shift + bn.bias)
+            shift = -mean * s if conv.bias is None else (conv.bias - mean) * s
+            fused_bias.copy_(shift if bn.bias is None else shift + bn.bias)
 
 
-def _fold_conv_bn(gm: torch.fx.GraphModule) -> list[tuple[nn.Module, nn.Module, nn.Module]]:
+def _called_module(modules: dict[str, nn.Module], node: torch.fx.Node) -> nn.Module | None:
+    """The submodule a ``call_module`` node calls; None for any other node."""
+    return modules.get(node.target) if node.op == "call_module" and isinstance(node.target, str) else None
+
+
+def _conv_geometry(conv: _ConvNd) -> dict[str, Any]:
+    """The constructor arguments that give a convolution ``conv``'s shape (kernel, stride, padding, ...).
+
+    Why a dict: ``_ConvNd`` types these attributes as ``tuple[int, ...]`` while ``Conv2d(...)`` asks for
+    ``int | tuple[int, int]``; the values always have the conv's own rank, so they round-trip as they are."""
+    return {
+        "kernel_size": conv.kernel_size,
+        "stride": conv.stride,
+        "padding": conv.padding,
+        "dilation": conv.dilation,
+        "groups": conv.groups,
+        "padding_mode": conv.padding_mode,
+    }
+
+
+def _fold_conv_bn(gm: torch.fx.GraphModule) -> list[FoldedPair]:
     modules = dict(gm.named_modules())
-    pairs = []
+    pairs: list[FoldedPair] = []
     for node in list(gm.graph.nodes):
         bn = modules.get(node.target) if node.op == "call_module" else None
-        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_mean is None or not bn.track_running_stats:
+        if not isinstance(bn, _BatchNorm) or bn.running_mean is None or not bn.track_running_stats:
             continue
         prev = node.args[0] if node.args else None
-        conv = modules.get(prev.target) if isinstance(prev, torch.fx.Node) and prev.op == "call_module" else None
+        if not isinstance(prev, torch.fx.Node):
+            continue
+        conv = _called_module(modules, prev)
         if not isinstance(conv, _CONVS) or len(prev.users) != 1 or conv.out_channels != bn.num_features:
             continue
         fused = type(conv)(
             conv.in_channels,
             conv.out_channels,
-            conv.kernel_size,
-            conv.stride,
-            conv.padding,
-            conv.dilation,
-            conv.groups,
             bias=True,
-            padding_mode=conv.padding_mode,
             device=conv.weight.device,
             dtype=conv.weight.dtype,
+            **_conv_geometry(conv),
         ).requires_grad_(False)
         if conv.weight.dim() == 4 and conv.weight.is_contiguous(memory_format=torch.channels_last):
-            fused = fused.to(memory_format=torch.channels_last)
+            # torch's stubs for Module.to omit the memory_format keyword it accepts
+            fused = fused.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         name = f"_folded_{len(pairs)}"
         gm.add_submodule(name, fused)
         prev.target = name
@@ -607,7 +636,7 @@ def _fold_conv_bn(gm: torch.fx.GraphModule) -> list[tuple[nn.Module, nn.Module, 
 
 def _is_monotone(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
-        m = modules.get(node.target)
+        m = _called_module(modules, node)
         if isinstance(m, nn.LeakyReLU):
             return m.negative_slope >= 0
         if isinstance(m, nn.ELU):
@@ -628,7 +657,7 @@ def _is_monotone(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
 
 def _is_plain_maxpool(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
     if node.op == "call_module":
-        m = modules.get(node.target)
+        m = _called_module(modules, node)
         return isinstance(m, _MAXPOOLS) and not m.return_indices
     if node.op == "call_function" and node.target in _MAXPOOL_FUNCTIONS:
         return not node.kwargs.get("return_indices", False) and not (len(node.args) > 6 and node.args[6])
@@ -659,7 +688,7 @@ def _pool_before_activation(gm: torch.fx.GraphModule) -> int:
 def _relu_in_place(gm: torch.fx.GraphModule) -> int:
     """ReLU in place where its input is a freshly computed tensor read by nothing else."""
     modules = dict(gm.named_modules())
-    fresh_modules = _CONVS + (nn.Linear, nn.modules.batchnorm._BatchNorm)
+    fresh_modules = _CONVS + (nn.Linear, _BatchNorm)
     changed = 0
     for node in list(gm.graph.nodes):
         is_relu = (node.op == "call_function" and node.target in (F.relu, torch.relu)) or (

@@ -69,12 +69,14 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def _to_numpy(a: Any) -> np.ndarray | None:
-    if a is None:
-        return None
+def _as_numpy(a: Any) -> np.ndarray:
     if hasattr(a, "detach"):  # torch tensor, without importing torch here
         a = a.detach().cpu().numpy()
     return np.asarray(a)
+
+
+def _to_numpy(a: Any) -> np.ndarray | None:
+    return None if a is None else _as_numpy(a)
 
 
 def _attr_value(v: Any) -> Any:
@@ -118,12 +120,13 @@ class PointStore:
         self.path = Path(path)
         self.grid = as_grid(coords)
         self.coords = self.grid.points
-        self.directions = _to_numpy(directions)
+        self.directions = _as_numpy(directions)
         if self.directions.ndim == 1:
             self.directions = self.directions[None]
         if self.directions.ndim != 2 or self.directions.shape[0] != self.coords.shape[1]:
             raise ValueError(
-                f"{self.coords.shape[1]} coordinates per point need as many directions, got directions of shape {self.directions.shape}"
+                f"{self.coords.shape[1]} coordinates per point need as many directions, "
+                f"got directions of shape {self.directions.shape}"
             )
         self.theta0 = _to_numpy(theta0)
         if self.theta0 is not None and self.theta0.reshape(-1).shape[0] != self.directions.shape[1]:
@@ -172,8 +175,9 @@ class PointStore:
             if differs == ["runtime"]:
                 stored = json.loads(f.attrs.get("runtime", "{}"))
                 raise StoreMismatch(
-                    f"{self.path} was evaluated with {_describe(stored)}, this run uses {_describe(self.runtime)}: refusing to mix "
-                    "the two paths — resume with the same device and analysis.points_per_pass, or delete it / use a new directory"
+                    f"{self.path} was evaluated with {_describe(stored)}, this run uses {_describe(self.runtime)}: "
+                    "refusing to mix the two paths — resume with the same device and analysis.points_per_pass, "
+                    "or delete it / use a new directory"
                 )
             if differs:
                 details = {

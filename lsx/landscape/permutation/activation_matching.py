@@ -32,6 +32,7 @@ def activation_matching(
     perms: Perms = {}
     for g in spec.groups:
         c = sum(corr[n] for n in spec.observe[g])
+        assert isinstance(c, torch.Tensor)  # not the start value 0: every group observes a node (checked above)
         _, col = linear_sum_assignment(c.numpy(), maximize=True)
         perms[g] = torch.as_tensor(col, dtype=torch.long)
     return perms

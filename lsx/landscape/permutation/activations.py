@@ -87,7 +87,9 @@ def cross_correlation(
     return out
 
 
-def _moments(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def _moments(
+    a: torch.Tensor, b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Σa, Σb, Σa², Σb² per unit, Σ a·bᵀ (units × units) and the sample count.
 
     Why not (samples × channels) in float64: that copy and cast cost more than the forward passes (3.5x

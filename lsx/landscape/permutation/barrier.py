@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 
-def barrier(alphas: Sequence[float], values: Sequence[float]) -> float:
+def barrier(alphas: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray) -> float:
     """max over the grid of values(α) − ((1−α)·values(0) + α·values(1)); α=0 is θ_a, α=1 is θ_b."""
     a = np.asarray(alphas, dtype=float)
     v = np.asarray(values, dtype=float)

@@ -65,7 +65,7 @@ def analyse_pair(
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown alignment methods {bad}; valid: {', '.join(METHODS)}")
-    alphas = np.asarray(alphas, dtype=float)
+    grid = np.asarray(alphas, dtype=float)
     keys = list(param_keys) if param_keys is not None else [k for k, v in state_a.items() if v.is_floating_point()]
     ma, mb, scratch = build(), build(), build()
     ma.load_state_dict(state_a)
@@ -91,7 +91,7 @@ def analyse_pair(
 
             variants[f"{method}_repair"] = repaired
         for name, fn in variants.items():
-            rows = [fn(float(a)) for a in alphas]
+            rows = [fn(float(a)) for a in grid]
             res.curves[name] = {k: np.array([r[k] for r in rows], dtype=float) for k in CURVES}
-            res.barriers[name] = curve_barriers(alphas, res.curves[name])
+            res.barriers[name] = curve_barriers(grid, res.curves[name])
     return res

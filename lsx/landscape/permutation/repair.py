@@ -19,6 +19,7 @@ from typing import Mapping
 import torch
 import torch.fx
 from torch import nn
+from torch.nn.modules.conv import _ConvNd
 
 from .activations import unit_stats, units
 from .spec import NORMS, PermutationSpec, UnsupportedModel, trace
@@ -76,6 +77,9 @@ def _fold(m: nn.Module, scale: torch.Tensor, shift: torch.Tensor) -> None:
         m.weight.mul_(scale.to(m.weight.dtype))
         m.bias.mul_(scale.to(m.bias.dtype)).add_(shift.to(m.bias.dtype))
         return
+    # the other sites spec.preact names are Linear/Conv layers with a bias
+    if not isinstance(m, (nn.Linear, _ConvNd)) or m.bias is None:
+        raise UnsupportedModel(f"{type(m).__name__} is neither a norm layer nor a Linear/Conv with a bias to fold REPAIR into")
     view = (-1,) + (1,) * (m.weight.dim() - 1)
     m.weight.mul_(scale.to(m.weight.dtype).view(view))
     m.bias.mul_(scale.to(m.bias.dtype)).add_(shift.to(m.bias.dtype))

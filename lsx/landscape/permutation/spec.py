@@ -123,7 +123,7 @@ class _UnionFind:
 
 def _describe(node: torch.fx.Node, modules: dict[str, nn.Module]) -> str:
     if node.op == "call_module":
-        return f"module {node.target!r} ({type(modules[node.target]).__name__})"
+        return f"module {node.target!r} ({type(modules[str(node.target)]).__name__})"
     name = getattr(node.target, "__name__", str(node.target))
     return f"{node.op} {name!r}"
 
