@@ -49,6 +49,7 @@ def test_autoneb_job_writes_table_and_path_plots(lsx_dirs):
     assert again.returncode == 0 and json.loads((d / "results.json").read_text())["metrics"]["known_pairs"] == 1
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_autoneb_bad_inputs(lsx_dirs):
     r = run_module("lsx.analyze", *TINY[:-5], "optima.seeds=[0]")
     assert r.returncode == 2 and "at least two minima" in r.stderr

@@ -141,6 +141,7 @@ def test_connector_jobs_write_the_claims_metrics(lsx_dirs):
     assert r.returncode == 2 and "every threshold must be > 0" in r.stderr
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_fort_bad_inputs_are_clear_errors(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module(

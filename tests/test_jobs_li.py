@@ -57,6 +57,7 @@ def test_li_jobs_run(lsx_dirs, job, extra, artifact):
     assert (r["_dir"] / artifact).exists()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_pca_trajectory_compares_random_and_pca_planes(lsx_dirs):
     """Li Sec. 7.1: the job reports the share of the path's variance in a random plane next to the PCA plane's."""
     cache, out = lsx_dirs

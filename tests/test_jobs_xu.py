@@ -59,6 +59,7 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     assert r.returncode == 2 and "parameter count" in r.stderr
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_surface_from_two_direction_kinds(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module(
@@ -81,6 +82,7 @@ def test_surface_from_two_direction_kinds(lsx_dirs):
     assert r.returncode == 2 and "valid: gaussian" in r.stderr
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_xu_theory_job(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module(
@@ -166,6 +168,7 @@ def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
     assert res["metrics"]["epoch"] == 0 and "type_later_checkpoint" in res["metrics"]
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_pe_curve_second_difference_matches_its_eigenvalue(lsx_dirs):
     """Unit-norm eigenvector directions on the curve's own examples: the curve is the quadratic model near λ=0."""
     cache, out = lsx_dirs

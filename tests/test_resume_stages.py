@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from conftest import run_module
 
@@ -69,6 +70,7 @@ def test_job_stage_is_computed_once_saved_atomically_and_recomputed_when_damaged
     assert memo("k", lambda: 7) == 7 and (tmp_path / "job" / "stages" / "loop_k.pt").exists()
 
 
+@pytest.mark.slow  # end to end, tens of seconds: make test-all
 def test_killed_tunnel_job_resumes_between_directions(lsx_dirs):
     cache, out = lsx_dirs
     args = (
