@@ -31,7 +31,7 @@ lint: $(STAMP)
 
 ## the fast test suite (slow tests excluded; `make test-all` runs everything)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15
 
 ## every test, slow ones included
 test-all: $(STAMP)

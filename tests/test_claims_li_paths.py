@@ -177,6 +177,7 @@ def test_adam_claims_are_inconclusive_without_an_adam_arm():
     assert evaluate_claim(claim, both).verdict == REPRODUCED
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_li_fig5_couples_each_optimizer_to_its_learning_rate():
     from lsx.cli.reproduce import compose_point, make_plan
 

@@ -49,6 +49,7 @@ def test_templates_name_only_existing_keys(compose, name):
     assert "usage:" in text
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_template_runs_as_a_multirun(lsx_dirs):
     out = run_module("lsx.train", "-m", "+sweep=seeds", "seed=0,1", "debug=fast")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -44,9 +44,14 @@ def test_quickstart_demo_end_to_end_and_rerun_is_noop(lsx_dirs):
     [
         ("curves1d", ["analysis.num_directions=2", "analysis.range.num=7"], "curves_train_loss.png"),
         ("interpolation", ["analysis.alpha.num=5"], "interpolation.png"),
-        ("plane", ["analysis.num=4"], "plane_contour.png"),
-        ("pca_trajectory", ["training.epochs=3", "training.checkpoint_every=1", "analysis.num=4"], "pca_trajectory.png"),
-        ("weight_histograms", [], "weight_histograms.png"),
+        pytest.param("plane", ["analysis.num=4"], "plane_contour.png", marks=pytest.mark.slow),
+        pytest.param(
+            "pca_trajectory",
+            ["training.epochs=3", "training.checkpoint_every=1", "analysis.num=4"],
+            "pca_trajectory.png",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param("weight_histograms", [], "weight_histograms.png", marks=pytest.mark.slow),
     ],
 )
 def test_li_jobs_run(lsx_dirs, job, extra, artifact):

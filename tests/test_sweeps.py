@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 import yaml
 from conftest import run_module
 
@@ -142,6 +143,7 @@ def test_failed_job_does_not_end_the_multirun(lsx_dirs):
     assert rows["0.01"]["status"] == "ok" and float(rows["0.01"]["metrics.test_acc"]) >= 0
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_failed_job_does_not_end_a_joblib_multirun(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.train", "-m", *DIVERGE, "optimizer.lr=1e8,1e-2", "hydra/launcher=joblib_local")

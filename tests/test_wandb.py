@@ -4,6 +4,7 @@ import pytest
 from conftest import run_module
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_two_job_multirun_gives_two_offline_runs(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module(
