@@ -142,6 +142,7 @@ def test_other_analyses_on_a_cpu_preset_skip_the_keys_they_lack(compose):
     assert c["data"]["name"] == "digits"
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_provenance_shows_the_scaled_config(lsx_dirs):
     """``--cfg job`` and Hydra's ``.hydra/config.yaml`` show what a ``scale=`` run really trains."""
     out = run_module("lsx.train", "experiment=fort_fig5", "scale=cpu", "--cfg", "job")

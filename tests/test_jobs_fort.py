@@ -47,6 +47,7 @@ def _result(out, job):
     return json.loads((d / "results.json").read_text()), d
 
 
+@pytest.mark.slow  # end to end, several seconds each: make test-all
 def test_tunnel_width_job_reports_angle_distance_and_norm(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module("lsx.analyze", "analysis=tunnel_width", *TINY, "analysis.num_directions=3")

@@ -43,7 +43,7 @@ def test_quickstart_demo_end_to_end_and_rerun_is_noop(lsx_dirs):
     "job, extra, artifact",
     [
         ("curves1d", ["analysis.num_directions=2", "analysis.range.num=7"], "curves_train_loss.png"),
-        ("interpolation", ["analysis.alpha.num=5"], "interpolation.png"),
+        pytest.param("interpolation", ["analysis.alpha.num=5"], "interpolation.png", marks=pytest.mark.slow),
         pytest.param("plane", ["analysis.num=4"], "plane_contour.png", marks=pytest.mark.slow),
         pytest.param(
             "pca_trajectory",
