@@ -46,14 +46,14 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     fingerprint = job_fingerprint(JOBS[name])
     stale_mode = str((c.get("cache") or {}).get("stale", "warn"))
     with job_lock(job_dir):  # an identical job running elsewhere: wait for it, then read its results
-        cached = is_done(job_dir)
-        if cached and is_stale(read_results(job_dir).get("code_fingerprint"), fingerprint, stale_mode, f"job {job_dir.name}"):
+        stored = read_results(job_dir) if is_done(job_dir) else None  # read once: staleness and the cache hit
+        if stored is not None and is_stale(stored.get("code_fingerprint"), fingerprint, stale_mode, f"job {job_dir.name}"):
             clear_keeping_lock(job_dir)
-            cached = False
-        cached = from_rank0(cached)  # one collective: the other ranks learn whether to compute
-        if cached:
+            stored = None
+        cached = from_rank0(stored is not None)  # one collective: the other ranks learn whether to compute
+        if stored is not None:
             log.info("job already finished: %s (no-op)", job_dir)
-            results = read_results(job_dir)
+            results = stored
         else:
             from lsx.training.runner import recording_runs
 
