@@ -151,7 +151,7 @@ def never_started(sweep_dir: Path) -> list[tuple[Path, dict[str, Any], list[str]
     out = []
     for spec_path in sorted(Path(sweep_dir).rglob("multirun.yaml")):
         spec = _load_yaml(spec_path)
-        hydra = (spec or {}).get("hydra") or {} if isinstance(spec, dict) else {}
+        hydra = (spec.get("hydra") or {}) if isinstance(spec, dict) else {}
         task = (hydra.get("overrides") or {}).get("task") or []
         subdir = str((hydra.get("sweep") or {}).get("subdir", ""))
         if "${hydra.job.num}" not in subdir:
