@@ -145,6 +145,12 @@ def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     assert r.returncode == 0, r.stderr[-3000:]
     m = _result(out, "mining")[0]["metrics"]
     assert (m["w_peak_method"], m["vvv_method"]) == ("fixed_norm", "lattice_barrier")
+    r = run_module("lsx.analyze", *tiny, "analysis.w_peak_method=none")  # Algorithm 2 only: no w-peak stage or metric
+    assert r.returncode == 0, r.stderr[-3000:]
+    res, d = _result(out, "mining")
+    m = res["metrics"]
+    assert m["w_peak_method"] == "none" and "w_peak_type_after" not in m and len(m["vvv_types"]) == 4
+    assert "w_peak_after" not in np.load(d / "mining.npz") and not list((d / "stages").glob("w_peak*"))
     r = run_module("lsx.analyze", *tiny, "analysis.vvv_method=algorithm2")
     assert r.returncode == 2 and "valid: paper, lattice_barrier" in r.stderr
     r = run_module("lsx.analyze", *tiny, "analysis.phi_init=zeros")

@@ -602,3 +602,16 @@ def test_verdicts_agree_at_one_and_two_torch_threads(tmp_path, monkeypatch):
         assert report["environment"]["torch_threads"] == threads
         verdicts[threads] = {c["id"]: c["verdict"] for s in report["presets"] for c in s["claims"]}
     assert verdicts[1] == verdicts[2]
+
+
+def test_every_preset_with_claims_plans_two_disjoint_unit_sets():
+    """`make reproduce` plans every preset before running any: one preset without discovery/replication sets
+    (entezari_width and jordan_repair once had ``seeds: [0]``) stopped the whole reproduction."""
+    from lsx.claims.inference import MIN_UNITS
+    from lsx.cli.reproduce import make_plan, presets_with_claims
+
+    for preset in presets_with_claims():
+        plan = make_plan(preset)
+        disc, repl = plan.seeds["discovery"], plan.seeds["replication"]
+        assert len(disc) >= MIN_UNITS and len(repl) >= MIN_UNITS and not set(disc) & set(repl), preset
+        assert len(plan.points) % (len(disc) + len(repl)) == 0, preset

@@ -24,7 +24,7 @@ from .curve_taxonomy import independent_seed
 from .hessian import network_loss
 from .landscape_common import record_centre_loss
 
-W_PEAK_METHODS = ("paper", "fixed_norm")
+W_PEAK_METHODS = ("paper", "fixed_norm", "none")  # none: Algorithm 2 only (a preset that claims nothing of Alg. 1)
 VVV_METHODS = ("paper", "lattice_barrier")
 PHI_INITS = ("random", "independent")
 
@@ -100,11 +100,15 @@ def run(ctx: JobContext) -> JobOutput:
         steps=int(a["legacy_steps"]), seed=int(a["seed"]), num=int(a["num"]), lr=float(a["legacy_lr"]), progress=ctx.progress
     )
     # each mined direction is saved when done (a killed job resumes after it)
-    w = ctx.stage(
-        f"w_peak_{wm}",
-        lambda: mine_w_peak_paper(f, theta, alpha=float(a["alpha"]), num=int(a["num"]), reference=ref, **sched)
-        if wm == "paper"
-        else mine_w_peak(f, theta, ref, scale=float(a["scale"]), **legacy),
+    w = (
+        None
+        if wm == "none"
+        else ctx.stage(
+            f"w_peak_{wm}",
+            lambda: mine_w_peak_paper(f, theta, alpha=float(a["alpha"]), num=int(a["num"]), reference=ref, **sched)
+            if wm == "paper"
+            else mine_w_peak(f, theta, ref, scale=float(a["scale"]), **legacy),
+        )
     )
     if vm == "paper":
         phi0 = _phi_init(ctx, a, ckpt, flat)
@@ -138,37 +142,47 @@ def run(ctx: JobContext) -> JobOutput:
                 ),
             )
         ]
-    fig, axes = plt.subplots(1, 1 + len(vvv), figsize=(3.3 * (1 + len(vvv)), 3.2), squeeze=False, layout="constrained")
-    _panel(axes[0][0], w, f"Algorithm 1 ({wm}): w-peak?")
-    for ax, (al, g), r in zip(axes[0][1:], settings, vvv):
-        _panel(ax, r, f"Algorithm 2 ({vm}) α={al:g} γ={g:g}")
+    panels = ([] if w is None else [(w, f"Algorithm 1 ({wm}): w-peak?")]) + [
+        (r, f"Algorithm 2 ({vm}) α={al:g} γ={g:g}") for (al, g), r in zip(settings, vvv)
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False, layout="constrained")
+    for ax, (r, title) in zip(axes[0], panels):
+        _panel(ax, r, title)
     save_figure(fig, ctx.path("mining.png"))
     save = {
-        "w_peak_lams": w.lams,
-        "w_peak_before": w.curve_before,
-        "w_peak_after": w.curve_after,
-        "w_peak_direction": w.direction.numpy().astype(np.float32),
         "vvv_settings": np.array(settings),
         "vvv_lams": np.stack([r.lams for r in vvv]),
         "vvv_after": np.stack([r.curve_after for r in vvv]),
     }
+    if w is not None:
+        save.update(
+            w_peak_lams=w.lams,
+            w_peak_before=w.curve_before,
+            w_peak_after=w.curve_after,
+            w_peak_direction=w.direction.numpy().astype(np.float32),
+        )
     np.savez(ctx.path("mining.npz"), **save)
-    i0 = int(np.argmin(np.abs(w.lams)))
-    metrics = {
+    metrics: dict = {
         "epoch": int(ckpt.epoch),
         "batches_per_epoch": len(batch_losses) if batch_losses else 0,
         "w_peak_method": wm,
         "vvv_method": vm,
-        "w_peak_type_before": w.type_before,
-        "w_peak_type_after": w.type_after,
-        "w_peak_success": w.type_after == "w-peak",
-        "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))],
-        "w_peak_final_objective": w.objective[-1],
-        "w_peak_direction_norm": float(w.direction.norm()),
-        "w_peak_loss_at_point": float(w.curve_after[i0]),
-        "w_peak_loss_min": float(np.nanmin(w.curve_after)),
-        # the peak's height (Fig. 9): how far the mined curve falls below L(θ) inside the window
-        "w_peak_height": float(w.curve_after[i0] - np.nanmin(w.curve_after)),
+    }
+    if w is not None:
+        i0 = int(np.argmin(np.abs(w.lams)))
+        metrics |= {
+            "w_peak_type_before": w.type_before,
+            "w_peak_type_after": w.type_after,
+            "w_peak_success": w.type_after == "w-peak",
+            "w_peak_alt_types": [curve_type_alternatives(w.lams, w.curve_after, center_tol=float(a["center_tol"]))],
+            "w_peak_final_objective": w.objective[-1],
+            "w_peak_direction_norm": float(w.direction.norm()),
+            "w_peak_loss_at_point": float(w.curve_after[i0]),
+            "w_peak_loss_min": float(np.nanmin(w.curve_after)),
+            # the peak's height (Fig. 9): how far the mined curve falls below L(θ) inside the window
+            "w_peak_height": float(w.curve_after[i0] - np.nanmin(w.curve_after)),
+        }
+    metrics |= {
         "vvv_settings": [[al, g] for al, g in settings],
         "vvv_types": [r.type_after for r in vvv],
         "vvv_alt_types": [curve_type_alternatives(r.lams, r.curve_after, center_tol=float(a["center_tol"])) for r in vvv],
