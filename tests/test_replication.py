@@ -63,6 +63,21 @@ def test_a_set_without_jobs_is_inconclusive_and_so_is_the_headline(tmp_path):
     assert res["replication"].verdict == INCONCLUSIVE and headline == INCONCLUSIVE
 
 
+def test_a_claim_untestable_at_the_scale_is_never_not_reproduced(tmp_path):
+    from lsx.claims.verdicts import NOT_TESTABLE, check_claims
+
+    down = [-1.0, -1.2, -0.9, -1.1, -1.05, -0.95]
+    sets = {"discovery": _jobs(down, tmp_path, 0), "replication": _jobs(down, tmp_path, 6)}
+    claim = dict(CLAIM, untestable={"cpu": "the effect needs nets 100x wider than the cpu scale trains"})
+    headline, reason, res = evaluate_replicated(claim, sets, scale="cpu")
+    assert headline == NOT_TESTABLE and reason.startswith("the effect needs nets 100x wider")
+    assert "measured anyway, not a verdict: not reproduced" in reason and res["discovery"].verdict == N  # kept, shown
+    assert evaluate_replicated(claim, sets, scale="paper")[0] == N  # declared for cpu only: decided at paper scale
+    for bad in ({"cpu": ""}, "cpu", {"cpu": 3}):
+        with pytest.raises(ValueError, match="valid: untestable: {cpu:"):
+            check_claims("p", [dict(CLAIM, untestable=bad)])
+
+
 def test_units_become_disjoint_overrides():
     assert Unit().override(7) == "seed=7"
     sets = Unit("optima.seeds", 3)

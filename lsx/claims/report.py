@@ -27,7 +27,7 @@ from .records import JobRecord
 from .replication import HEADLINES, UNSTABLE, evaluate_replicated
 from .statistics import get_statistic_plot
 from .units import SETS
-from .verdicts import CLAIM_KEYS, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, FailedJob
+from .verdicts import CLAIM_KEYS, INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, FailedJob
 
 # preset name prefix → the paper it targets (DESIGN.md); the report groups its sections by paper
 PAPERS = {
@@ -37,7 +37,13 @@ PAPERS = {
     "xu": "Xu, Li, Li, Zhan — Visualizing, rethinking and mining the loss landscape",
 }
 SANITY = "lsx sanity checks (no paper)"
-COLOURS = {REPRODUCED: "#1a7f37", NOT_REPRODUCED: "#cf222e", INCONCLUSIVE: "#9a6700", UNSTABLE: "#8250df"}
+COLOURS = {
+    REPRODUCED: "#1a7f37",
+    NOT_REPRODUCED: "#cf222e",
+    INCONCLUSIVE: "#9a6700",
+    UNSTABLE: "#8250df",
+    NOT_TESTABLE: "#57606a",
+}
 
 
 def paper_of(preset: str, kind: str = "paper") -> str:
@@ -60,7 +66,7 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
     fig_dir = out_dir / "figures" / plan.preset
     claims = []
     for claim in plan.claims:
-        headline, reason, results = evaluate_replicated(claim, records, failed, plan.train_loss_ratio)
+        headline, reason, results = evaluate_replicated(claim, records, failed, plan.train_loss_ratio, plan.scale)
         sets = {
             name: _set_dict(claim, res, records[name], fig_dir / f"claim_{claim['id']}_{name}.png", out_dir)
             for name, res in results.items()

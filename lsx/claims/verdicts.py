@@ -30,7 +30,9 @@ log = logging.getLogger("lsx.claims")
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-CLAIM_KEYS = ("id", "source", "statement", "paper_value", "statistic", "args", "decision", "note", "matching")
+CLAIM_KEYS = ("id", "source", "statement", "paper_value", "statistic", "args", "decision", "note", "matching", "untestable")
+# a claim whose regime a scale cannot reach (declared with the reason, before the run): never "not reproduced" there
+NOT_TESTABLE = "not testable at this scale"
 MATCHING_KEYS = ("waive",)
 REQUIRED_KEYS = ("id", "statement", "statistic", "decision")
 
@@ -191,6 +193,7 @@ def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
             raise ValueError(f"{where} ({c['id']}): args must be a mapping")
         try:
             waiver(c)
+            untestable_reason(c, None)
         except ValueError as err:
             raise ValueError(f"{where} ({c['id']}): {err}") from None
         check_args(c)
@@ -224,6 +227,21 @@ def waiver(claim: dict[str, Any]) -> str | None:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"matching.waive must be a non-empty reason, got {text!r}; {valid}")
     return text.strip()
+
+
+def untestable_reason(claim: dict[str, Any], scale: str | None) -> str | None:
+    """The claim's ``untestable: {<scale>: "<why this scale cannot reach the paper's regime>"}`` reason at
+    ``scale`` (None: only validate the mapping)."""
+    spec = claim.get("untestable")
+    if spec is None:
+        return None
+    valid = 'valid: untestable: {cpu: "<why the cpu scale cannot reach the regime the claim is about>"}'
+    if not isinstance(spec, dict) or not spec:
+        raise ValueError(f"untestable {spec!r} is malformed; {valid}")
+    for k, why in spec.items():
+        if not isinstance(why, str) or not why.strip():
+            raise ValueError(f"untestable.{k} must be a non-empty reason, got {why!r}; {valid}")
+    return None if scale is None or spec.get(scale) is None else str(spec[scale]).strip()
 
 
 def evaluate_claim(
