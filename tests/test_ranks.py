@@ -201,3 +201,15 @@ def test_tunnel_width_killed_on_two_ranks_resumes_from_the_saved_directions(comp
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     got = json.loads((job_dir / "results.json").read_text())["metrics"]
     assert got == ref["metrics"]
+
+
+def test_a_rank_trains_its_optima_on_its_own_gpu(monkeypatch):
+    """Ranks train side by side: Lightning's ``devices=1`` (GPU 0 on every rank) becomes this rank's GPU."""
+    from lsx import distributed
+
+    assert distributed.training_devices({"accelerator": "gpu", "devices": 1}) == 1  # one process: as configured
+    monkeypatch.setattr(distributed, "device", lambda: torch.device("cuda", 3))
+    assert distributed.training_devices({"accelerator": "gpu", "devices": 1}) == [3]
+    assert distributed.training_devices({"accelerator": "auto", "devices": "auto"}) == [3]
+    assert distributed.training_devices({"accelerator": "cpu", "devices": 1}) == 1
+    assert distributed.training_devices({"accelerator": "gpu", "devices": 2}) == 2

@@ -311,7 +311,8 @@ def recording_runs() -> Iterator[list[TrainedRun]]:
 
 def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun:
     """Train (or fetch from the cache, or resume) the run that ``cfg`` describes (under a sharded
-    analysis: on rank 0 alone, then the other ranks take the cache hit; see lsx.distributed)."""
+    analysis: on rank 0 alone, then the other ranks take the cache hit; see lsx.distributed). Several
+    runs: :func:`train_all`, which trains the missing ones in parallel over the ranks."""
     from lsx.distributed import once_on_rank0
 
     return once_on_rank0(lambda: _train_or_fetch(cfg, progress))
