@@ -213,3 +213,42 @@ def test_a_rank_trains_its_optima_on_its_own_gpu(monkeypatch):
     assert distributed.training_devices({"accelerator": "auto", "devices": "auto"}) == [3]
     assert distributed.training_devices({"accelerator": "cpu", "devices": 1}) == 1
     assert distributed.training_devices({"accelerator": "gpu", "devices": 2}) == 2
+
+
+def _note(root: str, text: str) -> None:
+    """Handed by rank 0 to the waiting ranks: each rank records that it ran it (with its group rank)."""
+    from lsx.distributed import group_rank_world
+
+    with open(Path(root) / f"note{group_rank_world()[0]}.txt", "a") as f:
+        f.write(text + "\n")
+
+
+def _alone_rank(rank: int, world: int, port: int, root: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1")
+    os.environ.update(MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    from lsx import distributed
+    from lsx.landscape.engine.evaluator import dist_rank_world
+
+    distributed.init_from_env()
+    outcome = "returned"
+    try:
+        if rank == 0:
+            with distributed.alone_on_rank0("fake_job"):
+                assert distributed.rank_world() == dist_rank_world() == (0, 1)  # the job and the engine see one process
+                distributed.on_every_rank(_note, root, "handed out")
+                raise ValueError("boom")
+        else:
+            distributed.serve_rank0()
+    except Exception as e:
+        outcome = f"{type(e).__name__}: {e}"
+    finally:
+        (Path(root) / f"outcome{rank}.txt").write_text(outcome)
+        distributed.shutdown()
+
+
+def test_rank0_alone_hands_work_to_the_waiting_ranks_and_its_error_stops_them(tmp_path):
+    mp.spawn(_alone_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    for r in (0, 1):
+        assert (tmp_path / f"note{r}.txt").read_text() == "handed out\n"  # run once on each rank
+    assert (tmp_path / "outcome0.txt").read_text() == "ValueError: boom"
+    assert (tmp_path / "outcome1.txt").read_text() == "RuntimeError: rank 0 failed: ValueError: boom"
