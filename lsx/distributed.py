@@ -5,8 +5,9 @@ Why here and not in the numerical core: the core (:func:`lsx.landscape.engine.su
 initialized process group; this module is the job-level half. It initializes the group once from the
 launcher's environment (one device per rank), and keeps every rank in step where a job has side
 effects: rank 0 owns the job directory and decides what is cached (the other ranks run the job in a
-scratch directory and receive rank 0's stages and finished points), and optima train once, on rank 0,
-with the launcher's environment hidden from Lightning.
+scratch directory and receive rank 0's stages and finished points); missing optima train once each, in
+parallel, one per rank (:func:`lsx.training.runner.train_all`), with the launcher's environment hidden from
+Lightning; a job that does not shard runs on rank 0 alone while the others wait (:func:`alone_on_rank0`).
 
 Nothing changes in a single process: without a launcher (or with 1 rank) no group is created and
 every helper here is the identity.
@@ -56,8 +57,17 @@ _LAUNCH_ENV = (
 )
 
 
+_ALONE = False  # rank 0 runs a job that does not shard, alone: the job sees one process (see alone_on_rank0)
+
+
 def rank_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group; (0, 1) when none is initialized."""
+    """(rank, world size) as a job sees them: the default process group's; (0, 1) when none is initialized,
+    or while rank 0 runs a job that does not shard alone (:func:`alone_on_rank0`)."""
+    return (0, 1) if _ALONE else group_rank_world()
+
+
+def group_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the default process group itself, even while rank 0 runs a job alone."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -161,10 +171,24 @@ def shutdown() -> None:
 
 def device() -> torch.device:
     """This rank's device for landscape evaluation: its CUDA device under nccl, else the CPU."""
-    rank, world = rank_world()
+    rank, world = group_rank_world()
     if world > 1 and torch.distributed.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def training_devices(trainer: dict[str, Any]) -> Any:
+    """``trainer.devices`` for a one-device run trained by a rank of a launched analysis: this rank's GPU.
+
+    Why: the ranks train their shares of the missing optima at the same time (:func:`lsx.training.runner.train_all`),
+    and Lightning's ``devices=1`` means GPU 0 on every rank. Anything else (CPU, several devices) is left as it is;
+    the device does not enter the training cache key."""
+    devices = trainer.get("devices", 1)
+    accelerator = str(trainer.get("accelerator", "cpu"))
+    here = device()
+    if here.type == "cuda" and accelerator in ("gpu", "cuda", "auto") and str(devices) in ("1", "auto"):
+        return [here.index]
+    return devices
 
 
 def from_rank0(value: T) -> T:
@@ -174,6 +198,71 @@ def from_rank0(value: T) -> T:
     box = [value]
     torch.distributed.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def _group_broadcast(value: T) -> T:
+    """Rank 0's ``value`` on every rank of the process group (pickled), whatever the job sees."""
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextlib.contextmanager
+def alone_on_rank0(job: str) -> Iterator[None]:
+    """Rank 0 runs ``job``, which does not shard, as one process while the other ranks wait in
+    :func:`serve_rank0` (and train the optima it asks for, :func:`on_every_rank`); one warning says so.
+
+    Why: such a job run on every rank repeats all its work N times (N GPUs for the time of one). Inside the
+    block :func:`rank_world` and the engine's evaluator see one process; at its end (or on an error) the
+    waiting ranks are released, and told of rank 0's error so that they stop with it."""
+    global _ALONE
+    from lsx.landscape.engine.evaluator import one_process
+
+    _, world = group_rank_world()
+    log.warning("%s does not shard over ranks: it runs on rank 0 only, the other %d rank(s) wait", job, world - 1)
+    error = None
+    _ALONE = True
+    try:
+        with one_process():
+            yield
+    except BaseException as e:
+        error = f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        _ALONE = False
+        _group_broadcast(("done", error))
+
+
+def serve_rank0() -> None:
+    """A rank > 0 while rank 0 runs a job alone (:func:`alone_on_rank0`): run the work rank 0 hands out
+    (:func:`on_every_rank`: its share of the missing optima) until rank 0 is done; rank 0's error is raised here."""
+    failed = None
+    while True:
+        kind, payload = _group_broadcast(None)
+        if kind == "done":
+            if payload is not None:
+                raise RuntimeError(f"rank 0 failed: {payload}")
+            if failed is not None:
+                raise failed
+            return
+        fn, args = payload
+        try:
+            fn(*args)
+        except Exception as e:  # every rank raises it (fn gathers errors); rank 0 decides whether the job goes on
+            failed = e
+
+
+def on_every_rank(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on every rank of the process group with rank 0's ``args``: called by all ranks of a sharded
+    job, or by rank 0 alone inside :func:`alone_on_rank0` (the waiting ranks are handed ``fn`` and ``args``).
+    ``fn`` must be a module-level function (it is pickled by name) and may use the group's collectives."""
+    if group_rank_world()[1] == 1:
+        return fn(*args)
+    if _ALONE:
+        _group_broadcast(("call", (fn, args)))
+    else:
+        args = _group_broadcast(args)
+    return fn(*args)
 
 
 def barrier() -> None:
@@ -203,6 +292,7 @@ def once_on_rank0(fn: Callable[[], T]) -> T:
 
     Why: N ranks asking the training cache for a missing run would train it N times (or, with one
     shared lock, N−1 ranks would time out their collectives). A failure on rank 0 is raised on every rank.
+    Several runs train in parallel, one per rank, with :func:`lsx.training.runner.train_all`.
     """
     rank, world = rank_world()
     if world == 1:
@@ -282,14 +372,14 @@ def check_training_can_relaunch(trainer: dict[str, Any]) -> None:
 
 
 def check_single_device_trainer(trainer: dict[str, Any]) -> None:
-    """A sharded job trains missing optima on rank 0 alone: a multi-process trainer would relaunch the job."""
+    """A sharded job trains each missing optimum on one rank: a multi-process trainer would relaunch the job."""
     if rank_world()[1] == 1:
         return
     strategy, devices = str(trainer.get("strategy", "auto")), trainer.get("devices", 1)
     if "ddp" in strategy or "fsdp" in strategy or devices not in (1, "1", "auto"):
         raise ValueError(
             f"trainer strategy={strategy!r} devices={devices!r} under {rank_world()[1]} launched processes: a sharded "
-            "analysis trains missing optima on rank 0 with one device; use trainer=cpu or trainer=gpu "
+            "analysis trains each missing optimum on one rank with one device; use trainer=cpu or trainer=gpu "
             "(or pre-train with `python -m lsx.train trainer=ddp` and analyze it in one process with the same trainer "
             "settings, which key the model: `python -m lsx.analyze trainer=ddp ...`)"
         )
@@ -342,31 +432,48 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def run_memo_loop_sharded(ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any]) -> T:
-    """A job's resumable loop of independent items (``loop(memo)`` hands item ``j`` to ``memo(key, compute)``)
-    spread over the ranks: pass 1 computes item ``j`` on rank ``j % world`` (items rank 0 has stored are
-    skipped; the others get ``placeholder()``), the items are gathered and stored by rank 0, and pass 2
-    runs the loop on every rank from the stored items. With 1 rank: ``loop(ctx.memo(prefix))``.
+def run_memo_loop_sharded(
+    ctx: Any, prefix: str, loop: Callable[[Callable], T], placeholder: Callable[[], Any], per_rank: int = 1
+) -> T:
+    """A job's resumable loop of independent items (``loop(memo)`` hands each item to ``memo(key, compute)``, in
+    the same order on every rank) spread over the ranks, saved in blocks as it goes.
+
+    Pass 1 runs the loop with the items rank 0 has not stored dealt round robin: the j-th of them is computed
+    on rank ``j % world`` (the others get ``placeholder()``); after every ``world × per_rank`` of them the block's
+    items are gathered and rank 0 stores each one as a stage, so a killed launch loses at most one block per
+    rank and a relaunch (with any number of ranks) skips what is stored. Pass 2 runs the loop on every rank
+    from the stored items. With 1 rank: ``loop(ctx.memo(prefix))``.
     """
     rank, world = rank_world()
     memo = ctx.memo(prefix)
     if world == 1:
         return loop(memo)
+    if per_rank < 1:
+        raise ValueError(f"per_rank={per_rank}; valid: >= 1 items per rank and block")
     stored = from_rank0({p.stem[len(prefix) :] for p in (ctx.job_dir / "stages").glob(f"{prefix}*.pt")} if rank == 0 else None)
-    mine: dict[str, Any] = {}
-    position = [0]
+    block: dict[str, Any] = {}
+    dealt = [0]  # items not stored, dealt so far (the same count on every rank)
+
+    def save_block() -> None:
+        gathered: list[dict[str, Any]] = [{} for _ in range(world)]
+        torch.distributed.all_gather_object(gathered, block)
+        for part in gathered:
+            for key, value in part.items():
+                memo(key, lambda v=value: v)  # rank 0 saves it (a stage), every rank agrees on it
+        block.clear()
 
     def shard(key: str, compute: Callable[[], Any]) -> Any:
-        j, position[0] = position[0], position[0] + 1
-        if key in stored or j % world != rank:
+        if key in stored:
             return placeholder()
-        mine[key] = compute()
-        return mine[key]
+        j, dealt[0] = dealt[0], dealt[0] + 1
+        value = placeholder()
+        if j % world == rank:
+            value = block[key] = compute()
+        if dealt[0] % (world * per_rank) == 0:
+            save_block()
+        return value
 
     loop(shard)
-    gathered: list[dict[str, Any]] = [{} for _ in range(world)]
-    torch.distributed.all_gather_object(gathered, mine)
-    for part in gathered:
-        for key, value in part.items():
-            memo(key, lambda v=value: v)  # rank 0 saves it (a stage), every rank agrees on it
+    if dealt[0] % (world * per_rank):
+        save_block()
     return loop(memo)

@@ -26,9 +26,9 @@ log = logging.getLogger("lsx.analyze")
 
 
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
-    from lsx.distributed import from_rank0, rank_world
+    from lsx.distributed import alone_on_rank0, from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JOBS, JobContext, job_key, job_lock, lazy_job, training_entries
+    from lsx.jobs.base import JOBS, SHARDED, JobContext, job_key, job_lock, lazy_job, training_entries
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
@@ -37,8 +37,9 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     name = c["analysis"]["job"]
     fn = lazy_job(name)
     job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
-    if rank_world()[0] > 0:  # launched on several ranks: the job directory and run directory are rank 0's
-        return _beside_rank0(c, fn)
+    rank, world = rank_world()
+    if rank > 0:  # launched on several ranks: the job directory and run directory are rank 0's
+        return _beside_rank0(c, fn, name in SHARDED)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(run_dir, {k: v for k, v in c.items() if k != "hydra"})
     from lsx.utils.fingerprint import clear_keeping_lock, is_stale, job_fingerprint
@@ -60,7 +61,11 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
                 ctx = JobContext(_without_wandb(c), job_dir, progress=progress)
-                out = fn(ctx)
+                if world > 1 and name not in SHARDED:  # the others wait (and train the optima it asks for)
+                    with alone_on_rank0(name):
+                        out = fn(ctx)
+                else:
+                    out = fn(ctx)
             from lsx.plots.interactive import page_artifact
 
             out.artifacts.update(page_artifact(job_dir, name, c, out.metrics))  # interactive.html, when the job has a view
@@ -99,17 +104,21 @@ def _warn_missed_targets(results: dict[str, Any]) -> None:
             log.warning("optimum %s", missed_target_line(entry))
 
 
-def _beside_rank0(c: dict[str, Any], fn) -> dict[str, Any]:
-    """A rank > 0 runs the job's computations in step with rank 0 (its share of the points, the same
-    collectives) in a scratch directory deleted afterwards; returns rank 0's results."""
+def _beside_rank0(c: dict[str, Any], fn, sharded: bool) -> dict[str, Any]:
+    """A rank > 0 runs a sharded job's computations in step with rank 0 (its share of the points, the same
+    collectives) in a scratch directory deleted afterwards, or waits while rank 0 runs a job that does not
+    shard (training its share of the optima rank 0 asks for); returns rank 0's results."""
     import tempfile
 
-    from lsx.distributed import from_rank0, rank_world
+    from lsx.distributed import from_rank0, rank_world, serve_rank0
     from lsx.jobs.base import JobContext
 
     if not from_rank0(None):  # rank 0 found the job unfinished
-        with tempfile.TemporaryDirectory(prefix=f"lsx-rank{rank_world()[0]}-") as scratch:
-            fn(JobContext(_without_wandb(c), Path(scratch), progress=False))
+        if not sharded:
+            serve_rank0()
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"lsx-rank{rank_world()[0]}-") as scratch:
+                fn(JobContext(_without_wandb(c), Path(scratch), progress=False))
     return from_rank0(None)
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # lsx.data imports Lightning: a finished job (cache hit) must
 
 
 JOBS: dict[str, str] = {}  # name -> module path (imported lazily so one job's deps never slow another)
+SHARDED: set[str] = set()  # jobs that spread their work over the ranks of a launch; the others run on rank 0 alone
 _FUNCS: dict[str, Callable[["JobContext"], "JobOutput"]] = {}
 
 
@@ -38,8 +39,13 @@ def register_job(name: str) -> Callable[[Callable], Callable]:
     return deco
 
 
-def declare(name: str, module: str) -> None:
+def declare(name: str, module: str, sharded: bool = False) -> None:
+    """Declare job ``name`` in ``module``; ``sharded``: its work is spread over the ranks of a torchrun/SLURM
+    launch (points, directions, optima), else it runs on rank 0 alone while the other ranks wait
+    (:func:`lsx.distributed.alone_on_rank0`)."""
     JOBS[name] = module
+    if sharded:
+        SHARDED.add(name)
 
 
 def _check_job_name(name: str) -> None:
@@ -174,10 +180,13 @@ class JobContext:
 
     def optima(self, seeds: list[int] | None = None) -> list:
         """Independently trained runs, one per seed (default ``optima.seeds``), from the cache."""
+        from lsx.training.runner import train_all
+
         seeds = list(self.cfg["optima"]["seeds"] if seeds is None else seeds)
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"optima.seeds has duplicates: {seeds}")
-        return [self.train(seed=int(s)) for s in seeds]
+        # under several ranks the missing ones train in parallel, one per rank (lsx.training.runner.train_all)
+        return train_all([self.training_config(seed=int(s)) for s in seeds], progress=self.progress)
 
     def record_analysis_loss(self, checkpoint: Any, train_loss: float, bn: str) -> None:
         """Record the train loss this analysis measured at a trained run's checkpoint, in its BN mode

@@ -140,6 +140,8 @@ def study_point(ctx: JobContext, kinds: list[str]):
     ``epoch: null`` studies the final checkpoint, or, when ``later_checkpoint`` is asked for and
     an earlier one exists, the last checkpoint before the final (so the default config runs)."""
     a = ctx.analysis
+    if "independent" in kinds:  # both runs first: trained in parallel over the ranks of a launch
+        ctx.optima([int(a["target_seed"]), independent_seed(a, int(a["target_seed"]))])
     run_ = ctx.train(seed=int(a["target_seed"]))
     epochs = sorted(run_.checkpoints)
     if a.get("epoch") is not None:

@@ -28,7 +28,7 @@ from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
     axis,
     build_evaluator,
-    endpoint_checkpoint,
+    endpoint_checkpoints,
     evaluate_points,
     load_point,
     record_centre_loss,
@@ -52,7 +52,7 @@ def run(ctx: JobContext) -> JobOutput:
     alphas = axis(a["alpha"], "analysis.alpha")
     if alphas[0] <= 0 and alphas[-1] >= 1:  # the endpoints themselves and the apparent-sharpness probes
         alphas = np.union1d(alphas, [0.0, 1.0, -delta, delta, 1 - delta, 1 + delta])
-    ca, cb = (endpoint_checkpoint(ctx, e) for e in a["endpoints"])
+    ca, cb = endpoint_checkpoints(ctx, list(a["endpoints"]))
     same_architecture([ca, cb])
     ca, cb = align_checkpoints([ca, cb], a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     pa, pb = load_point(ca, a["bn"]), load_point(cb, a["bn"])

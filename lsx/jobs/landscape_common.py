@@ -58,6 +58,15 @@ def endpoint_checkpoint(ctx: JobContext, spec: dict[str, Any]) -> Checkpoint:
     return run.load(spec.get("epoch"))
 
 
+def endpoint_checkpoints(ctx: JobContext, specs: list[dict[str, Any]]) -> list[Checkpoint]:
+    """:func:`endpoint_checkpoint` of each spec; the runs to train are trained first with
+    :func:`lsx.training.runner.train_all` (in parallel over the ranks of a launch)."""
+    from lsx.training.runner import train_all
+
+    train_all([merged_config(ctx, s.get("overrides")) for s in specs if not s.get("checkpoint")], progress=ctx.progress)
+    return [endpoint_checkpoint(ctx, s) for s in specs]
+
+
 def center_checkpoint(ctx: JobContext, epoch: int | None = None) -> Checkpoint:
     """The checkpoint a single-point job is centred on: ``analysis.center_ckpt`` (an lsx checkpoint from anywhere,
     or a state dict trained outside lsx: .pt, .safetensors, Lightning .ckpt) or else the cached run of

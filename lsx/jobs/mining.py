@@ -75,6 +75,8 @@ def run(ctx: JobContext) -> JobOutput:
     wm = _check(a["w_peak_method"], W_PEAK_METHODS, "analysis.w_peak_method")
     vm = _check(a["vvv_method"], VVV_METHODS, "analysis.vvv_method")
     ep = a.get("mining_epoch")
+    if a["phi_init"] == "independent":  # both runs first: the waiting ranks of a launch train one of them
+        ctx.optima([int(a["target_seed"]), independent_seed(a, int(a["target_seed"]))])
     ckpt = ctx.train(seed=int(a["target_seed"])).load(a.get("epoch") if ep is None else int(ep))
     n = a.get("num_examples")
     n = len(ctx.landscape_subset().train_x) if n is None else int(n)

@@ -8,9 +8,13 @@ summary (fraction of the mapped points with significant negative curvature, mean
 
 from __future__ import annotations
 
+from functools import partial
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
+from lsx.distributed import run_memo_loop_sharded
 from lsx.landscape.curvature.sharpness import chaos_summary, principal_curvatures, strided_indices
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
@@ -96,20 +100,27 @@ def convexity_map(
     f, flat = network_loss(ctx, ckpt.build_model(), int(conv["num_examples"]))
     if flat.num_params != p.flat.num_params:
         raise ValueError("convexity: the surface's flat layout does not match the model's parameters (use bn: keep or upbn)")
-    lo = np.full(len(x) * len(y), np.nan)
-    hi = np.full(len(x) * len(y), np.nan)
     tol, seed = float(conv.get("tol", 1e-2)), int(conv.get("seed", 0))
-    for n, i in enumerate(idx):
-        iy, ix = divmod(int(i), len(x))
-        theta = p.theta[: flat.num_params] + float(x[ix]) * dirs[0][: flat.num_params] + float(y[iy]) * dirs[1][: flat.num_params]
-        c = ctx.stage(f"curvature_{iy}_{ix}", lambda theta=theta: principal_curvatures(f, theta, tol=tol, seed=seed))
-        lo[i], hi[i] = c.lambda_min, c.lambda_max
+
+    def curvatures(n: int, theta: torch.Tensor, at: str):
+        c = principal_curvatures(f, theta, tol=tol, seed=seed)
         if ctx.progress:
-            print(
-                f"convexity: point {n + 1}/{len(idx)} (x={x[ix]:.3g}, y={y[iy]:.3g}): λ_min {c.lambda_min:.3g}, "
-                f"λ_max {c.lambda_max:.3g}",
-                flush=True,
-            )
+            print(f"convexity: point {n + 1}/{len(idx)} ({at}): λ_min {c.lambda_min:.3g}, λ_max {c.lambda_max:.3g}", flush=True)
+        return c
+
+    def points(memo) -> tuple[np.ndarray, np.ndarray]:  # one resumable stage per point: curvature_<iy>_<ix>
+        lo = np.full(len(x) * len(y), np.nan)
+        hi = np.full(len(x) * len(y), np.nan)
+        for n, i in enumerate(idx):
+            iy, ix = divmod(int(i), len(x))
+            k = flat.num_params
+            theta = p.theta[:k] + float(x[ix]) * dirs[0][:k] + float(y[iy]) * dirs[1][:k]
+            c = memo(f"{iy}_{ix}", partial(curvatures, n, theta, f"x={x[ix]:.3g}, y={y[iy]:.3g}"))
+            lo[i], hi[i] = c.lambda_min, c.lambda_max
+        return lo, hi
+
+    # the points are independent: under torchrun/SLURM each is computed on one rank and saved in blocks
+    lo, hi = run_memo_loop_sharded(ctx, "curvature_", points, lambda: SimpleNamespace(lambda_min=np.nan, lambda_max=np.nan))
     lo, hi = lo.reshape(len(y), len(x)), hi.reshape(len(y), len(x))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(lo / hi)

@@ -22,7 +22,7 @@ from .landscape_common import merged_config, record_centre_loss
 @register_job("swa_ensemble")
 def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
-    from lsx.training.runner import train
+    from lsx.training.runner import train_all
 
     if ctx.cfg["scheduler"]["name"] != "cyclic":
         raise ValueError(
@@ -38,12 +38,13 @@ def run(ctx: JobContext) -> JobOutput:
     bn_batches = [subset.train_x[i : i + 256] for i in range(0, len(subset.train_x), 256)]
     # snapshots need every cycle: a stop rule (if the config has one) must not cut training short
     no_stop = {k: None for k in ("target_train_loss", "max_steps") if k in ctx.cfg["training"]}
+    cfgs = [
+        merged_config(ctx, {"optimizer": {"lr": lr}, "training": {"checkpoint_epochs": sorted(set(snaps) | {0}), **no_stop}})
+        for lr in lrs
+    ]
+    runs = train_all(cfgs, progress=ctx.progress)  # under several ranks: one max LR's run per rank at once
     rows = []
-    for lr in lrs:
-        cfg = merged_config(
-            ctx, {"optimizer": {"lr": lr}, "training": {"checkpoint_epochs": sorted(set(snaps) | {0}), **no_stop}}
-        )
-        run_ = train(cfg, progress=ctx.progress)
+    for lr, run_ in zip(lrs, runs):
         models = [run_.load(e).build_model() for e in snaps]
         record_centre_loss(ctx, run_.load(), "keep")  # the run's final weights, its own BN statistics
         res = compare_swa_and_ensemble(models, subset.test, bn_batches)

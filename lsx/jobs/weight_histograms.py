@@ -8,7 +8,7 @@ from lsx.landscape.surfaces.weights import weight_histograms
 from lsx.plots.surfaces import plot_weight_histograms
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import endpoint_checkpoint, load_point, same_architecture
+from .landscape_common import endpoint_checkpoints, load_point, same_architecture
 
 
 @register_job("weight_histograms")
@@ -16,7 +16,7 @@ def run(ctx: JobContext) -> JobOutput:
     a = ctx.analysis
     if not a["models"]:
         raise ValueError("analysis.models is empty; list at least one model spec")
-    ckpts = [endpoint_checkpoint(ctx, spec) for spec in a["models"]]
+    ckpts = endpoint_checkpoints(ctx, list(a["models"]))
     same_architecture(ckpts)
     points = [load_point(c) for c in ckpts]
     labels = [spec.get("label") or f"model {i}" for i, spec in enumerate(a["models"])]

@@ -311,14 +311,90 @@ def recording_runs() -> Iterator[list[TrainedRun]]:
 
 def train(cfg: DictConfig | dict[str, Any], progress: bool = True) -> TrainedRun:
     """Train (or fetch from the cache, or resume) the run that ``cfg`` describes (under a sharded
-    analysis: on rank 0 alone, then the other ranks take the cache hit; see lsx.distributed)."""
+    analysis: on rank 0 alone, then the other ranks take the cache hit; see lsx.distributed). Several
+    runs: :func:`train_all`, which trains the missing ones in parallel over the ranks."""
     from lsx.distributed import once_on_rank0
 
     return once_on_rank0(lambda: _train_or_fetch(cfg, progress))
 
 
+def train_all(cfgs: list[DictConfig | dict[str, Any]], progress: bool = True) -> list[TrainedRun]:
+    """:func:`train` for several runs, in order. Under a launched analysis (torchrun, srun) the runs missing from
+    the cache are first trained in parallel, one per rank (round robin; each under its run's lock), then every
+    rank takes the cache hits. One process: exactly ``[train(c) for c in cfgs]``.
+
+    Why: at paper scale a job's optima take hours each; trained by rank 0 alone, N−1 GPUs would wait for them."""
+    from lsx.distributed import group_rank_world, on_every_rank, rank_world
+
+    cs = [to_container(c) if isinstance(c, DictConfig) else c for c in cfgs]
+    rank, world = group_rank_world()
+    if world > 1:
+        missing = _missing_runs(cs) if rank == 0 else None
+        alone = rank_world()[1] == 1  # rank 0 runs a job alone: the others wait for work, hand them only real work
+        if missing or not alone:
+            on_every_rank(_train_share, missing, progress)
+    return [train(c, progress) for c in cs]
+
+
+def _missing_runs(cs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The configs whose run is not finished in the cache, one per run directory, in order."""
+    seen: set[Path] = set()
+    out = []
+    for c in cs:
+        run_dir, _ = run_dir_for(c)
+        if run_dir not in seen and not (run_dir / "DONE").exists():
+            seen.add(run_dir)
+            out.append(c)
+    return out
+
+
+def _train_share(missing: list[dict[str, Any]], progress: bool) -> None:
+    """Every rank of the process group trains its share ``missing[rank::world]``, one process each (the launcher's
+    environment hidden); a failure on any rank is raised on every rank after all have finished their share."""
+    import torch.distributed as dist
+
+    from lsx.distributed import group_rank_world, single_process_env
+
+    if not missing:
+        return
+    rank, world = group_rank_world()
+    mine = missing[rank::world]
+    if mine:
+        log.info(
+            "rank %d of %d trains %d of the %d missing optima (seeds %s)",
+            rank,
+            world,
+            len(mine),
+            len(missing),
+            ", ".join(str(c["seed"]) for c in mine),
+        )
+    failure: Exception | None = None
+    try:
+        with single_process_env():
+            for c in mine:
+                _obtain(c, progress and rank == 0)  # one bar at most on a terminal
+    except Exception as e:  # raised after the gather: the other ranks must not wait for this one forever
+        failure = e
+    errors: list[Any] = [None] * world
+    dist.all_gather_object(errors, None if failure is None else f"{type(failure).__name__}: {failure}")
+    if failure is not None:
+        raise failure
+    failed = [(r, err) for r, err in enumerate(errors) if err is not None]
+    if failed:
+        raise RuntimeError("training a missing optimum failed on " + "; ".join(f"rank {r}: {err}" for r, err in failed))
+
+
 def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> TrainedRun:
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
+    run = _obtain(c, progress)
+    for runs in _RECORDERS:
+        if run is not None and all(r.run_dir != run.run_dir for r in runs):
+            runs.append(run)
+    return run
+
+
+def _obtain(c: dict[str, Any], progress: bool) -> TrainedRun:
+    """The finished run of ``c``: a cache hit, or trained (or resumed) under the run's lock."""
     run_dir, h = run_dir_for(c)
     from lsx.distributed import secondary_training_rank
 
@@ -353,9 +429,6 @@ def _train_or_fetch(cfg: DictConfig | dict[str, Any], progress: bool) -> Trained
             except BaseException:
                 _remove_if_empty(run_dir)  # under the lock: see its docstring
                 raise
-    for runs in _RECORDERS:
-        if run is not None and all(r.run_dir != run.run_dir for r in runs):
-            runs.append(run)
     return run
 
 
@@ -404,6 +477,8 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> TrainedRun:
     import lightning as L
+
+    from lsx.distributed import training_devices
 
     from .callbacks import (
         DataState,
@@ -473,7 +548,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
     trainer = L.Trainer(
         max_epochs=int(training["epochs"]),
         accelerator=trainer_cfg.get("accelerator", "cpu"),
-        devices=trainer_cfg.get("devices", 1),
+        devices=training_devices(trainer_cfg),  # this rank's GPU when ranks train optima side by side
         num_nodes=int(trainer_cfg.get("num_nodes", 1)),
         strategy=trainer_cfg.get("strategy", "auto"),
         precision=trainer_cfg.get("precision", "32-true"),

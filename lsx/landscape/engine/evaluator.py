@@ -14,8 +14,8 @@ so every rank returns the full arrays.
 from __future__ import annotations
 
 import operator
-from contextlib import nullcontext
-from typing import Any, Callable, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -740,9 +740,29 @@ def auto_chunk_size(model: nn.Module, example: torch.Tensor, budget_bytes: int =
     return n
 
 
+_ONE_PROCESS = 0  # > 0 inside one_process(): evaluate as one process although a process group exists
+
+
+@contextmanager
+def one_process() -> Iterator[None]:
+    """Evaluate as one process (no sharding, no collectives) while a process group exists.
+
+    Why: a job that does not shard runs on one rank alone while the others wait (``lsx.distributed``); its
+    evaluations must not wait for ranks that are not evaluating."""
+    global _ONE_PROCESS
+    _ONE_PROCESS += 1
+    try:
+        yield
+    finally:
+        _ONE_PROCESS -= 1
+
+
 def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the default process group, (0, 1) when torch.distributed is not in use."""
-    if not _IN_LOCAL_WORKER and torch.distributed.is_available() and torch.distributed.is_initialized():
+    """(rank, world size) of the default process group, (0, 1) when torch.distributed is not in use
+    (or inside :func:`one_process`)."""
+    if _IN_LOCAL_WORKER or _ONE_PROCESS:
+        return 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
