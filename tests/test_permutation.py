@@ -141,9 +141,14 @@ def test_align_models_and_bad_input():
     assert state_distance(a.state_dict(), b.state_dict(), _floats(a.state_dict())) < before
     with pytest.raises(ValueError, match="valid: none, weight, activation"):
         check_align("greedy")
+    # optima of different shapes or architectures: one line naming the first difference, before any matching
     wide = build_model("mlp", 1, 8, 10, depth=3, hidden=64)
-    with pytest.raises(ValueError, match="differ in shape at 1.weight"):
-        align_models([a, wide], "weight", x)
+    with pytest.raises(ValueError, match=r"^the two optima differ in shape at 1.weight: \(32, 64\) vs \(64, 64\)$"):
+        align_models([a, wide], "activation", x)
+    cnn = _model("simple_cnn", {}, shape)
+    one_line = r"^the two optima have different architectures: tensors \[.*\] are in only one of them$"
+    with pytest.raises(ValueError, match=one_line):
+        align_models([a, cnn], "weight", x)
 
 
 @pytest.mark.parametrize("name,kw,shape", [ARCHS[0], ARCHS[3]], ids=["mlp", "vgg_bn"])
