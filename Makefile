@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
+.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-permutation bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench-cli: $(STAMP)
 bench-train: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_train.py | tee outputs/bench/train.md
+
+## permutation benchmark (1 thread): weight matching of two ResNet-20s, activation matching vs one evaluation pass
+bench-permutation: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_permutation.py --threads 1 | tee outputs/bench/permutation.md
 
 ## copy the tables of the last benchmarks (outputs/bench/*.md) into docs/benchmarks.md (between <!-- bench:NAME --> markers)
 bench-readme:

@@ -1,24 +1,31 @@
 """Permutation benchmark: weight matching of two ResNet-20s (target ≤ 10 s on one core), and activation
-matching against one evaluation pass over the same data subset (target: within that time).
+matching against one evaluation pass over the same data subset (the issue's target: within that time).
 
 Contenders interleaved round by round with the order rotated (``timing.py``). Weight matching: two
 ResNet-20s (CIFAR shape, 32x32x3) briefly trained from different seeds on synthetic data (``--steps`` Adam
 steps each, so their weights are not the symmetric initialization), ``max_iter=100`` sweeps; the row
 also says how many groups and units were matched. Activation matching: the two networks' correlations
-on ``--images`` inputs (two forward passes and one assignment per group) vs one forward pass of one
-network over the same inputs (what an evaluation of that subset costs).
-Usage: ``python benchmarks/bench_permutation.py [--repeats 3] [--threads 1]``.
+on ``--images`` inputs (a forward pass of each network and one assignment per group). The reference is
+one evaluation pass of one network over the same inputs as lsx evaluates (``Evaluator.evaluate_at``
+on the train split: folded BatchNorm, channels_last, chunks, loss and accuracy); the model's plain
+forward (``model(x)`` under ``no_grad``, one batch) is shown beside it. Activation matching runs two
+networks, so it cannot beat one pass of one; the last line gives its time ÷ two evaluation passes.
+Usage: ``python benchmarks/bench_permutation.py [--repeats 3] [--threads 1] | tee outputs/bench/permutation.md``,
+then ``python benchmarks/update_readme.py outputs/bench/permutation.md`` (the ``permutation`` block of
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 import torch.nn.functional as F
 from bench_surface import synthetic_data
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
+from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.permutation import derive_spec
 from lsx.landscape.permutation.activation_matching import activation_matching
 from lsx.landscape.permutation.weight_matching import weight_matching
@@ -49,23 +56,27 @@ def main() -> None:
     set_threads(args.threads)
     x, y = synthetic_data(max(args.images, 256))
     a, b = (trained("resnet20", x, y, args.steps, seed) for seed in (0, 1))
-    subset = x[: args.images]
+    subset, labels = x[: args.images], y[: args.images]
     spec = derive_spec(a, subset[:2])
     sa, sb = a.state_dict(), b.state_dict()
+    ev = Evaluator(copy.deepcopy(a), train=(subset, labels))  # its own copy: it converts the model to channels_last
+    theta = ev.flat.get()
 
     @torch.no_grad()
-    def one_pass():
+    def plain_pass():
         return a(subset)
 
+    wm, am = "weight matching (2 x ResNet-20)", f"activation matching ({args.images} inputs, 2 nets)"
+    ref, plain = f"one evaluation pass ({args.images} inputs, 1 net)", f"plain forward, model(x) ({args.images} inputs, 1 net)"
     contenders = {
-        "weight matching (2 x ResNet-20)": lambda: weight_matching(spec, sa, sb),
-        f"activation matching ({args.images} inputs)": lambda: activation_matching(spec, a, b, subset),
-        f"one evaluation pass ({args.images} inputs, 1 net)": one_pass,
+        wm: lambda: weight_matching(spec, sa, sb),
+        am: lambda: activation_matching(spec, a, b, subset),
+        ref: lambda: ev.evaluate_at(theta, splits=("train",)),
+        plain: plain_pass,
     }
     t = interleave(contenders, args.repeats, args.warmup)
-    ref = f"one evaluation pass ({args.images} inputs, 1 net)"
     rows = [f"| {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, ref)} |" for n in contenders]
-    wm = t.median("weight matching (2 x ResNet-20)")
+    two_passes = t.median(am) / (2 * t.median(ref))
     title = header("bench_permutation", args.repeats, args.warmup)
     lines = [
         title + f"; after: {load_average()}",
@@ -77,8 +88,9 @@ def main() -> None:
         "|---|---|---|",
         *rows,
         "",
-        f"- weight matching target ≤ 10 s: {'met' if wm <= 10 else 'NOT met'} ({wm:.2f} s)",
-        "- activation matching runs both networks over the subset (two passes) plus one assignment per group",
+        f"- weight matching target ≤ 10 s: {'met' if t.median(wm) <= 10 else 'NOT met'} ({t.median(wm):.2f} s)",
+        f"- activation matching target ≤ one evaluation pass: {'met' if t.median(am) <= t.median(ref) else 'NOT met'} "
+        f"({t.median(am) / t.median(ref):.2f}x); it runs both networks: {two_passes:.2f}x two evaluation passes",
     ]
     print(block("permutation", lines))
 

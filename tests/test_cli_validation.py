@@ -25,7 +25,8 @@ BAD_ANALYZE = {
     "analysis=surface2d analysis.center_ckpt=/no/such.pt": "analysis.center_ckpt: no checkpoint file at /no/such.pt",
     "experiment=quickstart scale=gpu": "quickstart has no scale 'gpu'; valid scales: paper, cpu",
     "experiment=fort_toy scale=cpuu --cfg job": "fort_toy has no scale 'cpuu'; valid scales: paper, cpu",
-    "analysis=interpolation analysis.align=sideways": "analysis.align must be one of none, weight, activation",
+    "analysis=interpolation analysis.align=sideways": "analysis.align='sideways'; valid: none, weight, activation",
+    "analysis=surface2d analysis.align=weight": "unknown key 'analysis.align'; valid keys under 'analysis': job,",
     "-m analysis=surface2d optimizer.lr=0.1,-1": "optimizer.lr must be a number > 0, got -1 (sweep job",
 }
 

@@ -127,6 +127,37 @@ def test_activation_matching_recovers_a_known_permutation(name, kw, shape):
     assert state_distance(m.state_dict(), recovered, _floats(recovered)) == 0.0
 
 
+def _reference_correlation(a, b, nodes, x, eps=1e-8):
+    """All activations at once, centred in float64: the correlation the streamed sums must reproduce."""
+    from lsx.landscape.permutation.activations import capture, units
+
+    with torch.no_grad():
+        oa, ob = capture(a.eval(), nodes)(x), capture(b.eval(), nodes)(x)
+    out = {}
+    for k in nodes:
+        ua, ub = units(oa[k]).double(), units(ob[k]).double()
+        ca, cb = ua - ua.mean(0), ub - ub.mean(0)
+        sd = torch.outer(ca.square().mean(0).sqrt(), cb.square().mean(0).sqrt())
+        out[k] = (ca.T @ cb) / len(ua) / (sd + eps)
+    return out
+
+
+@pytest.mark.parametrize("name,kw,shape", [ARCHS[0], ARCHS[2], RESNET16], ids=["mlp", "cnn1d", "resnet_bn"])
+def test_streamed_correlation_equals_a_float64_reference(name, kw, shape):
+    from lsx.landscape.permutation.activations import cross_correlation
+
+    a, b = _model(name, kw, shape, seed=0), _model(name, kw, shape, seed=1)
+    x = torch.randn(96, *shape)
+    spec = derive_spec(a, x)
+    nodes = sorted({n for g in spec.groups for n in spec.observe[g]})
+    ref = _reference_correlation(a, b, nodes, x)
+    for batch_size in (None, 40):  # one chunk, and chunks that do not divide the inputs
+        got = cross_correlation(a, b, nodes, x, batch_size=batch_size)
+        for k in nodes:
+            assert got[k].dtype == torch.float64 and got[k].shape == ref[k].shape
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=5e-5)  # float32 maps, BN folded
+
+
 def test_align_models_and_bad_input():
     shape = (1, 8, 8)
     a, b = _model(*ARCHS[0][:2], shape, seed=0), _model(*ARCHS[0][:2], shape, seed=1)
@@ -141,9 +172,14 @@ def test_align_models_and_bad_input():
     assert state_distance(a.state_dict(), b.state_dict(), _floats(a.state_dict())) < before
     with pytest.raises(ValueError, match="valid: none, weight, activation"):
         check_align("greedy")
+    # optima of different shapes or architectures: one line naming the first difference, before any matching
     wide = build_model("mlp", 1, 8, 10, depth=3, hidden=64)
-    with pytest.raises(ValueError, match="differ in shape at 1.weight"):
-        align_models([a, wide], "weight", x)
+    with pytest.raises(ValueError, match=r"^the two optima differ in shape at 1.weight: \(32, 64\) vs \(64, 64\)$"):
+        align_models([a, wide], "activation", x)
+    cnn = _model("simple_cnn", {}, shape)
+    one_line = r"^the two optima have different architectures: tensors \[.*\] are in only one of them$"
+    with pytest.raises(ValueError, match=one_line):
+        align_models([a, cnn], "weight", x)
 
 
 @pytest.mark.parametrize("name,kw,shape", [ARCHS[0], ARCHS[3]], ids=["mlp", "vgg_bn"])

@@ -19,7 +19,6 @@ from lsx.training.checks import check_resume_schedule
 
 log = logging.getLogger("lsx")
 
-_ALIGN_MODES = ("none", "weight", "activation")  # lsx.landscape.permutation.align (checked here, before training)
 _EMBEDDED_DATA = ("digits", "mnist1d", "synthetic")  # generated or shipped: never need torchvision
 # analyses whose scalar ``num`` is the side of a 2D contour grid (a contour needs >= 2 per side)
 _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
@@ -224,8 +223,10 @@ def _check_grids(a: dict[str, Any]) -> None:
                 raise ValueError(f"analysis.{k}.num must be >= 2 for a 2D surface, got {a[k]['num']}; e.g. analysis.{k}.num=21")
     if "seeds" in a:
         _check_seed_list("analysis.seeds", a["seeds"])
-    if a.get("align") is not None and a["align"] not in _ALIGN_MODES:
-        raise ValueError(f"analysis.align must be one of {', '.join(_ALIGN_MODES)}, got {a['align']!r}")
+    if "align" in a:  # the jobs' own check, before anything is trained; costs ~10 ms (torch is imported by now)
+        from lsx.landscape.permutation.modes import check_align
+
+        check_align(a["align"])
     if "workers" in a:
         _check_int("analysis.workers", a["workers"], minimum=1)
     if a.get("points_per_pass") is not None:

@@ -138,7 +138,7 @@ def run(ctx: JobContext) -> JobOutput:
         "groups": len(spec.groups),
         "hidden_units": int(sum(spec.sizes.values())),
         "width": ctx.cfg["model"].get("width"),
-        "eval_pass_seconds": _eval_pass_seconds(build(), inputs),
+        "eval_pass_seconds": _eval_pass_seconds(build(), inputs, subset.train[1][:n_match], ctx.loss_fn()),
     }
     for v in variants:
         for k in BARRIERS:
@@ -155,13 +155,17 @@ def run(ctx: JobContext) -> JobOutput:
 
 
 @torch.no_grad()
-def _eval_pass_seconds(model: torch.nn.Module, inputs: torch.Tensor, repeats: int = 3) -> float:
-    """Median time of one forward pass over the matching subset (what activation matching is compared to)."""
-    model.eval()
+def _eval_pass_seconds(model: torch.nn.Module, inputs: torch.Tensor, labels: torch.Tensor, loss_fn, repeats: int = 3) -> float:
+    """Median time of one evaluation pass over the matching subset as lsx evaluates it (the engine's
+    evaluator: loss and accuracy of one network), what activation matching is compared to."""
+    from lsx.landscape.engine.evaluator import Evaluator
+
+    ev = Evaluator(model, train=(inputs, labels), loss_fn=loss_fn)
+    theta = ev.flat.get()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        model(inputs)
+        ev.evaluate_at(theta, splits=("train",))
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
 

@@ -581,6 +581,22 @@ class InferenceGraph:
             fused_bias.copy_(shift if bn.bias is None else shift + bn.bias)
 
 
+def fold_batchnorm(gm: torch.fx.GraphModule) -> InferenceGraph:
+    """Rewrite ``gm`` in place with the :class:`InferenceGraph` rewrites that keep the value of every node
+    it still has — eval BatchNorm folded into the convolution before it, ReLUs on fresh tensors in place,
+    but no activation moved after pooling — and return it synced to the current weights.
+
+    Why a second entry point: callers that read hidden nodes (activation matching reads every
+    post-activation map) need those maps unchanged, which the pooling swap would not keep."""
+    pairs = _fold_conv_bn(gm)
+    _relu_in_place(gm)
+    gm.graph.lint()
+    gm.recompile()
+    graph = InferenceGraph(gm.eval(), pairs)
+    graph.sync()
+    return graph
+
+
 def _called_module(modules: dict[str, nn.Module], node: torch.fx.Node) -> nn.Module | None:
     """The submodule a ``call_module`` node calls; None for any other node."""
     return modules.get(node.target) if node.op == "call_module" and isinstance(node.target, str) else None

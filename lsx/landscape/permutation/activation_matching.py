@@ -3,7 +3,7 @@
 For every permutation group, the correlation between a's and b's units over a fixed input set
 (summed over every place the group is observed: a residual stream is seen after each block), then
 one linear assignment maximizing the total correlation. Groups do not interact: one forward pass of
-each network, one assignment per group.
+each network, one assignment per group (``activations.cross_correlation`` says why that is fast).
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from .spec import PermutationSpec, UnsupportedModel
 
 
 def activation_matching(
-    spec: PermutationSpec, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor, batch_size: int = 500
+    spec: PermutationSpec, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor, batch_size: int | None = None
 ) -> Perms:
-    """Permutations of b's units that bring ``model_b`` to ``model_a`` (apply with ``permute_state``)."""
+    """Permutations of b's units that bring ``model_b`` to ``model_a`` (apply with ``permute_state``).
+
+    ``batch_size``: inputs per forward pass (None: the evaluator's automatic chunk size)."""
     unobserved = [g for g in spec.groups if not spec.observe.get(g)]
     if unobserved:
         raise UnsupportedModel(

@@ -17,19 +17,11 @@ from torch import nn
 
 from .activation_matching import activation_matching
 from .apply import Perms, permute_state
+from .modes import check_align
 from .spec import PermutationSpec, derive_spec
 from .weight_matching import weight_matching
 
-ALIGN_METHODS = ("none", "weight", "activation")
 Inputs = Union[torch.Tensor, Callable[[], torch.Tensor]]
-
-
-def check_align(method: Any) -> str:
-    if method is None:
-        return "none"
-    if method not in ALIGN_METHODS:
-        raise ValueError(f"analysis.align={method!r}; valid: {', '.join(ALIGN_METHODS)}")
-    return str(method)
 
 
 def check_same_states(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], what: str = "the two optima") -> None:

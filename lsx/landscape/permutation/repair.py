@@ -27,7 +27,7 @@ from .spec import NORMS, PermutationSpec, UnsupportedModel, trace
 Stats = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
-def preact_stats(model: nn.Module, spec: PermutationSpec, inputs: torch.Tensor, batch_size: int = 500) -> Stats:
+def preact_stats(model: nn.Module, spec: PermutationSpec, inputs: torch.Tensor, batch_size: int | None = None) -> Stats:
     """(mean, std) of every hidden pre-activation unit REPAIR acts on."""
     return unit_stats(model, [n for n, _, _ in spec.preact], inputs, batch_size)
 
