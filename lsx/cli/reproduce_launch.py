@@ -171,7 +171,8 @@ def run_launched(
                 record(k, i, _read_entry(path))
 
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(launch_command(launch_dir / "points.json", len(pending), launcher, settings), stdout=log, stderr=log)
+        cmd = launch_command(launch_dir / "points.json", len(pending), launcher, settings)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=_child_env())
         try:
             while proc.poll() is None:
                 gather()
@@ -193,6 +194,17 @@ def run_launched(
                 f"job {n} of {launch_dir}: {why})"
             )
             record(k, i, {"status": "failed", "reason": reason[:500], "started": now, "finished": now, "wall_s": 0.0})
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with this lsx first on PYTHONPATH: the launched jobs (and a SLURM array, which inherits the
+    submitting environment) run the code that planned them, whatever the working directory."""
+    import lsx
+
+    root = str(Path(lsx.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root)])
+    return env
 
 
 def _read_entry(path: Path) -> dict[str, Any]:
