@@ -42,8 +42,7 @@ def _outcome(report: dict) -> tuple[dict, list]:
     (s,) = report["presets"]
     metrics = {(j["set"], j["unit"]): json.loads((Path(j["job_dir"]) / "results.json").read_text())["metrics"] for j in s["jobs"]}
     claims = [
-        (c["id"], c["verdict"], {n: (d["verdict"], d.get("estimate")) for n, d in sorted(c["sets"].items())})
-        for c in s["claims"]
+        (c["id"], c["verdict"], {n: (d["verdict"], d.get("estimate")) for n, d in sorted(c["sets"].items())}) for c in s["claims"]
     ]
     return metrics, claims
 
@@ -129,9 +128,10 @@ def test_joblib_launcher_gives_the_pool_report_and_resumes(pool, tmp_path, monke
     report = reproduce([*TOY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], echo=lines.append)
     assert set(_statuses(report).values()) == {"ran"}  # computed afresh, in the launcher's jobs
     assert _outcome(report) == pool[2]
-    assert report["environment"]["launcher"] == "joblib" and "jobs through hydra/launcher=joblib" in (
-        out / "reproduce" / "report.html"
-    ).read_text()
+    assert (
+        report["environment"]["launcher"] == "joblib"
+        and "jobs through hydra/launcher=joblib" in (out / "reproduce" / "report.html").read_text()
+    )
     (launch,) = _launches(out)
     assert len(launch["points"]) == 12 and launch["threads"] == 1
     assert any("launching 12 job(s) through hydra/launcher=joblib (0 finished already)" in ln for ln in lines)
@@ -162,6 +162,8 @@ script = sys.argv[-1]
 text = open(script).read()
 with open(os.environ["FAKE_SLURM_LOG"], "a") as fh:
     fh.write(json.dumps({{"argv": sys.argv[1:], "script": text}}) + "\\n")
+if os.environ.get("FAKE_SBATCH_REFUSE"):
+    sys.exit("sbatch: error: Batch job submission failed: fake refusal")
 m = re.search(r"^#SBATCH --array=(\\d+)-(\\d+)", text, re.M)
 tasks = list(range(int(m[1]), int(m[2]) + 1)) if m else [None]
 runner = '''
@@ -201,19 +203,36 @@ def fake_slurm(tmp_path, monkeypatch):
     return log
 
 
-@pytest.mark.slow  # ~2 min: 12 toy jobs, one process each, one after another
-def test_slurm_launcher_submits_one_array_task_per_point(pool, fake_slurm, tmp_path, monkeypatch):
-    assert shutil.which("sbatch") is not None
-    out = _roots(monkeypatch, tmp_path)
-    report = reproduce([*TOY, "hydra/launcher=slurm", "hydra.launcher.array_parallelism=4"], echo=lambda s: None)
+def test_slurm_launcher_submits_one_array_task_per_point(fake_slurm, lsx_dirs, monkeypatch):
+    """The whole plan is one sbatch array of 12 tasks; a refused submission leaves every point failed, with why."""
+    monkeypatch.setenv("FAKE_SBATCH_REFUSE", "1")
+    lines: list[str] = []
+    report = reproduce([*TOY, "hydra/launcher=slurm", "hydra.launcher.array_parallelism=4"], echo=lines.append)
     (submission,) = [json.loads(line) for line in fake_slurm.read_text().splitlines()]  # one sbatch call: one array
-    assert "#SBATCH --array=0-11%4" in submission["script"].splitlines()
-    assert "#SBATCH --gpus-per-node=1" in submission["script"].splitlines()  # conf/hydra/launcher/slurm.yaml
-    assert set(_statuses(report).values()) == {"ran"}
+    script = submission["script"].splitlines()
+    assert "#SBATCH --array=0-11%4" in script and "#SBATCH --gpus-per-node=1" in script  # conf/hydra/launcher/slurm.yaml
+    (s,) = report["presets"]
+    assert s["n_failed"] == 12 and all("no result from hydra/launcher=slurm" in j["reason"] for j in s["jobs"])
+    assert any("12 job(s) wrote no result" in ln for ln in lines)
+
+
+@pytest.mark.slow  # ~1 min on an idle machine: 3 toy jobs, one process each (a SLURM task)
+def test_slurm_array_runs_the_unfinished_points_and_gives_the_pool_report(pool, fake_slurm, tmp_path, monkeypatch):
+    """A partly finished reproduction on SLURM: the array has one task per lost point; the report is the pool's."""
+    shutil.copytree(pool[0].parent, tmp_path / "root")
+    out = _roots(monkeypatch, tmp_path / "root")
+    (s,) = pool[1]["presets"]
+    lost = {("discovery", 1), ("discovery", 4), ("replication", 10)}
+    for j in s["jobs"]:
+        if (j["set"], j["unit"]) in lost:
+            (out / "jobs" / Path(j["job_dir"]).name / "results.json").unlink()
+    report = reproduce([*TOY, "hydra/launcher=slurm", "hydra.launcher.array_parallelism=4"], echo=lambda s: None)
+    (submission,) = [json.loads(line) for line in fake_slurm.read_text().splitlines()]
+    assert "#SBATCH --array=0-2%3" in submission["script"].splitlines()
+    assert {k for k, v in _statuses(report).items() if v == "ran"} == lost
+    assert {v for k, v in _statuses(report).items() if k not in lost} == {"cached"}
     assert _outcome(report) == pool[2]
     assert report["environment"]["launcher"] == "slurm"
-    (launch,) = _launches(out)
-    assert len(launch["points"]) == 12
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [threads=1] [scale=cpu] [override ...]``.
+"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [threads=1] [scale=cpu]
+[hydra/launcher=NAME [hydra.launcher.KEY=VALUE ...]] [override ...]``.
 
 For each preset (default: every preset that declares ``claims``) it composes one job per combination
 of ``reproduce.grid`` values × independent unit, for two disjoint unit sets (discovery and
@@ -11,6 +12,13 @@ and a failed job is recorded with its reason while the others go on. Then it eva
 each set, combines them (:mod:`lsx.claims.replication`) and writes
 ``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
 tracked file (``python -m lsx.claims.readme`` publishes a complete, clean report into the README).
+
+On a cluster, ``hydra/launcher=NAME`` (``joblib``, ``slurm`` for a SLURM array with one task per point, any
+``conf/hydra/launcher`` preset; ``hydra.launcher.KEY=VALUE`` sets its options) replaces the pool: the points whose
+job is not finished run as one Hydra multirun (:mod:`lsx.cli.reproduce_launch`), each exactly as a pool worker runs
+it, and the report is written when all are done — the same report, since entries are stored by point. Finished
+points are read back, not launched, so a rerun launches only what is missing. A launcher this machine cannot use
+(unknown, plugin missing, SLURM without ``sbatch``) is one line before anything is created.
 
 A preset's unit (``reproduce.unit``: a training seed, a toy trial seed, a disjoint set of optima)
 turns a unit index into overrides, so ``seeds=``/``replication=`` (unit indices: ``10-15`` or

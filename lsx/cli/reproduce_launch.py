@@ -83,7 +83,9 @@ def _compose_launcher(name: str, settings: Sequence[str]) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     def launcher_cfg(overrides: list[str]) -> Any:
-        return compose(config_name=None, overrides=[f"hydra/launcher={name}", *overrides], return_hydra_config=True).hydra.launcher
+        return compose(
+            config_name=None, overrides=[f"hydra/launcher={name}", *overrides], return_hydra_config=True
+        ).hydra.launcher
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3") if not GlobalHydra.instance().is_initialized() else _null():
         valid = [str(k) for k in launcher_cfg([]).keys() if k != "_target_"]
@@ -154,7 +156,7 @@ def run_launched(
     launch_dir = launch_root / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
     entries = launch_dir / "entries"
     entries.mkdir(parents=True, exist_ok=True)
-    points = [dict(zip(("overrides", "run_dir"), args(k, i))) for k, i in pending]
+    points = [{"overrides": o, "run_dir": str(Path(d).resolve())} for o, d in (args(k, i) for k, i in pending)]
     atomic_write_json(launch_dir / "points.json", {"threads": threads, "entries": str(entries.resolve()), "points": points})
     log_path = launch_dir / "launcher.log"
     echo(
@@ -214,7 +216,13 @@ def _read_entry(path: Path) -> dict[str, Any]:
         return dict(read_json(path))
     except (OSError, ValueError) as err:
         now = time.time()
-        return {"status": "failed", "reason": f"unreadable entry {path}: {err}"[:500], "started": now, "finished": now, "wall_s": 0.0}
+        return {
+            "status": "failed",
+            "reason": f"unreadable entry {path}: {err}"[:500],
+            "started": now,
+            "finished": now,
+            "wall_s": 0.0,
+        }
 
 
 def _last_line(path: Path) -> str:
