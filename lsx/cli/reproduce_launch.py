@@ -14,6 +14,7 @@ entry (a killed SLURM task) is a failed job in the report, and the next run laun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -87,7 +88,8 @@ def _compose_launcher(name: str, settings: Sequence[str]) -> None:
             config_name=None, overrides=[f"hydra/launcher={name}", *overrides], return_hydra_config=True
         ).hydra.launcher
 
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3") if not GlobalHydra.instance().is_initialized() else _null():
+    initialized = GlobalHydra.instance().is_initialized()
+    with contextlib.nullcontext() if initialized else initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         valid = [str(k) for k in launcher_cfg([]).keys() if k != "_target_"]
         for o in settings:
             key = o.split("=", 1)[0].lstrip("+~")[len("hydra.launcher.") :].split(".")[0]
@@ -98,12 +100,6 @@ def _compose_launcher(name: str, settings: Sequence[str]) -> None:
         except Exception as err:  # a value of the wrong type: Hydra's own message, first line
             why = "; ".join(ln.strip() for ln in str(err).splitlines()[:2])
             raise ValueError(f"hydra/launcher={name} {' '.join(settings)}: {why}") from None
-
-
-def _null() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _quote(value: str) -> str:
