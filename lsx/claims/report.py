@@ -420,8 +420,9 @@ def environment_text(env: dict[str, Any] | None) -> str:
     e = env or {}
     if not e:
         return ""
+    how = f"jobs through hydra/launcher={e['launcher']}" if e.get("launcher") else f"{e.get('jobs')} worker(s)"
     return (
-        f"torch {e.get('torch')}, {e.get('torch_threads')} torch thread per job, {e.get('jobs')} worker(s), "
+        f"torch {e.get('torch')}, {e.get('torch_threads')} torch thread per job, {how}, "
         f"CPU {e.get('cpu')} ({e.get('cores')} cores), Python {e.get('python')}"
     )
 

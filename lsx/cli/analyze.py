@@ -28,7 +28,7 @@ log = logging.getLogger("lsx.analyze")
 def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dict[str, Any]:
     from lsx.distributed import alone_on_rank0, from_rank0, rank_world
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
-    from lsx.jobs.base import JOBS, SHARDED, JobContext, job_key, job_lock, lazy_job, training_entries
+    from lsx.jobs.base import JOBS, SHARDED, JobContext, job_lock, lazy_job, training_entries
     from lsx.tracking.results import is_done, read_results, write_config, write_results
     from lsx.utils.io import atomic_write_json
 
@@ -36,7 +36,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
         raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
     name = c["analysis"]["job"]
     fn = lazy_job(name)
-    job_dir = Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
+    job_dir = job_dir_of(c)
     rank, world = rank_world()
     if rank > 0:  # launched on several ranks: the job directory and run directory are rank 0's
         return _beside_rank0(c, fn, name in SHARDED)
@@ -92,6 +92,38 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     _warn_missed_targets(results)
     _log_wandb(c, run_dir, job_dir, results)
     return from_rank0(results)
+
+
+def job_dir_of(c: dict[str, Any]) -> Path:
+    """Where the job of the resolved config ``c`` keeps its results (keyed by the config's hash)."""
+    from lsx.jobs.base import job_key
+
+    name = c["analysis"]["job"]
+    return Path(c["paths"]["output_root"]) / "jobs" / f"{name}_{c.get('experiment_name', 'default')}_{job_key(c)}"
+
+
+def finished_job_dir(c: dict[str, Any]) -> Path | None:
+    """The job directory of ``c`` when it holds finished results that :func:`run_analysis` would reuse under
+    ``c``'s ``cache.stale`` mode, else None. Read-only (no lock, no warning): :mod:`lsx.cli.reproduce` uses it to
+    send only unfinished points to a launcher."""
+    from lsx.jobs import registry  # noqa: F401  (declares the jobs)
+    from lsx.jobs.base import JOBS
+    from lsx.tracking.results import is_done, read_results
+    from lsx.utils.fingerprint import job_fingerprint
+
+    if not c.get("analysis") or c["analysis"].get("job") not in JOBS:
+        return None
+    job_dir = job_dir_of(c)
+    if not is_done(job_dir):
+        return None
+    try:
+        stored = read_results(job_dir)
+    except (OSError, ValueError):  # a damaged file: run_analysis reports it
+        return None
+    stale_mode = str((c.get("cache") or {}).get("stale", "warn"))
+    if stale_mode == "recompute" and stored.get("code_fingerprint") != job_fingerprint(JOBS[c["analysis"]["job"]]):
+        return None
+    return job_dir
 
 
 def _warn_missed_targets(results: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [threads=1] [scale=cpu] [override ...]``.
+"""``python -m lsx.reproduce [preset ...] [seeds=10-15] [replication=16-21] [jobs=N] [threads=1] [scale=cpu]
+[hydra/launcher=NAME [hydra.launcher.KEY=VALUE ...]] [override ...]``.
 
 For each preset (default: every preset that declares ``claims``) it composes one job per combination
 of ``reproduce.grid`` values × independent unit, for two disjoint unit sets (discovery and
@@ -11,6 +12,13 @@ and a failed job is recorded with its reason while the others go on. Then it eva
 each set, combines them (:mod:`lsx.claims.replication`) and writes
 ``<output_root>/reproduce/report.json`` and the self-contained ``report.html`` — outputs only, never a
 tracked file (``python -m lsx.claims.readme`` publishes a complete, clean report into the README).
+
+On a cluster, ``hydra/launcher=NAME`` (``joblib``, ``slurm`` for a SLURM array with one task per point, any
+``conf/hydra/launcher`` preset; ``hydra.launcher.KEY=VALUE`` sets its options) replaces the pool: the points whose
+job is not finished run as one Hydra multirun (:mod:`lsx.cli.reproduce_launch`), each exactly as a pool worker runs
+it, and the report is written when all are done — the same report, since entries are stored by point. Finished
+points are read back, not launched, so a rerun launches only what is missing. A launcher this machine cannot use
+(unknown, plugin missing, SLURM without ``sbatch``) is one line before anything is created.
 
 A preset's unit (``reproduce.unit``: a training seed, a toy trial seed, a disjoint set of optima)
 turns a unit index into overrides, so ``seeds=``/``replication=`` (unit indices: ``10-15`` or
@@ -282,9 +290,12 @@ def run_plans(
     jobs: int = 1,
     echo: Callable[[str], None] = print,
     threads: int = 1,
+    launcher: str | None = None,
+    launcher_settings: Sequence[str] = (),
 ) -> list[PresetRun]:
-    """Run every point of every plan: in this process (``jobs=1``) or in ``jobs`` worker processes at ``threads``
-    torch threads each. Entries are stored by point, so the report does not depend on the schedule."""
+    """Run every point of every plan: in this process (``jobs=1``), in ``jobs`` worker processes at ``threads``
+    torch threads each, or as one Hydra multirun through ``hydra/launcher=launcher`` (:mod:`lsx.cli.reproduce_launch`).
+    Entries are stored by point, so the report does not depend on the schedule."""
     tasks = [(k, i) for k, plan in enumerate(plans) for i in range(len(plan.points))]
     runs = [PresetRun(p, [None] * len(p.points)) for p in plans]  # type: ignore[list-item]
     done = {k: 0 for k in range(len(plans))}
@@ -313,7 +324,11 @@ def run_plans(
             f"{entry['status']} in {entry['wall_s']:.1f}s ({tail})"
         )
 
-    if jobs <= 1:
+    if launcher is not None:
+        from lsx.cli.reproduce_launch import run_launched
+
+        run_launched(tasks, args, record, launcher, launcher_settings, out_dir / "launch", threads, echo)
+    elif jobs <= 1:
         import torch
 
         threads = torch.get_num_threads()
@@ -395,8 +410,9 @@ def parse_args(argv: Sequence[str]) -> Args:
     return a
 
 
-def environment(jobs: int, threads: int = 1) -> dict[str, Any]:
-    """What the numbers were computed on: CPU results differ slightly across torch versions and thread counts."""
+def environment(jobs: int | None, threads: int = 1, launcher: str | None = None) -> dict[str, Any]:
+    """What the numbers were computed on: CPU results differ slightly across torch versions and thread counts
+    (``launcher``: the Hydra launcher that ran the jobs; the CPU is then the one that launched them)."""
     import platform
 
     import torch
@@ -409,7 +425,7 @@ def environment(jobs: int, threads: int = 1) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {
+    env = {
         "torch": torch.__version__,
         "torch_threads": threads,
         "jobs": jobs,
@@ -418,14 +434,26 @@ def environment(jobs: int, threads: int = 1) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+    if launcher is not None:  # absent for the pool: earlier reports keep their exact form
+        env["launcher"] = launcher
+    return env
 
 
 def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Plan, run, evaluate and write the report (outputs only); returns the report dict."""
     from lsx.claims.report import build_preset_report, fmt, log_wandb, write_report
+    from lsx.cli.reproduce_launch import check_launcher, split_launcher
     from lsx.config import compose_config
 
     a = parse_args(argv)
+    launcher, launcher_settings, a.extra = split_launcher(a.extra)
+    if launcher is not None:
+        if a.jobs:
+            raise ValueError(
+                f"jobs={a.jobs} sizes lsx.reproduce's own process pool; with hydra/launcher={launcher} the launcher "
+                "decides how many jobs run at once (e.g. hydra.launcher.n_jobs=4, hydra.launcher.array_parallelism=64)"
+            )
+        check_launcher(launcher, launcher_settings)
     if not any(e.startswith("cache.stale=") for e in a.extra):
         a.extra.append("cache.stale=recompute")  # a report rests on one code version (cache.stale=keep opts out)
     presets = a.presets or presets_with_claims()
@@ -444,7 +472,7 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
     out_dir = Path(base.get("paths", {}).get("output_root") or compose_config([]).paths.output_root) / "reproduce"
     jobs = a.jobs or os.cpu_count() or 1
     t0 = time.time()
-    runs = run_plans(plans, a.extra, out_dir, jobs, echo, a.threads)
+    runs = run_plans(plans, a.extra, out_dir, jobs, echo, a.threads, launcher, launcher_settings)
     sections = []
     for run in runs:
         sections.append(build_preset_report(run, out_dir))
@@ -456,7 +484,8 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
                 for n, s in c["sets"].items()
             )
             echo(f"[{run.plan.preset}] claim {c['id']}: {c['verdict']} — {sets}")
-    report = write_report(sections, out_dir, list(argv), environment(jobs, a.threads), round(time.time() - t0, 2))
+    env = environment(None if launcher else jobs, a.threads, launcher)
+    report = write_report(sections, out_dir, list(argv), env, round(time.time() - t0, 2))
     counts = "; ".join(f"{kind}: " + ", ".join(f"{v} {k}" for k, v in c.items()) for kind, c in report["summary"].items())
     echo(f"report: {out_dir / 'report.html'}  ({counts})")
     if (base.get("logger") or {}).get("name") == "wandb":
