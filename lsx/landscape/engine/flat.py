@@ -148,6 +148,14 @@ class FlatParams:
             )
 
 
+def twice_differentiable_attention():
+    """Scaled dot-product attention on its plain-math kernel: the fused CPU/GPU kernels (flash, memory-efficient)
+    have no double backward, which every Hessian-vector product of an attention model needs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 def functional_loss(
     model: nn.Module,
     flat: FlatParams,
@@ -172,7 +180,8 @@ def functional_loss(
         params = {e.name: theta[e.start : e.stop].view(e.shape) for e in param_entries}
         total = theta.new_zeros(())
         for x, y in batches:
-            out = functional_call(model, params, (x,))
+            with twice_differentiable_attention():
+                out = functional_call(model, params, (x,))
             total = total + loss(out, y) * (y.shape[0] / n_total)
         if l2:
             total = total + 0.5 * l2 * theta[: flat.num_params].pow(2).sum()
@@ -212,7 +221,8 @@ def functional_model_loss(
         params = {f"model.{e.name}": theta[e.start : e.stop].view(e.shape) for e in param_entries}
         total, units = theta.new_zeros(()), 0.0
         for batch in batches:
-            out = functional_call(call, params, (batch,))
+            with twice_differentiable_attention():
+                out = functional_call(call, params, (batch,))
             loss, count = (out["loss"], out.get("count", len(batch[0]))) if isinstance(out, Mapping) else (out, len(batch[0]))
             count = float(count)
             total = total + loss * count
