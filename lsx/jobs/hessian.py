@@ -1,5 +1,9 @@
 """``analysis=hessian``: Hessian spectrum at an optimum — top/bottom eigenvalues (Lanczos), trace
-(Hutchinson), density (SLQ) — and Draxler's check that the smallest eigenvalues vanish at minima."""
+(Hutchinson), density (SLQ) — and Draxler's check that the smallest eigenvalues vanish at minima.
+
+The loss is the configured one (e.g. next-token cross-entropy for a language model). ``params`` (a parameter
+subset) makes it the spectrum of the block H[S, S]; ``blocks`` adds a table of the top eigenvalue and trace of every
+diagonal block (``depth1``: each top-level module), as ``hessian_blocks.csv`` and a bar chart."""
 
 from __future__ import annotations
 
