@@ -256,3 +256,20 @@ def test_hessian_job_with_a_next_token_loss_on_a_transformer(compose, lsx_dirs):
     assert np.isfinite(m["lambda_max"]) and m["lambda_max"] > 0 and np.isfinite(m["trace"])
     blocks = [r["block"] for r in m["blocks_table"]]
     assert "transformer.h.0" in blocks and "transformer.wte" in blocks and m["blocks_cover_all"]
+
+
+def test_subset_plane_and_interpolation_directions_stay_in_the_subset():
+    from lsx.jobs.landscape_common import restricted
+    from lsx.jobs.plane import subset_plane
+
+    _, flat, _, _ = _mlp_loss()
+    t0 = flat.get()
+    t1, t2 = t0 + torch.randn_like(t0), t0 + torch.randn_like(t0)
+    sub = select_params(flat, include=["0.weight"])
+    basis, pos = subset_plane([t0, t1, t2], sub)
+    assert torch.all(basis[:, ~sub.mask] == 0) and torch.allclose(basis @ basis.T, torch.eye(2, dtype=t0.dtype), atol=1e-12)
+    # the projected optima: the second one at the distance of its selected parameters from θ_0
+    assert pos[1, 0] == pytest.approx(float((t1 - t0)[sub.mask].norm()), rel=1e-12) and pos[1, 1] == 0
+    d = restricted(sub, t1 - t0)
+    assert torch.equal(d[sub.mask], (t1 - t0)[sub.mask]) and torch.all(d[~sub.mask] == 0)
+    assert restricted(None, t1 - t0) is not None and torch.equal(restricted(None, t1 - t0), t1 - t0)

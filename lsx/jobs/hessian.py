@@ -7,6 +7,8 @@ diagonal block (``depth1``: each top-level module), as ``hessian_blocks.csv`` an
 
 from __future__ import annotations
 
+import logging
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ from lsx.plots.common import integer_ticks, save_figure
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint, param_subset, record_centre_loss
+
+log = logging.getLogger("lsx.jobs")
 
 
 def network_loss(ctx: JobContext, model, num_examples: int, l2: float = 0.0):
@@ -105,13 +109,13 @@ def run(ctx: JobContext) -> JobOutput:
     }
     arts = {"plot": "hessian_spectrum.png", "data": "hessian.npz"}
     if a.get("blocks") is not None:  # the per-block table: λ_max and trace of every diagonal block H[b, b]
-        m, more = block_table(ctx, f_full, theta_full, flat, subset, pr)
+        m, more = block_table(ctx, f_full, theta_full, flat, subset)
         metrics.update(m)
         arts.update(more)
     return JobOutput(metrics, arts, {"center": str(ckpt.path)})
 
 
-def block_table(ctx: JobContext, f, theta: torch.Tensor, flat: FlatParams, subset, progress) -> tuple[dict, dict]:
+def block_table(ctx: JobContext, f, theta: torch.Tensor, flat: FlatParams, subset) -> tuple[dict, dict]:
     """``analysis.blocks``: top eigenvalue and trace per block (one resumable stage each), as results.json
     ``metrics.blocks_table``, ``hessian_blocks.csv`` and a bar chart."""
     from lsx.landscape.curvature.blocks import blocks_curvature, table_summary
@@ -120,7 +124,17 @@ def block_table(ctx: JobContext, f, theta: torch.Tensor, flat: FlatParams, subse
     a = ctx.analysis
     groups = param_blocks(flat, a["blocks"], subset)
     blocks = {name: (block_index(flat, names), len(names)) for name, names in groups.items()}
-    rows = blocks_curvature(f, theta, blocks, int(a["trace_samples"]), seed=int(a["seed"]), memo=ctx.memo("hessian_"))
+    memo = ctx.memo("hessian_")
+
+    def logged(key: str, compute):  # one line per finished block: a block table runs for minutes on a large model
+        def run():
+            r = compute()
+            log.info("Hessian block %s (%d parameters): λ_max %.4g, trace %.4g", r.block, r.num_params, r.lambda_max, r.trace)
+            return r
+
+        return memo(key, run)
+
+    rows = blocks_curvature(f, theta, blocks, int(a["trace_samples"]), seed=int(a["seed"]), memo=logged)
     table = [r.row() for r in rows]
     write_csv(ctx.path("hessian_blocks.csv"), table)
     plot_blocks(table, ctx.path("hessian_blocks.png"))
