@@ -61,10 +61,14 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             t0 = time.time()
             with recording_runs() as runs:  # the optima the job used, for results.json "training"
                 ctx = JobContext(_without_wandb(c), job_dir, progress=progress)
+                from lsx.jobs.landscape_common import check_param_subset
+
                 if world > 1 and name not in SHARDED:  # the others wait (and train the optima it asks for)
                     with alone_on_rank0(name):
+                        check_param_subset(ctx)  # analysis.params/blocks match the model's names: before anything trains
                         out = fn(ctx)
                 else:
+                    check_param_subset(ctx)
                     out = fn(ctx)
             from lsx.plots.interactive import page_artifact
 
@@ -73,6 +77,8 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             extra["elapsed_s"] = round(time.time() - t0, 3)
             extra["training"] = training_entries(runs, ctx.analysis_losses)
             extra["code_fingerprint"] = fingerprint
+            if ctx.params:  # analysis.params: the parameters the job moved or differentiated
+                extra["params"] = ctx.params
             if ctx.inputs:  # checkpoint files given to the job (external ones included), with their sha256
                 extra["inputs"] = ctx.inputs
             results = write_results(

@@ -22,6 +22,8 @@ log = logging.getLogger("lsx")
 _EMBEDDED_DATA = ("digits", "mnist1d", "synthetic")  # generated or shipped: never need torchvision
 # analyses whose scalar ``num`` is the side of a 2D contour grid (a contour needs >= 2 per side)
 _GRID_NUM_KEYS = {"plane": "num", "pca_trajectory": "num"}
+# jobs that take a parameter subset (analysis.params); the per-block table (analysis.blocks) is the hessian job's
+_SUBSET_JOBS = ("surface2d", "curves1d", "plane", "interpolation", "tunnel_width", "radial_tunnels", "sharpness", "hessian")
 
 
 def validate_config(c: dict[str, Any]) -> None:
@@ -231,6 +233,27 @@ def _check_grids(a: dict[str, Any]) -> None:
         _check_int("analysis.workers", a["workers"], minimum=1)
     if a.get("points_per_pass") is not None:
         _check_int("analysis.points_per_pass", a["points_per_pass"], minimum=1)
+    _check_params(a)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)
+
+
+def _check_params(a: dict[str, Any]) -> None:
+    """``analysis.params`` is {include, exclude} of glob lists on a job that takes it; ``analysis.blocks`` is depth<N> or
+    globs on the hessian job. Whether the globs match the model's names is checked once the model is built
+    (lsx.jobs.landscape_common.check_param_subset), still before any training."""
+    from lsx.landscape.engine.subset import check_blocks, glob_list, is_everything
+
+    job, params = str(a.get("job")), a.get("params")
+    if params is not None:
+        if not isinstance(params, dict) or set(params) - {"include", "exclude"}:
+            raise ValueError(f"analysis.params must be {{include: [globs], exclude: [globs]}}, got {params!r}")
+        glob_list(params.get("include"), "analysis.params.include")
+        glob_list(params.get("exclude"), "analysis.params.exclude")
+        if job not in _SUBSET_JOBS and not is_everything(params.get("include"), params.get("exclude")):
+            raise ValueError(f"analysis.params is not supported by analysis={job}; jobs that take it: {', '.join(_SUBSET_JOBS)}")
+    if a.get("blocks") is not None:
+        if job != "hessian":
+            raise ValueError(f"analysis.blocks (the per-block Hessian table) belongs to analysis=hessian, not analysis={job}")
+        check_blocks(a["blocks"])

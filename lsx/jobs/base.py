@@ -102,12 +102,34 @@ _NOT_HASHED = (
 RUNTIME_ANALYSIS_KEYS = ("workers", "points_per_pass")  # the store records points_per_pass itself
 
 
+def hashed_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
+    """``analysis`` without the keys that do not change what a job computes: the runtime keys always, and
+    ``params``/``blocks`` at their defaults (every parameter, no block table), so jobs computed before these
+    options existed keep their keys and stores."""
+    from lsx.landscape.engine.subset import is_everything
+
+    out = {k: v for k, v in analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
+    params = out.get("params")
+    if "params" in out and (
+        params is None
+        or (
+            isinstance(params, dict)
+            and set(params) <= {"include", "exclude"}
+            and is_everything(params.get("include"), params.get("exclude"))
+        )
+    ):
+        del out["params"]
+    if "blocks" in out and out["blocks"] is None:
+        del out["blocks"]
+    return out
+
+
 def job_key(cfg: dict[str, Any]) -> str:
     c = {k: v for k, v in cfg.items() if k not in _NOT_HASHED}
     if isinstance(c.get("training"), dict):
         c["training"] = hashed_training(c["training"])
     if isinstance(c.get("analysis"), dict):  # e.g. analysis.workers: how many processes, not what they compute
-        c["analysis"] = {k: v for k, v in c["analysis"].items() if k not in RUNTIME_ANALYSIS_KEYS}
+        c["analysis"] = hashed_analysis(c["analysis"])
     return config_hash(c)[:12]
 
 
@@ -132,6 +154,7 @@ class JobContext:
         self._dm: TensorDataModule | None = None
         self.analysis_losses: dict[str, dict[str, Any]] = {}  # run dir -> what the analysis measured there
         self.inputs: dict[str, dict[str, Any]] = {}  # files the job was given (role → path, sha256): results "inputs"
+        self.params: dict[str, Any] | None = None  # the parameter subset the job used (analysis.params): results "params"
 
     @property
     def analysis(self) -> dict[str, Any]:
@@ -158,6 +181,10 @@ class JobContext:
 
         self.inputs[role] = dict(info)
         atomic_write_json(self.path("inputs.json"), self.inputs)
+
+    def record_params(self, record: dict[str, Any]) -> None:
+        """Remember the parameter subset (:meth:`lsx.landscape.engine.subset.ParamSubset.record`) for results.json."""
+        self.params = dict(record)
 
     def loss_fn(self):
         """The configured loss (lsx.training.losses), or None for cross-entropy (the evaluator's fast path)."""

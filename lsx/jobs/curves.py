@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.surfaces.stationary import count_stationary_points
 from lsx.plots.surfaces import plot_curves
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, evaluate_points, load_point, record_centre_loss, value_at_origin
+from .landscape_common import (
+    axis,
+    evaluate_points,
+    load_point,
+    param_subset,
+    random_directions,
+    record_centre_loss,
+    value_at_origin,
+)
 
 
 @register_job("curves1d")
@@ -23,7 +29,8 @@ def run(ctx: JobContext) -> JobOutput:
     ckpt = ctx.train(seed=int(a["target_seed"])).load()
     p = load_point(ckpt, bn=a["bn"])
     seeds = [int(a["direction_seed"]) + i for i in range(k)]
-    dirs = torch.stack([random_direction(p.flat, p.theta, s, a["norm"], a["ignore"]) for s in seeds])
+    subset = param_subset(ctx, p.flat)  # analysis.params: the directions move only these
+    dirs = random_directions(p, seeds, a["norm"], a["ignore"], subset)
     # point j of direction i has coordinate xs[j] on axis i and 0 elsewhere
     coords = np.zeros((k * len(xs), k))
     for i in range(k):
@@ -36,6 +43,8 @@ def run(ctx: JobContext) -> JobOutput:
         "bn": a["bn"],
         "center": str(ckpt.path),
     }
+    if subset is not None:
+        prov["params"] = subset.record()
     res = evaluate_points(ctx, p, dirs, coords, "curves.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     curves = {m: np.asarray(res[m]).reshape(k, len(xs)) for m in ("train_loss", "train_acc", "test_loss", "test_acc")}
     record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(curves["train_loss"][0], xs))

@@ -12,6 +12,9 @@ are extrapolated and a variance can fall to ≤ 0. ``bn_extrapolation`` (see lsx
 inactive inside [0, 1], so the curve is continuous at the end points and the apparent sharpness compares
 like with like; ``upbn`` re-estimates the statistics at those points from train data (the deployable
 network there, but a different BN treatment than the interpolated one just inside the end points).
+
+``params`` (a parameter subset) moves only the selected parameters: θ(α) = θ_a + α·(θ_b − θ_a) restricted to them, so
+α = 1 is endpoint a carrying b's selected parameters (``train_loss_b`` is that hybrid's loss, not b's).
 """
 
 from __future__ import annotations
@@ -24,14 +27,16 @@ from lsx.landscape.permutation.align import align_checkpoints
 from lsx.landscape.surfaces.directions import direction_between
 from lsx.plots.surfaces import plot_interpolation
 
-from .base import JobContext, JobOutput, register_job
+from .base import JobContext, JobOutput, hashed_analysis, register_job
 from .landscape_common import (
     axis,
     build_evaluator,
     endpoint_checkpoints,
     evaluate_points,
     load_point,
+    param_subset,
     record_centre_loss,
+    restricted,
     same_architecture,
     value_at_origin,
 )
@@ -56,11 +61,15 @@ def run(ctx: JobContext) -> JobOutput:
     same_architecture([ca, cb])
     ca, cb = align_checkpoints([ca, cb], a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     pa, pb = load_point(ca, a["bn"]), load_point(cb, a["bn"])
-    d = direction_between(pa.theta, pb.theta)
+    subset = param_subset(ctx, pa.flat)  # analysis.params: only these move (the others stay at endpoint a's)
+    d = restricted(subset, direction_between(pa.theta, pb.theta))
     if float(d.norm()) == 0.0:
-        raise ValueError("the two endpoints are identical; interpolation needs two different models")
+        what = "the two endpoints are" if subset is None else "the selected parameters (analysis.params) of the endpoints are"
+        raise ValueError(f"{what} identical; interpolation needs two different models")
     labels = [e.get("label") or f"endpoint {i}" for i, e in enumerate(a["endpoints"])]
     prov = {"kind": "checkpoint_to_checkpoint", "from": str(ca.path), "to": str(cb.path), "labels": labels, "bn": a["bn"]}
+    if subset is not None:
+        prov["params"] = subset.record()
     bn_moves = a["bn"] == "states" and has_batchnorm(pa.model)
     outside = (alphas < 0) | (alphas > 1)
     if bn_moves and outside.any():
@@ -79,7 +88,8 @@ def run(ctx: JobContext) -> JobOutput:
     at = lambda x: int(np.abs(alphas - x).argmin())  # noqa: E731
     tl = curves["train_loss"]
     for ckpt, alpha in ((ca, 0.0), (cb, 1.0)):  # the end points are the optima: the curve evaluated them
-        record_centre_loss(ctx, ckpt, a["bn"], value_at_origin(tl, alphas - alpha))
+        hybrid = subset is not None and alpha == 1.0  # α = 1 is a with b's selected parameters, not b: evaluate b
+        record_centre_loss(ctx, ckpt, a["bn"], None if hybrid else value_at_origin(tl, alphas - alpha))
     inner = (alphas >= 0) & (alphas <= 1)
     metrics = {
         "train_loss_a": float(tl[at(0)]),
@@ -106,7 +116,7 @@ def run(ctx: JobContext) -> JobOutput:
         )
     spec = a.get("sharpness") or {}
     if spec.get("enabled", False):
-        sa, sb = (sharpness_at(ctx, p, dict(spec, curve=None)) for p in (ka, kb))
+        sa, sb = (sharpness_at(ctx, p, dict(spec, curve=None), subset=param_subset(ctx, p.flat)) for p in (ka, kb))
         metrics.update(
             fn_sharpness_a=sa["sharpness"],
             fn_sharpness_b=sb["sharpness"],
@@ -126,7 +136,7 @@ def _with_extrapolated_bn(ctx, a, pa, pb, ca, cb, d, alphas, outside, prov, poli
         curves[k][inside] = np.asarray(res[k])
     if policy == "upbn":
         qa, qb = load_point(ca, "upbn"), load_point(cb, "upbn")
-        dq = direction_between(qa.theta, qb.theta)
+        dq = restricted(param_subset(ctx, qa.flat), direction_between(qa.theta, qb.theta))
         ev = build_evaluator(ctx, qa.model, "upbn", a["chunk"])
         theta0, dirs = qa.theta, dq[None]
     else:
@@ -140,7 +150,7 @@ def _with_extrapolated_bn(ctx, a, pa, pb, ca, cb, d, alphas, outside, prov, poli
         alphas[outside][:, None],
         ctx.path(f"interpolation_outside_{policy}.h5"),
         provenance=dict(prov, bn_extrapolation=policy),
-        config=ctx.analysis,
+        config=hashed_analysis(ctx.analysis),
         flush_every=int(a["flush_every"]),
         progress=ctx.progress,
     )

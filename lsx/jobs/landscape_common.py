@@ -16,9 +16,10 @@ import torch
 from omegaconf import OmegaConf
 
 from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.subset import ParamSubset
 from lsx.training.checkpoints import Checkpoint, check_same_architecture
 
-from .base import RUNTIME_ANALYSIS_KEYS, JobContext
+from .base import JobContext, hashed_analysis
 
 
 @dataclass
@@ -36,6 +37,59 @@ def load_point(ckpt: Checkpoint, bn: str = "keep", label: str = "") -> Point:
     model = ckpt.build_model()
     flat = FlatParams(model, include_buffers=(bn == "states"))
     return Point(ckpt, model, flat, flat.get(), label or f"{ckpt.model_name} seed {ckpt.config.get('seed')} epoch {ckpt.epoch}")
+
+
+def param_subset(ctx: JobContext, flat: FlatParams) -> ParamSubset | None:
+    """``analysis.params`` on this flat layout, recorded for results.json; None when it selects every parameter
+    (the full-model path, unchanged)."""
+    from lsx.landscape.engine.subset import is_everything, select_params
+
+    spec = ctx.analysis.get("params") or {}
+    if is_everything(spec.get("include"), spec.get("exclude")):
+        return None
+    subset = select_params(flat, spec.get("include"), spec.get("exclude"))
+    ctx.record_params(subset.record())
+    return subset
+
+
+def restricted(subset: ParamSubset | None, direction: torch.Tensor) -> torch.Tensor:
+    """``direction`` zero outside the subset (unchanged without one)."""
+    return direction if subset is None else subset.restrict(direction)
+
+
+def random_directions(point: Point, seeds: Sequence[int], norm: str, ignore: str, subset: ParamSubset | None) -> torch.Tensor:
+    """One seeded random direction per seed (rows), restricted to ``subset`` when there is one."""
+    from lsx.landscape.surfaces.directions import random_direction
+
+    mask = None if subset is None else subset.mask
+    dirs = torch.stack([random_direction(point.flat, point.theta, int(s), norm, ignore, mask) for s in seeds])
+    if subset is not None and not bool((dirs.norm(dim=1) > 0).all()):
+        raise ValueError(
+            f"analysis.params selects only parameters that analysis.ignore={ignore} leaves still (biases, norm layers): "
+            "set analysis.ignore=none or include weights"
+        )
+    return dirs
+
+
+def check_param_subset(ctx: JobContext) -> None:
+    """``analysis.params`` selects some parameter of the configured model: checked on a freshly built model
+    before the job trains or evaluates anything (one line naming the globs and a few valid names)."""
+    spec = ctx.analysis.get("params") or {}
+    from lsx.landscape.engine.subset import check_blocks, is_everything, param_blocks, select_params
+
+    blocks = ctx.analysis.get("blocks")
+    if is_everything(spec.get("include"), spec.get("exclude")) and blocks is None:
+        return
+    if blocks is not None:
+        check_blocks(blocks)
+    from lsx.training.checkpoints import model_from_config
+
+    s = ctx.datamodule().shape
+    shape = {"in_channels": s.in_channels, "height": s.height, "width": s.width, "num_classes": s.num_classes}
+    flat = FlatParams(model_from_config(ctx.cfg["model"], shape))
+    subset = select_params(flat, spec.get("include"), spec.get("exclude"))
+    if blocks is not None:
+        param_blocks(flat, blocks, subset)
 
 
 def merged_config(ctx: JobContext, overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -175,7 +229,7 @@ def evaluate_points(
     evaluator = build_evaluator(ctx, point.model, bn, chunk)
     workers = int(ctx.analysis.get("workers") or 1)
     # how many processes evaluate does not change a value: not part of the store's config check
-    config = {k: v for k, v in ctx.analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
+    config = hashed_analysis(ctx.analysis)
     if ctx.inputs:  # checkpoint files the job was given, with their sha256
         provenance = dict(provenance, inputs=ctx.inputs)
     return compute_surface(

@@ -9,7 +9,7 @@ from lsx.landscape.permutation.align import align_checkpoints
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
+from .landscape_common import evaluate_points, load_point, param_subset, record_centre_loss, restricted, same_architecture
 
 
 def plane_basis(t0: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
@@ -22,6 +22,13 @@ def plane_basis(t0: torch.Tensor, t1: torch.Tensor, t2: torch.Tensor) -> tuple[t
     v = b_perp / b_perp.norm()
     pos = np.array([[0.0, 0.0], [float(a @ u), 0.0], [float(b @ u), float(b @ v)]])
     return torch.stack([u, v]), pos
+
+
+def subset_plane(thetas: list[torch.Tensor], subset) -> tuple[torch.Tensor, np.ndarray]:
+    """:func:`plane_basis` of the three points, or with a parameter subset (``analysis.params``) of θ_0 and the other
+    two moved from it only in the selected parameters: the plane then lies in the subset, through θ_0."""
+    t0 = thetas[0]
+    return plane_basis(t0, *(t0 + restricted(subset, t - t0) for t in thetas[1:]))
 
 
 def three_seeds(seeds) -> list[int]:
@@ -50,10 +57,13 @@ def run(ctx: JobContext) -> JobOutput:
     same_architecture(ckpts)
     ckpts = align_checkpoints(ckpts, a.get("align"), lambda: ctx.landscape_subset().train[0])  # analysis.align
     pts = [load_point(c, a["bn"]) for c in ckpts]
-    basis, pos = plane_basis(*(p.theta for p in pts))
+    subset = param_subset(ctx, pts[0].flat)  # analysis.params: the plane moves only these
+    basis, pos = subset_plane([p.theta for p in pts], subset)
     n = int(a["num"])
     x, y, coords = plane_grid(pos, a["margin"], n)
     prov = {"kind": "plane_of_three", "checkpoints": [str(c.path) for c in ckpts], "positions": pos.tolist(), "bn": a["bn"]}
+    if subset is not None:
+        prov["params"] = subset.record()
     res = evaluate_points(ctx, pts[0], basis, coords, "plane.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(n, n) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     for c in ckpts:  # the grid need not pass through the optima

@@ -19,8 +19,8 @@ import numpy as np
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
-from .plane import plane_basis, plane_grid, three_seeds
+from .landscape_common import evaluate_points, load_point, param_subset, record_centre_loss, same_architecture
+from .plane import plane_grid, subset_plane, three_seeds
 
 
 @register_job("radial_tunnels")
@@ -44,7 +44,8 @@ def run(ctx: JobContext) -> JobOutput:
         ckpts = [r.load(e) for r in runs]
         same_architecture(ckpts)
         pts = [load_point(c, a["bn"]) for c in ckpts]
-        basis, pos = plane_basis(*(p.theta for p in pts))
+        subset = param_subset(ctx, pts[0].flat)  # analysis.params: the plane moves only these
+        basis, pos = subset_plane([p.theta for p in pts], subset)
         x, y, coords = plane_grid(pos, a["margin"], n)
         X, Y = np.meshgrid(x, y)
         prov = {
@@ -54,6 +55,8 @@ def run(ctx: JobContext) -> JobOutput:
             "bn": a["bn"],
             "positions": pos.tolist(),
         }  # the optima on the plane, for the interactive figure and export
+        if subset is not None:
+            prov["params"] = subset.record()
         res = evaluate_points(ctx, pts[0], basis, coords, f"plane_epoch{e}.h5", prov, a["bn"], a.get("chunk"), a["flush_every"])
         loss = np.asarray(res["train_loss"]).reshape(n, n)
         if e == max(epochs):  # the optima at the last epoch shown (the plane grid need not pass through them)

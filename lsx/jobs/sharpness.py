@@ -24,11 +24,10 @@ import torch
 
 from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.landscape.curvature.sharpness import filter_normalized_sharpness
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.common import save_figure
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, build_evaluator, load_point, record_centre_loss
+from .landscape_common import axis, build_evaluator, load_point, param_subset, random_directions, record_centre_loss
 
 
 def weight_norm(point) -> float:
@@ -37,17 +36,18 @@ def weight_norm(point) -> float:
     return float(point.theta[mask].norm())
 
 
-def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -> dict[str, Any]:
+def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None, subset=None) -> dict[str, Any]:
     """Filter-normalized sharpness (and the 1D curves when ``spec['curve']['num'] > 0``) at ``point``.
 
-    ``spec``: radius, direction_seeds, norm, ignore, curve {min, max, num} (optional).
+    ``spec``: radius, direction_seeds, norm, ignore, curve {min, max, num} (optional). ``subset``: a parameter
+    subset (lsx.landscape.engine.subset) the directions are restricted to.
     """
     seeds = [int(s) for s in spec["direction_seeds"]]
     if not seeds:
         raise ValueError("analysis.direction_seeds is empty; give at least one seed (several for an interval)")
     radius = float(spec["radius"])
     ev = evaluator or build_evaluator(ctx, point.model, spec.get("bn", "keep"), None)
-    dirs = [random_direction(point.flat, point.theta, s, spec.get("norm", "filter"), spec.get("ignore", "biasbn")) for s in seeds]
+    dirs = list(random_directions(point, seeds, spec.get("norm", "filter"), spec.get("ignore", "biasbn"), subset))
     base = ev.evaluate_at(point.theta, restore=True)
 
     def losses_at(offsets: torch.Tensor):
@@ -78,8 +78,10 @@ def sharpness_at(ctx: JobContext, point, spec: dict[str, Any], evaluator=None) -
 
 def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any], bn: str = "keep") -> dict[str, Any]:
     """λ_max of the train loss on the first ``num_examples`` of the landscape subset (BN in eval mode;
-    with ``bn='upbn'`` its statistics re-estimated from the landscape train subset first)."""
+    with ``bn='upbn'`` its statistics re-estimated from the landscape train subset first); with ``analysis.params``
+    the top eigenvalue of the block H[S, S]."""
     from lsx.landscape.engine.bn_policy import has_batchnorm, reestimate_bn
+    from lsx.landscape.engine.subset import subset_loss
 
     from .hessian import network_loss
 
@@ -88,7 +90,10 @@ def top_hessian_eigenvalue(ctx: JobContext, model, spec: dict[str, Any], bn: str
         reestimate_bn(model, [tx[i : i + 256] for i in range(0, len(tx), 256)])
 
     f, flat = network_loss(ctx, model, int(spec["num_examples"]))
-    r = top_eigenpairs(f, flat.get(), 1, "LA", tol=float(spec["tol"]), maxiter=spec.get("maxiter"), seed=int(spec.get("seed", 0)))
+    theta, subset = flat.get(), param_subset(ctx, flat)
+    if subset is not None:
+        f, theta = subset_loss(f, theta, subset.index)
+    r = top_eigenpairs(f, theta, 1, "LA", tol=float(spec["tol"]), maxiter=spec.get("maxiter"), seed=int(spec.get("seed", 0)))
     return {"lambda_max": float(r.values[0]), "lambda_max_converged": bool(r.converged), "hessian_matvecs": int(r.matvecs)}
 
 
@@ -99,7 +104,7 @@ def run(ctx: JobContext) -> JobOutput:
     if a.get("bn", "keep") not in ("keep", "upbn"):
         raise ValueError(f"analysis.bn={a.get('bn')!r}; valid for sharpness: keep, upbn")
     p = load_point(ckpt, "keep")
-    s = sharpness_at(ctx, p, a)
+    s = sharpness_at(ctx, p, a, subset=param_subset(ctx, p.flat))
     record_centre_loss(ctx, ckpt, a.get("bn", "keep"), s["center_train_loss"])
     metrics: dict[str, Any] = {k: v for k, v in s.items() if k != "curves"}
     metrics.update(

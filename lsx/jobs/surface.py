@@ -16,11 +16,19 @@ import torch
 
 from lsx.distributed import run_memo_loop_sharded
 from lsx.landscape.curvature.sharpness import chaos_summary, principal_curvatures, strided_indices
-from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.surfaces import plot_surface_views
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import axis, center_checkpoint, evaluate_points, load_point, record_centre_loss, value_at_origin
+from .landscape_common import (
+    axis,
+    center_checkpoint,
+    evaluate_points,
+    load_point,
+    param_subset,
+    random_directions,
+    record_centre_loss,
+    value_at_origin,
+)
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
 
@@ -39,7 +47,8 @@ def run(ctx: JobContext) -> JobOutput:
             extra_metrics[f"optimum_seed{r.seed}_test_acc"] = r.summary.get("test_acc")
     ckpt = center_checkpoint(ctx)
     p = load_point(ckpt, bn=a["bn"])
-    dirs = torch.stack([random_direction(p.flat, p.theta, int(s), a["norm"], a["ignore"]) for s in a["direction_seeds"]])
+    subset = param_subset(ctx, p.flat)  # analysis.params: the directions move only these
+    dirs = random_directions(p, a["direction_seeds"], a["norm"], a["ignore"], subset)
     X, Y = np.meshgrid(x, y)  # rows follow y, columns follow x: values[i_y, i_x]
     coords = np.stack([X.ravel(), Y.ravel()], axis=1)
     prov = {
@@ -50,6 +59,8 @@ def run(ctx: JobContext) -> JobOutput:
         "bn": a["bn"],
         "center": str(ckpt.path),
     }
+    if subset is not None:
+        prov["params"] = subset.record()
     res = evaluate_points(ctx, p, dirs, coords, "surface.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(len(y), len(x)) for k in METRICS}
     np.savez(ctx.path("surface_grid.npz"), x=x, y=y, **grids)
@@ -85,6 +96,15 @@ def run(ctx: JobContext) -> JobOutput:
     return JobOutput(metrics, arts)
 
 
+def _curvatures(f, theta: torch.Tensor, subset, tol: float, seed: int):
+    """(λ_min, λ_max) of the Hessian at θ, or of its block H[S, S] with a parameter subset."""
+    if subset is not None:
+        from lsx.landscape.engine.subset import subset_loss
+
+        f, theta = subset_loss(f, theta, subset.index)
+    return principal_curvatures(f, theta, tol=tol, seed=seed)
+
+
 def convexity_map(
     ctx: JobContext, ckpt, p, dirs: torch.Tensor, x: np.ndarray, y: np.ndarray, loss: np.ndarray, conv: dict
 ) -> tuple[dict, dict]:
@@ -100,10 +120,11 @@ def convexity_map(
     f, flat = network_loss(ctx, ckpt.build_model(), int(conv["num_examples"]))
     if flat.num_params != p.flat.num_params:
         raise ValueError("convexity: the surface's flat layout does not match the model's parameters (use bn: keep or upbn)")
+    subset = param_subset(ctx, flat)  # the curvatures of the block H[S, S] the surface moves in
     tol, seed = float(conv.get("tol", 1e-2)), int(conv.get("seed", 0))
 
     def curvatures(n: int, theta: torch.Tensor, at: str):
-        c = principal_curvatures(f, theta, tol=tol, seed=seed)
+        c = _curvatures(f, theta, subset, tol, seed)
         if ctx.progress:
             print(f"convexity: point {n + 1}/{len(idx)} ({at}): λ_min {c.lambda_min:.3g}, λ_max {c.lambda_max:.3g}", flush=True)
         return c

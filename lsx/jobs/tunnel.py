@@ -13,7 +13,7 @@ from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.paths.tunnel import RadialResult, tunnel_width
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import center_checkpoint, load_point, record_centre_loss
+from .landscape_common import center_checkpoint, load_point, param_subset, record_centre_loss
 
 
 @register_job("tunnel_width")
@@ -24,9 +24,17 @@ def run(ctx: JobContext) -> JobOutput:
     p = load_point(center_checkpoint(ctx))
     trained = None if a.get("center_ckpt") else ctx.train(seed=int(a["target_seed"]))
     subset = ctx.landscape_subset()
-    ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"))
+    ev = Evaluator(p.model, train=subset.train, test=None, chunk_size=a.get("chunk"), loss_fn=ctx.loss_fn())
     theta = ev.flat.get()
     mask = ev.flat.mask(["weight"]) if a["ignore"] == "biasbn" else None
+    params = param_subset(ctx, ev.flat)  # analysis.params: directions only in these (‖θ‖ stays the whole model's)
+    if params is not None:
+        mask = params.mask if mask is None else mask & params.mask
+        if not bool(mask.any()):
+            raise ValueError(
+                "analysis.params selects only biases and norm-layer parameters, which analysis.ignore=biasbn "
+                "leaves still: set analysis.ignore=none or include weights"
+            )
 
     def loss(th):
         return ev.evaluate_at(th)["train_loss"]

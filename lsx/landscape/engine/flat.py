@@ -9,7 +9,7 @@ differentiable functional loss for gradients and Hessian-vector products.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -148,6 +148,14 @@ class FlatParams:
             )
 
 
+def twice_differentiable_attention():
+    """Scaled dot-product attention on its plain-math kernel: the fused CPU/GPU kernels (flash, memory-efficient)
+    have no double backward, which every Hessian-vector product of an attention model needs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
 def functional_loss(
     model: nn.Module,
     flat: FlatParams,
@@ -172,8 +180,54 @@ def functional_loss(
         params = {e.name: theta[e.start : e.stop].view(e.shape) for e in param_entries}
         total = theta.new_zeros(())
         for x, y in batches:
-            out = functional_call(model, params, (x,))
+            with twice_differentiable_attention():
+                out = functional_call(model, params, (x,))
             total = total + loss(out, y) * (y.shape[0] / n_total)
+        if l2:
+            total = total + 0.5 * l2 * theta[: flat.num_params].pow(2).sum()
+        return total
+
+    return f
+
+
+class _LossCall(nn.Module):
+    """``loss(model, batch)`` as a module, so ``functional_call`` can swap the model's parameters under it."""
+
+    def __init__(self, model: nn.Module, loss: Callable) -> None:
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch):
+        return self.loss(self.model, batch)
+
+
+def functional_model_loss(
+    model: nn.Module,
+    flat: FlatParams,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    model_loss: Callable,
+    l2: float = 0.0,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """:func:`functional_loss` for a loss of the model, ``model_loss(model, batch)`` (lsx.training.losses: a language
+    model's next-token loss, a loss without labels): a scalar, or a dict with ``loss`` and optionally ``count`` (the
+    units its mean is over, e.g. tokens). Batch means are weighted by their counts, as the evaluator weights them."""
+    call = _LossCall(model, model_loss)
+    param_entries = [e for e in flat.entries if e.kind != "buffer"]
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        if theta.dim() != 1 or theta.numel() not in (flat.num_params, flat.numel):
+            raise ValueError(f"flat vector has shape {tuple(theta.shape)}, expected ({flat.num_params},)")
+        params = {f"model.{e.name}": theta[e.start : e.stop].view(e.shape) for e in param_entries}
+        total, units = theta.new_zeros(()), 0.0
+        for batch in batches:
+            with twice_differentiable_attention():
+                out = functional_call(call, params, (batch,))
+            loss, count = (out["loss"], out.get("count", len(batch[0]))) if isinstance(out, Mapping) else (out, len(batch[0]))
+            count = float(count)
+            total = total + loss * count
+            units += count
+        total = total / max(units, 1e-300)
         if l2:
             total = total + 0.5 * l2 * theta[: flat.num_params].pow(2).sum()
         return total

@@ -70,10 +70,19 @@ def random_direction(
     seed: int,
     norm: str = "filter",
     ignore: str = "biasbn",
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """A Gaussian direction drawn from ``seed`` (on CPU, so it is the same on any device), normalized."""
+    """A Gaussian direction drawn from ``seed`` (on CPU, so it is the same on any device), normalized.
+
+    ``mask`` (bool over the layout: a parameter subset, lsx.landscape.engine.subset) keeps the direction to the
+    selected entries: zero elsewhere, and there the same values as without a mask under filter, layer or no
+    normalization (they are per tensor); ``model`` normalization scales it to ‖θ_S‖, the subset's own norm.
+    """
     g = torch.Generator().manual_seed(int(seed))
     d = torch.randn(flat.numel, generator=g, dtype=torch.float64).to(theta.dtype).to(theta.device)
+    if mask is not None:
+        d = d * mask.to(d.dtype)
+        theta = theta * mask.to(theta.dtype) if norm == "model" else theta
     d = apply_ignore(d, flat, ignore)
     d = normalize_direction(d, theta, flat, norm)
     return apply_ignore(d, flat, ignore)
