@@ -9,6 +9,7 @@ whole-model ones. The traces of blocks that partition the parameters add up to t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -86,7 +87,7 @@ def blocks_curvature(
     if trace_samples < 1:
         raise ValueError(f"trace_samples={trace_samples}: a trace needs at least one probe")
     return [
-        memo(f"block_{i}", lambda name=name, idx=idx, nt=nt: block_curvature(loss_fn, theta, name, idx, nt, trace_samples, seed))
+        memo(f"block_{i}", partial(block_curvature, loss_fn, theta, name, idx, nt, trace_samples, seed))
         for i, (name, (idx, nt)) in enumerate(blocks.items())
     ]
 
