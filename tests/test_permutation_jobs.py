@@ -36,6 +36,11 @@ def test_permutation_barrier_job(lsx_dirs):
         assert p["distance"] <= p["distance_naive"] + 1e-6 or p["method"] == "activation"
     assert m["distance_weight"] < m["distance_naive"]
     assert m["align_seconds_weight"] > 0 and m["eval_pass_seconds"] > 0
+    # the matched-training check compares the endpoints' losses the barriers are measured from
+    naive = {p["pair"]: p for p in m["pairs"] if p["variant"] == "naive"}
+    measured = {t["seed"]: t["analysis_train_loss"] for t in res["training"]}
+    assert measured[0] == pytest.approx(naive["0-1"]["train_loss_a"])
+    assert measured[3] == pytest.approx(naive["2-3"]["train_loss_b"])
     for art in res["artifacts"].values():
         assert (d / art).exists()
 

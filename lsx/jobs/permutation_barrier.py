@@ -27,7 +27,7 @@ from lsx.landscape.permutation.pairs import METHODS, analyse_pair
 from lsx.landscape.permutation.spec import derive_spec
 
 from .base import JobContext, JobOutput, register_job
-from .landscape_common import build_evaluator, same_architecture
+from .landscape_common import build_evaluator, record_centre_loss, same_architecture
 
 PAIRINGS = ("disjoint", "all")
 BARRIERS = ("train_loss", "test_loss", "train_error", "test_error")
@@ -101,6 +101,9 @@ def run(ctx: JobContext) -> JobOutput:
                 param_keys=param_keys,
             ),
         )
+        ends = res.curves[next(iter(res.curves))]["train_loss"]  # α = 0 is a, α = 1 is b (permuted: the same function)
+        record_centre_loss(ctx, ckpts[sa], "states", float(ends[0]))  # the losses the barriers are measured from
+        record_centre_loss(ctx, ckpts[sb], "states", float(ends[-1]))
         for m in methods:
             distances[m].append(res.distance[m])
             seconds[m].append(res.seconds[m])
