@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -61,16 +60,9 @@ def _surface(store: Path, side: int, n_train: int, device: str, threads: int) ->
 
 
 def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        LSX_DIST_BACKEND="nccl" if args.device == "cuda" else "gloo",
-    )
     from lsx import distributed
 
+    os.environ.update(distributed.local_rank_env(rank, world, port, "nccl" if args.device == "cuda" else "gloo"))
     distributed.init_from_env()
     try:
         store = Path(out) / ("surface.h5" if rank == 0 else f"scratch{rank}.h5")
@@ -82,18 +74,14 @@ def _rank(rank: int, world: int, port: int, args: argparse.Namespace, out: str) 
         distributed.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(world: int, args: argparse.Namespace) -> tuple[float, int, np.ndarray]:
     """One timed surface on ``world`` ranks (a fresh store, so every point is evaluated)."""
+    from lsx.distributed import free_port
+
     with tempfile.TemporaryDirectory(prefix="lsx-bench-scaling-") as out:
         if world == 1:  # the single-process path, no process group
             return _surface(Path(out) / "surface.h5", args.side, args.train, args.device, args.threads)
-        mp.spawn(_rank, args=(world, _free_port(), args, out), nprocs=world, join=True)
+        mp.spawn(_rank, args=(world, free_port(), args, out), nprocs=world, join=True)
         seconds, n = np.load(Path(out) / "result.npy")
         return float(seconds), int(n), np.load(Path(out) / "loss.npy")
 

@@ -477,3 +477,25 @@ def run_memo_loop_sharded(
     if dealt[0] % (world * per_rank):
         save_block()
     return loop(memo)
+
+
+def free_port() -> int:
+    """A free TCP port on this machine, for a one-machine rendezvous (tests, benchmarks, local launches)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def local_rank_env(rank: int, world: int, port: int, backend: str = "gloo") -> dict[str, str]:
+    """The environment torchrun gives rank ``rank`` of ``world`` processes on one machine (what
+    :func:`launch_env` reads), for starting ranks with ``torch.multiprocessing.spawn``."""
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world),
+        "LOCAL_RANK": str(rank),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "LSX_DIST_BACKEND": backend,
+    }

@@ -4,7 +4,6 @@ with another world size (lsx.distributed + the sharding in lsx.landscape.engine.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import h5py
@@ -12,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+
+from lsx.distributed import free_port, local_rank_env
 
 FAST = (
     "debug=fast",
@@ -23,22 +24,9 @@ FAST = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank_main(rank: int, world: int, port: int, c: dict, run_root: str, fail_on_call: int | None) -> None:
     """One launched rank, as torchrun would start it (env vars), running the analysis entry's job path."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        LSX_DIST_BACKEND="gloo",
-    )
+    os.environ.update(local_rank_env(rank, world, port))
     torch.set_num_threads(1)
     from lsx import distributed
     from lsx.cli.analyze import run_analysis
@@ -64,7 +52,7 @@ def _rank_main(rank: int, world: int, port: int, c: dict, run_root: str, fail_on
 
 
 def _launch(world: int, c: dict, run_root: Path, fail_on_call: int | None = None) -> None:
-    mp.spawn(_rank_main, args=(world, _free_port(), c, str(run_root), fail_on_call), nprocs=world, join=True)
+    mp.spawn(_rank_main, args=(world, free_port(), c, str(run_root), fail_on_call), nprocs=world, join=True)
 
 
 def _store(job_dir: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -95,14 +83,7 @@ def _files(root: Path) -> set[str]:
 
 def _core_rank(rank: int, world: int, port: int, root: str) -> None:
     """compute_surface on one rank: rank 0's store in the job dir, rank 1's in a scratch dir (as run_analysis does)."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        LSX_DIST_BACKEND="gloo",
-    )
+    os.environ.update(local_rank_env(rank, world, port))
     torch.set_num_threads(1)
     from lsx import distributed
 
@@ -131,7 +112,7 @@ def _tiny_surface(path: Path) -> dict[str, np.ndarray]:
 
 def test_compute_surface_on_two_ranks_equals_one_and_only_rank0_writes(tmp_path):
     ref = _tiny_surface(tmp_path / "single" / "s.h5")
-    mp.spawn(_core_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_core_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     for r in (0, 1):  # every rank returns the full surface, equal to the single process's
         np.testing.assert_array_equal(np.load(tmp_path / f"res{r}.npy"), ref["train_loss"])
     assert not (tmp_path / "scratch1").exists(), "rank 1 wrote a store"
@@ -234,14 +215,7 @@ def test_single_process_job_resumes_on_two_ranks(compose, lsx_dirs, tmp_path, mo
 
 
 def _memo_rank(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        LSX_DIST_BACKEND="gloo",
-    )
+    os.environ.update(local_rank_env(rank, world, port))
     from lsx import distributed
     from lsx.jobs.base import JobContext
 
@@ -266,7 +240,7 @@ def test_memo_loop_items_are_computed_once_across_ranks_and_stored_by_rank0(tmp_
     stages = tmp_path / "job" / "stages"
     stages.mkdir(parents=True)
     torch.save(4, stages / "sq_item_2.pt")  # stored by an earlier (killed) run
-    mp.spawn(_memo_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_memo_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     for r in (0, 1):
         assert np.load(tmp_path / f"memo{r}.npy").tolist() == [j * j for j in range(7)]
     computed = [(tmp_path / f"computed{r}.txt").read_text().split() for r in (0, 1)]

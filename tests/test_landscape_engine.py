@@ -1,7 +1,6 @@
 """The landscape evaluator against naive per-point references: exact metrics, restore, BN policies, NaN, sharding."""
 
 import copy
-import socket
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lsx.distributed import free_port
 from lsx.landscape.engine.bn_policy import reestimate_bn
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
@@ -289,10 +289,6 @@ def test_bad_inputs_are_refused_with_clear_errors():
 
 
 # ---------------------------------------------------------------------- sharding over 2 processes
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _shard_worker(rank, world, port, out_dir):
@@ -321,7 +317,7 @@ def _shard_worker(rank, world, port, out_dir):
 
 
 def test_sharded_evaluation_on_two_processes_equals_single_process(tmp_path):
-    torch.multiprocessing.spawn(_shard_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.multiprocessing.spawn(_shard_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     model, flat, theta0, dirs = setup(2)
     ev = Evaluator(model, data(), test=data(30, 2), bn_policy="upbn", chunk_size=10)
     grid = grid2d((-1, 1, 4), (-0.5, 0.5, 3))

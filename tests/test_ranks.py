@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+
+from lsx.distributed import free_port, local_rank_env
 
 FAST = ("debug=fast", "training.max_steps=3")
 TUNNEL = (*FAST, "analysis=tunnel_width", "analysis.num_directions=8")
@@ -27,12 +28,6 @@ CONVEXITY = (
     "analysis.convexity.hessian_every=1",
     "analysis.convexity.num_examples=32",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _count_calls(module, name: str, calls: list[str], die_on: int | None = None) -> None:
@@ -50,14 +45,7 @@ def _count_calls(module, name: str, calls: list[str], die_on: int | None = None)
 
 def _rank_main(rank: int, world: int, port: int, c: dict, root: str, die_on: int | None) -> None:
     """One launched rank (torchrun's env vars) on the analysis entry's job path; writes what it did to ``root``."""
-    os.environ.update(
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        LSX_DIST_BACKEND="gloo",
-    )
+    os.environ.update(local_rank_env(rank, world, port))
     torch.set_num_threads(1)
     out = Path(root)
     handler = logging.FileHandler(out / f"rank{rank}.log")
@@ -92,7 +80,7 @@ def _launch(c: dict, root: Path, die_on: int | None = None, world: int = 2) -> l
     """Run the job on ``world`` ranks; per rank: its log, its counted calls and the runs it trained."""
     root.mkdir(parents=True, exist_ok=True)
     try:
-        mp.spawn(_rank_main, args=(world, _free_port(), c, str(root), die_on), nprocs=world, join=True)
+        mp.spawn(_rank_main, args=(world, free_port(), c, str(root), die_on), nprocs=world, join=True)
     finally:
         ranks = []
         for r in range(world):
@@ -224,8 +212,7 @@ def _note(root: str, text: str) -> None:
 
 
 def _alone_rank(rank: int, world: int, port: int, root: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1")
-    os.environ.update(MASTER_PORT=str(port), LSX_DIST_BACKEND="gloo")
+    os.environ.update(local_rank_env(rank, world, port))
     from lsx import distributed
     from lsx.landscape.engine.evaluator import dist_rank_world
 
@@ -247,7 +234,7 @@ def _alone_rank(rank: int, world: int, port: int, root: str) -> None:
 
 
 def test_rank0_alone_hands_work_to_the_waiting_ranks_and_its_error_stops_them(tmp_path):
-    mp.spawn(_alone_rank, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_alone_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     for r in (0, 1):
         assert (tmp_path / f"note{r}.txt").read_text() == "handed out\n"  # run once on each rank
     assert (tmp_path / "outcome0.txt").read_text() == "ValueError: boom"
