@@ -157,6 +157,7 @@ def test_mining_job_runs_the_papers_algorithms_and_the_named_variants(lsx_dirs):
     assert r.returncode == 2 and "valid: random, independent" in r.stderr
 
 
+@pytest.mark.slow  # end to end, ~10 s: make test-all (the fast suite stays under 5 min)
 def test_taxonomy_defaults_study_the_checkpoint_before_the_final_one(lsx_dirs):
     cache, out = lsx_dirs
     r = run_module(

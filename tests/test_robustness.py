@@ -93,6 +93,7 @@ def test_corrupt_final_checkpoint_of_a_finished_run_is_refused(compose):
         train(c, progress=False)
 
 
+@pytest.mark.slow  # end to end, ~10 s: make test-all (the fast suite stays under 5 min)
 def test_corrupt_final_checkpoint_fails_the_cli(lsx_dirs):
     assert run_module("lsx.train", *FAST).returncode == 0
     final = next((lsx_dirs[0] / "train").glob("*/epoch_0001.pt"))

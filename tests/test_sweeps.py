@@ -126,6 +126,7 @@ def test_cache_hit_records_the_current_runs_overrides(compose, tmp_path):
     assert stored["overrides"] == ["optimizer.weight_decay=0.0"]
 
 
+@pytest.mark.slow  # end to end, ~10 s: make test-all (the fast suite stays under 5 min)
 def test_failed_job_does_not_end_the_multirun(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.train", "-m", *DIVERGE, "optimizer.lr=1e8,1e-2,1e-3")

@@ -195,6 +195,7 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     assert {"results.json", "config.yaml", "curve.npz", "optima/simple_cnn_digits_s0_abc/summary.json"} <= set(art.files)
 
 
+@pytest.mark.slow  # end to end, ~10 s: make test-all (the fast suite stays under 5 min)
 def test_fresh_training_run_keeps_wandb_out_of_the_cache_and_says_how_to_sync(lsx_dirs):
     cache, out = lsx_dirs
     res = run_module("lsx.train", "debug=fast", "trainer.progress_bar=false", "logger=wandb", env={"WANDB_MODE": "offline"})
