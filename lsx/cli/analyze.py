@@ -115,7 +115,7 @@ def finished_job_dir(c: dict[str, Any]) -> Path | None:
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
     from lsx.jobs.base import JOBS
     from lsx.tracking.results import is_done, read_results
-    from lsx.utils.fingerprint import job_fingerprint
+    from lsx.utils.fingerprint import job_fingerprint, needs_recompute
 
     if not c.get("analysis") or c["analysis"].get("job") not in JOBS:
         return None
@@ -127,7 +127,7 @@ def finished_job_dir(c: dict[str, Any]) -> Path | None:
     except (OSError, ValueError):  # a damaged file: run_analysis reports it
         return None
     stale_mode = str((c.get("cache") or {}).get("stale", "warn"))
-    if stale_mode == "recompute" and stored.get("code_fingerprint") != job_fingerprint(JOBS[c["analysis"]["job"]]):
+    if needs_recompute(stored.get("code_fingerprint"), job_fingerprint(JOBS[c["analysis"]["job"]]), stale_mode):
         return None
     return job_dir
 

@@ -62,9 +62,14 @@ def check_stale_mode(mode: object) -> str:
     return str(mode)
 
 
+def needs_recompute(recorded: str | None, current: str, mode: str) -> bool:
+    """The ``cache.stale`` rule, without logging: only ``recompute`` recomputes a result of other code
+    (a result recorded before fingerprints existed, None, counts as other code)."""
+    return mode == "recompute" and recorded != current
+
+
 def is_stale(recorded: str | None, current: str, mode: str, what: str) -> bool:
-    """Whether a cache hit must be recomputed; logs the warning ``warn`` asks for. A result recorded
-    before fingerprints existed (None) counts as stale."""
+    """Whether a cache hit must be recomputed (:func:`needs_recompute`); logs the warning ``warn`` asks for."""
     if recorded == current or mode == "keep":
         return False
     was = recorded or "no fingerprint (older lsx)"
