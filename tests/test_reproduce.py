@@ -32,7 +32,7 @@ TINY_TOY = [
     "analysis.dim_offsets=[-3,-1,0,1,3]",
     "analysis.tunnel_pair=[10,3]",
     "analysis.connector_steps=20",
-    "analysis.num_segments=4",
+    "analysis.num_segments=9",  # 9: lags with node pairs both within and across the halves (the two-block claim)
     "analysis.radial_directions=2",
 ]
 

@@ -331,13 +331,13 @@ def run_plans(
     elif jobs <= 1:
         import torch
 
-        threads = torch.get_num_threads()
+        before = torch.get_num_threads()
         torch.set_num_threads(threads)  # as in the workers: the verdicts do not depend on jobs=
         try:
             for k, i in tasks:
                 record(k, i, run_point(*args(k, i)))
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
     else:
         _run_pool(tasks, args, record, jobs, threads)
     for run in runs:
