@@ -24,9 +24,10 @@ CONFIG_NAME = "config"
 TRAINING_KEYS = ("model", "data", "optimizer", "scheduler", "training", "seed")
 # data options that do not change training (evaluation conveniences)
 # training keys added after caches existed: left out of the hash while unset (null), so old runs stay valid
-_TRAINING_KEYS_HASHED_WHEN_SET = ("target_train_loss", "max_steps")
+_TRAINING_KEYS_HASHED_WHEN_SET = ("target_train_loss", "max_steps", "target_on", "target_check_every")
 # training keys that never change the trained model (how often resume state is saved): never hashed
 _TRAINING_KEYS_NOT_HASHED = ("resume_every", "resume_min_interval_s")
+_LANDSCAPE_DATA_KEYS = ("landscape_train", "landscape_seed")
 _DATA_KEYS_NOT_HASHED = (
     "eval_batch_size",
     "num_workers",
@@ -110,8 +111,11 @@ def training_config(cfg: DictConfig | dict) -> dict[str, Any]:
     """The part of the config that determines a trained model (what the cache is keyed by)."""
     c = to_container(cfg) if isinstance(cfg, DictConfig) else cfg
     out = {k: c[k] for k in TRAINING_KEYS}
-    out["data"] = {k: v for k, v in out["data"].items() if k not in _DATA_KEYS_NOT_HASHED}
     out["training"] = hashed_training(out["training"])
+    # a landscape stop target (training.target_on) measures on the landscape subset: its size and seed then
+    # decide where the run stops, so they join the key
+    measured_on = _LANDSCAPE_DATA_KEYS if out["training"].get("target_on") in ("landscape", "landscape_upbn") else ()
+    out["data"] = {k: v for k, v in out["data"].items() if k not in _DATA_KEYS_NOT_HASHED or k in measured_on}
     if c.get("loss"):  # a configured loss (lsx.training.losses); null (cross-entropy) stays out: old runs stay valid
         out["loss"] = c["loss"]
     trainer = c.get("trainer", {}) or {}

@@ -11,13 +11,17 @@ import torch
 from lsx.config import config_hash, training_config
 from lsx.jobs.base import job_key
 from lsx.training.checkpoints import load_checkpoint
-from lsx.training.runner import train
+from lsx.training.runner import build_data, train
 
 FAST = ("debug=fast", "trainer.progress_bar=false", "data.batch_size=32")  # 128 examples: 4 steps per epoch
 
 
 def _losses(run):
     return [r["train/loss"] for r in run.learning_curve()]
+
+
+def _stop(run):
+    return {k: run.stop[k] for k in ("epochs_run", "steps", "stopped_by")}
 
 
 def test_stops_at_the_first_epoch_at_or_below_the_target(compose):
@@ -29,7 +33,8 @@ def test_stops_at_the_first_epoch_at_or_below_the_target(compose):
         compose(*FAST, "training.epochs=6", f"training.target_train_loss={target}", "training.checkpoint_epochs=[0,2,6]"),
         progress=False,
     )
-    assert run.stop == {"epochs_run": first, "steps": 4 * first, "stopped_by": "target"}
+    assert _stop(run) == {"epochs_run": first, "steps": 4 * first, "stopped_by": "target"}
+    assert run.stop["stop_loss"] == pytest.approx(losses[first - 1]) and run.stop_train_loss() == run.stop["stop_loss"]
     assert first <= 4 and sorted(run.checkpoints) == sorted({0, 2, first}) and run.final_epoch == first  # no epoch 6
     assert len(run.learning_curve()) == first
     summary = json.loads((run.run_dir / "summary.json").read_text())
@@ -44,12 +49,13 @@ def test_stops_at_the_first_epoch_at_or_below_the_target(compose):
 
 def test_unreached_target_caps_at_epochs(compose):
     run = train(compose(*FAST, "training.epochs=2", "training.target_train_loss=1e-6"), progress=False)
-    assert run.stop == {"epochs_run": 2, "steps": 8, "stopped_by": "epochs"} and run.final_epoch == 2
+    assert _stop(run) == {"epochs_run": 2, "steps": 8, "stopped_by": "epochs"} and run.final_epoch == 2
+    assert run.stop["stop_loss"] > 1e-6  # the last loss compared with the target
 
 
 def test_max_steps_stops_mid_epoch_and_saves_that_epoch(compose):
     run = train(compose(*FAST, "training.epochs=5", "training.max_steps=6"), progress=False)
-    assert run.stop == {"epochs_run": 2, "steps": 6, "stopped_by": "max_steps"}
+    assert _stop(run) == {"epochs_run": 2, "steps": 6, "stopped_by": "max_steps"} and run.stop["stop_loss"] is None
     assert sorted(run.checkpoints) == [0, 2]
     assert load_checkpoint(run.final).epoch == 2 and run.summary["train_loss"] > 0
 
@@ -73,9 +79,53 @@ def test_stop_keys_hash_only_when_set(compose):
     assert job_key(dict(plain, reproduce={"seeds": [0]}, claims=[{"id": "x"}])) == job_key(plain)
 
 
+def _landscape_loss(c, ckpt, bn="keep"):
+    """The train loss a job with ``bn`` records at ``ckpt`` (lsx.jobs.landscape_common.record_centre_loss)."""
+    from lsx.landscape.engine.evaluator import Evaluator
+
+    ev = Evaluator(ckpt.build_model(), train=build_data(c).prepare().landscape_subset().train, bn_policy=bn, fuse=False)
+    return ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"]
+
+
+def test_landscape_target_stops_mid_epoch_at_the_loss_jobs_measure(compose):
+    """``target_on: landscape`` compares the loss an analysis measures (eval mode, landscape subset), checked
+    every step near the target: the run stops at the first such step, and measuring does not perturb training
+    (the weights equal those of a run told to stop at that step)."""
+    full = train(compose(*FAST, "training.epochs=6", "training.checkpoint_every=1"), progress=False)
+    c0 = compose(*FAST)
+    target = _landscape_loss(c0, load_checkpoint(full.checkpoints[3])) * 1.05  # reached by epoch 3
+    over = (*FAST, "training.epochs=6", f"training.target_train_loss={target}", "training.target_on=landscape")
+    run = train(compose(*over, "training.target_check_every=1"), progress=False)
+    assert run.stop["stopped_by"] == "target" and run.stop["stop_loss"] <= target and run.stop["steps"] <= 12
+    assert run.stop_train_loss() == run.stop["stop_loss"]
+    assert _landscape_loss(c0, load_checkpoint(run.final)) == pytest.approx(run.stop["stop_loss"], rel=1e-5)
+    twin = train(compose(*FAST, "training.epochs=6", f"training.max_steps={run.stop['steps']}"), progress=False)
+    a, b = load_checkpoint(run.final).state_dict, load_checkpoint(twin.final).state_dict
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    at_epoch_ends = train(compose(*over), progress=False)  # no check_every: epoch ends only
+    assert at_epoch_ends.stop["stopped_by"] == "target" and at_epoch_ends.stop["steps"] % 4 == 0
+    assert at_epoch_ends.stop["steps"] >= run.stop["steps"]
+
+
+def test_landscape_target_keys_the_landscape_subset(compose):
+    """Where the run stops depends on the landscape subset only under a landscape target: only then is it hashed."""
+    key = lambda *o: config_hash(training_config(compose(*FAST, "training.target_train_loss=0.5", *o)))  # noqa: E731
+    assert key("data.landscape_train=50") == key("data.landscape_train=60")
+    on = "training.target_on=landscape"
+    assert key(on, "data.landscape_train=50") != key(on, "data.landscape_train=60")
+    assert key(on, "data.landscape_seed=1") != key(on, "data.landscape_seed=2")
+    assert key(on) != key() != key(on, "training.target_check_every=2")
+
+
 @pytest.mark.parametrize(
     "bad, msg",
-    [("training.target_train_loss=0", "target_train_loss must be > 0"), ("training.max_steps=0", "max_steps must be >= 1")],
+    [
+        ("training.target_train_loss=0", "target_train_loss must be > 0"),
+        ("training.max_steps=0", "max_steps must be >= 1"),
+        ("training.target_on=eval", "target_on must be one of running, landscape, landscape_upbn"),
+        ("training.target_check_every=3", "target_check_every needs training.target_on=landscape"),
+        ("training.target_check_every=0", "target_check_every must be >= 1"),
+    ],
 )
 def test_bad_stop_rule_values(compose, bad, msg):
     with pytest.raises(ValueError, match=msg):

@@ -43,22 +43,95 @@ def epoch_metrics(pl_module: L.LightningModule) -> dict[str, float]:
     return dict(getattr(pl_module, "epoch_metrics", None) or {})
 
 
-class StopRule(L.Callback):
-    """Stop at the end of the first epoch whose train loss (the epoch's running mean) is at or below
-    ``target_train_loss``, or right after ``max_steps`` optimizer steps; ``epochs`` stays the cap.
-    The outcome (``epochs_run``, ``steps``, ``stopped_by``: target | max_steps | epochs) survives a
-    resume through the Lightning checkpoint. Must precede :class:`EpochCheckpoints` (which saves the
-    stop epoch)."""
+TARGET_ON = ("running", "landscape", "landscape_upbn")
+# a landscape target is checked at every epoch end, and every ``check_every`` steps once the last check came
+# within this factor of the target: the fine checks (one evaluation of the landscape subset each, several
+# optimizer steps' worth of compute) run only in the last stretch, where overshooting matters
+FINE_CHECKS_WITHIN = 4.0
 
-    def __init__(self, target_train_loss: float | None, max_steps: int | None, epochs: int) -> None:
+
+class LandscapeLoss:
+    """The train loss an analysis with ``bn`` (keep | upbn) measures at a model: eval mode on the landscape
+    train subset, through the same :class:`~lsx.landscape.engine.evaluator.Evaluator` the jobs use (their
+    ``analysis_train_loss``). Works on a copy, so the training model, its BatchNorm statistics and every
+    random stream are left as they were. A class, not a closure: ``ddp_spawn`` pickles the callbacks."""
+
+    def __init__(self, train: tuple[Any, Any], bn: str, loss_fn: Callable | None = None) -> None:
+        self.train, self.bn, self.loss_fn = train, bn, loss_fn
+
+    def __call__(self, model: Any) -> float:
+        import copy
+
+        from lsx.landscape.engine.evaluator import Evaluator
+        from lsx.training.runner import channels_last_safe
+
+        was_training = model.training
+        twin = copy.deepcopy(model).float().eval()
+        model.train(was_training)
+        x, y = self.train
+        device = next(twin.parameters()).device
+        ev = Evaluator(
+            twin,
+            train=(x.to(device), y.to(device)),
+            bn_policy=self.bn,
+            fuse=False,
+            loss_fn=self.loss_fn,
+            channels_last=channels_last_safe(),
+        )
+        return float(ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"])
+
+
+class StopRule(L.Callback):
+    """Stop when the train loss is at or below ``target_train_loss``, or right after ``max_steps``
+    optimizer steps; ``epochs`` stays the cap.
+
+    ``target_on`` says which loss meets the target. ``running`` (default): the epoch's running mean of the
+    training-mode batch losses, checked at each epoch end. ``landscape`` / ``landscape_upbn``: ``measure``
+    (the model in eval mode on the landscape train subset, BatchNorm statistics kept / re-estimated there)
+    — the loss the analyses measure, so runs compared across hyper-parameters stop at the same loss the
+    comparison sees; a dropout net's training-mode loss is several times its eval loss, and a running mean
+    over an epoch in which a fast run's loss halves says little about the weights at its end. Checked at
+    each epoch end and, with ``check_every``, every ``check_every`` optimizer steps once within
+    ``FINE_CHECKS_WITHIN`` × the target, so a run that converges fast stops within a few steps of the
+    target instead of an epoch past it.
+
+    The outcome (``epochs_run``, ``steps``, ``stopped_by``: target | max_steps | epochs, ``stop_loss``: the
+    last loss compared with the target) survives a resume through the Lightning checkpoint. Must precede
+    :class:`EpochCheckpoints` (which saves the stop epoch).
+    """
+
+    def __init__(
+        self,
+        target_train_loss: float | None,
+        max_steps: int | None,
+        epochs: int,
+        target_on: str | None = None,
+        check_every: int | None = None,
+        measure: Callable[[Any], float] | None = None,
+    ) -> None:
         if target_train_loss is not None and not float(target_train_loss) > 0:
             raise ValueError(f"training.target_train_loss must be > 0 or null, got {target_train_loss}")
         if max_steps is not None and int(max_steps) < 1:
             raise ValueError(f"training.max_steps must be >= 1 or null, got {max_steps}")
+        target_on = target_on or "running"
+        if target_on not in TARGET_ON:
+            raise ValueError(f"training.target_on must be one of {', '.join(TARGET_ON)} (or null), got {target_on!r}")
+        if check_every is not None and (isinstance(check_every, bool) or int(check_every) < 1):
+            raise ValueError(f"training.target_check_every must be >= 1 optimizer steps or null, got {check_every!r}")
+        if check_every is not None and target_on == "running":
+            raise ValueError(
+                "training.target_check_every needs training.target_on=landscape or landscape_upbn "
+                "(the running loss is an epoch's mean, known only at the epoch end)"
+            )
+        if target_on != "running" and measure is None:
+            raise ValueError(f"training.target_on={target_on} needs a measure of the landscape loss")
         self.target = None if target_train_loss is None else float(target_train_loss)
         self.max_steps = None if max_steps is None else int(max_steps)
         self.epochs = int(epochs)
-        self.outcome: dict[str, Any] = {"epochs_run": 0, "steps": 0, "stopped_by": None}
+        self.target_on = target_on
+        self.check_every = None if check_every is None else int(check_every)
+        self.measure = measure
+        self.outcome: dict[str, Any] = {"epochs_run": 0, "steps": 0, "stopped_by": None, "stop_loss": None}
 
     @property
     def stopped_by(self) -> str | None:
@@ -68,19 +141,31 @@ class StopRule(L.Callback):
         if self.stopped_by:  # resumed after the stop epoch was saved: nothing left to train
             trainer.should_stop = True
 
+    def _check_target(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.target_on == "running":
+            loss = epoch_metrics(pl_module).get("train/loss")
+        else:
+            assert self.measure is not None
+            loss = self.measure(pl_module.model)
+        self.outcome["stop_loss"] = None if loss is None else float(loss)
+        reached = loss is not None and float(loss) <= self.target  # type: ignore[operator]
+        if trainer.strategy.reduce_boolean_decision(reached, all=False):  # every rank stops together
+            self.outcome["stopped_by"] = "target"
+            trainer.should_stop = True
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         if self.max_steps is not None and trainer.global_step >= self.max_steps:
             trainer.should_stop = True
             self.outcome["stopped_by"] = "max_steps"
+        if self.stopped_by is None and self.target is not None and self.check_every is not None:
+            near = self.outcome["stop_loss"] is not None and self.outcome["stop_loss"] <= FINE_CHECKS_WITHIN * self.target
+            if near and trainer.global_step % self.check_every == 0:
+                self._check_target(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if self.stopped_by is None and self.target is not None:
-            loss = epoch_metrics(pl_module).get("train/loss")
-            reached = loss is not None and float(loss) <= self.target
-            if trainer.strategy.reduce_boolean_decision(reached, all=False):  # every rank stops together
-                self.outcome["stopped_by"] = "target"
-                trainer.should_stop = True
+            self._check_target(trainer, pl_module)
         if self.stopped_by is None and epoch >= self.epochs:
             self.outcome["stopped_by"] = "epochs"
         self.outcome.update(epochs_run=epoch, steps=int(trainer.global_step))

@@ -33,6 +33,8 @@ from .checkpoints import Checkpoint, CheckpointError, load_checkpoint, model_fro
 if TYPE_CHECKING:  # Lightning and the data modules load only when a run trains (a cache hit needs neither)
     from lsx.data import TensorDataModule
 
+    from .callbacks import StopRule
+
 log = logging.getLogger(__name__)
 
 
@@ -87,7 +89,7 @@ class TrainedRun:
         if meta.get("diverged"):
             raise DivergedError(f"training run {run_dir} {meta['diverged']} (delete the run directory to retrain it)")
         ckpts = saved_checkpoints(run_dir)
-        stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by") if k in meta}
+        stop = {k: meta[k] for k in ("epochs_run", "steps", "stopped_by", "stop_loss") if k in meta}
         if not stop and ckpts:  # a run from before the stop rule always ran to training.epochs
             stop = {"epochs_run": max(ckpts), "steps": None, "stopped_by": "epochs"}
         return cls(run_dir, meta["config_hash"], meta["config"], ckpts, meta["metrics"], stop, meta.get("torch_threads"))
@@ -104,9 +106,12 @@ class TrainedRun:
         return None if self.target_train_loss is None else self.stop.get("stopped_by") == "target"
 
     def stop_train_loss(self) -> float | None:
-        """The stop epoch's train loss as the stop rule saw it (the epoch's running mean, metrics.csv)."""
+        """The train loss the stop rule last compared with the target: its recorded ``stop_loss`` (the landscape
+        loss under ``training.target_on: landscape``), else the stop epoch's running mean (metrics.csv)."""
         from lsx.tracking.results import stop_epoch_loss
 
+        if self.stop.get("stop_loss") is not None:
+            return float(self.stop["stop_loss"])
         return stop_epoch_loss(self.run_dir, self.stop.get("epochs_run"))
 
     def record(self) -> dict[str, Any]:
@@ -442,6 +447,25 @@ def _stale(c: dict[str, Any], run_dir: Path) -> bool:
     )
 
 
+def stop_rule(training: dict[str, Any], dm: TensorDataModule, loss_fn=None) -> StopRule:
+    """The run's :class:`StopRule` from ``training.target_train_loss``/``target_on``/``target_check_every``/
+    ``max_steps``; a landscape target measures on the data module's landscape train subset (what jobs measure)."""
+    from .callbacks import LandscapeLoss, StopRule
+
+    target_on = training.get("target_on") or "running"
+    measure = None
+    if target_on in ("landscape", "landscape_upbn"):
+        measure = LandscapeLoss(dm.landscape_subset().train, "upbn" if target_on == "landscape_upbn" else "keep", loss_fn)
+    return StopRule(
+        training.get("target_train_loss"),
+        training.get("max_steps"),
+        int(training["epochs"]),
+        target_on=target_on,
+        check_every=training.get("target_check_every"),
+        measure=measure,
+    )
+
+
 def _final_checkpoint(run_dir: Path, outcome: dict[str, Any]) -> tuple[Checkpoint, dict[str, Any]]:
     """The stop epoch's checkpoint and the stop rule's outcome, read once.
 
@@ -459,7 +483,7 @@ def _final_checkpoint(run_dir: Path, outcome: dict[str, Any]) -> tuple[Checkpoin
     last = max(saved)
     ckpt = load_checkpoint(saved[last])
     if ckpt.stop.get("epochs_run") == last:
-        return ckpt, {k: ckpt.stop.get(k) for k in ("epochs_run", "steps", "stopped_by")}
+        return ckpt, {k: ckpt.stop.get(k) for k in ("epochs_run", "steps", "stopped_by", "stop_loss")}
     return ckpt, {"epochs_run": last, "steps": None, "stopped_by": "epochs"}  # a checkpoint from before the outcome was saved
 
 
@@ -488,7 +512,6 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         LearningCurve,
         ResumePoint,
         SpawnedWorkerExit,
-        StopRule,
     )
     from .module import ClassifierModule
 
@@ -538,7 +561,7 @@ def _train_locked(c: dict[str, Any], run_dir: Path, h: str, progress: bool) -> T
         dict(c.get("logger") or {}), run_dir, run_dir.name, tcfg, c, wandb_dir=Path(c["_run_dir"]) if c.get("_run_dir") else None
     )
     resume = run_dir / "resume.ckpt"
-    stop = StopRule(training.get("target_train_loss"), training.get("max_steps"), int(training["epochs"]))
+    stop = stop_rule(training, dm, loss_fn)
     resume_epoch = _usable_resume_point(resume)
     if resume_epoch is not None:
         log.info("resuming %s after epoch %d of %s (%s)", run_dir.name, resume_epoch, training["epochs"], resume)
