@@ -15,7 +15,7 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(compose):
     assert (run.run_dir / "DONE").exists()
     assert sorted(run.checkpoints) == [0, 2]
     # the spawned workers trained; the parent reads their stop outcome from the final checkpoint
-    assert run.stop == {"epochs_run": 2, "steps": 2, "stopped_by": "epochs"}
+    assert run.stop == {"epochs_run": 2, "steps": 2, "stopped_by": "epochs", "stop_loss": None}
     w0, w2 = load_checkpoint(run.checkpoints[0]).state_dict, load_checkpoint(run.checkpoints[2]).state_dict
     assert not torch.equal(w0["0.weight"], w2["0.weight"])
     # each rank evaluates its half of the val split and the sums are all-reduced: the last epoch's val
