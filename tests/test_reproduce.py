@@ -608,6 +608,7 @@ def test_every_preset_with_claims_plans_two_disjoint_unit_sets():
     """`make reproduce` plans every preset before running any: one preset without discovery/replication sets
     (entezari_width and jordan_repair once had ``seeds: [0]``) stopped the whole reproduction."""
     from lsx.claims.inference import MIN_UNITS
+    from lsx.claims.report import SANITY, paper_of
     from lsx.cli.reproduce import make_plan, presets_with_claims
 
     for preset in presets_with_claims():
@@ -615,3 +616,5 @@ def test_every_preset_with_claims_plans_two_disjoint_unit_sets():
         disc, repl = plan.seeds["discovery"], plan.seeds["replication"]
         assert len(disc) >= MIN_UNITS and len(repl) >= MIN_UNITS and not set(disc) & set(repl), preset
         assert len(plan.points) % (len(disc) + len(repl)) == 0, preset
+        # a paper preset's rows name its paper (entezari_width and jordan_repair once read "no paper")
+        assert (paper_of(preset, plan.kind) == SANITY) == (plan.kind == "sanity"), preset

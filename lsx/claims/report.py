@@ -35,6 +35,9 @@ PAPERS = {
     "fort": "Fort & Jastrzebski 2019 — Large scale structure of neural network loss landscapes",
     "draxler": "Draxler, Veschgini, Salmhofer, Hamprecht 2018 — Essentially no barriers in neural network energy landscape",
     "xu": "Xu, Li, Li, Zhan — Visualizing, rethinking and mining the loss landscape",
+    # the permutation presets (entezari_width also holds Ainsworth et al.'s claims; each claim's source names its paper)
+    "entezari": "Entezari et al. 2022; Ainsworth et al. 2023 — Permutation invariance and linear mode connectivity; Git Re-Basin",
+    "jordan": "Jordan et al. 2023 — REPAIR: renormalizing permuted activations for interpolation repair",
 }
 SANITY = "lsx sanity checks (no paper)"
 COLOURS = {
