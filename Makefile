@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-permutation bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
+.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-permutation bench-byo bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-train: $(STAMP)
 bench-permutation: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_permutation.py --threads 1 | tee outputs/bench/permutation.md
+
+## your-own-model benchmark (1 thread, needs lsx[hf]): byo_transformer's surface point vs a plain no_grad loop, HVP vs gradient, HVP memory vs a training step
+bench-byo: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_byo.py --threads 1 | tee outputs/bench/byo.md
 
 ## copy the tables of the last benchmarks (outputs/bench/*.md) into docs/benchmarks.md (between <!-- bench:NAME --> markers)
 bench-readme:
