@@ -45,3 +45,4 @@ def from_config(
 
 
 from_config.requires = ("transformers",)  # checked before training (lsx.models.target.check_target)
+from_config.extra = "hf"

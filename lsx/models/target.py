@@ -54,10 +54,9 @@ def check_target(cfg: Mapping[str, Any] | None, key: str) -> None:
 
     missing = [m for m in getattr(obj, "requires", ()) if importlib.util.find_spec(m) is None]
     if missing:  # an optional extra (e.g. model=hf needs transformers): say so before anything trains
-        raise ValueError(
-            f"{key}._target_={cfg['_target_']!r} needs the {', '.join(missing)} package: "
-            f"pip install {' '.join(missing)} (or the lsx extra that names it, e.g. 'lsx[hf]')"
-        )
+        extra = getattr(obj, "extra", None)  # the lsx extra that installs them, when the target names one
+        how = f"pip install 'lsx[{extra}]' (or pip install {' '.join(missing)})" if extra else f"pip install {' '.join(missing)}"
+        raise ValueError(f"{key}._target_={cfg['_target_']!r} needs the {', '.join(missing)} package: {how}")
 
 
 def fill_shape(value: Any, shape: Mapping[str, int]) -> Any:
