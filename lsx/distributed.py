@@ -313,6 +313,26 @@ def once_on_rank0(fn: Callable[[], T]) -> T:
         return fn()
 
 
+def computed_on_rank0(fn: Callable[[], T]) -> T:
+    """``fn()`` on rank 0 alone, its value sent to every rank: for local work (no collectives) whose result
+    every rank needs, e.g. Hessian eigenvectors that define a job's directions; the other ranks wait instead
+    of repeating it. A failure on rank 0 is raised on every rank."""
+    rank, world = rank_world()
+    if world == 1:
+        return fn()
+    if rank == 0:
+        try:
+            value = fn()
+        except BaseException as e:
+            from_rank0(("error", f"{type(e).__name__}: {e}"))
+            raise
+        return from_rank0(("ok", value))[1]
+    kind, value = from_rank0(None)
+    if kind == "error":
+        raise RuntimeError(f"rank 0 failed: {value}")
+    return value
+
+
 def shared_stage(path: Any, compute: Callable[[], T], load: Callable[[], T], save: Callable[[T], None]) -> T:
     """A job stage under several ranks: rank 0's stored value on every rank, or computed by all (their
     collectives stay in step) and saved by rank 0. ``path`` is rank 0's file."""

@@ -66,6 +66,9 @@ def _rank_main(rank: int, world: int, port: int, c: dict, root: str, die_on: int
     _FUNCS[job] = lambda ctx: calls.append("job") or real_job(ctx)
     _count_calls(tunnel, "radial_distance", calls, die_on if rank == 1 else None)  # one call per tunnel direction
     _count_calls(surface_job, "principal_curvatures", calls)  # one call per convexity point
+    from lsx.jobs import curve_taxonomy
+
+    _count_calls(curve_taxonomy, "hessian_eigen_directions", calls)  # one call per eigenvector kind
     assert distributed.init_from_env() == (rank, world)
     try:
         res = run_analysis(c, out / f"run{rank}", progress=False)
@@ -149,6 +152,19 @@ def test_a_job_that_does_not_shard_runs_on_rank0_alone_warns_once_and_hands_out_
     with np.load(job_dirs[0] / "weight_histograms.npz") as a, np.load(Path(ref["job_dir"]) / "weight_histograms.npz") as b:
         for k in b.files:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.slow
+def test_curve_taxonomy_eigenvectors_are_computed_on_rank0_alone(compose, lsx_dirs, tmp_path):
+    """The P.E./N.E. directions are the same on every rank: rank 0 computes them and sends them, the other rank
+    waits; the curves equal the single process's."""
+    over = (*FAST, "analysis=curve_taxonomy", "analysis.directions=[pe,ne,gaussian]", "analysis.num=5", "data.landscape_train=64")
+    ref = _single_process(compose(*over, "paths.output_root=" + str(tmp_path / "one")), tmp_path / "r")
+    ranks = _launch(compose(*over, "paths.output_root=" + str(tmp_path / "two")), tmp_path / "ranks")
+    assert ranks[0]["calls"].count("hessian_eigen_directions") == 2
+    assert ranks[1]["calls"].count("hessian_eigen_directions") == 0
+    job_dir = next((tmp_path / "two" / "jobs").iterdir())
+    assert json.loads((job_dir / "results.json").read_text())["metrics"] == ref["metrics"]
 
 
 @pytest.mark.slow

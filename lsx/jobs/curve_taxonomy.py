@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lsx.distributed import computed_on_rank0
 from lsx.landscape.curvature.hessian import hvp_function
 from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives, minimum_position
 from lsx.landscape.surfaces.directions import hessian_eigen_directions, normalize_direction, random_direction, unit_direction
@@ -108,7 +109,10 @@ def kind_directions(kind: str, ctx: JobContext, a, p, later, count: int = 1) -> 
                 else float(gs)
             )
         return [(d, meta)]
-    vecs, vals, ok = hessian_eigen_directions(f, th, count, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
+    # every rank needs the same eigenvectors: rank 0 computes them, the others wait (they would repeat the work)
+    vecs, vals, ok = computed_on_rank0(
+        lambda: hessian_eigen_directions(f, th, count, "LA" if kind == "pe" else "SA", tol=1e-4, seed=0)
+    )
     eig_norm, scale = a["eigen_norm"], float(a["eigen_scale"])
     if eig_norm not in EIGEN_NORMS:
         raise ValueError(f"unknown eigen_norm {eig_norm!r}; valid: {', '.join(EIGEN_NORMS)}")
