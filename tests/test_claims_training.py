@@ -142,3 +142,56 @@ def test_analysis_results_record_the_optima_used(compose, lsx_dirs, tmp_path):
     assert {"train_loss", "train_acc", "test_loss", "test_acc", "run_dir"} <= set(entry) and entry["test_acc"] is not None
     again = run_analysis(c, tmp_path / "run2", progress=False)  # cached job: the record comes from its results.json
     assert again["training"] == res["training"]
+
+
+class _Strategy:
+    @staticmethod
+    def reduce_boolean_decision(decision, all=False):
+        return decision
+
+
+class _Trainer:
+    def __init__(self) -> None:
+        self.global_step, self.current_epoch, self.should_stop, self.strategy = 0, 0, False, _Strategy()
+
+
+def _drive(rule, loss_at_step, steps_per_epoch: int = 10, epochs: int = 20):
+    """The stop rule's hooks as Lightning calls them, on a loss that is a function of the optimizer step."""
+    import types
+
+    trainer, module = _Trainer(), types.SimpleNamespace(model=None)
+    rule.measure = lambda _model: loss_at_step(trainer.global_step)
+    for epoch in range(epochs):
+        trainer.current_epoch = epoch
+        for _ in range(steps_per_epoch):
+            trainer.global_step += 1
+            rule.on_train_batch_end(trainer, module, None, None, 0)
+            if trainer.should_stop:
+                break
+        rule.on_train_epoch_end(trainer, module)
+        if trainer.should_stop:
+            return trainer
+
+
+def test_landscape_target_projects_a_fast_fall_and_checks_finely_before_it(monkeypatch):
+    """A loss that falls 30x per epoch jumps from 10x the target to 1/3 of it between two epoch ends: the
+    last two epoch ends' rate projects that, so the fine checks start an epoch early and the run stops within a
+    step of the target (the window alone, 4x the target, would have stopped it at 1/3 of the target)."""
+    from lsx.training import callbacks
+    from lsx.training.callbacks import StopRule
+
+    fall = lambda step: 9000.0 * (1 / 30) ** (step / 10)  # noqa: E731  (epoch ends: 300, 10, 0.33, ...)
+    rule = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
+    _drive(rule, fall)
+    one_step = (1 / 30) ** 0.1
+    assert rule.stopped_by == "target" and one_step < rule.outcome["stop_loss"] <= 1.0
+    state = rule.state_dict()
+    again = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
+    again.load_state_dict(state)  # a resume keeps the projection's history, the outcome stays as it was
+    assert again.epoch_end_losses == rule.epoch_end_losses and again.outcome == rule.outcome
+    assert "epoch_end_losses" not in rule.outcome
+
+    monkeypatch.setattr(StopRule, "near_target", lambda self: (self.outcome["stop_loss"] or 1e9) <= callbacks.FINE_CHECKS_WITHIN)
+    window_only = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
+    _drive(window_only, fall)
+    assert window_only.outcome["stop_loss"] < 0.4  # an epoch end, a whole epoch's fall past the target

@@ -45,8 +45,10 @@ def epoch_metrics(pl_module: L.LightningModule) -> dict[str, float]:
 
 TARGET_ON = ("running", "landscape", "landscape_upbn")
 # a landscape target is checked at every epoch end, and every ``check_every`` steps once the last check came
-# within this factor of the target: the fine checks (one evaluation of the landscape subset each, several
-# optimizer steps' worth of compute) run only in the last stretch, where overshooting matters
+# within this factor of the target, or the last two epoch ends' rate of fall projects the next epoch end there:
+# the fine checks (one evaluation of the landscape subset each, several optimizer steps' worth of compute) run
+# only in the last stretch, where overshooting matters. (Without the projection, a run whose loss fell 30x in
+# one epoch, li_fig7's SGD at batch 32, jumped from above the window to far below the target.)
 FINE_CHECKS_WITHIN = 4.0
 
 
@@ -92,8 +94,8 @@ class StopRule(L.Callback):
     comparison sees; a dropout net's training-mode loss is several times its eval loss, and a running mean
     over an epoch in which a fast run's loss halves says little about the weights at its end. Checked at
     each epoch end and, with ``check_every``, every ``check_every`` optimizer steps once within
-    ``FINE_CHECKS_WITHIN`` × the target, so a run that converges fast stops within a few steps of the
-    target instead of an epoch past it.
+    ``FINE_CHECKS_WITHIN`` × the target (or projected there by :meth:`near_target`), so a run that
+    converges fast stops within a few steps of the target instead of an epoch past it.
 
     The outcome (``epochs_run``, ``steps``, ``stopped_by``: target | max_steps | epochs, ``stop_loss``: the
     last loss compared with the target) survives a resume through the Lightning checkpoint. Must precede
@@ -132,6 +134,7 @@ class StopRule(L.Callback):
         self.check_every = None if check_every is None else int(check_every)
         self.measure = measure
         self.outcome: dict[str, Any] = {"epochs_run": 0, "steps": 0, "stopped_by": None, "stop_loss": None}
+        self.epoch_end_losses: list[float] = []  # the last two epoch ends' checks (the fine-check window's projection)
 
     @property
     def stopped_by(self) -> str | None:
@@ -158,14 +161,27 @@ class StopRule(L.Callback):
             trainer.should_stop = True
             self.outcome["stopped_by"] = "max_steps"
         if self.stopped_by is None and self.target is not None and self.check_every is not None:
-            near = self.outcome["stop_loss"] is not None and self.outcome["stop_loss"] <= FINE_CHECKS_WITHIN * self.target
-            if near and trainer.global_step % self.check_every == 0:
+            if self.near_target() and trainer.global_step % self.check_every == 0:
                 self._check_target(trainer, pl_module)
+
+    def near_target(self) -> bool:
+        """Whether the fine checks run: the last check within ``FINE_CHECKS_WITHIN`` × the target, or the next epoch
+        end projected there from the last two (their ratio of losses applied once more)."""
+        window = FINE_CHECKS_WITHIN * float(self.target or 0.0)
+        last = self.outcome["stop_loss"]
+        if last is not None and last <= window:
+            return True
+        if len(self.epoch_end_losses) == 2:
+            before, at_end = self.epoch_end_losses
+            return 0 < at_end < before and at_end * (at_end / before) <= window
+        return False
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch + 1
         if self.stopped_by is None and self.target is not None:
             self._check_target(trainer, pl_module)
+            if self.outcome["stop_loss"] is not None:
+                self.epoch_end_losses = [*self.epoch_end_losses, float(self.outcome["stop_loss"])][-2:]
         if self.stopped_by is None and epoch >= self.epochs:
             self.outcome["stopped_by"] = "epochs"
         self.outcome.update(epochs_run=epoch, steps=int(trainer.global_step))
@@ -174,10 +190,12 @@ class StopRule(L.Callback):
         return self.stopped_by is not None and self.outcome["epochs_run"] == epoch
 
     def state_dict(self) -> dict[str, Any]:
-        return dict(self.outcome)
+        return {**self.outcome, "epoch_end_losses": list(self.epoch_end_losses)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.outcome.update(state_dict)
+        state = dict(state_dict)
+        self.epoch_end_losses = [float(v) for v in state.pop("epoch_end_losses", [])]
+        self.outcome.update(state)
 
 
 class EpochCheckpoints(L.Callback):
