@@ -190,13 +190,12 @@ def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: flo
     the landscape train subset, a single forward pass beside the job's thousands."""
     if measured is None:
         from lsx.distributed import device
-        from lsx.landscape.engine.evaluator import Evaluator
+        from lsx.landscape.engine.evaluator import train_loss_at
 
         model = ckpt.build_model()
         if device().type != "cpu":
             model = model.to(device())
-        ev = Evaluator(model, train=ctx.landscape_subset().train, bn_policy=bn, fuse=False)
-        measured = ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"]
+        measured = train_loss_at(model, ctx.landscape_subset().train, bn)
     ctx.record_analysis_loss(ckpt, float(measured), bn)
     return float(measured)
 

@@ -64,23 +64,13 @@ class LandscapeLoss:
     def __call__(self, model: Any) -> float:
         import copy
 
-        from lsx.landscape.engine.evaluator import Evaluator
+        from lsx.landscape.engine.evaluator import train_loss_at
         from lsx.training.runner import channels_last_safe
 
-        was_training = model.training
-        twin = copy.deepcopy(model).float().eval()
-        model.train(was_training)
+        twin = copy.deepcopy(model).float().eval()  # the training model keeps its mode, weights and statistics
         x, y = self.train
         device = next(twin.parameters()).device
-        ev = Evaluator(
-            twin,
-            train=(x.to(device), y.to(device)),
-            bn_policy=self.bn,
-            fuse=False,
-            loss_fn=self.loss_fn,
-            channels_last=channels_last_safe(),
-        )
-        return float(ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"])
+        return train_loss_at(twin, (x.to(device), y.to(device)), self.bn, self.loss_fn, channels_last=channels_last_safe())
 
 
 class StopRule(L.Callback):

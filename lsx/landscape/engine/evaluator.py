@@ -410,6 +410,20 @@ class Evaluator:
 _FEW_CLASSES = 32  # up to this many classes the hand-written log-sum-exp beats F.cross_entropy on CPU
 
 
+def train_loss_at(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    bn_policy: str = "keep",
+    loss_fn: Callable | None = None,
+    channels_last: bool = True,
+) -> float:
+    """The train loss of ``model`` at its own weights on ``train`` (one evaluation, no fused graph): what a job
+    records as an optimum's ``analysis_train_loss`` and what a landscape stop target compares, through one piece of
+    code so the two cannot drift apart. The evaluator puts ``model`` in eval mode (and channels_last): pass a copy."""
+    ev = Evaluator(model, train=train, bn_policy=bn_policy, fuse=False, loss_fn=loss_fn, channels_last=channels_last)
+    return float(ev.evaluate_at(ev.flat.get(), splits=("train",))["train_loss"])
+
+
 def summed_loss_and_hits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(Σ cross-entropy as a float64 0-d tensor, number of correct argmax predictions) of one chunk.
 
