@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
 
+from lsx.training.losses import loss_terms
+
 PRESET = "experiment=byo_transformer"
 
 
@@ -87,8 +89,7 @@ def _peak_child(what: str, threads: int, out: Any) -> None:
 
         def op() -> None:
             opt.zero_grad(set_to_none=True)
-            out_ = loss_fn(model, batch)
-            (out_["loss"] if isinstance(out_, dict) else out_).backward()
+            loss_terms(loss_fn(model, batch), len(batch[0]))[0].backward()
             opt.step()
 
         size = f"one batch of {len(batch[0])} sequences, Adam"
@@ -150,8 +151,8 @@ def main() -> None:
     def plain_loop() -> float:
         total, units = 0.0, 0.0
         for i in range(0, len(x), chunk):
-            out = loss_fn(model, (x[i : i + chunk], y[i : i + chunk]))
-            loss, count = (out["loss"], out.get("count", chunk)) if isinstance(out, dict) else (out, len(x[i : i + chunk]))
+            xb, yb = x[i : i + chunk], y[i : i + chunk]
+            loss, _, count = loss_terms(loss_fn(model, (xb, yb)), len(xb))
             total += float(loss) * float(count)
             units += float(count)
         return total / units
