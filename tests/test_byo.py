@@ -369,3 +369,27 @@ def test_a_target_whose_optional_package_is_missing_is_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
     with pytest.raises(ValueError, match=r"needs the transformers package: pip install 'lsx\[hf\]' \(or pip install transf"):
         check_target({"_target_": "lsx.models.hf.from_config"}, "model")
+
+
+def test_recorded_centre_loss_uses_the_configured_loss():
+    """A job that evaluates a checkpoint itself (``measured=None``) records the configured loss, not cross-entropy:
+    a regression model's analysis_train_loss is its mean squared error."""
+    from types import SimpleNamespace
+
+    from lsx.jobs.landscape_common import record_centre_loss
+    from lsx.training.losses import MSE
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    x, y = torch.randn(40, 3), torch.randn(40)
+    recorded: list[float] = []
+    ctx = SimpleNamespace(
+        landscape_subset=lambda: SimpleNamespace(train=(x, y)),
+        loss_fn=lambda: MSE(),
+        record_analysis_loss=lambda ckpt, loss, bn: recorded.append(loss),
+    )
+    ckpt = SimpleNamespace(build_model=lambda: model)
+    got = record_centre_loss(ctx, ckpt, "keep")  # type: ignore[arg-type]
+    with torch.no_grad():
+        want = float(((model(x).squeeze(1) - y) ** 2).mean())
+    assert got == pytest.approx(want, rel=1e-5) and recorded == [got]

@@ -187,7 +187,8 @@ def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: flo
 
     ``measured``: the value the job already computed there (a grid's centre point, a search's base
     loss); None: one evaluation of the checkpoint's own model (its own BN statistics, policy ``bn``) on
-    the landscape train subset, a single forward pass beside the job's thousands."""
+    the landscape train subset, a single forward pass beside the job's thousands), with the job's configured
+    loss (``loss._target_``): a model whose loss is not cross-entropy on logits records its own loss."""
     if measured is None:
         from lsx.distributed import device
         from lsx.landscape.engine.evaluator import train_loss_at
@@ -195,7 +196,7 @@ def record_centre_loss(ctx: JobContext, ckpt: Checkpoint, bn: str, measured: flo
         model = ckpt.build_model()
         if device().type != "cpu":
             model = model.to(device())
-        measured = train_loss_at(model, ctx.landscape_subset().train, bn)
+        measured = train_loss_at(model, ctx.landscape_subset().train, bn, ctx.loss_fn())
     ctx.record_analysis_loss(ckpt, float(measured), bn)
     return float(measured)
 
