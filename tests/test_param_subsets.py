@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from lsx.landscape.curvature.blocks import blocks_curvature, table_summary
-from lsx.landscape.curvature.hessian import exact_hessian, hvp_function, top_eigenpairs
+from lsx.landscape.curvature.blocks import blocks_curvature, shared_probe_traces, table_summary
+from lsx.landscape.curvature.hessian import exact_hessian, hutchinson_trace, hvp_function, top_eigenpairs
 from lsx.landscape.engine.flat import FlatParams, functional_loss, functional_model_loss
 from lsx.landscape.engine.subset import block_index, param_blocks, select_params, subset_loss
 from lsx.landscape.surfaces.directions import random_direction
@@ -132,6 +133,13 @@ def test_block_table_matches_the_diagonal_blocks_of_the_exact_hessian():
     (r0,) = blocks_curvature(f, theta, {"0": blocks["0"]}, trace_samples=12, seed=3)
     exact0 = float(torch.trace(full[blocks["0"][0]][:, blocks["0"][0]]))
     assert r0.trace_method == "hutchinson" and abs(r0.trace - exact0) <= 5 * r0.trace_stderr + 1e-9
+    # shared probes: blocks that partition θ sum to the whole-model Hutchinson estimate from the same probes,
+    # and with many probes each block's estimate is within a few standard errors of its exact trace
+    idx = [blocks["0"][0], blocks["2"][0]]
+    few = shared_probe_traces(f, theta, idx, 8, seed=5)
+    assert sum(t for t, _ in few) == pytest.approx(hutchinson_trace(f, theta, 8, seed=5)[0], rel=1e-9)
+    for (t, se), i in zip(shared_probe_traces(f, theta, idx, 400, seed=1), idx):
+        assert se > 0 and abs(t - float(torch.trace(full[i][:, i]))) <= 5 * se
     # within a subset, the blocks partition the selection; a glob list leaves the rest out
     sub = select_params(flat, exclude=["*.bias"])
     assert param_blocks(flat, "depth1", sub) == {"0": ["0.weight"], "2": ["2.weight"]}
@@ -195,8 +203,9 @@ def test_default_params_and_blocks_keep_the_job_key(compose):
     from lsx.jobs.base import job_key
 
     c = compose("analysis=hessian", *TINY)
-    old = dict(c, analysis={k: v for k, v in c["analysis"].items() if k not in ("params", "blocks")})
+    old = dict(c, analysis={k: v for k, v in c["analysis"].items() if k not in ("params", "blocks", "k_bottom")})
     assert job_key(c) == job_key(old)  # jobs computed before the options existed keep their directories
+    assert job_key(compose("analysis=hessian", *TINY, "analysis.k_bottom=0")) != job_key(c)
     assert job_key(compose("analysis=hessian", *TINY, "analysis.params.exclude=['*.bias']")) != job_key(c)
     assert job_key(compose("analysis=hessian", *TINY, "analysis.blocks=depth1")) != job_key(c)
 
@@ -209,15 +218,20 @@ def test_hessian_job_per_block_on_a_subset(compose, lsx_dirs):
         "analysis=hessian",
         *TINY,
         "analysis.k=2",
+        "analysis.k_bottom=0",  # no smallest eigenvalues and no density: what a per-block question needs
+        "analysis.slq_probes=0",
         "analysis.trace_samples=8",
-        "analysis.slq_probes=1",
-        "analysis.slq_steps=5",
         "analysis.num_examples=32",
         "analysis.blocks=depth1",
         "analysis.params.exclude=['1.bias']",
     )
     res = run_analysis(c, out / "run", progress=False)
     m = res["metrics"]
+    assert m["bottom_eigenvalues"] == [] and m["lambda_min"] is None and m["near_zero_eigenvalues"] is None
+    assert "skipped" in m["eigsh_message"] and len(m["top_eigenvalues"]) == 2
+    stages = Path(res["job_dir"]) / "stages"
+    assert (stages / "eigsh_LA.pt").exists() and not (stages / "eigsh_SA.pt").exists() and not (stages / "slq.pt").exists()
+    assert (stages / "hessian_block_traces.pt").exists()  # block "1" (1.weight) is larger than the 8 probes
     assert res["params"]["names"] == ["1.weight", "3.weight", "3.bias"] and m["num_params"] == res["params"]["num_params"]
     table = m["blocks_table"]
     assert [r["block"] for r in table] == ["1", "3"] and [r["num_tensors"] for r in table] == [1, 2]
@@ -242,14 +256,11 @@ def test_hessian_job_with_a_next_token_loss_on_a_transformer(compose, lsx_dirs):
         "data.landscape_train=64",
         "data.landscape_test=32",
         "analysis=hessian",
-        "analysis.k=1",
-        "analysis.trace_samples=4",
+        "analysis.trace_samples=4",  # the preset's k=1, k_bottom=0: the smallest eigenvalues take hundreds of products
         "analysis.slq_probes=1",
         "analysis.slq_steps=5",
         "analysis.num_examples=8",
         "analysis.blocks=depth3",
-        "analysis.maxiter=2",  # ARPACK restarts: the smallest eigenvalues need hundreds of products otherwise
-        "analysis.tol=0.1",
     )
     res = run_analysis(c, out / "run", progress=False)
     m = res["metrics"]

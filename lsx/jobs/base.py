@@ -104,8 +104,8 @@ RUNTIME_ANALYSIS_KEYS = ("workers", "points_per_pass")  # the store records poin
 
 def hashed_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
     """``analysis`` without the keys that do not change what a job computes: the runtime keys always, and
-    ``params``/``blocks`` at their defaults (every parameter, no block table), so jobs computed before these
-    options existed keep their keys and stores."""
+    ``params``/``blocks``/``k_bottom`` at their defaults (every parameter, no block table, as many smallest
+    eigenvalues as largest), so jobs computed before these options existed keep their keys and stores."""
     from lsx.landscape.engine.subset import is_everything
 
     out = {k: v for k, v in analysis.items() if k not in RUNTIME_ANALYSIS_KEYS}
@@ -121,6 +121,8 @@ def hashed_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
         del out["params"]
     if "blocks" in out and out["blocks"] is None:
         del out["blocks"]
+    if "k_bottom" in out and out["k_bottom"] == out.get("k"):
+        del out["k_bottom"]
     return out
 
 

@@ -4,6 +4,11 @@ Why per block: which layers are sharp is the question behind per-layer learning 
 budgets (PyHessian's most asked-for feature); the whole-model λ_max hides it. Each block's Hessian is the Hessian of
 the loss restricted to that block (:func:`lsx.landscape.engine.subset.subset_loss`), so the routines are the
 whole-model ones. The traces of blocks that partition the parameters add up to the whole trace.
+
+Why the traces share probes: for a Rademacher v over all of θ, E[Σ_{i∈b} v_i (Hv)_i] = Σ_{i∈b} H_ii (E[v_i v_j] = δ_ij),
+so one set of whole-model products gives every block's Hutchinson estimate at once — ``trace_samples`` products in
+all instead of ``trace_samples`` per block (the variance of a block's estimate also carries its rows' products with
+other blocks; its standard error says so). Only λ_max needs each block's own products.
 """
 
 from __future__ import annotations
@@ -45,6 +50,27 @@ def exact_block_trace(hvp: Callable[[torch.Tensor], torch.Tensor], n: int, dtype
     return total
 
 
+def shared_probe_traces(
+    loss_fn: LossFn, theta: torch.Tensor, indices: list[torch.Tensor], samples: int, seed: int = 0
+) -> list[tuple[float, float]]:
+    """(Hutchinson estimate of tr H[b, b], its standard error) for every block of flat coordinates ``indices[b]``,
+    all from the same ``samples`` Rademacher probes over the whole of θ (one product each; see the module doc)."""
+    if samples < 2:
+        raise ValueError(f"trace_samples={samples}: a standard error needs at least 2 probes")
+    owner = torch.full((theta.numel(),), len(indices), dtype=torch.long, device=theta.device)  # last slot: in no block
+    for b, idx in enumerate(indices):
+        owner[idx.to(theta.device)] = b
+    hvp = hvp_function(loss_fn, theta)
+    g = torch.Generator().manual_seed(seed)
+    per_probe = torch.zeros(samples, len(indices) + 1, dtype=torch.float64)
+    for s in range(samples):
+        v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
+        per_probe[s].index_add_(0, owner.cpu(), (v * hvp(v)).double().cpu())
+    est = per_probe[:, : len(indices)]
+    mean, se = est.mean(0), est.std(0, correction=1) / samples**0.5
+    return [(float(m), float(e)) for m, e in zip(mean, se)]
+
+
 def block_curvature(
     loss_fn: LossFn,
     theta: torch.Tensor,
@@ -53,11 +79,13 @@ def block_curvature(
     num_tensors: int,
     trace_samples: int,
     seed: int = 0,
+    shared_trace: tuple[float, float] | None = None,
 ) -> BlockCurvature:
     """λ_max (Lanczos) and trace of H[b, b] for the flat coordinates ``index`` of θ.
 
     The trace is exact (n products) when the block has at most ``trace_samples`` coordinates, else Hutchinson's
-    estimate with ``trace_samples`` Rademacher probes and its standard error.
+    estimate and its standard error: ``shared_trace`` (:func:`shared_probe_traces`) when given, else
+    ``trace_samples`` Rademacher probes of the block alone.
     """
     f, th = subset_loss(loss_fn, theta, index)
     n = th.numel()
@@ -69,6 +97,8 @@ def block_curvature(
     top = top_eigenpairs(f, th, 1, "LA", seed=seed)
     if n <= trace_samples:
         tr, se, method = exact_block_trace(hvp_function(f, th), n, th.dtype, th.device), 0.0, "exact"
+    elif shared_trace is not None:
+        (tr, se), method = shared_trace, "hutchinson"
     else:
         (tr, se), method = hutchinson_trace(f, th, trace_samples, seed=seed), "hutchinson"
     return BlockCurvature(name, num_tensors, n, float(top.values[0]), bool(top.converged), float(tr), float(se), method)
@@ -82,13 +112,23 @@ def blocks_curvature(
     seed: int = 0,
     memo: Memo = compute_now,
 ) -> list[BlockCurvature]:
-    """:func:`block_curvature` for every block (name → (flat indices, tensor count)); each block through ``memo``
+    """:func:`block_curvature` for every block (name → (flat indices, tensor count)); the traces of blocks larger
+    than ``trace_samples`` from one set of shared probes (memo key ``block_traces``), then each block through ``memo``
     (key ``block_<i>``), so a killed job resumes after its last finished block."""
-    if trace_samples < 1:
-        raise ValueError(f"trace_samples={trace_samples}: a trace needs at least one probe")
+    if trace_samples < 2:
+        raise ValueError(f"trace_samples={trace_samples}: a trace estimate with a standard error needs at least 2 probes")
+    items = list(blocks.items())
+    large = [i for i, (_, (idx, _)) in enumerate(items) if idx.numel() > trace_samples]
+    shared: dict[int, tuple[float, float]] = {}
+    if large:
+        traces = memo(
+            "block_traces",
+            partial(shared_probe_traces, loss_fn, theta, [items[i][1][0] for i in large], trace_samples, seed),
+        )
+        shared = {i: (float(t[0]), float(t[1])) for i, t in zip(large, traces)}
     return [
-        memo(f"block_{i}", partial(block_curvature, loss_fn, theta, name, idx, nt, trace_samples, seed))
-        for i, (name, (idx, nt)) in enumerate(blocks.items())
+        memo(f"block_{i}", partial(block_curvature, loss_fn, theta, name, idx, nt, trace_samples, seed, shared.get(i)))
+        for i, (name, (idx, nt)) in enumerate(items)
     ]
 
 
