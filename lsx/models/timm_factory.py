@@ -2,8 +2,11 @@
 
 ``create_model(model_name, num_classes, in_chans)`` is ``timm.create_model(..., pretrained=False)``: freshly
 initialized weights that the training seed decides. ``pretrained_file`` loads local weights through timm's own
-loader (``pretrained_cfg_overlay={"file": ...}``), which adapts the classifier to ``num_classes`` and the stem to
-``in_chans`` as timm does for its hub weights; lsx never reaches the hub at run time.
+loader (``pretrained_cfg_overlay={"file": ...}``), which adapts the stem to ``in_chans`` as timm does for its hub
+weights; lsx never reaches the hub at run time. The classifier: timm re-initializes it whenever ``num_classes``
+differs from the class count its config declares for the architecture (1000 for ImageNet ones), which would throw
+away the head of a user's own fine-tuned file; lsx reads the class count of the file's classifier and declares that
+one, so a head that fits the data is loaded and one that does not (an ImageNet file on 10 classes) is re-initialized.
 
 timm imports torchvision. PyPI's torchvision wheels for torch 2.13 are CUDA builds: on a CPU-only torch, install
 the CPU torchvision that matches it first (docs/byo.md); without it the error says so in one line.
@@ -11,10 +14,13 @@ the CPU torchvision that matches it first (docs/byo.md); without it the error sa
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from torch import nn
+
+log = logging.getLogger("lsx")
 
 
 def _timm():
@@ -48,15 +54,37 @@ def create_model(
         path = Path(pretrained_file).expanduser()
         if not path.is_file():
             raise ValueError(f"model.pretrained_file={str(path)!r} does not exist (a local weights file; lsx never downloads)")
+        overlay: dict[str, Any] = {"file": str(path)}
+        in_file = _file_classes(timm, model_name, path)
+        if in_file is not None:
+            overlay["num_classes"] = in_file
+            what = "loaded" if in_file == num_classes else f"re-initialized for {num_classes} classes (the file's has {in_file})"
+            log.info("model.pretrained_file %s: classifier %s", path.name, what)
         return timm.create_model(
             model_name,
             pretrained=True,
-            pretrained_cfg_overlay={"file": str(path)},
+            pretrained_cfg_overlay=overlay,
             num_classes=num_classes,
             in_chans=in_chans,
             **kwargs,
         )
     return timm.create_model(model_name, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def _file_classes(timm: Any, model_name: str, path: Path) -> int | None:
+    """The output count of the classifier in a weights file (timm's reader), or None where the architecture names no
+    classifier or the file cannot be read here (timm's own loader then decides, and reports a bad file)."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(model_name)
+        names = getattr(cfg, "classifier", None)
+        state = timm.models.load_state_dict(str(path))
+    except Exception:
+        return None
+    for name in (names,) if isinstance(names, str) else tuple(names or ()):
+        weight = state.get(f"{name}.weight")
+        if weight is not None and weight.dim() >= 1:
+            return int(weight.shape[0])
+    return None
 
 
 create_model.requires = ("timm",)  # type: ignore[attr-defined]  # checked before training (lsx.models.target.check_target)
