@@ -57,15 +57,15 @@ def shared_probe_traces(
     all from the same ``samples`` Rademacher probes over the whole of θ (one product each; see the module doc)."""
     if samples < 2:
         raise ValueError(f"trace_samples={samples}: a standard error needs at least 2 probes")
-    owner = torch.full((theta.numel(),), len(indices), dtype=torch.long, device=theta.device)  # last slot: in no block
+    owner = torch.full((theta.numel(),), len(indices), dtype=torch.long)  # last slot: in no block; on the CPU, with the sums
     for b, idx in enumerate(indices):
-        owner[idx.to(theta.device)] = b
+        owner[idx.cpu()] = b
     hvp = hvp_function(loss_fn, theta)
     g = torch.Generator().manual_seed(seed)
     per_probe = torch.zeros(samples, len(indices) + 1, dtype=torch.float64)
     for s in range(samples):
         v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
-        per_probe[s].index_add_(0, owner.cpu(), (v * hvp(v)).double().cpu())
+        per_probe[s].index_add_(0, owner, (v * hvp(v)).double().cpu())
     est = per_probe[:, : len(indices)]
     mean, se = est.mean(0), est.std(0, correction=1) / samples**0.5
     return [(float(m), float(e)) for m, e in zip(mean, se)]
