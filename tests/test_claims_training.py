@@ -189,9 +189,31 @@ def test_landscape_target_projects_a_fast_fall_and_checks_finely_before_it(monke
     again = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
     again.load_state_dict(state)  # a resume keeps the projection's history, the outcome stays as it was
     assert again.epoch_end_losses == rule.epoch_end_losses and again.outcome == rule.outcome
-    assert "epoch_end_losses" not in rule.outcome
+    assert again.lowest_check == rule.lowest_check and "epoch_end_losses" not in rule.outcome
 
     monkeypatch.setattr(StopRule, "near_target", lambda self: (self.outcome["stop_loss"] or 1e9) <= callbacks.FINE_CHECKS_WITHIN)
     window_only = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
     _drive(window_only, fall)
     assert window_only.outcome["stop_loss"] < 0.4  # an epoch end, a whole epoch's fall past the target
+
+
+def test_fine_checks_stay_on_after_a_check_inside_the_window():
+    """A noisy loss (small-batch SGD: li_fig7's swung 0.005-0.044 within an epoch at a 0.002 target) dips into the
+    window, bounces above it at the next epoch ends (the projection sees no fall), then drops 20x within one epoch:
+    the fine checks, on since the dip, stop the run at the first step at or below the target, not at the epoch end."""
+    from lsx.training.callbacks import StopRule
+
+    def noisy(step: int) -> float:
+        epoch, k = divmod(step - 1, 10)
+        if epoch < 3:
+            return (40.0, 16.0, 6.0)[epoch]  # epoch ends 40, 16, 6: the projection (6 * 6/16 = 2.25) opens the window
+        if epoch == 3:
+            return 3.0 if k == 4 else 12.0  # one check inside the window (4), the epoch end above it
+        if epoch < 6:
+            return 12.0  # epoch ends with no fall: the projection alone would close the window
+        return 12.0 * 0.7 ** (k + 1)  # epoch 7 falls 35x: 0.99 at its 7th step, 0.34 at its end
+
+    rule = StopRule(1.0, None, 50, target_on="landscape", check_every=1, measure=lambda m: 0.0)
+    _drive(rule, noisy)
+    assert rule.stopped_by == "target" and 0.7 < rule.outcome["stop_loss"] <= 1.0 and rule.outcome["steps"] == 67
+    assert rule.lowest_check == rule.outcome["stop_loss"]

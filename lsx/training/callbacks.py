@@ -126,6 +126,7 @@ class StopRule(L.Callback):
         self.outcome: dict[str, Any] = {"epochs_run": 0, "steps": 0, "stopped_by": None, "stop_loss": None}
         self.epoch_end_losses: list[float] = []  # the last two epoch ends' checks (the fine-check window's projection)
         self.lowest_check: float | None = None  # the lowest loss any check has seen (the window stays open after it)
+        self.checked_at: int | None = None  # the optimizer step of the last check (an epoch end right after one reuses it)
 
     @property
     def stopped_by(self) -> str | None:
@@ -138,9 +139,12 @@ class StopRule(L.Callback):
     def _check_target(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.target_on == "running":
             loss = epoch_metrics(pl_module).get("train/loss")
+        elif self.checked_at == trainer.global_step:  # the epoch's last step was a fine check: same weights
+            loss = self.outcome["stop_loss"]
         else:
             assert self.measure is not None
             loss = self.measure(pl_module.model)
+            self.checked_at = int(trainer.global_step)
         self.outcome["stop_loss"] = None if loss is None else float(loss)
         if loss is not None and (self.lowest_check is None or float(loss) < self.lowest_check):
             self.lowest_check = float(loss)
