@@ -44,7 +44,7 @@ def epoch_metrics(pl_module: L.LightningModule) -> dict[str, float]:
 
 
 TARGET_ON = ("running", "landscape", "landscape_upbn")
-# a landscape target is checked at every epoch end, and every ``check_every`` steps once the last check came
+# a landscape target is checked at every epoch end, and every ``check_every`` steps once any check came
 # within this factor of the target, or the last two epoch ends' rate of fall projects the next epoch end there:
 # the fine checks (one evaluation of the landscape subset each, several optimizer steps' worth of compute) run
 # only in the last stretch, where overshooting matters. (Without the projection, a run whose loss fell 30x in

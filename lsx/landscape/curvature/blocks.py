@@ -22,7 +22,7 @@ import torch
 
 from ..engine.memo import Memo, compute_now
 from ..engine.subset import subset_loss
-from .hessian import LossFn, hutchinson_trace, hvp_function, top_eigenpairs
+from .hessian import LossFn, hvp_function, rademacher, top_eigenpairs
 
 
 @dataclass
@@ -64,7 +64,7 @@ def shared_probe_traces(
     g = torch.Generator().manual_seed(seed)
     per_probe = torch.zeros(samples, len(indices) + 1, dtype=torch.float64)
     for s in range(samples):
-        v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
+        v = rademacher(theta.numel(), g, theta)
         per_probe[s].index_add_(0, owner, (v * hvp(v)).double().cpu())
     est = per_probe[:, : len(indices)]
     mean, se = est.mean(0), est.std(0, correction=1) / samples**0.5
@@ -83,9 +83,9 @@ def block_curvature(
 ) -> BlockCurvature:
     """λ_max (Lanczos) and trace of H[b, b] for the flat coordinates ``index`` of θ.
 
-    The trace is exact (n products) when the block has at most ``trace_samples`` coordinates, else Hutchinson's
-    estimate and its standard error: ``shared_trace`` (:func:`shared_probe_traces`) when given, else
-    ``trace_samples`` Rademacher probes of the block alone.
+    The trace is exact (n products) when the block has at most ``trace_samples`` coordinates, else ``shared_trace``:
+    Hutchinson's estimate and its standard error from the probes every large block shares
+    (:func:`shared_probe_traces`, which :func:`blocks_curvature` computes once).
     """
     f, th = subset_loss(loss_fn, theta, index)
     n = th.numel()
@@ -100,7 +100,7 @@ def block_curvature(
     elif shared_trace is not None:
         (tr, se), method = shared_trace, "hutchinson"
     else:
-        (tr, se), method = hutchinson_trace(f, th, trace_samples, seed=seed), "hutchinson"
+        raise ValueError(f"block {name!r} has {n} > trace_samples={trace_samples} coordinates: pass its shared_trace")
     return BlockCurvature(name, num_tensors, n, float(top.values[0]), bool(top.converged), float(tr), float(se), method)
 
 

@@ -240,6 +240,11 @@ class TraceEstimate(NamedTuple):
     samples: int
 
 
+def rademacher(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """A Hutchinson probe: n independent ±1 entries from ``generator``, in ``like``'s dtype and on its device."""
+    return (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(like.dtype).to(like.device)
+
+
 def trace_estimate(
     loss_fn: LossFn,
     theta: torch.Tensor,
@@ -268,7 +273,7 @@ def trace_estimate(
     vals: list[float] = []
     try:
         while len(vals) < max_samples:
-            v = (torch.randint(0, 2, (theta.numel(),), generator=g) * 2 - 1).to(theta.dtype).to(theta.device)
+            v = rademacher(theta.numel(), g, theta)
             vals.append(float(v @ hvp(v)))
             if rel_tol is not None and len(vals) >= min_samples:
                 a = np.asarray(vals)
