@@ -1,4 +1,5 @@
-"""A finished run or job found in the cache returns without importing the heavy parts (plots, job modules)."""
+"""A finished run found in the cache returns without importing the plotting stack (a finished analysis job:
+test_jobs_li.py::test_quickstart_demo_end_to_end_and_rerun_is_noop)."""
 
 import json
 
@@ -27,17 +28,6 @@ def test_train_cache_hit_copies_the_learning_curve_without_matplotlib(lsx_dirs):
     hit = json.loads(sorted(out.glob("runs/*/*/results.json"))[-1].read_text())
     assert hit["cached"] and hit["torch_threads"] == 2 and hit["torch_threads_this_process"] == 1
     assert hit["torch_version"]
-
-
-def test_finished_job_is_a_no_op_without_importing_its_module(lsx_dirs):
-    args = ("analysis=surface2d", *TINY, "analysis.x.num=3", "analysis.y.num=3")
-    first = run_module("lsx.analyze", *args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    again = run_module("lsx.analyze", *args, env=PROFILE)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "job already finished" in again.stderr + again.stdout
-    imported = _imported(again.stderr)
-    assert "lsx.jobs.surface" not in imported and "matplotlib" not in imported
 
 
 def test_unknown_job_is_refused_before_anything_runs():

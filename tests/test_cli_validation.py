@@ -22,11 +22,15 @@ BAD_ANALYZE = {
     "analysis=surface2d analysis.x.num=1 analysis.y.num=1": "analysis.x.num must be >= 2 for a 2D surface",
     "analysis=surface2d analysis.x.min=1 analysis.x.max=-1": "analysis.x: empty range [1, -1]",
     "analysis=plane analysis.seeds=[0,0,1]": "analysis.seeds repeats seed(s) [0]",
+    "analysis=connector analysis.seeds=[0,0]": "analysis.seeds repeats seed(s) [0]",
     "analysis=surface2d analysis.center_ckpt=/no/such.pt": "analysis.center_ckpt: no checkpoint file at /no/such.pt",
     "experiment=quickstart scale=gpu": "quickstart has no scale 'gpu'; valid scales: paper, cpu",
     "experiment=fort_toy scale=cpuu --cfg job": "fort_toy has no scale 'cpuu'; valid scales: paper, cpu",
     "analysis=interpolation analysis.align=sideways": "analysis.align='sideways'; valid: none, weight, activation",
     "analysis=surface2d analysis.align=weight": "unknown key 'analysis.align'; valid keys under 'analysis': job,",
+    "analysis=hessian analysis.k_bottom=-1": "analysis.k_bottom must be >= 0, got -1",
+    "analysis=hessian analysis.slq_probes=1.5": "analysis.slq_probes must be an integer, got 1.5",
+    "analysis=hessian analysis.k=0": "analysis.k must be >= 1, got 0",
     "-m analysis=surface2d optimizer.lr=0.1,-1": "optimizer.lr must be a number > 0, got -1 (sweep job",
 }
 

@@ -13,6 +13,9 @@ def test_ddp_two_cpu_processes_trains_and_checkpoints(compose):
     c = compose("debug=fast", "trainer=ddp_cpu", "training.epochs=2")
     run = train(c, progress=False)
     assert (run.run_dir / "DONE").exists()
+    summary = json.loads((run.run_dir / "summary.json").read_text())  # the effective batch is the ranks' sum
+    assert (summary["precision"], summary["world_size"]) == ("32-true", 2)
+    assert summary["effective_batch_size"] == 2 * c["data"]["batch_size"]
     assert sorted(run.checkpoints) == [0, 2]
     # the spawned workers trained; the parent reads their stop outcome from the final checkpoint
     assert run.stop == {"epochs_run": 2, "steps": 2, "stopped_by": "epochs", "stop_loss": None}
@@ -47,12 +50,6 @@ def test_ddp_subprocess_launcher_finishes_with_the_spawned_summary(compose, lsx_
     # the summary is evaluated in another process (its torch thread count may differ): equal up to rounding
     assert summary["metrics"] == pytest.approx(spawned.summary, rel=1e-6)
     assert summary["stopped_by"] == "epochs" and summary["epochs_run"] == 2
-
-
-def test_summary_records_precision_world_size_and_effective_batch(compose):
-    run = train(compose("debug=fast", "trainer=ddp_cpu", "training.epochs=1", "data.batch_size=16"), progress=False)
-    summary = json.loads((run.run_dir / "summary.json").read_text())
-    assert (summary["precision"], summary["world_size"], summary["effective_batch_size"]) == ("32-true", 2, 32)
 
 
 def test_an_analysis_refuses_to_start_subprocess_ddp_for_a_missing_optimum(compose, monkeypatch):

@@ -35,8 +35,12 @@ def test_quickstart_demo_end_to_end_and_rerun_is_noop(lsx_dirs):
     assert r["metrics"]["center_train_loss"] <= r["metrics"]["max_train_loss"]
     assert (d / "DONE").exists() and (d / "config.yaml").exists()
     mtime = (d / "results.json").stat().st_mtime
-    again = run_module("lsx.analyze", *args)
-    assert again.returncode == 0 and (d / "results.json").stat().st_mtime == mtime  # finished job: no-op
+    # a finished job is a no-op found in the cache, without importing its module or the plotting stack
+    again = run_module("lsx.analyze", *args, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import listed on stderr
+    assert again.returncode == 0 and (d / "results.json").stat().st_mtime == mtime
+    assert "job already finished" in again.stderr + again.stdout
+    imported = {ln.split("|")[-1].strip() for ln in again.stderr.splitlines() if ln.startswith("import time:")}
+    assert "lsx.jobs.surface" not in imported and "matplotlib" not in imported
 
 
 @pytest.mark.parametrize(

@@ -471,6 +471,7 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
             ) from None
     out_dir = Path(base.get("paths", {}).get("output_root") or compose_config([]).paths.output_root) / "reproduce"
     jobs = a.jobs or os.cpu_count() or 1
+    _quiet()  # imports Lightning (~5 s): only once the command is known to be good, so bad input is refused at once
     t0 = time.time()
     runs = run_plans(plans, a.extra, out_dir, jobs, echo, a.threads, launcher, launcher_settings)
     sections = []
@@ -494,7 +495,6 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _quiet()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get("LSX_DEBUG"):

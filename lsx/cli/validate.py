@@ -43,6 +43,18 @@ def validate_config(c: dict[str, Any]) -> None:
     _check_trainer(c.get("trainer") or {})
     if c.get("analysis"):
         _check_grids(c["analysis"])
+        _check_mconnector(c)
+
+
+def _check_mconnector(c: dict[str, Any]) -> None:
+    """An m-connector spans m+1 optima (the job checks it too, for callers that skip this check)."""
+    a = c["analysis"]
+    if a.get("job") != "mconnector" or a.get("m") is None:
+        return
+    _check_int("analysis.m", a["m"], minimum=1)
+    seeds = list((c.get("optima") or {}).get("seeds") or [])
+    if len(seeds) < a["m"] + 1:
+        raise ValueError(f"an m-connector with m={a['m']} needs m+1={a['m'] + 1} optima; optima.seeds has {len(seeds)}: {seeds}")
 
 
 def _is_int(v: Any) -> bool:
@@ -234,9 +246,19 @@ def _check_grids(a: dict[str, Any]) -> None:
     if a.get("points_per_pass") is not None:
         _check_int("analysis.points_per_pass", a["points_per_pass"], minimum=1)
     _check_params(a)
+    if a.get("job") == "hessian":
+        _check_hessian_counts(a)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)
+
+
+def _check_hessian_counts(a: dict[str, Any]) -> None:
+    """The Hessian job's counts, before any training (the bound by the parameter count needs the model: the job checks it)."""
+    minimum = {"k": 1, "k_bottom": 0, "trace_samples": 1, "slq_probes": 0, "slq_steps": 1, "num_examples": 1}
+    for key, low in minimum.items():
+        if a.get(key) is not None:
+            _check_int(f"analysis.{key}", a[key], minimum=low)
 
 
 def _check_params(a: dict[str, Any]) -> None:
