@@ -246,3 +246,51 @@ def test_pool_rerun_recomputes_only_unfinished_jobs(pool, monkeypatch):
     again = reproduce([*TOY, "jobs=2"], echo=lambda s: None)
     assert {k for k, v in _statuses(again).items() if v == "ran"} == {("replication", 7)}
     assert _outcome(again) == outcome
+
+
+# ----------------------------------------------------------------------------- interruption
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    kids = set()
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while listed
+            continue
+        if int(fields[1]) == pid:
+            kids.add(int(stat_file.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # ~20 s: two worker processes start and run a toy job before the signal
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through Linux /proc")
+def test_sigterm_stops_the_worker_processes_and_the_run_resumes(lsx_dirs):
+    """kill / scancel send SIGTERM to lsx.reproduce alone: its pool workers must stop with it (they ran on, orphaned)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lsx.reproduce", *TOY, "jobs=2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline, workers = time.time() + 120, set()
+    while time.time() < deadline and len(workers) < 2:  # the two spawned workers (the resource tracker is a third child)
+        workers = {p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")}
+        time.sleep(0.2)
+    assert len(workers) == 2, "the pool's workers did not start"
+    time.sleep(3)  # inside their first jobs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; finished jobs are kept: the same command resumes" in err, err[-2000:]
+    deadline = time.time() + 10
+    while time.time() < deadline and any(map(_alive, workers)):
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "worker processes outlived lsx.reproduce"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -370,7 +371,9 @@ def _run_pool(tasks, args, record, jobs: int, threads: int = 1) -> None:
                         "wall_s": 0.0,
                     }
                 record(k, i, entry)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # Ctrl-C reaches the workers too; SIGTERM (kill, scancel) only this process
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()  # a job stopped mid-way resumes from its last stage on the next run
             pool.shutdown(wait=False, cancel_futures=True)
             raise
 
@@ -494,17 +497,28 @@ def reproduce(argv: Sequence[str], echo: Callable[[str], None] = print) -> dict[
     return report
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     argv = sys.argv[1:] if argv is None else list(argv)
     if os.environ.get("LSX_DEBUG"):
         reproduce(argv, echo=lambda s: print(s, flush=True))
         return 0
+    # SIGTERM (kill, a cancelled batch job, timeout) stops the run as Ctrl-C does: the worker processes stop with it
+    before = signal.signal(signal.SIGTERM, _interrupt)
     try:
         reproduce(argv, echo=lambda s: print(s, flush=True))
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lsx: interrupted; finished jobs are kept: the same command resumes", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, before)
     return 0
 
 
