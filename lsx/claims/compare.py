@@ -1,0 +1,197 @@
+"""``python -m lsx.claims.compare A B``: which verdicts moved between two reproduction reports.
+
+A verdict deserves trust when it does not move with what should not matter: the torch thread count
+(``lsx.reproduce threads=2``), the worker schedule (``jobs=``), another disjoint seed set (``seeds=``,
+``replication=``), a code change that should leave results alone. Each report already decides every claim on
+two disjoint unit sets; this compares two whole reports claim by claim — headline and per-set verdicts, each
+set's estimate and interval — and says what differed in how they were computed (code, torch, threads,
+seeds, the thread counts the jobs themselves record). Claims present in one report only are listed.
+``--strict`` exits 1 when a headline moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsx.utils.io import atomic_write_text
+
+SETS = ("discovery", "replication")
+
+
+def load_report(path: str | Path) -> dict[str, Any]:
+    """A report.json, or a directory holding one (``outputs/reproduce``, ``docs/reproduce``)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    if not p.is_file():
+        raise ValueError(f"{path}: no report.json (give a report.json or the directory lsx.reproduce wrote it into)")
+    try:
+        report = json.loads(p.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{p}: not a JSON report ({err})") from None
+    if not isinstance(report, dict) or "presets" not in report:
+        raise ValueError(f"{p}: not an lsx.reproduce report (no 'presets')")
+    return report
+
+
+def _claims(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(s["preset"], c["id"]): c for s in report["presets"] for c in s.get("claims", [])}
+
+
+def _estimate(claim: dict[str, Any], name: str) -> dict[str, Any]:
+    return ((claim.get("sets") or {}).get(name) or {}).get("estimate") or {}
+
+
+def _set_verdict(claim: dict[str, Any], name: str) -> str | None:
+    return ((claim.get("sets") or {}).get(name) or {}).get("verdict")
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _fmt(v: Any) -> str:
+    x = _num(v)
+    return "–" if x is None else f"{x:.4g}"
+
+
+def _shift(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """How far B's estimate moved, in A's interval widths (None when either lacks an interval)."""
+    va, vb, lo, hi = (_num(a.get("value")), _num(b.get("value")), _num(a.get("lo")), _num(a.get("hi")))
+    if va is None or vb is None or lo is None or hi is None:
+        return None
+    width = hi - lo
+    return abs(vb - va) / width if width > 0 else (0.0 if vb == va else math.inf)
+
+
+def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Claim by claim: headline and set verdicts of both reports, each set's estimate and how far it moved."""
+    ca, cb = _claims(a), _claims(b)
+    rows = []
+    for key in sorted(set(ca) & set(cb)):
+        x, y = ca[key], cb[key]
+        row: dict[str, Any] = {"preset": key[0], "claim": key[1], "headline": (x.get("verdict"), y.get("verdict"))}
+        for name in SETS:
+            ea, eb = _estimate(x, name), _estimate(y, name)
+            row[name] = {
+                "verdict": (_set_verdict(x, name), _set_verdict(y, name)),
+                "value": (_num(ea.get("value")), _num(eb.get("value"))),
+                "interval": ((_num(ea.get("lo")), _num(ea.get("hi"))), (_num(eb.get("lo")), _num(eb.get("hi")))),
+                "shift": _shift(ea, eb),
+            }
+        row["headline_moved"] = row["headline"][0] != row["headline"][1]
+        row["set_moved"] = any(row[n]["verdict"][0] != row[n]["verdict"][1] for n in SETS)
+        rows.append(row)
+    return {
+        "rows": rows,
+        "only_a": sorted(set(ca) - set(cb)),
+        "only_b": sorted(set(cb) - set(ca)),
+        "headline_moved": sum(r["headline_moved"] for r in rows),
+        "set_moved": sum(r["set_moved"] for r in rows),
+        "differences": environment_differences(a, b),
+    }
+
+
+def _provenance(report: dict[str, Any]) -> dict[str, Any]:
+    env = report.get("environment") or {}
+    seeds = {s["preset"]: s.get("seeds") for s in report["presets"]}
+    job_threads = {s["preset"]: s.get("job_torch_threads") for s in report["presets"]}  # what computed the jobs
+    return {
+        "code": report.get("code_version"),
+        "torch": env.get("torch"),
+        "torch threads per job": env.get("torch_threads"),
+        "workers": env.get("jobs"),
+        "cpu": env.get("cpu"),
+        "seeds": seeds,
+        "jobs' torch threads": job_threads,
+        "command": report.get("command"),
+    }
+
+
+def environment_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(what, A's, B's) for every provenance field that differs; seeds per preset."""
+    pa, pb = _provenance(a), _provenance(b)
+    out = []
+    for k in pa:
+        if k in ("seeds", "jobs' torch threads"):  # per preset
+            for preset in sorted(set(pa[k]) | set(pb[k])):
+                if pa[k].get(preset) != pb[k].get(preset):
+                    out.append((f"{k} of {preset}", pa[k].get(preset), pb[k].get(preset)))
+        elif pa[k] != pb[k]:
+            out.append((k, pa[k], pb[k]))
+    return out
+
+
+def _arrow(pair: tuple[Any, Any]) -> str:
+    x, y = pair
+    return f"{x}" if x == y else f"**{x} → {y}**"
+
+
+def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool = False) -> str:
+    rows = result["rows"]
+    lines = [
+        f"# Verdicts: {name_a} (A) against {name_b} (B)",
+        "",
+        f"{len(rows)} claims in both reports: {result['headline_moved']} headline verdict(s) moved, "
+        f"{result['set_moved']} claim(s) with a moved set verdict.",
+        "",
+    ]
+    if result["differences"]:
+        lines += ["How the reports differ:", ""]
+        lines += [f"- {what}: A {va!r}, B {vb!r}" for what, va, vb in result["differences"]]
+        lines.append("")
+    else:
+        lines += ["The reports name the same code, torch, threads, workers, CPU and seeds.", ""]
+    for label, keys in (("only in A", result["only_a"]), ("only in B", result["only_b"])):
+        if keys:
+            lines += [f"Claims {label}: " + ", ".join(f"{p}/{c}" for p, c in keys), ""]
+    shown = rows if show_all else [r for r in rows if r["headline_moved"] or r["set_moved"]]
+    if not shown:
+        lines.append("No verdict moved." if rows else "No claim is in both reports.")
+    else:
+        lines += [
+            "Estimates as A → B; shift = |B − A| in widths of A's 95% interval.",
+            "",
+            "| preset | claim | headline | discovery | estimate (shift) | replication | estimate (shift) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in shown:
+            cells = [r["preset"], r["claim"], _arrow(r["headline"])]
+            for name in SETS:
+                s = r[name]
+                shift = "" if s["shift"] is None else f" ({s['shift']:.2f})"
+                cells += [_arrow(s["verdict"]), f"{_fmt(s['value'][0])} → {_fmt(s['value'][1])}{shift}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    shifts = [r[n]["shift"] for r in rows for n in SETS if r[n]["shift"] is not None]
+    if shifts:
+        lines += ["", f"Largest estimate shift over every claim and set: {max(shifts):.2f} interval widths."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lsx.claims.compare", description=__doc__.splitlines()[0])
+    ap.add_argument("a", help="report.json (or its directory): the reference")
+    ap.add_argument("b", help="report.json (or its directory) to compare with it")
+    ap.add_argument("--all", action="store_true", help="list every claim, not only those whose verdicts moved")
+    ap.add_argument("--out", help="also write the comparison (markdown) to this file")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a headline verdict moved")
+    args = ap.parse_args(argv)
+    try:
+        result = compare(load_report(args.a), load_report(args.b))
+    except ValueError as err:
+        print(f"lsx: error: {err}", file=sys.stderr)
+        return 2
+    text = to_markdown(result, args.a, args.b, args.all)
+    print(text, end="")
+    if args.out:
+        atomic_write_text(args.out, text)
+    return 1 if args.strict and result["headline_moved"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

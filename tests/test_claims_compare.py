@@ -1,0 +1,89 @@
+"""python -m lsx.claims.compare: which verdicts moved between two reproduction reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from lsx.claims.compare import compare, main, to_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _claim(cid: str, verdict: str, disc: tuple, repl: tuple) -> dict:
+    def one(v):
+        value, lo, hi, verdict_ = v
+        return {"verdict": verdict_, "estimate": {"value": value, "lo": lo, "hi": hi, "n": 6}}
+
+    return {"id": cid, "verdict": verdict, "sets": {"discovery": one(disc), "replication": one(repl)}}
+
+
+def _report(threads: int = 1) -> dict:
+    return {
+        "code_version": "abc123",
+        "command": f"python -m lsx.reproduce threads={threads}",
+        "environment": {"torch": "2.13.0+cpu", "torch_threads": threads, "jobs": 2, "cpu": "x"},
+        "presets": [
+            {
+                "preset": "toy",
+                "seeds": {"discovery": [0, 1], "replication": [2, 3]},
+                "claims": [
+                    _claim("steady", "reproduced", (1.0, 0.5, 1.5, "reproduced"), (1.1, 0.6, 1.6, "reproduced")),
+                    _claim("fragile", "reproduced", (0.2, 0.1, 0.3, "reproduced"), (0.25, 0.1, 0.4, "reproduced")),
+                ],
+            }
+        ],
+    }
+
+
+def test_a_report_against_itself_moves_nothing():
+    a = _report()
+    result = compare(a, copy.deepcopy(a))
+    assert (result["headline_moved"], result["set_moved"], result["differences"]) == (0, 0, [])
+    text = to_markdown(result, "a", "b")
+    assert "0 headline verdict(s) moved" in text and "No verdict moved." in text and "same code" in text
+    assert "Largest estimate shift over every claim and set: 0.00" in text
+
+
+def test_moved_verdicts_estimates_and_provenance_are_listed():
+    a, b = _report(1), _report(2)
+    fragile = b["presets"][0]["claims"][1]
+    fragile["verdict"] = "inconclusive"
+    fragile["sets"]["replication"] = {"verdict": "inconclusive", "estimate": {"value": 0.45, "lo": -0.1, "hi": 0.9}}
+    b["presets"][0]["claims"].append(_claim("new", "reproduced", (1, 0, 2, "reproduced"), (1, 0, 2, "reproduced")))
+    result = compare(a, b)
+    assert result["headline_moved"] == 1 and result["set_moved"] == 1 and result["only_b"] == [("toy", "new")]
+    (moved,) = [r for r in result["rows"] if r["headline_moved"]]
+    assert moved["claim"] == "fragile" and moved["replication"]["shift"] == pytest.approx(0.2 / 0.3)
+    assert ("torch threads per job", 1, 2) in result["differences"]
+    text = to_markdown(result, "one", "two")
+    assert "| toy | fragile | **reproduced → inconclusive** |" in text
+    assert "0.25 → 0.45 (0.67)" in text and "steady" not in text  # only moved claims by default
+    assert "Claims only in B: toy/new" in text and "torch threads per job: A 1, B 2" in text
+    assert "| toy | steady |" in to_markdown(result, "one", "two", show_all=True)
+
+
+def test_command_line_strict_exit_and_bad_input(tmp_path, capsys):
+    a, b = _report(1), _report(2)
+    b["presets"][0]["claims"][0]["verdict"] = "not reproduced"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "report.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    out = tmp_path / "diff.md"
+    assert main([str(tmp_path / "a"), str(tmp_path / "b.json"), "--out", str(out)]) == 0
+    assert main([str(tmp_path / "a"), str(tmp_path / "b.json"), "--strict"]) == 1
+    assert "**reproduced → not reproduced**" in out.read_text()
+    capsys.readouterr()
+    assert main([str(tmp_path / "nope"), str(tmp_path / "b.json")]) == 2
+    assert "nope: no report.json" in capsys.readouterr().err
+    (tmp_path / "x.json").write_text("[1, 2]")
+    assert main([str(tmp_path / "x.json"), str(tmp_path / "b.json")]) == 2
+    assert "not an lsx.reproduce report" in capsys.readouterr().err
+
+
+def test_the_published_report_compares_with_itself():
+    published = ROOT / "docs" / "reproduce"
+    assert main([str(published), str(published / "report.json"), "--strict"]) == 0
