@@ -198,7 +198,8 @@ PROBE_TAIL = (
     "<script>setTimeout(function(){var b=document.body;b.setAttribute('data-errors',JSON.stringify(window.__errs));"
     "b.setAttribute('data-svg',document.querySelectorAll('.lsx-plotly svg.main-svg').length);"
     "b.setAttribute('data-gl',document.querySelectorAll('.lsx-plotly canvas').length);"
-    "b.setAttribute('data-drawn',document.querySelectorAll('.lsx-plotly[data-drawn]').length);},2000)</script>"
+    "b.setAttribute('data-drawn',document.querySelectorAll('.lsx-plotly[data-drawn]').length);"
+    "var bg=document.querySelector('.lsx-plotly rect.bg');b.setAttribute('data-bg',bg?bg.style.fill:'');},2000)</script>"
 )
 
 
@@ -237,6 +238,9 @@ def test_chromium_draws_the_figures_without_console_errors(tmp_path):
     assert got["data-errors"] == [] and got["data-drawn"] == "3"
     assert int(got["data-gl"]) >= 1  # the 3D surface's WebGL canvas
     assert int(got["data-svg"]) >= 3 * 2  # every drawn figure's SVG layers (plot and its hover layer)
+    # plotly's default template, once per page, drawn into every figure (its plot background; plotly.js alone: white)
+    assert got["data-bg"] == "rgb(229, 236, 246)"
+    assert page.count('id="lsx-plotly-template"') == 1 and page.count('"template":"lsx-page-template"') == 4
 
 
 def test_wandb_offline_run_holds_the_html_panel(tmp_path, monkeypatch):

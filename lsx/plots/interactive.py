@@ -13,6 +13,7 @@ is closed: browsers allow only ~16 WebGL contexts per page, a report can hold mo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import logging
@@ -381,6 +382,9 @@ _LOADER = """
       var closed = el.closest('details:not([open])');
       if (closed) return;
       var f = JSON.parse(s.textContent);
+      if (f.layout && f.layout.template === '%s') {
+        f.layout.template = JSON.parse(document.getElementById('lsx-plotly-template').textContent);
+      }
       el.dataset.drawn = '1';
       Plotly.newPlot(el, f.data, f.layout, {responsive: true, displaylogo: false});
     });
@@ -400,11 +404,30 @@ def figure_id(*parts: Any) -> str:
     return "lsxplot-" + hashlib.sha1("\x00".join(map(str, parts)).encode()).hexdigest()[:12]
 
 
-def figure_json(fig: Any) -> str:
-    """The figure's JSON (numpy arrays as exact base64 float64), safe inside a ``<script>`` element."""
+SHARED_TEMPLATE = "lsx-page-template"  # layout.template of a figure drawn with the page's one copy of the default
+
+
+@functools.lru_cache(maxsize=1)
+def _default_template() -> tuple[str, str]:
+    """(name, JSON) of plotly's default template (~7 KB: once per page, not once per figure)."""
     import plotly.io as pio
 
-    return pio.to_json(fig, validate=False).replace("</", "<\\/")
+    name = str(pio.templates.default)
+    return name, pio.json.to_json_plotly(pio.templates[name].to_plotly_json()).replace("</", "<\\/")
+
+
+def figure_json(fig: Any) -> str:
+    """The figure's JSON (numpy arrays as exact base64 float64), safe inside a ``<script>`` element.
+
+    A figure on plotly's default template names :data:`SHARED_TEMPLATE` instead of carrying its own copy;
+    the page's loader puts the page's copy back (a report of ~270 figures was 1.9 MB of repeated templates)."""
+    import plotly.io as pio
+
+    spec = fig.to_plotly_json()
+    name, _ = _default_template()
+    if fig.layout.template == pio.templates[name]:
+        spec["layout"]["template"] = SHARED_TEMPLATE
+    return pio.to_json(spec, validate=False).replace("</", "<\\/")
 
 
 def figure_block(fig: Any, fid: str, caption: str = "") -> str:
@@ -424,7 +447,12 @@ def page_scripts(body: str = "") -> str:
         return ""
     from plotly.offline import get_plotlyjs
 
-    return f'<script type="text/javascript">{get_plotlyjs()}</script>\n<script type="text/javascript">{_LOADER}</script>'
+    _, template = _default_template()
+    return (
+        f'<script type="text/javascript">{get_plotlyjs()}</script>\n'
+        f'<script type="application/json" id="lsx-plotly-template">{template}</script>\n'
+        f'<script type="text/javascript">{_LOADER % SHARED_TEMPLATE}</script>'
+    )
 
 
 def job_blocks(views: JobViews) -> str:
