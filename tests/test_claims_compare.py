@@ -66,6 +66,16 @@ def test_moved_verdicts_estimates_and_provenance_are_listed():
     assert "| toy | steady |" in to_markdown(result, "one", "two", show_all=True)
 
 
+def test_a_preset_one_report_did_not_run_is_named_once():
+    a, b = _report(), _report()
+    other = copy.deepcopy(a["presets"][0]) | {"preset": "other"}
+    a["presets"].append(other)
+    result = compare(a, b)
+    assert result["only_a"] == [("other", "fragile"), ("other", "steady")]
+    text = to_markdown(result, "a", "b")
+    assert "Presets only in A: other" in text and "Claims only in A" not in text
+
+
 def test_command_line_strict_exit_and_bad_input(tmp_path, capsys):
     a, b = _report(1), _report(2)
     b["presets"][0]["claims"][0]["verdict"] = "not reproduced"

@@ -147,9 +147,14 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
         lines.append("")
     else:
         lines += ["The reports name the same code, torch, threads, workers, CPU and seeds.", ""]
+    both = {r["preset"] for r in rows}
     for label, keys in (("only in A", result["only_a"]), ("only in B", result["only_b"])):
-        if keys:
-            lines += [f"Claims {label}: " + ", ".join(f"{p}/{c}" for p, c in keys), ""]
+        whole = sorted({p for p, _ in keys} - both)  # a preset one report did not run: named once
+        claims = [f"{p}/{c}" for p, c in keys if p in both]
+        if whole:
+            lines += [f"Presets {label}: " + ", ".join(whole), ""]
+        if claims:
+            lines += [f"Claims {label}: " + ", ".join(claims), ""]
     shown = rows if show_all else [r for r in rows if r["headline_moved"] or r["set_moved"]]
     if not shown:
         lines.append("No verdict moved." if rows else "No claim is in both reports.")
