@@ -86,6 +86,8 @@ def test_command_line_strict_exit_and_bad_input(tmp_path, capsys):
     assert main([str(tmp_path / "a"), str(tmp_path / "b.json"), "--out", str(out)]) == 0
     assert main([str(tmp_path / "a"), str(tmp_path / "b.json"), "--strict"]) == 1
     assert "**reproduced → not reproduced**" in out.read_text()
+    assert main([str(tmp_path / "a"), str(tmp_path / "b.json"), "--names", "one thread", "two", "--out", str(out)]) == 0
+    assert out.read_text().startswith("# Verdicts: one thread (A) against two (B)")
     capsys.readouterr()
     assert main([str(tmp_path / "nope"), str(tmp_path / "b.json")]) == 2
     assert "nope: no report.json" in capsys.readouterr().err

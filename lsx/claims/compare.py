@@ -185,13 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="list every claim, not only those whose verdicts moved")
     ap.add_argument("--out", help="also write the comparison (markdown) to this file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a headline verdict moved")
+    ap.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="what to call the two reports (default: paths)")
     args = ap.parse_args(argv)
     try:
         result = compare(load_report(args.a), load_report(args.b))
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
-    text = to_markdown(result, args.a, args.b, args.all)
+    name_a, name_b = args.names or (args.a, args.b)
+    text = to_markdown(result, name_a, name_b, args.all)
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
