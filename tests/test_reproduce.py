@@ -561,7 +561,9 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
             "</body>",
             "<script>window.onload=()=>{const ok=[...document.images].filter(i=>i.complete&&i.naturalWidth>0).length;"
             "document.body.setAttribute('data-images-ok', ok);document.body.setAttribute('data-sections',"
-            "document.querySelectorAll('section.claim').length);}</script></body>",
+            "document.querySelectorAll('section.claim').length);const t=document.querySelector('table.summary');"
+            "document.body.setAttribute('data-summary-fits',"  # the headline column on screen, no sideways scroll
+            "t.getBoundingClientRect().right<=document.body.getBoundingClientRect().right+1);}</script></body>",
         )
     )
     dom = subprocess.run(
@@ -575,6 +577,7 @@ def test_chromium_renders_every_section_and_image(report_run, tmp_path):
     n_images += sum(1 for s in report["presets"] for f in s["figures"] if f["path"])
     assert f'data-sections="{n_claims}"' in dom
     assert f'data-images-ok="{n_images}"' in dom
+    assert 'data-summary-fits="true"' in dom
     for s in report["presets"]:
         assert f'id="preset-{s["preset"]}"' in dom
 

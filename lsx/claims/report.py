@@ -442,6 +442,7 @@ th,td{border:1px solid #d0d7de;padding:2px 7px;text-align:right}
 th{background:#eaeef2}tr.flagged td{background:#ffebe9}.flag{color:#cf222e}.failed{color:#cf222e}
 img.fig{max-width:100%;border:1px solid #d0d7de;background:#fff}figure{margin:.6em 0}figcaption{font-size:.8em;color:#57606a}
 .summary td,.summary th{text-align:left}code{font-size:.9em}.match{color:#1a7f37}
+.summary{width:100%}.summary td{overflow-wrap:anywhere}
 .set{border-left:3px solid #d0d7de;padding-left:.8em;margin:.6em 0}
 """
 
