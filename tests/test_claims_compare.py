@@ -68,12 +68,13 @@ def test_moved_verdicts_estimates_and_provenance_are_listed():
 
 def test_a_preset_one_report_did_not_run_is_named_once():
     a, b = _report(), _report()
-    other = copy.deepcopy(a["presets"][0]) | {"preset": "other"}
+    other = copy.deepcopy(a["presets"][0]) | {"preset": "other", "job_torch_threads": {"1": 2}}
     a["presets"].append(other)
     result = compare(a, b)
     assert result["only_a"] == [("other", "fragile"), ("other", "steady")]
     text = to_markdown(result, "a", "b")
     assert "Presets only in A: other" in text and "Claims only in A" not in text
+    assert "of other" not in text  # its seeds and threads are not differences: B did not run it
 
 
 def test_command_line_strict_exit_and_bad_input(tmp_path, capsys):

@@ -118,8 +118,8 @@ def environment_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[
     pa, pb = _provenance(a), _provenance(b)
     out = []
     for k in pa:
-        if k in ("seeds", "jobs' torch threads"):  # per preset
-            for preset in sorted(set(pa[k]) | set(pb[k])):
+        if k in ("seeds", "jobs' torch threads"):  # per preset both ran (the others are listed as such)
+            for preset in sorted(set(pa[k]) & set(pb[k])):
                 if pa[k].get(preset) != pb[k].get(preset):
                     out.append((f"{k} of {preset}", pa[k].get(preset), pb[k].get(preset)))
         elif pa[k] != pb[k]:
