@@ -44,6 +44,7 @@ def validate_config(c: dict[str, Any]) -> None:
     if c.get("analysis"):
         _check_grids(c["analysis"])
         _check_mconnector(c)
+        _check_hessian_counts(c["analysis"])
 
 
 def _check_mconnector(c: dict[str, Any]) -> None:
@@ -246,8 +247,6 @@ def _check_grids(a: dict[str, Any]) -> None:
     if a.get("points_per_pass") is not None:
         _check_int("analysis.points_per_pass", a["points_per_pass"], minimum=1)
     _check_params(a)
-    if a.get("job") == "hessian":
-        _check_hessian_counts(a)
     key = _GRID_NUM_KEYS.get(str(a.get("job")))
     if key and key in a:
         _check_int(f"analysis.{key}", a[key], minimum=2)
@@ -255,6 +254,8 @@ def _check_grids(a: dict[str, Any]) -> None:
 
 def _check_hessian_counts(a: dict[str, Any]) -> None:
     """The Hessian job's counts, before any training (the bound by the parameter count needs the model: the job checks it)."""
+    if a.get("job") != "hessian":
+        return
     minimum = {"k": 1, "k_bottom": 0, "trace_samples": 1, "slq_probes": 0, "slq_steps": 1, "num_examples": 1}
     for key, low in minimum.items():
         if a.get(key) is not None:
