@@ -203,6 +203,7 @@ def test_report_has_every_section(report_run):
         assert {(j["set"], j["unit"]) for j in s["jobs"]} == {("discovery", u) for u in DISC} | {("replication", u) for u in REPL}
         for c in s["claims"]:
             assert c["verdict"] in HEADLINES and set(c["sets"]) == {"discovery", "replication"}
+            assert c["paper_estimate"], c["id"]  # the paper's own number on the statistic's scale (or why none)
             assert c["units"]["key"] == s["unit"]["key"] and c["units"]["n"] == {"discovery": 6, "replication": 6}
             for d in c["sets"].values():
                 assert d["verdict"] in VERDICTS and d["estimate"]["n"] == 6 and d["plot"]
@@ -267,6 +268,9 @@ def test_html_is_self_contained_and_complete(report_run):
     claims = [c for s in report["presets"] for c in s["claims"]]
     expected = [c["verdict"] for c in claims] * 3 + [d["verdict"] for c in claims for d in c["sets"].values()] * 3
     assert sorted(p.verdicts) == sorted(expected)  # headline: summary, title, dl; each set: summary, title, dl
+    text = (out / "report.html").read_text()
+    assert text.count("<dt>paper, on the statistic's scale</dt>") == len(claims)
+    assert "0 (a sanity check of lsx, not a paper claim: a trained optimum is the lowest point" in text  # minimum_at_centre
 
 
 @pytest.mark.slow

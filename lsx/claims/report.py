@@ -243,6 +243,19 @@ def _e(v: Any) -> str:
     return html.escape(fmt(v))
 
 
+def paper_estimate_text(spec: Any) -> str:
+    """A claim's ``paper_estimate`` as one line: the paper's own number on the statistic's scale and where it
+    comes from, or why there is none ("—" when the claim does not state it)."""
+    if not isinstance(spec, dict):
+        return "—"
+    if "none" in spec:
+        return f"none: {spec['none']}" + (f" Threshold: {spec['threshold']}" if spec.get("threshold") else "")
+    if "range" in spec:
+        a, b = spec["range"]
+        return f"{fmt(a)} to {fmt(b)} ({spec.get('from')})"
+    return f"{fmt(spec.get('value'))} ({spec.get('from')})"
+
+
 def _img(out_dir: Path, rel: str | None, alt: str) -> str:
     if not rel or not (out_dir / rel).is_file():
         return ""
@@ -357,6 +370,7 @@ def _claim_html(preset: str, c: dict[str, Any], out_dir: Path) -> str:
     <dt>paper</dt><dd>{_e(c.get('source'))}</dd>
     <dt>statement</dt><dd>{_e(c.get('statement'))}</dd>
     <dt>paper value</dt><dd>{_e(c.get('paper_value'))}</dd>
+    <dt>paper, on the statistic's scale</dt><dd>{html.escape(paper_estimate_text(c.get('paper_estimate')))}</dd>
     <dt>lsx statistic</dt><dd><b>{html.escape(str(c.get('statistic')))}</b> {html.escape(json.dumps(c.get('args') or {}))}</dd>
     <dt>decision</dt><dd>{html.escape(json.dumps(c.get('decision')))}</dd>
     <dt>units</dt><dd>{units}</dd>
@@ -522,6 +536,7 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
         "claim",
         "statement",
         "paper_value",
+        "paper_estimate",
         "statistic",
         "unit",
         "discovery",
@@ -542,6 +557,7 @@ def log_wandb(report: dict[str, Any], out_dir: Path, logger_cfg: dict[str, Any])
                 c["id"],
                 c.get("statement"),
                 fmt(c.get("paper_value")),
+                paper_estimate_text(c.get("paper_estimate")),
                 c.get("statistic"),
                 (c.get("units") or {}).get("what"),
                 interval_text(d.get("estimate")),

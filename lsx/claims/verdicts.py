@@ -30,10 +30,27 @@ log = logging.getLogger("lsx.claims")
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
-CLAIM_KEYS = ("id", "source", "statement", "paper_value", "statistic", "args", "decision", "note", "matching", "untestable")
+CLAIM_KEYS = (
+    "id",
+    "source",
+    "statement",
+    "paper_value",
+    "paper_estimate",
+    "statistic",
+    "args",
+    "decision",
+    "note",
+    "matching",
+    "untestable",
+)
 # a claim whose regime a scale cannot reach (declared with the reason, before the run): never "not reproduced" there
 NOT_TESTABLE = "not testable at this scale"
 MATCHING_KEYS = ("waive",)
+PAPER_ESTIMATE_FORMS = (
+    'valid: paper_estimate: {value: x, from: "<where the paper gives it>"}, {range: [a, b], from: "..."} '
+    "(the paper's own number(s) on the statistic's scale), or {none: \"<why the paper gives no number on this scale>\"} "
+    '(with threshold: "<why the bound reads the paper\'s words>" when the bound is not the no-effect value)'
+)
 REQUIRED_KEYS = ("id", "statement", "statistic", "decision")
 
 
@@ -194,13 +211,11 @@ def check_claims(preset: str, claims: Any) -> list[dict[str, Any]]:
         try:
             waiver(c)
             untestable_reason(c, None)
+            check_decision(c["decision"])
+            check_paper_estimate(c)
         except ValueError as err:
             raise ValueError(f"{where} ({c['id']}): {err}") from None
         check_args(c)
-        try:
-            check_decision(c["decision"])
-        except ValueError as err:
-            raise ValueError(f"{where} ({c['id']}): {err}") from None
         out.append(dict(c, args=dict(c.get("args") or {})))
     return out
 
@@ -227,6 +242,51 @@ def waiver(claim: dict[str, Any]) -> str | None:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"matching.waive must be a non-empty reason, got {text!r}; {valid}")
     return text.strip()
+
+
+def paper_estimate(claim: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The paper's own number on the claim's statistic scale as (lo, hi) (a single value: lo == hi); None
+    when the claim has no ``paper_estimate`` or declares ``{none: why}``. ValueError when malformed."""
+    spec = claim.get("paper_estimate")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError(f"paper_estimate {spec!r} is malformed; {PAPER_ESTIMATE_FORMS}")
+    if "none" in spec and set(spec) <= {"none", "threshold"}:
+        for k in spec:
+            if not isinstance(spec[k], str) or not spec[k].strip():
+                raise ValueError(f"paper_estimate.{k} must be a non-empty reason, got {spec[k]!r}; {PAPER_ESTIMATE_FORMS}")
+        return None
+    kind = set(spec) - {"from"}
+    text = spec.get("from")
+    if len(kind) != 1 or not kind <= {"value", "range"} or not isinstance(text, str) or not text.strip():
+        raise ValueError(f"paper_estimate {spec!r} is malformed; {PAPER_ESTIMATE_FORMS}")
+    try:
+        if "value" in spec:
+            lo = hi = float(spec["value"])
+        else:
+            lo, hi = (float(v) for v in spec["range"])
+    except (TypeError, ValueError):
+        raise ValueError(f"paper_estimate {spec!r} is malformed; {PAPER_ESTIMATE_FORMS}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"paper_estimate {spec!r} needs finite numbers with a <= b; {PAPER_ESTIMATE_FORMS}")
+    return lo, hi
+
+
+def check_paper_estimate(claim: Mapping[str, Any]) -> None:
+    """A claim's decision rule must accept the paper's own number(s): a rule the paper itself would fail
+    tests something else. Each end of a range is decided as a point (the rules are intervals, so the
+    whole range is then accepted). ValueError naming the rejected number otherwise."""
+    est = paper_estimate(claim)
+    if est is None:
+        return
+    for v in sorted(set(est)):
+        verdict = decide_interval(v, v, claim["decision"])
+        if verdict != REPRODUCED:
+            raise ValueError(
+                f"decision {claim['decision']} gives {verdict!r} on the paper's own number {v:g} "
+                f"(paper_estimate {claim['paper_estimate']}): the rule must accept what the paper reports"
+            )
 
 
 def untestable_reason(claim: dict[str, Any], scale: str | None) -> str | None:
