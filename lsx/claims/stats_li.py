@@ -10,7 +10,7 @@
   net's surface says nothing about its architecture's landscape).
 Fig. 5 / Table 1 and Fig. 9 use the generic ``difference``, ``ratio`` and ``mean``; Fig. 7 the generic
 ``spearman`` and ``surface_rise_spearman`` (lsx/claims/stats_surface.py). Report figures:
-``li_convexity_panels`` (Fig. 6 / Sec. 6) and ``li_width_surfaces`` (Fig. 7).
+``li_convexity_panels`` (Fig. 6; the principal-curvature maps of the published version) and ``li_width_surfaces`` (Fig. 7).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _register_figures() -> None:
 
     @register_figure("li_convexity_panels")
     def convexity_panels(jobs: Sequence[JobRecord], path: Path, **args: Any) -> Path:
-        """Fig. 6 next to Li Sec. 6: one |λ_min/λ_max| map per (depth, shortcut), the first seed of each."""
+        """Fig. 6 beside Li et al.'s curvature measure: one |λ_min/λ_max| map per (depth, shortcut), first seed of each."""
         import matplotlib.pyplot as plt
 
         from lsx.plots.common import save_figure
@@ -189,7 +189,7 @@ def _register_figures() -> None:
             ax.set_ylabel("β")
         if im is not None:
             fig.colorbar(im, ax=axes[0].tolist(), label="|λ_min/λ_max|")
-        fig.suptitle(f"Li Sec. 6 convexity maps (n={len(jobs)} jobs)", fontsize=9)
+        fig.suptitle(f"Li et al. convexity maps (n={len(jobs)} jobs)", fontsize=9)
         return save_figure(fig, path)
 
     @register_figure("li_width_surfaces")

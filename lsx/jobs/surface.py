@@ -1,6 +1,7 @@
 """``analysis=surface2d``: filter-normalized 2D surface around one optimum (Li et al. Fig. 1, 5–7).
 
-With ``convexity.enabled`` also Li et al.'s Sec. 6 convexity map: at every ``hessian_every``-th grid
+With ``convexity.enabled`` also Li et al.'s convexity map (principal curvatures; the published version's
+'A note of caution' section, not in the ICLR 2018 submission text): at every ``hessian_every``-th grid
 point (rows and columns, anchored at the centre) the extreme Hessian eigenvalues of the train loss
 (all parameters, BN in eval mode with the centre's statistics), the map of |λ_min/λ_max|, and a chaos
 summary (fraction of the mapped points with significant negative curvature, mean negative ratio).
