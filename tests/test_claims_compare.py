@@ -100,3 +100,40 @@ def test_command_line_strict_exit_and_bad_input(tmp_path, capsys):
 def test_the_published_report_compares_with_itself():
     published = ROOT / "docs" / "reproduce"
     assert main([str(published), str(published / "report.json"), "--strict"]) == 0
+
+
+def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_path):
+    from lsx.claims import readme
+
+    a, b = _report(1), _report(2)
+    a["generated_at"] = "2026-12-06T00:00:00+0000"
+    b["presets"][0]["claims"][1]["verdict"] = "inconclusive"  # fragile moves at 2 threads
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    docs = tmp_path / "docs"
+    check = docs / "checks" / "threads2.json"
+    check.parent.mkdir(parents=True)
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json", str(check), "--label", "2 threads"]) == 0
+    doc = json.loads(check.read_text())
+    assert doc["label"] == "2 threads" and doc["a"]["generated_at"] == a["generated_at"] and doc["headline_moved"] == 1
+    checks, stale = readme.load_checks(docs, a)
+    assert stale == [] and [c["label"] for c in checks] == ["2 threads"]
+    (ch,) = checks
+    assert readme.check_status(ch, "toy", "steady") == "holds"
+    assert readme.check_status(ch, "toy", "fragile") == "**moved → inconclusive**"
+    assert readme.check_status(ch, "toy", "absent") == "not rerun"
+    header = readme.checks_header(checks, stale, 3)
+    assert header == [
+        "Check `2 threads` (checks/threads2.json): "
+        + str(tmp_path / "b.json")
+        + " reran 2 of these 3 claims: 1 headline verdicts held, 1 moved; the others were not rerun. "
+        "A verdict that moves under a check is not earned."
+    ]
+    newer = dict(a, generated_at="2026-12-07T00:00:00+0000")  # a new published report: the check is of the old one
+    assert readme.load_checks(docs, newer) == ([], ["threads2.json"])
+    assert readme.checks_header([], ["threads2.json"], 3) == [
+        "Check checks/threads2.json compares an earlier report and is not shown: rerun it."
+    ]
+    check.write_text("{}")
+    with pytest.raises(ValueError, match=r"threads2.json: not a check written by `lsx.claims.compare --json`"):
+        readme.load_checks(docs, a)

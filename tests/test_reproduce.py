@@ -517,6 +517,33 @@ def test_generator_publishes_and_regenerates_the_committed_block_byte_for_byte(f
     assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0
 
 
+def test_committed_checks_add_a_column_saying_whether_each_verdict_held(fake_two_presets, tmp_path, two_preset_repo):
+    from lsx.claims import compare
+
+    out, report = fake_two_presets
+    docs, readme_path = tmp_path / "docs", tmp_path / "README.md"
+    docs.mkdir()
+    published = _clean(report)
+    (docs / "report.json").write_text(json.dumps(published))
+    rerun = json.loads(json.dumps(published))
+    rerun["presets"] = [s for s in rerun["presets"] if s["preset"] == "quickstart"]  # fort_toy not rerun
+    moved = rerun["presets"][0]["claims"][0]
+    moved["verdict"] = "inconclusive" if moved["verdict"] != "inconclusive" else "reproduced"
+    (tmp_path / "rerun.json").write_text(json.dumps(rerun))
+    args = [str(docs), str(tmp_path / "rerun.json"), "--json", str(docs / "checks" / "t2.json"), "--label", "2 threads"]
+    (docs / "checks").mkdir()
+    assert compare.main(args) == 0
+    readme_path.write_text(SRC)
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--committed"]) == 0
+    text = readme_path.read_text()
+    assert "| verdict | holds under the checks |" in text and "Check `2 threads` (checks/t2.json)" in text
+    assert f"| {moved['id']} |" in text and f"2 threads: **moved → {moved['verdict']}** |" in text
+    assert "2 threads: holds |" in text and "2 threads: not rerun |" in text  # quickstart's other claim; fort_toy
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0
+    (docs / "checks" / "t2.json").unlink()
+    assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 1  # the column is the check's
+
+
 def test_generator_allow_mixed_says_so(fake_two_presets, tmp_path, two_preset_repo):
     out, _ = fake_two_presets
     docs, readme_path = tmp_path / "docs", tmp_path / "README.md"

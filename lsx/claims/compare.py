@@ -6,7 +6,8 @@ A verdict deserves trust when it does not move with what should not matter: the 
 two disjoint unit sets; this compares two whole reports claim by claim — headline and per-set verdicts, each
 set's estimate and interval — and says what differed in how they were computed (code, torch, threads,
 seeds, the thread counts the jobs themselves record). Claims present in one report only are listed.
-``--strict`` exits 1 when a headline moved.
+``--strict`` exits 1 when a headline moved; ``--json`` writes the comparison as a *check* that the README's
+results block shows beside each verdict (``lsx.claims.readme``: does it hold under what B changed?).
 """
 
 from __future__ import annotations
@@ -127,6 +128,18 @@ def environment_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[
     return out
 
 
+def identity(report: dict[str, Any]) -> dict[str, Any]:
+    """What names a report: a check compares against exactly this one (the README ignores a check of another)."""
+    return {k: report.get(k) for k in ("code_version", "generated_at", "command")}
+
+
+def to_json(result: dict[str, Any], a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str, label: str) -> str:
+    """The comparison as a committed *check*: which headlines held when B reran A's claims (``label`` says
+    what B changed, e.g. "2 torch threads"); ``lsx.claims.readme`` reads ``docs/reproduce/checks/*.json``."""
+    doc = {"label": label, "a": {"name": name_a, **identity(a)}, "b": {"name": name_b, **identity(b)}, **result}
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
 def _arrow(pair: tuple[Any, Any]) -> str:
     x, y = pair
     return f"{x}" if x == y else f"**{x} → {y}**"
@@ -186,17 +199,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="also write the comparison (markdown) to this file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a headline verdict moved")
     ap.add_argument("--names", nargs=2, metavar=("NAME_A", "NAME_B"), help="what to call the two reports (default: paths)")
+    ap.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write it as a check (JSON) for the README: docs/reproduce/checks/<name>.json, A = the published report",
+    )
+    ap.add_argument("--label", help="with --json: what B changed, as the README names it (default: the file's stem)")
     args = ap.parse_args(argv)
     try:
-        result = compare(load_report(args.a), load_report(args.b))
+        a, b = load_report(args.a), load_report(args.b)
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
+    result = compare(a, b)
     name_a, name_b = args.names or (args.a, args.b)
     text = to_markdown(result, name_a, name_b, args.all)
     print(text, end="")
     if args.out:
         atomic_write_text(args.out, text)
+    if args.json:
+        atomic_write_text(args.json, to_json(result, a, b, name_a, name_b, args.label or Path(args.json).stem))
     return 1 if args.strict and result["headline_moved"] else 0
 
 
