@@ -134,6 +134,13 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     assert readme.checks_header([], ["threads2.json"], 3) == [
         "Check checks/threads2.json compares an earlier report and is not shown: rerun it."
     ]
+    md = tmp_path / "dropped.md"
+    assert (
+        main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--drop", "toy", "--json", str(check), "--out", str(md)]) == 0
+    )
+    assert "Left out of B (--drop): toy" in md.read_text()
+    assert json.loads(check.read_text())["rows"] == [] and json.loads(check.read_text())["dropped"] == ["toy"]
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--drop", "nope"]) == 2
     check.write_text("{}")
     with pytest.raises(ValueError, match=r"threads2.json: not a check written by `lsx.claims.compare --json`"):
         readme.load_checks(docs, a)

@@ -160,6 +160,8 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
         lines.append("")
     else:
         lines += ["The reports name the same code, torch, threads, workers, CPU and seeds.", ""]
+    if result.get("dropped"):
+        lines += [f"Left out of B (--drop): {', '.join(result['dropped'])}", ""]
     both = {r["preset"] for r in rows}
     for label, keys in (("only in A", result["only_a"]), ("only in B", result["only_b"])):
         whole = sorted({p for p, _ in keys} - both)  # a preset one report did not run: named once
@@ -205,13 +207,25 @@ def main(argv: list[str] | None = None) -> int:
         help="also write it as a check (JSON) for the README: docs/reproduce/checks/<name>.json, A = the published report",
     )
     ap.add_argument("--label", help="with --json: what B changed, as the README names it (default: the file's stem)")
+    ap.add_argument(
+        "--drop",
+        nargs="+",
+        default=[],
+        metavar="PRESET",
+        help="leave these presets of B out (e.g. one whose jobs compute at a fixed thread count, so B did not test them)",
+    )
     args = ap.parse_args(argv)
     try:
         a, b = load_report(args.a), load_report(args.b)
+        unknown = sorted(set(args.drop) - {s["preset"] for s in b["presets"]})
+        if unknown:
+            raise ValueError(f"--drop {' '.join(unknown)}: not a preset of {args.b}")
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
+    b = dict(b, presets=[s for s in b["presets"] if s["preset"] not in args.drop])
     result = compare(a, b)
+    result["dropped"] = sorted(args.drop)
     name_a, name_b = args.names or (args.a, args.b)
     text = to_markdown(result, name_a, name_b, args.all)
     print(text, end="")
