@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from lsx.claims.compare import compare, main, to_markdown
+from lsx.claims.compare import _shift, compare, main, to_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,6 +65,9 @@ def test_moved_verdicts_estimates_and_provenance_are_listed():
     assert "0.25 → 0.45 (0.67)" in text and "steady" not in text  # only moved claims by default
     assert "Claims only in B: toy/new" in text and "torch threads per job: A 1, B 2" in text
     assert "| toy | steady |" in to_markdown(result, "one", "two", show_all=True)
+    point = {"value": 1.0, "lo": 1.0, "hi": 1.0}  # six units of rho = 1: A's interval is a point
+    assert _shift(point, {"value": 0.9, "lo": 0.8, "hi": 1.0}) == pytest.approx(0.5)  # in B's width
+    assert _shift(point, point) == 0.0 and _shift(point, {"value": 0.9, "lo": 0.9, "hi": 0.9}) == math.inf
 
 
 def test_a_preset_one_report_did_not_run_is_named_once():

@@ -576,7 +576,7 @@ def test_repository_readme_has_the_blocks_from_the_committed_report():
         assert text.count(begin) == 1 and text.count(end) == 1
     if not (readme.DOCS / "report.json").is_file():
         pytest.skip("no committed docs/reproduce/report.json yet (make reproduce, then make reproduce-readme)")
-    assert readme.render(text, readme.committed_report(readme.DOCS)) == text
+    assert readme.render(text, readme.committed_report(readme.DOCS), readme.DOCS) == text  # with its checks
 
 
 def test_chromium_renders_every_section_and_image(report_run, tmp_path):

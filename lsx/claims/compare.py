@@ -62,11 +62,15 @@ def _fmt(v: Any) -> str:
 
 
 def _shift(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    """How far B's estimate moved, in A's interval widths (None when either lacks an interval)."""
+    """How far B's estimate moved, in A's interval widths (B's where A's interval is a point, e.g. six units
+    of ρ = 1; None when either lacks an interval)."""
     va, vb, lo, hi = (_num(a.get("value")), _num(b.get("value")), _num(a.get("lo")), _num(a.get("hi")))
     if va is None or vb is None or lo is None or hi is None:
         return None
     width = hi - lo
+    if width <= 0:
+        blo, bhi = _num(b.get("lo")), _num(b.get("hi"))
+        width = bhi - blo if blo is not None and bhi is not None else 0.0
     return abs(vb - va) / width if width > 0 else (0.0 if vb == va else math.inf)
 
 
@@ -175,7 +179,7 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
         lines.append("No verdict moved." if rows else "No claim is in both reports.")
     else:
         lines += [
-            "Estimates as A → B; shift = |B − A| in widths of A's 95% interval.",
+            "Estimates as A → B; shift = |B − A| in widths of A's 95% interval (B's where A's is a point).",
             "",
             "| preset | claim | headline | discovery | estimate (shift) | replication | estimate (shift) |",
             "|---|---|---|---|---|---|---|",
