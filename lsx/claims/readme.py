@@ -215,7 +215,7 @@ def results_block(
                     f"{_cell(c['statistic'])} = {_set_cell(sets.get('discovery') or {})} | "
                     f"{_set_cell(sets.get('replication') or {})} | {_training_cell(c)} | **{c['verdict']}** |"
                     + (
-                        "".join(f" {ch['label']}: {check_status(ch, preset, c['id'])};" for ch in checks)[:-1] + " |"
+                        " " + "; ".join(f"{ch['label']}: {check_status(ch, preset, c['id'])}" for ch in checks) + " |"
                         if checks
                         else ""
                     )
