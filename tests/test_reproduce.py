@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -568,6 +569,27 @@ def test_readme_block_regenerates_identically(report_run, tmp_path):
     assert readme.results_block(None).count("not run") >= 4  # presets absent from the report
     with pytest.raises(ValueError, match="README has no <!-- results:begin -->"):
         readme.render("no markers", report)
+
+
+def test_readme_says_which_jobs_came_from_the_cache():
+    """A report rebuilt from the job cache took minutes, not the jobs' compute: the README must not show
+    its wall time as what the preset costs."""
+    report = readme.committed_report(readme.DOCS)
+    if report is None:
+        pytest.skip("no committed docs/reproduce/report.json yet")
+    sections = report["presets"]
+    for s in sections:
+        for job in s["jobs"]:
+            job["status"] = "ran"
+    assert "job cache" not in readme.results_block(report) + readme.presets_block(report)
+    first, second = sections[0], sections[1]
+    for job in first["jobs"]:
+        job["status"] = "cached"
+    n_all = sum(len(s["jobs"]) for s in sections)
+    assert f", {len(first['jobs'])} of {n_all} jobs taken from the job cache" in readme.results_block(report)
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([^`]+)`.*$", readme.presets_block(report), re.M)}
+    assert f"{len(first['jobs'])} of {len(first['jobs'])} taken from the job cache, this run" in rows[first["preset"]]
+    assert "job cache" not in rows[second["preset"]] and " min wall, " in rows[second["preset"]]
 
 
 def test_repository_readme_has_the_blocks_from_the_committed_report():

@@ -106,6 +106,25 @@ def _units_cell(c: dict[str, Any]) -> str:
     return _cell(f"{u.get('what')}: " + " + ".join(str((u.get("n") or {}).get(n, 0)) for n in SETS))
 
 
+def _cached_jobs(sections: list[dict[str, Any]]) -> tuple[int, int]:
+    """(jobs this run took from the job cache, all jobs) over ``sections``."""
+    jobs = [j for s in sections for j in s.get("jobs") or []]
+    return sum(j.get("status") == "cached" for j in jobs), len(jobs)
+
+
+def _runtime_cell(s: dict[str, Any]) -> str:
+    """What running the preset costs. A job taken from the cache cost its original compute, not this run's wall
+    time: when some were, the job compute leads and the wall time is this run's only."""
+    compute = f"{(s.get('compute_s') or 0) / 60:.1f} min of job compute"
+    cached, total = _cached_jobs([s])
+    if not cached:
+        return f"{(s.get('run_time_s') or 0) / 60:.1f} min wall, {compute} ({s['n_jobs']} jobs, scale {s['scale']})"
+    return (
+        f"{compute} ({s['n_jobs']} jobs, scale {s['scale']}; {cached} of {total} taken from the job cache, "
+        f"this run {(s.get('run_time_s') or 0) / 60:.1f} min wall)"
+    )
+
+
 def header(report: dict[str, Any] | None) -> list[str]:
     if not report:
         return ["No report yet: run `make reproduce`, then `make reproduce-readme`."]
@@ -125,10 +144,11 @@ def header(report: dict[str, Any] | None) -> list[str]:
         env += "; jobs' torch threads: " + ", ".join(f"{t} ({n} jobs)" for t, n in sorted(threads.items()))
     wall = report.get("run_time_s")
     kept = report.get("kept_from_earlier_runs") or []
+    cached, total = _cached_jobs(report.get("presets") or [])
     when = (
         f"; sections of {', '.join(kept)} kept from earlier runs"
         if kept
-        else f"; whole run {wall / 60:.0f} min wall"
+        else f"; whole run {wall / 60:.0f} min wall" + (f", {cached} of {total} jobs taken from the job cache" if cached else "")
         if wall
         else ""
     )
@@ -250,10 +270,7 @@ def presets_block(report: dict[str, Any] | None) -> str:
             s = sections[preset]
             seeds = s.get("seeds") or {}
             units = " / ".join(_span(seeds.get(n) or []) for n in SETS)
-            runtime = (
-                f"{(s.get('run_time_s') or 0) / 60:.1f} min wall, {(s.get('compute_s') or 0) / 60:.1f} min of job compute "
-                f"({s['n_jobs']} jobs, scale {s['scale']})"
-            )
+            runtime = _runtime_cell(s)
             rows.append(
                 f"| `{preset}`{kind} | {len(claims)} | {_cell((s.get('unit') or {}).get('what'))} | {units} | "
                 f"{_verdict_counts(s['claims'])} | {runtime} |"
