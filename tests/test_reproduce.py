@@ -217,6 +217,16 @@ def test_report_has_every_section(report_run):
     assert json.loads((out / "report.json").read_text())["summary"] == report["summary"]
 
 
+def test_report_page_says_how_many_jobs_came_from_the_cache():
+    from lsx.claims.report import _report_versions_html
+
+    jobs = [{"status": "cached"}] * 3 + [{"status": "ran"}]
+    text = _report_versions_html({"job_code_versions": {"abc": 4}, "presets": [{"jobs": jobs}]})
+    assert "<code>abc (4 jobs)</code>; 3 of 4 jobs were taken from the job cache" in text
+    fresh = _report_versions_html({"job_code_versions": {"abc": 1}, "presets": [{"jobs": jobs[-1:]}]})
+    assert "job cache" not in fresh and "abc (1 job)</code> (a cached job" in fresh
+
+
 def test_report_names_the_code_that_computed_its_jobs(report_run):
     # the job cache is keyed by config, not code: a report built on cached jobs says which code computed them
     out, report = report_run

@@ -509,9 +509,12 @@ def _report_versions_html(report: dict[str, Any]) -> str:
     text = code_versions_text(report.get("job_code_versions"))
     if not text:
         return ""
+    jobs = [j for s in report.get("presets") or [] for j in s.get("jobs") or []]
+    cached = sum(j.get("status") == "cached" for j in jobs)
+    taken = f"; {cached} of {len(jobs)} jobs were taken from the job cache" if cached else ""
     return (
-        f"; the jobs were computed by code <code>{html.escape(text)}</code> (the job cache is keyed by config, "
-        "so a cached job keeps the code version that computed it)"
+        f"; the jobs were computed by code <code>{html.escape(text)}</code>{taken} (a cached job counts as this "
+        "code's when every file it depends on is unchanged, else it keeps the version that computed it)"
     )
 
 
