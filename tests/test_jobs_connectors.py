@@ -34,9 +34,11 @@ def test_toy_wedges_job_shows_the_threshold(lsx_dirs):
         "analysis.steps=400",
         "analysis.connector_steps=100",
         "analysis.radial_directions=4",
+        env={"OMP_NUM_THREADS": "2"},
     )
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "toy_wedges")
+    assert res["torch_threads"] == 1 and res["torch_threads_process"] == 2  # the count it computed at
     m = res["metrics"]
     assert m["D20_n5_success_below"] == 0.0 and m["D20_n5_success_above"] == 1.0
     assert m["tunnel_max_loss_connector"] < 0.1 * m["tunnel_max_loss_linear"]
