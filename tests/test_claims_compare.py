@@ -127,17 +127,22 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     assert readme.check_status(ch, "toy", "fragile") == "**moved → inconclusive**"
     assert readme.check_status(ch, "toy", "absent") == "not rerun"
     header = readme.checks_header(checks, stale, 3)
+    lead = "Checks: each reruns claims under one change that should not matter. A verdict that moves under a check is not earned."
     assert header == [
-        "Check `2 threads` (checks/threads2.json): "
+        lead,
+        "",
+        "- `2 threads` (checks/threads2.json): "
         + str(tmp_path / "b.json")
-        + " reran 2 of these 3 claims: 1 headline verdicts held, 1 moved; the others were not rerun. "
-        "A verdict that moves under a check is not earned."
+        + " reran 2 of these 3 claims: 1 headline verdicts held, 1 moved; the others were not rerun.",
     ]
     newer = dict(a, generated_at="2026-12-07T00:00:00+0000")  # a new published report: the check is of the old one
     assert readme.load_checks(docs, newer) == ([], ["threads2.json"])
     assert readme.checks_header([], ["threads2.json"], 3) == [
-        "Check checks/threads2.json compares an earlier report and is not shown: rerun it."
+        lead,
+        "",
+        "- checks/threads2.json compares an earlier report and is not shown: rerun it.",
     ]
+    assert readme.checks_header([], [], 3) == []
     md = tmp_path / "dropped.md"
     assert (
         main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--drop", "toy", "--json", str(check), "--out", str(md)]) == 0

@@ -547,7 +547,7 @@ def test_committed_checks_add_a_column_saying_whether_each_verdict_held(fake_two
     readme_path.write_text(SRC)
     assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--committed"]) == 0
     text = readme_path.read_text()
-    assert "| verdict | holds under the checks |" in text and "Check `2 threads` (checks/t2.json)" in text
+    assert "| verdict | holds under the checks |" in text and "- `2 threads` (checks/t2.json)" in text
     assert f"| {moved['id']} |" in text and f"2 threads: **moved → {moved['verdict']}** |" in text
     assert "2 threads: holds |" in text and "2 threads: not rerun |" in text  # quickstart's other claim; fort_toy
     assert readme.main(["--docs", str(docs), "--readme", str(readme_path), "--check"]) == 0

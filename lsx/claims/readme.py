@@ -200,17 +200,24 @@ def check_status(check: dict[str, Any], preset: str, claim: str) -> str:
 
 
 def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int) -> list[str]:
-    lines = []
+    """One lead line, then one list item per check (two checks on consecutive plain lines would render as
+    one paragraph); a stale check is named, not shown."""
+    items = []
     for c in checks:
         rows = c["rows"]
         moved = sum(r["headline_moved"] for r in rows)
-        lines.append(
-            f"Check `{c['label']}` ({CHECKS}/{c['file']}): {_cell(c['b'].get('name'))} reran {len(rows)} of these "
-            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved; the others were not rerun. "
-            "A verdict that moves under a check is not earned."
+        items.append(
+            f"- `{c['label']}` ({CHECKS}/{c['file']}): {_cell(c['b'].get('name'))} reran {len(rows)} of these "
+            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved; the others were not rerun."
         )
-    lines += [f"Check {CHECKS}/{name} compares an earlier report and is not shown: rerun it." for name in stale]
-    return lines
+    items += [f"- {CHECKS}/{name} compares an earlier report and is not shown: rerun it." for name in stale]
+    if not items:
+        return []
+    return [
+        "Checks: each reruns claims under one change that should not matter. A verdict that moves under a check is not earned.",
+        "",
+        *items,
+    ]
 
 
 def results_block(
