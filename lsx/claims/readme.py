@@ -32,7 +32,7 @@ from lsx.config import CONF_DIR
 
 from .compare import identity
 from .replication import HEADLINES
-from .report import code_versions_text, environment_text, fmt, interval_text, paper_of, summary_text, unmatched
+from .report import cached_jobs, code_versions_text, environment_text, fmt, interval_text, paper_of, summary_text, unmatched
 from .units import SETS
 
 ROOT = CONF_DIR.parent
@@ -106,17 +106,11 @@ def _units_cell(c: dict[str, Any]) -> str:
     return _cell(f"{u.get('what')}: " + " + ".join(str((u.get("n") or {}).get(n, 0)) for n in SETS))
 
 
-def _cached_jobs(sections: list[dict[str, Any]]) -> tuple[int, int]:
-    """(jobs this run took from the job cache, all jobs) over ``sections``."""
-    jobs = [j for s in sections for j in s.get("jobs") or []]
-    return sum(j.get("status") == "cached" for j in jobs), len(jobs)
-
-
 def _runtime_cell(s: dict[str, Any]) -> str:
     """What running the preset costs. A job taken from the cache cost its original compute, not this run's wall
     time: when some were, the job compute leads and the wall time is this run's only."""
     compute = f"{(s.get('compute_s') or 0) / 60:.1f} min of job compute"
-    cached, total = _cached_jobs([s])
+    cached, total = cached_jobs([s])
     if not cached:
         return f"{(s.get('run_time_s') or 0) / 60:.1f} min wall, {compute} ({s['n_jobs']} jobs, scale {s['scale']})"
     return (
@@ -144,7 +138,7 @@ def header(report: dict[str, Any] | None) -> list[str]:
         env += "; jobs' torch threads: " + ", ".join(f"{t} ({n} jobs)" for t, n in sorted(threads.items()))
     wall = report.get("run_time_s")
     kept = report.get("kept_from_earlier_runs") or []
-    cached, total = _cached_jobs(report.get("presets") or [])
+    cached, total = cached_jobs(report.get("presets") or [])
     when = (
         f"; sections of {', '.join(kept)} kept from earlier runs"
         if kept

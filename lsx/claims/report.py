@@ -156,6 +156,13 @@ def merged_code_versions(sections: Sequence[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(sum((Counter(s.get("job_code_versions") or {}) for s in sections), Counter()).items()))
 
 
+def cached_jobs(sections: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(jobs the run took from the job cache, all jobs) over report sections: a cached job's compute time is
+    its original one, not this run's."""
+    jobs = [j for s in sections for j in s.get("jobs") or []]
+    return sum(j.get("status") == "cached" for j in jobs), len(jobs)
+
+
 def code_versions_text(counts: dict[str, int] | None) -> str:
     """``"abc (12 jobs), def-dirty (3 jobs)"``; empty for a report from before versions were recorded."""
     return ", ".join(f"{v} ({n} job{'s' if n != 1 else ''})" for v, n in (counts or {}).items())
@@ -509,9 +516,8 @@ def _report_versions_html(report: dict[str, Any]) -> str:
     text = code_versions_text(report.get("job_code_versions"))
     if not text:
         return ""
-    jobs = [j for s in report.get("presets") or [] for j in s.get("jobs") or []]
-    cached = sum(j.get("status") == "cached" for j in jobs)
-    taken = f"; {cached} of {len(jobs)} jobs were taken from the job cache" if cached else ""
+    cached, total = cached_jobs(report.get("presets") or [])
+    taken = f"; {cached} of {total} jobs were taken from the job cache" if cached else ""
     return (
         f"; the jobs were computed by code <code>{html.escape(text)}</code>{taken} (a cached job counts as this "
         "code's when every file it depends on is unchanged, else it keeps the version that computed it)"
