@@ -9,7 +9,10 @@ on ``--images`` inputs (a forward pass of each network and one assignment per gr
 one evaluation pass of one network over the same inputs as lsx evaluates (``Evaluator.evaluate_at``
 on the train split: folded BatchNorm, channels_last, chunks, loss and accuracy); the model's plain
 forward (``model(x)`` under ``no_grad``, one batch) is shown beside it. Activation matching runs two
-networks, so it cannot beat one pass of one; the last line gives its time ÷ two evaluation passes.
+networks, so one pair cannot beat one pass of one; the last line gives its time ÷ two evaluation passes.
+A set of ``--set`` networks matched pair by pair for every pair (``activation_matching_pairs``, what
+``analysis=permutation_barrier pairs=all`` and ``analysis.align=activation`` run) evaluates each network
+once; its row is the whole set's time ÷ its number of pairs.
 Usage: ``python benchmarks/bench_permutation.py [--repeats 3] [--threads 1] | tee outputs/bench/permutation.md``,
 then ``python benchmarks/update_readme.py outputs/bench/permutation.md`` (the ``permutation`` block of
 docs/benchmarks.md).
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from itertools import combinations
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +31,7 @@ from timing import block, fmt_ratio, fmt_time, header, interleave, load_average,
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.permutation import derive_spec
-from lsx.landscape.permutation.activation_matching import activation_matching
+from lsx.landscape.permutation.activation_matching import activation_matching, activation_matching_pairs
 from lsx.landscape.permutation.weight_matching import weight_matching
 from lsx.models import build_model
 
@@ -52,10 +56,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20, help="Adam steps per network before matching")
     ap.add_argument("--images", type=int, default=500, help="inputs of the activation-matching subset")
+    ap.add_argument("--set", type=int, default=6, help="networks of the every-pair row (>= 3)")
     args = ap.parse_args()
+    if args.set < 3:
+        ap.error(f"--set {args.set}: valid: >= 3 networks")
     set_threads(args.threads)
     x, y = synthetic_data(max(args.images, 256))
-    a, b = (trained("resnet20", x, y, args.steps, seed) for seed in (0, 1))
+    nets = [trained("resnet20", x, y, args.steps, seed) for seed in range(args.set)]
+    a, b = nets[0], nets[1]
+    every_pair = list(combinations(range(args.set), 2))
     subset, labels = x[: args.images], y[: args.images]
     spec = derive_spec(a, subset[:2])
     sa, sb = a.state_dict(), b.state_dict()
@@ -67,14 +76,17 @@ def main() -> None:
         return a(subset)
 
     wm, am = "weight matching (2 x ResNet-20)", f"activation matching ({args.images} inputs, 2 nets)"
+    aset = f"activation matching, all {len(every_pair)} pairs of {args.set} nets, per pair ({args.images} inputs)"
     ref, plain = f"one evaluation pass ({args.images} inputs, 1 net)", f"plain forward, model(x) ({args.images} inputs, 1 net)"
     contenders = {
         wm: lambda: weight_matching(spec, sa, sb),
         am: lambda: activation_matching(spec, a, b, subset),
+        aset: lambda: activation_matching_pairs(spec, nets, every_pair, subset),
         ref: lambda: ev.evaluate_at(theta, splits=("train",)),
         plain: plain_pass,
     }
     t = interleave(contenders, args.repeats, args.warmup)
+    t.seconds[aset] = [v / len(every_pair) for v in t.seconds[aset]]  # the whole set's time, per pair
     rows = [f"| {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, ref)} |" for n in contenders]
     two_passes = t.median(am) / (2 * t.median(ref))
     title = header("bench_permutation", args.repeats, args.warmup)
@@ -91,6 +103,8 @@ def main() -> None:
         f"- weight matching target ≤ 10 s: {'met' if t.median(wm) <= 10 else 'NOT met'} ({t.median(wm):.2f} s)",
         f"- activation matching target ≤ one evaluation pass: {'met' if t.median(am) <= t.median(ref) else 'NOT met'} "
         f"({t.median(am) / t.median(ref):.2f}x); it runs both networks: {two_passes:.2f}x two evaluation passes",
+        f"- per pair when every pair of {args.set} networks is matched (each network evaluated once): "
+        f"{'met' if t.median(aset) <= t.median(ref) else 'NOT met'} ({t.median(aset) / t.median(ref):.2f}x one evaluation pass)",
     ]
     print(block("permutation", lines))
 

@@ -158,6 +158,54 @@ def test_streamed_correlation_equals_a_float64_reference(name, kw, shape):
             torch.testing.assert_close(got[k], ref[k], rtol=0, atol=5e-5)  # float32 maps, BN folded
 
 
+@pytest.mark.parametrize("name,kw,shape", [ARCHS[0], RESNET16], ids=["mlp", "resnet_bn"])
+def test_many_pairs_equal_their_pairwise_correlations_bit_for_bit(name, kw, shape, monkeypatch):
+    from lsx.landscape.permutation import activations
+
+    models = [_model(name, kw, shape, seed=s) for s in range(4)]
+    x = torch.randn(72, *shape)
+    spec = derive_spec(models[0], x)
+    nodes = sorted({n for g in spec.groups for n in spec.observe[g]})
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (3, 0)]
+    traced = []
+    real_capture = activations.capture
+    monkeypatch.setattr(activations, "capture", lambda m, n: traced.append(m) or real_capture(m, n))
+    many = activations.cross_correlations(models, pairs, nodes, x, batch_size=32)
+    assert len(traced) == 4  # one forward graph per network, run once per chunk, whatever its number of pairs
+    for i, j in pairs:
+        one = activations.cross_correlation(models[i], models[j], nodes, x, batch_size=32)
+        for k in nodes:
+            assert torch.equal(many[(i, j)][k], one[k]), (i, j, k)
+    with pytest.raises(ValueError, match=r"pairs \[\(1, 1\), \(0, 4\)\] are not pairs of two different models among 4"):
+        activations.cross_correlations(models, [(0, 1), (1, 1), (0, 4)], nodes, x)
+
+
+def test_activation_matching_of_a_set_recovers_every_known_permutation():
+    from lsx.landscape.permutation.activation_matching import activation_matching_pairs
+
+    name, kw, shape = RESNET16
+    m = _model(name, kw, shape, perturb_bn=False)
+    x = torch.randn(256, *shape)
+    spec = derive_spec(m, x)
+    copies = [m]
+    for s in (5, 6, 7):
+        c = copy.deepcopy(m)
+        c.load_state_dict(permute_state(m.state_dict(), spec, random_perms(spec, torch.Generator().manual_seed(s))))
+        copies.append(c)
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    found = activation_matching_pairs(spec, copies, pairs, x)
+    assert set(found) == set(pairs)
+    for i, j in pairs:  # every copy brought to every other: the same function and the same weights
+        recovered = permute_state(copies[j].state_dict(), spec, found[(i, j)])
+        assert state_distance(copies[i].state_dict(), recovered, _floats(recovered)) == 0.0
+    # align_models: the reference runs once for all; each copy ends equal to it
+    aligned = [copy.deepcopy(c) for c in copies]
+    info = align_models(aligned, "activation", x)
+    assert len(info["align_seconds"]) == 3 and len(set(info["align_seconds"])) == 1  # an even share each
+    for c in aligned[1:]:
+        assert state_distance(m.state_dict(), c.state_dict(), _floats(m.state_dict())) == 0.0
+
+
 def test_align_models_and_bad_input():
     shape = (1, 8, 8)
     a, b = _model(*ARCHS[0][:2], shape, seed=0), _model(*ARCHS[0][:2], shape, seed=1)

@@ -43,6 +43,25 @@ def test_permutation_barrier_job(lsx_dirs):
     assert measured[3] == pytest.approx(naive["2-3"]["train_loss_b"])
     for art in res["artifacts"].values():
         assert (d / art).exists()
+    # every pair of the four: activation matching runs each optimum once for its three pairs, with the
+    # permutations pairwise matching finds (the same distances as the disjoint run's pairs)
+    r = run_module(
+        "lsx.analyze",
+        "analysis=permutation_barrier",
+        *TINY,
+        "optima.seeds=[0,1,2,3]",
+        "analysis.alpha_num=3",
+        "analysis.match_examples=64",
+        "analysis.pairs=all",
+        "analysis.methods=[activation]",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d_all,) = [p for p in (out / "jobs").glob("permutation_barrier_*") if p != d]
+    every = json.loads((d_all / "results.json").read_text())
+    assert every["metrics"]["n_pairs"] == 6 and (d_all / "stages" / "activation_matching.pt").exists()
+    dist = {p["pair"]: p["distance"] for p in every["metrics"]["pairs"] if p["variant"] == "activation"}
+    before = {p["pair"]: p["distance"] for p in m["pairs"] if p["variant"] == "activation"}
+    assert len(dist) == 6 and all(dist[k] == before[k] for k in ("0-1", "2-3"))
 
 
 @pytest.mark.slow

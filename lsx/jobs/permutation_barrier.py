@@ -7,7 +7,8 @@ trained model, the independent units the claims use — or ``all``): loss and er
 matching and activation matching, each plain (BN statistics interpolated with the weights), with BN
 statistics re-estimated at each α (``_reset``; BN networks) and with REPAIR (``_repair``); the
 Entezari barrier of each curve; ‖θ_a − π(θ_b)‖ before and after; the time each alignment took, beside
-one evaluation pass over the matching subset. Activation matching and REPAIR use the first
+one evaluation pass over the matching subset (activation matching runs every optimum once for all its
+pairs, so a pair's time is its even share). Activation matching and REPAIR use the first
 ``match_examples`` train examples of the landscape subset.
 """
 
@@ -22,6 +23,7 @@ import torch
 
 from lsx.landscape.engine.bn_policy import has_batchnorm
 from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.permutation.activation_matching import activation_matching_pairs
 from lsx.landscape.permutation.barrier import alpha_grid
 from lsx.landscape.permutation.pairs import METHODS, analyse_pair
 from lsx.landscape.permutation.spec import derive_spec
@@ -81,6 +83,9 @@ def run(ctx: JobContext) -> JobOutput:
         scratch.load_state_dict(state)
         return ev.evaluate_at(FlatParams(scratch, include_buffers=not bn_reset).get())
 
+    found = {}
+    if "activation" in methods:
+        found = ctx.stage("activation_matching", lambda: _match_activations(build, ckpts, pairs, spec, inputs))
     rows, curves, distances, seconds = [], {}, {m: [] for m in methods}, {m: [] for m in methods}
     for sa, sb in pairs:
         res = ctx.stage(
@@ -99,6 +104,7 @@ def run(ctx: JobContext) -> JobOutput:
                 seed=int(a["weight_matching"]["seed"]),
                 max_iter=int(a["weight_matching"]["max_iter"]),
                 param_keys=param_keys,
+                found={"activation": found[(sa, sb)]} if found else None,
             ),
         )
         ends = res.curves[next(iter(res.curves))]["train_loss"]  # α = 0 is a, α = 1 is b (permuted: the same function)
@@ -155,6 +161,21 @@ def run(ctx: JobContext) -> JobOutput:
         "plot_barriers": "permutation_barriers.png",
     }
     return JobOutput(metrics, arts)
+
+
+def _match_activations(build, ckpts, pairs, spec, inputs) -> dict[tuple[int, int], tuple[Any, float]]:
+    """Activation matching of every pair at once: each optimum runs one forward pass over the matching
+    subset however many pairs it is in. Per pair: (permutations, its even share of the time)."""
+    seeds = list(ckpts)
+    models = []
+    for s in seeds:
+        m = build()
+        m.load_state_dict(ckpts[s].state_dict)
+        models.append(m)
+    t0 = time.perf_counter()
+    found = activation_matching_pairs(spec, models, [(seeds.index(a), seeds.index(b)) for a, b in pairs], inputs)
+    share = (time.perf_counter() - t0) / len(pairs)
+    return {(a, b): (found[(seeds.index(a), seeds.index(b))], share) for a, b in pairs}
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .align import match
-from .apply import identity_perms, interpolate_state, permute_state, state_distance
+from .apply import Perms, identity_perms, interpolate_state, permute_state, state_distance
 from .barrier import barrier
 from .repair import preact_stats, repaired_state, target_stats
 from .spec import PermutationSpec
@@ -60,8 +60,12 @@ def analyse_pair(
     seed: int = 0,
     max_iter: int = 100,
     param_keys: Sequence[str] | None = None,
+    found: Mapping[str, tuple[Perms, float]] | None = None,
 ) -> PairResult:
-    """Curves and barriers of every variant for one pair; ``build()`` gives a fresh model of the architecture."""
+    """Curves and barriers of every variant for one pair; ``build()`` gives a fresh model of the architecture.
+
+    ``found``: method -> (permutations, seconds) already computed for this pair (activation matching of a
+    whole set at once: ``activation_matching_pairs``); the other methods are matched here."""
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown alignment methods {bad}; valid: {', '.join(METHODS)}")
@@ -73,8 +77,13 @@ def analyse_pair(
     res = PairResult()
     for method in methods:
         t0 = time.perf_counter()
-        perms = identity_perms(spec) if method == "naive" else match(spec, ma, mb, method, inputs, seed=seed, max_iter=max_iter)
-        res.seconds[method] = time.perf_counter() - t0
+        if found and method in found:
+            perms, res.seconds[method] = found[method]
+        elif method == "naive":
+            perms, res.seconds[method] = identity_perms(spec), time.perf_counter() - t0
+        else:
+            perms = match(spec, ma, mb, method, inputs, seed=seed, max_iter=max_iter)
+            res.seconds[method] = time.perf_counter() - t0
         sb = permute_state(state_b, spec, perms)
         res.distance[method] = state_distance(state_a, sb, keys)
         variants = {method: lambda a, sb=sb: evaluate(interpolate_state(state_a, sb, a), False)}
