@@ -153,3 +153,53 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     check.write_text("{}")
     with pytest.raises(ValueError, match=r"threads2.json: not a check written by `lsx.claims.compare --json`"):
         readme.load_checks(docs, a)
+
+
+def test_a_check_extended_by_a_later_run_is_one_comparison(tmp_path, capsys):
+    a = _report(1)
+    a["generated_at"] = "2026-12-06T00:00:00+0000"
+    first = copy.deepcopy(a)
+    first["presets"][0]["claims"][1]["verdict"] = "inconclusive"  # fragile moves in the first run
+    later = copy.deepcopy(a) | {
+        "code_version": "def456",
+        "generated_at": "2026-12-08",
+        "command": "python -m lsx.reproduce other seeds=16-23",
+    }
+    later["presets"][0] |= {"preset": "other", "seeds": {"discovery": [16, 17], "replication": [18, 19]}}
+    a["presets"].append(copy.deepcopy(later["presets"][0]) | {"seeds": {"discovery": [0, 1], "replication": [2, 3]}})
+    first["presets"][0]["seeds"] = {"discovery": [12, 13], "replication": [14, 15]}
+    for name, doc in (("a", a), ("first", first), ("later", later)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    check, md = tmp_path / "check.json", tmp_path / "check.md"
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "first.json"), "--json", str(check)]) == 0
+    assert json.loads(check.read_text())["only_a"] == [["other", "fragile"], ["other", "steady"]]
+    args = [str(tmp_path / "a.json"), str(tmp_path / "later.json"), "--extend", str(check)]
+    assert main([*args, "--json", str(check), "--out", str(md), "--all"]) == 0
+    doc = json.loads(check.read_text())
+    assert [(r["preset"], r["claim"]) for r in doc["rows"]] == [
+        ("other", "fragile"),
+        ("other", "steady"),
+        ("toy", "fragile"),
+        ("toy", "steady"),
+    ]
+    assert doc["only_a"] == [] and doc["headline_moved"] == 1 and doc["set_moved"] == 0
+    assert [r["code_version"] for r in doc["b_runs"]] == ["abc123", "def456"]
+    assert [
+        "seeds of toy",
+        {"discovery": [0, 1], "replication": [2, 3]},
+        {"discovery": [12, 13], "replication": [14, 15]},
+    ] in doc["differences"]
+    assert ["code", "abc123", "def456"] in doc["differences"]
+    text = md.read_text()
+    assert "4 claims in both reports: 1 headline verdict(s) moved" in text and "B is 2 runs" in text
+    assert "- code def456, 2026-12-08: `python -m lsx.reproduce other seeds=16-23`" in text
+    capsys.readouterr()
+    assert main([*args, "--json", str(tmp_path / "again.json")]) == 2  # its claims are in the check already
+    assert "--extend: the check already holds 2 of B's claims (other/fragile, other/steady)" in capsys.readouterr().err
+    other_a = tmp_path / "other_a.json"
+    other_a.write_text(json.dumps(a | {"generated_at": "2026-12-07T00:00:00+0000"}))
+    assert main([str(other_a), str(tmp_path / "later.json"), "--extend", str(check)]) == 2
+    assert "--extend: the check compares the report of 2026-12-06T00:00:00+0000 (code abc123), not A" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text("{}")
+    assert main([*args[:2], "--extend", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a check written by `lsx.claims.compare --json`" in capsys.readouterr().err

@@ -7,7 +7,8 @@ two disjoint unit sets; this compares two whole reports claim by claim — headl
 set's estimate and interval — and says what differed in how they were computed (code, torch, threads,
 seeds, the thread counts the jobs themselves record). Claims present in one report only are listed.
 ``--strict`` exits 1 when a headline moved; ``--json`` writes the comparison as a *check* that the README's
-results block shows beside each verdict (``lsx.claims.readme``: does it hold under what B changed?).
+results block shows beside each verdict (``lsx.claims.readme``: does it hold under what B changed?);
+``--extend CHECK`` adds another run's claims to a committed check.
 """
 
 from __future__ import annotations
@@ -144,6 +145,54 @@ def to_json(result: dict[str, Any], a: dict[str, Any], b: dict[str, Any], name_a
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
 
 
+def extend(check: dict[str, Any], result: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """A committed check (``--json``) with one more rerun's claims added: the comparison of the same
+    published report A against another run B on claims the check does not hold yet.
+
+    Why: one check may take several runs (presets that need other seeds, a run done later whose
+    predecessor's outputs are gone); each run's identity is kept in ``b_runs``. The result has
+    ``compare``'s fields, so ``to_markdown`` and ``to_json`` render it as one comparison."""
+    ident = identity(a)
+    if {k: check.get("a", {}).get(k) for k in ident} != ident:
+        raise ValueError(
+            f"--extend: the check compares the report of {check.get('a', {}).get('generated_at')} "
+            f"(code {check.get('a', {}).get('code_version')}), not A ({ident['generated_at']}, code {ident['code_version']})"
+        )
+    have = {(r["preset"], r["claim"]) for r in check["rows"]}
+    both = sorted(have & {(r["preset"], r["claim"]) for r in result["rows"]})
+    if both:
+        shown = ", ".join(f"{p}/{c}" for p, c in both[:3]) + (" ..." if len(both) > 3 else "")
+        raise ValueError(
+            f"--extend: the check already holds {len(both)} of B's claims ({shown}); leave their presets out with --drop"
+        )
+    rows = sorted(check["rows"] + result["rows"], key=lambda r: (r["preset"], r["claim"]))
+    keys = {(r["preset"], r["claim"]) for r in rows}
+    differences = [list(d) for d in check["differences"]]
+    differences += [list(d) for d in result["differences"] if list(d) not in differences]
+    runs = check.get("b_runs") or [{k: check.get("b", {}).get(k) for k in ident}]
+    return {
+        "rows": rows,
+        "only_a": sorted(k for k in _claims(a) if k not in keys),
+        "only_b": sorted({tuple(k) for k in check["only_b"]} | set(result["only_b"])),
+        "headline_moved": sum(r["headline_moved"] for r in rows),
+        "set_moved": sum(r["set_moved"] for r in rows),
+        "differences": differences,
+        "dropped": sorted(set(check.get("dropped", [])) | set(result.get("dropped", []))),
+        "b_runs": runs + [identity(b)],
+    }
+
+
+def load_check(path: str | Path) -> dict[str, Any]:
+    """A check written by ``--json``."""
+    try:
+        doc = json.loads(Path(path).read_text())
+        if not all(k in doc for k in ("a", "b", "rows", "only_b", "differences")):
+            raise KeyError("a, b, rows, only_b, differences")
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a check written by `lsx.claims.compare --json` ({err})") from None
+    return doc
+
+
 def _arrow(pair: tuple[Any, Any]) -> str:
     x, y = pair
     return f"{x}" if x == y else f"**{x} → {y}**"
@@ -158,6 +207,11 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
         f"{result['set_moved']} claim(s) with a moved set verdict.",
         "",
     ]
+    runs = result.get("b_runs") or []
+    if len(runs) > 1:
+        lines += [f"B is {len(runs)} runs, each on claims the others did not rerun:", ""]
+        lines += [f"- code {r.get('code_version')}, {r.get('generated_at')}: `{r.get('command')}`" for r in runs]
+        lines.append("")
     if result["differences"]:
         lines += ["How the reports differ:", ""]
         lines += [f"- {what}: A {va!r}, B {vb!r}" for what, va, vb in result["differences"]]
@@ -212,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--label", help="with --json: what B changed, as the README names it (default: the file's stem)")
     ap.add_argument(
+        "--extend",
+        metavar="CHECK",
+        help="add B's claims to this committed check of the same A (B: another run, e.g. presets rerun later); "
+        "--out and --json then write the whole check",
+    )
+    ap.add_argument(
         "--drop",
         nargs="+",
         default=[],
@@ -224,12 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(set(args.drop) - {s["preset"] for s in b["presets"]})
         if unknown:
             raise ValueError(f"--drop {' '.join(unknown)}: not a preset of {args.b}")
+        b = dict(b, presets=[s for s in b["presets"] if s["preset"] not in args.drop])
+        result = compare(a, b)
+        result["dropped"] = sorted(args.drop)
+        if args.extend:
+            result = extend(load_check(args.extend), result, a, b)
     except ValueError as err:
         print(f"lsx: error: {err}", file=sys.stderr)
         return 2
-    b = dict(b, presets=[s for s in b["presets"] if s["preset"] not in args.drop])
-    result = compare(a, b)
-    result["dropped"] = sorted(args.drop)
     name_a, name_b = args.names or (args.a, args.b)
     text = to_markdown(result, name_a, name_b, args.all)
     print(text, end="")
