@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import torch
 
+from lsx.utils.machine import cpu_model
+
 
 @dataclass
 class Timings:
@@ -78,7 +80,7 @@ def load_average() -> str:
 
 def header(title: str, repeats: int | str, warmup: int) -> str:
     return (
-        f"{title}: torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs; "
+        f"{title}: torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs ({cpu_model()}); "
         f"{repeats} interleaved rounds (+{warmup} warm-up), order rotated; median (min–max); "
         f"ratios are medians of per-round ratios. Load average before: {load_average()}"
     )

@@ -420,14 +420,9 @@ def environment(jobs: int | None, threads: int = 1, launcher: str | None = None)
 
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from lsx.utils.machine import cpu_model
+
+    cpu = cpu_model()
     env = {
         "torch": torch.__version__,
         "torch_threads": threads,
