@@ -88,7 +88,7 @@ def main() -> None:
     t = interleave(contenders, args.repeats, args.warmup)
     t.seconds[aset] = [v / len(every_pair) for v in t.seconds[aset]]  # the whole set's time, per pair
     rows = [f"| {n} | {fmt_time(t, n)} | {fmt_ratio(t, n, ref)} |" for n in contenders]
-    two_passes = t.median(am) / (2 * t.median(ref))
+    one_pair, per_pair = t.ratio(am, ref)[0], t.ratio(aset, ref)[0]  # the table's ratios: medians of per-round ratios
     title = header("bench_permutation", args.repeats, args.warmup)
     lines = [
         title + f"; after: {load_average()}",
@@ -101,10 +101,10 @@ def main() -> None:
         *rows,
         "",
         f"- weight matching target ≤ 10 s: {'met' if t.median(wm) <= 10 else 'NOT met'} ({t.median(wm):.2f} s)",
-        f"- activation matching target ≤ one evaluation pass: {'met' if t.median(am) <= t.median(ref) else 'NOT met'} "
-        f"({t.median(am) / t.median(ref):.2f}x); it runs both networks: {two_passes:.2f}x two evaluation passes",
+        f"- activation matching target ≤ one evaluation pass: {'met' if one_pair <= 1 else 'NOT met'} for one pair "
+        f"({one_pair:.2f}x); it runs both networks: {one_pair / 2:.2f}x two evaluation passes",
         f"- per pair when every pair of {args.set} networks is matched (each network evaluated once): "
-        f"{'met' if t.median(aset) <= t.median(ref) else 'NOT met'} ({t.median(aset) / t.median(ref):.2f}x one evaluation pass)",
+        f"{'met' if per_pair <= 1 else 'NOT met'} ({per_pair:.2f}x one evaluation pass)",
     ]
     print(block("permutation", lines))
 
