@@ -135,6 +135,8 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
         + str(tmp_path / "b.json")
         + " reran 2 of these 3 claims: 1 headline verdicts held, 1 moved; the others were not rerun.",
     ]
+    (every,) = readme.checks_header(checks, stale, 2)[2:]  # a check that reran every claim has no "others"
+    assert every.endswith("reran 2 of these 2 claims: 1 headline verdicts held, 1 moved.")
     newer = dict(a, generated_at="2026-12-07T00:00:00+0000")  # a new published report: the check is of the old one
     assert readme.load_checks(docs, newer) == ([], ["threads2.json"])
     assert readme.checks_header([], ["threads2.json"], 3) == [
@@ -164,6 +166,7 @@ def test_a_check_extended_by_a_later_run_is_one_comparison(tmp_path, capsys):
         "code_version": "def456",
         "generated_at": "2026-12-08",
         "command": "python -m lsx.reproduce other seeds=16-23",
+        "kept_from_earlier_runs": ["third"],
     }
     later["presets"][0] |= {"preset": "other", "seeds": {"discovery": [16, 17], "replication": [18, 19]}}
     a["presets"].append(copy.deepcopy(later["presets"][0]) | {"seeds": {"discovery": [0, 1], "replication": [2, 3]}})
@@ -191,8 +194,8 @@ def test_a_check_extended_by_a_later_run_is_one_comparison(tmp_path, capsys):
     ] in doc["differences"]
     assert ["code", "abc123", "def456"] in doc["differences"]
     text = md.read_text()
-    assert "4 claims in both reports: 1 headline verdict(s) moved" in text and "B is 2 runs" in text
-    assert "- code def456, 2026-12-08: `python -m lsx.reproduce other seeds=16-23`" in text
+    assert "4 claims in both reports: 1 headline verdict(s) moved" in text and "B is 2 reports" in text
+    assert "- code def456, 2026-12-08: `python -m lsx.reproduce other seeds=16-23` (its last run; third kept from" in text
     capsys.readouterr()
     assert main([*args, "--json", str(tmp_path / "again.json")]) == 2  # its claims are in the check already
     assert "--extend: the check already holds 2 of B's claims (other/fragile, other/steady)" in capsys.readouterr().err

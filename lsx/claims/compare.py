@@ -150,7 +150,7 @@ def extend(check: dict[str, Any], result: dict[str, Any], a: dict[str, Any], b: 
     published report A against another run B on claims the check does not hold yet.
 
     Why: one check may take several runs (presets that need other seeds, a run done later whose
-    predecessor's outputs are gone); each run's identity is kept in ``b_runs``. The result has
+    predecessor's outputs are gone); each report's identity is kept in ``b_runs``. The result has
     ``compare``'s fields, so ``to_markdown`` and ``to_json`` render it as one comparison."""
     ident = identity(a)
     if {k: check.get("a", {}).get(k) for k in ident} != ident:
@@ -178,7 +178,7 @@ def extend(check: dict[str, Any], result: dict[str, Any], a: dict[str, Any], b: 
         "set_moved": sum(r["set_moved"] for r in rows),
         "differences": differences,
         "dropped": sorted(set(check.get("dropped", [])) | set(result.get("dropped", []))),
-        "b_runs": runs + [identity(b)],
+        "b_runs": runs + [{**identity(b), "kept": list(b.get("kept_from_earlier_runs") or [])}],
     }
 
 
@@ -209,8 +209,10 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
     ]
     runs = result.get("b_runs") or []
     if len(runs) > 1:
-        lines += [f"B is {len(runs)} runs, each on claims the others did not rerun:", ""]
-        lines += [f"- code {r.get('code_version')}, {r.get('generated_at')}: `{r.get('command')}`" for r in runs]
+        lines += [f"B is {len(runs)} reports, each on claims the others did not rerun:", ""]
+        for r in runs:
+            kept = f" (its last run; {', '.join(r['kept'])} kept from earlier runs into its folder)" if r.get("kept") else ""
+            lines.append(f"- code {r.get('code_version')}, {r.get('generated_at')}: `{r.get('command')}`{kept}")
         lines.append("")
     if result["differences"]:
         lines += ["How the reports differ:", ""]

@@ -202,7 +202,8 @@ def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int)
         moved = sum(r["headline_moved"] for r in rows)
         items.append(
             f"- `{c['label']}` ({CHECKS}/{c['file']}): {_cell(c['b'].get('name'))} reran {len(rows)} of these "
-            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved; the others were not rerun."
+            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved"
+            + ("." if len(rows) >= n_claims else "; the others were not rerun.")
         )
     items += [f"- {CHECKS}/{name} compares an earlier report and is not shown: rerun it." for name in stale]
     if not items:
