@@ -69,14 +69,14 @@ def test_align_on_interpolation_shortens_the_line(lsx_dirs):
     cache, out = lsx_dirs
     ends = "analysis.endpoints=[{label: a, overrides: {seed: 0}}, {label: b, overrides: {seed: 1}}]"
     common = ("analysis=interpolation", *TINY, ends, "analysis.alpha.num=5", "analysis.alpha.min=0", "analysis.alpha.max=1")
-    for align in ("none", "weight"):
+    for align in ("none", "weight", "activation"):
         r = run_module("lsx.analyze", *common, f"analysis.align={align}")
         assert r.returncode == 0, r.stderr[-3000:]
     dist = {}
     for d in (out / "jobs").glob("interpolation_*"):
         cfg = yaml.safe_load((d / "config.yaml").read_text())
         dist[cfg["analysis"]["align"]] = json.loads((d / "results.json").read_text())["metrics"]["distance"]
-    assert dist["weight"] < dist["none"]
+    assert dist["weight"] < dist["none"] and dist["activation"] < dist["none"]
 
 
 @pytest.mark.parametrize(
