@@ -29,9 +29,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lsx tests benchmarks
 	$(BIN)/mypy
 
-## the fast test suite (slow tests excluded; `make test-all` runs everything)
+## the fast test suite (slow tests excluded; `make test-all` runs everything), one worker per core (at most 4)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --maxprocesses 4 --durations=15
 
 ## every test, slow ones included
 test-all: $(STAMP)
