@@ -17,14 +17,14 @@ def _result(out, job):
 @pytest.mark.slow  # ~10 s of CPU: trains 4 tiny MLPs
 def test_permutation_barrier_job(lsx_dirs):
     cache, out = lsx_dirs
-    r = run_module(
-        "lsx.analyze",
+    barrier_job = (
         "analysis=permutation_barrier",
         *TINY,
         "optima.seeds=[0,1,2,3]",
         "analysis.alpha_num=3",
         "analysis.match_examples=64",
     )
+    r = run_module("lsx.analyze", *barrier_job)
     assert r.returncode == 0, r.stderr[-3000:]
     res, d = _result(out, "permutation_barrier")
     m = res["metrics"]
@@ -45,16 +45,7 @@ def test_permutation_barrier_job(lsx_dirs):
         assert (d / art).exists()
     # every pair of the four: activation matching runs each optimum once for its three pairs, with the
     # permutations pairwise matching finds (the same distances as the disjoint run's pairs)
-    r = run_module(
-        "lsx.analyze",
-        "analysis=permutation_barrier",
-        *TINY,
-        "optima.seeds=[0,1,2,3]",
-        "analysis.alpha_num=3",
-        "analysis.match_examples=64",
-        "analysis.pairs=all",
-        "analysis.methods=[activation]",
-    )
+    r = run_module("lsx.analyze", *barrier_job, "analysis.pairs=all", "analysis.methods=[activation]")
     assert r.returncode == 0, r.stderr[-3000:]
     (d_all,) = [p for p in (out / "jobs").glob("permutation_barrier_*") if p != d]
     every = json.loads((d_all / "results.json").read_text())
