@@ -199,6 +199,12 @@ def test_a_check_extended_by_a_later_run_is_one_comparison(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, "--json", str(tmp_path / "again.json")]) == 2  # its claims are in the check already
     assert "--extend: the check already holds 2 of B's claims (other/fragile, other/steady)" in capsys.readouterr().err
+    both = tmp_path / "both.json"  # a rerun of toy and other: toy left out, as the check holds it
+    both.write_text(json.dumps(later | {"presets": [*first["presets"], later["presets"][0]]}))
+    first_only = tmp_path / "first_only.json"
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "first.json"), "--json", str(first_only)]) == 0
+    assert main([str(tmp_path / "a.json"), str(both), "--extend", str(first_only), "--drop", "toy", "--out", str(md)]) == 0
+    assert "Left out of B" not in md.read_text() and "4 claims in both reports" in md.read_text()
     other_a = tmp_path / "other_a.json"
     other_a.write_text(json.dumps(a | {"generated_at": "2026-12-07T00:00:00+0000"}))
     assert main([str(other_a), str(tmp_path / "later.json"), "--extend", str(check)]) == 2

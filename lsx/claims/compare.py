@@ -177,7 +177,8 @@ def extend(check: dict[str, Any], result: dict[str, Any], a: dict[str, Any], b: 
         "headline_moved": sum(r["headline_moved"] for r in rows),
         "set_moved": sum(r["set_moved"] for r in rows),
         "differences": differences,
-        "dropped": sorted(set(check.get("dropped", [])) | set(result.get("dropped", []))),
+        # a preset one report left out (--drop) that another report holds is not "left out of B"
+        "dropped": sorted((set(check.get("dropped", [])) | set(result.get("dropped", []))) - {p for p, _ in keys}),
         "b_runs": runs + [{**identity(b), "kept": list(b.get("kept_from_earlier_runs") or [])}],
     }
 
