@@ -166,16 +166,16 @@ def run(ctx: JobContext) -> JobOutput:
 def _match_activations(build, ckpts, pairs, spec, inputs) -> dict[tuple[int, int], tuple[Any, float]]:
     """Activation matching of every pair at once: each optimum runs one forward pass over the matching
     subset however many pairs it is in. Per pair: (permutations, its even share of the time)."""
-    seeds = list(ckpts)
+    index = {s: i for i, s in enumerate(ckpts)}
     models = []
-    for s in seeds:
+    for ckpt in ckpts.values():
         m = build()
-        m.load_state_dict(ckpts[s].state_dict)
+        m.load_state_dict(ckpt.state_dict)
         models.append(m)
     t0 = time.perf_counter()
-    found = activation_matching_pairs(spec, models, [(seeds.index(a), seeds.index(b)) for a, b in pairs], inputs)
+    found = activation_matching_pairs(spec, models, [(index[a], index[b]) for a, b in pairs], inputs)
     share = (time.perf_counter() - t0) / len(pairs)
-    return {(a, b): (found[(seeds.index(a), seeds.index(b))], share) for a, b in pairs}
+    return {(a, b): (found[(index[a], index[b])], share) for a, b in pairs}
 
 
 @torch.no_grad()
