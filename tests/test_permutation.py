@@ -180,6 +180,29 @@ def test_many_pairs_equal_their_pairwise_correlations_bit_for_bit(name, kw, shap
         activations.cross_correlations(models, [(0, 1), (1, 1), (0, 4)], nodes, x)
 
 
+def test_a_large_set_shrinks_its_chunks_to_the_held_bytes_and_keeps_its_correlations(monkeypatch):
+    from lsx.landscape.permutation import activations
+
+    name, kw, shape = RESNET16
+    models = [_model(name, kw, shape, seed=s) for s in range(4)]
+    x = torch.randn(60, *shape)
+    spec = derive_spec(models[0], x)
+    nodes = sorted({n for g in spec.groups for n in spec.observe[g]})
+    pairs = [(i, j) for i in range(4) for j in range(i + 1, 4)]
+    with torch.inference_mode():  # one input's hooked maps, in bytes
+        per_input = sum(t.numel() * t.element_size() for t in activations.capture(models[0], nodes)(x[:1]).values())
+    sizes: list[int] = []
+    real_batches = activations.batches
+    monkeypatch.setattr(activations, "batches", lambda xs, size: sizes.append(size) or real_batches(xs, size))
+    free = activations.cross_correlations(models, pairs, nodes, x, batch_size=32)
+    held = activations.cross_correlations(models, pairs, nodes, x, batch_size=32, held_bytes=per_input * 4 * 7)
+    assert sizes == [32, 7]  # four networks' maps of 7 inputs each fit; the default bound leaves 32 alone
+    for p in pairs:
+        for k in nodes:  # float32 maps of other chunk sizes (as test_streamed_correlation_equals_a_float64_reference)
+            torch.testing.assert_close(held[p][k], free[p][k], rtol=0, atol=5e-5)
+    assert activations.held_chunk_size(activations.capture(models[0], nodes), x, 4, 1) == 1  # never 0
+
+
 def test_activation_matching_of_a_set_recovers_every_known_permutation():
     from lsx.landscape.permutation.activation_matching import activation_matching_pairs
 

@@ -59,19 +59,38 @@ def _as_input(x: torch.Tensor) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
+HELD_BYTES = 1 << 30  # one chunk of every network's hooked maps, held at once while a set is matched
+
+
 def _chunked_outputs(
-    models: Sequence[nn.Module], nodes: Sequence[str], inputs: torch.Tensor, batch_size: int | None
+    models: Sequence[nn.Module],
+    nodes: Sequence[str],
+    inputs: torch.Tensor,
+    batch_size: int | None,
+    held_bytes: int = HELD_BYTES,
 ) -> Iterable[list[dict[str, torch.Tensor]]]:
     """Per chunk of ``inputs``: each model's {node: output} (models put in eval mode).
 
     Eval BatchNorm is folded into the convolution before it; every hooked node keeps its value (a hooked
-    BatchNorm output becomes the folded convolution's output; a hooked convolution output is not folded)."""
+    BatchNorm output becomes the folded convolution's output; a hooked convolution output is not folded).
+    The chunk (``batch_size``, or the evaluator's automatic size) shrinks where one chunk of every model's
+    maps would exceed ``held_bytes``, so matching a set of hundreds of optima stays within a fixed memory."""
     keep_large_allocations_on_heap()
     graphs = [fold_batchnorm(capture(m.eval(), nodes)).module for m in models]
     size = int(batch_size) if batch_size else auto_chunk_size(models[0], inputs[:2])
+    size = min(size, held_chunk_size(graphs[0], inputs, len(graphs), held_bytes))
     for xb in batches(inputs, size):
         xb = _as_input(xb)
         yield [g(xb) for g in graphs]
+
+
+def held_chunk_size(graph: nn.Module, inputs: torch.Tensor, networks: int, held_bytes: int) -> int:
+    """The most inputs per chunk whose hooked maps, for ``networks`` networks at once, fit ``held_bytes``
+    (at least 1)."""
+    with torch.inference_mode():
+        out = graph(_as_input(inputs[:1]))
+    per_input = sum(t.numel() * t.element_size() for t in out.values())
+    return max(1, int(held_bytes) // max(1, per_input * int(networks)))
 
 
 def _float(t: torch.Tensor) -> torch.Tensor:
@@ -133,13 +152,15 @@ def cross_correlations(
     inputs: torch.Tensor,
     batch_size: int | None = None,
     eps: float = 1e-8,
+    held_bytes: int = HELD_BYTES,
 ) -> dict[Pair, dict[str, torch.Tensor]]:
     """``cross_correlation`` for many pairs of ``models`` (indices into it) from one forward pass of each.
 
     Why: a correlation needs each network's activations once, not once per pair; all pairs of N networks
     cost N passes plus one product per pair instead of 2 passes per pair. Per-network sums are shared by
     its pairs; every pair's result equals ``cross_correlation`` of that pair bit for bit (same chunks, same
-    operations). Only the networks in ``pairs`` run; all of them are left in eval mode."""
+    operations, as long as ``held_bytes`` does not shrink the chunks). Only the networks in ``pairs`` run; all
+    of them are left in eval mode. ``held_bytes`` bounds one chunk of every network's hooked maps."""
     pairs = [(int(i), int(j)) for i, j in pairs]
     bad = [p for p in pairs if not (0 <= p[0] < len(models) and 0 <= p[1] < len(models)) or p[0] == p[1]]
     if bad:
@@ -148,7 +169,7 @@ def cross_correlations(
     unit: dict[int, dict[str, list]] = {i: {} for i in used}
     prod: dict[Pair, dict[str, torch.Tensor | float]] = {p: {} for p in pairs}
     with torch.inference_mode():
-        for outs in _chunked_outputs([models[i] for i in used], nodes, inputs, batch_size):
+        for outs in _chunked_outputs([models[i] for i in used], nodes, inputs, batch_size, held_bytes):
             by_model = {i: {k: _float(o[k]) for k in nodes} for i, o in zip(used, outs)}
             for i in used:
                 for k in nodes:
