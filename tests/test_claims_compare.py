@@ -106,7 +106,7 @@ def test_the_published_report_compares_with_itself():
     assert main([str(published), str(published / "report.json"), "--strict"]) == 0
 
 
-def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_path):
+def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_path, capsys):
     from lsx.claims import readme
 
     a, b = _report(1), _report(2)
@@ -151,6 +151,19 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     )
     assert "Left out of B (--drop): toy" in md.read_text()
     assert json.loads(check.read_text())["rows"] == [] and json.loads(check.read_text())["dropped"] == ["toy"]
+    assert readme.check_status(readme.load_checks(docs, a)[0][0], "toy", "steady") == "left out"
+    why = "its job runs at 1 torch thread whatever threads= says"
+    args = [str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--drop", "toy", "--why", why, "--json", str(check)]
+    assert main([*args, "--out", str(md)]) == 0
+    assert f"Left out of B (--drop): toy ({why})" in md.read_text()
+    (ch,) = readme.load_checks(docs, a)[0]
+    assert readme.check_status(ch, "toy", "steady") == f"left out ({why})"
+    lead = readme.checks_header([ch], [], 2)[2]
+    assert lead.endswith(f"reran 0 of these 2 claims: 0 headline verdicts held, 0 moved; left out: `toy` ({why}).")
+    assert readme.checks_header([ch], [], 3)[2].endswith(f"left out: `toy` ({why}); the others were not rerun.")
+    capsys.readouterr()
+    assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--why", why]) == 2
+    assert "--why says why presets are left out: name them with --drop" in capsys.readouterr().err
     assert main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--drop", "nope"]) == 2
     check.write_text("{}")
     with pytest.raises(ValueError, match=r"threads2.json: not a check written by `lsx.claims.compare --json`"):

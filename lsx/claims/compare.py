@@ -178,7 +178,10 @@ def extend(check: dict[str, Any], result: dict[str, Any], a: dict[str, Any], b: 
         "set_moved": sum(r["set_moved"] for r in rows),
         "differences": differences,
         # a preset one report left out (--drop) that another report holds is not "left out of B"
-        "dropped": sorted((set(check.get("dropped", [])) | set(result.get("dropped", []))) - {p for p, _ in keys}),
+        "dropped": (dropped := sorted((set(check.get("dropped", [])) | set(result.get("dropped", []))) - {p for p, _ in keys})),
+        "dropped_why": {
+            p: w for p, w in {**check.get("dropped_why", {}), **result.get("dropped_why", {})}.items() if p in dropped
+        },
         "b_runs": runs + [{**identity(b), "kept": list(b.get("kept_from_earlier_runs") or [])}],
     }
 
@@ -222,7 +225,8 @@ def to_markdown(result: dict[str, Any], name_a: str, name_b: str, show_all: bool
     else:
         lines += ["The reports name the same code, torch, threads, workers, CPU and seeds.", ""]
     if result.get("dropped"):
-        lines += [f"Left out of B (--drop): {', '.join(result['dropped'])}", ""]
+        why = result.get("dropped_why") or {}
+        lines += [f"Left out of B (--drop): {', '.join(p + (f' ({why[p]})' if p in why else '') for p in result['dropped'])}", ""]
     both = {r["preset"] for r in rows}
     for label, keys in (("only in A", result["only_a"]), ("only in B", result["only_b"])):
         whole = sorted({p for p, _ in keys} - both)  # a preset one report did not run: named once
@@ -281,15 +285,23 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PRESET",
         help="leave these presets of B out (e.g. one whose jobs compute at a fixed thread count, so B did not test them)",
     )
+    ap.add_argument(
+        "--why",
+        metavar="TEXT",
+        help="with --drop: why B does not test those presets; the README shows it beside their claims",
+    )
     args = ap.parse_args(argv)
     try:
         a, b = load_report(args.a), load_report(args.b)
+        if args.why and not args.drop:
+            raise ValueError("--why says why presets are left out: name them with --drop")
         unknown = sorted(set(args.drop) - {s["preset"] for s in b["presets"]})
         if unknown:
             raise ValueError(f"--drop {' '.join(unknown)}: not a preset of {args.b}")
         b = dict(b, presets=[s for s in b["presets"] if s["preset"] not in args.drop])
         result = compare(a, b)
         result["dropped"] = sorted(args.drop)
+        result["dropped_why"] = {p: args.why.strip() for p in sorted(args.drop)} if args.why else {}
         if args.extend:
             result = extend(load_check(args.extend), result, a, b)
     except ValueError as err:

@@ -184,13 +184,32 @@ def load_checks(docs: Path, report: dict[str, Any] | None) -> tuple[list[dict[st
 
 
 def check_status(check: dict[str, Any], preset: str, claim: str) -> str:
-    """``holds`` / ``**moved → <B's headline>**`` / ``not rerun``: the claim's headline under the check's rerun."""
+    """``holds`` / ``**moved → <B's headline>**`` / ``left out (<why>)`` / ``not rerun``: the claim's headline
+    under the check's rerun."""
     r = check["by_claim"].get((preset, claim))
     if r is None:
+        if preset in check.get("dropped", []):
+            why = (check.get("dropped_why") or {}).get(preset)
+            return f"left out ({_cell(why)})" if why else "left out"
         return "not rerun"
     if r["headline_moved"]:
         return f"**moved → {r['headline'][1]}**"
     return "holds (a set verdict moved)" if r["set_moved"] else "holds"
+
+
+def _others(check: dict[str, Any], n_claims: int) -> str:
+    """How a check's lead line ends: nothing to add, or the presets it left out (and why) and/or that the
+    other claims were not rerun."""
+    if len(check["rows"]) >= n_claims:
+        return "."
+    dropped, why = check.get("dropped", []), check.get("dropped_why") or {}
+    parts = []
+    if dropped:
+        parts.append("left out: " + ", ".join(f"`{p}`" + (f" ({_cell(why[p])})" if p in why else "") for p in dropped))
+    left_out = sum(1 for p, _ in check.get("only_a", []) if p in dropped)
+    if len(check["rows"]) + left_out < n_claims:
+        parts.append("the others were not rerun")
+    return "; " + "; ".join(parts) + "."
 
 
 def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int) -> list[str]:
@@ -203,7 +222,7 @@ def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int)
         items.append(
             f"- `{c['label']}` ({CHECKS}/{c['file']}): {_cell(c['b'].get('name'))} reran {len(rows)} of these "
             f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved"
-            + ("." if len(rows) >= n_claims else "; the others were not rerun.")
+            + _others(c, n_claims)
         )
     items += [f"- {CHECKS}/{name} compares an earlier report and is not shown: rerun it." for name in stale]
     if not items:
