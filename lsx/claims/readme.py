@@ -221,8 +221,7 @@ def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int)
         moved = sum(r["headline_moved"] for r in rows)
         items.append(
             f"- `{c['label']}` ({CHECKS}/{c['file']}): {_cell(c['b'].get('name'))} reran {len(rows)} of these "
-            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved"
-            + _others(c, n_claims)
+            f"{n_claims} claims: {len(rows) - moved} headline verdicts held, {moved} moved" + _others(c, n_claims)
         )
     items += [f"- {CHECKS}/{name} compares an earlier report and is not shown: rerun it." for name in stale]
     if not items:
