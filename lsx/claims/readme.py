@@ -233,6 +233,50 @@ def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int)
     ]
 
 
+def earned(check: dict[str, Any], preset: str, claim: str) -> bool | None:
+    """True: the check reran the claim and its headline held, or left its preset out because it does not test
+    it (``--why``); False: the headline moved; None: the check did not rerun it (no reason given)."""
+    r = check["by_claim"].get((preset, claim))
+    if r is not None:
+        return not r["headline_moved"]
+    return True if preset in (check.get("dropped_why") or {}) else None
+
+
+def earned_line(report: dict[str, Any] | None, checks: list[dict[str, Any]]) -> list[str]:
+    """How many headline verdicts are earned — held under every check — per verdict, paper claims and sanity
+    checks apart; the ones that moved under a check and the ones some check did not rerun are counted apart.
+
+    Why: the report's counts include verdicts a check showed to be fragile; a reader needs the count that
+    survives them before reading the table."""
+    if not checks or not report:
+        return []
+    kinds = {p: (d.get("reproduce") or {}).get("kind", "paper") for p, d in _preset_files().items()}
+    out = []
+    for kind, what in (("paper", "paper claims"), ("sanity", "sanity checks")):
+        held: list[str] = []
+        moved: list[str] = []
+        unchecked: list[str] = []
+        for s in report.get("presets", []):
+            if kinds.get(s["preset"], "paper") != kind:
+                continue
+            for c in s["claims"]:
+                status = [earned(ch, s["preset"], c["id"]) for ch in checks]
+                (moved if False in status else unchecked if None in status else held).append(c["verdict"])
+        if not held + moved + unchecked:
+            continue
+        line = f"Earned under every check, {what}: {_counted(held)}"
+        if moved:
+            line += f"; not earned (moved under a check): {_counted(moved)}"
+        if unchecked:
+            line += f"; not yet checked (a check did not rerun them): {_counted(unchecked)}"
+        out.append(line + ".")
+    return out
+
+
+def _counted(verdicts: list[str]) -> str:
+    return ", ".join(f"{verdicts.count(v)} {v}" for v in HEADLINES if v in verdicts) or "none"
+
+
 def results_block(
     report: dict[str, Any] | None, checks: list[dict[str, Any]] | None = None, stale: list[str] | None = None
 ) -> str:
@@ -268,6 +312,9 @@ def results_block(
                 )
     n_claims = sum(len(s.get("claims") or []) for s in sections.values())
     extra = checks_header(checks, stale or [], n_claims)
+    earned_lines = earned_line(report, checks)
+    if earned_lines:
+        extra += ["", *earned_lines] if len(earned_lines) == 1 else ["", *(f"- {x}" for x in earned_lines)]
     return "\n".join([NOTE, "", *header(report), *([""] + extra if extra else []), "", *rows, ""])
 
 
