@@ -238,3 +238,16 @@ def test_a_check_extended_by_a_later_run_is_one_comparison(tmp_path, capsys):
     (tmp_path / "bad.json").write_text("{}")
     assert main([*args[:2], "--extend", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: not a check written by `lsx.claims.compare --json`" in capsys.readouterr().err
+
+
+def test_the_training_cell_says_when_a_claim_waives_a_mismatch():
+    from lsx.claims.readme import _training_cell
+
+    flagged = {"sets": {"discovery": {"train_loss_flag": True}, "replication": {"matching": {"flag": True}}}}
+    assert _training_cell(flagged) == "unmatched (discovery, replication)"  # verdict inconclusive: nothing waived
+    assert _training_cell(flagged | {"matching": {"waive": "the mismatch is what the paper varies"}}) == (
+        "unmatched (discovery, replication); waived by the claim"
+    )
+    per_set = {"sets": {"discovery": {"matching": {"flag": True, "waived": True}}}}
+    assert _training_cell(per_set) == "unmatched (discovery); waived by the claim"
+    assert _training_cell({"sets": {"discovery": {"matching": {"flag": False}}}}) == "matched"

@@ -95,10 +95,21 @@ def _training_cell(c: dict[str, Any]) -> str:
     sets = c.get("sets") or {}
     flagged = [n for n in SETS if unmatched(sets.get(n) or {})]
     if flagged:
-        return "unmatched (" + ", ".join(flagged) + ")"
+        return "unmatched (" + ", ".join(flagged) + ")" + ("; waived by the claim" if _waived(c) else "")
     if any((sets.get(n) or {}).get("matching") or (sets.get(n) or {}).get("compared") for n in SETS):
         return "matched"
     return "—"
+
+
+def _waived(c: dict[str, Any]) -> bool:
+    """The claim declares why a training mismatch does not matter (``matching: {waive: ...}``), so its verdict
+    stands although the compared runs' losses differ."""
+    declared = c.get("matching")
+    if isinstance(declared, dict) and declared.get("waive"):
+        return True
+    return any(
+        isinstance((d or {}).get("matching"), dict) and d["matching"].get("waived") for d in (c.get("sets") or {}).values()
+    )
 
 
 def _units_cell(c: dict[str, Any]) -> str:
