@@ -7,7 +7,7 @@ export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 export PYTHONHASHSEED ?= 0
 
-.PHONY: help install demo lint test test-all bench bench-scaling bench-train bench-cli bench-permutation bench-byo bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
+.PHONY: help install demo lint test test-all bench bench-scaling bench-threads bench-train bench-cli bench-permutation bench-byo bench-readme bench-reproduce reproduce reproduce-readme docs clean clean-outputs clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-scaling: $(STAMP)
 bench-cli: $(STAMP)
 	mkdir -p outputs/bench
 	$(BIN)/python benchmarks/bench_cli.py | tee outputs/bench/cli.md
+
+## torch threads per job: whole CPU-scale jobs (make demo, a connector, training) at 1 vs 2 (and every core) threads
+bench-threads: $(STAMP)
+	mkdir -p outputs/bench
+	$(BIN)/python benchmarks/bench_threads.py | tee outputs/bench/threads.md
 
 ## training throughput (images/s) of simple_cnn and resnet20 on CPU
 bench-train: $(STAMP)

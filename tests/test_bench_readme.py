@@ -27,7 +27,8 @@ def test_missing_marker_is_an_error():
 def test_benchmarks_page_has_markers_for_every_benchmark():
     text = update_readme.PAGE.read_text()
     assert update_readme.PAGE.name == "benchmarks.md"
-    assert {"surface", "train", "hessian", "gpu", "cli", "scaling", "scaling-gpu", "reproduce"} <= set(update_readme.blocks(text))
+    names = {"surface", "train", "hessian", "gpu", "cli", "scaling", "scaling-gpu", "reproduce", "threads"}
+    assert names <= set(update_readme.blocks(text))
 
 
 def test_blocks_of_one_name_from_several_runs_are_concatenated():

@@ -333,6 +333,38 @@ def test_joblib_jobs_share_the_cores(n_jobs):
         torch.set_num_threads(before)
 
 
+def test_threads_set_the_process_and_are_not_hashed(compose):
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from lsx.cli.app import set_threads
+    from lsx.cli.validate import validate_config
+    from lsx.jobs.base import job_key
+    from lsx.training.runner import run_dir_for
+
+    joblib = OmegaConf.create(
+        {
+            "mode": RunMode.MULTIRUN,
+            "launcher": {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 1},
+        }
+    )
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        set_threads(1, joblib)  # an explicit count wins over the launcher's share of the cores
+        assert torch.get_num_threads() == 1
+        set_threads(None, OmegaConf.create({"mode": RunMode.RUN}))  # unset, no joblib: torch's count stays
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    one, two = compose("analysis=surface2d"), compose("analysis=surface2d", "threads=2")
+    assert one["threads"] is None and two["threads"] == 2
+    assert job_key(one) == job_key(two) and run_dir_for(one) == run_dir_for(two)
+    for bad in (0, 1.5, "two"):
+        with pytest.raises(ValueError, match=r"^threads must be (>= 1|an integer), got"):
+            validate_config(dict(two, threads=bad))
+
+
 def test_readme_step_schedule_example_drops_the_lr(compose):
     """The README's step-schedule command must lower the LR within its epochs."""
     import shlex

@@ -29,7 +29,6 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*(treespec|on_after_batch_transfer|does not have many workers).*")
-    _threads_per_parallel_job(HydraConfig.get())
     scaled = apply_scale(cfg)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if scaled is not cfg:
@@ -39,14 +38,26 @@ def prepare(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     from lsx.cli.validate import validate_config
 
     validate_config(c)  # before any cache directory is created or anything trains
+    set_threads(c.get("threads"), HydraConfig.get())
     c["_overrides"] = list(HydraConfig.get().overrides.task)
     c["_run_dir"] = str(run_dir)
     return c, run_dir
 
 
+def set_threads(threads: int | None, hc: Any) -> None:
+    """The torch thread count of this job's process: ``threads`` when set, else cores // n_jobs under the
+    joblib launcher, else torch's default. The count is recorded in every results file."""
+    if threads is None:
+        _threads_per_parallel_job(hc)
+        return
+    import torch
+
+    torch.set_num_threads(int(threads))
+
+
 def _threads_per_parallel_job(hc: Any) -> None:
     """Under the joblib launcher, give each of the n_jobs parallel jobs cores // n_jobs torch threads
-    (n_jobs x all cores oversubscribes the CPU). The count is recorded in every results file."""
+    (n_jobs x all cores oversubscribes the CPU)."""
     from hydra.types import RunMode
 
     launcher = hc.get("launcher") or {}

@@ -29,6 +29,8 @@ _SUBSET_JOBS = ("surface2d", "curves1d", "plane", "interpolation", "tunnel_width
 def validate_config(c: dict[str, Any]) -> None:
     """Refuse a config whose values cannot give a valid run; no-op for a good one."""
     _check_int("seed", c.get("seed"))
+    if c.get("threads") is not None:
+        _check_int("threads", c["threads"], minimum=1)
     from lsx.utils.fingerprint import check_stale_mode
 
     check_stale_mode((c.get("cache") or {}).get("stale", "warn"))

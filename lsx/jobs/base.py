@@ -95,6 +95,7 @@ _NOT_HASHED = (
     "reproduce",
     "claims",
     "cache",
+    "threads",
 )
 
 
