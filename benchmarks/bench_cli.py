@@ -13,23 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average
+from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, run_python
 
 TRAIN = ["-m", "lsx.train", "training.epochs=1"]
 ANALYZE = ["-m", "lsx.analyze", "analysis=surface2d", "training.epochs=1", "analysis.x.num=3", "analysis.y.num=3"]
 
 
 def command(args: list[str], env: dict[str, str]):
-    def run() -> None:
-        res = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed: {res.stderr[-2000:]}")
-
-    return run
+    return lambda: run_python(args, env)
 
 
 def main() -> None:

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from timing import block, fmt_time, header, interleave, load_average, set_threads
+from timing import block, fmt_time, header, interleave, load_average, run_python, set_threads
 
 WORKER_IMPORTS = (
     "from lsx.cli.reproduce import init_worker; init_worker(); "
@@ -32,12 +30,7 @@ WORKER_IMPORTS = (
 
 
 def fresh(code: str, env: dict[str, str]):
-    def run() -> None:
-        res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"{code} failed: {res.stderr[-2000:]}")
-
-    return run
+    return lambda: run_python(["-c", code], env)
 
 
 def main() -> None:

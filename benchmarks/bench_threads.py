@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
 from typing import Callable
 
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average
+from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, run_python
 
 JOBS = {
     "make demo (quickstart: 2D surface of a SimpleCNN on digits)": ["-m", "lsx.analyze", "experiment=quickstart"],
@@ -41,9 +39,7 @@ def command(args: list[str], env: dict[str, str], tmp: str, fresh_cache: bool) -
         call_env = dict(env, LSX_OUTPUT_DIR=f"{out}/outputs")
         if fresh_cache:
             call_env["LSX_CACHE_DIR"] = f"{out}/cache"
-        res = subprocess.run([sys.executable, *args], env=call_env, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed: {res.stderr[-2000:]}")
+        run_python(args, call_env)
 
     return run
 

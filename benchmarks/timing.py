@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -98,3 +100,11 @@ def set_threads(threads: int | None) -> None:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set once in this process
             pass
+
+
+def run_python(args: list[str], env: dict[str, str]) -> None:
+    """``python ARGS`` in a fresh interpreter (what a user's command costs, imports included); a failure
+    raises with the end of its stderr."""
+    res = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {res.stderr[-2000:]}")
