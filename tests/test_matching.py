@@ -99,6 +99,21 @@ def test_jobs_without_the_analysis_loss_fall_back_to_the_summary_and_say_so():
     assert "summary train_loss for the runs of 1 job(s)" in mixed.matching.measure and not mixed.matching.flag
 
 
+def test_optima_a_measured_job_did_not_measure_are_named_not_silently_dropped():
+    # a curve job measures its centre (seed u) only; its far endpoint (seed u + 1000) has no analysis loss
+    jobs = [job(s, 1e-3, 0.1) for s in range(6)]
+    for j in jobs:
+        far = dict(j.training[0], seed=j.seed + 1000, run_dir=f"/cache/s{j.seed + 1000}")
+        del far["analysis_train_loss"]
+        j.training.append(far)
+    res = evaluate_claim(CLAIM, jobs, train_loss_ratio=3.0)
+    assert res.verdict == REPRODUCED and res.matching.measure == (
+        "analysis_train_loss (bn: upbn); 6 optima the analysis did not measure (seeds 1000, 1001, 1002, 1003, 1004, "
+        "1005) are not compared"
+    )
+    assert [r["compared_loss"] for r in res.compared] == [0.1, None] * 6
+
+
 def test_a_missed_target_makes_the_verdict_inconclusive_whatever_the_factor():
     jobs = grid({1e-3: 0.05, 1e-2: 0.05}, target=0.05, reached=True)
     jobs[0] = job(0, 1e-3, 0.05, target=0.05, reached=False, stop_loss=0.41)
