@@ -55,6 +55,9 @@ def test_hessian_and_taxonomy_jobs(lsx_dirs):
     assert set(
         sum((m[f"types_{k}"] for k in ("gaussian", "neg_gradient", "later_checkpoint", "independent", "pe", "ne")), [])
     ) <= {"v-basin", "v-side", "w-basin", "w-peak", "vvv-basin", "other"}
+    # both compared optima, the studied run and its independent partner, carry the loss the analysis measured
+    measured = {t["seed"]: t.get("analysis_train_loss") for t in res["training"]}
+    assert set(measured) == {0, 1000} and all(v is not None and v > 0 for v in measured.values())
     r = run_module("lsx.analyze", "analysis=hessian", *tiny, "analysis.k=100000")
     assert r.returncode == 2 and "parameter count" in r.stderr
 

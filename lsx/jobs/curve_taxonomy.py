@@ -259,6 +259,9 @@ def run(ctx: JobContext) -> JobOutput:
     main = [c for c in curves if c["kind"] not in side]  # at the studied checkpoint (side curves are at another epoch)
     at_centre = [v for v in (value_at_origin(c["loss"], c["lams"]) for c in main) if v is not None]
     record_centre_loss(ctx, p.checkpoint, a["bn"], at_centre[0] if at_centre else None)
+    if "independent" in kinds:  # the partner optimum is a compared model too: its own loss, as the centre's is
+        partner_epoch = s_epoch if "independent" in side else epoch
+        record_centre_loss(ctx, ctx.train(seed=independent_seed(a, int(a["target_seed"]))).load(partner_epoch), a["bn"])
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
     np.savez(
         ctx.path("curve_taxonomy.npz"),
