@@ -127,15 +127,15 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     assert readme.check_status(ch, "toy", "fragile") == "**moved → inconclusive**"
     assert readme.check_status(ch, "toy", "absent") == "not rerun"
     assert readme.earned_line(a, [ch]) == [
-        "Earned under every check, paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
+        "Paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
     ]
     partial = dict(ch, by_claim={k: v for k, v in ch["by_claim"].items() if k[1] == "steady"})
     assert readme.earned_line(a, [ch, partial]) == [  # moved under one check outranks not rerun by another
-        "Earned under every check, paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
+        "Paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
     ]
     held_only = dict(partial, by_claim={k: dict(v, headline_moved=False) for k, v in partial["by_claim"].items()})
     assert readme.earned_line(a, [held_only]) == [
-        "Earned under every check, paper claims: 1 reproduced; not yet checked (a check did not rerun them): 1 reproduced."
+        "Paper claims: 1 reproduced; not yet checked (a check did not rerun them): 1 reproduced."
     ]
     assert readme.earned_line(a, []) == []
     header = readme.checks_header(checks, stale, 3)
@@ -170,7 +170,7 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     assert f"Left out of B (--drop): toy ({why})" in md.read_text()
     (ch,) = readme.load_checks(docs, a)[0]
     assert readme.check_status(ch, "toy", "steady") == f"left out ({why})"
-    assert readme.earned_line(a, [ch]) == ["Earned under every check, paper claims: 2 reproduced."]  # not tested by it
+    assert readme.earned_line(a, [ch]) == ["Paper claims: 2 reproduced."]  # not tested by it
     lead = readme.checks_header([ch], [], 2)[2]
     assert lead.endswith(f"reran 0 of these 2 claims: 0 headline verdicts held, 0 moved; left out: `toy` ({why}).")
     assert readme.checks_header([ch], [], 3)[2].endswith(f"left out: `toy` ({why}); the others were not rerun.")

@@ -244,6 +244,9 @@ def checks_header(checks: list[dict[str, Any]], stale: list[str], n_claims: int)
     ]
 
 
+EARNED_LEAD = "Headline verdicts earned under every check above (held wherever a check reran them):"
+
+
 def earned(check: dict[str, Any], preset: str, claim: str) -> bool | None:
     """True: the check reran the claim and its headline held, or left its preset out because it does not test
     it (``--why``); False: the headline moved; None: the check did not rerun it (no reason given)."""
@@ -275,7 +278,7 @@ def earned_line(report: dict[str, Any] | None, checks: list[dict[str, Any]]) -> 
                 (moved if False in status else unchecked if None in status else held).append(c["verdict"])
         if not held + moved + unchecked:
             continue
-        line = f"Earned under every check, {what}: {_counted(held)}"
+        line = f"{what.capitalize()}: {_counted(held)}"
         if moved:
             line += f"; not earned (moved under a check): {_counted(moved)}"
         if unchecked:
@@ -324,8 +327,8 @@ def results_block(
     n_claims = sum(len(s.get("claims") or []) for s in sections.values())
     extra = checks_header(checks, stale or [], n_claims)
     earned_lines = earned_line(report, checks)
-    if earned_lines:
-        extra += ["", *earned_lines] if len(earned_lines) == 1 else ["", *(f"- {x}" for x in earned_lines)]
+    if earned_lines:  # a paragraph of its own, so markdown does not merge it into the checks' list
+        extra += ["", EARNED_LEAD, "", *(f"- {x}" for x in earned_lines)]
     return "\n".join([NOTE, "", *header(report), *([""] + extra if extra else []), "", *rows, ""])
 
 
