@@ -126,9 +126,7 @@ def test_a_check_for_the_readme_says_per_claim_whether_its_headline_held(tmp_pat
     assert readme.check_status(ch, "toy", "steady") == "holds"
     assert readme.check_status(ch, "toy", "fragile") == "**moved → inconclusive**"
     assert readme.check_status(ch, "toy", "absent") == "not rerun"
-    assert readme.earned_line(a, [ch]) == [
-        "Paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
-    ]
+    assert readme.earned_line(a, [ch]) == ["Paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."]
     partial = dict(ch, by_claim={k: v for k, v in ch["by_claim"].items() if k[1] == "steady"})
     assert readme.earned_line(a, [ch, partial]) == [  # moved under one check outranks not rerun by another
         "Paper claims: 1 reproduced; not earned (moved under a check): 1 reproduced."
