@@ -23,7 +23,7 @@ import torch
 
 from lsx.landscape.engine.bn_policy import has_batchnorm
 from lsx.landscape.engine.flat import FlatParams
-from lsx.landscape.permutation.activation_matching import activation_matching_pairs
+from lsx.landscape.permutation.activation_matching import activation_matching_timed
 from lsx.landscape.permutation.barrier import alpha_grid
 from lsx.landscape.permutation.pairs import METHODS, analyse_pair
 from lsx.landscape.permutation.spec import derive_spec
@@ -172,10 +172,8 @@ def _match_activations(build, ckpts, pairs, spec, inputs) -> dict[tuple[int, int
         m = build()
         m.load_state_dict(ckpt.state_dict)
         models.append(m)
-    t0 = time.perf_counter()
-    found = activation_matching_pairs(spec, models, [(index[a], index[b]) for a, b in pairs], inputs)
-    share = (time.perf_counter() - t0) / len(pairs)
-    return {(a, b): (found[(index[a], index[b])], share) for a, b in pairs}
+    found = activation_matching_timed(spec, models, [(index[a], index[b]) for a, b in pairs], inputs)
+    return {(a, b): found[(index[a], index[b])] for a, b in pairs}
 
 
 @torch.no_grad()

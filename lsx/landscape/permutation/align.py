@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from .activation_matching import activation_matching, activation_matching_pairs
+from .activation_matching import activation_matching, activation_matching_timed
 from .apply import Perms, permute_state
 from .modes import check_align
 from .spec import PermutationSpec, derive_spec
@@ -70,11 +70,12 @@ def align_models(models: Sequence[nn.Module], method: Any, inputs: Inputs | None
     spec = derive_spec(ref, x[:2])
     seconds = []
     if method == "activation":  # one forward pass of every model (the reference's is shared): time split evenly
-        t0 = time.perf_counter()
-        found = activation_matching_pairs(spec, models, [(0, i) for i in range(1, len(models))], x)
+        found = activation_matching_timed(spec, models, [(0, i) for i in range(1, len(models))], x)
         for i, m in enumerate(models[1:], 1):
-            m.load_state_dict(permute_state(m.state_dict(), spec, found[(0, i)]))
-        return {"align": method, "align_seconds": [(time.perf_counter() - t0) / (len(models) - 1)] * (len(models) - 1)}
+            perms, share = found[(0, i)]
+            m.load_state_dict(permute_state(m.state_dict(), spec, perms))
+            seconds.append(share)
+        return {"align": method, "align_seconds": seconds}
     for m in models[1:]:
         t0 = time.perf_counter()
         perms = match(spec, ref, m, method, x, seed=seed)
