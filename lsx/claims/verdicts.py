@@ -395,10 +395,6 @@ def _compare_training(res: ClaimResult, jobs: Sequence[JobRecord], args: dict[st
             )
     m = res.matching
     m.measure = _measure_text(rows, len(fallback))
-    unmeasured = sorted({str(r["seed"]) for r in rows if not _finite(r["compared_loss"])}, key=_seed_order)
-    if m.measure and unmeasured:  # e.g. a curve job's far endpoint: the analysis measures only its centre
-        shown = ", ".join(unmeasured[:8]) + (", ..." if len(unmeasured) > 8 else "")
-        m.measure += f"; {len(unmeasured)} optima the analysis did not measure (seeds {shown}) are not compared"
     parts = []
     usable = [r for r in rows if _finite(r["compared_loss"]) and r["compared_loss"] > 0]
     if len(usable) >= 2:
@@ -487,11 +483,12 @@ def _measure_text(rows: list[dict[str, Any]], fallback_jobs: int) -> str | None:
     text = f"analysis_train_loss (bn: {', '.join(bns)})"
     if "train_loss" in measures:
         text += f"; summary train_loss for the runs of {fallback_jobs} job(s) that predate it"
+    unmeasured = [r for r in rows if not _finite(r["compared_loss"])]  # e.g. a partner optimum a job only uses
+    if unmeasured:
+        seeds = sorted({r["seed"] for r in unmeasured}, key=lambda s: (s is None, s if isinstance(s, int) else 0))
+        shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
+        text += f"; {len(unmeasured)} optima the analysis did not measure (seeds {shown}) are not compared"
     return text
-
-
-def _seed_order(seed: str) -> tuple[int, Any]:
-    return (0, int(seed)) if seed.lstrip("-").isdigit() else (1, seed)
 
 
 def _run_text(r: dict[str, Any]) -> str:
