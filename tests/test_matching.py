@@ -112,6 +112,11 @@ def test_optima_a_measured_job_did_not_measure_are_named_not_silently_dropped():
         "1005) are not compared"
     )
     assert [r["compared_loss"] for r in res.compared] == [0.1, None] * 6
+    # report.json keeps each set's matching result beside its verdict (the claim entry keeps the declared waiver)
+    from lsx.claims.report import _set_dict
+
+    stored = _set_dict(CLAIM, res, [], Path("/tmp/unused.png"), Path("/tmp"))
+    assert stored["matching"]["measure"] == res.matching.measure and stored["matching"]["spread"] == pytest.approx(1.0)
 
 
 def test_a_missed_target_makes_the_verdict_inconclusive_whatever_the_factor():

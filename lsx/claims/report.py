@@ -117,8 +117,11 @@ def build_preset_report(run: Any, out_dir: Path) -> dict[str, Any]:
 
 
 def _set_dict(claim: dict[str, Any], res: Any, records: Sequence[JobRecord], plot_path: Path, out_dir: Path) -> dict[str, Any]:
-    """One set's result as report.json stores it: the ClaimResult without the claim's own keys, plus its plot."""
-    d = {k: v for k, v in res.to_dict().items() if k not in CLAIM_KEYS}
+    """One set's result as report.json stores it: the ClaimResult without the claim's own keys, plus its plot.
+
+    ``matching`` stays: in a ClaimResult it is the set's matched-training result (flag, measure, spread,
+    missed targets, waived), not the claim's declared waiver that the claim entry carries."""
+    d = {k: v for k, v in res.to_dict().items() if k not in CLAIM_KEYS or k == "matching"}
     if d.get("estimate"):  # report.json sorts keys: keep the statistic's column order for the table
         d["estimate"]["columns"] = list(dict.fromkeys(k for row in res.estimate.table for k in row))
     d["plot"] = None
