@@ -88,3 +88,5 @@ def test_bad_input_is_one_line(lsx_dirs, args, message):
     assert r.returncode != 0
     assert message in r.stderr
     assert len([line for line in r.stderr.splitlines() if line.strip()]) == 1, r.stderr  # one line, no traceback
+    cache, out = lsx_dirs
+    assert not list((out / "jobs").glob("*")), "bad input left a job directory behind"

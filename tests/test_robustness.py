@@ -272,6 +272,41 @@ def test_two_identical_cold_jobs_evaluate_once(compose, tmp_path):
     assert results[0]["job_dir"] == results[1]["job_dir"]
 
 
+def test_a_job_that_refuses_its_input_leaves_no_empty_job_dir_and_one_with_a_stage_keeps_it(compose, tmp_path):
+    """Bad input a job's own code refuses (before it writes anything) leaves no job directory; a job that
+    failed after its first stage keeps its directory, and the rerun resumes from that stage."""
+    from lsx.cli.analyze import job_dir_of, run_analysis
+    from lsx.jobs.base import JOBS, JobOutput, register_job
+
+    computed = []
+
+    @register_job("_failing_probe")
+    def probe(ctx):
+        if ctx.analysis["fail"] == "before":
+            raise ValueError("analysis.fail: refused before anything was written")
+        ctx.stage("first", lambda: computed.append("first") or 1.0)
+        if ctx.analysis["fail"] == "after":
+            raise RuntimeError("failed after the first stage")
+        return JobOutput({"value": 1.0}, {})
+
+    JOBS["_failing_probe"] = "lsx.jobs.base"
+    try:
+        c = compose(*FAST)
+        c["analysis"] = {"job": "_failing_probe", "fail": "before"}
+        with pytest.raises(ValueError, match="refused before"):
+            run_analysis(c, tmp_path / "run0", progress=False)
+        assert not job_dir_of(c).exists()
+        c["analysis"] = {"job": "_failing_probe", "fail": "after"}
+        with pytest.raises(RuntimeError):
+            run_analysis(c, tmp_path / "run1", progress=False)
+        assert (job_dir_of(c) / "stages" / "first.pt").exists()
+        with pytest.raises(RuntimeError):  # the rerun loads the stage rather than computing it again
+            run_analysis(c, tmp_path / "run2", progress=False)
+        assert computed == ["first"]
+    finally:
+        JOBS.pop("_failing_probe", None)
+
+
 # ----------------------------------------------------------------- Makefile (item 9)
 def _make(*args, env=None):
     import shutil

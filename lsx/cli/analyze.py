@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import hydra
 from omegaconf import DictConfig
@@ -59,7 +61,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
             from lsx.training.runner import recording_runs
 
             t0 = time.time()
-            with recording_runs() as runs:  # the optima the job used, for results.json "training"
+            with recording_runs() as runs, _removed_if_left_empty(job_dir):  # runs: for results.json "training"
                 ctx = JobContext(_without_wandb(c), job_dir, progress=progress)
                 from lsx.jobs.landscape_common import check_param_subset
 
@@ -98,6 +100,21 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     _warn_missed_targets(results)
     _log_wandb(c, run_dir, job_dir, results)
     return from_rank0(results)
+
+
+@contextmanager
+def _removed_if_left_empty(job_dir: Path) -> Iterator[None]:
+    """A job that fails before it writes anything (bad input its own code refuses, such as an odd number of
+    seeds for disjoint pairs) leaves no empty job directory behind; one with a stage or file keeps it, so
+    the rerun resumes from there.
+
+    Used while the job's lock is held, like the training cache's cleanup (``lsx.utils.io.file_lock`` says why)."""
+    try:
+        yield
+    except BaseException:
+        if job_dir.is_dir() and all(p.name == ".lock" for p in job_dir.iterdir()):
+            shutil.rmtree(job_dir, ignore_errors=True)
+        raise
 
 
 def job_dir_of(c: dict[str, Any]) -> Path:

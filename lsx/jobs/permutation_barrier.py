@@ -41,7 +41,10 @@ def seed_pairs(seeds: list[int], pairing: str) -> list[tuple[int, int]]:
         raise ValueError(f"optima.seeds has duplicates: {seeds}")
     if pairing == "disjoint":
         if len(seeds) < 2 or len(seeds) % 2:
-            raise ValueError(f"pairs=disjoint needs an even number (>= 2) of optima.seeds, got {len(seeds)}: {seeds}")
+            raise ValueError(
+                f"analysis.pairs=disjoint needs an even number (>= 2) of optima.seeds, got {len(seeds)}: {seeds}; "
+                "give one more seed, or analysis.pairs=all (every pair)"
+            )
         return [(seeds[i], seeds[i + 1]) for i in range(0, len(seeds), 2)]
     if pairing == "all":
         if len(seeds) < 2:
