@@ -98,3 +98,45 @@ def test_a_killed_sweep_lists_the_jobs_that_never_started(tmp_path):
     missing = [r for r in rows if r["status"] == "not started"]
     assert len(rows) == 4 and len(missing) == 2
     assert {r["optimizer.lr"] for r in missing} == {0.01} and "seed=1" in missing[-1]["reason"]
+
+
+def test_a_width_sweep_of_barrier_jobs_gets_every_variant_on_shared_axes(tmp_path):
+    """``barriers_vs_model_width.png``: per variant a thin line per pair of optima and the median over pairs."""
+    import json
+
+    import yaml
+
+    from lsx.cli.aggregate import aggregate
+    from lsx.plots.common import missing_labels
+    from lsx.plots.permutation import barrier_points, barrier_sweep_figure
+    from lsx.tracking.aggregate import collect, swept_keys
+
+    widths = (0.25, 1.0, 4.0)
+    naive = {"0-1": (2.0, 1.0, 0.5), "2-3": (4.0, 3.0, 1.5)}  # falls with width; weight matching: a tenth
+    for i, w in enumerate(widths):
+        d = tmp_path / str(i)
+        (d / ".hydra").mkdir(parents=True)
+        (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"model.width={w}"]))
+        cfg = {"seed": 0, "model": {"width": w}, "analysis": {"job": "permutation_barrier"}}
+        (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (d / "status.json").write_text(json.dumps({"status": "ok"}))
+        pairs = [
+            {"pair": p, "variant": v, "barrier_train_loss": b[i] * (1 if v == "naive" else 0.1), "barrier_test_error": 0.1}
+            for p, b in naive.items()
+            for v in ("naive", "weight")
+        ]
+        res = {"job": "permutation_barrier", "seed": 0, "metrics": {"n_pairs": 2, "pairs": pairs}, "job_dir": str(d / "job")}
+        (d / "results.json").write_text(json.dumps(res))
+        (d / "DONE").write_text("done\n")
+    rows = collect(tmp_path)
+    points = barrier_points(tmp_path, rows, "model.width", swept_keys(rows))
+    assert len(points) == 3 * 2 * 2
+    fig = barrier_sweep_figure(points, "model.width")
+    assert not missing_labels(fig)
+    train_loss = fig.axes[0]
+    medians = {line.get_label(): list(line.get_ydata()) for line in train_loss.get_lines() if "pair" in line.get_label()}
+    assert medians["naive (median of 2 pairs)"] == pytest.approx([3.0, 2.0, 1.0])
+    assert medians["weight (median of 2 pairs)"] == pytest.approx([0.3, 0.2, 0.1])
+    assert len(train_loss.get_lines()) == 2 * (2 + 1) + 1  # per variant: 2 pair lines and the median; the zero line
+    out = aggregate(tmp_path)
+    assert tmp_path / "barriers_vs_model_width.png" in out["plots"]

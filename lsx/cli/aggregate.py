@@ -3,9 +3,11 @@
 Turns a finished multirun directory into ``summary.csv`` (the columns that vary; constants in
 ``summary_constants.json``) and, for each swept key, a figure of the chosen metric vs that key
 (mean ± std over seeds; one line per value of the other swept keys), e.g. tunnel width vs LR
-(Fort Fig. 5). Failed jobs are listed (in summary.csv with their status and reason, and in the
-printout) and never averaged; so are jobs whose optima stopped above ``training.target_train_loss``
-(summary.csv ``reached_target`` and ``missed_target``).
+(Fort Fig. 5); a sweep of ``permutation_barrier`` jobs also gets ``barriers_vs_<key>.png``, every
+variant's barrier per pair of optima and its median on shared axes (e.g. barrier vs ``model.width``).
+Failed jobs are listed (in summary.csv with their status and reason, and in the printout) and never
+averaged; so are jobs whose optima stopped above ``training.target_train_loss`` (summary.csv
+``reached_target`` and ``missed_target``).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ def aggregate(sweep_dir: Path, x_keys: list[str] | None = None, y_keys: list[str
                 path = _plot(these, x, y, swept, sweep_dir, log_x, prefix)
                 if path is not None:
                     plots.append(path)
+            if kind == "permutation_barrier":  # every variant's barrier on shared axes, per pair and median
+                path = _barrier_sweep(these, x, swept, sweep_dir, prefix)
+                if path is not None:
+                    plots.append(path)
     return {
         "summary": summary,
         "plots": plots,
@@ -101,6 +107,15 @@ def _plot(
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return save_figure(fig, sweep_dir / f"{prefix}{yname}_vs_{xname.replace('.', '_')}.png")
+
+
+def _barrier_sweep(rows: list[dict[str, Any]], x: str, swept: list[str], sweep_dir: Path, prefix: str = "") -> Path | None:
+    from lsx.plots.common import save_figure
+    from lsx.plots.permutation import barrier_points, barrier_sweep_figure
+
+    xname = x.removeprefix("config.")
+    fig = barrier_sweep_figure(barrier_points(sweep_dir, rows, x, swept), xname)
+    return None if fig is None else save_figure(fig, sweep_dir / f"{prefix}barriers_vs_{xname.replace('.', '_')}.png")
 
 
 def log_to_wandb(sweep_dir: Path, out: dict, project: str | None = None, entity: str | None = None) -> None:
