@@ -10,7 +10,7 @@ import pytest
 
 from lsx.claims.inference import null_rates, unit_interval
 from lsx.claims.records import JobRecord
-from lsx.claims.statistics import InsufficientData, get_statistic
+from lsx.claims.statistics import InsufficientData, get_statistic, get_statistic_plot
 from lsx.claims.verdicts import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, decide
 
 
@@ -65,7 +65,7 @@ def test_fewer_than_six_pairs_is_inconclusive_and_shared_optima_are_refused():
         get_statistic("perm_barrier")([_job(4.0, _rows({"weight": [0.1, 0.2]}))], variant="activation")
 
 
-def test_width_trend_pairs_seed_pairs_across_widths():
+def test_width_trend_pairs_seed_pairs_across_widths(tmp_path):
     narrow = [1.0, 1.2, 0.9, 1.1, 1.0, 1.3]
     wide = [0.3, 0.5, 0.2, 0.4, 0.3, 0.6]
     jobs = [
@@ -79,6 +79,8 @@ def test_width_trend_pairs_seed_pairs_across_widths():
     m, lo, hi = unit_interval(logs, "t")
     assert est.n == 6 and est.value == pytest.approx(m) and (est.lo, est.hi) == pytest.approx((lo, hi))
     assert est.details["widths"] == [0.25, 1.0, 4.0] and decide(est, {"less": 0.0})[0] == REPRODUCED
+    plot = get_statistic_plot("perm_width_trend")
+    assert plot is not None and plot(jobs, est, tmp_path / "w.png", variant="naive", where={"model.name": "mlp"}).stat().st_size
     up = get_statistic("perm_width_trend")(
         [_job(0.25, _rows({"naive": wide})), _job(4.0, _rows({"naive": narrow}))], variant="naive"
     )

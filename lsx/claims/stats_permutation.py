@@ -18,8 +18,6 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 from .inference import MIN_UNITS, describe, unit_interval
 from .records import JobRecord
 from .statistics import Estimate, InsufficientData, register_statistic, register_statistic_plot, same_value
@@ -181,21 +179,12 @@ def plot_width_trend(
     **_: Any,
 ) -> Path:
     """Barrier against width: one thin line per seed pair and the median, for naive and every aligned variant."""
-    import matplotlib.pyplot as plt
+    from lsx.plots.common import new_figure, save_figure
+    from lsx.plots.permutation import draw_barrier_lines
 
-    from lsx.plots.common import save_figure
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    fig, ax = new_figure(figsize=(5.5, 3.8))
     variants = sorted({r["variant"] for j in _selected(jobs, where) for r in j.get("metrics.pairs") or []})
-    for i, v in enumerate([variant] + [x for x in variants if x != variant]):
-        series = width_series(jobs, v, y, where, key)
-        widths = sorted({w for s in series.values() for w in s})
-        for s in series.values():
-            ax.plot(widths, [s.get(w, np.nan) for w in widths], color=f"C{i}", alpha=0.25, lw=0.7)
-        med = [np.nanmedian([s.get(w, np.nan) for s in series.values()]) for w in widths]
-        ax.plot(widths, med, "o-", color=f"C{i}", label=f"{v} (median of {len(series)} pairs)")
-    ax.set_xscale("log", base=2)
+    draw_barrier_lines(ax, {v: width_series(jobs, v, y, where, key) for v in [variant] + [x for x in variants if x != variant]})
     ax.set(xlabel=key, ylabel=y.replace("_", " "), title=f"barrier vs width {where or ''}")
-    ax.axhline(0, color="grey", lw=0.6)
     ax.legend(fontsize=7)
     return save_figure(fig, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -48,40 +48,44 @@ def barrier_points(sweep_dir: Path, rows: Sequence[dict[str, Any]], x: str, swep
     return points
 
 
+def draw_barrier_lines(ax: Any, by_variant: Mapping[str, Mapping[Any, Mapping[float, float]]]) -> None:
+    """On ``ax``, per variant (colours in the mapping's order): a thin line per pair ({x: barrier}) and the
+    median over the pairs that have a value at each x (markers); a log₂ x axis for a ratio of 4 or more."""
+    xs = sorted({w for lines in by_variant.values() for line in lines.values() for w in line})
+    for i, (v, lines) in enumerate(by_variant.items()):
+        if not lines:
+            continue
+        for line in lines.values():
+            ax.plot(xs, [line.get(w, np.nan) for w in xs], color=f"C{i}", alpha=0.25, lw=0.7)
+        at = [[line[w] for line in lines.values() if w in line] for w in xs]
+        n = len(lines)
+        label = f"{v} ({'1 pair' if n == 1 else f'median of {n} pairs'})"
+        ax.plot(xs, [float(np.median(a)) if a else np.nan for a in at], "o-", color=f"C{i}", label=label)
+    if xs and min(xs) > 0 and max(xs) / min(xs) >= 4:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [f"{w:g}" for w in xs])
+        ax.minorticks_off()
+    ax.axhline(0, color="grey", lw=0.6)
+
+
 def barrier_sweep_figure(points: Sequence[dict[str, Any]], x: str) -> Any:
     """Rows: train-loss and test-error barrier; columns: the other swept keys' combinations; per variant a
     thin line per pair and its median (markers) over x. None with fewer than two x values."""
     from lsx.plots.common import new_figure
 
-    xs = sorted({p["x"] for p in points})
-    if len(xs) < 2:
+    if len({p["x"] for p in points}) < 2:
         return None
     panels = sorted({p["panel"] for p in points})
     variants = list(dict.fromkeys(p["variant"] for p in points))  # the job's order: naive first
     fig, axes = new_figure(len(BARRIERS), len(panels), figsize=(5.2 * len(panels), 3.6 * len(BARRIERS)), squeeze=False)
-    log_x = min(xs) > 0 and max(xs) / min(xs) >= 4
     for col, panel in enumerate(panels):
-        here = [p for p in points if p["panel"] == panel]
         for row, (y, label) in enumerate(BARRIERS):
+            by_variant: dict[str, dict[str, dict[float, float]]] = {v: {} for v in variants}
+            for p in points:
+                if p["panel"] == panel and p[y] is not None and math.isfinite(p[y]):
+                    by_variant[p["variant"]].setdefault(p["pair"], {})[p["x"]] = float(p[y])
             ax = axes[row][col]
-            for i, v in enumerate(variants):
-                lines: dict[str, dict[float, float]] = {}
-                for p in here:
-                    if p["variant"] == v and p[y] is not None and math.isfinite(p[y]):
-                        lines.setdefault(p["pair"], {})[p["x"]] = float(p[y])
-                if not lines:
-                    continue
-                for line in lines.values():
-                    ax.plot(xs, [line.get(w, np.nan) for w in xs], color=f"C{i}", alpha=0.25, lw=0.7)
-                at = [[line[w] for line in lines.values() if w in line] for w in xs]
-                med = [float(np.median(v)) if v else np.nan for v in at]
-                n = len(lines)
-                ax.plot(xs, med, "o-", color=f"C{i}", label=f"{v} ({'1 pair' if n == 1 else f'median of {n} pairs'})")
-            if log_x:
-                ax.set_xscale("log", base=2)
-                ax.set_xticks(xs, [f"{w:g}" for w in xs])
-                ax.minorticks_off()
-            ax.axhline(0, color="grey", lw=0.6)
+            draw_barrier_lines(ax, by_variant)
             ax.set(xlabel=x, ylabel=label)
             ax.set_title(f"{label} vs {x}" + (f"\n{panel}" if panel else ""), fontsize=9)
             ax.grid(alpha=0.3)
