@@ -168,7 +168,14 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     (optimum / "summary.json").write_text(json.dumps({"metrics": {"test_acc": 0.5}}))
     results = {
         "job": "interpolation",
-        "metrics": {"gap": 0.25, "widths": [1.0, 2.0]},
+        "metrics": {
+            "gap": 0.25,
+            "widths": [1.0, 2.0],
+            "pairs": [
+                {"pair": "0-1", "seeds": [0, 1], "variant": "naive", "barrier": 1.5},
+                {"pair": "0-1", "seeds": [0, 1], "variant": "weight", "barrier": float("nan"), "distance": 2.0},
+            ],
+        },
         "artifacts": {"curves": "curve.npz"},
         "training": [{"seed": 0, "run_dir": str(optimum)}],
     }
@@ -190,6 +197,8 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     assert logged["gap"] == 0.25 and logged["optima/simple_cnn_digits_s0_abc/test_acc"] == 0.5
     assert logged["data/curve"].columns == ["alpha", "loss"] and logged["data/curve"].data[4] == [1.0, 4.0]
     assert logged["widths"].data == [[0, 1.0], [1, 2.0]]
+    assert logged["pairs"].columns == ["pair", "seeds", "variant", "barrier", "distance"]
+    assert logged["pairs"].data == [["0-1", "[0, 1]", "naive", 1.5, None], ["0-1", "[0, 1]", "weight", None, 2.0]]
     assert logged["optima/simple_cnn_digits_s0_abc/learning_curve"].data[1] == [1, 1.9, None]
     (art,) = fake.artifacts
     assert {"results.json", "config.yaml", "curve.npz", "optima/simple_cnn_digits_s0_abc/summary.json"} <= set(art.files)

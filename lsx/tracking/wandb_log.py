@@ -122,12 +122,26 @@ def data_tables(path: Path) -> dict[str, tuple[list[str], list[list[Any]]]]:
 
 
 def _curve_tables(metrics: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
-    """List-valued metrics (per-direction widths, eigenvalues, ...) as (index, value) tables."""
+    """List-valued metrics as tables: numbers (per-direction widths, eigenvalues, ...) as (index, value);
+    records (``permutation_barrier``'s per-pair rows, ...) as a column per key, in first-seen order, a nested
+    value (a pair's seeds) as its JSON text and a key a record lacks as None (at most ``MAX_TABLE_ROWS`` records)."""
     out = {}
     for k, v in metrics.items():
-        if isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        if not isinstance(v, list) or not v:
+            continue
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
             out[k] = (["index", k], [[i, _number(x)] for i, x in enumerate(v)])
+        elif len(v) <= MAX_TABLE_ROWS and all(isinstance(x, dict) for x in v):
+            cols = list(dict.fromkeys(c for rec in v for c in rec))
+            out[k] = (cols, [[_cell(rec.get(c)) for c in cols] for rec in v])
     return out
+
+
+def _cell(v: Any) -> Any:
+    """A table cell: a number (non-finite as None), a string or bool as it is, anything nested as JSON text."""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return v if isinstance(v, (str, bool)) or v is None else _number(v)
 
 
 def scalars(metrics: dict[str, Any]) -> dict[str, float]:
