@@ -175,6 +175,7 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
                 {"pair": "0-1", "seeds": [0, 1], "variant": "naive", "barrier": 1.5},
                 {"pair": "0-1", "seeds": [0, 1], "variant": "weight", "barrier": float("nan"), "distance": 2.0},
             ],
+            "mixed": [{"value": 1}, {"value": "n/a"}],  # one column of two kinds: text, or W&B refuses the table
         },
         "artifacts": {"curves": "curve.npz"},
         "training": [{"seed": 0, "run_dir": str(optimum)}],
@@ -199,6 +200,7 @@ def test_job_run_has_tables_images_and_a_results_artifact(tmp_path, monkeypatch)
     assert logged["widths"].data == [[0, 1.0], [1, 2.0]]
     assert logged["pairs"].columns == ["pair", "seeds", "variant", "barrier", "distance"]
     assert logged["pairs"].data == [["0-1", "[0, 1]", "naive", 1.5, None], ["0-1", "[0, 1]", "weight", None, 2.0]]
+    assert logged["mixed"].data == [["1"], ["n/a"]]
     assert logged["optima/simple_cnn_digits_s0_abc/learning_curve"].data[1] == [1, 1.9, None]
     (art,) = fake.artifacts
     assert {"results.json", "config.yaml", "curve.npz", "optima/simple_cnn_digits_s0_abc/summary.json"} <= set(art.files)

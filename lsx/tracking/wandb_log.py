@@ -133,8 +133,17 @@ def _curve_tables(metrics: dict[str, Any]) -> dict[str, tuple[list[str], list[li
             out[k] = (["index", k], [[i, _number(x)] for i, x in enumerate(v)])
         elif len(v) <= MAX_TABLE_ROWS and all(isinstance(x, dict) for x in v):
             cols = list(dict.fromkeys(c for rec in v for c in rec))
-            out[k] = (cols, [[_cell(rec.get(c)) for c in cols] for rec in v])
+            columns = [_one_type([_cell(rec.get(c)) for rec in v]) for c in cols]
+            out[k] = (cols, [list(row) for row in zip(*columns)])
     return out
+
+
+def _one_type(column: list[Any]) -> list[Any]:
+    """A column as it is when its cells share one kind (number, string or bool; None goes with any), else
+    every cell as text: ``wandb.Table`` refuses a column that mixes kinds, and one odd record must not lose
+    the job's whole log."""
+    kinds = {bool if isinstance(x, bool) else str if isinstance(x, str) else float for x in column if x is not None}
+    return column if len(kinds) <= 1 else [None if x is None else str(x) for x in column]
 
 
 def _cell(v: Any) -> Any:
