@@ -26,6 +26,7 @@ def test_permutation_barrier_job(lsx_dirs):
     )
     r = run_module("lsx.analyze", *barrier_job)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "permutation_barrier pairs: 2/2 done in" in r.stderr + r.stdout  # progress off a terminal: log lines
     res, d = _result(out, "permutation_barrier")
     m = res["metrics"]
     assert m["n_pairs"] == 2 and {p["pair"] for p in m["pairs"]} == {"0-1", "2-3"}

@@ -23,6 +23,7 @@ import torch
 
 from lsx.landscape.engine.bn_policy import has_batchnorm
 from lsx.landscape.engine.flat import FlatParams
+from lsx.landscape.engine.progress import progress_iter
 from lsx.landscape.permutation.activation_matching import activation_matching_timed
 from lsx.landscape.permutation.barrier import alpha_grid
 from lsx.landscape.permutation.pairs import METHODS, analyse_pair
@@ -90,7 +91,8 @@ def run(ctx: JobContext) -> JobOutput:
     if "activation" in methods:
         found = ctx.stage("activation_matching", lambda: _match_activations(build, ckpts, pairs, spec, inputs))
     rows, curves, distances, seconds = [], {}, {m: [] for m in methods}, {m: [] for m in methods}
-    for sa, sb in pairs:
+    # a bar on a terminal, a log line every 30 s in a log file: at paper scale a pair is minutes of evaluations
+    for sa, sb in progress_iter(pairs, len(pairs), "permutation_barrier pairs", ctx.point_progress, unit="pair"):
         res = ctx.stage(
             f"pair_{sa}_{sb}",
             lambda sa=sa, sb=sb: analyse_pair(
