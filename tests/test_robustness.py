@@ -75,6 +75,27 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o664
 
 
+def test_npz_files_are_written_atomically_with_the_bytes_of_np_savez(tmp_path, monkeypatch):
+    """Every job's .npz goes through a temp file: a write that fails leaves neither the file nor a temp."""
+    import numpy as np
+
+    from lsx.utils.io import atomic_savez, current_umask
+
+    arrays = {"alpha": np.linspace(0, 1, 5), "loss": np.arange(5.0)}
+    np.savez(tmp_path / "direct.npz", **arrays)
+    atomic_savez(tmp_path / "atomic.npz", **arrays)
+    assert (tmp_path / "atomic.npz").read_bytes() == (tmp_path / "direct.npz").read_bytes()
+    assert stat.S_IMODE((tmp_path / "atomic.npz").stat().st_mode) == 0o666 & ~current_umask()
+
+    def fail(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_savez(tmp_path / "half.npz", **arrays)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["atomic.npz", "direct.npz"]
+
+
 # ----------------------------------------------------------------- corruption (item 5)
 def test_truncated_resume_point_is_moved_aside_and_the_run_restarts(compose, tmp_path, caplog):
     c = compose(*FAST, "training.epochs=2", "training.keep_resume=true")

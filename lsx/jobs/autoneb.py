@@ -28,7 +28,7 @@ from lsx.landscape.paths.explore import LandscapeExploration, load_pair, pair_pa
 from lsx.landscape.permutation.align import align_checkpoints
 from lsx.plots.common import save_figure
 from lsx.plots.surfaces import plot_surface_views
-from lsx.utils.io import atomic_write_json
+from lsx.utils.io import atomic_savez, atomic_write_json
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss, same_architecture
@@ -159,7 +159,7 @@ def run(ctx: JobContext) -> JobOutput:
                 "first_epoch_below_saddle": _first_epoch_below(runs[i], float(path["train_loss"][k])),
             }
         )
-        np.savez(
+        atomic_savez(
             ctx.path(f"{name}.npz"), **{f"path_{k2}": v for k2, v in path.items()}, **{f"line_{k2}": v for k2, v in line.items()}
         )
     mst_rows = [r for r in rows if r["in_mst"]]

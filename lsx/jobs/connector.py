@@ -20,6 +20,7 @@ from lsx.landscape.paths.connectors import (
 )
 from lsx.landscape.permutation.align import align_checkpoints
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import record_centre_loss, same_architecture
@@ -226,7 +227,7 @@ def run_connector(ctx: JobContext) -> JobOutput:
             short_path_metrics(c, sd["loss"], sat, thr, lam)["short_directions_gain"]
             for c, sat in zip(sd["counts"], sd["saturated_by_threshold"])
         ]
-    np.savez(ctx.path("connector.npz"), **save)
+    atomic_savez(ctx.path("connector.npz"), **save)
     arts["data"] = "connector.npz"
     return JobOutput(metrics, arts)
 
@@ -360,7 +361,7 @@ def run_mconnector(ctx: JobContext) -> JobOutput:
         metrics["short_directions_gain_by_threshold"] = [float(row[-1] - c) for row, c in zip(sd["counts"], at_opt)]
     save_figure(fig, ctx.path("mconnector.png"))
     arts["plot"] = "mconnector.png"
-    np.savez(
+    atomic_savez(
         ctx.path("mconnector.npz"),
         weights=res.weights,
         loss_before=res.loss_before,

@@ -42,6 +42,7 @@ from lsx.landscape.curvature.hessian import hvp_function
 from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives, minimum_position
 from lsx.landscape.surfaces.directions import hessian_eigen_directions, normalize_direction, random_direction, unit_direction
 from lsx.landscape.surfaces.stationary import count_stationary_points
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
@@ -263,7 +264,7 @@ def run(ctx: JobContext) -> JobOutput:
         partner_epoch = s_epoch if "independent" in side else epoch
         record_centre_loss(ctx, ctx.train(seed=independent_seed(a, int(a["target_seed"]))).load(partner_epoch), a["bn"])
     _plot(ctx.path("curve_taxonomy.png"), curves, a["bn"])
-    np.savez(
+    atomic_savez(
         ctx.path("curve_taxonomy.npz"),
         loss=np.stack([c["loss"] for c in curves]),
         kinds=np.array([c["kind"] for c in curves]),

@@ -6,6 +6,7 @@ import numpy as np
 
 from lsx.landscape.surfaces.stationary import count_stationary_points
 from lsx.plots.surfaces import plot_curves
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
@@ -60,7 +61,7 @@ def run(ctx: JobContext) -> JobOutput:
         title=f"{ckpt.model_name}: {k} {a['norm']}-normalized directions",
     )
     plot_curves(xs, curves["test_acc"], labels, ctx.path("curves_test_acc.png"), "test accuracy")
-    np.savez(ctx.path("curves.npz"), x=xs, seeds=np.array(seeds), stationary_points=np.array(counts), **curves)
+    atomic_savez(ctx.path("curves.npz"), x=xs, seeds=np.array(seeds), stationary_points=np.array(counts), **curves)
     metrics = {
         "stationary_points": counts,
         "mean_stationary_points": float(np.mean(counts)),

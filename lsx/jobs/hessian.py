@@ -17,6 +17,7 @@ from lsx.landscape.curvature.hessian import hutchinson_trace, slq_density, top_e
 from lsx.landscape.engine.flat import FlatParams, functional_loss, functional_model_loss
 from lsx.landscape.engine.subset import subset_loss
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint, param_subset, record_centre_loss
@@ -100,7 +101,7 @@ def run(ctx: JobContext) -> JobOutput:
     a2.set_ylabel("eigenvalue")
     a2.legend(fontsize=8)
     save_figure(fig, ctx.path("hessian_spectrum.png"))
-    np.savez(
+    atomic_savez(
         ctx.path("hessian.npz"),
         top=top.values,
         bottom=bottom_values,

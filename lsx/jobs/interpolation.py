@@ -26,6 +26,7 @@ from lsx.landscape.engine.surface import compute_surface
 from lsx.landscape.permutation.align import align_checkpoints
 from lsx.landscape.surfaces.directions import direction_between
 from lsx.plots.surfaces import plot_interpolation
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, hashed_analysis, register_job
 from .landscape_common import (
@@ -84,7 +85,7 @@ def run(ctx: JobContext) -> JobOutput:
         title=f"{ca.model_name}: {labels[0]} → {labels[1]} (n={len(alphas)} points)",
         labels=labels,
     )
-    np.savez(ctx.path("interpolation.npz"), alpha=alphas, **curves)
+    atomic_savez(ctx.path("interpolation.npz"), alpha=alphas, **curves)
     at = lambda x: int(np.abs(alphas - x).argmin())  # noqa: E731
     tl = curves["train_loss"]
     for ckpt, alpha in ((ca, 0.0), (cb, 1.0)):  # the end points are the optima: the curve evaluated them

@@ -18,6 +18,7 @@ from lsx.landscape.surfaces.directions import random_direction
 from lsx.landscape.surfaces.mining import mine_vvv_basin, mine_vvv_basin_paper, mine_w_peak, mine_w_peak_paper
 from lsx.plots.common import save_figure
 from lsx.training.checkpoints import model_from_config
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .curve_taxonomy import independent_seed
@@ -163,7 +164,7 @@ def run(ctx: JobContext) -> JobOutput:
             w_peak_after=w.curve_after,
             w_peak_direction=w.direction.numpy().astype(np.float32),
         )
-    np.savez(ctx.path("mining.npz"), **save)
+    atomic_savez(ctx.path("mining.npz"), **save)
     metrics: dict = {
         "epoch": int(ckpt.epoch),
         "batches_per_epoch": len(batch_losses) if batch_losses else 0,

@@ -12,6 +12,7 @@ import torch
 from lsx.landscape.surfaces.directions import direction_between, random_direction
 from lsx.landscape.surfaces.pca import trajectory_pca, variance_captured
 from lsx.plots.surfaces import plot_pca_trajectory
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, record_centre_loss
@@ -46,7 +47,7 @@ def run(ctx: JobContext) -> JobOutput:
     res = evaluate_points(ctx, final, dirs, coords, "pca.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     loss = np.asarray(res["train_loss"]).reshape(n, n)
     record_centre_loss(ctx, final.checkpoint, a["bn"])  # the final point is the origin; the grid need not hit it
-    np.savez(
+    atomic_savez(
         ctx.path("pca.npz"),
         x=x,
         y=y,

@@ -28,6 +28,7 @@ from lsx.landscape.permutation.activation_matching import activation_matching_ti
 from lsx.landscape.permutation.barrier import alpha_grid
 from lsx.landscape.permutation.pairs import METHODS, analyse_pair
 from lsx.landscape.permutation.spec import derive_spec
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import build_evaluator, record_centre_loss, same_architecture
@@ -140,7 +141,7 @@ def run(ctx: JobContext) -> JobOutput:
             for k, v in c.items():
                 curves[f"{sa}-{sb}__{variant}__{k}"] = v
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    np.savez(ctx.path("permutation_curves.npz"), alpha=alphas, **curves)
+    atomic_savez(ctx.path("permutation_curves.npz"), alpha=alphas, **curves)
     _plot_curves(alphas, curves, variants, ctx.path("permutation_curves.png"), first.model_name)
     _plot_barriers(rows, variants, ctx.path("permutation_barriers.png"), first.model_name)
     metrics: dict[str, Any] = {

@@ -7,6 +7,7 @@ import torch
 
 from lsx.landscape.permutation.align import align_checkpoints
 from lsx.plots.surfaces import plot_surface_views
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import evaluate_points, load_point, param_subset, record_centre_loss, restricted, same_architecture
@@ -68,7 +69,7 @@ def run(ctx: JobContext) -> JobOutput:
     grids = {k: np.asarray(res[k]).reshape(n, n) for k in ("train_loss", "train_acc", "test_loss", "test_acc")}
     for c in ckpts:  # the grid need not pass through the optima
         record_centre_loss(ctx, c, a["bn"])
-    np.savez(ctx.path("plane_grid.npz"), x=x, y=y, positions=pos, **grids)
+    atomic_savez(ctx.path("plane_grid.npz"), x=x, y=y, positions=pos, **grids)
     views = plot_surface_views(
         x,
         y,

@@ -25,6 +25,7 @@ import torch
 from lsx.landscape.curvature.hessian import top_eigenpairs
 from lsx.landscape.curvature.sharpness import filter_normalized_sharpness
 from lsx.plots.common import save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import axis, build_evaluator, load_point, param_subset, random_directions, record_centre_loss
@@ -122,7 +123,7 @@ def run(ctx: JobContext) -> JobOutput:
     arts = {}
     if "curves" in s:
         c = s["curves"]
-        np.savez(
+        atomic_savez(
             ctx.path("sharpness_curves.npz"),
             x=c["x"],
             train_loss=c["train_loss"],

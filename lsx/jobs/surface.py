@@ -18,6 +18,7 @@ import torch
 from lsx.distributed import run_memo_loop_sharded
 from lsx.landscape.curvature.sharpness import chaos_summary, principal_curvatures, strided_indices
 from lsx.plots.surfaces import plot_surface_views
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import (
@@ -64,7 +65,7 @@ def run(ctx: JobContext) -> JobOutput:
         prov["params"] = subset.record()
     res = evaluate_points(ctx, p, dirs, coords, "surface.h5", prov, a["bn"], a["chunk"], a["flush_every"])
     grids = {k: np.asarray(res[k]).reshape(len(y), len(x)) for k in METRICS}
-    np.savez(ctx.path("surface_grid.npz"), x=x, y=y, **grids)
+    atomic_savez(ctx.path("surface_grid.npz"), x=x, y=y, **grids)
     views = plot_surface_views(
         x,
         y,
@@ -147,7 +148,7 @@ def convexity_map(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.abs(lo / hi)
     summary = chaos_summary(lo[np.isfinite(lo)], hi[np.isfinite(lo)], float(conv.get("threshold", 0.1)))
-    np.savez(ctx.path("convexity.npz"), x=x, y=y, lambda_min=lo, lambda_max=hi, ratio=ratio, hessian_every=every)
+    atomic_savez(ctx.path("convexity.npz"), x=x, y=y, lambda_min=lo, lambda_max=hi, ratio=ratio, hessian_every=every)
     fig, ax = plt.subplots(figsize=(5.5, 4.5), layout="constrained")
     X, Y = np.meshgrid(x, y)
     ax.contour(X, Y, np.log10(np.clip(loss, 1e-8, None)), levels=15, colors="0.6", linewidths=0.6)

@@ -8,6 +8,7 @@ import torch
 
 from lsx.landscape.engine.grids import grid_points
 from lsx.plots.surfaces import plot_surface_views
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .curve_taxonomy import _direction, check_kinds, study_point
@@ -38,7 +39,7 @@ def run(ctx: JobContext) -> JobOutput:
         xlabel=f"λ ({kinds[0]})",
         ylabel=f"μ ({kinds[1]})",
     )
-    np.savez(
+    atomic_savez(
         ctx.path("surface_grid.npz"), x=x, y=y, train_loss=loss, test_loss=np.asarray(res["test_loss"]).reshape(len(y), len(x))
     )
     arts = {f"plot_{k}": v.name for k, v in views.items()} | {"data": "surface.h5", "grid": "surface_grid.npz"}

@@ -14,6 +14,7 @@ import numpy as np
 
 from lsx.landscape.paths.ensembles import compare_swa_and_ensemble, snapshot_epochs
 from lsx.plots.common import save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import merged_config, record_centre_loss
@@ -51,7 +52,7 @@ def run(ctx: JobContext) -> JobOutput:
         rows.append({"max_lr": lr, "train_loss": run_.summary.get("train_loss"), **res})
     _plot(rows, snaps, ctx)
     metrics = _metrics(rows, snaps)
-    np.savez(
+    atomic_savez(
         ctx.path("swa_ensemble.npz"),
         max_lr=np.array(lrs),
         snapshots=np.array(snaps),

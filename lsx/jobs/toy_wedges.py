@@ -12,6 +12,7 @@ import torch
 from lsx.landscape.paths.connectors import two_block_at_equal_lag
 from lsx.landscape.toy.wedges import hyperplane_success, radial_profile, two_optima_tunnel
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .connector import path_metrics
@@ -106,7 +107,7 @@ def _run(ctx: JobContext, a) -> JobOutput:
     metrics["radial_max_relative_spread"] = float(np.nanmax(r["relative_spread"][1:]))
     # "everywhere you look (at random), the loss increases": the share of random directions whose loss never falls
     metrics["radial_increasing_fraction"] = float(np.mean(np.all(np.diff(r["losses"], axis=1) >= -1e-12, axis=1)))
-    np.savez(
+    atomic_savez(
         ctx.path("toy_wedges.npz"),
         **saved,
         tunnel_linear=t["linear_loss"],

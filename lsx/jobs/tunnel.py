@@ -11,6 +11,7 @@ import numpy as np
 from lsx.distributed import run_memo_loop_sharded
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.paths.tunnel import RadialResult, tunnel_width
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import center_checkpoint, load_point, param_subset, record_centre_loss
@@ -60,7 +61,7 @@ def run(ctx: JobContext) -> JobOutput:
     res = run_memo_loop_sharded(ctx, "tunnel_", directions, lambda: RadialResult(float("nan"), False, 0, (0.0, float("inf"))))
     ev.flat.set_(theta)
     record_centre_loss(ctx, p.checkpoint, "keep", res.base_loss)
-    np.savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
+    atomic_savez(ctx.path("tunnel.npz"), distances=res.distances, angular=res.angular, reached=res.reached)
     _plot(res, ctx)
     # the angle can move through r or through ‖θ‖: both are reported beside it, with the model's training state
     metrics = dict(

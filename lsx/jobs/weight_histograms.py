@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from lsx.landscape.surfaces.weights import weight_histograms
 from lsx.plots.surfaces import plot_weight_histograms
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .landscape_common import endpoint_checkpoints, load_point, same_architecture
@@ -22,6 +21,6 @@ def run(ctx: JobContext) -> JobOutput:
     labels = [spec.get("label") or f"model {i}" for i, spec in enumerate(a["models"])]
     h = weight_histograms({lab: p.theta for lab, p in zip(labels, points)}, points[0].flat, a["ignore"], int(a["bins"]))
     plot_weight_histograms({k: (h.density[k], h.edges) for k in labels}, ctx.path("weight_histograms.png"))
-    np.savez(ctx.path("weight_histograms.npz"), edges=h.edges, **{f"counts_{i}": h.counts[k] for i, k in enumerate(labels)})
+    atomic_savez(ctx.path("weight_histograms.npz"), edges=h.edges, **{f"counts_{i}": h.counts[k] for i, k in enumerate(labels)})
     metrics = {f"{k}_{s}": v for k in labels for s, v in h.stats[k].items() if s in ("std", "mean_abs")}
     return JobOutput(metrics, {"plot": "weight_histograms.png", "histograms": "weight_histograms.npz"})

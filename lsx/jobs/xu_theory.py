@@ -21,6 +21,7 @@ from lsx.landscape.engine.flat import FlatParams
 from lsx.landscape.surfaces.curves import classify_curve, curve_type_alternatives
 from lsx.landscape.surfaces.directions import random_direction
 from lsx.plots.common import integer_ticks, save_figure
+from lsx.utils.io import atomic_savez
 
 from .base import JobContext, JobOutput, register_job
 from .hessian import network_loss
@@ -140,7 +141,7 @@ def run(ctx: JobContext) -> JobOutput:
     ax[4].set_ylabel("L − L(θ)")
     ax[4].legend(fontsize=6)
     save_figure(fig, ctx.path("xu_theory.png"))
-    np.savez(
+    atomic_savez(
         ctx.path("xu_theory.npz"),
         cosines=cos,
         sigmas=pert["sigmas"],

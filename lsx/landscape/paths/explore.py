@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -168,16 +166,10 @@ def save_pair(directory: str | Path, pair: Pair, saddle_energy: float, path: Any
         data["energies"] = np.asarray(path.energies, dtype=np.float64)
     if getattr(path, "cycles", None) is not None:
         data["cycles_json"] = np.array(json.dumps(path.cycles, default=str))
+    from lsx.utils.io import atomic_savez  # temp file + rename, with the umask's permissions
+
     target = pair_path(directory, pair)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_savez(target, **data)
     return target
 
 
@@ -261,11 +253,9 @@ class LandscapeExploration:
                     f"{old.get('num_params')} parameters); use a new directory"
                 )
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.META}.", suffix=".tmp", dir=self.directory)
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f)
-        os.replace(tmp, file)
+        from lsx.utils.io import atomic_write_text  # temp file + rename, with the umask's permissions
+
+        atomic_write_text(file, json.dumps(meta))
 
     @property
     def budget_spent(self) -> bool:
