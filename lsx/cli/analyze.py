@@ -32,7 +32,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
     from lsx.jobs import registry  # noqa: F401  (declares the jobs)
     from lsx.jobs.base import JOBS, SHARDED, JobContext, job_lock, lazy_job, training_entries
     from lsx.tracking.results import is_done, read_results, write_config, write_results
-    from lsx.utils.io import atomic_write_json
+    from lsx.utils.io import atomic_write_json, atomic_write_text
 
     if not c.get("analysis"):
         raise ValueError(f"no analysis selected; add analysis=<job>, valid jobs: {', '.join(sorted(JOBS))}")
@@ -96,7 +96,7 @@ def run_analysis(c: dict[str, Any], run_dir: Path, progress: bool = True) -> dic
         cached=cached,
     )
     atomic_write_json(run_dir / "results.json", results)
-    (run_dir / "DONE").write_text(results.get("finished_at", "") + "\n")
+    atomic_write_text(run_dir / "DONE", results.get("finished_at", "") + "\n")
     _warn_missed_targets(results)
     _log_wandb(c, run_dir, job_dir, results)
     return from_rank0(results)
