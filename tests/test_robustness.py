@@ -81,7 +81,7 @@ def test_npz_files_are_written_atomically_with_the_bytes_of_np_savez(tmp_path, m
 
     from lsx.utils.io import atomic_savez, current_umask
 
-    arrays = {"alpha": np.linspace(0, 1, 5), "loss": np.arange(5.0)}
+    arrays = {"alpha": np.linspace(0, 1, 5), "loss": np.arange(5.0), "path": np.zeros((3, 2))}  # an array may be "path"
     np.savez(tmp_path / "direct.npz", **arrays)
     atomic_savez(tmp_path / "atomic.npz", **arrays)
     assert (tmp_path / "atomic.npz").read_bytes() == (tmp_path / "direct.npz").read_bytes()

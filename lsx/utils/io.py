@@ -140,11 +140,12 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_savez(path: str | os.PathLike, **arrays: Any) -> None:
+def atomic_savez(path: str | os.PathLike, /, **arrays: Any) -> None:
     """``np.savez`` through a temp file and a rename, so a killed job leaves no truncated ``.npz``.
 
     Written to an open file rather than a name: ``np.savez`` appends ``.npz`` to a name without it (the temp
-    file's), and the bytes are those of ``np.savez(path, ...)``."""
+    file's), and the bytes are those of ``np.savez(path, ...)``. ``path`` is positional-only, so an array may
+    be named ``path`` (the PCA trajectory's is)."""
     import numpy as np
 
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
