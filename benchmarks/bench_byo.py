@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads
 
 from lsx.training.losses import loss_terms
 
@@ -188,9 +188,8 @@ def main() -> None:
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
 
+    title = header("bench_byo", args.repeats, args.warmup)
     lines = [
-        header("bench_byo", args.repeats, args.warmup) + f"; after: {load_average()}",
-        "",
         f"byo_transformer: {type(model).__name__}, {params} parameters; sequences of {tuple(x.shape[1:])} tokens; "
         f"evaluator chunk {chunk}; loss {cfg.get('loss', {}).get('_target_', 'cross-entropy')}.",
         "",
@@ -214,7 +213,7 @@ def main() -> None:
         f"- HVP memory ≤ 3x a training step's, on the same batch: {verdict(hvp_mib <= 3 * step_mib)} "
         f"({hvp_mib / max(step_mib, 1e-9):.2f}x); the job's HVP over {job_size.split(':')[0]} adds {job_mib:.1f} MiB",
     ]
-    print(block("byo", lines))
+    print_block("byo", title, lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import os
 import tempfile
 
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, run_python
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, run_python, table
 
 TRAIN = ["-m", "lsx.train", "training.epochs=1"]
 ANALYZE = ["-m", "lsx.analyze", "analysis=surface2d", "training.epochs=1", "analysis.x.num=3", "analysis.y.num=3"]
@@ -45,13 +45,9 @@ def main() -> None:
     ref = "python -c 'import torch'"
     rows = [f"| {c} | {fmt_time(t, c)} | {fmt_ratio(t, c, ref)} |" for c in contenders]
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| command | median s (min–max) | time ÷ import torch |",
-        "|---|---|---|",
-        *rows,
+        *table(["command", "median s (min–max)", "time ÷ import torch"], rows),
     ]
-    print(block("cli", lines))
+    print_block("cli", title, lines)
 
 
 if __name__ == "__main__":

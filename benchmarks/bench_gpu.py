@@ -16,7 +16,7 @@ import copy
 import numpy as np
 import torch
 from bench_surface import digits_data, synthetic_data
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads, table
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
@@ -93,16 +93,23 @@ def main() -> None:
         rows += r
         ok &= good
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| case | evaluation | points x images | median s (min–max) | points/s | time ÷ loop "
-        "| max rel. Δloss vs loop | max Δacc |",
-        "|---|---|---|---|---|---|---|---|",
-        *rows,
+        *table(
+            [
+                "case",
+                "evaluation",
+                "points x images",
+                "median s (min–max)",
+                "points/s",
+                "time ÷ loop",
+                "max rel. Δloss vs loop",
+                "max Δacc",
+            ],
+            rows,
+        ),
         "",
         f"- batched values agree with the loop (rel. Δloss < 1e-4): {ok}",
     ]
-    print(block("gpu", lines))
+    print_block("gpu", title, lines)
     if not ok:
         raise SystemExit("batched values disagree with the per-point loop")
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from baselines import pyhessian_top_eigenvalue
 from bench_surface import digits_data, synthetic_data
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads, table
 
 from lsx.landscape.curvature.hessian import top_eigenpairs, trace_estimate
 from lsx.landscape.engine.flat import FlatParams, functional_loss
@@ -94,15 +94,11 @@ def main() -> None:
         rows += r
         notes.append(f"{n}; {repeats} timed rounds")
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| case | method | median s (min–max) | time ÷ PyHessian | HVPs | max rel. error of λ_max |",
-        "|---|---|---|---|---|---|",
-        *rows,
+        *table(["case", "method", "median s (min–max)", "time ÷ PyHessian", "HVPs", "max rel. error of λ_max"], rows),
         "",
         *[f"- {n}" for n in notes],
     ]
-    print(block("hessian", lines))
+    print_block("hessian", title, lines)
 
 
 if __name__ == "__main__":

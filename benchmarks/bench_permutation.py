@@ -27,7 +27,7 @@ from itertools import combinations
 import torch
 import torch.nn.functional as F
 from bench_surface import synthetic_data
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads, table
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.permutation import derive_spec
@@ -91,14 +91,10 @@ def main() -> None:
     one_pair, per_pair = t.ratio(am, ref)[0], t.ratio(aset, ref)[0]  # the table's ratios: medians of per-round ratios
     title = header("bench_permutation", args.repeats, args.warmup)
     lines = [
-        title + f"; after: {load_average()}",
-        "",
         f"ResNet-20 (32x32x3): {len(spec.groups)} permutation groups, {sum(spec.sizes.values())} units; "
         f"networks trained {args.steps} Adam steps from seeds 0 and 1.",
         "",
-        "| contender | median s (min–max) | time ÷ one evaluation pass |",
-        "|---|---|---|",
-        *rows,
+        *table(["contender", "median s (min–max)", "time ÷ one evaluation pass"], rows),
         "",
         f"- weight matching target ≤ 10 s: {'met' if t.median(wm) <= 10 else 'NOT met'} ({t.median(wm):.2f} s)",
         f"- activation matching target ≤ one evaluation pass: {'met' if one_pair <= 1 else 'NOT met'} for one pair "
@@ -106,7 +102,7 @@ def main() -> None:
         f"- per pair when every pair of {args.set} networks is matched (each network evaluated once): "
         f"{'met' if per_pair <= 1 else 'NOT met'} ({per_pair:.2f}x one evaluation pass)",
     ]
-    print(block("permutation", lines))
+    print_block("permutation", title, lines)
 
 
 if __name__ == "__main__":

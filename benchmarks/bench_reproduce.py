@@ -21,7 +21,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from timing import block, fmt_time, header, interleave, load_average, run_python, set_threads
+from timing import fmt_time, header, interleave, print_block, run_python, set_threads
 
 WORKER_IMPORTS = (
     "from lsx.cli.reproduce import init_worker; init_worker(); "
@@ -56,8 +56,6 @@ def main() -> None:
         exec(WORKER_IMPORTS, {})
         rows, total = per_job(args.preset, Path(tmp), args.repeats, args.warmup)
     lines = [
-        title + f"; after: {load_average()}",
-        "",
         f"| stage ({args.preset}, first discovery job) | median s (min–max) | share of a cold job |",
         "|---|---|---|",
     ]
@@ -72,7 +70,7 @@ def main() -> None:
         f"Per-job fixed cost inside a worker: {fixed:.2f} s ({fixed / cold:.0%} of a cold job); compute "
         f"≈ {cold - fixed:.2f} s. Imports are paid once per worker process, not per job ({total} jobs timed).",
     ]
-    print(block("reproduce", lines))
+    print_block("reproduce", title, lines)
 
 
 def per_job(preset: str, tmp: Path, repeats: int, warmup: int):

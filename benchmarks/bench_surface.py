@@ -32,7 +32,7 @@ import copy
 import numpy as np
 import torch
 from baselines import loss_landscapes_plane, loss_landscapes_points, original_surface, per_parameter
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads, table
 
 from lsx.landscape.engine.evaluator import Evaluator
 from lsx.landscape.engine.flat import FlatParams
@@ -225,15 +225,11 @@ def main() -> None:
     if not has_loss_landscapes():
         checks.append("loss-landscapes not installed (pip install loss-landscapes==3.0.6): its row is missing")
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| case | contender | points x images | median s (min–max) | time ÷ engine | time ÷ floor |",
-        "|---|---|---|---|---|---|",
-        *rows,
+        *table(["case", "contender", "points x images", "median s (min–max)", "time ÷ engine", "time ÷ floor"], rows),
         "",
         *[f"- {c}" for c in checks],
     ]
-    print(block("surface", lines))
+    print_block("surface", title, lines)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import os
 import tempfile
 from typing import Callable
 
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, run_python
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, run_python, table
 
 JOBS = {
     "make demo (quickstart: 2D surface of a SimpleCNN on digits)": ["-m", "lsx.analyze", "experiment=quickstart"],
@@ -66,13 +66,9 @@ def main() -> None:
                 ratio = "1.00x" if n == 1 else fmt_ratio(t, name, "threads=1")
                 rows.append(f"| {job} | {n} | {fmt_time(t, name)} | {ratio} |")
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| job (whole command, fresh interpreter) | torch threads | median s (min–max) | time ÷ 1 thread |",
-        "|---|---|---|---|",
-        *rows,
+        *table(["job (whole command, fresh interpreter)", "torch threads", "median s (min–max)", "time ÷ 1 thread"], rows),
     ]
-    print(block("threads", lines))
+    print_block("threads", title, lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import block, fmt_ratio, fmt_time, header, interleave, load_average, set_threads
+from timing import fmt_ratio, fmt_time, header, interleave, print_block, set_threads, table
 
 from lsx.models import build_model
 
@@ -190,19 +190,13 @@ def main() -> None:
             f"{fmt_ratio(t, 'NCHW', 'channels_last')} | {fmt_time(t, 'channels_last')} |"
         )
     lines = [
-        title + f"; after: {load_average()}",
-        "",
-        "| training | lsx runner s | plain loop s | lsx ÷ plain | test acc lsx / plain |",
-        "|---|---|---|---|---|",
-        *fit_rows,
+        *table(["training", "lsx runner s", "plain loop s", "lsx ÷ plain", "test acc lsx / plain"], fit_rows),
         "",
         f"Adam steps on 32x32x3 batches of {args.batch}:",
         "",
-        "| model | NCHW img/s | channels_last img/s | NCHW time ÷ channels_last | channels_last s per round |",
-        "|---|---|---|---|---|",
-        *rows,
+        *table(["model", "NCHW img/s", "channels_last img/s", "NCHW time ÷ channels_last", "channels_last s per round"], rows),
     ]
-    print(block("train", lines))
+    print_block("train", title, lines)
 
 
 if __name__ == "__main__":

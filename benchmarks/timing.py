@@ -93,6 +93,16 @@ def block(name: str, lines: list[str]) -> str:
     return "\n".join([f"<!-- bench:{name} -->", *lines, f"<!-- /bench:{name} -->"])
 
 
+def print_block(name: str, title: str, lines: list[str]) -> None:
+    """Print a benchmark's block: ``title`` with the load average after the run, a blank line, then ``lines``."""
+    print(block(name, [f"{title}; after: {load_average()}", "", *lines]))
+
+
+def table(columns: list[str], rows: list[str]) -> list[str]:
+    """A markdown table's lines: the header of ``columns``, its separator, then ``rows``."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
